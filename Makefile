@@ -1,0 +1,40 @@
+# livetopic: `make demo` and `make test` do all set-up from a clean clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.livetopic-installed
+# cpu (default): torch==2.13.0, a CPU build. gpu: keep the CUDA torch you installed yourself (see README).
+TORCH ?= cpu
+
+.PHONY: install demo test lint typecheck check bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/constraints.txt requirements/cpu.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+ifeq ($(TORCH),cpu)
+	$(PY) -m pip install -q -r requirements/cpu.txt
+endif
+	$(PY) -m pip install -q -c requirements/constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/livetopic demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check worker trainer tests
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check worker trainer tests
+	$(VENV)/bin/ruff format --check worker trainer tests
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(VENV)/bin/livetopic bench --preset bert-base-chinese --texts ../shared/data/tvl19_chat --n 2000
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,94 @@
+"""The micro-batcher: wait for the first item, then flush when ``max_items`` items or ``max_tokens``
+tokens are gathered, or ``max_wait_s`` after the first item (``clock()`` based, so tests inject a
+clock and a sleep and never wait for real).
+
+Items are never dropped: an item that would overflow the token budget starts the next batch, and
+:meth:`MicroBatcher.close` lets the consumer drain everything that was put before it returns ``[]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+__all__ = ["MicroBatcher"]
+
+T = TypeVar("T")
+
+
+class MicroBatcher(Generic[T]):
+    def __init__(self, *, max_items: int, max_tokens: int, max_wait_s: float, cost: Callable[[T], int],
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        if max_items < 1 or max_tokens < 1 or max_wait_s < 0:
+            raise ValueError("max_items and max_tokens must be >= 1 and max_wait_s >= 0")
+        self.max_items, self.max_tokens, self.max_wait_s = max_items, max_tokens, max_wait_s
+        self._cost, self._clock, self._sleep = cost, clock, sleep
+        self._items: collections.deque[T] = collections.deque()
+        self._arrived = asyncio.Event()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, item: T) -> None:
+        if self._closed:
+            raise RuntimeError("batcher is closed")
+        self._items.append(item)
+        self._arrived.set()
+
+    def close(self) -> None:
+        """No more items; :meth:`next_batch` drains what is queued, then returns ``[]``."""
+        self._closed = True
+        self._arrived.set()
+
+    def _take(self, batch: list[T], tokens: int) -> tuple[bool, int]:
+        """Move queued items into ``batch``; returns (full, tokens)."""
+        while self._items:
+            if len(batch) >= self.max_items:
+                return True, tokens
+            cost = self._cost(self._items[0])
+            if batch and tokens + cost > self.max_tokens:
+                return True, tokens
+            batch.append(self._items.popleft())
+            tokens += cost
+        full = len(batch) >= self.max_items or tokens >= self.max_tokens
+        return full, tokens
+
+    async def _wait_arrival(self, timeout_s: float) -> None:
+        self._arrived.clear()
+        if self._items or self._closed:
+            return
+        waiter = asyncio.ensure_future(self._arrived.wait())
+        timer = asyncio.ensure_future(self._sleep(timeout_s))
+        try:
+            await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiter, timer):
+                task.cancel()
+
+    async def next_batch(self) -> list[T]:
+        """The next batch; ``[]`` only once closed and drained."""
+        while not self._items:
+            if self._closed:
+                return []
+            self._arrived.clear()
+            await self._arrived.wait()
+        deadline = self._clock() + self.max_wait_s
+        batch: list[T] = []
+        tokens = 0
+        while True:
+            full, tokens = self._take(batch, tokens)
+            if full or self._closed:
+                return batch
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return batch
+            await self._wait_arrival(remaining)

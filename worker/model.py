@@ -1,0 +1,228 @@
+"""Load a model version and turn token ids into probabilities and labels.
+
+Thread model: :meth:`LoadedModel.encode` and :meth:`LoadedModel.prepare` run on the tokenizer thread,
+:meth:`LoadedModel.run` on the model thread; both are plain blocking functions that the service calls
+through dedicated executors, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelError, RepositoryError
+from .repository import MANIFEST_NAME, Manifest, read_manifest, resolve_version
+
+__all__ = ["Chunk", "LoadedModel", "Prepared", "load_model", "plan_chunks", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[str, str]:
+    """('auto'|'cpu'|'cuda', 'auto'|dtype) → concrete (device, dtype name)."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda asked for, but torch sees no CUDA device")
+    if dtype == "auto" and device == "cuda":
+        dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    elif dtype == "auto":
+        dtype = "float32"
+    return device, dtype
+
+
+def plan_chunks(lengths: Sequence[int], max_tokens: int, min_fill: float = 0.6, min_rows: int = 8) -> list[list[int]]:
+    """Split a batch into length-sorted chunks that waste little padding.
+
+    Returns lists of indices into ``lengths``. Rows are taken shortest first; a new chunk starts when
+    the padded size (rows × longest) would pass ``max_tokens``, or when the chunk has ``min_rows`` rows
+    and padding would make it less than ``min_fill`` real tokens.
+    """
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    real = 0
+    for i in order:
+        n = lengths[i]
+        if current:
+            padded = n * (len(current) + 1)
+            if padded > max_tokens or (len(current) >= min_rows and (real + n) < min_fill * padded):
+                chunks.append(current)
+                current, real = [], 0
+        current.append(i)
+        real += n
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+@dataclass(slots=True)
+class Chunk:
+    rows: list[int]  # indices into the batch
+    input_ids: Any  # torch.Tensor [rows, length]
+    attention_mask: Any
+
+
+@dataclass(slots=True)
+class Prepared:
+    size: int
+    chunks: list[Chunk] = field(default_factory=list)
+    tokens: int = 0
+    padded_tokens: int = 0
+
+
+def _manifest_from_config(model_dir: Path) -> Manifest:
+    """A plain Hugging Face directory (no livetopic.json): labels and problem type from config.json."""
+    try:
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RepositoryError(f"{model_dir}: neither a model repository nor a model directory ({exc})") from exc
+    id2label = config.get("id2label") or {str(i): f"LABEL_{i}" for i in range(int(config.get("num_labels", 2)))}
+    labels = [id2label[k] for k in sorted(id2label, key=int)]
+    multi = config.get("problem_type") == "multi_label_classification"
+    return Manifest(name=model_dir.name, version=0, labels=labels,
+                    problem_type="multi_label_classification" if multi else "single_label_classification")
+
+
+class LoadedModel:
+    """A loaded version: tokenizer, network, labels and thresholds."""
+
+    def __init__(self, model_dir: Path, manifest: Manifest, version: int, *, device: str = "auto",
+                 dtype: str = "auto", compile: bool = False) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.path = model_dir
+        self.manifest = manifest
+        self.version = version
+        self.name = manifest.name
+        self.tag = f"{manifest.name}:{version}"
+        self.labels = list(manifest.labels)
+        self.multi_label = manifest.problem_type == "multi_label_classification"
+        self.thresholds = np.array([manifest.threshold(label) for label in self.labels], dtype=np.float32)
+        self.max_length = manifest.max_length
+        self.preprocess = manifest.preprocessing.build()
+        self.device, self.dtype_name = resolve_device(device, dtype)
+        self._torch_dtype = getattr(torch, self.dtype_name)
+        if any(model_dir.glob("*.bin")) and not any(model_dir.glob("*.safetensors")):
+            raise ModelError(f"{model_dir}: only pickle weights (*.bin) found; livetopic loads safetensors only")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False)
+            kwargs: dict[str, Any] = {"local_files_only": True, "use_safetensors": True,
+                                      "trust_remote_code": False, "dtype": self._torch_dtype}
+            try:
+                network = AutoModelForSequenceClassification.from_pretrained(
+                    str(model_dir), attn_implementation="sdpa", **kwargs)
+            except (ValueError, ImportError):
+                network = AutoModelForSequenceClassification.from_pretrained(str(model_dir), **kwargs)
+        except ModelError:
+            raise
+        except Exception as exc:  # transformers raises many kinds; all mean "cannot load"
+            raise ModelError(f"{model_dir}: cannot load model: {type(exc).__name__}: {exc}") from exc
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelError(f"{model_dir}: a fast (tokenizers) tokenizer is required")
+        num_labels = int(network.config.num_labels)
+        if num_labels != len(self.labels):
+            raise ModelError(f"{model_dir}: label mismatch: model has {num_labels} outputs, "
+                             f"manifest names {len(self.labels)} labels {self.labels}")
+        self._backend = tokenizer.backend_tokenizer
+        self._backend.no_padding()
+        self._backend.enable_truncation(self.max_length)
+        self.pad_id = int(tokenizer.pad_token_id or 0)
+        network.eval()
+        network.to(self.device)
+        self.network = network
+        self._forward = torch.compile(network, dynamic=True) if compile else network
+        self._pin = self.device == "cuda"
+
+    # --- tokenizer thread -------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Preprocess and tokenise (truncated to ``max_length``, special tokens added)."""
+        encodings = self._backend.encode_batch([self.preprocess(t) for t in texts], add_special_tokens=True)
+        return [e.ids for e in encodings]
+
+    def prepare(self, ids: Sequence[Sequence[int]], max_tokens: int) -> Prepared:
+        """Length-sorted, padded tensors for ``ids`` (pinned when the device is CUDA)."""
+        import torch
+
+        lengths = [len(x) for x in ids]
+        prepared = Prepared(size=len(ids), tokens=sum(lengths))
+        for rows in plan_chunks(lengths, max_tokens):
+            width = max(lengths[i] for i in rows)
+            array = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                array[r, : lengths[i]] = ids[i]
+                mask[r, : lengths[i]] = 1
+            input_ids, attention = torch.from_numpy(array), torch.from_numpy(mask)
+            if self._pin:
+                input_ids, attention = input_ids.pin_memory(), attention.pin_memory()
+            prepared.chunks.append(Chunk(rows, input_ids, attention))
+            prepared.padded_tokens += array.size
+        return prepared
+
+    # --- model thread -----------------------------------------------------------------------------
+    def run(self, prepared: Prepared) -> np.ndarray:
+        """Probabilities ``[size, labels]`` (float32) in the original row order."""
+        import torch
+
+        out = np.empty((prepared.size, len(self.labels)), dtype=np.float32)
+        with torch.inference_mode():
+            for chunk in prepared.chunks:
+                logits = self._forward(
+                    input_ids=chunk.input_ids.to(self.device, non_blocking=True),
+                    attention_mask=chunk.attention_mask.to(self.device, non_blocking=True),
+                ).logits.float()
+                probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+                out[chunk.rows] = probs.cpu().numpy()
+        return out
+
+    # --- anywhere ---------------------------------------------------------------------------------
+    def decide(self, probs: np.ndarray) -> list[list[str]]:
+        """Label names per row: over threshold (multi-label, in model order) or the top one."""
+        if self.multi_label:
+            hits = probs >= self.thresholds
+            return [[self.labels[j] for j in np.flatnonzero(row)] for row in hits]
+        return [[self.labels[int(j)]] for j in probs.argmax(axis=1)]
+
+    def predict_texts(self, texts: Sequence[str], batch_size: int = 64, max_tokens: int = 8192) -> np.ndarray:
+        """Probabilities for ``texts`` (convenience for evaluation and smoke tests)."""
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            part = texts[start : start + batch_size]
+            out[start : start + len(part)] = self.run(self.prepare(self.encode(part), max_tokens))
+        return out
+
+    def smoke_test(self) -> None:
+        """Raise :class:`ModelError` unless a small batch gives finite probabilities of the right shape."""
+        texts = ["加油！", "好球 nice block", "轉播卡住了", "😂😂😂", "x" * (self.max_length * 3)]
+        try:
+            probs = self.predict_texts(texts)
+        except Exception as exc:
+            raise ModelError(f"{self.path}: smoke batch failed: {type(exc).__name__}: {exc}") from exc
+        if probs.shape != (len(texts), len(self.labels)) or not np.isfinite(probs).all():
+            raise ModelError(f"{self.path}: smoke batch gave non-finite or misshapen scores")
+
+
+def load_model(path: Path | str, version: int | None = None, *, device: str = "auto", dtype: str = "auto",
+               compile: bool = False, smoke_test: bool = True) -> LoadedModel:
+    """Load ``REPO`` (highest complete version, or ``version``), ``REPO/N``, or a plain HF directory."""
+    path = Path(path)
+    if (path / "config.json").is_file() and not (path / MANIFEST_NAME).is_file():
+        manifest, vdir, number = _manifest_from_config(path), path, 0
+    else:
+        vdir, number = resolve_version(path, version)
+        manifest = read_manifest(vdir)
+    model = LoadedModel(vdir, manifest, number, device=device, dtype=dtype, compile=compile)
+    if smoke_test:
+        model.smoke_test()
+    log.info("loaded model %s from %s on %s/%s", model.tag, vdir, model.device, model.dtype_name)
+    return model

@@ -1,0 +1,113 @@
+"""Untrained model versions: a character-level vocabulary built from texts and a randomly initialised
+sequence classifier of a known shape. Used by ``livetopic model init``, tests, benchmarks and the
+trainer's from-scratch start."""
+
+from __future__ import annotations
+
+import collections
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+from .repository import Manifest, PreprocessingSpec, publish_version
+from .text import Preprocessor
+
+__all__ = ["ARCHS", "PRESETS", "build_char_tokenizer", "build_config", "init_version"]
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+Arch = Literal["bert", "distilbert", "roberta"]
+ARCHS: tuple[str, ...] = ("bert", "distilbert", "roberta")
+
+# layers, hidden, heads, intermediate, max positions, vocabulary size (None: from texts)
+PRESETS: dict[str, dict[str, int | None]] = {
+    "tiny": {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128, "positions": 128, "vocab": None},
+    "small": {"layers": 4, "hidden": 256, "heads": 4, "intermediate": 1024, "positions": 128, "vocab": None},
+    "bert-base-chinese": {
+        "layers": 12, "hidden": 768, "heads": 12, "intermediate": 3072, "positions": 512, "vocab": 21128,
+    },
+}
+
+
+def build_char_tokenizer(texts: Iterable[str], out_dir: Path, *, vocab_size: int | None = None,
+                         min_count: int = 1, preprocess: Preprocessor | None = None) -> int:
+    """Write a BERT WordPiece tokenizer whose vocabulary is the characters of ``texts`` (each also as a
+    ``##`` continuation, so Latin words split into characters). Padded with ``[unusedN]`` entries up to
+    ``vocab_size`` when given. Returns the vocabulary size."""
+    from transformers import BertTokenizerFast
+
+    counts: collections.Counter[str] = collections.Counter()
+    for text in texts:
+        counts.update((preprocess(text) if preprocess else text).lower())
+    chars = [c for c, n in counts.most_common() if n >= min_count and not c.isspace()]
+    vocab: list[str] = list(SPECIAL_TOKENS)
+    seen = set(vocab)
+    limit = vocab_size or 10**9
+    for ch in chars:
+        for token in (ch, "##" + ch):
+            if token not in seen and len(vocab) < limit:
+                vocab.append(token)
+                seen.add(token)
+    while vocab_size and len(vocab) < vocab_size:
+        vocab.append(f"[unused{len(vocab)}]")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab_file = Path(tmp) / "vocab.txt"
+        vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+        tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True, tokenize_chinese_chars=True)
+        tokenizer.save_pretrained(str(out_dir))
+    return len(vocab)
+
+
+def build_config(preset: str, arch: Arch, vocab_size: int, labels: list[str], multi_label: bool,
+                 max_length: int = 64):  # type: ignore[no-untyped-def]
+    """A transformers config for ``preset``/``arch`` with the given labels."""
+    from transformers import BertConfig, DistilBertConfig, RobertaConfig
+
+    shape = PRESETS[preset]
+    common = {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+        "problem_type": "multi_label_classification" if multi_label else "single_label_classification",
+        "vocab_size": vocab_size,
+        "pad_token_id": 0,
+    }
+    positions = max(int(shape["positions"] or 512), max_length + 2)
+    if arch == "bert":
+        return BertConfig(num_hidden_layers=shape["layers"], hidden_size=shape["hidden"],
+                          num_attention_heads=shape["heads"], intermediate_size=shape["intermediate"],
+                          max_position_embeddings=positions, **common)
+    if arch == "distilbert":
+        return DistilBertConfig(n_layers=shape["layers"], dim=shape["hidden"], n_heads=shape["heads"],
+                                hidden_dim=shape["intermediate"], max_position_embeddings=positions, **common)
+    return RobertaConfig(num_hidden_layers=shape["layers"], hidden_size=shape["hidden"],
+                         num_attention_heads=shape["heads"], intermediate_size=shape["intermediate"],
+                         max_position_embeddings=positions + 2, **common)
+
+
+def init_version(repo: Path, *, preset: str, labels: list[str], texts: Iterable[str], arch: Arch = "bert",
+                 multi_label: bool = True, name: str = "livetopic", max_length: int = 64,
+                 preprocessing: PreprocessingSpec | None = None, seed: int = 0) -> int:
+    """Publish an untrained version (random weights) into ``repo``; returns its number."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    spec = preprocessing or PreprocessingSpec()
+    texts = list(texts)
+
+    def write(out: Path) -> None:
+        vocab = build_char_tokenizer(texts, out, vocab_size=PRESETS[preset]["vocab"], preprocess=spec.build())
+        config = build_config(preset, arch, vocab, labels, multi_label, max_length)
+        torch.manual_seed(seed)
+        model = AutoModelForSequenceClassification.from_config(config)
+        model.save_pretrained(str(out), safe_serialization=True)
+
+    manifest = Manifest(
+        name=name, labels=labels, preprocessing=spec, max_length=max_length,
+        problem_type="multi_label_classification" if multi_label else "single_label_classification",
+        training_args={"preset": preset, "arch": arch, "untrained": True, "seed": seed},
+    )
+    return publish_version(repo, write, manifest)

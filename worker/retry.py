@@ -1,0 +1,45 @@
+"""Bounded exponential back-off with full jitter, for Redis faults."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterator
+
+from redis.exceptions import BusyLoadingError, ConnectionError, ReadOnlyError, TimeoutError
+
+__all__ = ["TRANSIENT_REDIS_ERRORS", "Backoff", "sleep_or_stop"]
+
+# Errors after which the same command may succeed once Redis is back.
+TRANSIENT_REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError, TimeoutError, BusyLoadingError, ReadOnlyError, OSError,
+)
+
+
+class Backoff:
+    """``next()`` gives the next delay: uniform in [0, min(cap, base·2^n)]; ``reset()`` after a success."""
+
+    def __init__(self, base_s: float = 0.05, cap_s: float = 5.0, rng: random.Random | None = None) -> None:
+        self.base_s, self.cap_s = base_s, cap_s
+        self.attempt = 0
+        self._rng = rng or random.Random()
+
+    def __iter__(self) -> Iterator[float]:
+        return self
+
+    def __next__(self) -> float:
+        ceiling = min(self.cap_s, self.base_s * (2 ** min(self.attempt, 30)))
+        self.attempt += 1
+        return self._rng.uniform(ceiling / 4, ceiling)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+async def sleep_or_stop(delay_s: float, stop: asyncio.Event) -> bool:
+    """Sleep ``delay_s`` unless ``stop`` is set first; True if stopping."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=delay_s)
+    except TimeoutError:
+        return False
+    return True

@@ -1,0 +1,122 @@
+"""The one settings class. Every field is an environment variable ``LIVETOPIC_<NAME>`` and a CLI flag
+``--<name-with-dashes>``; flags win over the environment, which wins over defaults.
+
+Nothing is read at import time: :func:`load_settings` reads the environment when called.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "Settings", "default_consumer", "load_settings"]
+
+ENV_PREFIX = "LIVETOPIC_"
+
+
+def default_consumer() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    """livetopic's configuration (worker, producer, tail, bench)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    # Redis and streams
+    redis_url: str | None = Field(None, description="redis:// or rediss:// URL; unset: start an embedded server")
+    redis_data_dir: Path = Field(Path(".livetopic-redis"), description="data directory of the embedded server")
+    input_stream: str = Field("livetopic:comments", min_length=1, description="stream of incoming comments")
+    output_stream: str = Field("livetopic:topics", min_length=1, description="stream of published results")
+    dead_letter_stream: str = Field("livetopic:dead", min_length=1, description="stream of rejected comments")
+    group: str = Field("livetopic", min_length=1, description="consumer group name")
+    consumer: str = Field(default_factory=default_consumer, min_length=1, description="consumer name")
+    group_start_id: str = Field("$", description="where a newly created group starts: $ (new only) or 0")
+    output_maxlen: int = Field(1_000_000, ge=1, description="approximate MAXLEN of the output stream")
+    dead_letter_maxlen: int = Field(100_000, ge=1, description="approximate MAXLEN of the dead-letter stream")
+    read_count: int = Field(256, ge=1, description="entries asked for per XREADGROUP")
+    block_ms: int = Field(500, ge=1, le=60_000, description="XREADGROUP block time")
+    redis_timeout_s: float = Field(10.0, gt=0, description="socket timeout of Redis commands")
+
+    # Batching and model
+    model_repo: Path = Field(Path("models"), description="model repository directory (REPO/<n>/)")
+    model_version: int | None = Field(None, ge=1, description="pin this version (no hot reload)")
+    max_batch_size: int = Field(64, ge=1, le=4096, description="flush a batch at this many comments")
+    max_batch_tokens: int = Field(4096, ge=8, description="flush a batch at this many (real) tokens")
+    max_wait_ms: float = Field(20.0, ge=0, description="flush this long after the batch's first comment")
+    max_inflight: int = Field(1024, ge=1, description="comments read but not yet acked, at most")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="inference device")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto", description="inference dtype")
+    torch_threads: int | None = Field(None, ge=1, description="intra-op threads (default: all cores)")
+    compile: bool = Field(False, description="torch.compile the model (CUDA)")
+
+    # Reliability
+    claim_min_idle_ms: int = Field(30_000, ge=1, description="reclaim entries idle this long from others")
+    claim_interval_s: float = Field(5.0, gt=0, description="how often to look for entries to reclaim")
+    max_deliveries: int = Field(5, ge=1, description="dead-letter a comment delivered more often")
+    max_text_chars: int = Field(2_000, ge=1, description="dead-letter longer texts")
+    max_entry_bytes: int = Field(65_536, ge=1, description="dead-letter larger stream entries")
+    shutdown_grace_s: float = Field(20.0, ge=0, description="drain in-flight work this long on SIGTERM")
+    reload_interval_s: float = Field(5.0, gt=0, description="poll the model repository this often")
+
+    # HTTP
+    metrics_host: str = Field("127.0.0.1", description="bind address of /metrics, /healthz, /readyz")
+    metrics_port: int = Field(9400, ge=0, le=65535, description="port of the metrics server (0: any)")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("group_start_id")
+    @classmethod
+    def _check_start(cls, value: str) -> str:
+        if value not in ("$", "0") and not value.replace("-", "").isdigit():
+            raise ValueError("must be $, 0 or a stream id")
+        return value
+
+    @model_validator(mode="after")
+    def _check_streams(self) -> Settings:
+        names = {self.input_stream, self.output_stream, self.dead_letter_stream}
+        if len(names) != 3:
+            raise ValueError("input_stream, output_stream and dead_letter_stream must differ")
+        return self
+
+
+def _unknown_env_keys(environ: dict[str, str]) -> list[str]:
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Settings from (in order of precedence) ``overrides`` (CLI flags), the environment and defaults.
+
+    Raises :class:`ConfigError` naming the offending setting(s); unknown ``LIVETOPIC_*`` variables are
+    rejected, so a typo does not silently fall back to a default.
+    """
+    unknown = _unknown_env_keys(dict(os.environ))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in the environment: {', '.join(unknown)}")
+    clean = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"])
+            where = f"--{name.replace('_', '-')} / {ENV_PREFIX}{name.upper()}" if name else "settings"
+            problems.append(f"{where}: {err['msg']}")
+        raise ConfigError("invalid setting(s): " + "; ".join(problems)) from exc
