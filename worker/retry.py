@@ -6,13 +6,14 @@ import asyncio
 import random
 from collections.abc import Iterator
 
-from redis.exceptions import BusyLoadingError, ConnectionError, ReadOnlyError, TimeoutError
+from redis import exceptions as redis_errors
 
 __all__ = ["TRANSIENT_REDIS_ERRORS", "Backoff", "sleep_or_stop"]
 
 # Errors after which the same command may succeed once Redis is back.
 TRANSIENT_REDIS_ERRORS: tuple[type[BaseException], ...] = (
-    ConnectionError, TimeoutError, BusyLoadingError, ReadOnlyError, OSError,
+    redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError,
+    redis_errors.ReadOnlyError, OSError,
 )
 
 

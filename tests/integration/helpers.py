@@ -1,0 +1,49 @@
+"""Helpers for integration tests: run a worker in-process until the output holds N results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from worker.model import LoadedModel
+from worker.service import Worker
+from worker.settings import load_settings
+
+
+def make_worker(url: str, repo: Path, *, model: LoadedModel | None = None, **overrides: Any) -> Worker:
+    settings = load_settings({"model_repo": repo, "metrics_port": 0, "group_start_id": "0", "max_wait_ms": 5,
+                              "claim_interval_s": 0.5, "reload_interval_s": 0.2, **overrides})
+    return Worker(settings, url, model=model)
+
+
+async def entries(client: aioredis.Redis, stream: str) -> list[dict[str, str]]:
+    rows = await client.xrange(stream)
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _id, fields in rows]
+
+
+async def run_until(worker: Worker, client: aioredis.Redis, n: int, timeout_s: float = 60) -> None:
+    """Run ``worker`` until output + dead letters hold ``n`` entries, then stop it cleanly."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                if task.done():
+                    task.result()
+                    raise AssertionError("worker stopped early")
+                done = await client.xlen(worker.settings.output_stream) + await client.xlen(
+                    worker.settings.dead_letter_stream)
+                if done >= n:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+def scores_of(entry: dict[str, str]) -> dict[str, float]:
+    return json.loads(entry["scores"])

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from worker.errors import ConfigError
+from worker.options import add_settings_flags, settings_from_args
+from worker.settings import Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("LIVETOPIC_"):
+            monkeypatch.delenv(key)
+
+
+def test_defaults_are_the_contract() -> None:
+    s = load_settings()
+    assert (s.input_stream, s.output_stream, s.dead_letter_stream, s.group) == (
+        "livetopic:comments", "livetopic:topics", "livetopic:dead", "livetopic")
+    assert s.metrics_host == "127.0.0.1" and s.metrics_port == 9400
+    assert s.redis_url is None and s.group_start_id == "$"
+    assert s.claim_min_idle_ms == 30_000 and s.max_deliveries == 5 and s.shutdown_grace_s == 20
+    assert "-" in s.consumer  # hostname-pid
+
+
+def test_environment_is_read_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVETOPIC_REDIS_URL", "redis://:secret@example:6380/1")
+    monkeypatch.setenv("LIVETOPIC_MAX_BATCH_SIZE", "7")
+    s = load_settings()
+    assert s.redis_url == "redis://:secret@example:6380/1" and s.max_batch_size == 7
+
+
+def test_flags_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVETOPIC_MAX_BATCH_SIZE", "7")
+    parser = argparse.ArgumentParser()
+    add_settings_flags(parser)
+    args = parser.parse_args(["--max-batch-size", "9", "--input-stream", "in", "--compile"])
+    s = settings_from_args(args)
+    assert s.max_batch_size == 9 and s.input_stream == "in" and s.compile is True
+
+
+def test_unknown_environment_key_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVETOPIC_MAX_BACH_SIZE", "7")
+    with pytest.raises(ConfigError, match="LIVETOPIC_MAX_BACH_SIZE"):
+        load_settings()
+
+
+@pytest.mark.parametrize(("overrides", "named"), [
+    ({"max_batch_size": 0}, "--max-batch-size"),
+    ({"redis_url": "http://x"}, "--redis-url"),
+    ({"device": "tpu"}, "--device"),
+    ({"metrics_port": "abc"}, "--metrics-port"),
+    ({"output_stream": "livetopic:comments"}, "must differ"),
+])
+def test_invalid_setting_names_it(overrides: dict, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(overrides)
+
+
+def test_unknown_keyword_rejected() -> None:
+    with pytest.raises(ConfigError):
+        load_settings({"no_such_option": 1})
+
+
+def test_every_setting_has_a_flag() -> None:
+    parser = argparse.ArgumentParser()
+    add_settings_flags(parser)
+    flags = {a.option_strings[0] for a in parser._actions if a.option_strings}
+    for name in Settings.model_fields:
+        assert "--" + name.replace("_", "-") in flags
