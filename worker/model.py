@@ -92,6 +92,20 @@ def _manifest_from_config(model_dir: Path) -> Manifest:
                     problem_type="multi_label_classification" if multi else "single_label_classification")
 
 
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
+
+
+def _check_files(model_dir: Path) -> None:
+    """Refuse incomplete directories before transformers improvises (it can build an empty tokenizer)."""
+    if not (model_dir / "config.json").is_file():
+        raise ModelError(f"{model_dir}: config.json missing")
+    if not any(model_dir.glob("*.safetensors")):
+        found = "only pickle weights (*.bin)" if any(model_dir.glob("*.bin")) else "no weights"
+        raise ModelError(f"{model_dir}: {found}; livetopic loads safetensors only")
+    if not any((model_dir / name).is_file() for name in _TOKENIZER_FILES):
+        raise ModelError(f"{model_dir}: tokenizer files missing (expected one of {', '.join(_TOKENIZER_FILES)})")
+
+
 class LoadedModel:
     """A loaded version: tokenizer, network, labels and thresholds."""
 
@@ -112,8 +126,7 @@ class LoadedModel:
         self.preprocess = manifest.preprocessing.build()
         self.device, self.dtype_name = resolve_device(device, dtype)
         self._torch_dtype = getattr(torch, self.dtype_name)
-        if any(model_dir.glob("*.bin")) and not any(model_dir.glob("*.safetensors")):
-            raise ModelError(f"{model_dir}: only pickle weights (*.bin) found; livetopic loads safetensors only")
+        _check_files(model_dir)
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False)
             kwargs: dict[str, Any] = {"local_files_only": True, "use_safetensors": True,
@@ -133,6 +146,9 @@ class LoadedModel:
         if num_labels != len(self.labels):
             raise ModelError(f"{model_dir}: label mismatch: model has {num_labels} outputs, "
                              f"manifest names {len(self.labels)} labels {self.labels}")
+        named = [str(network.config.id2label.get(i, "")) for i in range(num_labels)]
+        if not all(n.startswith("LABEL_") for n in named) and named != self.labels:
+            raise ModelError(f"{model_dir}: label mismatch: config.json names {named}, manifest {self.labels}")
         self._backend = tokenizer.backend_tokenizer
         self._backend.no_padding()
         self._backend.enable_truncation(self.max_length)
