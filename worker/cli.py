@@ -38,7 +38,7 @@ def run_async(coro: Coroutine[Any, Any, int]) -> int:
     try:
         import uvloop
 
-        return uvloop.run(coro)  # type: ignore[no-any-return]
+        return uvloop.run(coro)
     except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
         return asyncio.run(coro)
 
@@ -145,7 +145,7 @@ async def _tail(settings: Settings, url: str, args: argparse.Namespace) -> int:
     seen = 0
     try:
         while args.count is None or seen < args.count:
-            reply = await redis.xread({stream: last}, count=100, block=1000)
+            reply: Any = await redis.xread({stream: last}, count=100, block=1000)
             for _name, entries in reply or []:
                 for entry_id, raw in entries:
                     last = entry_id.decode()

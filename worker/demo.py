@@ -12,6 +12,7 @@ import time
 import urllib.request
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from .embedded import EmbeddedRedis, free_port
 from .errors import LivetopicError
@@ -96,7 +97,7 @@ async def _replay(url: str, records: list[dict[str, str]], rate: float, stream: 
     print("-" * 80)
     try:
         while len(latencies) < len(records):
-            reply = await redis.xread({out_stream: last}, count=100, block=2000)
+            reply: Any = await redis.xread({out_stream: last}, count=100, block=2000)
             if not reply and pusher.done() and time.monotonic() - started > 60 + len(records) / rate:
                 raise LivetopicError(f"only {len(latencies)} of {len(records)} results arrived")
             for _name, entries in reply or []:
@@ -152,7 +153,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if len(latencies) == len(records) and code == 0 else 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="end-to-end demo on a bundled sample; no network, no server needed")
     p.add_argument("--workdir", default=".demo", help="where the demo keeps Redis data, the model and logs")
     p.add_argument("--model-repo", help="use this model repository instead of training one")

@@ -6,26 +6,34 @@ from __future__ import annotations
 
 import collections
 import tempfile
+from dataclasses import dataclass
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .repository import Manifest, PreprocessingSpec, publish_version
 from .text import Preprocessor
 
-__all__ = ["ARCHS", "PRESETS", "build_char_tokenizer", "build_config", "init_version"]
+__all__ = ["ARCHS", "PRESETS", "Shape", "build_char_tokenizer", "build_config", "init_version"]
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 Arch = Literal["bert", "distilbert", "roberta"]
 ARCHS: tuple[str, ...] = ("bert", "distilbert", "roberta")
 
-# layers, hidden, heads, intermediate, max positions, vocabulary size (None: from texts)
-PRESETS: dict[str, dict[str, int | None]] = {
-    "tiny": {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128, "positions": 128, "vocab": None},
-    "small": {"layers": 4, "hidden": 256, "heads": 4, "intermediate": 1024, "positions": 128, "vocab": None},
-    "bert-base-chinese": {
-        "layers": 12, "hidden": 768, "heads": 12, "intermediate": 3072, "positions": 512, "vocab": 21128,
-    },
+@dataclass(frozen=True, slots=True)
+class Shape:
+    layers: int
+    hidden: int
+    heads: int
+    intermediate: int
+    positions: int
+    vocab: int | None  # None: as many entries as the texts need
+
+
+PRESETS: dict[str, Shape] = {
+    "tiny": Shape(layers=2, hidden=64, heads=2, intermediate=128, positions=128, vocab=None),
+    "small": Shape(layers=4, hidden=256, heads=4, intermediate=1024, positions=128, vocab=None),
+    "bert-base-chinese": Shape(layers=12, hidden=768, heads=12, intermediate=3072, positions=512, vocab=21128),
 }
 
 
@@ -34,7 +42,7 @@ def build_char_tokenizer(texts: Iterable[str], out_dir: Path, *, vocab_size: int
     """Write a BERT WordPiece tokenizer whose vocabulary is the characters of ``texts`` (each also as a
     ``##`` continuation, so Latin words split into characters). Padded with ``[unusedN]`` entries up to
     ``vocab_size`` when given. Returns the vocabulary size."""
-    from transformers import BertTokenizerFast
+    from transformers import BertTokenizerFast  # type: ignore[attr-defined]
 
     counts: collections.Counter[str] = collections.Counter()
     for text in texts:
@@ -60,12 +68,12 @@ def build_char_tokenizer(texts: Iterable[str], out_dir: Path, *, vocab_size: int
 
 
 def build_config(preset: str, arch: Arch, vocab_size: int, labels: list[str], multi_label: bool,
-                 max_length: int = 64):  # type: ignore[no-untyped-def]
+                 max_length: int = 64) -> Any:
     """A transformers config for ``preset``/``arch`` with the given labels."""
     from transformers import BertConfig, DistilBertConfig, RobertaConfig
 
     shape = PRESETS[preset]
-    common = {
+    common: dict[str, Any] = {
         "num_labels": len(labels),
         "id2label": dict(enumerate(labels)),
         "label2id": {label: i for i, label in enumerate(labels)},
@@ -73,16 +81,16 @@ def build_config(preset: str, arch: Arch, vocab_size: int, labels: list[str], mu
         "vocab_size": vocab_size,
         "pad_token_id": 0,
     }
-    positions = max(int(shape["positions"] or 512), max_length + 2)
+    positions = max(shape.positions, max_length + 2)
     if arch == "bert":
-        return BertConfig(num_hidden_layers=shape["layers"], hidden_size=shape["hidden"],
-                          num_attention_heads=shape["heads"], intermediate_size=shape["intermediate"],
+        return BertConfig(num_hidden_layers=shape.layers, hidden_size=shape.hidden,
+                          num_attention_heads=shape.heads, intermediate_size=shape.intermediate,
                           max_position_embeddings=positions, **common)
     if arch == "distilbert":
-        return DistilBertConfig(n_layers=shape["layers"], dim=shape["hidden"], n_heads=shape["heads"],
-                                hidden_dim=shape["intermediate"], max_position_embeddings=positions, **common)
-    return RobertaConfig(num_hidden_layers=shape["layers"], hidden_size=shape["hidden"],
-                         num_attention_heads=shape["heads"], intermediate_size=shape["intermediate"],
+        return DistilBertConfig(n_layers=shape.layers, dim=shape.hidden, n_heads=shape.heads,
+                                hidden_dim=shape.intermediate, max_position_embeddings=positions, **common)
+    return RobertaConfig(num_hidden_layers=shape.layers, hidden_size=shape.hidden,
+                         num_attention_heads=shape.heads, intermediate_size=shape.intermediate,
                          max_position_embeddings=positions + 2, **common)
 
 
@@ -99,7 +107,7 @@ def init_version(repo: Path, *, preset: str, labels: list[str], texts: Iterable[
     texts = list(texts)
 
     def write(out: Path) -> None:
-        vocab = build_char_tokenizer(texts, out, vocab_size=PRESETS[preset]["vocab"], preprocess=spec.build())
+        vocab = build_char_tokenizer(texts, out, vocab_size=PRESETS[preset].vocab, preprocess=spec.build())
         config = build_config(preset, arch, vocab, labels, multi_label, max_length)
         torch.manual_seed(seed)
         model = AutoModelForSequenceClassification.from_config(config)

@@ -3,6 +3,10 @@
 Publishing is exactly-once: one server-side script XACKs each input entry and, only if the ack
 removed a pending entry (XACK returned 1), XADDs its result or dead letter. A comment processed twice
 (a slow consumer whose entry another consumer reclaimed) is therefore still published once.
+
+Reclaiming is one server-side script too (XAUTOCLAIM, then per entry its delivery count); an entry
+deleted from the input stream while pending (XDEL, MAXLEN trimming) is dead-lettered by that script
+in the same step, on Redis 6.2 (which reports it as nil) and 7+ (which drops it from the PEL).
 """
 
 from __future__ import annotations
@@ -10,12 +14,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-__all__ = ["Outgoing", "RawEntry", "StreamClient", "connect"]
+__all__ = ["DELETED_REASON", "Outgoing", "RawEntry", "StreamClient", "connect"]
 
 RawEntry = tuple[str, dict[bytes, bytes]]
 
@@ -43,6 +47,41 @@ while i <= #ARGV do
 end
 return out
 """
+
+# KEYS: input, dead. ARGV: group, consumer, min idle ms, start id, count, dead maxlen, deleted reason.
+# XAUTOCLAIM ... JUSTID claims without counting a delivery; XCLAIM then counts one (an entry this
+# consumer already held is only read, so entries it is still working on are not counted again).
+# Returns {next cursor, {{id, {field, value, ...}, times delivered}, ...}, {dead-lettered id, ...}}.
+_AUTOCLAIM_LUA = """
+local group, me = ARGV[1], ARGV[2]
+local owner, times = {}, {}
+for _, row in ipairs(redis.call('XPENDING', KEYS[1], group, 'IDLE', ARGV[3], ARGV[4], '+', ARGV[5])) do
+  owner[row[1]], times[row[1]] = row[2], row[4]
+end
+local r = redis.call('XAUTOCLAIM', KEYS[1], group, me, ARGV[3], ARGV[4], 'COUNT', ARGV[5], 'JUSTID')
+local claimed, deleted = {}, {}
+local function dead(id)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'source_id', id, 'error', ARGV[7],
+             'deliveries', times[id] or 0)
+  deleted[#deleted + 1] = id
+end
+for _, id in ipairs(r[2]) do
+  local e
+  if owner[id] == me then
+    e = redis.call('XRANGE', KEYS[1], id, id)
+  else
+    e = redis.call('XCLAIM', KEYS[1], group, me, 0, id)
+  end
+  if e[1] then
+    claimed[#claimed + 1] = {id, e[1][2], redis.call('XPENDING', KEYS[1], group, id, id, 1)[1][4]}
+  elseif redis.call('XACK', KEYS[1], group, id) == 1 then  -- Redis 6.2: deleted, still pending
+    dead(id)
+  end
+end
+for _, id in ipairs(r[3] or {}) do dead(id) end  -- Redis 7+: deleted, already dropped from the PEL
+return {r[1], claimed, deleted}
+"""
+DELETED_REASON = "entry was deleted from the input stream (XDEL or MAXLEN trimming) before it was processed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +116,7 @@ class StreamClient:
         self.group, self.consumer = group, consumer
         self.output_maxlen, self.dead_maxlen = output_maxlen, dead_maxlen
         self._publish = redis.register_script(_PUBLISH_LUA)
+        self._autoclaim = redis.register_script(_AUTOCLAIM_LUA)
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
@@ -112,21 +152,23 @@ class StreamClient:
                 out.append((_s(entry_id), dict(fields or {})))
         return out
 
-    async def autoclaim(self, min_idle_ms: int, start: str, count: int) -> tuple[str, list[RawEntry], list[str]]:
-        """XAUTOCLAIM: (next cursor, claimed entries, ids that no longer exist in the stream)."""
-        reply = await self.redis.xautoclaim(self.input_stream, self.group, self.consumer, min_idle_ms,
-                                            start_id=start, count=count)
-        cursor = _s(reply[0])
+    async def autoclaim(self, min_idle_ms: int, start: str,
+                        count: int) -> tuple[str, list[RawEntry], dict[str, int], list[str]]:
+        """XAUTOCLAIM entries idle ``min_idle_ms`` or longer, from ``start``.
+
+        Returns (next cursor, claimed entries, their delivery counts, ids of entries that had been
+        deleted from the input stream: those are already dead-lettered and acked by this call).
+        """
+        reply = await self._autoclaim(
+            keys=[self.input_stream, self.dead_stream],
+            args=[self.group, self.consumer, min_idle_ms, start, count, self.dead_maxlen, DELETED_REASON])
         claimed: list[RawEntry] = []
-        deleted: list[str] = []
-        for entry_id, fields in reply[1]:
-            if fields is None:  # Redis 6.2 reports deleted entries as nil fields
-                deleted.append(_s(entry_id))
-            else:
-                claimed.append((_s(entry_id), dict(fields)))
-        if len(reply) > 2:
-            deleted.extend(_s(x) for x in reply[2])
-        return cursor, claimed, deleted
+        counts: dict[str, int] = {}
+        for raw_id, flat, times in reply[1]:
+            entry_id = _s(raw_id)
+            claimed.append((entry_id, dict(zip(flat[::2], flat[1::2], strict=True))))
+            counts[entry_id] = int(times)
+        return _s(reply[0]), claimed, counts, [_s(x) for x in reply[2]]
 
     async def delivery_counts(self, ids: Sequence[str]) -> dict[str, int]:
         """Times delivered, for pending entries of this consumer among ``ids``."""
@@ -138,7 +180,7 @@ class StreamClient:
         wanted = set(ids)
         counts = {}
         for row in rows:
-            entry_id = _s(row["message_id"])
+            entry_id = _s(cast(bytes, row["message_id"]))
             if entry_id in wanted:
                 counts[entry_id] = int(row["times_delivered"])
         return counts
