@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import collections
 import tempfile
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 

@@ -93,6 +93,8 @@ class Settings(BaseSettings):
         names = {self.input_stream, self.output_stream, self.dead_letter_stream}
         if len(names) != 3:
             raise ValueError("input_stream, output_stream and dead_letter_stream must differ")
+        if self.block_ms / 1000 >= self.redis_timeout_s:
+            raise ValueError("block_ms must be shorter than redis_timeout_s, or every idle read times out")
         return self
 
 

@@ -73,3 +73,8 @@ def test_every_setting_has_a_flag() -> None:
     flags = {a.option_strings[0] for a in parser._actions if a.option_strings}
     for name in Settings.model_fields:
         assert "--" + name.replace("_", "-") in flags
+
+
+def test_block_must_fit_in_socket_timeout() -> None:
+    with pytest.raises(ConfigError, match="block_ms"):
+        load_settings({"block_ms": 5000, "redis_timeout_s": 2})
