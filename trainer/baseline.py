@@ -47,7 +47,7 @@ class TfidfBaseline:
 
 def fit_baseline(train: Dataset, val: Dataset | None = None, *, preprocess: Preprocessor | None = None,
                  ngram_range: tuple[int, int] = (1, 3), min_df: int = 2, max_features: int | None = 200_000,
-                 c: float = 4.0, seed: int = 0) -> TfidfBaseline:
+                 c: float = 10.0, seed: int = 0) -> TfidfBaseline:
     """Fit on ``train`` (hard labels); thresholds tuned on ``val`` when given, else 0.5."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.feature_extraction.text import TfidfVectorizer

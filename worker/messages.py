@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
+    "MAX_DEAD_LETTER_FIELDS",
     "PASSTHROUGH_FIELDS",
     "Comment",
     "Limits",
@@ -20,6 +21,8 @@ __all__ = [
 ]
 
 PASSTHROUGH_FIELDS: tuple[str, ...] = ("channel", "user", "ts", "id")
+# Redis scripts unpack at most ~8,000 values into one command: a dead letter keeps this many fields.
+MAX_DEAD_LETTER_FIELDS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +59,8 @@ def entry_time_ms(entry_id: str) -> int:
     return int(head) if head.isdigit() else 0
 
 
-def parse_entry(entry_id: str | bytes, raw: Mapping[bytes | str, bytes | str], limits: Limits,
-                deliveries: int = 1) -> Comment | Rejection:
+def parse_entry(entry_id: str | bytes, raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str],
+                limits: Limits, deliveries: int = 1) -> Comment | Rejection:
     """Validate one input entry. Never raises: anything wrong becomes a :class:`Rejection`."""
     eid = _lenient(entry_id)
     lenient = {_lenient(k): _lenient(v) for k, v in raw.items()}
@@ -65,8 +68,13 @@ def parse_entry(entry_id: str | bytes, raw: Mapping[bytes | str, bytes | str], l
     def reject(reason: str) -> Rejection:
         return Rejection(eid, reason, lenient, deliveries)
 
+    if not raw:  # XADD needs a field: an entry read back without any was deleted while pending
+        return reject("entry has no fields: it was deleted from the input stream before it was processed")
     size = sum(len(k) + len(v) for k, v in raw.items())
     if size > limits.max_entry_bytes:
+        # The dead letter keeps every field, each value cut to max_text_chars, so it stays bounded.
+        lenient = {k: v if len(v) <= limits.max_text_chars else v[: limits.max_text_chars] + "…[truncated]"
+                   for k, v in lenient.items()}
         return reject(f"entry too large: {size} bytes > max_entry_bytes {limits.max_entry_bytes}")
     decoded: dict[str, str] = {}
     for key, value in raw.items():
@@ -105,10 +113,17 @@ def render_result(comment: Comment, labels: Sequence[str], label_names: Sequence
 
 
 def render_dead_letter(entry_id: str, error: str, deliveries: int, original: Mapping[str, str]) -> dict[str, str]:
-    """Dead-letter fields: the original fields (prefixed ``orig_`` where they clash) plus the reason."""
+    """Dead-letter fields: the original fields (prefixed ``orig_`` where they clash) plus the reason.
+
+    At most :data:`MAX_DEAD_LETTER_FIELDS` original fields are kept (``dropped_fields`` counts the rest):
+    the publish script passes them to one XADD, and a script cannot unpack an unbounded number of values.
+    """
     fields: dict[str, str] = {}
-    for key, value in original.items():
-        name = key if key not in ("source_id", "error", "deliveries") else f"orig_{key}"
+    for n, (key, value) in enumerate(original.items()):
+        if n == MAX_DEAD_LETTER_FIELDS:
+            fields["dropped_fields"] = str(len(original) - n)
+            break
+        name = key if key not in ("source_id", "error", "deliveries", "dropped_fields") else f"orig_{key}"
         fields[name] = value
     fields["source_id"] = entry_id
     fields["error"] = error

@@ -7,8 +7,11 @@ through dedicated executors, never on the event loop.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +22,56 @@ import numpy as np
 from .errors import ModelError, RepositoryError
 from .repository import MANIFEST_NAME, Manifest, read_manifest, resolve_version
 
-__all__ = ["Chunk", "LoadedModel", "Prepared", "load_model", "plan_chunks", "resolve_device"]
+__all__ = [
+    "DTYPES",
+    "Chunk",
+    "LoadedModel",
+    "Prepared",
+    "cpu_has_native_bf16",
+    "load_model",
+    "plan_chunks",
+    "resolve_device",
+    "set_torch_threads",
+]
 
 log = logging.getLogger(__name__)
 
+# libgomp (torch's OpenMP on Linux) lets idle OpenMP threads spin before they sleep. When anything else wants
+# the cores (this worker's event loop and tokenizer thread, Redis, other processes on a shared host) the
+# spinning threads take the time that the thread they wait for needs. Measured on a 2-core host with one
+# core busy elsewhere: batched bfloat16 inference at 2 threads fell from 74 comments/s (passive) to 8
+# (default). Takes effect only if set before torch loads (this module does not import torch at import time);
+# an OMP_WAIT_POLICY already in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# "int8": the encoder's Linear layers in int8 (weights per channel, activations per token, int32
+# accumulation), the rest float32; CPU only.
+DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "int8")
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU has bfloat16 dot-product instructions (AVX512-BF16 or AMX-BF16).
+
+    Without them PyTorch still runs bfloat16 on CPU, but emulated and slower than float32.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
 
 def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[str, str]:
-    """('auto'|'cpu'|'cuda', 'auto'|dtype) → concrete (device, dtype name)."""
+    """('auto'|'cpu'|'cuda', 'auto'|dtype) → concrete (device, dtype name).
+
+    ``auto`` dtype: bfloat16 on CUDA devices that support it (else float16); on CPU bfloat16 where the
+    CPU has native bfloat16 instructions (AVX512-BF16/AMX), else float32.
+    """
     import torch
 
     if device == "auto":
@@ -35,32 +81,73 @@ def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[str, str]
     if dtype == "auto" and device == "cuda":
         dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     elif dtype == "auto":
-        dtype = "float32"
+        dtype = "bfloat16" if cpu_has_native_bf16() else "float32"
+    if dtype not in DTYPES:
+        raise ModelError(f"unknown dtype {dtype!r}; expected auto or one of {', '.join(DTYPES)}")
+    if dtype == "int8" and device != "cpu":
+        raise ModelError("dtype int8 (dynamic quantisation) runs on CPU only")
     return device, dtype
 
 
-def plan_chunks(lengths: Sequence[int], max_tokens: int, min_fill: float = 0.6, min_rows: int = 8) -> list[list[int]]:
-    """Split a batch into length-sorted chunks that waste little padding.
+def set_torch_threads(threads: int | None) -> int:
+    """Set torch's intra-op thread count (None: leave torch's default, which is all cores, or
+    ``OMP_NUM_THREADS``). Returns the count in effect. Call before the first model runs."""
+    import torch
 
-    Returns lists of indices into ``lengths``. Rows are taken shortest first; a new chunk starts when
-    the padded size (rows × longest) would pass ``max_tokens``, or when the chunk has ``min_rows`` rows
-    and padding would make it less than ``min_fill`` real tokens.
+    if threads is not None and threads >= 1 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return int(torch.get_num_threads())
+
+
+def plan_chunks(lengths: Sequence[int], max_tokens: int, overhead_tokens: int = 32) -> list[list[int]]:
+    """Split a batch into length-sorted chunks that minimise padded tokens plus a per-chunk overhead.
+
+    Returns lists of indices into ``lengths``. Rows are sorted by length and cut into contiguous runs; the
+    cut points minimise ``Σ rows × longest + overhead_tokens`` over the chunks (dynamic programming over
+    the distinct lengths, so it is cheap), with no chunk over ``max_tokens`` padded tokens unless a single
+    row is that long. ``overhead_tokens`` prices one more forward pass in tokens' worth of compute: small
+    on CPU (Python overhead and small-matrix inefficiency), large on GPUs (kernel launches).
     """
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    if not order:
+        return []
+    # Groups of equal length in sorted order: widths[g], and ends[g] = rows in groups 0..g.
+    widths: list[int] = []
+    ends: list[int] = []
+    for n, i in enumerate(order, 1):
+        if widths and lengths[i] == widths[-1]:
+            ends[-1] = n
+        else:
+            widths.append(lengths[i])
+            ends.append(n)
+    starts = [0, *ends]
+
+    def pieces(rows: int, width: int) -> int:
+        per = max(1, max_tokens // max(1, width))
+        return -(-rows // per)
+
+    inf = float("inf")
+    best = [0.0] + [inf] * len(widths)
+    cut = [0] * (len(widths) + 1)
+    for j in range(1, len(widths) + 1):  # best plan for groups 0..j-1
+        width = widths[j - 1]
+        for i in range(j - 1, -1, -1):  # last chunk run: groups i..j-1
+            rows = ends[j - 1] - starts[i]
+            cost = best[i] + rows * width + pieces(rows, width) * overhead_tokens
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+            if rows * width > 4 * max_tokens:  # longer runs only add padding and pieces
+                break
+    runs: list[tuple[int, int]] = []
+    j = len(widths)
+    while j > 0:
+        runs.append((cut[j], j))
+        j = cut[j]
     chunks: list[list[int]] = []
-    current: list[int] = []
-    real = 0
-    for i in order:
-        n = lengths[i]
-        if current:
-            padded = n * (len(current) + 1)
-            if padded > max_tokens or (len(current) >= min_rows and (real + n) < min_fill * padded):
-                chunks.append(current)
-                current, real = [], 0
-        current.append(i)
-        real += n
-    if current:
-        chunks.append(current)
+    for i, j in reversed(runs):
+        run = order[starts[i] : ends[j - 1]]
+        size = -(-len(run) // pieces(len(run), widths[j - 1]))
+        chunks.extend(run[s : s + size] for s in range(0, len(run), size))
     return chunks
 
 
@@ -125,15 +212,19 @@ class LoadedModel:
         self.max_length = manifest.max_length
         self.preprocess = manifest.preprocessing.build()
         self.device, self.dtype_name = resolve_device(device, dtype)
-        self._torch_dtype = getattr(torch, self.dtype_name)
+        self.quantized = self.dtype_name == "int8"
+        self._torch_dtype = torch.float32 if self.quantized else getattr(torch, self.dtype_name)
         _check_files(model_dir)
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False)
             kwargs: dict[str, Any] = {"local_files_only": True, "use_safetensors": True,
                                       "trust_remote_code": False, "dtype": self._torch_dtype}
+            # SDPA's fused kernels pay off on GPUs; on CPU, for chat-length sequences (~10-20 tokens), the
+            # flash-attention kernel is about twice as slow as plain matmul + softmax ("eager").
+            attention = "sdpa" if self.device == "cuda" else "eager"
             try:
                 network = AutoModelForSequenceClassification.from_pretrained(
-                    str(model_dir), attn_implementation="sdpa", **kwargs)
+                    str(model_dir), attn_implementation=attention, **kwargs)
             except (ValueError, ImportError):
                 network = AutoModelForSequenceClassification.from_pretrained(str(model_dir), **kwargs)
         except ModelError:
@@ -155,9 +246,15 @@ class LoadedModel:
         self.pad_id = int(tokenizer.pad_token_id or 0)
         network.eval()
         network.to(self.device)
+        if self.quantized:
+            _quantize_int8(network)
         self.network = network
         self._forward = torch.compile(network, dynamic=True) if compile else network
-        self._pin = self.device == "cuda"
+        self._cuda = self.device == "cuda"
+        self._pin = self._cuda
+        # What one more forward pass costs, in tokens' worth of compute (see plan_chunks): on CPU a few
+        # milliseconds of Python and small-matrix inefficiency; on a GPU kernel launches dominate.
+        self.chunk_overhead_tokens = 2048 if self._cuda else 32
 
     # --- tokenizer thread -------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
@@ -171,14 +268,16 @@ class LoadedModel:
 
         lengths = [len(x) for x in ids]
         prepared = Prepared(size=len(ids), tokens=sum(lengths))
-        for rows in plan_chunks(lengths, max_tokens):
-            width = max(lengths[i] for i in rows)
+        all_lengths = np.asarray(lengths, dtype=np.int64)
+        for rows in plan_chunks(lengths, max_tokens, self.chunk_overhead_tokens):
+            chunk_lengths = all_lengths[rows]
+            width = int(chunk_lengths.max())
+            # Row-major order of the mask's True cells is the order of the concatenated rows.
+            mask = np.arange(width)[None, :] < chunk_lengths[:, None]
             array = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for r, i in enumerate(rows):
-                array[r, : lengths[i]] = ids[i]
-                mask[r, : lengths[i]] = 1
-            input_ids, attention = torch.from_numpy(array), torch.from_numpy(mask)
+            array[mask] = np.fromiter(itertools.chain.from_iterable(ids[i] for i in rows), dtype=np.int64,
+                                      count=int(chunk_lengths.sum()))
+            input_ids, attention = torch.from_numpy(array), torch.from_numpy(mask.astype(np.int64))
             if self._pin:
                 input_ids, attention = input_ids.pin_memory(), attention.pin_memory()
             prepared.chunks.append(Chunk(rows, input_ids, attention))
@@ -191,14 +290,21 @@ class LoadedModel:
         import torch
 
         out = np.empty((prepared.size, len(self.labels)), dtype=np.float32)
+        results = []
         with torch.inference_mode():
             for chunk in prepared.chunks:
+                # Pinned host tensors + non_blocking: the copy overlaps the previous chunk's kernels.
                 logits = self._forward(
                     input_ids=chunk.input_ids.to(self.device, non_blocking=True),
                     attention_mask=chunk.attention_mask.to(self.device, non_blocking=True),
                 ).logits.float()
-                probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
-                out[chunk.rows] = probs.cpu().numpy()
+                results.append(torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1))
+            if results:
+                # One device→host copy (and one synchronisation) per batch, not per chunk.
+                probs = torch.cat(results).cpu().numpy()
+                rows = np.fromiter(itertools.chain.from_iterable(c.rows for c in prepared.chunks), dtype=np.int64,
+                                   count=prepared.size)
+                out[rows] = probs
         return out
 
     # --- anywhere ---------------------------------------------------------------------------------
@@ -226,6 +332,57 @@ class LoadedModel:
             raise ModelError(f"{self.path}: smoke batch failed: {type(exc).__name__}: {exc}") from exc
         if probs.shape != (len(texts), len(self.labels)) or not np.isfinite(probs).all():
             raise ModelError(f"{self.path}: smoke batch gave non-finite or misshapen scores")
+
+
+def _quantize_int8(network: Any) -> int:
+    """Swap the encoder's Linear layers (``network.base_model``: attention, feed-forward, pooler; not the
+    classification head) for :class:`_Int8Linear`. Returns how many were swapped."""
+    import torch
+
+    int8_linear = _int8_linear_class()
+    swapped = 0
+    for parent in list(network.base_model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.Linear):
+                setattr(parent, name, int8_linear(child))
+                swapped += 1
+    return swapped
+
+
+@functools.cache
+def _int8_linear_class() -> Any:  # a class built on first use: torch is imported lazily
+    import torch
+
+    class Int8Linear(torch.nn.Module):
+        """``x @ Wᵀ + b`` in int8: weights quantised per output channel once, activations per row (token) on
+        every call, products accumulated in int32 (``torch._int_mm``) and rescaled to float32.
+
+        Per-row activation scales keep a comment's result independent of the other comments in its batch
+        (per-tensor scales, as in ``torch.ao.quantization.quantize_dynamic``, are not, and lose more accuracy).
+        """
+
+        def __init__(self, linear: torch.nn.Linear) -> None:
+            super().__init__()
+            weight = linear.weight.detach().float()
+            scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+            self.weight: torch.Tensor
+            self.scale: torch.Tensor
+            self.bias: torch.Tensor
+            self.register_buffer("weight", torch.round(weight / scale[:, None]).to(torch.int8))
+            self.register_buffer("scale", scale)
+            bias = linear.bias.detach().float() if linear.bias is not None else torch.zeros_like(scale)
+            self.register_buffer("bias", bias)
+            self.in_features, self.out_features = linear.in_features, linear.out_features
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            rows = x.reshape(-1, self.in_features).float()
+            amax = rows.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12)
+            quantised = (rows * (127.0 / amax)).round_().to(torch.int8)
+            out = torch._int_mm(quantised, self.weight.t()).float()
+            out.mul_(amax / 127.0).mul_(self.scale).add_(self.bias)
+            return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+
+    return Int8Linear
 
 
 def load_model(path: Path | str, version: int | None = None, *, device: str = "auto", dtype: str = "auto",

@@ -75,7 +75,7 @@ def _is_oom(exc: BaseException) -> bool:
 class Classifier:
     def __init__(self, worker: Worker, metrics: Metrics) -> None:
         self.worker, self.metrics = worker, metrics
-        self._queue: asyncio.Queue[tuple[LoadedModel, list[Comment], Prepared] | None] = asyncio.Queue(maxsize=1)
+        self._queue: asyncio.Queue[tuple[LoadedModel, list[Comment], Prepared | None] | None] = asyncio.Queue(maxsize=1)
 
     def parse(self, entry_id: str, fields: Mapping[bytes, bytes], deliveries: int) -> Comment | Rejection:
         return parse_entry(entry_id, fields, self.worker.limits, deliveries)
@@ -121,8 +121,12 @@ class Classifier:
                 await self.worker.publish(failures)
                 if not batch:
                     return
-        prepared = await self.worker.run_in(self.worker.tokenizer_pool, model.prepare, [c.ids for c in batch],
-                                            self.worker.settings.max_batch_tokens)
+        try:
+            prepared: Prepared | None = await self.worker.run_in(self.worker.tokenizer_pool, model.prepare,
+                                                                 [c.ids for c in batch],
+                                                                 self.worker.settings.max_batch_tokens)
+        except Exception:
+            prepared = None  # score() prepares again, and splits the batch if that keeps failing
         await self._queue.put((model, batch, prepared))
 
     async def run(self) -> None:
@@ -130,8 +134,9 @@ class Classifier:
         while (item := await self._queue.get()) is not None:
             model, batch, prepared = item
             self.metrics.batch_size.observe(len(batch))
-            self.metrics.batch_tokens.observe(prepared.tokens)
-            self.metrics.padded_tokens.inc(prepared.padded_tokens)
+            if prepared is not None:
+                self.metrics.batch_tokens.observe(prepared.tokens)
+                self.metrics.padded_tokens.inc(prepared.padded_tokens)
             await self.worker.publish(await self.score(model, batch, prepared))
         await self.worker.publish(None)
 

@@ -1,8 +1,8 @@
 """Producers: read comments from JSONL, CSV, plain text or the chat-log JSON format, and XADD them.
 
 Pushing is exactly-once across Redis restarts: entries carry ids chosen by the producer and go out in
-MULTI/EXEC chunks, so after a connection fault the producer can tell whether a chunk landed (look up
-its first id) before sending it again.
+MULTI/EXEC chunks, so after a connection fault the producer can tell which entries landed (look up
+their ids and compare the fields) before sending the rest again.
 """
 
 from __future__ import annotations
@@ -152,11 +152,30 @@ class StreamProducer:
 
     async def ensure_group(self, group: str) -> None:
         """Create ``group`` at ``$`` before pushing, so a worker started later misses nothing."""
-        try:
-            await self.redis.xgroup_create(self.stream, group, id="$", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        backoff = Backoff(base_s=0.1, cap_s=5.0)
+        started = time.monotonic()
+        while True:
+            try:
+                await self.redis.xgroup_create(self.stream, group, id="$", mkstream=True)
+                return
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+                return
+            except TRANSIENT_REDIS_ERRORS as exc:
+                if time.monotonic() - started > self.max_retry_s:
+                    raise
+                delay = next(backoff)
+                log.warning("push: redis unavailable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _missing(self, chunk: list[dict[str, str]], ids: list[str], todo: list[int]) -> list[int]:
+        """Of ``todo``, the records not in the stream under their id with their own fields."""
+        lo, hi = min((ids[i] for i in todo), key=_parse_id), max((ids[i] for i in todo), key=_parse_id)
+        rows: Any = await self.redis.xrange(self.stream, lo, hi)
+        found = {_parse_id(k): v for k, v in rows}
+        return [i for i in todo
+                if found.get(_parse_id(ids[i])) != {k.encode(): v.encode() for k, v in chunk[i].items()}]
 
     async def add(self, chunk: list[dict[str, str]]) -> list[str]:
         """Add ``chunk`` exactly once; returns the entry ids."""
@@ -164,30 +183,33 @@ class StreamProducer:
         started = time.monotonic()
         ids = [self._next_id() for _ in chunk]
         todo = list(range(len(chunk)))
+        uncertain = False  # a fault hid whether the last attempt landed
         while todo:
             try:
+                if uncertain:
+                    todo = await self._missing(chunk, ids, todo)
+                    uncertain = False
+                    if not todo:
+                        break
                 pipe = self.redis.pipeline(transaction=True)
                 for i in todo:
                     pipe.xadd(self.stream, chunk[i], id=ids[i], maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
                 replies = await pipe.execute(raise_on_error=False)
+                failed = [i for i, reply in zip(todo, replies, strict=True) if isinstance(reply, Exception)]
+                if failed and not all("equal or smaller" in str(replies[todo.index(i)]) for i in failed):
+                    raise replies[todo.index(failed[0])]
+                if failed:  # the id is taken: by an earlier attempt of ours, or by another producer
+                    failed = await self._missing(chunk, ids, failed)
+                    if failed:
+                        await self._sync_top()
+                        for i in failed:
+                            ids[i] = self._next_id()
+                todo = failed
             except TRANSIENT_REDIS_ERRORS as exc:
                 if time.monotonic() - started > self.max_retry_s:
                     raise
                 delay = next(backoff)
                 log.warning("push: redis unavailable (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
-                try:  # MULTI/EXEC is all-or-nothing: the first id tells whether the chunk landed
-                    if await self.redis.xrange(self.stream, ids[todo[0]], ids[todo[0]]):
-                        return ids
-                except TRANSIENT_REDIS_ERRORS:
-                    pass
-                continue
-            failed = [i for i, reply in zip(todo, replies, strict=True) if isinstance(reply, Exception)]
-            if failed and not all("equal or smaller" in str(replies[todo.index(i)]) for i in failed):
-                raise replies[todo.index(failed[0])]
-            if failed:  # another producer wrote newer ids: move past them
-                await self._sync_top()
-                for i in failed:
-                    ids[i] = self._next_id()
-            todo = failed
+                uncertain = True
         return ids

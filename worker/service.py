@@ -15,6 +15,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -24,10 +25,10 @@ from .batcher import MicroBatcher
 from .http import HttpServer
 from .messages import Comment, Limits, Rejection
 from .metrics import Metrics
-from .model import LoadedModel, load_model
+from .model import LoadedModel, load_model, set_torch_threads
 from .pipeline import Classifier, Finished, publishable
 from .reload import ModelWatcher
-from .retry import TRANSIENT_REDIS_ERRORS, Backoff, sleep_or_stop
+from .retry import Backoff, is_transient, sleep_or_stop
 from .settings import Settings
 from .streams import RawEntry, StreamClient, connect
 
@@ -96,17 +97,24 @@ class Worker:
     def poke_reload(self) -> None:
         self.watcher.poke()
 
-    async def run_in(self, pool: ThreadPoolExecutor, fn: object, *args: object) -> T:  # type: ignore[type-var]
+    async def run_in(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: object) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(pool, fn, *args)  # type: ignore[arg-type]
+        return await loop.run_in_executor(pool, fn, *args)
 
-    async def redis_call(self, what: str, coro_fn: object, *args: object, stop: asyncio.Event | None = None) -> T:  # type: ignore[type-var]
+    async def redis_call(self, what: str, coro_fn: Callable[..., Awaitable[T]], *args: object,
+                         stop: asyncio.Event | None = None) -> T:
         """Run a Redis call, retrying transient faults with back-off until it succeeds (or ``stop``)."""
         backoff = Backoff()
         while True:
             try:
-                result = await coro_fn(*args)  # type: ignore[operator]
-            except TRANSIENT_REDIS_ERRORS as exc:
+                result = await coro_fn(*args)
+            except Exception as exc:
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    log.warning("consumer group missing (Redis restarted without data?); recreating it")
+                    await self.streams.ensure_group(self.settings.group_start_id)
+                    continue
+                if not is_transient(exc):
+                    raise
                 self.metrics.redis_errors.inc()
                 self._set_redis_ok(False)
                 delay = next(backoff)
@@ -117,15 +125,9 @@ class Worker:
                 if stop is None:
                     await asyncio.sleep(delay)
                 continue
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                log.warning("consumer group missing (Redis restarted without data?); recreating it")
-                await self.streams.ensure_group(self.settings.group_start_id)
-                continue
             if not self._redis_ok:
                 self._set_redis_ok(True)
-            return result  # type: ignore[no-any-return]
+            return result
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -134,6 +136,7 @@ class Worker:
         port = await self.http.start()
         log.info("metrics on http://%s:%d/metrics", s.metrics_host, port)
         try:
+            set_torch_threads(s.torch_threads)  # --torch-threads (None: torch's default)
             if self.model is None:
                 load = functools.partial(load_model, s.model_repo, s.model_version, device=s.device, dtype=s.dtype,
                                          compile=s.compile)
@@ -171,6 +174,8 @@ class Worker:
         self._stopping = True
         self.metrics.ready.set(0)
         self.stop_reading.set()
+        async with self._capacity:  # a reader waiting for room re-checks stop_reading
+            self._capacity.notify_all()
         await asyncio.gather(*readers, return_exceptions=True)
         self.batcher.close()
         if not failed:
@@ -233,22 +238,17 @@ class Worker:
                 room = await self._wait_capacity()
                 if self.stop_reading.is_set():
                     return
-                cursor, claimed, deleted = await self.redis_call(
+                cursor, claimed, counts, deleted = await self.redis_call(
                     "autoclaim", self.streams.autoclaim, s.claim_min_idle_ms, cursor, min(room, s.read_count),
                     stop=self.stop_reading)
+                if deleted:  # dead-lettered and acked by the claim script itself
+                    self.metrics.comments.labels(outcome="dead_lettered").inc(len(deleted))
+                    log.warning("dead-lettered %d pending entries deleted from the input stream", len(deleted))
                 claimed = [e for e in claimed if e[0] not in self._in_hand]
-                if claimed or deleted:
-                    self.metrics.reclaimed.inc(len(claimed) + len(deleted))
-                    log.info("reclaimed %d entries idle > %d ms (%d deleted)", len(claimed),
-                             s.claim_min_idle_ms, len(deleted))
-                    counts = await self.redis_call("xpending", self.streams.delivery_counts,
-                                                   [e[0] for e in claimed], stop=self.stop_reading)
+                if claimed:
+                    self.metrics.reclaimed.inc(len(claimed))
+                    log.info("reclaimed %d entries idle > %d ms", len(claimed), s.claim_min_idle_ms)
                     await self.admit(claimed, counts)
-                    gone = [Rejection(i, "entry was deleted from the input stream before it was processed",
-                                      {}) for i in deleted if i not in self._in_hand]
-                    await self._hold([r.entry_id for r in gone])
-                    if gone:
-                        await self._publish_q.put([Finished.rejected(r) for r in gone])
                 if cursor in ("0-0", "0"):
                     break
             if await sleep_or_stop(s.claim_interval_s, self.stop_reading):

@@ -48,12 +48,14 @@ class Settings(BaseSettings):
     # Batching and model
     model_repo: Path = Field(Path("models"), description="model repository directory (REPO/<n>/)")
     model_version: int | None = Field(None, ge=1, description="pin this version (no hot reload)")
-    max_batch_size: int = Field(64, ge=1, le=4096, description="flush a batch at this many comments")
+    max_batch_size: int = Field(256, ge=1, le=4096, description="flush a batch at this many comments")
     max_batch_tokens: int = Field(4096, ge=8, description="flush a batch at this many (real) tokens")
     max_wait_ms: float = Field(20.0, ge=0, description="flush this long after the batch's first comment")
     max_inflight: int = Field(1024, ge=1, description="comments read but not yet acked, at most")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="inference device")
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto", description="inference dtype")
+    dtype: Literal["auto", "float32", "float16", "bfloat16", "int8"] = Field(
+        "auto", description="inference dtype (auto: bfloat16 on GPUs and on CPUs with AVX512-BF16/AMX, else "
+        "float32; int8: CPU only, the encoder's Linear layers in int8)")
     torch_threads: int | None = Field(None, ge=1, description="intra-op threads (default: all cores)")
     compile: bool = Field(False, description="torch.compile the model (CUDA)")
 

@@ -1,0 +1,62 @@
+"""``livetopic bench`` end to end on a tiny model: the real worker process, an embedded Redis, a short run.
+Output shape and sanity only; no timing assertions."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from worker.bench import REQUIRED_KEYS
+
+from ..conftest import ROOT, SAMPLE, worker_env
+
+pytestmark = pytest.mark.slow
+
+
+def _bench(*flags: str, timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "worker", "bench", *flags]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=worker_env(), cwd=ROOT)
+
+
+def test_bench_json_on_a_tiny_model(tiny_repo: Path, tmp_path: Path) -> None:
+    done = _bench("--model", str(tiny_repo), "--texts", str(SAMPLE), "--n", "40", "--baseline-n", "10",
+                  "--agreement-n", "20", "--int8", "--warmup-n", "5", "--half-load-seconds", "1", "--threads", "1",
+                  "--cache-dir", str(tmp_path / "cache"), "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    for key in REQUIRED_KEYS:
+        assert key in result, key
+    assert result["n"] == 40 and result["device"] == "cpu" and result["threads"] == 1
+    assert result["dtype"] in ("float32", "bfloat16")
+    for key in ("baseline_comments_per_s", "worker_comments_per_s", "speedup", "latency_ms_p50", "latency_ms_p95",
+                "latency_ms_p99", "half_load_latency_ms_p50", "half_load_latency_ms_p99",
+                "compute_bound_comments_per_s", "fraction_of_ceiling", "matmul_tflops", "gflops_per_comment",
+                "model_only_comments_per_s", "int8_model_only_comments_per_s"):
+        assert isinstance(result[key], (int, float)) and math.isfinite(result[key]) and result[key] > 0, key
+    assert result["latency_ms_p50"] <= result["latency_ms_p95"] <= result["latency_ms_p99"]
+    for key in ("label_agreement", "int8_label_agreement", "baseline_label_agreement"):
+        assert 0.0 <= result[key] <= 1.0, key
+    assert result["baseline_n"] == 10 and result["baseline_extrapolated"] is True
+    assert result["dead_lettered"] == 0
+    assert result["speedup"] == pytest.approx(result["worker_comments_per_s"] / result["baseline_comments_per_s"])
+
+
+def test_check_agreement_only_and_table_output(tiny_repo: Path, tmp_path: Path) -> None:
+    done = _bench("--model", str(tiny_repo / "1"), "--texts", str(SAMPLE), "--check-agreement", "--agreement-n", "30",
+                  "--dtype", "float32", "--threads", "1", "--cache-dir", str(tmp_path / "cache"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "label agreement vs float32 (30 comments)" in done.stdout
+    assert "100.00%" in done.stdout  # float32 against itself
+    assert "speedup" not in done.stdout
+
+
+def test_bench_rejects_a_missing_model(tmp_path: Path) -> None:
+    done = _bench("--model", str(tmp_path / "nothing"), "--texts", str(SAMPLE), "--n", "5",
+                  "--cache-dir", str(tmp_path / "cache"), timeout_s=120)
+    assert done.returncode == 2
+    assert "livetopic: error:" in done.stderr

@@ -1,0 +1,30 @@
+"""``livetopic demo`` from nothing: embedded Redis, a model trained on the bundled sample, a worker
+process, the replay, the live table and the summary."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from ..conftest import ROOT, worker_env
+
+
+def test_demo_trains_serves_and_summarises(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker", "demo", "--workdir", str(tmp_path / "demo"), "--rate", "400",
+         "--train-minutes", "1"],
+        capture_output=True, text=True, timeout=280, env=worker_env(), cwd=ROOT, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "model: published" in out and "worker: ready" in out
+    n = len((ROOT / "worker" / "data" / "sample_chat.jsonl").read_text(encoding="utf-8").splitlines())
+    match = re.search(r"summary: (\d+) comments classified", out)
+    assert match and int(match.group(1)) == n
+    assert re.search(r"latency: p50 \d+ ms, p99 \d+ ms", out)
+    assert re.search(rf"metrics: http://127\.0\.0\.1:\d+/metrics counted {n} classified \(worker exit code 0\)", out)
+    table = [line for line in out.splitlines() if re.search(r"(Cheer|Game|Broadcast|Chat|-)$", line)]
+    assert len(table) >= n
+    # a trained model: the topics are not all the same
+    assert len({line.rsplit("  ", 1)[-1] for line in table}) > 2

@@ -1,0 +1,194 @@
+"""The ``train``, ``evaluate`` and ``label`` subcommands of ``livetopic``.
+
+Kept light: torch, transformers and scikit-learn are imported by the handlers, not here. Errors derive
+from :class:`worker.errors.LivetopicError`; ``livetopic`` prints them and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+PRESETS = ("tiny", "mini", "small", "bert-base-chinese")
+PREPROCESS_MODES = ("raw", "remove_emoji", "demojize", "remove_punct")
+
+
+def _names(values: list[str] | None) -> list[str] | None:
+    """``--labels a b`` or ``--labels a,b`` → [a, b]."""
+    if not values:
+        return None
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def _add_split_flags(p: argparse.ArgumentParser, *, defaults_note: str) -> None:
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help=f"fraction of games held out for validation ({defaults_note})")
+    p.add_argument("--test-fraction", type=float, default=None,
+                   help=f"fraction of games held out as test games ({defaults_note})")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``train``, ``evaluate`` and ``label`` to ``livetopic``'s subparsers."""
+    p = subparsers.add_parser(
+        "train", help="train a topic classifier and publish it as the next model version",
+        description="Fine-tune --base or train a small BERT from scratch on labelled comments, hold out "
+                    "validation games for early stopping and threshold tuning, and publish the best epoch "
+                    "as the next version of --out.")
+    p.add_argument("--data", nargs="+", required=True, type=Path, metavar="PATH",
+                   help="labelled files (chat JSON, JSONL, CSV) or directories of them")
+    p.add_argument("--out", required=True, type=Path, metavar="REPO", help="model repository to publish into")
+    p.add_argument("--base", metavar="DIR", help="start from a local Hugging Face model directory, a version "
+                   "REPO/N or a repository (its latest version); default: from scratch")
+    p.add_argument("--labels", nargs="+", metavar="LABEL",
+                   help="label columns (space- or comma-separated); default: every non-metadata numeric column")
+    p.add_argument("--preprocess", choices=PREPROCESS_MODES,
+                   help="text preprocessing mode (default: the base version's, else raw)")
+    p.add_argument("--no-lowercase", dest="lowercase", action="store_false", help="keep letter case")
+    p.add_argument("--epochs", type=int, default=10, help="maximum epochs (default 10)")
+    p.add_argument("--max-minutes", type=float, help="wall-clock budget of the whole run, minutes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, help="peak learning rate (default 1e-5 with --base; from scratch "
+                   "tiny 2e-3, mini 1e-3, small 5e-4)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=64, help="tokens per comment, special tokens included")
+    p.add_argument("--preset", choices=PRESETS, default="small", help="from-scratch model size (default small)")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of games for validation (0.1)")
+    p.add_argument("--test-fraction", type=float, default=0.0,
+                   help="fraction of games held out entirely, scored once at the end (default 0)")
+    p.add_argument("--val-games", nargs="+", metavar="GAME", help="explicit validation games (file names)")
+    p.add_argument("--test-games", nargs="+", metavar="GAME", help="explicit test games (file names)")
+    p.add_argument("--targets", choices=["auto", "soft", "hard"], default="auto",
+                   help="train on the soft scores or on 0/1 (auto: soft when the data has soft scores)")
+    p.add_argument("--patience", type=int, default=5, help="epochs without improvement before stopping")
+    p.add_argument("--warmup", type=float, default=0.06, help="warm-up fraction of the schedule")
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--pretrain-minutes", type=float, default=0.0,
+                   help="from scratch: masked-LM pre-training on the training text first, minutes")
+    p.add_argument("--dropout", type=float, help="from scratch: hidden and attention dropout (default 0.1)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--limit", type=int, help="use at most N training rows (quick experiments)")
+    p.add_argument("--run-dir", help="where the metrics log and curves go (default runs/<timestamp>)")
+    p.add_argument("--name", default="livetopic", help="model name recorded in the manifest")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = subparsers.add_parser(
+        "evaluate", help="score a model version, the TF-IDF baseline or the keyword labeller on labelled data",
+        description="Micro/macro F1, exact match, per-label F1 and ROC AUC on labelled data. --split test "
+                    "scores the games a version held out (recorded in its manifest); the baseline is fitted "
+                    "on the train games of the same split.")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", metavar="REPO[/VERSION]", help="a model repository or version directory")
+    what.add_argument("--baseline", choices=["tfidf"], help="fit and score the TF-IDF char n-gram + LR baseline")
+    what.add_argument("--labeller", metavar="DIR", help="score the keyword labeller with this lexicon")
+    p.add_argument("--data", nargs="+", required=True, type=Path, metavar="PATH")
+    p.add_argument("--split", choices=["all", "train", "val", "test"],
+                   help="which games (default: all; test for --baseline)")
+    _add_split_flags(p, defaults_note="default: a version's recorded games, else 0.1 and 0.2")
+    p.add_argument("--labels", nargs="+", metavar="LABEL", help="score only these labels")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = subparsers.add_parser(
+        "label", help="label comments with the keyword rules (Cheer, Game, Broadcast, Chat)",
+        description="Keyword labelling: cheer = cheer word or emoji; broadcast = stream word; game = tactic, "
+                    "coach or judge word, team emoji, team or player name; chat = none of these. Writes JSONL.")
+    p.add_argument("--lexicon", required=True, type=Path, metavar="DIR", help="lexicon directory")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                   help="comments: chat JSON, JSONL/CSV with a text column, or text (one a line)")
+    p.add_argument("--out", type=Path, help="output JSONL (default: stdout)")
+    p.set_defaults(func=cmd_label)
+
+
+# --- handlers -------------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(
+        labels=_names(args.labels), base=args.base, preset=args.preset, preprocess=args.preprocess,
+        lowercase=args.lowercase, epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed, lr=args.lr,
+        batch_size=args.batch_size, max_length=args.max_length, val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction, val_games=_names(args.val_games), test_games=_names(args.test_games),
+        targets=args.targets, patience=args.patience, warmup=args.warmup, weight_decay=args.weight_decay,
+        device=args.device, threads=args.threads, limit=args.limit, pretrain_minutes=args.pretrain_minutes,
+        dropout=args.dropout,
+        run_dir=args.run_dir, name=args.name, progress=not args.quiet,
+    )
+    result = train(args.data, args.out, cfg)
+    from .metrics import summary_line
+
+    parts = [f"published {result.repo}/{result.version} (best epoch {result.metrics.get('best_epoch')}, "
+             f"stopped by {result.metrics.get('stop_reason')})"]
+    parts += [f"{key} games: {summary_line(result.metrics[key])}" for key in ("validation", "test")
+              if key in result.metrics]
+    parts.append(f"run directory: {result.run_dir}")
+    print("\n".join(parts))
+    return 0
+
+
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    def fmt(value: Any) -> str:
+        return "   n/a" if value is None else f"{value:.4f}"
+
+    print(f"{metrics.get('source')} on {metrics['n']} comments ({metrics.get('games')} games, split "
+          f"{metrics.get('split')}): micro_f1 {fmt(metrics['micro_f1'])}  macro_f1 {fmt(metrics['macro_f1'])}  "
+          f"exact_match {fmt(metrics['exact_match'])}")
+    print(f"{'label':<12} {'f1':>7} {'prec':>7} {'recall':>7} {'auc':>7} {'support':>8} {'thr':>5}")
+    for label, m in metrics["per_label"].items():
+        threshold = m.get("threshold")
+        print(f"{label:<12} {fmt(m['f1']):>7} {fmt(m['precision']):>7} {fmt(m['recall']):>7} "
+              f"{fmt(m['roc_auc']):>7} {m['support']:>8} {'' if threshold is None else f'{threshold:.2f}':>5}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import evaluate
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    common = {"val_fraction": args.val_fraction, "test_fraction": args.test_fraction}
+    if args.model:
+        metrics = evaluate.evaluate_model(args.model, args.data, split=args.split or "all",
+                                          labels=_names(args.labels), device=args.device, **common)
+    elif args.baseline:
+        metrics = evaluate.evaluate_baseline(args.data, split=args.split or "test", labels=_names(args.labels),
+                                             **common)
+    else:
+        metrics = evaluate.evaluate_labeller(args.labeller, args.data, split=args.split or "all", **common)
+    if args.json:
+        print(json.dumps(metrics, ensure_ascii=False))
+    else:
+        _print_metrics(metrics)
+    return 0
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from .data import load_texts
+    from .labeller import LABELS, KeywordLabeller
+
+    labeller = KeywordLabeller.from_dir(args.lexicon)
+    texts, groups = load_texts(args.files)
+    rows = labeller.labels_of(texts)
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+    try:
+        for text, game, row in zip(texts, groups, rows, strict=True):
+            record: dict[str, Any] = {"text": text, "game": game}
+            record.update({name: int(v) for name, v in zip(LABELS, row, strict=True)})
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if args.out:
+        counts = rows.sum(axis=0)
+        print(f"labelled {len(texts)} comments into {args.out}: "
+              + ", ".join(f"{name} {int(n)}" for name, n in zip(LABELS, counts, strict=True)), file=sys.stderr)
+    return 0

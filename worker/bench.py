@@ -1,0 +1,292 @@
+"""``livetopic bench``: how much faster the worker is than the model card's one-comment-at-a-time code,
+and how close it gets to the device's compute ceiling, on the same model and the same texts in one run.
+
+Steps: (1) label agreement of the worker's dtype with float32, in-process (and int8 with ``--int8``);
+(2) baseline: the reference usage code, one comment at a time, float32; (3) the real worker
+(``python -m worker worker``) against a real Redis, saturated; (4) the worker at half the saturated rate;
+(5) the ceiling: the measured matrix-multiply rate in the worker's dtype over the model's FLOPs per comment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import math
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any, get_args
+
+import numpy as np
+
+from .benchload import CpuMeter
+from .benchsteps import ModelRef, draw, load_texts, prepare_model, run_agreement, run_baseline, say, token_lengths
+from .errors import LivetopicError
+from .settings import Settings
+
+__all__ = ["REQUIRED_KEYS", "register", "run_bench"]
+
+REQUIRED_KEYS = ("baseline_comments_per_s", "worker_comments_per_s", "speedup", "latency_ms_p50", "latency_ms_p99",
+                 "half_load_latency_ms_p99", "compute_bound_comments_per_s", "fraction_of_ceiling", "device", "dtype",
+                 "n")
+
+
+# --- the worker under load ------------------------------------------------------------------------
+def _worker_flags(args: argparse.Namespace, ref: ModelRef, url: str, names: Any) -> list[str]:
+    flags = ["--redis-url", url, "--model-repo", str(ref.repo), "--input-stream", names.input,
+             "--output-stream", names.output, "--dead-letter-stream", names.dead, "--group", names.group,
+             "--consumer", "bench", "--group-start-id", "0", "--device", args.resolved_device,
+             "--dtype", args.resolved_dtype]
+    if ref.version is not None:
+        flags += ["--model-version", str(ref.version)]
+    for name in ("max_batch_size", "max_batch_tokens", "max_wait_ms", "threads"):
+        value = getattr(args, name)
+        if value is not None:
+            flags += ["--torch-threads" if name == "threads" else "--" + name.replace("_", "-"), str(value)]
+    if args.compile:
+        flags.append("--compile")
+    return flags
+
+
+def _batch_stats(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    batches = delta("livetopic_batch_size_count")
+    if batches <= 0:
+        return {}
+    stats = {"mean_batch_size": delta("livetopic_batch_size_sum") / batches}
+    padded = delta("livetopic_padded_tokens_total")
+    if padded > 0:
+        stats["padding_fill"] = delta("livetopic_batch_tokens_sum") / padded
+    return stats
+
+
+def run_worker_phases(args: argparse.Namespace, ref: ModelRef, texts: list[str], warm: list[str],
+                      workdir: Path) -> dict[str, Any]:
+    from .benchload import StreamNames, WorkerProcess, delete_streams, offer, percentiles
+    from .embedded import EmbeddedRedis
+
+    names = StreamNames.fresh()
+    server = None
+    if args.redis_url:
+        url = args.redis_url
+    else:
+        server = EmbeddedRedis(workdir / "redis", appendonly=False).start()
+        url = server.url
+    try:
+        flags = _worker_flags(args, ref, url, names)
+        with WorkerProcess(flags, workdir / "worker.log", threads=args.threads) as worker:
+            worker.wait_ready()
+            say(f"worker ready; warm-up with {len(warm)} comments")
+            asyncio.run(offer(url, names, warm, worker))
+            meter = CpuMeter()
+            meter.pids.update(p.pid for p in (worker.proc, server.process if server else None) if p is not None)
+            meter.start()
+            before = worker.metrics()
+            say(f"saturation: {len(texts)} comments pushed at once")
+            sat = asyncio.run(offer(url, names, texts, worker))
+            stats = _batch_stats(before, worker.metrics())
+            rate = sat.comments_per_s / 2
+            half_n = min(len(texts), max(50, int(rate * args.half_load_seconds)))
+            say(f"half load: {half_n} comments offered at {rate:.1f}/s")
+            before = worker.metrics()
+            half = asyncio.run(offer(url, names, texts[:half_n], worker, rate=rate))
+            half_stats = _batch_stats(before, worker.metrics())
+            other_cores = meter.stop()
+        if args.redis_url:
+            asyncio.run(delete_streams(url, names))
+    finally:
+        if server is not None:
+            server.stop()
+            shutil.rmtree(workdir / "redis", ignore_errors=True)
+    p, hp = percentiles(sat.latencies_ms), percentiles(half.latencies_ms)
+    return {"worker_comments_per_s": sat.comments_per_s, "worker_seconds": sat.seconds,
+            "latency_ms_p50": p["50"], "latency_ms_p95": p["95"], "latency_ms_p99": p["99"],
+            "dead_lettered": sat.dead + half.dead, "other_cpu_cores_worker": other_cores,
+            "half_load_rate": rate, "half_load_n": half_n,
+            "half_load_comments_per_s": half.comments_per_s, "half_load_latency_ms_p50": hp["50"],
+            "half_load_latency_ms_p95": hp["95"], "half_load_latency_ms_p99": hp["99"],
+            **stats, **{f"half_load_{k}": v for k, v in half_stats.items()}, "_labels": sat.labels}
+
+
+# --- the run --------------------------------------------------------------------------------------
+def _worker_dtypes() -> tuple[str, ...]:
+    """The dtypes the worker's settings accept (``auto`` first)."""
+    return tuple(get_args(Settings.model_fields["dtype"].annotation))
+
+
+def _setting(args: argparse.Namespace, name: str) -> Any:
+    value = getattr(args, name, None)
+    return Settings.model_fields[name].default if value is None else value
+
+
+def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from .flops import encoder_shape, matmul_rate, mean_forward_flops
+    from .model import resolve_device, set_torch_threads
+
+    started = time.perf_counter()
+    threads = set_torch_threads(args.threads)
+    device, dtype = resolve_device(args.device, args.dtype)
+    args.resolved_device, args.resolved_dtype = device, dtype
+    pool = load_texts(args.texts, int(Settings.model_fields["max_text_chars"].default))
+    ref = prepare_model(args.model, args.preset, args.texts, args.cache_dir, pool)
+    random.Random(args.seed).shuffle(pool)
+    texts = draw(pool, 0, args.n)
+    agree_texts = draw(pool, args.n, args.agreement_n)  # held apart from the timed comments where possible
+    batch_size, max_tokens = int(_setting(args, "max_batch_size")), int(_setting(args, "max_batch_tokens"))
+    import torch
+
+    result: dict[str, Any] = {"n": args.n, "device": device, "dtype": dtype, "threads": threads,
+                              "torch": torch.__version__, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+                              "model": str(ref.path), "untrained": ref.untrained, "preset": args.preset,
+                              "max_batch_size": batch_size, "max_batch_tokens": max_tokens,
+                              "max_wait_ms": float(_setting(args, "max_wait_ms"))}
+    if args.agreement_n > 0:
+        candidates = [dtype] + (["int8"] if args.int8 and device == "cpu" and dtype != "int8" else [])
+        say(f"agreement: {args.agreement_n} comments, float32 vs {', '.join(candidates)}")
+        agreement = run_agreement(ref, agree_texts, device, candidates, batch_size, max_tokens)
+        result.update(agreement_n=args.agreement_n, label_agreement=agreement[dtype]["label_agreement"],
+                      prob_max_abs_diff=agreement[dtype]["prob_max_abs_diff"],
+                      near_threshold_fraction=agreement[dtype]["near_threshold_fraction"],
+                      model_only_comments_per_s=agreement[dtype]["comments_per_s"],
+                      float32_model_only_comments_per_s=agreement["float32"]["comments_per_s"])
+        if "int8" in agreement:
+            result.update(int8_label_agreement=agreement["int8"]["label_agreement"],
+                          int8_prob_max_abs_diff=agreement["int8"]["prob_max_abs_diff"],
+                          int8_model_only_comments_per_s=agreement["int8"]["comments_per_s"])
+    if args.check_agreement:
+        result["elapsed_s"] = time.perf_counter() - started
+        return result
+
+    base_texts = texts[: min(args.n, args.baseline_n)]
+    say(f"baseline: {len(base_texts)} comments one at a time (float32)")
+    meter = CpuMeter().start()
+    base_rate, base_labels = run_baseline(ref, base_texts, device)
+    result.update(baseline_comments_per_s=base_rate, baseline_n=len(base_texts),
+                  baseline_extrapolated=len(base_texts) < args.n, other_cpu_cores_baseline=meter.stop())
+    gc.collect()
+
+    workdir = Path(args.cache_dir) / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    warm = draw(pool, args.n + args.agreement_n, min(args.n, args.warmup_n))
+    load = run_worker_phases(args, ref, texts, warm, workdir)
+    worker_labels = load.pop("_labels")
+    result.update(load)
+    result["speedup"] = result["worker_comments_per_s"] / base_rate
+    same = [w == b for w, b in zip(worker_labels, base_labels, strict=False) if w is not None]
+    result["baseline_label_agreement"] = sum(same) / len(same) if same else float("nan")
+
+    from transformers import AutoConfig
+
+    shape = encoder_shape(AutoConfig.from_pretrained(str(ref.path), local_files_only=True))
+    lengths = token_lengths(ref, texts)
+    flops = mean_forward_flops(shape, lengths)
+    say(f"ceiling: {dtype} matrix-multiply rate on {device}")
+    rate = matmul_rate(device, dtype, shape)
+    ceiling = rate / flops
+    result.update(mean_tokens_per_comment=float(np.mean(lengths)), gflops_per_comment=flops / 1e9,
+                  matmul_tflops=rate / 1e12, compute_bound_comments_per_s=ceiling,
+                  fraction_of_ceiling=result["worker_comments_per_s"] / ceiling,
+                  worker_log=str(workdir / "worker.log"), elapsed_s=time.perf_counter() - started)
+    return result
+
+
+# --- output ---------------------------------------------------------------------------------------
+def _fmt(value: Any, digits: int = 1) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:,.{digits}f}"
+    return str(value)
+
+
+def render_table(r: dict[str, Any]) -> str:
+    rows: list[tuple[str, str]] = [("model", f"{r['model']}{' (untrained)' if r['untrained'] else ''}"),
+                                   ("device / dtype / threads", f"{r['device']} / {r['dtype']} / {r['threads']}")]
+    if "label_agreement" in r:
+        rows += [(f"label agreement vs float32 ({r['agreement_n']} comments)",
+                  f"{100 * r['label_agreement']:.2f}% (max |Δp| {r['prob_max_abs_diff']:.4f}; "
+                  f"{100 * r['near_threshold_fraction']:.1f}% of comments within 0.01 of a threshold)"),
+                 ("model only, in-process (comments/s)",
+                  f"{_fmt(r['model_only_comments_per_s'])} {r['dtype']}, "
+                  f"{_fmt(r['float32_model_only_comments_per_s'])} float32")]
+    if "int8_label_agreement" in r:
+        rows.append(("int8 (dynamic quantisation), in-process",
+                     f"{_fmt(r['int8_model_only_comments_per_s'])} comments/s, label agreement "
+                     f"{100 * r['int8_label_agreement']:.2f}%"))
+    if "speedup" in r:
+        extra = f", measured on {r['baseline_n']} of {r['n']}" if r["baseline_extrapolated"] else ""
+        rows += [
+            ("baseline: model card code, 1 comment at a time, float32",
+             f"{_fmt(r['baseline_comments_per_s'])} comments/s{extra}"),
+            (f"worker, saturated ({r['n']} comments)", f"{_fmt(r['worker_comments_per_s'])} comments/s"),
+            ("speedup", f"{r['speedup']:.1f}×"),
+            ("latency p50 / p95 / p99, saturated (ms)",
+             f"{_fmt(r['latency_ms_p50'], 0)} / {_fmt(r['latency_ms_p95'], 0)} / {_fmt(r['latency_ms_p99'], 0)}"),
+            (f"half load ({r['half_load_n']} at {r['half_load_rate']:.1f}/s): latency p50 / p99 (ms)",
+             f"{_fmt(r['half_load_latency_ms_p50'], 0)} / {_fmt(r['half_load_latency_ms_p99'], 0)}"),
+            ("batches: mean size, real/padded tokens",
+             f"{_fmt(r.get('mean_batch_size', float('nan')))}, {_fmt(r.get('padding_fill', float('nan')), 2)}"),
+            (f"{r['dtype']} matrix multiply (measured)", f"{r['matmul_tflops'] * 1000:,.0f} GFLOP/s"),
+            ("model FLOPs per comment", f"{r['gflops_per_comment']:.2f} GFLOP at {r['mean_tokens_per_comment']:.1f} "
+                                        "tokens (mean)"),
+            ("compute-bound ceiling", f"{_fmt(r['compute_bound_comments_per_s'])} comments/s"),
+            ("fraction of ceiling", f"{100 * r['fraction_of_ceiling']:.0f}%"),
+            ("worker labels = baseline labels", f"{100 * r['baseline_label_agreement']:.1f}% of baseline comments"),
+            ("other processes' CPU: baseline / worker runs (cores)",
+             f"{_fmt(r['other_cpu_cores_baseline'], 2)} / {_fmt(r['other_cpu_cores_worker'], 2)}"),
+        ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.model is None and args.preset is None:
+        args.preset = "bert-base-chinese"
+    if args.n < 1 or args.baseline_n < 1 or args.agreement_n < 0:
+        raise LivetopicError("--n and --baseline-n must be ≥ 1, --agreement-n ≥ 0")
+    if args.check_agreement and args.agreement_n == 0:
+        raise LivetopicError("--check-agreement needs --agreement-n ≥ 1")
+    result = run_bench(args)
+    if args.json:
+        print(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                          for k, v in result.items()}, ensure_ascii=False))
+    else:
+        print(render_table(result))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from .modelinit import PRESETS
+
+    p = sub.add_parser("bench", help="baseline vs worker throughput, latency and compute ceiling")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--model", type=Path, help="model repository (REPO or REPO/N) or Hugging Face directory")
+    source.add_argument("--preset", choices=list(PRESETS),
+                        help="an untrained model of this shape, built once into --cache-dir (default: "
+                             "bert-base-chinese when no --model)")
+    p.add_argument("--texts", nargs="+", type=Path, required=True, help="comments (files or directories)")
+    p.add_argument("--n", type=int, default=2000, help="comments per worker run (default: 2000)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--dtype", choices=_worker_dtypes(), default="auto", help="the worker's dtype (default: auto)")
+    p.add_argument("--redis-url", help="a Redis server to use (fresh stream names; default: an embedded one)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--baseline-n", type=int, default=200,
+                   help="time the baseline on min(N, this) comments and extrapolate its rate (default: 200)")
+    p.add_argument("--agreement-n", type=int, default=1000,
+                   help="comments for the label-agreement check against float32; 0 skips it (default: 1000)")
+    p.add_argument("--check-agreement", action="store_true", help="only the label-agreement check")
+    p.add_argument("--int8", action="store_true", help="also measure int8 dynamic quantisation (CPU, in-process)")
+    p.add_argument("--warmup-n", type=int, default=256, help="comments through the worker before timing")
+    p.add_argument("--half-load-seconds", type=float, default=20.0,
+                   help="length of the half-load phase, at most N comments (default: 20)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads everywhere (default: torch's, all cores)")
+    p.add_argument("--max-batch-size", type=int, help="worker setting (default: the worker's)")
+    p.add_argument("--max-batch-tokens", type=int, help="worker setting (default: the worker's)")
+    p.add_argument("--max-wait-ms", type=float, help="worker setting (default: the worker's)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the worker's model")
+    p.add_argument("--cache-dir", type=Path, default=Path(".bench"), help="preset models and run logs")
+    p.add_argument("--seed", type=int, default=0, help="which comments are drawn")
+    p.set_defaults(func=cmd_bench)

@@ -1,0 +1,120 @@
+"""Compute ceilings for ``livetopic bench``: a model's forward FLOPs per comment from its config, and the
+device's measured matrix-multiply rate in a given dtype (for int8: int8 × int8 → int32 operations per second).
+
+FLOPs count multiply-adds as two operations and include only the matrix products (projections, feed-forward,
+attention scores and mixing, pooler, classifier); embeddings, layer norms, activations and softmax are a few
+percent on top and left out, so the ceiling is an upper bound on what the model could reach.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["EncoderShape", "encoder_shape", "forward_flops", "matmul_rate", "mean_forward_flops"]
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderShape:
+    layers: int
+    hidden: int
+    intermediate: int
+    labels: int
+    pooler: bool = True
+
+
+def encoder_shape(config: Any) -> EncoderShape:
+    """The shape of a BERT-like encoder from its transformers config (BERT, RoBERTa, DistilBERT names)."""
+
+    def first(*names: str) -> int:
+        for name in names:
+            value = getattr(config, name, None)
+            if value is not None:
+                return int(value)
+        raise ValueError(f"config has none of {names}")
+
+    # BERT's pooler, DistilBERT's pre_classifier and RoBERTa's head dense are all one h×h product.
+    return EncoderShape(
+        layers=first("num_hidden_layers", "n_layers", "num_layers"),
+        hidden=first("hidden_size", "dim", "d_model"),
+        intermediate=first("intermediate_size", "hidden_dim", "ffn_dim"),
+        labels=first("num_labels"),
+    )
+
+
+def forward_flops(shape: EncoderShape, tokens: int) -> float:
+    """FLOPs of one forward pass over one sequence of ``tokens`` tokens (no padding)."""
+    h, n = shape.hidden, tokens
+    per_layer = 2 * n * (4 * h * h + 2 * h * shape.intermediate) + 4 * n * n * h
+    head = 2 * h * h + 2 * h * shape.labels if shape.pooler else 2 * h * shape.labels
+    return float(shape.layers * per_layer + head)
+
+
+def mean_forward_flops(shape: EncoderShape, lengths: Iterable[int]) -> float:
+    """Mean FLOPs per comment over the token counts ``lengths``."""
+    values = [forward_flops(shape, n) for n in lengths]
+    if not values:
+        raise ValueError("no token counts")
+    return sum(values) / len(values)
+
+
+def _gemm_shapes(shape: EncoderShape, rows: int) -> list[tuple[int, int, int]]:
+    h, i = shape.hidden, shape.intermediate
+    return [(rows, h, 3 * h), (rows, h, h), (rows, h, i), (rows, i, h)]
+
+
+def matmul_rate(device: str, dtype: str, shape: EncoderShape, *, rows: Iterable[int] | None = None,
+                seconds: float = 0.4) -> float:
+    """Measured FLOP/s of the encoder's own matrix products (``x @ Wᵀ + b`` at ``rows`` tokens) in ``dtype``
+    on ``device``: the best, over ``rows``, of the time-weighted rate of the layer's GEMMs (QKV, output,
+    feed-forward up and down). ``seconds`` of timing per shape after warm-up. Default ``rows``: 1024-4096
+    tokens on CPU, 4096-16384 on GPUs (which need larger products to fill)."""
+    import torch
+
+    cuda = device.startswith("cuda")
+    if rows is None:
+        rows = (4096, 8192, 16384) if cuda else (1024, 2048, 4096)
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    int8 = dtype == "int8"  # int8 × int8 → int32 products (torch._int_mm), as the worker's int8 layers run
+    torch_dtype = torch.int8 if int8 else getattr(torch, dtype)
+
+    def operands(m: int, k: int, n: int) -> tuple[Any, Any, Any]:
+        if int8:
+            x = torch.randint(-127, 128, (m, k), generator=generator, dtype=torch.int8).to(device)
+            w = torch.randint(-127, 128, (n, k), generator=generator, dtype=torch.int8).to(device)
+            return x, w, None
+        x = torch.randn(m, k, generator=generator).to(device=device, dtype=torch_dtype)
+        w = torch.randn(n, k, generator=generator).to(device=device, dtype=torch_dtype)
+        return x, w, torch.randn(n, generator=generator).to(device=device, dtype=torch_dtype)
+
+    def product(x: Any, w: Any, b: Any) -> Any:
+        return torch._int_mm(x, w.t()) if int8 else torch.nn.functional.linear(x, w, b)
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    best = 0.0
+    with torch.inference_mode():
+        for m in rows:
+            flops = elapsed = 0.0
+            for mm, k, n in _gemm_shapes(shape, m):
+                x, w, b = operands(mm, k, n)
+                for _ in range(3):
+                    product(x, w, b)
+                sync()
+                reps, started = 0, time.perf_counter()
+                while True:
+                    for _ in range(4 if cuda else 1):
+                        product(x, w, b)
+                        reps += 1
+                    sync()
+                    spent = time.perf_counter() - started
+                    if spent >= seconds:
+                        break
+                flops += 2.0 * mm * k * n * reps
+                elapsed += spent
+            best = max(best, flops / elapsed)
+    return best
