@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import collections
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from worker.errors import ModelError
-from worker.modelinit import SPECIAL_TOKENS, build_char_tokenizer
+from worker.modelinit import build_char_tokenizer
 from worker.text import Preprocessor
 
 __all__ = ["char_tokenizer", "collate", "encode_texts", "length_batches", "serving_backend"]
@@ -40,44 +38,11 @@ def encode_texts(backend: Any, preprocess: Preprocessor, texts: Sequence[str]) -
     return [e.ids for e in encodings]
 
 
-def _vocab_size_on_disk(out_dir: Path) -> int:
-    data = json.loads((out_dir / "tokenizer.json").read_text(encoding="utf-8"))
-    return len(data["model"]["vocab"])
-
-
 def char_tokenizer(texts: Iterable[str], out_dir: Path, preprocess: Preprocessor,
                    vocab_size: int | None = None, min_count: int = 1) -> int:
-    """A character vocabulary from ``texts`` via :func:`worker.modelinit.build_char_tokenizer`.
-
-    Guard: with transformers 5 an older ``build_char_tokenizer`` silently saved only the special tokens
-    (``BertTokenizerFast(vocab_file=...)`` is ignored there). If the saved vocabulary is short, it is
-    rebuilt here with the same characters, passed as ``vocab=``.
-    """
-    texts = list(texts)
-    size = build_char_tokenizer(texts, out_dir, vocab_size=vocab_size, min_count=min_count, preprocess=preprocess)
-    if _vocab_size_on_disk(out_dir) == size:
-        return size
-    from transformers import BertTokenizerFast  # type: ignore[attr-defined]
-
-    counts: collections.Counter[str] = collections.Counter()
-    for text in texts:
-        counts.update(preprocess(text).lower())
-    vocab = list(SPECIAL_TOKENS)
-    seen = set(vocab)
-    limit = vocab_size or 10**9
-    for ch in (c for c, n in counts.most_common() if n >= min_count and not c.isspace()):
-        for token in (ch, "##" + ch):
-            if token not in seen and len(vocab) < limit:
-                vocab.append(token)
-                seen.add(token)
-    while vocab_size and len(vocab) < vocab_size:
-        vocab.append(f"[unused{len(vocab)}]")
-    tokenizer = BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True,
-                                  tokenize_chinese_chars=True)
-    tokenizer.save_pretrained(str(out_dir))
-    if _vocab_size_on_disk(out_dir) != len(vocab):
-        raise ModelError(f"{out_dir}: could not save a character vocabulary of {len(vocab)} tokens")
-    return len(vocab)
+    """A character vocabulary from ``texts``: :func:`worker.modelinit.build_char_tokenizer`, the one builder."""
+    return build_char_tokenizer(list(texts), out_dir, vocab_size=vocab_size, min_count=min_count,
+                                preprocess=preprocess)
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator | None = None,

@@ -1,5 +1,5 @@
 """The micro-batcher: wait for the first item, then flush when ``max_items`` items or ``max_tokens``
-tokens are gathered, or ``max_wait_s`` after the first item (``clock()`` based, so tests inject a
+tokens are gathered, or ``max_wait_s`` after the first item arrived (``clock()`` based, so tests inject a
 clock and a sleep and never wait for real).
 
 Items are never dropped: an item that would overflow the token budget starts the next batch, and
@@ -28,6 +28,7 @@ class MicroBatcher(Generic[T]):
         self.max_items, self.max_tokens, self.max_wait_s = max_items, max_tokens, max_wait_s
         self._cost, self._clock, self._sleep = cost, clock, sleep
         self._items: collections.deque[T] = collections.deque()
+        self._arrivals: collections.deque[float] = collections.deque()  # clock() at put, per item
         self._arrived = asyncio.Event()
         self._closed = False
 
@@ -42,6 +43,7 @@ class MicroBatcher(Generic[T]):
         if self._closed:
             raise RuntimeError("batcher is closed")
         self._items.append(item)
+        self._arrivals.append(self._clock())
         self._arrived.set()
 
     def close(self) -> None:
@@ -58,6 +60,7 @@ class MicroBatcher(Generic[T]):
             if batch and tokens + cost > self.max_tokens:
                 return True, tokens
             batch.append(self._items.popleft())
+            self._arrivals.popleft()
             tokens += cost
         full = len(batch) >= self.max_items or tokens >= self.max_tokens
         return full, tokens
@@ -81,7 +84,7 @@ class MicroBatcher(Generic[T]):
                 return []
             self._arrived.clear()
             await self._arrived.wait()
-        deadline = self._clock() + self.max_wait_s
+        deadline = self._arrivals[0] + self.max_wait_s  # from the first item's arrival
         batch: list[T] = []
         tokens = 0
         while True:

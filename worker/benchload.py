@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -70,8 +70,8 @@ class CpuMeter:
     machine's busy time (``/proc/stat``) less the bench's own processes. On a shared machine this says how
     much the numbers were disturbed. ``nan`` where ``/proc`` is not available."""
 
-    def __init__(self) -> None:
-        self.pids: set[int] = {os.getpid()}
+    def __init__(self, pids: Iterable[int] = ()) -> None:
+        self.pids: set[int] = {os.getpid(), *pids}
         self._start: tuple[int, int, int] | None = None
         self.other_cores = float("nan")
 

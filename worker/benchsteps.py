@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import numpy as np
 from .errors import LivetopicError
 from .repository import MANIFEST_NAME, Manifest, latest_version, read_manifest, resolve_version
 
-__all__ = ["LABELS", "ModelRef", "load_texts", "prepare_model", "run_agreement", "run_baseline", "say",
+__all__ = ["LABELS", "Baseline", "ModelRef", "load_texts", "prepare_model", "run_agreement", "say",
            "token_lengths"]
 
 LABELS = ["Cheer", "Game", "Broadcast", "Chat"]
@@ -61,41 +60,6 @@ def _fingerprint(paths: list[Path], preset: str) -> str:
     return digest.hexdigest()[:12]
 
 
-def _vocab_size(model_dir: Path) -> int:
-    data = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
-    return len(data["model"]["vocab"])
-
-
-def _ensure_char_vocab(model_dir: Path, texts: list[str], vocab_size: int | None) -> None:
-    """Guard for :func:`worker.modelinit.build_char_tokenizer` under transformers 5, where
-    ``BertTokenizerFast(vocab_file=...)`` is ignored and only the special tokens get saved (every character
-    would be [UNK]). Rewrites the tokenizer with the same characters passed as ``vocab=``."""
-    import collections
-
-    from transformers import BertTokenizerFast  # type: ignore[attr-defined]
-
-    from .modelinit import SPECIAL_TOKENS
-
-    if _vocab_size(model_dir) > len(SPECIAL_TOKENS):
-        return
-    preprocess = read_manifest(model_dir).preprocessing.build()
-    counts: collections.Counter[str] = collections.Counter()
-    for text in texts:
-        counts.update(preprocess(text).lower())
-    vocab, limit = list(SPECIAL_TOKENS), vocab_size or 10**9
-    seen = set(vocab)
-    for ch in (c for c, _ in counts.most_common() if not c.isspace()):
-        for token in (ch, "##" + ch):
-            if token not in seen and len(vocab) < limit:
-                vocab.append(token)
-                seen.add(token)
-    while vocab_size and len(vocab) < vocab_size:
-        vocab.append(f"[unused{len(vocab)}]")
-    tokenizer = BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True,
-                                  tokenize_chinese_chars=True)
-    tokenizer.save_pretrained(str(model_dir))
-
-
 def prepare_model(model: Path | None, preset: str | None, text_paths: list[Path], cache_dir: Path,
                   texts: list[str]) -> ModelRef:
     """``--model`` as given, or the ``--preset`` model built once into the cache directory."""
@@ -106,7 +70,7 @@ def prepare_model(model: Path | None, preset: str | None, text_paths: list[Path]
         vdir, number = resolve_version(path)
         untrained = bool(read_manifest(vdir).training_args.get("untrained"))
         return ModelRef(vdir.parent, number, vdir, untrained)
-    from .modelinit import PRESETS, init_version
+    from .modelinit import init_version
 
     assert preset is not None
     repo = Path(cache_dir) / "models" / f"{preset}-{_fingerprint(text_paths, preset)}"
@@ -115,8 +79,6 @@ def prepare_model(model: Path | None, preset: str | None, text_paths: list[Path]
         say(f"building an untrained {preset} model in {repo} (once; vocabulary from the texts)")
         version = init_version(repo, preset=preset, labels=LABELS, texts=texts, name=f"bench-{preset}")
     vdir = repo / str(version)
-    shape = PRESETS[preset]
-    _ensure_char_vocab(vdir, texts, shape["vocab"] if isinstance(shape, dict) else shape.vocab)
     return ModelRef(repo, version, vdir, untrained=True)
 
 
@@ -139,32 +101,47 @@ def token_lengths(ref: ModelRef, texts: list[str]) -> list[int]:
 
 
 # --- in-process steps -----------------------------------------------------------------------------
-def run_baseline(ref: ModelRef, texts: list[str], device: str) -> tuple[float, list[list[str]]]:
-    """The model card's usage code, one comment at a time, float32. Returns (comments/s, labels per text)."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+class Baseline:
+    """The model card's usage code, one comment at a time, float32: ``tokenizer(text, return_tensors="pt",
+    padding=True, truncation=True, max_length=512)``, the model, ``torch.sigmoid``, under ``torch.no_grad()``."""
 
-    manifest = _manifest(ref)
-    names, multi = manifest.labels, manifest.problem_type == "multi_label_classification"
-    thresholds = np.array([manifest.threshold(label) for label in names], dtype=np.float32)
-    tokenizer = AutoTokenizer.from_pretrained(str(ref.path), local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(str(ref.path), local_files_only=True,
-                                                               dtype=torch.float32).to(device).eval()
-    labels: list[list[str]] = []
+    def __init__(self, ref: ModelRef, device: str) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    def classify(text: str) -> np.ndarray:
-        inputs = tokenizer(text, return_tensors="pt", padding=True, truncation=True, max_length=512).to(device)
+        manifest = _manifest(ref)
+        self.names, self.multi = manifest.labels, manifest.problem_type == "multi_label_classification"
+        self.thresholds = np.array([manifest.threshold(label) for label in self.names], dtype=np.float32)
+        self.device = device
+        self.tokenizer = AutoTokenizer.from_pretrained(str(ref.path), local_files_only=True)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            str(ref.path), local_files_only=True, dtype=torch.float32).to(device).eval()
+        self.seconds, self.count = 0.0, 0
+        self.labels: list[list[str]] = []
+
+    def classify(self, text: str) -> np.ndarray:
+        import torch
+
+        inputs = self.tokenizer(text, return_tensors="pt", padding=True, truncation=True, max_length=512)
         with torch.no_grad():
-            return torch.sigmoid(model(**inputs).logits)[0].cpu().numpy()
+            probs = torch.sigmoid(self.model(**inputs.to(self.device)).logits)
+        return probs[0].cpu().numpy()
 
-    for text in texts[:3]:  # warm-up, not timed
-        classify(text)
-    started = time.perf_counter()
-    probs = [classify(text) for text in texts]
-    elapsed = time.perf_counter() - started
-    for p in probs:
-        labels.append([names[j] for j in np.flatnonzero(p >= thresholds)] if multi else [names[int(p.argmax())]])
-    return len(texts) / elapsed, labels
+    def run(self, texts: list[str]) -> None:
+        """Time ``texts`` (after a 3-comment warm-up) and add them to the totals."""
+        for text in texts[:3]:
+            self.classify(text)
+        started = time.perf_counter()
+        probs = [self.classify(text) for text in texts]
+        self.seconds += time.perf_counter() - started
+        self.count += len(texts)
+        for p in probs:
+            self.labels.append([self.names[j] for j in np.flatnonzero(p >= self.thresholds)] if self.multi
+                               else [self.names[int(p.argmax())]])
+
+    @property
+    def comments_per_s(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else float("nan")
 
 
 def run_agreement(ref: ModelRef, texts: list[str], device: str, dtypes: list[str], batch_size: int,

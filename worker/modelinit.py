@@ -5,12 +5,13 @@ trainer's from-scratch start."""
 from __future__ import annotations
 
 import collections
-import tempfile
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from .errors import ModelError
 from .repository import Manifest, PreprocessingSpec, publish_version
 from .text import Preprocessor
 
@@ -41,17 +42,20 @@ def build_char_tokenizer(texts: Iterable[str], out_dir: Path, *, vocab_size: int
                          min_count: int = 1, preprocess: Preprocessor | None = None) -> int:
     """Write a BERT WordPiece tokenizer whose vocabulary is the characters of ``texts`` (each also as a
     ``##`` continuation, so Latin words split into characters). Padded with ``[unusedN]`` entries up to
-    ``vocab_size`` when given. Returns the vocabulary size."""
+    ``vocab_size`` when given. Returns the vocabulary size.
+
+    The vocabulary is passed as a mapping: transformers 5 ignores ``vocab_file=`` here and would save only
+    the special tokens (every character [UNK]); the size on disk is checked for that reason.
+    """
     from transformers import BertTokenizerFast  # type: ignore[attr-defined]
 
     counts: collections.Counter[str] = collections.Counter()
     for text in texts:
         counts.update((preprocess(text) if preprocess else text).lower())
-    chars = [c for c, n in counts.most_common() if n >= min_count and not c.isspace()]
     vocab: list[str] = list(SPECIAL_TOKENS)
     seen = set(vocab)
     limit = vocab_size or 10**9
-    for ch in chars:
+    for ch in (c for c, n in counts.most_common() if n >= min_count and not c.isspace()):
         for token in (ch, "##" + ch):
             if token not in seen and len(vocab) < limit:
                 vocab.append(token)
@@ -59,11 +63,12 @@ def build_char_tokenizer(texts: Iterable[str], out_dir: Path, *, vocab_size: int
     while vocab_size and len(vocab) < vocab_size:
         vocab.append(f"[unused{len(vocab)}]")
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        vocab_file = Path(tmp) / "vocab.txt"
-        vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
-        tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True, tokenize_chinese_chars=True)
-        tokenizer.save_pretrained(str(out_dir))
+    tokenizer = BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True,
+                                  tokenize_chinese_chars=True)
+    tokenizer.save_pretrained(str(out_dir))
+    saved = len(json.loads((out_dir / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"])
+    if saved != len(vocab):
+        raise ModelError(f"{out_dir}: saved a vocabulary of {saved} tokens instead of {len(vocab)}")
     return len(vocab)
 
 

@@ -76,6 +76,10 @@ class Classifier:
     def __init__(self, worker: Worker, metrics: Metrics) -> None:
         self.worker, self.metrics = worker, metrics
         self._queue: asyncio.Queue[tuple[LoadedModel, list[Comment], Prepared | None] | None] = asyncio.Queue(maxsize=1)
+        # A batch is formed only when the model is free to take it: while the model works, comments keep
+        # gathering (up to the batch limits) instead of leaving early in small batches that queue up.
+        # Tokenizing still overlaps the model: comments are encoded as they are read.
+        self.slots = asyncio.Semaphore(1)
 
     def parse(self, entry_id: str, fields: Mapping[bytes, bytes], deliveries: int) -> Comment | Rejection:
         return parse_entry(entry_id, fields, self.worker.limits, deliveries)
@@ -106,7 +110,9 @@ class Classifier:
         return ok, failed
 
     async def submit(self, batch: list[Comment] | None) -> None:
-        """Prepare ``batch`` (tokenizer thread) while the model runs the previous one; None ends the stream."""
+        """Prepare ``batch`` (tokenizer thread) and queue it for the model; None ends the stream.
+
+        The caller holds one of :attr:`slots`; it is released once the batch is scored (or found empty)."""
         if batch is None:
             await self._queue.put(None)
             return
@@ -120,6 +126,7 @@ class Classifier:
                 batch = [c for c in batch if c.entry_id not in failed_ids]
                 await self.worker.publish(failures)
                 if not batch:
+                    self.slots.release()
                     return
         try:
             prepared: Prepared | None = await self.worker.run_in(self.worker.tokenizer_pool, model.prepare,
@@ -137,7 +144,9 @@ class Classifier:
             if prepared is not None:
                 self.metrics.batch_tokens.observe(prepared.tokens)
                 self.metrics.padded_tokens.inc(prepared.padded_tokens)
-            await self.worker.publish(await self.score(model, batch, prepared))
+            finished = await self.score(model, batch, prepared)
+            self.slots.release()
+            await self.worker.publish(finished)
         await self.worker.publish(None)
 
     async def score(self, model: LoadedModel, batch: list[Comment], prepared: Prepared | None = None) -> list[Finished]:

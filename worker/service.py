@@ -286,7 +286,12 @@ class Worker:
 
     # --- processing side --------------------------------------------------------------------------
     async def _batch_loop(self) -> None:
-        while batch := await self.batcher.next_batch():
+        while True:
+            await self.classifier.slots.acquire()
+            batch = await self.batcher.next_batch()
+            if not batch:
+                self.classifier.slots.release()
+                break
             await self.classifier.submit(batch)
         await self.classifier.submit(None)
 

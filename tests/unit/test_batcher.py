@@ -141,3 +141,11 @@ async def test_zero_wait_flushes_what_is_there() -> None:
 def test_rejects_bad_limits() -> None:
     with pytest.raises(ValueError):
         MicroBatcher(max_items=0, max_tokens=1, max_wait_s=0, cost=len)
+
+
+async def test_deadline_counts_from_arrival_not_from_the_call() -> None:
+    clock = FakeClock()
+    batcher = make(clock)
+    batcher.put("a")  # arrives while the consumer is busy elsewhere
+    clock.advance(0.5)
+    assert await batcher.next_batch() == ["a"]  # already due: no further wait

@@ -13,11 +13,9 @@ import pytest
 
 from worker import bench
 from worker.benchload import CpuMeter, percentiles
-from worker.benchsteps import _ensure_char_vocab, draw, load_texts
+from worker.benchsteps import draw, load_texts
 from worker.cli import build_parser
 from worker.errors import LivetopicError
-
-from ..conftest import SAMPLE
 
 
 def test_parser_accepts_the_contract_flags() -> None:
@@ -42,21 +40,6 @@ def test_load_texts_drops_unusable_comments(tmp_path: Path) -> None:
     assert load_texts([path], max_chars=10) == ["ok", "fine"]
     with pytest.raises(LivetopicError):
         load_texts([path], max_chars=1)
-
-
-def test_vocab_guard_restores_a_character_vocabulary(tmp_path: Path) -> None:
-    from transformers import AutoTokenizer, BertTokenizerFast
-
-    from worker.repository import Manifest
-
-    (tmp_path / "livetopic.json").write_text(Manifest(labels=["a"]).model_dump_json(), encoding="utf-8")
-    BertTokenizerFast(vocab={t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])}
-                      ).save_pretrained(str(tmp_path))
-    texts = [*SAMPLE.read_text(encoding="utf-8").splitlines()[:20], "加油 nice"]
-    _ensure_char_vocab(tmp_path, texts, vocab_size=None)
-    tokenizer = AutoTokenizer.from_pretrained(str(tmp_path))
-    ids = tokenizer("加油 nice")["input_ids"]
-    assert tokenizer.unk_token_id not in ids and len(ids) == 2 + 2 + 4
 
 
 def test_batch_stats_from_metric_deltas() -> None:

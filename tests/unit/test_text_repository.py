@@ -64,3 +64,15 @@ def test_manifest_validation() -> None:
 def test_empty_repo(tmp_path: Path) -> None:
     with pytest.raises(RepositoryError, match="no complete model version"):
         resolve_version(tmp_path)
+
+
+def test_char_vocabulary_is_saved_not_just_special_tokens(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from worker.modelinit import build_char_tokenizer
+
+    size = build_char_tokenizer(["加油加油", "nice 好球"], tmp_path, preprocess=Preprocessor("raw"))
+    tokenizer = AutoTokenizer.from_pretrained(str(tmp_path), local_files_only=True)
+    assert len(tokenizer) == size > 5
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer("加油 nice")["input_ids"])
+    assert "[UNK]" not in tokens and tokens[:3] == ["[CLS]", "加", "油"]
