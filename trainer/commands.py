@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = ["register"]
 
-PRESETS = ("tiny", "mini", "small", "bert-base-chinese")
+PRESETS = ("tiny", "mini", "small", "bert-base-chinese")  # trainer.modeling.SHAPES
 PREPROCESS_MODES = ("raw", "remove_emoji", "demojize", "remove_punct")
 
 
@@ -53,10 +53,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-minutes", type=float, help="wall-clock budget of the whole run, minutes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, help="peak learning rate (default 1e-5 with --base; from scratch "
-                   "tiny 2e-3, mini 1e-3, small 5e-4)")
+                   "tiny 2e-3, mini and small 5e-4)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=64, help="tokens per comment, special tokens included")
-    p.add_argument("--preset", choices=PRESETS, default="small", help="from-scratch model size (default small)")
+    p.add_argument("--preset", choices=PRESETS, default="mini",
+                   help="from-scratch model size: tiny (2x64), mini (6 layers x 128, default), small (4x256), "
+                        "bert-base-chinese (12x768)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of games for validation (0.1)")
     p.add_argument("--test-fraction", type=float, default=0.0,
                    help="fraction of games held out entirely, scored once at the end (default 0)")
@@ -67,8 +69,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--patience", type=int, default=5, help="epochs without improvement before stopping")
     p.add_argument("--warmup", type=float, default=0.06, help="warm-up fraction of the schedule")
     p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--pretrain-minutes", type=float, default=0.0,
-                   help="from scratch: masked-LM pre-training on the training text first, minutes")
     p.add_argument("--dropout", type=float, help="from scratch: hidden and attention dropout (default 0.1)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -118,9 +118,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, max_length=args.max_length, val_fraction=args.val_fraction,
         test_fraction=args.test_fraction, val_games=_names(args.val_games), test_games=_names(args.test_games),
         targets=args.targets, patience=args.patience, warmup=args.warmup, weight_decay=args.weight_decay,
-        device=args.device, threads=args.threads, limit=args.limit, pretrain_minutes=args.pretrain_minutes,
-        dropout=args.dropout,
-        run_dir=args.run_dir, name=args.name, progress=not args.quiet,
+        dropout=args.dropout, device=args.device, threads=args.threads, limit=args.limit, run_dir=args.run_dir,
+        name=args.name, progress=not args.quiet,
     )
     result = train(args.data, args.out, cfg)
     from .metrics import summary_line

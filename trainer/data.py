@@ -54,7 +54,7 @@ TEXT_COLUMNS = ("text", "content")
 # Columns that are never labels: identifiers, times, and the sentiment scores some chat exports carry.
 METADATA_COLUMNS = frozenset({
     "text", "content", "time", "timestamp", "user", "author", "id", "game", "group", "channel", "video",
-    "source", "negative", "neutral", "positive",
+    "source", "ts", "negative", "neutral", "positive",
 })
 # The teacher topics of the chat exports: broadcast, cheer, chat, player, coach, referee, tactics, team.
 CHAT_TOPICS = ("轉播", "加油", "閒聊", "球員", "教練", "裁判", "戰術", "球隊")

@@ -44,13 +44,13 @@ class TrainConfig:
 
     labels: list[str] | None = None
     base: str | None = None
-    preset: str = "small"
+    preset: str = "mini"
     preprocess: str | None = None  # None: the base version's, else "raw"
     lowercase: bool = True
     epochs: int = 10
     max_minutes: float | None = None
     seed: int = 0
-    lr: float | None = None  # None: 1e-5 from a base model, higher from scratch (see modeling.default_lr)
+    lr: float | None = None  # None: 1e-5 from a base model, more from scratch (see modeling.default_lr)
     batch_size: int = 32
     max_length: int = 64
     val_fraction: float = 0.1
@@ -64,7 +64,6 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     limit: int | None = None
-    pretrain_minutes: float = 0.0
     dropout: float | None = None  # from scratch: hidden and attention dropout (None: 0.1)
     run_dir: str | None = None
     name: str = "livetopic"
@@ -124,6 +123,24 @@ def _bce(probs: np.ndarray, targets: np.ndarray) -> float:
     return float(-(targets * np.log(p) + (1 - targets) * np.log(1 - p)).mean())
 
 
+def _validate(model: Any, val_set: Dataset, val_ids: list[list[int]], device: str, pad_id: int,
+              autocast_dtype: Any) -> tuple[dict[str, Any], np.ndarray, dict[str, Any]]:
+    """Validation metrics at thresholds tuned on the validation games; (metrics, thresholds, log fields)."""
+    labels = val_set.labels
+    probs = predict_probs(model, val_ids, device, pad_id, autocast_dtype)
+    tuned = tune_thresholds(val_set.hard, probs)
+    metrics = compute_metrics(val_set.hard, apply_thresholds(probs, tuned), labels, probs, list(tuned))
+    fields = {
+        "val_loss": _bce(probs, val_set.targets), "micro_f1": metrics["micro_f1"], "macro_f1": metrics["macro_f1"],
+        "exact_match": metrics["exact_match"], "macro_roc_auc": metrics["macro_roc_auc"],
+        "micro_f1_at_0_5": compute_metrics(val_set.hard, probs >= 0.5, labels)["micro_f1"],
+        "per_label_f1": {k: v["f1"] for k, v in metrics["per_label"].items()},
+        "per_label_roc_auc": {k: v["roc_auc"] for k, v in metrics["per_label"].items()},
+        "thresholds": dict(zip(labels, tuned.tolist(), strict=True)),
+    }
+    return metrics, tuned, fields
+
+
 def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConfig) -> TrainResult:
     """Train as configured and publish the best epoch as the next version of ``out_repo``."""
     import torch
@@ -149,7 +166,7 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
     runlog = RunLog(run_dir)
     workdir = tempfile.TemporaryDirectory(prefix="livetopic-train-")
     try:
-        built = build_model(cfg, labels, train_set.texts, Path(workdir.name), deadline=deadline, runlog=runlog)
+        built = build_model(cfg, labels, train_set.texts, Path(workdir.name))
         model, tokenizer, spec, device = built.model, built.tokenizer, built.preprocessing, built.device
         backend = serving_backend(tokenizer, cfg.max_length)
         preprocess = spec.build()
@@ -227,16 +244,8 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
             val_start = time.monotonic()
             record: dict[str, Any] = {"type": "epoch", "epoch": epoch, "step": step, "train_loss": running / count}
             if len(val_set):
-                probs = predict_probs(model, val_ids, device, pad_id, built.autocast_dtype)
-                tuned = tune_thresholds(val_set.hard, probs)
-                metrics = compute_metrics(val_set.hard, apply_thresholds(probs, tuned), labels, probs, list(tuned))
-                at_half = compute_metrics(val_set.hard, probs >= 0.5, labels)
-                record.update(val_loss=_bce(probs, val_set.targets), micro_f1=metrics["micro_f1"],
-                              macro_f1=metrics["macro_f1"], exact_match=metrics["exact_match"],
-                              micro_f1_at_0_5=at_half["micro_f1"], macro_roc_auc=metrics["macro_roc_auc"],
-                              per_label_f1={k: v["f1"] for k, v in metrics["per_label"].items()},
-                              per_label_roc_auc={k: v["roc_auc"] for k, v in metrics["per_label"].items()},
-                              thresholds=dict(zip(labels, tuned.tolist(), strict=True)))
+                metrics, tuned, fields = _validate(model, val_set, val_ids, device, pad_id, built.autocast_dtype)
+                record.update(fields)
                 score = metrics["micro_f1"] or 0.0
             else:
                 metrics, tuned, score = {}, np.full(len(labels), 0.5), float(epoch)
@@ -281,7 +290,6 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
             "lr": lr, "soft_targets": soft, "vocab_size": int(model.config.vocab_size),
             "n_train": len(train_set), "n_val": len(val_set), "n_test": len(test_set),
             **split.to_dict(), "elapsed_s": round(elapsed, 1), "device": device,
-            "pretrain": built.pretrain_info,
         }
         threshold_map = {label: round(float(t), 4) for label, t in zip(labels, thresholds, strict=True)}
         manifest = Manifest(name=cfg.name, labels=labels, problem_type="multi_label_classification",
