@@ -93,6 +93,9 @@ def register(subparsers: Any) -> None:
     _add_split_flags(p, defaults_note="default: a version's recorded games, else 0.1 and 0.2")
     p.add_argument("--labels", nargs="+", metavar="LABEL", help="score only these labels")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16", "int8"], default="auto",
+                   help="--model: inference dtype (default auto: as the worker would serve it; float32 "
+                        "reproduces the trainer's own numbers exactly)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
@@ -133,6 +136,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pad(text: str, width: int) -> str:
+    """Left-justify by display width (CJK characters take two columns)."""
+    import unicodedata
+
+    shown = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(width - shown, 0)
+
+
 def _print_metrics(metrics: dict[str, Any]) -> None:
     def fmt(value: Any) -> str:
         return "   n/a" if value is None else f"{value:.4f}"
@@ -143,7 +154,7 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
     print(f"{'label':<12} {'f1':>7} {'prec':>7} {'recall':>7} {'auc':>7} {'support':>8} {'thr':>5}")
     for label, m in metrics["per_label"].items():
         threshold = m.get("threshold")
-        print(f"{label:<12} {fmt(m['f1']):>7} {fmt(m['precision']):>7} {fmt(m['recall']):>7} "
+        print(f"{_pad(label, 12)} {fmt(m['f1']):>7} {fmt(m['precision']):>7} {fmt(m['recall']):>7} "
               f"{fmt(m['roc_auc']):>7} {m['support']:>8} {'' if threshold is None else f'{threshold:.2f}':>5}")
 
 
@@ -157,7 +168,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     common = {"val_fraction": args.val_fraction, "test_fraction": args.test_fraction}
     if args.model:
         metrics = evaluate.evaluate_model(args.model, args.data, split=args.split or "all",
-                                          labels=_names(args.labels), device=args.device, **common)
+                                          labels=_names(args.labels), device=args.device, dtype=args.dtype,
+                                          **common)
     elif args.baseline:
         metrics = evaluate.evaluate_baseline(args.data, split=args.split or "test", labels=_names(args.labels),
                                              **common)

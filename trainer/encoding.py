@@ -2,7 +2,7 @@
 
 :func:`encode_texts` mirrors :meth:`worker.model.LoadedModel.encode`: the version's
 :class:`worker.text.Preprocessor`, then the fast tokenizer's backend with no padding, truncation to
-``max_length`` and special tokens. The test ``test_trainer_encoding`` checks that both give equal ids.
+``max_length`` and special tokens. ``tests/integration/test_train_publish.py`` checks that both give equal ids.
 """
 
 from __future__ import annotations

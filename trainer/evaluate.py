@@ -61,13 +61,15 @@ def _with_source(metrics: dict[str, Any], **source: Any) -> dict[str, Any]:
 
 
 def evaluate_model(model_path: Path | str, data_paths: Sequence[Path | str], *, split: str = "all",
-                   labels: Sequence[str] | None = None, device: str = "cpu", val_fraction: float | None = None,
-                   test_fraction: float | None = None, batch_size: int = 64) -> dict[str, Any]:
+                   labels: Sequence[str] | None = None, device: str = "auto", dtype: str = "auto",
+                   val_fraction: float | None = None, test_fraction: float | None = None,
+                   batch_size: int = 64) -> dict[str, Any]:
     """Metrics of a version on ``data_paths`` with the version's thresholds and preprocessing. The data's
-    label columns are matched to the model's labels by name (``labels`` restricts to some of them)."""
+    label columns are matched to the model's labels by name (``labels`` restricts to some of them).
+    ``dtype`` auto is what the worker serves with (bfloat16 on CPUs with native bfloat16)."""
     from worker.model import load_model
 
-    model = load_model(model_path, device=device, dtype="auto")
+    model = load_model(model_path, device=device, dtype=dtype)
     wanted = list(labels) if labels else list(model.labels)
     unknown = sorted(set(wanted) - set(model.labels))
     if unknown:
@@ -80,7 +82,8 @@ def evaluate_model(model_path: Path | str, data_paths: Sequence[Path | str], *, 
     thresholds = model.thresholds[columns]
     metrics = compute_metrics(rows.hard, apply_thresholds(scores, thresholds), wanted, scores,
                               thresholds.tolist())
-    return _with_source(metrics, source="model", model=str(model.path), version=model.version, split=split,
+    return _with_source(metrics, source="model", model=str(model.path), version=model.version,
+                        dtype=model.dtype_name, split=split,
                         games=len(set(rows.groups)), data_fingerprint=data.fingerprint)
 
 

@@ -3,9 +3,11 @@
 The loop: BCEWithLogitsLoss on soft or 0/1 targets, AdamW with linear warm-up and linear decay (the
 decay follows whichever runs out first, the steps of ``epochs`` or the ``max_minutes`` budget, so a
 time-boxed run still ends at a low learning rate), bf16/fp16 autocast on GPU. After each epoch the
-validation games are scored, per-label thresholds tuned, and the best epoch (micro F1) kept; training
-stops early after ``patience`` epochs without improvement. The best weights are published as the next
-version of the repository with :func:`worker.repository.publish_version`.
+validation games are scored, per-label thresholds tuned, and the best epoch (micro F1 at the tuned
+thresholds) kept; training stops early after ``patience`` epochs in which neither the validation micro F1
+nor the validation loss improved. The best weights are published as the next version of the repository
+with :func:`worker.repository.publish_version`; the manifest records labels, thresholds, preprocessing,
+validation (and test) metrics, the data fingerprint and every training argument.
 """
 
 from __future__ import annotations
@@ -195,7 +197,7 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
         val_seconds = 0.0
         for epoch in range(1, cfg.epochs + 1):
             model.train()
-            running, count, window = 0.0, 0, 0.0
+            running, count, window, window_n = 0.0, 0, 0.0, 0
             bar = tqdm(length_batches(lengths, cfg.batch_size, rng), desc=f"epoch {epoch}/{cfg.epochs}",
                        file=sys.stderr, disable=not cfg.progress, leave=False, mininterval=1.0, dynamic_ncols=True)
             out_of_time = False
@@ -230,12 +232,13 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
                 value = float(loss.detach())
                 running += value
                 window += value
+                window_n += 1
                 count += 1
                 if step % cfg.log_every == 0:
-                    runlog.write({"type": "step", "epoch": epoch, "step": step, "loss": window / cfg.log_every,
+                    runlog.write({"type": "step", "epoch": epoch, "step": step, "loss": window / window_n,
                                   "lr": lr * factor, "elapsed_s": round(time.monotonic() - started, 1)})
-                    bar.set_postfix(loss=f"{window / cfg.log_every:.4f}", refresh=False)
-                    window = 0.0
+                    bar.set_postfix(loss=f"{window / window_n:.4f}", refresh=False)
+                    window, window_n = 0.0, 0
             bar.close()
             if count == 0:
                 stop_reason = "time"

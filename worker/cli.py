@@ -232,17 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=cmd_model_init)
 
-    from . import demo
+    from trainer import commands
+
+    from . import bench, demo
 
     demo.register(sub)
-    with contextlib.suppress(ImportError):
-        from . import bench
-
-        bench.register(sub)
-    with contextlib.suppress(ImportError):
-        from trainer import commands
-
-        commands.register(sub)
+    bench.register(sub)
+    commands.register(sub)
     return parser
 
 

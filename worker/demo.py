@@ -29,7 +29,7 @@ def sample_path() -> Path:
     return Path(str(resources.files("worker") / "data" / "sample_chat.jsonl"))
 
 
-def _ensure_model(repo: Path, sample: Path, minutes: float) -> None:
+def _ensure_model(repo: Path, sample: Path, minutes: float, run_dir: Path) -> None:
     if latest_version(repo) is not None:
         print(f"model: {repo}/{latest_version(repo)} (already there)")
         return
@@ -37,7 +37,8 @@ def _ensure_model(repo: Path, sample: Path, minutes: float) -> None:
           flush=True)
     from trainer.train import train_model
 
-    version = train_model([sample], repo, preset="tiny", max_minutes=minutes, name="demo-topics")
+    version = train_model([sample], repo, preset="tiny", max_minutes=minutes, name="demo-topics",
+                          run_dir=str(run_dir))
     print(f"model: published {repo}/{version}")
 
 
@@ -120,7 +121,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir).resolve()
     repo = Path(args.model_repo).resolve() if args.model_repo else workdir / "models"
     sample = sample_path()
-    _ensure_model(repo, sample, args.train_minutes)
+    _ensure_model(repo, sample, args.train_minutes, workdir / "train-run")
     records = [r.fields for r in read_records([sample], channel="demo", limit=args.n)]
     port = free_port()
     with EmbeddedRedis(workdir / "redis", appendonly=False) as server:

@@ -144,7 +144,8 @@ def test_evaluate_json(trained: dict[str, Any], capsys: pytest.CaptureFixture[st
     assert result["n"] == 240 and set(result["per_label"]) == set(LABELS)
     assert result["version"] == 1
     val = _evaluate_json(capsys, "--model", str(trained["repo"] / "1"), "--data", str(trained["data"]),
-                         "--split", "val")
+                         "--split", "val", "--dtype", "float32")
+    assert val["dtype"] == "float32"
     assert val["n"] == 60 and val["games"] == 1
     manifest = read_manifest(trained["repo"] / "1")
     assert val["micro_f1"] == pytest.approx(manifest.metrics["validation"]["micro_f1"], abs=1e-6)

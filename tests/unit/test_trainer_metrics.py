@@ -12,8 +12,6 @@ from trainer.data import CHAT_TOPICS, expand_paths, load_dataset, load_texts, sp
 from trainer.metrics import compute_metrics, roc_auc, tune_thresholds
 from worker.errors import InputFileError
 
-SHARED_CHAT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "tvl19_chat"
-
 
 # --- metrics ------------------------------------------------------------------------------------------
 def test_metrics_toy_case_by_hand() -> None:
@@ -195,10 +193,9 @@ def test_expand_paths_skips_hidden_and_unsupported(tmp_path: Path) -> None:
 
 # --- the real chat data (read at run time, never copied) ----------------------------------------------
 @pytest.mark.shared_data
-def test_reads_shared_chat_with_eight_topics() -> None:
-    if not SHARED_CHAT.is_dir():
-        pytest.skip("../shared/data/tvl19_chat is absent")
-    files = sorted(SHARED_CHAT.glob("*.json"))[:3]
+def test_reads_shared_chat_with_eight_topics(tvl_chat_dir: Path) -> None:
+    """tvl_chat_dir (tests/conftest.py) skips when ../shared/data/tvl19_chat is absent."""
+    files = sorted(tvl_chat_dir.glob("*.json"))[:3]
     data = load_dataset(files)
     assert data.labels == list(CHAT_TOPICS)
     assert len(data) > 0 and data.targets.shape == (len(data), 8)
