@@ -163,11 +163,15 @@ class StreamProducer:
                     raise
                 return
             except TRANSIENT_REDIS_ERRORS as exc:
-                if time.monotonic() - started > self.max_retry_s:
-                    raise
-                delay = next(backoff)
-                log.warning("push: redis unavailable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
+                await self._pause(exc, started, backoff)
+
+    async def _pause(self, exc: BaseException, started: float, backoff: Backoff) -> None:
+        """Back off after a transient Redis fault; give up (re-raise) once ``max_retry_s`` is spent."""
+        if time.monotonic() - started > self.max_retry_s:
+            raise exc
+        delay = next(backoff)
+        log.warning("push: redis unavailable (%s); retrying in %.1fs", exc, delay)
+        await asyncio.sleep(delay)
 
     async def _missing(self, chunk: list[dict[str, str]], ids: list[str], todo: list[int]) -> list[int]:
         """Of ``todo``, the records not in the stream under their id with their own fields."""
@@ -206,10 +210,6 @@ class StreamProducer:
                             ids[i] = self._next_id()
                 todo = failed
             except TRANSIENT_REDIS_ERRORS as exc:
-                if time.monotonic() - started > self.max_retry_s:
-                    raise
-                delay = next(backoff)
-                log.warning("push: redis unavailable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
+                await self._pause(exc, started, backoff)
                 uncertain = True
         return ids
