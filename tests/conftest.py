@@ -3,18 +3,15 @@ tiny model repositories, and worker processes."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-from worker.embedded import EmbeddedRedis, free_port
+from worker import process
+from worker.embedded import EmbeddedRedis
+from worker.process import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -62,65 +59,28 @@ def tvl_chat_dir() -> Path:
 
 
 def worker_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVETOPIC_")}
-    env.update(PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
-    return env
+    """The environment of the processes the tests start: one torch thread each (two cores, many processes)."""
+    return child_env(threads=1)
 
 
-class WorkerProcess:
-    """``python -m worker worker …`` as a subprocess, with its metrics port and log file."""
+class WorkerProcess(process.WorkerProcess):
+    """A started ``python -m worker worker`` on ``redis_url`` serving ``repo`` (one torch thread)."""
 
     def __init__(self, redis_url: str, repo: Path, log_path: Path, *extra: str) -> None:
-        self.port = free_port()
-        self.log_path = log_path
-        cmd = [sys.executable, "-m", "worker", "worker", "--redis-url", redis_url, "--model-repo", str(repo),
-               "--metrics-port", str(self.port), "--group-start-id", "0", "--torch-threads", "1", *extra]
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=worker_env(), cwd=ROOT)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(self.url(path), timeout=5) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
+        flags = ["--redis-url", redis_url, "--model-repo", str(repo), "--group-start-id", "0", "--torch-threads", "1",
+                 *extra]
+        super().__init__(flags, log_path, env=worker_env(), cwd=ROOT)
+        self.start()
 
     def wait_ready(self, timeout_s: float = 90) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if self.get("/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.log()}")
-
-    def metric(self, name: str) -> float:
-        _, body = self.get("/metrics")
-        for line in body.splitlines():
-            if line.startswith(name + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
+        super().wait_ready(timeout_s)
 
     def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
+        return self.log_tail(4000)
 
     def stop(self, timeout_s: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            code = self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        self._log.close()
+        code = super().stop(timeout_s)
+        assert code is not None
         return code
 
 

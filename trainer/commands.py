@@ -73,6 +73,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--limit", type=int, help="use at most N training rows (quick experiments)")
+    p.add_argument("--agreement-n", type=int, default=2000,
+                   help="validation comments on which to check the label agreement of int8 and bfloat16 with "
+                        "float32 before publishing; recorded in the manifest, read by dtype=auto (0: skip)")
     p.add_argument("--run-dir", help="where the metrics log and curves go (default runs/<timestamp>)")
     p.add_argument("--name", default="livetopic", help="model name recorded in the manifest")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -122,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction, val_games=_names(args.val_games), test_games=_names(args.test_games),
         targets=args.targets, patience=args.patience, warmup=args.warmup, weight_decay=args.weight_decay,
         dropout=args.dropout, device=args.device, threads=args.threads, limit=args.limit, run_dir=args.run_dir,
-        name=args.name, progress=not args.quiet,
+        name=args.name, progress=not args.quiet, agreement_n=args.agreement_n,
     )
     result = train(args.data, args.out, cfg)
     from .metrics import summary_line

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from worker.device import resolve_device
 from worker.errors import ConfigError, ModelError
-from worker.model import resolve_device
 from worker.modelinit import PRESETS, Shape, build_config
 from worker.repository import MANIFEST_NAME, PreprocessingSpec, read_manifest, resolve_version
 

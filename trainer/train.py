@@ -7,7 +7,8 @@ validation games are scored, per-label thresholds tuned, and the best epoch (mic
 thresholds) kept; training stops early after ``patience`` epochs in which neither the validation micro F1
 nor the validation loss improved. The best weights are published as the next version of the repository
 with :func:`worker.repository.publish_version`; the manifest records labels, thresholds, preprocessing,
-validation (and test) metrics, the data fingerprint and every training argument.
+validation (and test) metrics, the label agreement of reduced precisions (int8, bfloat16) with float32 on
+validation comments, the data fingerprint and every training argument.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import shutil
 import sys
 import tempfile
 import time
@@ -33,6 +35,7 @@ from .data import Dataset, Split, load_dataset, split_games
 from .encoding import collate, encode_texts, length_batches, serving_backend
 from .metrics import apply_thresholds, compute_metrics, summary_line, tune_thresholds
 from .modeling import autocast, build_model, default_lr, predict_probs
+from .precision import record_agreement
 from .runlog import RunLog, default_run_dir
 
 __all__ = ["TrainConfig", "TrainResult", "train", "train_model"]
@@ -71,6 +74,7 @@ class TrainConfig:
     name: str = "livetopic"
     progress: bool = True
     log_every: int = 50
+    agreement_n: int = 2000  # validation comments for the dtype agreement check before publishing (0: skip)
 
     def check(self) -> None:
         if self.preprocess is not None and self.preprocess not in MODES:
@@ -83,6 +87,8 @@ class TrainConfig:
             raise ConfigError("--val-fraction and --test-fraction must be in [0, 1)")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ConfigError("--max-minutes must be > 0")
+        if self.agreement_n < 0:
+            raise ConfigError("--agreement-n must be >= 0")
 
 
 @dataclass
@@ -300,10 +306,17 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
                             metrics=result_metrics, data_fingerprint=data.fingerprint,
                             training_args=training_args)
 
+        stage = Path(workdir.name) / "stage"
+        model.to("cpu")
+        model.save_pretrained(str(stage))
+        tokenizer.save_pretrained(str(stage))
+        if cfg.agreement_n > 0 and len(val_set):
+            agreement = record_agreement(stage, manifest, val_set.texts, cfg.agreement_n, cfg.seed)
+            manifest = manifest.model_copy(update={"dtype_agreement": agreement})
+            result_metrics["dtype_agreement"] = agreement
+
         def write(out: Path) -> None:
-            model.to("cpu")
-            model.save_pretrained(str(out))
-            tokenizer.save_pretrained(str(out))
+            shutil.copytree(stage, out, dirs_exist_ok=True)
 
         version = publish_version(out_repo, write, manifest)
         runlog.write({"type": "published", "repo": str(out_repo), "version": version, **result_metrics,

@@ -1,7 +1,7 @@
 """``livetopic bench``: how much faster the worker is than the model card's one-comment-at-a-time code,
 and how close it gets to the device's compute ceiling, on the same model and the same texts in one run.
 
-Steps: (1) label agreement of the worker's dtype with float32, in-process (and int8 with ``--int8``);
+Steps: (1) label agreement of the worker's dtype with float32, in-process (and others with ``--also-dtype``);
 (2) baseline: the reference usage code, one comment at a time, float32; (3) the real worker
 (``python -m worker worker``) against a real Redis, saturated; (4) the worker at half the saturated rate;
 (5) the ceiling: the measured matrix-multiply rate in the worker's dtype over the model's FLOPs per comment.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import math
@@ -24,11 +25,11 @@ from typing import Any, get_args
 import numpy as np
 
 from .benchload import CpuMeter
-from .benchsteps import Baseline, ModelRef, draw, load_texts, prepare_model, run_agreement, say, token_lengths
+from .benchsteps import Baseline, ModelRef, draw, load_texts, prepare_model, read_ref_manifest, say, token_lengths
 from .errors import LivetopicError
 from .settings import Settings
 
-__all__ = ["REQUIRED_KEYS", "register", "run_bench"]
+__all__ = ["REQUIRED_KEYS", "register", "run_bench", "worker_layout"]
 
 REQUIRED_KEYS = ("baseline_comments_per_s", "worker_comments_per_s", "speedup", "latency_ms_p50", "latency_ms_p99",
                  "half_load_latency_ms_p99", "compute_bound_comments_per_s", "fraction_of_ceiling", "device", "dtype",
@@ -40,17 +41,38 @@ _BUSY_CORES = 0.25  # other processes' CPU (cores) above which the table warns
 def _worker_flags(args: argparse.Namespace, ref: ModelRef, url: str, names: Any) -> list[str]:
     flags = ["--redis-url", url, "--model-repo", str(ref.repo), "--input-stream", names.input,
              "--output-stream", names.output, "--dead-letter-stream", names.dead, "--group", names.group,
-             "--consumer", "bench", "--group-start-id", "0", "--device", args.resolved_device,
-             "--dtype", args.resolved_dtype]
+             "--group-start-id", "0", "--device", args.resolved_device,
+             "--dtype", args.resolved_dtype, "--log-level", "WARNING"]
     if ref.version is not None:
         flags += ["--model-version", str(ref.version)]
-    for name in ("max_batch_size", "max_batch_tokens", "max_wait_ms", "threads"):
+    for name in ("max_batch_size", "max_batch_tokens", "max_wait_ms"):
         value = getattr(args, name)
         if value is not None:
-            flags += ["--torch-threads" if name == "threads" else "--" + name.replace("_", "-"), str(value)]
+            flags += ["--" + name.replace("_", "-"), str(value)]
+    flags += ["--torch-threads", str(args.worker_threads)]
     if args.compile:
         flags.append("--compile")
     return flags
+
+
+def worker_layout(device: str, workers: int | None, threads: int | None) -> tuple[int, int]:
+    """(worker processes, torch threads each). On CPU by default one single-threaded worker per core: one
+    thread per process needs no OpenMP hand-offs between cores, which on a 2-core AVX512-VNNI machine took
+    int8 from 117 comments/s (one worker, 2 threads) to 176 (two workers, 1 thread each). On CUDA one worker.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if workers is None:
+        workers = 1 if device == "cuda" else max(1, cores // (threads or 1))
+    return workers, threads or max(1, cores // workers)
+
+
+def _metrics(workers: Any) -> dict[str, float]:
+    """The workers' /metrics samples, summed over the workers."""
+    total: dict[str, float] = {}
+    for worker in workers:
+        for name, value in worker.metrics().items():
+            total[name] = total.get(name, 0.0) + value
+    return total
 
 
 def _batch_stats(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -61,6 +83,9 @@ def _batch_stats(before: dict[str, float], after: dict[str, float]) -> dict[str,
     if batches <= 0:
         return {}
     stats = {"mean_batch_size": delta("livetopic_batch_size_sum") / batches}
+    runs = delta("livetopic_inference_seconds_count")
+    if runs > 0:
+        stats["mean_inference_ms"] = 1000 * delta("livetopic_inference_seconds_sum") / runs
     padded = delta("livetopic_padded_tokens_total")
     if padded > 0:
         stats["padding_fill"] = delta("livetopic_batch_tokens_sum") / padded
@@ -69,8 +94,9 @@ def _batch_stats(before: dict[str, float], after: dict[str, float]) -> dict[str,
 
 def run_worker_phases(args: argparse.Namespace, ref: ModelRef, texts: list[str], warm: list[str],
                       workdir: Path) -> dict[str, Any]:
-    from .benchload import StreamNames, WorkerProcess, delete_streams, offer, percentiles
+    from .benchload import StreamNames, delete_streams, offer, percentiles
     from .embedded import EmbeddedRedis
+    from .process import WorkerProcess
 
     names = StreamNames.fresh()
     server = None
@@ -81,24 +107,29 @@ def run_worker_phases(args: argparse.Namespace, ref: ModelRef, texts: list[str],
         url = server.url
     try:
         flags = _worker_flags(args, ref, url, names)
-        with WorkerProcess(flags, workdir / "worker.log", threads=args.threads) as worker:
-            worker.wait_ready()
-            say(f"worker ready; warm-up with {len(warm)} comments")
-            asyncio.run(offer(url, names, warm, worker))
-            pids = {p.pid for p in (worker.proc, server.process if server else None) if p is not None}
+        with contextlib.ExitStack() as stack:
+            workers = [stack.enter_context(WorkerProcess([*flags, "--consumer", f"bench-{i}"],
+                                                         workdir / f"worker-{i}.log", threads=args.worker_threads))
+                       for i in range(args.workers)]
+            for worker in workers:
+                worker.wait_ready()
+            say(f"{len(workers)} worker process(es) ready, {args.worker_threads} torch thread(s) each; warm-up "
+                f"with {len(warm)} comments")
+            asyncio.run(offer(url, names, warm, workers))
+            pids = {p.pid for p in [*(w.proc for w in workers), server.process if server else None] if p is not None}
             meter = CpuMeter(pids).start()
-            before = worker.metrics()
+            before = _metrics(workers)
             say(f"saturation: {len(texts)} comments pushed at once")
-            sat = asyncio.run(offer(url, names, texts, worker))
-            stats = _batch_stats(before, worker.metrics())
+            sat = asyncio.run(offer(url, names, texts, workers))
+            stats = _batch_stats(before, _metrics(workers))
             other_cores = meter.stop()
             rate = sat.comments_per_s / 2
             half_n = min(len(texts), max(50, int(rate * args.half_load_seconds)))
             say(f"half load: {half_n} comments offered at {rate:.1f}/s")
             meter = CpuMeter(pids).start()
-            before = worker.metrics()
-            half = asyncio.run(offer(url, names, texts[:half_n], worker, rate=rate))
-            half_stats = _batch_stats(before, worker.metrics())
+            before = _metrics(workers)
+            half = asyncio.run(offer(url, names, texts[:half_n], workers, rate=rate))
+            half_stats = _batch_stats(before, _metrics(workers))
             other_half = meter.stop()
         if args.redis_url:
             asyncio.run(delete_streams(url, names))
@@ -122,21 +153,33 @@ def _worker_dtypes() -> tuple[str, ...]:
     return tuple(get_args(Settings.model_fields["dtype"].annotation))
 
 
+def _agreement(ref: ModelRef, texts: list[str], device: str, dtypes: list[str], batch_size: int,
+               max_tokens: int) -> dict[str, Any]:
+    from .agreement import measure_agreement
+    from .model import load_model
+
+    source = ref.repo if ref.version is None else ref.path
+    return measure_agreement(lambda d: load_model(source, device=device, dtype=d, smoke_test=False), texts, dtypes,
+                             batch_size=batch_size, max_tokens=max_tokens)
+
+
 def _setting(args: argparse.Namespace, name: str) -> Any:
     value = getattr(args, name, None)
     return Settings.model_fields[name].default if value is None else value
 
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from .device import resolve_device, set_torch_threads
     from .flops import encoder_shape, matmul_rate, mean_forward_flops
-    from .model import resolve_device, set_torch_threads
 
     started = time.perf_counter()
     threads = set_torch_threads(args.threads)
-    device, dtype = resolve_device(args.device, args.dtype)
-    args.resolved_device, args.resolved_dtype = device, dtype
     pool = load_texts(args.texts, int(Settings.model_fields["max_text_chars"].default))
     ref = prepare_model(args.model, args.preset, args.texts, args.cache_dir, pool)
+    # As the worker resolves it: auto consults the version's recorded label agreement.
+    device, dtype = resolve_device(args.device, args.dtype, read_ref_manifest(ref).dtype_agreement)
+    args.resolved_device, args.resolved_dtype = device, dtype
+    args.workers, args.worker_threads = worker_layout(device, args.workers, args.threads)
     random.Random(args.seed).shuffle(pool)
     texts = draw(pool, 0, args.n)
     agree_texts = draw(pool, args.n, args.agreement_n)  # held apart from the timed comments where possible
@@ -144,23 +187,25 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     result: dict[str, Any] = {"n": args.n, "device": device, "dtype": dtype, "threads": threads,
+                              "workers": args.workers, "worker_threads": args.worker_threads,
                               "torch": torch.__version__, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                               "model": str(ref.path), "untrained": ref.untrained, "preset": args.preset,
                               "max_batch_size": batch_size, "max_batch_tokens": max_tokens,
                               "max_wait_ms": float(_setting(args, "max_wait_ms"))}
     if args.agreement_n > 0:
-        candidates = [dtype] + (["int8"] if args.int8 and device == "cpu" and dtype != "int8" else [])
+        candidates = [dtype] + [d for d in args.also_dtype or [] if d != dtype and (d != "int8" or device == "cpu")]
         say(f"agreement: {args.agreement_n} comments, float32 vs {', '.join(candidates)}")
-        agreement = run_agreement(ref, agree_texts, device, candidates, batch_size, max_tokens)
-        result.update(agreement_n=args.agreement_n, label_agreement=agreement[dtype]["label_agreement"],
-                      prob_max_abs_diff=agreement[dtype]["prob_max_abs_diff"],
-                      near_threshold_fraction=agreement[dtype]["near_threshold_fraction"],
-                      model_only_comments_per_s=agreement[dtype]["comments_per_s"],
-                      float32_model_only_comments_per_s=agreement["float32"]["comments_per_s"])
-        if "int8" in agreement:
-            result.update(int8_label_agreement=agreement["int8"]["label_agreement"],
-                          int8_prob_max_abs_diff=agreement["int8"]["prob_max_abs_diff"],
-                          int8_model_only_comments_per_s=agreement["int8"]["comments_per_s"])
+        agreement = _agreement(ref, agree_texts, device, candidates, batch_size, max_tokens)
+        chosen = agreement[dtype]
+        result.update(agreement_n=args.agreement_n, label_agreement=chosen.label_agreement,
+                      prob_max_abs_diff=chosen.prob_max_abs_diff,
+                      near_threshold_fraction=chosen.near_threshold_fraction,
+                      model_only_comments_per_s=chosen.comments_per_s,
+                      float32_model_only_comments_per_s=agreement["float32"].comments_per_s)
+        for other in candidates[1:]:
+            result.update({f"{other}_label_agreement": agreement[other].label_agreement,
+                           f"{other}_prob_max_abs_diff": agreement[other].prob_max_abs_diff,
+                           f"{other}_model_only_comments_per_s": agreement[other].comments_per_s})
     if args.check_agreement:
         result["elapsed_s"] = time.perf_counter() - started
         return result
@@ -204,7 +249,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     result.update(mean_tokens_per_comment=float(np.mean(lengths)), gflops_per_comment=flops / 1e9,
                   matmul_tflops=rate / 1e12, compute_bound_comments_per_s=ceiling,
                   fraction_of_ceiling=result["worker_comments_per_s"] / ceiling,
-                  worker_log=str(workdir / "worker.log"), elapsed_s=time.perf_counter() - started)
+                  worker_logs=str(workdir), elapsed_s=time.perf_counter() - started)
     return result
 
 
@@ -217,7 +262,9 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 def render_table(r: dict[str, Any]) -> str:
     rows: list[tuple[str, str]] = [("model", f"{r['model']}{' (untrained)' if r['untrained'] else ''}"),
-                                   ("device / dtype / threads", f"{r['device']} / {r['dtype']} / {r['threads']}")]
+                                   ("device / dtype / threads",
+                                    f"{r['device']} / {r['dtype']} / {r['threads']} (workers: {r['workers']} × "
+                                    f"{r['worker_threads']} thread(s))")]
     if "label_agreement" in r:
         rows += [(f"label agreement vs float32 ({r['agreement_n']} comments)",
                   f"{100 * r['label_agreement']:.2f}% (max |Δp| {r['prob_max_abs_diff']:.4f}; "
@@ -225,10 +272,11 @@ def render_table(r: dict[str, Any]) -> str:
                  ("model only, in-process (comments/s)",
                   f"{_fmt(r['model_only_comments_per_s'])} {r['dtype']}, "
                   f"{_fmt(r['float32_model_only_comments_per_s'])} float32")]
-    if "int8_label_agreement" in r:
-        rows.append(("int8 (dynamic quantisation), in-process",
-                     f"{_fmt(r['int8_model_only_comments_per_s'])} comments/s, label agreement "
-                     f"{100 * r['int8_label_agreement']:.2f}%"))
+    for other in _worker_dtypes():
+        if f"{other}_label_agreement" in r:
+            rows.append((f"{other} instead, in-process",
+                         f"{_fmt(r[f'{other}_model_only_comments_per_s'])} comments/s, label agreement "
+                         f"{100 * r[f'{other}_label_agreement']:.2f}%"))
     if "speedup" in r:
         extra = f", measured on {r['baseline_n']} of {r['n']}" if r["baseline_extrapolated"] else ""
         rows += [
@@ -263,8 +311,8 @@ def render_table(r: dict[str, Any]) -> str:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.model is None and args.preset is None:
         args.preset = "bert-base-chinese"
-    if args.n < 1 or args.baseline_n < 1 or args.agreement_n < 0:
-        raise LivetopicError("--n and --baseline-n must be ≥ 1, --agreement-n ≥ 0")
+    if args.n < 1 or args.baseline_n < 1 or args.agreement_n < 0 or (args.workers is not None and args.workers < 1):
+        raise LivetopicError("--n, --baseline-n and --workers must be ≥ 1, --agreement-n ≥ 0")
     if args.check_agreement and args.agreement_n == 0:
         raise LivetopicError("--check-agreement needs --agreement-n ≥ 1")
     result = run_bench(args)
@@ -296,11 +344,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--agreement-n", type=int, default=1000,
                    help="comments for the label-agreement check against float32; 0 skips it (default: 1000)")
     p.add_argument("--check-agreement", action="store_true", help="only the label-agreement check")
-    p.add_argument("--int8", action="store_true", help="also measure int8 dynamic quantisation (CPU, in-process)")
+    p.add_argument("--also-dtype", action="append", choices=_worker_dtypes()[1:], metavar="DTYPE",
+                   help="also measure this dtype's label agreement and in-process speed (repeatable)")
     p.add_argument("--warmup-n", type=int, default=256, help="comments through the worker before timing")
     p.add_argument("--half-load-seconds", type=float, default=20.0,
                    help="length of the half-load phase, at most N comments (default: 20)")
     p.add_argument("--threads", type=int, help="torch intra-op threads everywhere (default: torch's, all cores)")
+    p.add_argument("--workers", type=int,
+                   help="worker processes in the consumer group, each with --threads or its share of the cores "
+                        "(default: on CPU one per core, one thread each; on CUDA one)")
     p.add_argument("--max-batch-size", type=int, help="worker setting (default: the worker's)")
     p.add_argument("--max-batch-tokens", type=int, help="worker setting (default: the worker's)")
     p.add_argument("--max-wait-ms", type=float, help="worker setting (default: the worker's)")

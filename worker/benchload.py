@@ -13,26 +13,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 
-from .embedded import free_port
 from .errors import LivetopicError
 from .messages import entry_time_ms
+from .process import WorkerProcess
 from .producer import StreamProducer
 from .streams import connect
 
-__all__ = ["CpuMeter", "Phase", "StreamNames", "WorkerProcess", "offer", "percentiles"]
+__all__ = ["CpuMeter", "Phase", "StreamNames", "offer", "percentiles"]
 
 _PUSH_CHUNK = 500
 _STALL_S = 120.0  # fail a phase when no result arrives for this long
@@ -123,90 +117,6 @@ def percentiles(values: np.ndarray, qs: Sequence[float] = (50, 95, 99)) -> dict[
     return {str(q): float(np.percentile(values, q)) for q in qs}
 
 
-class WorkerProcess:
-    """``python -m worker worker`` with the given flags; log to ``log_path``; ready once /readyz says 200."""
-
-    def __init__(self, flags: Sequence[str], log_path: Path, *, threads: int | None = None) -> None:
-        self.port = free_port()
-        self.log_path = log_path
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LIVETOPIC_")}
-        env.update(PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-        if threads is not None:
-            env["OMP_NUM_THREADS"] = str(threads)
-        self.cmd = [sys.executable, "-m", "worker", "worker", "--metrics-host", "127.0.0.1",
-                    "--metrics-port", str(self.port), "--log-level", "WARNING", *flags]
-        self._env = env
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> WorkerProcess:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         env=self._env)
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def check_alive(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise LivetopicError(f"the worker exited with code {self.proc.returncode}; its log "
-                                 f"({self.log_path}):\n{self.log_tail()}")
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
-                return int(resp.status), resp.read().decode()
-        except urllib.error.HTTPError as exc:
-            return int(exc.code), exc.read().decode(errors="replace")
-
-    def wait_ready(self, timeout_s: float = 600.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                if self.get("/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise LivetopicError(f"the worker was not ready within {timeout_s:.0f}s; log:\n{self.log_tail()}")
-
-    def metrics(self) -> dict[str, float]:
-        """Unlabelled samples of /metrics (``name → value``)."""
-        out: dict[str, float] = {}
-        try:
-            _, body = self.get("/metrics")
-        except OSError:
-            return out
-        for line in body.splitlines():
-            if line and not line.startswith("#") and "{" not in line:
-                name, _, value = line.rpartition(" ")
-                try:
-                    out[name] = float(value)
-                except ValueError:
-                    continue
-        return out
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 async def _push(producer: StreamProducer, texts: Sequence[str], rate: float | None) -> list[str]:
     """XADD ``texts``; as fast as possible (chunks of 500) or paced at ``rate`` per second."""
     ids: list[str] = []
@@ -225,9 +135,10 @@ async def _push(producer: StreamProducer, texts: Sequence[str], rate: float | No
     return ids
 
 
-async def offer(url: str, names: StreamNames, texts: Sequence[str], worker: WorkerProcess, *,
+async def offer(url: str, names: StreamNames, texts: Sequence[str], workers: Sequence[WorkerProcess], *,
                 rate: float | None = None) -> Phase:
-    """Offer ``texts`` to the worker and wait for all of them to be published (results or dead letters)."""
+    """Offer ``texts`` to the workers (one consumer group) and wait for all of them to be published (results
+    or dead letters)."""
     redis = connect(url)
     try:
         producer = StreamProducer(redis, names.input)
@@ -237,7 +148,8 @@ async def offer(url: str, names: StreamNames, texts: Sequence[str], worker: Work
         done, last_progress = before, time.monotonic()
         while done < before + len(texts):
             await asyncio.sleep(0.05)
-            worker.check_alive()
+            for worker in workers:
+                worker.check_alive()
             if pusher.done() and pusher.exception() is not None:
                 raise pusher.exception()  # type: ignore[misc]
             now = await _count(redis, names)
@@ -245,7 +157,7 @@ async def offer(url: str, names: StreamNames, texts: Sequence[str], worker: Work
                 done, last_progress = now, time.monotonic()
             elif time.monotonic() - last_progress > _STALL_S:
                 raise LivetopicError(f"no result for {_STALL_S:.0f}s ({done - before} of {len(texts)} published); "
-                                     f"worker log:\n{worker.log_tail()}")
+                                     "workers' logs:\n" + "\n".join(w.log_tail() for w in workers))
         ids = await pusher
         wanted = set(ids)
         published: dict[str, tuple[int, list[str] | None]] = {}

@@ -4,7 +4,6 @@ agreement of a dtype with float32."""
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import sys
 import time
@@ -16,7 +15,7 @@ import numpy as np
 from .errors import LivetopicError
 from .repository import MANIFEST_NAME, Manifest, latest_version, read_manifest, resolve_version
 
-__all__ = ["LABELS", "Baseline", "ModelRef", "load_texts", "prepare_model", "run_agreement", "say",
+__all__ = ["LABELS", "Baseline", "ModelRef", "load_texts", "prepare_model", "read_ref_manifest", "say",
            "token_lengths"]
 
 LABELS = ["Cheer", "Game", "Broadcast", "Chat"]
@@ -82,7 +81,8 @@ def prepare_model(model: Path | None, preset: str | None, text_paths: list[Path]
     return ModelRef(repo, version, vdir, untrained=True)
 
 
-def _manifest(ref: ModelRef) -> Manifest:
+def read_ref_manifest(ref: ModelRef) -> Manifest:
+    """The manifest of the model under test (made up from config.json for a plain Hugging Face directory)."""
     from .model import _manifest_from_config
 
     return read_manifest(ref.path) if (ref.path / MANIFEST_NAME).is_file() else _manifest_from_config(ref.path)
@@ -92,7 +92,7 @@ def token_lengths(ref: ModelRef, texts: list[str]) -> list[int]:
     """Token counts as the worker encodes them (manifest preprocessing, truncation to max_length)."""
     from transformers import AutoTokenizer
 
-    manifest = _manifest(ref)
+    manifest = read_ref_manifest(ref)
     backend = AutoTokenizer.from_pretrained(str(ref.path), local_files_only=True).backend_tokenizer
     backend.no_padding()
     backend.enable_truncation(manifest.max_length)
@@ -109,7 +109,7 @@ class Baseline:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        manifest = _manifest(ref)
+        manifest = read_ref_manifest(ref)
         self.names, self.multi = manifest.labels, manifest.problem_type == "multi_label_classification"
         self.thresholds = np.array([manifest.threshold(label) for label in self.names], dtype=np.float32)
         self.device = device
@@ -142,37 +142,3 @@ class Baseline:
     @property
     def comments_per_s(self) -> float:
         return self.count / self.seconds if self.seconds > 0 else float("nan")
-
-
-def run_agreement(ref: ModelRef, texts: list[str], device: str, dtypes: list[str], batch_size: int,
-                  max_tokens: int) -> dict[str, dict[str, float]]:
-    """Label agreement of each dtype in ``dtypes`` with float32 on ``texts``, and each one's in-process
-    (model-only: encode, prepare, run) throughput."""
-    from .model import load_model
-
-    source = ref.repo if ref.version is None else ref.path
-    probs: dict[str, np.ndarray] = {}
-    rates: dict[str, float] = {}
-    thresholds = None
-    for dtype in ["float32", *[d for d in dtypes if d != "float32"]]:
-        model = load_model(source, device=device, dtype=dtype, smoke_test=False)
-        model.predict_texts(texts[: min(len(texts), batch_size)], batch_size, max_tokens)  # warm-up
-        started = time.perf_counter()
-        probs[dtype] = model.predict_texts(texts, batch_size, max_tokens)
-        rates[dtype] = len(texts) / (time.perf_counter() - started)
-        thresholds, multi = model.thresholds, model.multi_label
-        del model
-        gc.collect()
-    assert thresholds is not None
-    ref_probs = probs["float32"]
-
-    def decide(p: np.ndarray) -> np.ndarray:
-        return p >= thresholds if multi else np.eye(p.shape[1], dtype=bool)[p.argmax(axis=1)]
-
-    near = float((np.abs(ref_probs - thresholds) < 0.01).any(axis=1).mean()) if multi else float("nan")
-    out = {}
-    for dtype, p in probs.items():
-        out[dtype] = {"label_agreement": float((decide(p) == decide(ref_probs)).all(axis=1).mean()),
-                      "prob_max_abs_diff": float(np.abs(p - ref_probs).max()),
-                      "comments_per_s": rates[dtype], "near_threshold_fraction": near}
-    return out

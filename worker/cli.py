@@ -85,6 +85,9 @@ async def _serve(settings: Settings, url: str) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from .device import prefer_passive_openmp
+
+    prefer_passive_openmp()  # before torch loads
     settings = settings_from_args(args)
     with redis_for(settings) as url:
         return run_async(_serve(settings, url))

@@ -6,16 +6,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
-import sys
+import os
 import time
-import urllib.request
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .embedded import EmbeddedRedis, free_port
+from .embedded import EmbeddedRedis
 from .errors import LivetopicError
+from .process import WorkerProcess
 from .producer import StreamProducer, read_records
 from .repository import latest_version
 from .streams import connect
@@ -40,29 +39,6 @@ def _ensure_model(repo: Path, sample: Path, minutes: float, run_dir: Path) -> No
     version = train_model([sample], repo, preset="tiny", max_minutes=minutes, name="demo-topics",
                           run_dir=str(run_dir))
     print(f"model: published {repo}/{version}")
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise LivetopicError(f"worker exited early with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise LivetopicError(f"worker not ready after {timeout_s:.0f}s ({url})")
-
-
-def _metric(metrics_url: str, name: str) -> float:
-    with urllib.request.urlopen(metrics_url, timeout=5) as resp:
-        for line in resp.read().decode().splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def _cut(text: str, width: int) -> str:
@@ -123,24 +99,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     sample = sample_path()
     _ensure_model(repo, sample, args.train_minutes, workdir / "train-run")
     records = [r.fields for r in read_records([sample], channel="demo", limit=args.n)]
-    port = free_port()
     with EmbeddedRedis(workdir / "redis", appendonly=False) as server:
         print(f"redis: embedded redis-server at {server.url}")
-        cmd = [sys.executable, "-m", "worker", "worker", "--redis-url", server.url, "--model-repo", str(repo),
-               "--metrics-port", str(port), "--group-start-id", "0", "--max-wait-ms", "20"]
-        log_path = workdir / "worker.log"
-        with open(log_path, "wb") as log_file:
-            proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
-            try:
-                _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, timeout_s=120)
-                print(f"worker: ready (pid {proc.pid}, log {log_path})")
-                latencies, elapsed = asyncio.run(_replay(server.url, records, args.rate, "livetopic:comments",
-                                                         "livetopic:topics", "livetopic"))
-                metrics_url = f"http://127.0.0.1:{port}/metrics"
-                classified = _metric(metrics_url, 'livetopic_comments_total{outcome="classified"}')
-            finally:
-                proc.terminate()
-                code = proc.wait(timeout=60)
+        flags = ["--redis-url", server.url, "--model-repo", str(repo), "--group-start-id", "0", "--max-wait-ms", "20"]
+        # The worker inherits this environment: LIVETOPIC_* settings (device, dtype…) apply to it too.
+        with WorkerProcess(flags, workdir / "worker.log", env=os.environ) as worker:
+            worker.wait_ready(timeout_s=120)
+            print(f"worker: ready (pid {worker.popen.pid}, log {worker.log_path})")
+            latencies, elapsed = asyncio.run(_replay(server.url, records, args.rate, "livetopic:comments",
+                                                     "livetopic:topics", "livetopic"))
+            classified = worker.metric('livetopic_comments_total{outcome="classified"}')
+            code = worker.stop(timeout_s=60)
+        metrics_url = worker.url("/metrics")
     latencies.sort()
 
     def pct(q: float) -> float:

@@ -30,8 +30,8 @@ class Metrics:
                                             buckets=_LATENCY_BUCKETS, registry=r)
         self.pending = Gauge("livetopic_pending_comments", "Comments read by this worker and not yet acked.",
                              registry=r)
-        self.model_info = Gauge("livetopic_model_info", "The model version being served (value 1).",
-                                ["name", "version"], registry=r)
+        self.model_info = Gauge("livetopic_model_info", "The model version being served, and on what device in "
+                                "what dtype (value 1).", ["name", "version", "device", "dtype"], registry=r)
         self.labels = Counter("livetopic_label", "Labels published, by label (topic heat).", ["label"],
                               registry=r)
         self.reloads = Counter("livetopic_model_reloads", "Model reload attempts, by result.", ["result"],
@@ -47,6 +47,6 @@ class Metrics:
         for result in ("ok", "failed"):
             self.reloads.labels(result=result)
 
-    def set_model(self, name: str, version: int) -> None:
+    def set_model(self, name: str, version: int, device: str, dtype: str) -> None:
         self.model_info.clear()
-        self.model_info.labels(name=name, version=str(version)).set(1)
+        self.model_info.labels(name=name, version=str(version), device=device, dtype=dtype).set(1)

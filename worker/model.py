@@ -7,11 +7,9 @@ through dedicated executors, never on the event loop.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,85 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from .device import resolve_device
 from .errors import ModelError, RepositoryError
+from .int8 import quantize_linear_layers
 from .repository import MANIFEST_NAME, Manifest, read_manifest, resolve_version
 
-__all__ = [
-    "DTYPES",
-    "Chunk",
-    "LoadedModel",
-    "Prepared",
-    "cpu_has_native_bf16",
-    "load_model",
-    "plan_chunks",
-    "resolve_device",
-    "set_torch_threads",
-]
+__all__ = ["Chunk", "LoadedModel", "Prepared", "load_model", "plan_chunks"]
 
 log = logging.getLogger(__name__)
-
-# libgomp (torch's OpenMP on Linux) lets idle OpenMP threads spin before they sleep. When anything else wants
-# the cores (this worker's event loop and tokenizer thread, Redis, other processes on a shared host) the
-# spinning threads take the time that the thread they wait for needs. Measured on a 2-core host with one
-# core busy elsewhere: batched bfloat16 inference at 2 threads fell from 74 comments/s (passive) to 8
-# (default). Takes effect only if set before torch loads (this module does not import torch at import time);
-# an OMP_WAIT_POLICY already in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-# "int8": the encoder's Linear layers in int8 (weights per channel, activations per token, int32
-# accumulation), the rest float32; CPU only.
-DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "int8")
-
-
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU has bfloat16 dot-product instructions (AVX512-BF16 or AMX-BF16).
-
-    Without them PyTorch still runs bfloat16 on CPU, but emulated and slower than float32.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
-
-
-def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[str, str]:
-    """('auto'|'cpu'|'cuda', 'auto'|dtype) → concrete (device, dtype name).
-
-    ``auto`` dtype: bfloat16 on CUDA devices that support it (else float16); on CPU bfloat16 where the
-    CPU has native bfloat16 instructions (AVX512-BF16/AMX), else float32.
-    """
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda asked for, but torch sees no CUDA device")
-    if dtype == "auto" and device == "cuda":
-        dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    elif dtype == "auto":
-        dtype = "bfloat16" if cpu_has_native_bf16() else "float32"
-    if dtype not in DTYPES:
-        raise ModelError(f"unknown dtype {dtype!r}; expected auto or one of {', '.join(DTYPES)}")
-    if dtype == "int8" and device != "cpu":
-        raise ModelError("dtype int8 (dynamic quantisation) runs on CPU only")
-    return device, dtype
-
-
-def set_torch_threads(threads: int | None) -> int:
-    """Set torch's intra-op thread count (None: leave torch's default, which is all cores, or
-    ``OMP_NUM_THREADS``). Returns the count in effect. Call before the first model runs."""
-    import torch
-
-    if threads is not None and threads >= 1 and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    return int(torch.get_num_threads())
-
 
 def plan_chunks(lengths: Sequence[int], max_tokens: int, overhead_tokens: int = 32) -> list[list[int]]:
     """Split a batch into length-sorted chunks that minimise padded tokens plus a per-chunk overhead.
@@ -211,7 +138,7 @@ class LoadedModel:
         self.thresholds = np.array([manifest.threshold(label) for label in self.labels], dtype=np.float32)
         self.max_length = manifest.max_length
         self.preprocess = manifest.preprocessing.build()
-        self.device, self.dtype_name = resolve_device(device, dtype)
+        self.device, self.dtype_name = resolve_device(device, dtype, manifest.dtype_agreement)
         self.quantized = self.dtype_name == "int8"
         self._torch_dtype = torch.float32 if self.quantized else getattr(torch, self.dtype_name)
         _check_files(model_dir)
@@ -247,7 +174,7 @@ class LoadedModel:
         network.eval()
         network.to(self.device)
         if self.quantized:
-            _quantize_int8(network)
+            quantize_linear_layers(network.base_model)
         self.network = network
         self._forward = torch.compile(network, dynamic=True) if compile else network
         self._cuda = self.device == "cuda"
@@ -332,57 +259,6 @@ class LoadedModel:
             raise ModelError(f"{self.path}: smoke batch failed: {type(exc).__name__}: {exc}") from exc
         if probs.shape != (len(texts), len(self.labels)) or not np.isfinite(probs).all():
             raise ModelError(f"{self.path}: smoke batch gave non-finite or misshapen scores")
-
-
-def _quantize_int8(network: Any) -> int:
-    """Swap the encoder's Linear layers (``network.base_model``: attention, feed-forward, pooler; not the
-    classification head) for :class:`_Int8Linear`. Returns how many were swapped."""
-    import torch
-
-    int8_linear = _int8_linear_class()
-    swapped = 0
-    for parent in list(network.base_model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, torch.nn.Linear):
-                setattr(parent, name, int8_linear(child))
-                swapped += 1
-    return swapped
-
-
-@functools.cache
-def _int8_linear_class() -> Any:  # a class built on first use: torch is imported lazily
-    import torch
-
-    class Int8Linear(torch.nn.Module):
-        """``x @ Wᵀ + b`` in int8: weights quantised per output channel once, activations per row (token) on
-        every call, products accumulated in int32 (``torch._int_mm``) and rescaled to float32.
-
-        Per-row activation scales keep a comment's result independent of the other comments in its batch
-        (per-tensor scales, as in ``torch.ao.quantization.quantize_dynamic``, are not, and lose more accuracy).
-        """
-
-        def __init__(self, linear: torch.nn.Linear) -> None:
-            super().__init__()
-            weight = linear.weight.detach().float()
-            scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0
-            self.weight: torch.Tensor
-            self.scale: torch.Tensor
-            self.bias: torch.Tensor
-            self.register_buffer("weight", torch.round(weight / scale[:, None]).to(torch.int8))
-            self.register_buffer("scale", scale)
-            bias = linear.bias.detach().float() if linear.bias is not None else torch.zeros_like(scale)
-            self.register_buffer("bias", bias)
-            self.in_features, self.out_features = linear.in_features, linear.out_features
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            rows = x.reshape(-1, self.in_features).float()
-            amax = rows.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12)
-            quantised = (rows * (127.0 / amax)).round_().to(torch.int8)
-            out = torch._int_mm(quantised, self.weight.t()).float()
-            out.mul_(amax / 127.0).mul_(self.scale).add_(self.bias)
-            return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
-
-    return Int8Linear
 
 
 def load_model(path: Path | str, version: int | None = None, *, device: str = "auto", dtype: str = "auto",

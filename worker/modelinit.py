@@ -101,8 +101,10 @@ def build_config(preset: str, arch: Arch, vocab_size: int, labels: list[str], mu
 
 def init_version(repo: Path, *, preset: str, labels: list[str], texts: Iterable[str], arch: Arch = "bert",
                  multi_label: bool = True, name: str = "livetopic", max_length: int = 64,
-                 preprocessing: PreprocessingSpec | None = None, seed: int = 0) -> int:
-    """Publish an untrained version (random weights) into ``repo``; returns its number."""
+                 preprocessing: PreprocessingSpec | None = None, seed: int = 0,
+                 dtype_agreement: dict[str, float] | None = None) -> int:
+    """Publish an untrained version (random weights) into ``repo``; returns its number. ``dtype_agreement``
+    goes into the manifest as given (tests use it to exercise ``dtype=auto``)."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -122,5 +124,6 @@ def init_version(repo: Path, *, preset: str, labels: list[str], texts: Iterable[
         name=name, labels=labels, preprocessing=spec, max_length=max_length,
         problem_type="multi_label_classification" if multi_label else "single_label_classification",
         training_args={"preset": preset, "arch": arch, "untrained": True, "seed": seed},
+        dtype_agreement=dtype_agreement or {},
     )
     return publish_version(repo, write, manifest)

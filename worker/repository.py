@@ -62,6 +62,9 @@ class Manifest(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     data_fingerprint: str | None = None
     training_args: dict[str, Any] = Field(default_factory=dict)
+    # Label agreement of reduced precisions (bfloat16, int8…) with float32, measured on validation
+    # comments when the version was published; ``dtype=auto`` skips any below 99.5%.
+    dtype_agreement: dict[str, float] = Field(default_factory=dict)
     created_at: float = Field(default_factory=time.time)
 
     @model_validator(mode="after")
@@ -74,6 +77,9 @@ class Manifest(BaseModel):
         for label, value in self.thresholds.items():
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"threshold of {label!r} must be in [0, 1], got {value}")
+        for dtype, value in self.dtype_agreement.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"dtype_agreement of {dtype!r} must be in [0, 1], got {value}")
         return self
 
     def threshold(self, label: str) -> float:

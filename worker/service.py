@@ -22,10 +22,11 @@ from typing import TypeVar
 from redis.exceptions import ResponseError
 
 from .batcher import MicroBatcher
+from .device import set_torch_threads
 from .http import HttpServer
 from .messages import Comment, Limits, Rejection
 from .metrics import Metrics
-from .model import LoadedModel, load_model, set_torch_threads
+from .model import LoadedModel, load_model
 from .pipeline import Classifier, Finished, publishable
 from .reload import ModelWatcher
 from .retry import Backoff, is_transient, sleep_or_stop
@@ -64,6 +65,11 @@ class Worker:
                                     compile=s.compile)
         self._in_hand: set[str] = set()
         self._capacity = asyncio.Condition()
+        # Read turns (see _may_read): whether the model waits for a batch, and whether the read loop is
+        # holding back because it does not.
+        self._read_turn = asyncio.Condition()
+        self._model_idle = False
+        self._reads_held = False
         self._publish_q: asyncio.Queue[list[Finished] | None] = asyncio.Queue(maxsize=4)
         self._redis_ok = False
         self._stopping = False
@@ -92,7 +98,7 @@ class Worker:
         # Called on the event loop; the batch loop reads self.model once per batch, so a swap lands
         # between batches and every batch is encoded and scored by one model.
         self.model = model
-        self.metrics.set_model(model.name, model.version)
+        self.metrics.set_model(model.name, model.version, model.device, model.dtype_name)
 
     def poke_reload(self) -> None:
         self.watcher.poke()
@@ -142,7 +148,7 @@ class Worker:
                                          compile=s.compile)
                 self.model = await self.run_in(self.model_pool, load)
             assert self.model is not None
-            self.metrics.set_model(self.model.name, self.model.version)
+            self.metrics.set_model(self.model.name, self.model.version, self.model.device, self.model.dtype_name)
             created = await self.redis_call("create group", self.streams.ensure_group, s.group_start_id, stop=stop)
             log.info("consumer %s in group %s on %s (%s)", s.consumer, s.group, s.input_stream,
                      "group created" if created else "group exists")
@@ -176,6 +182,7 @@ class Worker:
         self.stop_reading.set()
         async with self._capacity:  # a reader waiting for room re-checks stop_reading
             self._capacity.notify_all()
+        await self._notify_read_turn()  # and one waiting for its turn
         await asyncio.gather(*readers, return_exceptions=True)
         self.batcher.close()
         if not failed:
@@ -223,12 +230,49 @@ class Worker:
             await self.admit(entries, counts)
         while not self.stop_reading.is_set():
             room = await self._wait_capacity()
+            await self._wait_read_turn()
             if self.stop_reading.is_set():
                 break
             entries = await self.redis_call("read", self.streams.read_new, min(room, s.read_count), s.block_ms,
                                             stop=self.stop_reading)
             if entries:
                 await self.admit(entries, {})
+
+    def _may_read(self) -> bool:
+        """Take new entries only when this worker can start on them soon: while its model waits for a batch,
+        or while nothing is queued for the model. Otherwise new entries stay in Redis for whichever consumer
+        of the group frees up first (queued here, they would wait for this model while another one idles);
+        when this model frees up, the batch loop tops its batch up from Redis (:meth:`_top_up`)."""
+        return self._model_idle or len(self.batcher) == 0 or self.stop_reading.is_set()
+
+    async def _wait_read_turn(self) -> None:
+        async with self._read_turn:
+            if not self._may_read():
+                self._reads_held = True
+                try:
+                    await self._read_turn.wait_for(self._may_read)
+                finally:
+                    self._reads_held = False
+
+    async def _notify_read_turn(self) -> None:
+        async with self._read_turn:
+            self._read_turn.notify_all()
+
+    async def _top_up(self) -> None:
+        """The model is free and the read loop held back: take what waits in Redis now (no blocking, one
+        try; on a Redis error the read loop gets those entries later) so that it joins the next batch."""
+        room = self.settings.max_inflight - self.inflight
+        if room <= 0 or self.stop_reading.is_set():
+            return
+        try:
+            entries = await self.streams.read_new(min(room, self.settings.read_count), None)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.debug("top-up read failed (%s: %s); the read loop will retry", type(exc).__name__, exc)
+            return
+        if entries:
+            await self.admit(entries, {})
 
     async def _reclaim_loop(self) -> None:
         s = self.settings
@@ -288,7 +332,13 @@ class Worker:
     async def _batch_loop(self) -> None:
         while True:
             await self.classifier.slots.acquire()
+            if self._reads_held and len(self.batcher) < self.settings.max_batch_size:
+                await self._top_up()
+            self._model_idle = True
+            await self._notify_read_turn()
             batch = await self.batcher.next_batch()
+            self._model_idle = False
+            await self._notify_read_turn()  # the queue may be empty now
             if not batch:
                 self.classifier.slots.release()
                 break

@@ -54,8 +54,10 @@ class Settings(BaseSettings):
     max_inflight: int = Field(1024, ge=1, description="comments read but not yet acked, at most")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="inference device")
     dtype: Literal["auto", "float32", "float16", "bfloat16", "int8"] = Field(
-        "auto", description="inference dtype (auto: bfloat16 on GPUs and on CPUs with AVX512-BF16/AMX, else "
-        "float32; int8: CPU only, the encoder's Linear layers in int8)")
+        "auto", description="inference dtype (auto: on GPUs bfloat16, else float16; on CPUs int8 where they have "
+        "int8 dot-product instructions (VNNI/AMX), else bfloat16 where they have AVX512-BF16/AMX, else float32; "
+        "auto skips a dtype whose label agreement with float32, recorded in the version's manifest, is below "
+        "99.5%; int8: CPU only, the encoder's Linear layers in int8)")
     torch_threads: int | None = Field(None, ge=1, description="intra-op threads (default: all cores)")
     compile: bool = Field(False, description="torch.compile the model (CUDA)")
 

@@ -131,8 +131,8 @@ class StreamClient:
             raise
         return True
 
-    async def read_new(self, count: int, block_ms: int) -> list[RawEntry]:
-        """New entries for this consumer (XREADGROUP ``>``)."""
+    async def read_new(self, count: int, block_ms: int | None) -> list[RawEntry]:
+        """New entries for this consumer (XREADGROUP ``>``); ``block_ms`` None: return at once."""
         reply = await self.redis.xreadgroup(self.group, self.consumer, {self.input_stream: ">"},
                                             count=count, block=block_ms)
         return self._entries(reply)

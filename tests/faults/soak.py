@@ -15,23 +15,21 @@ import argparse
 import collections
 import contextlib
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from worker.embedded import EmbeddedRedis, free_port
+from worker.embedded import EmbeddedRedis
 from worker.modelinit import init_version
+from worker.process import WorkerProcess, child_env
 from worker.producer import read_records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,59 +39,27 @@ LABELS = ["Cheer", "Game", "Broadcast", "Chat"]
 INPUT, OUTPUT, DEAD, GROUP = "livetopic:comments", "livetopic:topics", "livetopic:dead", "livetopic"
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVETOPIC_")}
-    env.update(PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
-    return env
-
-
 @dataclass
 class Proc:
-    """A worker (or producer) subprocess with its log file."""
+    """The producer subprocess with its log file."""
 
     name: str
     popen: subprocess.Popen[bytes]
     log_path: Path
-    port: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-
-    def ready(self) -> bool:
-        try:
-            return self.get("/readyz")[0] == 200
-        except OSError:
-            return False
-
-    def metric(self, name: str) -> float:
-        total = 0.0
-        try:
-            body = self.get("/metrics")[1]
-        except OSError:
-            return 0.0
-        for line in body.splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
 
     def tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
 
 
-def start_worker(url: str, repo: Path, logs: Path, name: str, *extra: str) -> Proc:
-    port = free_port()
-    cmd = [sys.executable, "-m", "worker", "worker", "--redis-url", url, "--model-repo", str(repo),
-           "--metrics-port", str(port), "--group-start-id", "0", "--torch-threads", "1", "--consumer", name,
-           "--claim-min-idle-ms", "1000", "--claim-interval-s", "0.5", "--shutdown-grace-s", "20", *extra]
-    log_path = logs / f"{name}.log"
-    with open(log_path, "wb") as log:
-        popen = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT)
-    return Proc(name, popen, log_path, port)
+def _env() -> dict[str, str]:
+    return child_env(threads=1)
+
+
+def start_worker(url: str, repo: Path, logs: Path, name: str, *extra: str) -> WorkerProcess:
+    flags = ["--redis-url", url, "--model-repo", str(repo), "--group-start-id", "0", "--torch-threads", "1",
+             "--consumer", name, "--claim-min-idle-ms", "1000", "--claim-interval-s", "0.5", "--shutdown-grace-s", "20",
+             *extra]
+    return WorkerProcess(flags, logs / f"{name}.log", name=name, env=_env(), cwd=ROOT).start()
 
 
 def start_push(url: str, source: Path, n: int, rate: float, logs: Path) -> Proc:
@@ -190,8 +156,8 @@ def run_soak(n: int, source: Path, workdir: Path, *, kills: int = 3, restarts: i
     started = time.monotonic()
     server = EmbeddedRedis(workdir / "redis", appendonly=True).start()
     client = redis.Redis.from_url(server.url, socket_timeout=10)
-    workers: list[Proc] = []
-    retired: list[Proc] = []
+    workers: list[WorkerProcess] = []
+    retired: list[WorkerProcess] = []
     events: list[dict[str, Any]] = []
     summary: dict[str, Any] = {"n": n, "source": str(source), "kills": kills, "redis_restarts": restarts,
                                "rate": rate}
@@ -202,7 +168,7 @@ def run_soak(n: int, source: Path, workdir: Path, *, kills: int = 3, restarts: i
         for w in workers:
             wait_until(lambda w=w: w.ready() or w.popen.poll() is not None, 180, f"{w.name} ready")
             if w.popen.poll() is not None:
-                raise RuntimeError(f"{w.name} exited with {w.popen.returncode}:\n{w.tail()}")
+                raise RuntimeError(f"{w.name} exited with {w.popen.returncode}:\n{w.log_tail()}")
         say(f"soak: {n} comments at {rate:.0f}/s, {kills} kill -9, {restarts} redis restart(s)")
         push = start_push(server.url, source, n, rate, logs)
         t0 = time.monotonic()
@@ -217,7 +183,7 @@ def run_soak(n: int, source: Path, workdir: Path, *, kills: int = 3, restarts: i
                 for other in workers:
                     wait_until(lambda o=other: o.ready() or o.popen.poll() is not None, 180, f"{other.name} ready")
                     if other.popen.poll() is not None:
-                        raise RuntimeError(f"{other.name} exited with {other.popen.returncode}:\n{other.tail()}")
+                        raise RuntimeError(f"{other.name} exited with {other.popen.returncode}:\n{other.log_tail()}")
                 w = workers[victim % len(workers)]
                 held = consumer_pending(client, w.name)
                 w.popen.send_signal(signal.SIGKILL)

@@ -25,14 +25,16 @@ def _bench(*flags: str, timeout_s: float = 240) -> subprocess.CompletedProcess[s
 
 def test_bench_json_on_a_tiny_model(tiny_repo: Path, tmp_path: Path) -> None:
     done = _bench("--model", str(tiny_repo), "--texts", str(SAMPLE), "--n", "40", "--baseline-n", "10",
-                  "--agreement-n", "20", "--int8", "--warmup-n", "5", "--half-load-seconds", "1", "--threads", "1",
+                  "--agreement-n", "20", "--dtype", "bfloat16", "--also-dtype", "int8", "--warmup-n", "5",
+                  "--workers", "2", "--half-load-seconds", "1", "--threads", "1",
                   "--cache-dir", str(tmp_path / "cache"), "--json")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     for key in REQUIRED_KEYS:
         assert key in result, key
     assert result["n"] == 40 and result["device"] == "cpu" and result["threads"] == 1
-    assert result["dtype"] in ("float32", "bfloat16")
+    assert result["workers"] == 2 and result["worker_threads"] == 1
+    assert result["dtype"] == "bfloat16"
     for key in ("baseline_comments_per_s", "worker_comments_per_s", "speedup", "latency_ms_p50", "latency_ms_p95",
                 "latency_ms_p99", "half_load_latency_ms_p50", "half_load_latency_ms_p99",
                 "compute_bound_comments_per_s", "fraction_of_ceiling", "matmul_tflops", "gflops_per_comment",

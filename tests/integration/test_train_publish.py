@@ -109,6 +109,18 @@ def test_publishes_a_loadable_version(trained: dict[str, Any]) -> None:
     assert probs.shape == (2, 4) and np.isfinite(probs).all()
 
 
+def test_manifest_records_int8_agreement_on_validation_comments(trained: dict[str, Any]) -> None:
+    repo = trained["repo"]
+    recorded = read_manifest(repo / "1").dtype_agreement
+    assert "int8" in recorded
+    val_texts = trained["fed"][1][0]  # the trainer encodes the training rows, then the validation rows
+    reference = load_model(repo, device="cpu", dtype="float32", smoke_test=False)
+    int8 = load_model(repo, device="cpu", dtype="int8", smoke_test=False)
+    same = (reference.predict_texts(val_texts) >= reference.thresholds) == (
+        int8.predict_texts(val_texts) >= int8.thresholds)
+    assert recorded["int8"] == pytest.approx(float(same.all(axis=1).mean()), abs=1e-4)
+
+
 def test_run_directory(trained: dict[str, Any]) -> None:
     run = trained["root"] / "run"
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]

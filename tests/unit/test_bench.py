@@ -62,6 +62,7 @@ def test_percentiles_and_cpu_meter() -> None:
 
 def test_table_names_every_step() -> None:
     result = {"model": "m/1", "untrained": True, "device": "cpu", "dtype": "bfloat16", "threads": 2, "n": 100,
+              "workers": 2, "worker_threads": 1,
               "agreement_n": 50, "label_agreement": 0.996, "prob_max_abs_diff": 0.002, "near_threshold_fraction": 0.1,
               "model_only_comments_per_s": 150.0, "float32_model_only_comments_per_s": 60.0,
               "baseline_comments_per_s": 10.0, "baseline_n": 20, "baseline_extrapolated": True,
@@ -77,6 +78,20 @@ def test_table_names_every_step() -> None:
 
 
 def test_check_agreement_needs_comments() -> None:
-    args = argparse.Namespace(model=None, preset="tiny", n=10, baseline_n=5, agreement_n=0, check_agreement=True)
+    args = argparse.Namespace(model=None, preset="tiny", n=10, baseline_n=5, agreement_n=0, check_agreement=True,
+                              workers=None)
     with pytest.raises(LivetopicError):
         bench.cmd_bench(args)
+
+
+def test_worker_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from worker.bench import worker_layout
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert worker_layout("cpu", None, None) == (4, 1)  # one single-threaded worker per core
+    assert worker_layout("cpu", None, 2) == (2, 2)
+    assert worker_layout("cpu", 1, None) == (1, 4)
+    assert worker_layout("cpu", 3, 1) == (3, 1)
+    assert worker_layout("cuda", None, None) == (1, 4)

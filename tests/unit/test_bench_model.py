@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from worker import model as model_mod
+from worker import device as device_mod
+from worker.device import resolve_device
 from worker.errors import ModelError
-from worker.model import load_model, plan_chunks, resolve_device
+from worker.model import load_model, plan_chunks
 
 
 def _padded(lengths: list[int], chunks: list[list[int]]) -> int:
@@ -68,14 +69,36 @@ def test_reduced_precision_stays_close_to_float32(tiny_repo: Path, dtype: str) -
     assert np.abs(probs - ref).max() < 0.02
 
 
-def test_auto_dtype_on_cpu_follows_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(model_mod, "cpu_has_native_bf16", lambda: True)
-    assert resolve_device("cpu", "auto") == ("cpu", "bfloat16")
-    monkeypatch.setattr(model_mod, "cpu_has_native_bf16", lambda: False)
-    assert resolve_device("cpu", "auto") == ("cpu", "float32")
-    assert resolve_device("cpu", "int8") == ("cpu", "int8")
+@pytest.mark.parametrize(("flags", "agreement", "expected"), [
+    ({"avx512_vnni", "avx512_bf16"}, None, "int8"),
+    ({"amx_int8", "amx_bf16"}, {"bfloat16": 0.999}, "int8"),
+    ({"avx512_vnni", "avx512_bf16"}, {"int8": 0.99}, "bfloat16"),  # recorded too low: skipped
+    ({"avx512_vnni", "avx512_bf16"}, {"int8": 0.99, "bfloat16": 0.9}, "float32"),
+    ({"avx_vnni"}, {"int8": 0.995}, "int8"),
+    ({"avx512_bf16"}, None, "bfloat16"),
+    ({"avx2"}, None, "float32"),
+    (set(), {"int8": 0.1, "bfloat16": 0.1}, "float32"),
+])
+def test_auto_dtype_on_cpu(monkeypatch: pytest.MonkeyPatch, flags: set[str], agreement: dict[str, float] | None,
+                           expected: str) -> None:
+    monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset(flags))
+    assert resolve_device("cpu", "auto", agreement) == ("cpu", expected)
+    assert resolve_device("cpu", "int8", agreement) == ("cpu", "int8")  # asked for by name: served as asked
     with pytest.raises(ModelError):
         resolve_device("cpu", "float64")
+
+
+def test_auto_dtype_follows_the_manifest_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.modelinit import init_version
+    from worker.repository import read_manifest, resolve_version
+
+    monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset({"avx512_vnni", "avx512_bf16"}))
+    init_version(tmp_path, preset="tiny", labels=["A", "B"], texts=["加油", "好球"], name="t",
+                 dtype_agreement={"int8": 0.9, "bfloat16": 0.999})
+    vdir, _ = resolve_version(tmp_path)
+    assert read_manifest(vdir).dtype_agreement == {"int8": 0.9, "bfloat16": 0.999}
+    assert load_model(tmp_path, device="cpu", smoke_test=False).dtype_name == "bfloat16"
+    assert load_model(tmp_path, device="cpu", dtype="int8", smoke_test=False).dtype_name == "int8"
 
 
 def test_int8_is_cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,11 +112,11 @@ def test_int8_is_cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_int8_linear_is_close_and_independent_of_batch_neighbours() -> None:
     import torch
 
-    from worker.model import _int8_linear_class
+    from worker.int8 import int8_linear_class
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 48)
-    int8 = _int8_linear_class()(linear)
+    int8 = int8_linear_class()(linear)
     x = torch.randn(5, 7, 64)
     with torch.inference_mode():
         exact, approx = linear(x), int8(x)
