@@ -19,6 +19,7 @@ import numpy as np
 
 from .device import resolve_device
 from .errors import ModelError, RepositoryError
+from .fastbert import FastBert, fast_path_reason
 from .int8 import quantize_linear_layers
 from .repository import MANIFEST_NAME, Manifest, read_manifest, resolve_version
 
@@ -177,6 +178,13 @@ class LoadedModel:
             quantize_linear_layers(network.base_model)
         self.network = network
         self._forward = torch.compile(network, dynamic=True) if compile else network
+        # On CPU, BERT classifiers run through a lean forward of the same weights (worker.fastbert): measured
+        # on the bert-base shape in int8, a quarter less time for one comment, a tenth for five.
+        self.fast_path: FastBert | None = None
+        self.fast_path_reason = "CUDA: transformers with SDPA" if self.device == "cuda" else (
+            "torch.compile asked for" if compile else fast_path_reason(network))
+        if self.fast_path_reason is None:
+            self.fast_path = FastBert(network)
         self._cuda = self.device == "cuda"
         self._pin = self._cuda
         # What one more forward pass costs, in tokens' worth of compute (see plan_chunks): on CPU a few
@@ -221,10 +229,12 @@ class LoadedModel:
         with torch.inference_mode():
             for chunk in prepared.chunks:
                 # Pinned host tensors + non_blocking: the copy overlaps the previous chunk's kernels.
-                logits = self._forward(
-                    input_ids=chunk.input_ids.to(self.device, non_blocking=True),
-                    attention_mask=chunk.attention_mask.to(self.device, non_blocking=True),
-                ).logits.float()
+                input_ids = chunk.input_ids.to(self.device, non_blocking=True)
+                attention_mask = chunk.attention_mask.to(self.device, non_blocking=True)
+                if self.fast_path is not None:
+                    logits = self.fast_path(input_ids, attention_mask).float()
+                else:
+                    logits = self._forward(input_ids=input_ids, attention_mask=attention_mask).logits.float()
                 results.append(torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1))
             if results:
                 # One device→host copy (and one synchronisation) per batch, not per chunk.
@@ -273,5 +283,6 @@ def load_model(path: Path | str, version: int | None = None, *, device: str = "a
     model = LoadedModel(vdir, manifest, number, device=device, dtype=dtype, compile=compile)
     if smoke_test:
         model.smoke_test()
-    log.info("loaded model %s from %s on %s/%s", model.tag, vdir, model.device, model.dtype_name)
+    log.info("loaded model %s from %s on %s/%s (%s)", model.tag, vdir, model.device, model.dtype_name,
+             "lean BERT forward" if model.fast_path else f"transformers forward: {model.fast_path_reason}")
     return model

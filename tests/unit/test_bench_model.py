@@ -116,7 +116,7 @@ def test_int8_linear_is_close_and_independent_of_batch_neighbours() -> None:
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 48)
-    int8 = int8_linear_class()(linear)
+    int8 = int8_linear_class().from_linear(linear)
     x = torch.randn(5, 7, 64)
     with torch.inference_mode():
         exact, approx = linear(x), int8(x)
