@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 
+from worker.device import resolve_device
 from worker.embedded import EmbeddedRedis
 
 from ..conftest import LABELS, ROOT, SAMPLE, worker_env
@@ -59,9 +60,11 @@ def test_worker_push_tail_processes(redis_server: EmbeddedRedis, tiny_repo: Path
     check_outputs(redis_server.url, n)
     _, metrics = worker.get("/metrics")
     for name in ("livetopic_batch_size_bucket", "livetopic_batch_tokens_bucket", "livetopic_inference_seconds",
-                 "livetopic_end_to_end_seconds", "livetopic_pending_comments", 'livetopic_model_info{name="tiny"',
-                 "livetopic_label_total"):
+                 "livetopic_end_to_end_seconds", "livetopic_pending_comments", "livetopic_label_total"):
         assert name in metrics
+    device, dtype = resolve_device("cpu", "auto")
+    info = f'livetopic_model_info{{device="{device}",dtype="{dtype}",name="tiny",version="1"}} 1.0'
+    assert info in metrics.splitlines()
     assert worker.stop() == 0  # SIGTERM: graceful, exit 0
 
 
