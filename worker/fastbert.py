@@ -45,22 +45,34 @@ def _projection(layer: Any) -> Callable[[Any], Any]:
 
 
 def _fused_qkv(attention: Any) -> Callable[[Any], Any]:
-    """Query, key and value as one projection (one product instead of three)."""
+    """Query, key and value as one projection (one product instead of three). The three layers' tensors
+    become views of the fused ones, so the weights are not held twice."""
     import torch
 
     from .int8 import int8_linear_class
 
     parts = (attention.query, attention.key, attention.value)
     int8 = int8_linear_class()
+    names: tuple[str, ...]
     if all(isinstance(p, int8) for p in parts):
-        return _projection(int8.concatenated(parts))
-    weight = torch.cat([p.weight for p in parts])
-    bias = torch.cat([p.bias for p in parts])
-    linear = torch.nn.Linear(weight.shape[1], weight.shape[0], device=weight.device, dtype=weight.dtype)
-    with torch.no_grad():
-        linear.weight.copy_(weight)
-        linear.bias.copy_(bias)
-    return _projection(linear)
+        fused = int8.concatenated(parts)
+        names = ("weight", "scale", "bias")
+    else:
+        weight = torch.cat([p.weight.detach() for p in parts])
+        fused = torch.nn.Linear(weight.shape[1], weight.shape[0], device=weight.device, dtype=weight.dtype)
+        fused.requires_grad_(False)
+        fused.weight.copy_(weight)
+        fused.bias.copy_(torch.cat([p.bias.detach() for p in parts]))
+        names = ("weight", "bias")
+    start = 0
+    for part in parts:
+        rows = part.weight.shape[0]
+        for name in names:
+            view = getattr(fused, name)[start : start + rows]
+            setattr(part, name, torch.nn.Parameter(view, requires_grad=False) if isinstance(part, torch.nn.Linear)
+                    else view)
+        start += rows
+    return _projection(fused)
 
 
 class FastBert:

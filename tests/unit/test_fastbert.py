@@ -91,3 +91,15 @@ def test_a_model_is_freed_without_the_cyclic_collector(tiny_repo: Path, dtype: s
         assert [r() for r in refs] == [None, None, None]
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_fused_projection_shares_the_weights(tiny_repo: Path, dtype: str) -> None:
+    model = load_model(tiny_repo, device="cpu", dtype=dtype, smoke_test=False)
+    attention = model.network.bert.encoder.layer[0].attention.self
+    q, k, v = (attention.query.weight, attention.key.weight, attention.value.weight)
+    assert q.data_ptr() < k.data_ptr() < v.data_ptr()
+    assert k.untyped_storage().data_ptr() == q.untyped_storage().data_ptr() == v.untyped_storage().data_ptr()
+    slow = load_model(tiny_repo, device="cpu", dtype=dtype, smoke_test=False)
+    slow.fast_path = None  # the transformers path reads the views: still the same function
+    assert np.abs(model.predict_texts(TEXTS) - slow.predict_texts(TEXTS)).max() < 1e-5
