@@ -12,10 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from worker.settings import DTYPE_CHOICES
+from worker.text import MODES
+
+from .modeling import SHAPES
+
 __all__ = ["register"]
 
-PRESETS = ("tiny", "mini", "small", "bert-base-chinese")  # trainer.modeling.SHAPES
-PREPROCESS_MODES = ("raw", "remove_emoji", "demojize", "remove_punct")
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -46,7 +49,7 @@ def register(subparsers: Any) -> None:
                    "REPO/N or a repository (its latest version); default: from scratch")
     p.add_argument("--labels", nargs="+", metavar="LABEL",
                    help="label columns (space- or comma-separated); default: every non-metadata numeric column")
-    p.add_argument("--preprocess", choices=PREPROCESS_MODES,
+    p.add_argument("--preprocess", choices=MODES,
                    help="text preprocessing mode (default: the base version's, else raw)")
     p.add_argument("--no-lowercase", dest="lowercase", action="store_false", help="keep letter case")
     p.add_argument("--epochs", type=int, default=10, help="maximum epochs (default 10)")
@@ -56,7 +59,7 @@ def register(subparsers: Any) -> None:
                    "tiny 2e-3, mini and small 5e-4)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=64, help="tokens per comment, special tokens included")
-    p.add_argument("--preset", choices=PRESETS, default="mini",
+    p.add_argument("--preset", choices=list(SHAPES), default="mini",
                    help="from-scratch model size: tiny (2x64), mini (6 layers x 128, default), small (4x256), "
                         "bert-base-chinese (12x768)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of games for validation (0.1)")
@@ -96,7 +99,7 @@ def register(subparsers: Any) -> None:
     _add_split_flags(p, defaults_note="default: a version's recorded games, else 0.1 and 0.2")
     p.add_argument("--labels", nargs="+", metavar="LABEL", help="score only these labels")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16", "int8"], default="auto",
+    p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
                    help="--model: inference dtype (default auto: as the worker would serve it; float32 "
                         "reproduces the trainer's own numbers exactly)")
     p.add_argument("--threads", type=int, help="torch CPU threads")

@@ -20,14 +20,14 @@ import random
 import shutil
 import time
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import numpy as np
 
 from .benchload import CpuMeter
-from .benchsteps import Baseline, ModelRef, draw, load_texts, prepare_model, read_ref_manifest, say, token_lengths
+from .benchsteps import Baseline, ModelRef, draw, load_texts, prepare_model, say, token_lengths
 from .errors import LivetopicError
-from .settings import Settings
+from .settings import DTYPE_CHOICES, Settings
 
 __all__ = ["REQUIRED_KEYS", "register", "run_bench", "worker_layout"]
 
@@ -94,7 +94,7 @@ def _batch_stats(before: dict[str, float], after: dict[str, float]) -> dict[str,
 
 def run_worker_phases(args: argparse.Namespace, ref: ModelRef, texts: list[str], warm: list[str],
                       workdir: Path) -> dict[str, Any]:
-    from .benchload import StreamNames, delete_streams, offer, percentiles
+    from .benchload import Phase, StreamNames, delete_streams, offer, percentiles
     from .embedded import EmbeddedRedis
     from .process import WorkerProcess
 
@@ -117,20 +117,20 @@ def run_worker_phases(args: argparse.Namespace, ref: ModelRef, texts: list[str],
                 f"with {len(warm)} comments")
             asyncio.run(offer(url, names, warm, workers))
             pids = {p.pid for p in [*(w.proc for w in workers), server.process if server else None] if p is not None}
-            meter = CpuMeter(pids).start()
-            before = _metrics(workers)
+
+            def measured(phase_texts: list[str], rate: float | None = None) -> tuple[Phase, dict[str, float], float]:
+                """The phase, the workers' batch statistics over it, other processes' CPU meanwhile."""
+                meter = CpuMeter(pids).start()
+                before = _metrics(workers)
+                phase = asyncio.run(offer(url, names, phase_texts, workers, rate=rate))
+                return phase, _batch_stats(before, _metrics(workers)), meter.stop()
+
             say(f"saturation: {len(texts)} comments pushed at once")
-            sat = asyncio.run(offer(url, names, texts, workers))
-            stats = _batch_stats(before, _metrics(workers))
-            other_cores = meter.stop()
+            sat, stats, other_cores = measured(texts)
             rate = sat.comments_per_s / 2
             half_n = min(len(texts), max(50, int(rate * args.half_load_seconds)))
             say(f"half load: {half_n} comments offered at {rate:.1f}/s")
-            meter = CpuMeter(pids).start()
-            before = _metrics(workers)
-            half = asyncio.run(offer(url, names, texts[:half_n], workers, rate=rate))
-            half_stats = _batch_stats(before, _metrics(workers))
-            other_half = meter.stop()
+            half, half_stats, other_half = measured(texts[:half_n], rate)
         if args.redis_url:
             asyncio.run(delete_streams(url, names))
     finally:
@@ -148,11 +148,6 @@ def run_worker_phases(args: argparse.Namespace, ref: ModelRef, texts: list[str],
 
 
 # --- the run --------------------------------------------------------------------------------------
-def _worker_dtypes() -> tuple[str, ...]:
-    """The dtypes the worker's settings accept (``auto`` first)."""
-    return tuple(get_args(Settings.model_fields["dtype"].annotation))
-
-
 def _agreement(ref: ModelRef, texts: list[str], device: str, dtypes: list[str], batch_size: int,
                max_tokens: int) -> dict[str, Any]:
     from .agreement import measure_agreement
@@ -177,7 +172,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     pool = load_texts(args.texts, int(Settings.model_fields["max_text_chars"].default))
     ref = prepare_model(args.model, args.preset, args.texts, args.cache_dir, pool)
     # As the worker resolves it: auto consults the version's recorded label agreement.
-    device, dtype = resolve_device(args.device, args.dtype, read_ref_manifest(ref).dtype_agreement)
+    device, dtype = resolve_device(args.device, args.dtype, ref.manifest.dtype_agreement)
     args.resolved_device, args.resolved_dtype = device, dtype
     args.workers, args.worker_threads = worker_layout(device, args.workers, args.threads)
     random.Random(args.seed).shuffle(pool)
@@ -272,7 +267,7 @@ def render_table(r: dict[str, Any]) -> str:
                  ("model only, in-process (comments/s)",
                   f"{_fmt(r['model_only_comments_per_s'])} {r['dtype']}, "
                   f"{_fmt(r['float32_model_only_comments_per_s'])} float32")]
-    for other in _worker_dtypes():
+    for other in DTYPE_CHOICES:
         if f"{other}_label_agreement" in r:
             rows.append((f"{other} instead, in-process",
                          f"{_fmt(r[f'{other}_model_only_comments_per_s'])} comments/s, label agreement "
@@ -336,7 +331,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--texts", nargs="+", type=Path, required=True, help="comments (files or directories)")
     p.add_argument("--n", type=int, default=2000, help="comments per worker run (default: 2000)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--dtype", choices=_worker_dtypes(), default="auto", help="the worker's dtype (default: auto)")
+    p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto", help="the worker's dtype (default: auto)")
     p.add_argument("--redis-url", help="a Redis server to use (fresh stream names; default: an embedded one)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--baseline-n", type=int, default=200,
@@ -344,7 +339,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--agreement-n", type=int, default=1000,
                    help="comments for the label-agreement check against float32; 0 skips it (default: 1000)")
     p.add_argument("--check-agreement", action="store_true", help="only the label-agreement check")
-    p.add_argument("--also-dtype", action="append", choices=_worker_dtypes()[1:], metavar="DTYPE",
+    p.add_argument("--also-dtype", action="append", choices=DTYPE_CHOICES[1:], metavar="DTYPE",
                    help="also measure this dtype's label agreement and in-process speed (repeatable)")
     p.add_argument("--warmup-n", type=int, default=256, help="comments through the worker before timing")
     p.add_argument("--half-load-seconds", type=float, default=20.0,

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LivetopicError
-from .repository import MANIFEST_NAME, Manifest, latest_version, read_manifest, resolve_version
+from .repository import Manifest, latest_version
 
-__all__ = ["LABELS", "Baseline", "ModelRef", "load_texts", "prepare_model", "read_ref_manifest", "say",
+__all__ = ["LABELS", "Baseline", "ModelRef", "load_texts", "prepare_model", "say",
            "token_lengths"]
 
 LABELS = ["Cheer", "Game", "Broadcast", "Chat"]
@@ -30,6 +30,7 @@ class ModelRef:
     repo: Path  # what the worker gets as --model-repo
     version: int | None  # --model-version (None: a plain Hugging Face directory)
     path: Path  # the directory with the weights
+    manifest: Manifest  # made up from config.json for a plain Hugging Face directory
     untrained: bool
 
 
@@ -62,13 +63,13 @@ def _fingerprint(paths: list[Path], preset: str) -> str:
 def prepare_model(model: Path | None, preset: str | None, text_paths: list[Path], cache_dir: Path,
                   texts: list[str]) -> ModelRef:
     """``--model`` as given, or the ``--preset`` model built once into the cache directory."""
+    from .model import locate_model
+
     if model is not None:
-        path = Path(model)
-        if (path / "config.json").is_file() and not (path / MANIFEST_NAME).is_file():
-            return ModelRef(path, None, path, untrained=False)
-        vdir, number = resolve_version(path)
-        untrained = bool(read_manifest(vdir).training_args.get("untrained"))
-        return ModelRef(vdir.parent, number, vdir, untrained)
+        vdir, manifest, number = locate_model(model)
+        if number == 0:  # a plain Hugging Face directory
+            return ModelRef(vdir, None, vdir, manifest, untrained=False)
+        return ModelRef(vdir.parent, number, vdir, manifest, bool(manifest.training_args.get("untrained")))
     from .modelinit import init_version
 
     assert preset is not None
@@ -77,22 +78,15 @@ def prepare_model(model: Path | None, preset: str | None, text_paths: list[Path]
     if version is None:
         say(f"building an untrained {preset} model in {repo} (once; vocabulary from the texts)")
         version = init_version(repo, preset=preset, labels=LABELS, texts=texts, name=f"bench-{preset}")
-    vdir = repo / str(version)
-    return ModelRef(repo, version, vdir, untrained=True)
-
-
-def read_ref_manifest(ref: ModelRef) -> Manifest:
-    """The manifest of the model under test (made up from config.json for a plain Hugging Face directory)."""
-    from .model import _manifest_from_config
-
-    return read_manifest(ref.path) if (ref.path / MANIFEST_NAME).is_file() else _manifest_from_config(ref.path)
+    vdir, manifest, number = locate_model(repo, version)
+    return ModelRef(repo, number, vdir, manifest, untrained=True)
 
 
 def token_lengths(ref: ModelRef, texts: list[str]) -> list[int]:
     """Token counts as the worker encodes them (manifest preprocessing, truncation to max_length)."""
     from transformers import AutoTokenizer
 
-    manifest = read_ref_manifest(ref)
+    manifest = ref.manifest
     backend = AutoTokenizer.from_pretrained(str(ref.path), local_files_only=True).backend_tokenizer
     backend.no_padding()
     backend.enable_truncation(manifest.max_length)
@@ -109,7 +103,7 @@ class Baseline:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        manifest = read_ref_manifest(ref)
+        manifest = ref.manifest
         self.names, self.multi = manifest.labels, manifest.problem_type == "multi_label_classification"
         self.thresholds = np.array([manifest.threshold(label) for label in self.names], dtype=np.float32)
         self.device = device

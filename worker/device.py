@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 
 from .errors import ModelError
+from .settings import DTYPE_CHOICES
 
 __all__ = [
     "DTYPES",
@@ -23,7 +24,7 @@ __all__ = [
 
 # "int8": the encoder's Linear layers in int8 (weights per channel, activations per token, int32
 # accumulation), the rest float32; CPU only.
-DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "int8")
+DTYPES: tuple[str, ...] = tuple(d for d in DTYPE_CHOICES if d != "auto")
 
 # ``auto`` never picks a reduced precision whose recorded label agreement with float32 is below this
 # (the manifest's ``dtype_agreement``, measured by the trainer on validation comments).

@@ -23,9 +23,10 @@ from .fastbert import FastBert, fast_path_reason
 from .int8 import quantize_linear_layers
 from .repository import MANIFEST_NAME, Manifest, read_manifest, resolve_version
 
-__all__ = ["Chunk", "LoadedModel", "Prepared", "load_model", "plan_chunks"]
+__all__ = ["Chunk", "LoadedModel", "Prepared", "load_model", "locate_model", "plan_chunks"]
 
 log = logging.getLogger(__name__)
+
 
 def plan_chunks(lengths: Sequence[int], max_tokens: int, overhead_tokens: int = 32) -> list[list[int]]:
     """Split a batch into length-sorted chunks that minimise padded tokens plus a per-chunk overhead.
@@ -185,11 +186,10 @@ class LoadedModel:
             "torch.compile asked for" if compile else fast_path_reason(network))
         if self.fast_path_reason is None:
             self.fast_path = FastBert(network)
-        self._cuda = self.device == "cuda"
-        self._pin = self._cuda
+        self._pin = self.device == "cuda"
         # What one more forward pass costs, in tokens' worth of compute (see plan_chunks): on CPU a few
         # milliseconds of Python and small-matrix inefficiency; on a GPU kernel launches dominate.
-        self.chunk_overhead_tokens = 2048 if self._cuda else 32
+        self.chunk_overhead_tokens = 2048 if self.device == "cuda" else 32
 
     # --- tokenizer thread -------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
@@ -271,15 +271,20 @@ class LoadedModel:
             raise ModelError(f"{self.path}: smoke batch gave non-finite or misshapen scores")
 
 
+def locate_model(path: Path | str, version: int | None = None) -> tuple[Path, Manifest, int]:
+    """(directory, manifest, version number) of ``REPO`` (highest complete version, or ``version``), ``REPO/N``,
+    or a plain HF directory (number 0, its manifest made up from config.json)."""
+    path = Path(path)
+    if (path / "config.json").is_file() and not (path / MANIFEST_NAME).is_file():
+        return path, _manifest_from_config(path), 0
+    vdir, number = resolve_version(path, version)
+    return vdir, read_manifest(vdir), number
+
+
 def load_model(path: Path | str, version: int | None = None, *, device: str = "auto", dtype: str = "auto",
                compile: bool = False, smoke_test: bool = True) -> LoadedModel:
     """Load ``REPO`` (highest complete version, or ``version``), ``REPO/N``, or a plain HF directory."""
-    path = Path(path)
-    if (path / "config.json").is_file() and not (path / MANIFEST_NAME).is_file():
-        manifest, vdir, number = _manifest_from_config(path), path, 0
-    else:
-        vdir, number = resolve_version(path, version)
-        manifest = read_manifest(vdir)
+    vdir, manifest, number = locate_model(path, version)
     model = LoadedModel(vdir, manifest, number, device=device, dtype=dtype, compile=compile)
     if smoke_test:
         model.smoke_test()

@@ -66,11 +66,9 @@ class Worker:
                                     compile=s.compile)
         self._in_hand: set[str] = set()
         self._capacity = asyncio.Condition()
-        # Read turns (see _may_read): whether the model waits for a batch, and whether the read loop is
-        # holding back because it does not.
+        # Read turns (see _may_read): whether the model waits for a batch.
         self._read_turn = asyncio.Condition()
         self._model_idle = False
-        self._reads_held = False
         self._publish_q: asyncio.Queue[list[Finished] | None] = asyncio.Queue(maxsize=4)
         self._redis_ok = False
         self._stopping = False
@@ -254,20 +252,16 @@ class Worker:
 
     async def _wait_read_turn(self) -> None:
         async with self._read_turn:
-            if not self._may_read():
-                self._reads_held = True
-                try:
-                    await self._read_turn.wait_for(self._may_read)
-                finally:
-                    self._reads_held = False
+            await self._read_turn.wait_for(self._may_read)
 
     async def _notify_read_turn(self) -> None:
         async with self._read_turn:
             self._read_turn.notify_all()
 
     async def _top_up(self) -> None:
-        """The model is free and the read loop held back: take what waits in Redis now (no blocking, one
-        try; on a Redis error the read loop gets those entries later) so that it joins the next batch."""
+        """The model is free and the read loop holds back (comments are queued): take what waits in Redis
+        now (no blocking, one try; on a Redis error the read loop gets those entries later) so that it joins
+        the next batch."""
         room = self.settings.max_inflight - self.inflight
         if room <= 0 or self.stop_reading.is_set():
             return
@@ -339,8 +333,8 @@ class Worker:
     async def _batch_loop(self) -> None:
         while True:
             await self.classifier.slots.acquire()
-            if self._reads_held and len(self.batcher) < self.settings.max_batch_size:
-                await self._top_up()
+            if not self._may_read() and len(self.batcher) < self.settings.max_batch_size:
+                await self._top_up()  # the read loop holds back: fill the batch from Redis now
             self._model_idle = True
             await self._notify_read_turn()
             batch = await self.batcher.next_batch()

@@ -9,14 +9,17 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "default_consumer", "load_settings"]
+__all__ = ["DTYPE_CHOICES", "ENV_PREFIX", "Dtype", "Settings", "default_consumer", "load_settings"]
+
+Dtype = Literal["auto", "float32", "float16", "bfloat16", "int8"]
+DTYPE_CHOICES: tuple[str, ...] = get_args(Dtype)  # "auto" first; what --dtype accepts everywhere
 
 ENV_PREFIX = "LIVETOPIC_"
 
@@ -53,7 +56,7 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(20.0, ge=0, description="flush this long after the batch's first comment")
     max_inflight: int = Field(1024, ge=1, description="comments read but not yet acked, at most")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="inference device")
-    dtype: Literal["auto", "float32", "float16", "bfloat16", "int8"] = Field(
+    dtype: Dtype = Field(
         "auto", description="inference dtype (auto: on GPUs bfloat16, else float16; on CPUs int8 where they have "
         "int8 dot-product instructions (VNNI/AMX), else bfloat16 where they have AVX512-BF16/AMX, else float32; "
         "auto skips a dtype whose label agreement with float32, recorded in the version's manifest, is below "
