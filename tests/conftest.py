@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from worker import process
-from worker.embedded import EmbeddedRedis
-from worker.process import child_env
+from worker.tools import process
+from worker.tools.embedded import EmbeddedRedis
+from worker.tools.process import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -42,7 +42,7 @@ async def redis_client(redis_server: EmbeddedRedis) -> AsyncIterator[aioredis.Re
 @pytest.fixture(scope="session")
 def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model repository with one untrained tiny 4-label multi-label version (shared, read-only)."""
-    from worker.modelinit import init_version
+    from worker.model.untrained import init_version
 
     repo = tmp_path_factory.mktemp("repo")
     texts = [line for line in SAMPLE.read_text(encoding="utf-8").splitlines()]

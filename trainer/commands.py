@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from worker.model.presets import PRESETS
 from worker.settings import DTYPE_CHOICES
 from worker.text import MODES
-
-from .modeling import SHAPES
 
 __all__ = ["register"]
 
@@ -37,6 +36,12 @@ def _add_split_flags(p: argparse.ArgumentParser, *, defaults_note: str) -> None:
 
 def register(subparsers: Any) -> None:
     """Add ``train``, ``evaluate`` and ``label`` to ``livetopic``'s subparsers."""
+    _register_train(subparsers)
+    _register_evaluate(subparsers)
+    _register_label(subparsers)
+
+
+def _register_train(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "train", help="train a topic classifier and publish it as the next model version",
         description="Fine-tune --base or train a small BERT from scratch on labelled comments, hold out "
@@ -59,7 +64,7 @@ def register(subparsers: Any) -> None:
                    "tiny 2e-3, mini and small 5e-4)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=64, help="tokens per comment, special tokens included")
-    p.add_argument("--preset", choices=list(SHAPES), default="mini",
+    p.add_argument("--preset", choices=list(PRESETS), default="mini",
                    help="from-scratch model size: tiny (2x64), mini (6 layers x 128, default), small (4x256), "
                         "bert-base-chinese (12x768)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of games for validation (0.1)")
@@ -84,6 +89,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
+
+def _register_evaluate(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "evaluate", help="score a model version, the TF-IDF baseline or the keyword labeller on labelled data",
         description="Micro/macro F1, exact match, per-label F1 and ROC AUC on labelled data. --split test "
@@ -106,6 +113,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
 
+
+def _register_label(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "label", help="label comments with the keyword rules (Cheer, Game, Broadcast, Chat)",
         description="Keyword labelling: cheer = cheer word or emoji; broadcast = stream word; game = tactic, "

@@ -1,29 +1,16 @@
-"""Labelled comments from disk: readers, label extraction, the game-wise split and a data fingerprint.
+"""Labelled comments: label extraction, the game-wise split and a data fingerprint. Files are read by
+:mod:`worker.inputs` (the same reader as ``push``): ``.json`` lists, ``.jsonl``, ``.csv``, and ``.txt`` (one
+comment a line, no labels: for ``livetopic label`` only).
 
-Supported files (a PATH may also be a directory: every supported file under it, sorted):
-
-``*.json``
-    a JSON list of objects, e.g. the chat export of a game (``content`` + one score per topic);
-``*.jsonl``
-    one JSON object a line;
-``*.csv``
-    a header row, then one comment a row;
-``*.txt``
-    one comment a line, no labels (for ``livetopic label`` only).
-
-The text is the ``text`` field, or ``content`` when there is no ``text``. Labels are the requested
-names, or every other column that is not known metadata. A label value is a number in [0, 1] (0/1, a
-boolean, or a soft score); the label is *on* when the value is > 0.5, and the value itself may serve as
-a soft training target. The group (game) of a row is its ``game`` field, else its file name without
-suffix: held-out data is chosen by group, never by row, because chat within one game repeats itself.
+Labels are the requested names, or every other column that is not known metadata. A label value is a number
+in [0, 1] (0/1, a boolean, or a soft score); the label is *on* when the value is > 0.5, and the value itself
+may serve as a soft training target. The group (game) of a row is its ``game`` field, else its file name
+without suffix: held-out data is chosen by group, never by row, because chat within one game repeats itself.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from worker.errors import InputFileError
+from worker.inputs import LABELLED_SUFFIXES, expand_paths, read_rows, text_of
 
 __all__ = [
     "CHAT_TOPICS",
@@ -40,17 +28,12 @@ __all__ = [
     "METADATA_COLUMNS",
     "Dataset",
     "Split",
-    "expand_paths",
     "load_dataset",
     "load_texts",
-    "read_records",
     "split_games",
 ]
 
 log = logging.getLogger(__name__)
-
-SUFFIXES = (".json", ".jsonl", ".csv", ".txt")
-TEXT_COLUMNS = ("text", "content")
 # Columns that are never labels: identifiers, times, and the sentiment scores some chat exports carry.
 METADATA_COLUMNS = frozenset({
     "text", "content", "time", "timestamp", "user", "author", "id", "game", "group", "channel", "video",
@@ -73,84 +56,12 @@ DERIVED_LABELS: dict[str, tuple[str, ...]] = {
 }
 
 
-# --- files --------------------------------------------------------------------------------------------
-def expand_paths(paths: Iterable[Path | str], suffixes: Sequence[str] = SUFFIXES) -> list[tuple[Path, str]]:
-    """(file, group name) for each input; a directory contributes its supported files, sorted."""
-    out: list[tuple[Path, str]] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
-            if not files:
-                raise InputFileError(f"{path}: directory has no {'/'.join(suffixes)} files")
-            out.extend((f, f.relative_to(path).with_suffix("").as_posix()) for f in files)
-        elif path.is_file():
-            if path.suffix.lower() not in suffixes:
-                raise InputFileError(f"{path}: unsupported file type {path.suffix!r}; "
-                                     f"expected one of {', '.join(suffixes)}")
-            out.append((path, path.stem))
-        else:
-            raise InputFileError(f"{path}: no such file or directory")
-    if not out:
-        raise InputFileError("no input files given")
-    return out
-
-
-def _decode(path: Path, data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputFileError(f"{path}: not UTF-8 text ({exc})") from exc
-
-
-def read_records(path: Path, data: bytes | None = None) -> list[dict[str, Any]]:
-    """The rows of one file as dictionaries (raises :class:`InputFileError` when unreadable)."""
-    if data is None:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputFileError(f"{path}: cannot read: {exc}") from exc
-    text = _decode(path, data)
-    suffix = path.suffix.lower()
-    records: list[dict[str, Any]] = []
-    if suffix == ".json":
-        try:
-            loaded = json.loads(text)
-        except ValueError as exc:
-            raise InputFileError(f"{path}: invalid JSON: {exc}") from exc
-        if not isinstance(loaded, list):
-            raise InputFileError(f"{path}: expected a JSON list of objects, got {type(loaded).__name__}")
-        records = loaded
-    elif suffix == ".jsonl":
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except ValueError as exc:
-                raise InputFileError(f"{path}:{number}: invalid JSON: {exc}") from exc
-    elif suffix == ".csv":
-        try:
-            records = [dict(row) for row in csv.DictReader(io.StringIO(text, newline=""))]
-        except csv.Error as exc:
-            raise InputFileError(f"{path}: invalid CSV: {exc}") from exc
-    elif suffix == ".txt":
-        records = [{"text": line} for line in text.splitlines() if line.strip()]
-    else:
-        raise InputFileError(f"{path}: unsupported file type {path.suffix!r}")
-    for number, record in enumerate(records, 1):
-        if not isinstance(record, dict):
-            raise InputFileError(f"{path}: row {number} is not an object")
-    return records
-
-
+# --- rows ---------------------------------------------------------------------------------------------
 def _text_of(path: Path, number: int, record: dict[str, Any]) -> str:
-    for key in TEXT_COLUMNS:
-        value = record.get(key)
-        if isinstance(value, str):
-            return value
-    raise InputFileError(f"{path}: row {number} has no text (expected a {' or '.join(TEXT_COLUMNS)} field)")
+    text = text_of(record)
+    if text is None:
+        raise InputFileError(f"{path}: row {number} has no text (expected a text or content field)")
+    return text
 
 
 def _value(path: Path, number: int, label: str, raw: Any) -> float:
@@ -241,19 +152,20 @@ def _fingerprint(entries: list[tuple[str, str]]) -> str:
 def load_dataset(paths: Iterable[Path | str], labels: Sequence[str] | None = None) -> Dataset:
     """Read labelled rows from ``paths``. ``labels``: the label columns (default: every non-metadata
     numeric column of the first row). The fingerprint is a sha256 over the file names and contents."""
-    files = expand_paths(paths, (".json", ".jsonl", ".csv"))
+    files = expand_paths(paths, LABELLED_SUFFIXES)
     texts: list[str] = []
     groups: list[str] = []
     rows: list[list[float]] = []
     entries: list[tuple[str, str]] = []
     chosen: list[str] | None = list(labels) if labels else None
-    for path, group in files:
+    for item in files:
+        path, group = item.path, item.group
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise InputFileError(f"{path}: cannot read: {exc}") from exc
         entries.append((group, hashlib.sha256(data).hexdigest()))
-        records = read_records(path, data)
+        records = read_rows(path, data)
         for number, record in enumerate(records, 1):
             if chosen is None:
                 chosen = _label_columns(record)
@@ -264,22 +176,22 @@ def load_dataset(paths: Iterable[Path | str], labels: Sequence[str] | None = Non
             game = record.get("game")
             groups.append(str(game) if game not in (None, "") else group)
     if not texts or chosen is None:
-        raise InputFileError(f"no rows in {', '.join(str(p) for p, _ in files)}")
+        raise InputFileError(f"no rows in {', '.join(str(f.path) for f in files)}")
     if len(set(chosen)) != len(chosen):
         raise InputFileError(f"duplicate label names in {chosen}")
     targets = np.asarray(rows, dtype=np.float32).reshape(len(texts), len(chosen))
-    return Dataset(texts, chosen, targets, groups, _fingerprint(entries), [str(p) for p, _ in files])
+    return Dataset(texts, chosen, targets, groups, _fingerprint(entries), [str(f.path) for f in files])
 
 
 def load_texts(paths: Iterable[Path | str]) -> tuple[list[str], list[str]]:
     """(texts, groups) of unlabelled or labelled files, for the keyword labeller."""
     texts: list[str] = []
     groups: list[str] = []
-    for path, group in expand_paths(paths):
-        for number, record in enumerate(read_records(path), 1):
-            texts.append(_text_of(path, number, record))
+    for item in expand_paths(paths):
+        for number, record in enumerate(read_rows(item.path), 1):
+            texts.append(_text_of(item.path, number, record))
             game = record.get("game")
-            groups.append(str(game) if game not in (None, "") else group)
+            groups.append(str(game) if game not in (None, "") else item.group)
     return texts, groups
 
 

@@ -1,48 +1,14 @@
-"""From text to padded id tensors, exactly as the worker does it at serving time.
-
-:func:`encode_texts` mirrors :meth:`worker.model.LoadedModel.encode`: the version's
-:class:`worker.text.Preprocessor`, then the fast tokenizer's backend with no padding, truncation to
-``max_length`` and special tokens. ``tests/integration/test_train_publish.py`` checks that both give equal ids.
-"""
+"""Batches for training and validation: length-bucketed row batches and right-padded id tensors.
+Token ids come from :mod:`worker.model.tokenizer`, exactly as the worker encodes at serving time."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from worker.errors import ModelError
-from worker.modelinit import build_char_tokenizer
-from worker.text import Preprocessor
-
-__all__ = ["char_tokenizer", "collate", "encode_texts", "length_batches", "serving_backend"]
-
-
-def serving_backend(tokenizer: Any, max_length: int) -> Any:
-    """A copy of ``tokenizer``'s backend (``tokenizers.Tokenizer``) configured like the worker's."""
-    from tokenizers import Tokenizer
-
-    if not getattr(tokenizer, "is_fast", False):
-        raise ModelError("a fast (tokenizers) tokenizer is required")
-    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-    backend.no_padding()
-    backend.enable_truncation(max_length)
-    return backend
-
-
-def encode_texts(backend: Any, preprocess: Preprocessor, texts: Sequence[str]) -> list[list[int]]:
-    """Preprocess and tokenise (truncated, special tokens added): the ids the model is trained on."""
-    encodings = backend.encode_batch([preprocess(t) for t in texts], add_special_tokens=True)
-    return [e.ids for e in encodings]
-
-
-def char_tokenizer(texts: Iterable[str], out_dir: Path, preprocess: Preprocessor,
-                   vocab_size: int | None = None, min_count: int = 1) -> int:
-    """A character vocabulary from ``texts``: :func:`worker.modelinit.build_char_tokenizer`, the one builder."""
-    return build_char_tokenizer(list(texts), out_dir, vocab_size=vocab_size, min_count=min_count,
-                                preprocess=preprocess)
+__all__ = ["collate", "length_batches"]
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator | None = None,

@@ -67,7 +67,7 @@ def evaluate_model(model_path: Path | str, data_paths: Sequence[Path | str], *, 
     """Metrics of a version on ``data_paths`` with the version's thresholds and preprocessing. The data's
     label columns are matched to the model's labels by name (``labels`` restricts to some of them).
     ``dtype`` auto is what the worker serves with (bfloat16 on CPUs with native bfloat16)."""
-    from worker.model import load_model
+    from worker.model.load import load_model
 
     model = load_model(model_path, device=device, dtype=dtype)
     wanted = list(labels) if labels else list(model.labels)

@@ -8,30 +8,23 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from worker.device import resolve_device
 from worker.errors import ConfigError, ModelError
-from worker.modelinit import PRESETS, Shape, build_config
-from worker.repository import MANIFEST_NAME, PreprocessingSpec, read_manifest, resolve_version
+from worker.model.precision import resolve_device
+from worker.model.presets import PRESETS, build_config
+from worker.model.repository import MANIFEST_NAME, PreprocessingSpec, read_manifest, resolve_version
+from worker.model.tokenizer import load_tokenizer
+from worker.model.untrained import build_char_tokenizer
 
-from .encoding import char_tokenizer, collate, length_batches
+from .config import TrainConfig
+from .encoding import collate, length_batches
 
-if TYPE_CHECKING:
-    from .train import TrainConfig
-
-__all__ = ["SHAPES", "Built", "autocast", "build_model", "default_lr", "predict_probs", "resolve_base"]
+__all__ = ["Built", "autocast", "build_model", "default_lr", "predict_probs", "resolve_base"]
 
 log = logging.getLogger(__name__)
-
-# From-scratch shapes: worker.modelinit's presets plus "mini" (narrow and deep: on the chat data it learns
-# more per CPU-minute than "small", and more per epoch than 2- or 4-layer models of similar cost).
-SHAPES: dict[str, Shape] = {
-    **PRESETS,
-    "mini": Shape(layers=6, hidden=128, heads=4, intermediate=512, positions=128, vocab=None),
-}
 # Default peak learning rates: the reference card's 1e-5 for a pre-trained base; small random models
 # need (and tolerate) far more.
 _SCRATCH_LR = {"tiny": 2e-3, "mini": 5e-4, "small": 5e-4, "bert-base-chinese": 1e-4}
@@ -49,6 +42,10 @@ class Built:
     preprocessing: PreprocessingSpec
     device: str
     autocast_dtype: Any  # torch.dtype on CUDA, None on CPU
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id or 0)
 
 
 def resolve_base(base: str | Path) -> tuple[Path, PreprocessingSpec | None, list[str] | None]:
@@ -70,24 +67,8 @@ def resolve_base(base: str | Path) -> tuple[Path, PreprocessingSpec | None, list
     return path, None, labels
 
 
-def _scratch_config(preset: str, vocab_size: int, labels: list[str], max_length: int) -> Any:
-    from transformers import BertConfig
-
-    if preset in PRESETS:
-        return build_config(preset, "bert", vocab_size, labels, True, max_length)
-    shape = SHAPES[preset]
-    kwargs: dict[str, Any] = {
-        "num_hidden_layers": shape.layers, "hidden_size": shape.hidden, "num_attention_heads": shape.heads,
-        "intermediate_size": shape.intermediate, "max_position_embeddings": max(shape.positions, max_length + 2),
-        "num_labels": len(labels), "id2label": dict(enumerate(labels)),
-        "label2id": {k: i for i, k in enumerate(labels)}, "problem_type": "multi_label_classification",
-        "vocab_size": vocab_size, "pad_token_id": 0,
-    }
-    return BertConfig(**kwargs)
-
-
 def _from_base(cfg: TrainConfig, labels: list[str]) -> tuple[Any, Any, PreprocessingSpec]:
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
     assert cfg.base is not None
     base_dir, base_spec, base_labels = resolve_base(cfg.base)
@@ -95,7 +76,7 @@ def _from_base(cfg: TrainConfig, labels: list[str]) -> tuple[Any, Any, Preproces
     if cfg.preprocess is not None:
         spec = PreprocessingSpec(mode=cfg.preprocess, lowercase=cfg.lowercase)  # type: ignore[arg-type]
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(base_dir), local_files_only=True, trust_remote_code=False)
+        tokenizer = load_tokenizer(base_dir)
         config = AutoConfig.from_pretrained(str(base_dir), local_files_only=True, trust_remote_code=False)
         config.num_labels = len(labels)
         config.id2label = dict(enumerate(labels))
@@ -123,20 +104,20 @@ def _from_base(cfg: TrainConfig, labels: list[str]) -> tuple[Any, Any, Preproces
 def build_model(cfg: TrainConfig, labels: list[str], texts: list[str], workdir: Path) -> Built:
     """The model to train, its tokenizer and preprocessing, on the chosen device."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     device, dtype_name = resolve_device(cfg.device, "auto")
     autocast = getattr(torch, dtype_name) if device == "cuda" else None
     if cfg.base:
         model, tokenizer, spec = _from_base(cfg, labels)
     else:
-        if cfg.preset not in SHAPES:
-            raise ConfigError(f"unknown --preset {cfg.preset!r}; expected one of {', '.join(SHAPES)}")
+        if cfg.preset not in PRESETS:
+            raise ConfigError(f"unknown --preset {cfg.preset!r}; expected one of {', '.join(PRESETS)}")
         spec = PreprocessingSpec(mode=cfg.preprocess or "raw", lowercase=cfg.lowercase)  # type: ignore[arg-type]
         tok_dir = workdir / "tokenizer"
-        vocab = char_tokenizer(texts, tok_dir, spec.build(), vocab_size=SHAPES[cfg.preset].vocab)
-        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
-        config = _scratch_config(cfg.preset, vocab, labels, cfg.max_length)
+        vocab = build_char_tokenizer(texts, tok_dir, vocab_size=PRESETS[cfg.preset].vocab, preprocess=spec.build())
+        tokenizer = load_tokenizer(tok_dir)
+        config = build_config(cfg.preset, "bert", vocab, labels, True, cfg.max_length)
         if cfg.dropout is not None:
             config.hidden_dropout_prob = config.attention_probs_dropout_prob = cfg.dropout
         torch.manual_seed(cfg.seed)

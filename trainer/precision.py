@@ -9,10 +9,11 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from worker.agreement import measure_agreement
-from worker.device import cpu_has_native_bf16
-from worker.model import LoadedModel
-from worker.repository import Manifest
+from worker.model.agreement import measure_agreement
+from worker.model.load import load_version
+from worker.model.precision import cpu_has_native_bf16
+from worker.model.repository import Manifest
+from worker.model.runtime import LoadedModel
 
 __all__ = ["agreement_dtypes", "record_agreement"]
 
@@ -43,7 +44,7 @@ def record_agreement(model_dir: Path, manifest: Manifest, texts: Sequence[str], 
         return out
     for device, dtypes in agreement_dtypes():
         def load(dtype: str, device: str = device) -> LoadedModel:
-            return LoadedModel(model_dir, manifest, 0, device=device, dtype=dtype)
+            return load_version(model_dir, manifest, 0, device=device, dtype=dtype)
 
         for dtype, found in measure_agreement(load, sample, dtypes).items():
             if dtype != "float32":

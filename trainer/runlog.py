@@ -72,7 +72,11 @@ class RunLog:
         epochs = [r for r in self.records if r.get("type") == "epoch"]
         if not steps and not epochs:
             return None
-        import matplotlib
+        try:
+            import matplotlib
+        except ImportError:  # the base install: matplotlib comes with the [train] extra
+            log.info("matplotlib is not installed (pip install 'livetopic[train]'): no %s", self.plot_path.name)
+            return None
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt

@@ -1,15 +1,22 @@
 """The one exception tree of livetopic.
 
 Every error the package raises on purpose derives from :class:`LivetopicError`, so callers can catch
-the whole family or one branch::
+the whole family or one branch. Errors of third-party libraries are mapped into it where they are met
+(Redis errors in :mod:`worker.streams.retry`, model-loading errors in :mod:`worker.model.load`)::
 
     LivetopicError
-    ├── ConfigError            a setting or command-line option is invalid
-    ├── InputFileError         a file handed to ``push``/``train``/``label`` cannot be read
-    ├── ModelError             a model version cannot be loaded, validated or run
-    │   └── RepositoryError    the model repository layout or a manifest is wrong
-    ├── RedisUnavailableError  Redis could not be reached within the retry budget
-    └── EmbeddedRedisError     the bundled redis-server could not be started
+    ├── ConfigError              a setting or command-line option is invalid
+    ├── InputFileError           a file handed to ``push``/``train``/``label`` cannot be read
+    ├── ModelError               a model version cannot be loaded, validated or run
+    │   ├── RepositoryError      the model repository layout or a manifest is wrong
+    │   └── ModelOutOfMemoryError  the device had no memory for a batch (smaller ones may fit)
+    ├── RedisError               a Redis command failed (the message names the command)
+    │   ├── RedisTransientError  "not now": connection lost, timeout, LOADING, READONLY, BUSY…; retry later
+    │   │   └── RedisOutOfMemoryError   the server refused a write at its ``maxmemory`` limit
+    │   ├── RedisCommandError    "never": WRONGTYPE, NOPERM, a script error…; a configuration fault
+    │   │   └── GroupMissingError       the consumer group (or its stream) does not exist (NOGROUP)
+    │   └── RedisUnavailableError       transient errors outlasted the caller's retry budget
+    └── EmbeddedRedisError       the bundled redis-server could not be started
 """
 
 from __future__ import annotations
@@ -17,9 +24,15 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "EmbeddedRedisError",
+    "GroupMissingError",
     "InputFileError",
     "LivetopicError",
     "ModelError",
+    "ModelOutOfMemoryError",
+    "RedisCommandError",
+    "RedisError",
+    "RedisOutOfMemoryError",
+    "RedisTransientError",
     "RedisUnavailableError",
     "RepositoryError",
 ]
@@ -45,8 +58,36 @@ class RepositoryError(ModelError):
     """The model repository has no usable version, or a version's manifest is invalid."""
 
 
-class RedisUnavailableError(LivetopicError):
-    """Redis stayed unreachable for longer than the retry budget."""
+class ModelOutOfMemoryError(ModelError):
+    """The device ran out of memory for a batch (its cache is emptied first); a smaller batch may fit."""
+
+
+class RedisError(LivetopicError):
+    """A Redis command failed. ``command`` names what was attempted."""
+
+    def __init__(self, message: str, command: str = "") -> None:
+        super().__init__(message)
+        self.command = command
+
+
+class RedisTransientError(RedisError):
+    """The same command may succeed later: nothing it would have written was written."""
+
+
+class RedisOutOfMemoryError(RedisTransientError):
+    """Redis refused a write because it is at its ``maxmemory`` limit (with a no-eviction policy)."""
+
+
+class RedisCommandError(RedisError):
+    """Redis refused the command for a reason that retrying does not change (a configuration fault)."""
+
+
+class GroupMissingError(RedisCommandError):
+    """The consumer group, or its stream, does not exist (``NOGROUP``): destroyed, or Redis lost its data."""
+
+
+class RedisUnavailableError(RedisError):
+    """Transient Redis errors went on for longer than the caller's retry budget."""
 
 
 class EmbeddedRedisError(LivetopicError):

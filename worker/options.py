@@ -23,7 +23,8 @@ def add_settings_flags(parser: argparse.ArgumentParser, names: Iterable[str] | N
         info = fields[name]
         flag = "--" + name.replace("_", "-")
         default = info.default if info.default_factory is None else "<computed>"
-        help_text = f"{info.description or ''} (default: {default})"
+        # argparse formats help with %: a literal percent sign must be doubled
+        help_text = f"{info.description or ''} (default: {default})".replace("%", "%%")
         if info.annotation is bool:
             group.add_argument(flag, dest=_DEST + name, action=argparse.BooleanOptionalAction, default=None,
                                help=help_text)

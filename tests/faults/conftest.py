@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from worker.model import LoadedModel, load_model
-from worker.service import Worker
+from worker.model.load import load_model
+from worker.model.runtime import LoadedModel
+from worker.service.worker import Worker
 from worker.settings import load_settings
 
 INPUT, OUTPUT, DEAD, GROUP = "livetopic:comments", "livetopic:topics", "livetopic:dead", "livetopic"

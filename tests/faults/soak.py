@@ -27,10 +27,10 @@ from typing import Any
 
 import redis
 
-from worker.embedded import EmbeddedRedis
-from worker.modelinit import init_version
-from worker.process import WorkerProcess, child_env
-from worker.producer import read_records
+from worker.inputs import read_records
+from worker.model.untrained import init_version
+from worker.tools.embedded import EmbeddedRedis
+from worker.tools.process import WorkerProcess, child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "tvl19_chat"

@@ -16,10 +16,10 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from worker.embedded import EmbeddedRedis
-from worker.messages import MAX_DEAD_LETTER_FIELDS
-from worker.model import LoadedModel
-from worker.service import Worker
+from worker.model.runtime import LoadedModel
+from worker.service.worker import Worker
+from worker.tools.embedded import EmbeddedRedis
+from worker.wire import MAX_DEAD_LETTER_FIELDS
 
 from .conftest import DEAD, GROUP, INPUT, OUTPUT, assert_exactly_once, make_worker, push, running, wait_finished
 

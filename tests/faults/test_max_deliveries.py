@@ -7,8 +7,8 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from worker.embedded import EmbeddedRedis
-from worker.model import LoadedModel
+from worker.model.runtime import LoadedModel
+from worker.tools.embedded import EmbeddedRedis
 
 from .conftest import GROUP, INPUT, assert_exactly_once, make_worker, push, running, wait_finished
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis.asyncio as aioredis
-import torch
 
-from worker.embedded import EmbeddedRedis
-from worker.model import LoadedModel, Prepared
+from worker.errors import ModelOutOfMemoryError
+from worker.model.chunks import Prepared
+from worker.model.runtime import LoadedModel
+from worker.tools.embedded import EmbeddedRedis
 
 from .conftest import assert_exactly_once, make_worker, push, running, wait_finished
 
@@ -82,7 +83,7 @@ async def test_cuda_oom_halves_the_batch(redis_server: EmbeddedRedis, redis_clie
     def run(self: LoadedModel, prepared: Prepared) -> np.ndarray:
         seen.append(prepared.size)
         if prepared.size > 4 or rows_with(prepared, markers[POISON]):
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise ModelOutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real_run(self, prepared)
 
     monkeypatch.setattr(LoadedModel, "run", run)

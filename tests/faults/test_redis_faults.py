@@ -14,9 +14,9 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from worker.embedded import EmbeddedRedis
-from worker.model import LoadedModel
-from worker.producer import read_records
+from worker.inputs import read_records
+from worker.model.runtime import LoadedModel
+from worker.tools.embedded import EmbeddedRedis
 
 from ..conftest import ROOT, SAMPLE, worker_env
 from .conftest import assert_exactly_once, make_worker, push, running, wait_finished

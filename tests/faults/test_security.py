@@ -14,9 +14,9 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from worker.embedded import EmbeddedRedis, free_port
-from worker.model import LoadedModel
+from worker.model.runtime import LoadedModel
 from worker.settings import Settings
+from worker.tools.embedded import EmbeddedRedis, free_port
 
 from .conftest import assert_exactly_once, make_worker, push, running, wait_finished
 from .soak import GROUP, INPUT, OUTPUT, wait_until

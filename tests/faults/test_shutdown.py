@@ -16,9 +16,10 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from worker.embedded import EmbeddedRedis
-from worker.model import LoadedModel, Prepared
-from worker.producer import read_records
+from worker.inputs import read_records
+from worker.model.chunks import Prepared
+from worker.model.runtime import LoadedModel
+from worker.tools.embedded import EmbeddedRedis
 
 from ..conftest import SAMPLE
 from .conftest import assert_exactly_once, make_worker, push, running, wait_finished

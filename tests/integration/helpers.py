@@ -9,8 +9,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from worker.model import LoadedModel
-from worker.service import Worker
+from worker.model.runtime import LoadedModel
+from worker.service.worker import Worker
 from worker.settings import load_settings
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.bench import REQUIRED_KEYS
+from worker.tools.bench.records import REQUIRED_KEYS
 
 from ..conftest import ROOT, SAMPLE, worker_env
 

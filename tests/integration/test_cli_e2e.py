@@ -10,8 +10,8 @@ from typing import Any
 
 import redis
 
-from worker.device import resolve_device
-from worker.embedded import EmbeddedRedis
+from worker.model.precision import resolve_device
+from worker.tools.embedded import EmbeddedRedis
 
 from ..conftest import LABELS, ROOT, SAMPLE, worker_env
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from worker.embedded import EmbeddedRedis
-from worker.modelinit import init_version
-from worker.producer import StreamProducer, read_records
-from worker.repository import MANIFEST_NAME, publish_version, read_manifest
+from worker.inputs import read_records
+from worker.model.repository import MANIFEST_NAME, publish_version, read_manifest
+from worker.model.untrained import init_version
+from worker.streams.producer import StreamProducer
+from worker.tools.embedded import EmbeddedRedis
 
 from ..conftest import LABELS, SAMPLE
 from .helpers import entries, make_worker

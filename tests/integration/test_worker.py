@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from worker.embedded import EmbeddedRedis
-from worker.modelinit import init_version
-from worker.producer import StreamProducer, read_records
+from worker.inputs import read_records
+from worker.model.untrained import init_version
+from worker.streams.producer import StreamProducer
+from worker.tools.embedded import EmbeddedRedis
 
 from ..conftest import LABELS, SAMPLE
 from .helpers import entries, make_worker, run_until, scores_of

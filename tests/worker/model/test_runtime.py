@@ -1,0 +1,140 @@
+"""The performance paths of worker.model: token-budget chunking, vectorised padding, dtype resolution
+(CPU bfloat16, int8) and row order."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worker.errors import ModelError
+from worker.model import precision as device_mod
+from worker.model.chunks import plan_chunks
+from worker.model.load import load_model
+from worker.model.precision import resolve_device
+
+
+def _padded(lengths: list[int], chunks: list[list[int]]) -> int:
+    return sum(len(c) * max(lengths[i] for i in c) for c in chunks)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_plan_chunks_partitions_rows_within_the_budget(seed: int) -> None:
+    rng = random.Random(seed)
+    lengths = [rng.choice([rng.randint(3, 20), rng.randint(3, 70)]) for _ in range(rng.randint(0, 300))]
+    max_tokens = rng.choice([8, 64, 512, 4096])
+    chunks = plan_chunks(lengths, max_tokens, overhead_tokens=rng.choice([0, 8, 32, 2048]))
+    assert sorted(i for c in chunks for i in c) == list(range(len(lengths)))
+    for chunk in chunks:
+        assert chunk
+        assert len(chunk) * max(lengths[i] for i in chunk) <= max_tokens or len(chunk) == 1
+
+
+def test_plan_chunks_trades_padding_against_chunk_count() -> None:
+    lengths = [5] * 10 + [6] * 10 + [40] * 3
+    exact = plan_chunks(lengths, 10_000, overhead_tokens=0)
+    assert _padded(lengths, exact) == sum(lengths)  # free chunks: no padding at all
+    one = plan_chunks(lengths, 10_000, overhead_tokens=100_000)
+    assert len(one) == 1  # expensive chunks: everything in one
+    middle = plan_chunks(lengths, 10_000, overhead_tokens=32)
+    assert len(middle) == 2 and _padded(lengths, middle) == 20 * 6 + 3 * 40
+    assert plan_chunks([], 100) == []
+
+
+def test_prepare_pads_rows_and_run_keeps_row_order(tiny_repo: Path) -> None:
+    model = load_model(tiny_repo, device="cpu", dtype="float32", smoke_test=False)
+    texts = ["加油！", "好球 nice block", "轉播卡住了", "x" * 300, "a", "攔網 攔網 攔網 攔網"] * 3
+    ids = model.encode(texts)
+    prepared = model.prepare(ids, max_tokens=40)
+    for chunk in prepared.chunks:
+        for r, i in enumerate(chunk.rows):
+            n = len(ids[i])
+            assert chunk.input_ids[r, :n].tolist() == ids[i]
+            assert (chunk.input_ids[r, n:] == model.pad_id).all()
+            assert chunk.attention_mask[r].sum().item() == n
+    probs = model.run(prepared)
+    one_by_one = np.concatenate([model.run(model.prepare([row], 4096)) for row in ids])
+    np.testing.assert_allclose(probs, one_by_one, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "int8"])
+def test_reduced_precision_stays_close_to_float32(tiny_repo: Path, dtype: str) -> None:
+    texts = ["加油！", "好球 nice block", "轉播卡住了", "😂😂😂", "教練喊暫停"]
+    ref = load_model(tiny_repo, device="cpu", dtype="float32", smoke_test=False).predict_texts(texts)
+    low = load_model(tiny_repo, device="cpu", dtype=dtype)  # includes the smoke test
+    assert low.dtype_name == dtype
+    probs = low.predict_texts(texts)
+    assert probs.shape == ref.shape and np.isfinite(probs).all()
+    assert np.abs(probs - ref).max() < 0.02
+
+
+@pytest.mark.parametrize(("flags", "agreement", "expected"), [
+    ({"avx512_vnni", "avx512_bf16"}, None, "int8"),
+    ({"amx_int8", "amx_bf16"}, {"bfloat16": 0.999}, "int8"),
+    ({"avx512_vnni", "avx512_bf16"}, {"int8": 0.99}, "bfloat16"),  # recorded too low: skipped
+    ({"avx512_vnni", "avx512_bf16"}, {"int8": 0.99, "bfloat16": 0.9}, "float32"),
+    ({"avx_vnni"}, {"int8": 0.995}, "int8"),
+    ({"avx512_bf16"}, None, "bfloat16"),
+    ({"avx2"}, None, "float32"),
+    (set(), {"int8": 0.1, "bfloat16": 0.1}, "float32"),
+])
+def test_auto_dtype_on_cpu(monkeypatch: pytest.MonkeyPatch, flags: set[str], agreement: dict[str, float] | None,
+                           expected: str) -> None:
+    monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset(flags))
+    assert resolve_device("cpu", "auto", agreement) == ("cpu", expected)
+    assert resolve_device("cpu", "int8", agreement) == ("cpu", "int8")  # asked for by name: served as asked
+    with pytest.raises(ModelError):
+        resolve_device("cpu", "float64")
+
+
+def test_auto_dtype_follows_the_manifest_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.model.repository import read_manifest, resolve_version
+    from worker.model.untrained import init_version
+
+    monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset({"avx512_vnni", "avx512_bf16"}))
+    init_version(tmp_path, preset="tiny", labels=["A", "B"], texts=["加油", "好球"], name="t",
+                 dtype_agreement={"int8": 0.9, "bfloat16": 0.999})
+    vdir, _ = resolve_version(tmp_path)
+    assert read_manifest(vdir).dtype_agreement == {"int8": 0.9, "bfloat16": 0.999}
+    assert load_model(tmp_path, device="cpu", smoke_test=False).dtype_name == "bfloat16"
+    assert load_model(tmp_path, device="cpu", dtype="int8", smoke_test=False).dtype_name == "int8"
+
+
+def test_int8_is_cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(ModelError, match="CPU only"):
+        resolve_device("cuda", "int8")
+
+
+def test_int8_linear_is_close_and_independent_of_batch_neighbours() -> None:
+    import torch
+
+    from worker.model.kernels.int8 import int8_linear_class
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    int8 = int8_linear_class().from_linear(linear)
+    x = torch.randn(5, 7, 64)
+    with torch.inference_mode():
+        exact, approx = linear(x), int8(x)
+        alone = int8(x[:1, :1])
+    assert approx.shape == exact.shape and approx.dtype == x.dtype
+    assert (approx - exact).abs().max() < 0.05 * exact.abs().max()
+    x2 = x.clone()
+    x2[1:] *= 100  # louder neighbours must not change row 0's quantisation (per-row scales)
+    with torch.inference_mode():
+        assert torch.equal(int8(x2)[0], approx[0])
+        assert torch.equal(alone[0, 0], approx[0, 0])
+
+
+def test_int8_swaps_only_the_encoder(tiny_repo: Path) -> None:
+    import torch
+
+    model = load_model(tiny_repo, device="cpu", dtype="int8", smoke_test=False)
+    plain = [m for m in model.backend.network.base_model.modules() if isinstance(m, torch.nn.Linear)]
+    assert plain == []
+    assert isinstance(model.backend.network.classifier, torch.nn.Linear)

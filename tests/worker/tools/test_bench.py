@@ -1,0 +1,97 @@
+"""Pieces of ``livetopic bench`` that need no worker: the parser contract, text drawing, the vocabulary
+guard, batch statistics, percentiles, the CPU meter and the table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worker.cli import build_parser
+from worker.errors import LivetopicError
+from worker.tools.bench import command as bench
+from worker.tools.bench.load import CpuMeter, percentiles
+from worker.tools.bench.steps import draw, load_texts
+from worker.tools.bench.table import render_table
+from worker.tools.bench.workers import batch_stats, worker_layout
+
+
+def test_parser_accepts_the_contract_flags() -> None:
+    args = build_parser().parse_args(["bench", "--preset", "bert-base-chinese", "--texts", "a", "b", "--n", "7",
+                                      "--device", "cpu", "--redis-url", "redis://x:1/0", "--json"])
+    assert args.func is bench.cmd_bench
+    assert (args.preset, args.texts, args.n, args.device, args.redis_url, args.json) == (
+        "bert-base-chinese", [Path("a"), Path("b")], 7, "cpu", "redis://x:1/0", True)
+    args = build_parser().parse_args(["bench", "--model", "repo", "--texts", "t"])
+    assert args.model == Path("repo") and args.preset is None and args.n == 2000 and args.device == "auto"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "--model", "r", "--preset", "tiny", "--texts", "t"])
+
+
+def test_draw_wraps_around_a_small_pool() -> None:
+    assert draw(["a", "b", "c"], 2, 5) == ["c", "a", "b", "c", "a"]
+
+
+def test_load_texts_drops_unusable_comments(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(json.dumps({"text": t}) for t in ["ok", "   ", "x" * 50, "fine"]), encoding="utf-8")
+    assert load_texts([path], max_chars=10) == ["ok", "fine"]
+    with pytest.raises(LivetopicError):
+        load_texts([path], max_chars=1)
+
+
+def test_batch_stats_from_metric_deltas() -> None:
+    before = {"livetopic_batch_size_count": 2, "livetopic_batch_size_sum": 10}
+    after = {"livetopic_batch_size_count": 6, "livetopic_batch_size_sum": 90, "livetopic_batch_tokens_sum": 800,
+             "livetopic_padded_tokens_total": 1000}
+    assert batch_stats(before, after) == {"mean_batch_size": 20.0, "padding_fill": 0.8}
+    assert batch_stats(after, after) == {}
+
+
+def test_percentiles_and_cpu_meter() -> None:
+    p = percentiles(np.arange(1, 101, dtype=float))
+    assert p["50"] == pytest.approx(50.5) and p["99"] == pytest.approx(99.01)
+    assert all(math.isnan(v) for v in percentiles(np.array([])).values())
+    meter = CpuMeter().start()
+    sum(i * i for i in range(200_000))
+    cores = meter.stop()
+    assert math.isnan(cores) or cores >= 0.0
+
+
+def test_table_names_every_step() -> None:
+    result = {"model": "m/1", "untrained": True, "device": "cpu", "dtype": "bfloat16", "threads": 2, "n": 100,
+              "workers": 2, "worker_threads": 1,
+              "agreement_n": 50, "label_agreement": 0.996, "prob_max_abs_diff": 0.002, "near_threshold_fraction": 0.1,
+              "model_only_comments_per_s": 150.0, "float32_model_only_comments_per_s": 60.0,
+              "baseline_comments_per_s": 10.0, "baseline_n": 20, "baseline_extrapolated": True,
+              "worker_comments_per_s": 120.0, "speedup": 12.0, "latency_ms_p50": 500.0, "latency_ms_p95": 900.0,
+              "latency_ms_p99": 990.0, "half_load_n": 100, "half_load_rate": 60.0, "half_load_latency_ms_p50": 80.0,
+              "half_load_latency_ms_p99": 200.0, "mean_batch_size": 50.0, "padding_fill": 0.95,
+              "matmul_tflops": 0.4, "gflops_per_comment": 2.1, "mean_tokens_per_comment": 12.3,
+              "compute_bound_comments_per_s": 190.0, "fraction_of_ceiling": 0.63, "baseline_label_agreement": 1.0,
+              "other_cpu_cores_baseline": 0.1, "other_cpu_cores_worker": float("nan")}
+    table = render_table(result)
+    for text in ("99.60%", "12.0×", "measured on 20 of 100", "63%", "400 GFLOP/s", "(untrained)", "n/a"):
+        assert text in table, text
+
+
+def test_check_agreement_needs_comments() -> None:
+    args = argparse.Namespace(model=None, preset="tiny", n=10, baseline_n=5, agreement_n=0, check_agreement=True,
+                              workers=None)
+    with pytest.raises(LivetopicError):
+        bench.cmd_bench(args)
+
+
+def test_worker_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert worker_layout("cpu", None, None) == (4, 1)  # one single-threaded worker per core
+    assert worker_layout("cpu", None, 2) == (2, 2)
+    assert worker_layout("cpu", 1, None) == (1, 4)
+    assert worker_layout("cpu", 3, 1) == (3, 1)
+    assert worker_layout("cuda", None, None) == (1, 4)

@@ -1,0 +1,229 @@
+"""The training loop (fit) and the choice of the epoch to keep (select).
+
+Fit: BCEWithLogitsLoss on soft or 0/1 targets, AdamW with linear warm-up and linear decay (the decay follows
+whichever runs out first, the steps of ``epochs`` or the ``max_minutes`` budget, so a time-boxed run still ends
+at a low learning rate), bf16/fp16 autocast on GPU. Select: after each epoch the validation games are scored,
+per-label thresholds tuned, and the best epoch (micro F1 at the tuned thresholds) kept; training stops early
+after ``patience`` epochs in which neither the validation micro F1 nor the validation loss improved.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .config import TrainConfig
+from .data import Dataset
+from .encoding import collate, length_batches
+from .metrics import apply_thresholds, compute_metrics, summary_line, tune_thresholds
+from .modeling import Built, autocast, predict_probs
+from .runlog import RunLog
+
+__all__ = ["BestEpoch", "Fitted", "fit", "lr_factor"]
+
+log = logging.getLogger(__name__)
+
+
+def lr_factor(progress: float, warmup: float) -> float:
+    """Linear warm-up to 1 over ``warmup`` of the run, then linear decay to 0 at ``progress`` 1."""
+    if warmup > 0 and progress < warmup:
+        return max(progress / warmup, 0.01)
+    return max(0.0, (1.0 - progress) / max(1.0 - warmup, 1e-9))
+
+
+def _bce(probs: np.ndarray, targets: np.ndarray) -> float:
+    p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
+    return float(-(targets * np.log(p) + (1 - targets) * np.log(1 - p)).mean())
+
+
+@dataclass
+class Fitted:
+    """What :func:`fit` leaves: the model holds the kept epoch's weights."""
+
+    best_epoch: int | None
+    epochs_run: int
+    stop_reason: str  # "epochs", "time" or "early_stopping"
+    steps: int
+    validation: dict[str, Any]  # the kept epoch's validation metrics (empty without validation games)
+    thresholds: np.ndarray  # per label, tuned on the validation games at the kept epoch
+
+
+@dataclass
+class BestEpoch:
+    """Select: the epoch with the best validation micro F1, its thresholds and weights; ``stale`` counts epochs
+    in which neither it nor the (smoother) validation loss improved, so small validation sets do not stop
+    training early."""
+
+    thresholds: np.ndarray
+    score: float = -1.0
+    epoch: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] | None = None
+    best_loss: float = math.inf
+    stale: int = 0
+
+    def offer(self, epoch: int, score: float, val_loss: float, metrics: dict[str, Any], thresholds: np.ndarray,
+              model: Any) -> None:
+        improved = val_loss < self.best_loss
+        self.best_loss = min(self.best_loss, val_loss)
+        if score > self.score:
+            self.score, self.epoch, self.metrics, self.thresholds = score, epoch, metrics, thresholds
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            improved = True
+        self.stale = 0 if improved else self.stale + 1
+
+    def restore(self, model: Any) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state)
+
+
+class _Run:
+    """The state of one fit: model, optimiser, schedule, step count, and the time budget."""
+
+    def __init__(self, cfg: TrainConfig, built: Built, train_ids: list[list[int]], targets: np.ndarray,
+                 lr: float, deadline: float, reserve_factor: float, runlog: RunLog, started: float) -> None:
+        import torch
+
+        self.cfg, self.built, self.train_ids, self.lr, self.runlog = cfg, built, train_ids, lr, runlog
+        self.targets = torch.from_numpy(targets)
+        self.deadline, self.reserve_factor, self.started = deadline, reserve_factor, started
+        model = built.model
+        decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
+        no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+        self.loss_fn = torch.nn.BCEWithLogitsLoss()
+        self.scaler = torch.amp.GradScaler("cuda") if built.autocast_dtype == torch.float16 else None
+        self.lengths = [len(x) for x in train_ids]
+        self.total_steps = math.ceil(len(train_ids) / cfg.batch_size) * cfg.epochs
+        self.step = 0
+        self.val_seconds = 0.0
+        self.loop_start = time.monotonic()
+
+    def _reserve(self) -> float:
+        """Time to keep for validation (and the test games) after the last step."""
+        return 1.5 * self.val_seconds * self.reserve_factor + 5.0
+
+    def _factor(self, now: float) -> float:
+        progress = self.step / self.total_steps
+        if self.deadline < math.inf:
+            time_progress = (now - self.loop_start) / max(self.deadline - self._reserve() - self.loop_start, 1e-9)
+            progress = max(progress, time_progress)
+        return lr_factor(progress, self.cfg.warmup)
+
+    def _train_step(self, rows: np.ndarray, factor: float) -> float:
+        import torch
+
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr * factor
+        model, device = self.built.model, self.built.device
+        input_ids, mask = collate(self.train_ids, rows, self.built.pad_id)
+        with autocast(self.built.autocast_dtype):
+            logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
+        loss = self.loss_fn(logits.float(), self.targets[rows].to(device))
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            self.optimizer.step()
+        self.step += 1
+        return float(loss.detach())
+
+    def epoch(self, epoch: int, rng: np.random.Generator) -> tuple[float, int, bool]:
+        """One pass over the training rows: (mean loss, steps taken, out of time)."""
+        from tqdm import tqdm
+
+        self.built.model.train()
+        total, count, window, window_n = 0.0, 0, 0.0, 0
+        bar = tqdm(length_batches(self.lengths, self.cfg.batch_size, rng), desc=f"epoch {epoch}/{self.cfg.epochs}",
+                   file=sys.stderr, disable=not self.cfg.progress, leave=False, mininterval=1.0, dynamic_ncols=True)
+        out_of_time = False
+        for rows in bar:
+            now = time.monotonic()
+            if now + self._reserve() >= self.deadline:
+                out_of_time = True
+                break
+            factor = self._factor(now)
+            value = self._train_step(rows, factor)
+            total, count, window, window_n = total + value, count + 1, window + value, window_n + 1
+            if self.step % self.cfg.log_every == 0:
+                self.runlog.write({"type": "step", "epoch": epoch, "step": self.step, "loss": window / window_n,
+                                   "lr": self.lr * factor, "elapsed_s": round(time.monotonic() - self.started, 1)})
+                bar.set_postfix(loss=f"{window / window_n:.4f}", refresh=False)
+                window, window_n = 0.0, 0
+        bar.close()
+        return (total / count if count else math.nan), count, out_of_time
+
+
+def validate(built: Built, val_set: Dataset, val_ids: list[list[int]]) -> tuple[dict[str, Any], np.ndarray,
+                                                                                dict[str, Any]]:
+    """Validation metrics at thresholds tuned on the validation games; (metrics, thresholds, log fields)."""
+    labels = val_set.labels
+    probs = predict_probs(built.model, val_ids, built.device, built.pad_id, built.autocast_dtype)
+    tuned = tune_thresholds(val_set.hard, probs)
+    metrics = compute_metrics(val_set.hard, apply_thresholds(probs, tuned), labels, probs, list(tuned))
+    fields = {
+        "val_loss": _bce(probs, val_set.targets), "micro_f1": metrics["micro_f1"], "macro_f1": metrics["macro_f1"],
+        "exact_match": metrics["exact_match"], "macro_roc_auc": metrics["macro_roc_auc"],
+        "micro_f1_at_0_5": compute_metrics(val_set.hard, probs >= 0.5, labels)["micro_f1"],
+        "per_label_f1": {k: v["f1"] for k, v in metrics["per_label"].items()},
+        "per_label_roc_auc": {k: v["roc_auc"] for k, v in metrics["per_label"].items()},
+        "thresholds": dict(zip(labels, tuned.tolist(), strict=True)),
+    }
+    return metrics, tuned, fields
+
+
+def _end_of_epoch(run: _Run, best: BestEpoch, epoch: int, mean_loss: float, val_set: Dataset,
+                  val_ids: list[list[int]]) -> None:
+    """Validate, log, and offer the epoch to ``best``."""
+    val_start = time.monotonic()
+    record: dict[str, Any] = {"type": "epoch", "epoch": epoch, "step": run.step, "train_loss": mean_loss}
+    if len(val_set):
+        metrics, tuned, fields = validate(run.built, val_set, val_ids)
+        record.update(fields)
+        score = metrics["micro_f1"] or 0.0
+    else:
+        metrics, tuned, score = {}, np.full(len(val_set.labels), 0.5), float(epoch)
+    run.val_seconds = time.monotonic() - val_start
+    record["elapsed_s"] = round(time.monotonic() - run.started, 1)
+    run.runlog.write(record)
+    log.info("epoch %d: train loss %.4f; validation %s", epoch, mean_loss,
+             summary_line(metrics) if metrics else "(none)")
+    best.offer(epoch, score, record.get("val_loss", math.inf), metrics, tuned, run.built.model)
+
+
+def fit(cfg: TrainConfig, built: Built, train_ids: list[list[int]], targets: np.ndarray, val_set: Dataset,
+        val_ids: list[list[int]], *, lr: float, deadline: float, test_rows: int, runlog: RunLog,
+        started: float) -> Fitted:
+    """Train ``built.model`` on ``train_ids``/``targets``; leave the selected epoch's weights in it."""
+    run = _Run(cfg, built, train_ids, targets, lr, deadline, 1 + test_rows / max(len(val_set), 1), runlog, started)
+    rng = np.random.default_rng(cfg.seed)
+    best = BestEpoch(thresholds=np.full(len(val_set.labels), 0.5))
+    epochs_run, stop_reason = 0, "epochs"
+    for epoch in range(1, cfg.epochs + 1):
+        mean_loss, steps, out_of_time = run.epoch(epoch, rng)
+        if steps == 0:
+            stop_reason = "time"
+            break
+        epochs_run = epoch
+        _end_of_epoch(run, best, epoch, mean_loss, val_set, val_ids)
+        if out_of_time:
+            stop_reason = "time"
+            break
+        if len(val_set) and best.stale >= cfg.patience:
+            stop_reason = "early_stopping"
+            break
+    best.restore(built.model)
+    return Fitted(best.epoch, epochs_run, stop_reason, run.step, best.metrics, best.thresholds)

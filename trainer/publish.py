@@ -1,0 +1,42 @@
+"""Publish a trained model as the next version of a repository: the manifest (labels, thresholds,
+preprocessing, metrics, data fingerprint, every training argument), the Hugging Face files, and the label
+agreement of reduced precisions with float32, measured on validation comments before the version is visible."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from worker.model.repository import Manifest, PreprocessingSpec, publish_version
+
+from .config import TrainConfig
+from .precision import record_agreement
+
+__all__ = ["manifest_for", "publish"]
+
+
+def manifest_for(cfg: TrainConfig, labels: list[str], thresholds: dict[str, float], spec: PreprocessingSpec,
+                 metrics: dict[str, Any], fingerprint: str, training_args: dict[str, Any]) -> Manifest:
+    return Manifest(name=cfg.name, labels=labels, problem_type="multi_label_classification", thresholds=thresholds,
+                    preprocessing=spec, max_length=cfg.max_length, metrics=metrics, data_fingerprint=fingerprint,
+                    training_args=training_args)
+
+
+def publish(out_repo: Path | str, model: Any, tokenizer: Any, manifest: Manifest, stage: Path,
+            val_texts: Sequence[str], cfg: TrainConfig) -> tuple[int, Manifest]:
+    """Save ``model`` and ``tokenizer`` into ``stage``, record the dtype agreement (``cfg.agreement_n`` validation
+    comments), then publish them atomically; returns (version number, the manifest as published)."""
+    model.to("cpu")
+    model.save_pretrained(str(stage))
+    tokenizer.save_pretrained(str(stage))
+    if cfg.agreement_n > 0 and val_texts:
+        agreement = record_agreement(stage, manifest, val_texts, cfg.agreement_n, cfg.seed)
+        manifest = manifest.model_copy(update={"dtype_agreement": agreement,
+                                               "metrics": {**manifest.metrics, "dtype_agreement": agreement}})
+
+    def write(out: Path) -> None:
+        shutil.copytree(stage, out, dirs_exist_ok=True)
+
+    return publish_version(out_repo, write, manifest), manifest

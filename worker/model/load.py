@@ -1,0 +1,89 @@
+"""Find a version and load it, in named steps: locate, check the files, choose device and dtype, tokenizer,
+backend, check the labels, smoke test."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from ..errors import ModelError, RepositoryError
+from .backends.torch import TorchBackend
+from .precision import resolve_device
+from .repository import MANIFEST_NAME, Manifest, read_manifest, resolve_version
+from .runtime import LoadedModel
+from .tokenizer import load_tokenizer
+
+__all__ = ["check_files", "load_model", "load_version", "locate_model"]
+
+log = logging.getLogger(__name__)
+
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
+
+
+def _manifest_from_config(model_dir: Path) -> Manifest:
+    """A plain Hugging Face directory (no livetopic.json): labels and problem type from config.json."""
+    try:
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RepositoryError(f"{model_dir}: neither a model repository nor a model directory ({exc})") from exc
+    id2label = config.get("id2label") or {str(i): f"LABEL_{i}" for i in range(int(config.get("num_labels", 2)))}
+    labels = [id2label[k] for k in sorted(id2label, key=int)]
+    multi = config.get("problem_type") == "multi_label_classification"
+    return Manifest(name=model_dir.name, version=0, labels=labels,
+                    problem_type="multi_label_classification" if multi else "single_label_classification")
+
+
+def locate_model(path: Path | str, version: int | None = None) -> tuple[Path, Manifest, int]:
+    """(directory, manifest, version number) of ``REPO`` (highest complete version, or ``version``), ``REPO/N``,
+    or a plain HF directory (number 0, its manifest made up from config.json)."""
+    path = Path(path)
+    if (path / "config.json").is_file() and not (path / MANIFEST_NAME).is_file():
+        return path, _manifest_from_config(path), 0
+    vdir, number = resolve_version(path, version)
+    return vdir, read_manifest(vdir), number
+
+
+def check_files(model_dir: Path) -> None:
+    """Refuse incomplete directories before transformers improvises (it can build an empty tokenizer)."""
+    if not (model_dir / "config.json").is_file():
+        raise ModelError(f"{model_dir}: config.json missing")
+    if not any(model_dir.glob("*.safetensors")):
+        found = "only pickle weights (*.bin)" if any(model_dir.glob("*.bin")) else "no weights"
+        raise ModelError(f"{model_dir}: {found}; livetopic loads safetensors only")
+    if not any((model_dir / name).is_file() for name in _TOKENIZER_FILES):
+        raise ModelError(f"{model_dir}: tokenizer files missing (expected one of {', '.join(_TOKENIZER_FILES)})")
+
+
+def check_labels(model_dir: Path, manifest: Manifest, id2label: dict[int, str], num_labels: int) -> None:
+    """The network's outputs are the manifest's labels: as many, and the same names where the config names
+    them (``LABEL_<i>`` means unnamed)."""
+    if num_labels != len(manifest.labels):
+        raise ModelError(f"{model_dir}: label mismatch: model has {num_labels} outputs, "
+                         f"manifest names {len(manifest.labels)} labels {manifest.labels}")
+    named = [id2label.get(i, "") for i in range(num_labels)]
+    if not all(n.startswith("LABEL_") for n in named) and named != list(manifest.labels):
+        raise ModelError(f"{model_dir}: label mismatch: config.json names {named}, manifest {manifest.labels}")
+
+
+def load_version(model_dir: Path, manifest: Manifest, number: int, *, device: str = "auto", dtype: str = "auto",
+                 compile: bool = False) -> LoadedModel:
+    """Load the version in ``model_dir`` as ``manifest`` describes it (no smoke test)."""
+    check_files(model_dir)
+    device, dtype = resolve_device(device, dtype, manifest.dtype_agreement)
+    tokenizer = load_tokenizer(model_dir)
+    backend = TorchBackend(model_dir, device=device, dtype_name=dtype, compile=compile)
+    check_labels(model_dir, manifest, backend.id2label, backend.num_labels)
+    return LoadedModel(model_dir, manifest, number, tokenizer, backend)
+
+
+def load_model(path: Path | str, version: int | None = None, *, device: str = "auto", dtype: str = "auto",
+               compile: bool = False, smoke_test: bool = True) -> LoadedModel:
+    """Load ``REPO`` (highest complete version, or ``version``), ``REPO/N``, or a plain HF directory."""
+    vdir, manifest, number = locate_model(path, version)
+    model = load_version(vdir, manifest, number, device=device, dtype=dtype, compile=compile)
+    if smoke_test:
+        model.smoke_test()
+    log.info("loaded model %s from %s on %s/%s (%s)", model.tag, vdir, model.device, model.dtype_name,
+             model.backend.description)
+    return model

@@ -1,0 +1,196 @@
+"""The model repository on disk: ``REPO/1/``, ``REPO/2/``… each a Hugging Face directory plus a
+``livetopic.json`` manifest written last. This module is the only writer of that layout.
+
+A version is *complete* when its manifest exists and parses; half-written versions (still in a
+``.tmp-*`` directory, or renamed but without manifest) are invisible to readers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import RepositoryError
+from ..text import Mode, Preprocessor
+
+__all__ = [
+    "MANIFEST_NAME",
+    "Manifest",
+    "PreprocessingSpec",
+    "latest_version",
+    "list_versions",
+    "publish_version",
+    "read_manifest",
+    "resolve_version",
+]
+
+MANIFEST_NAME = "livetopic.json"
+ProblemType = Literal["multi_label_classification", "single_label_classification"]
+
+
+class PreprocessingSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Mode = "raw"
+    lowercase: bool = True
+    normalize_whitespace: bool = True
+
+    def build(self) -> Preprocessor:
+        return Preprocessor(self.mode, self.lowercase, self.normalize_whitespace)
+
+
+class Manifest(BaseModel):
+    """What a version promises: its labels, how to threshold them and how to preprocess text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "livetopic"
+    version: int = 0
+    labels: list[str] = Field(min_length=1)
+    problem_type: ProblemType = "multi_label_classification"
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
+    max_length: int = Field(default=64, ge=8, le=4096)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    data_fingerprint: str | None = None
+    training_args: dict[str, Any] = Field(default_factory=dict)
+    # Label agreement of reduced precisions (bfloat16, int8…) with float32, measured on validation
+    # comments when the version was published; ``dtype=auto`` skips any below 99.5%.
+    dtype_agreement: dict[str, float] = Field(default_factory=dict)
+    created_at: float = Field(default_factory=time.time)
+
+    @model_validator(mode="after")
+    def _check(self) -> Manifest:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels must be unique")
+        unknown = set(self.thresholds) - set(self.labels)
+        if unknown:
+            raise ValueError(f"thresholds for unknown labels: {sorted(unknown)}")
+        for label, value in self.thresholds.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"threshold of {label!r} must be in [0, 1], got {value}")
+        for dtype, value in self.dtype_agreement.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"dtype_agreement of {dtype!r} must be in [0, 1], got {value}")
+        return self
+
+    def threshold(self, label: str) -> float:
+        return self.thresholds.get(label, 0.5)
+
+
+def _version_dirs(repo: Path) -> list[tuple[int, Path]]:
+    if not repo.is_dir():
+        return []
+    found = []
+    for child in repo.iterdir():
+        if child.is_dir() and child.name.isdigit():
+            found.append((int(child.name), child))
+    return sorted(found)
+
+
+def list_versions(repo: Path | str) -> list[int]:
+    """Complete versions (manifest present), ascending."""
+    return [n for n, path in _version_dirs(Path(repo)) if (path / MANIFEST_NAME).is_file()]
+
+
+def latest_version(repo: Path | str) -> int | None:
+    versions = list_versions(repo)
+    return versions[-1] if versions else None
+
+
+def read_manifest(version_dir: Path | str) -> Manifest:
+    path = Path(version_dir) / MANIFEST_NAME
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise RepositoryError(f"{path}: manifest missing (version incomplete)") from exc
+    except (OSError, ValueError) as exc:
+        raise RepositoryError(f"{path}: unreadable manifest: {exc}") from exc
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise RepositoryError(f"{path}: invalid manifest: {exc}") from exc
+
+
+def resolve_version(path: Path | str, version: int | None = None) -> tuple[Path, int]:
+    """``REPO`` (highest complete, or ``version``) or ``REPO/N`` → (version directory, number)."""
+    path = Path(path)
+    if (path / MANIFEST_NAME).is_file() and path.name.isdigit():
+        return path, int(path.name)
+    if version is None:
+        version = latest_version(path)
+        if version is None:
+            raise RepositoryError(f"{path}: no complete model version (expected {path}/<n>/{MANIFEST_NAME})")
+    vdir = path / str(version)
+    if not (vdir / MANIFEST_NAME).is_file():
+        raise RepositoryError(f"{path}: version {version} is missing or incomplete")
+    return vdir, version
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish_version(repo: Path | str, write: Callable[[Path], None], manifest: Manifest) -> int:
+    """Publish the next version of ``repo`` atomically and return its number.
+
+    ``write(tmpdir)`` saves the Hugging Face files (safetensors weights, config, tokenizer). They are
+    fsynced, the directory is renamed to ``REPO/<n>`` and the manifest is written last (itself via a
+    temporary file and rename), so readers never see a half-written version.
+    """
+    repo = Path(repo)
+    repo.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=repo))
+    try:
+        write(tmp)
+        if any(tmp.glob("*.bin")) or any(tmp.glob("*.pt")) or any(tmp.glob("*.pkl")):
+            raise RepositoryError("refusing to publish pickle weights; save with safetensors")
+        _fsync_tree(tmp)
+        for _attempt in range(100):
+            existing = [n for n, _ in _version_dirs(repo)]
+            number = (existing[-1] if existing else 0) + 1
+            target = repo / str(number)
+            try:
+                target.mkdir()  # reserve the number; fails if another publisher took it
+            except FileExistsError:
+                continue
+            os.replace(tmp, target)  # an empty directory is replaced atomically
+            break
+        else:  # pragma: no cover - needs 100 concurrent publishers
+            raise RepositoryError(f"{repo}: could not reserve a version number")
+        _fsync_dir(repo)
+        final = manifest.model_copy(update={"version": number})
+        tmp_manifest = target / (MANIFEST_NAME + ".tmp")
+        with open(tmp_manifest, "w", encoding="utf-8") as fh:
+            fh.write(final.model_dump_json(indent=2))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_manifest, target / MANIFEST_NAME)
+        _fsync_dir(target)
+        return number
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

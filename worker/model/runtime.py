@@ -1,0 +1,85 @@
+"""A loaded version at work: text to token ids, ids to padded chunks, chunks to probabilities (through its
+backend), probabilities to labels.
+
+Thread model: :meth:`LoadedModel.encode` and :meth:`LoadedModel.prepare` run on the tokenizer thread,
+:meth:`LoadedModel.run` on the model thread; both are plain blocking functions that the service calls
+through dedicated executors, never on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+from .backends.base import Backend
+from .chunks import Prepared, pad_chunks
+from .labels import decide, label_names
+from .repository import Manifest
+from .tokenizer import encode_texts, serving_backend
+
+__all__ = ["LoadedModel"]
+
+_SMOKE_TEXTS = ("加油！", "好球 nice block", "轉播卡住了", "😂😂😂")
+
+
+class LoadedModel:
+    """A version ready to serve: manifest (labels, thresholds, preprocessing), tokenizer and backend.
+    Built by :func:`worker.model.load.load_model`."""
+
+    def __init__(self, model_dir: Path, manifest: Manifest, version: int, tokenizer: Any, backend: Backend) -> None:
+        self.path, self.manifest, self.version = model_dir, manifest, version
+        self.name = manifest.name
+        self.tag = f"{manifest.name}:{version}"
+        self.labels = list(manifest.labels)
+        self.multi_label = manifest.problem_type == "multi_label_classification"
+        self.thresholds = np.array([manifest.threshold(label) for label in self.labels], dtype=np.float32)
+        self.max_length = manifest.max_length
+        self.preprocess = manifest.preprocessing.build()
+        self.backend = backend
+        self.device, self.dtype_name = backend.device, backend.dtype_name
+        self._tokenizer = serving_backend(tokenizer, self.max_length)
+        self.pad_id = int(tokenizer.pad_token_id or 0)
+
+    # --- tokenizer thread -------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Preprocess and tokenise (truncated to ``max_length``, special tokens added)."""
+        return encode_texts(self._tokenizer, self.preprocess, texts)
+
+    def prepare(self, ids: Sequence[Sequence[int]], max_tokens: int) -> Prepared:
+        """Length-sorted, padded chunks of ``ids``, staged for the backend."""
+        return pad_chunks(ids, max_tokens, self.pad_id, self.backend.chunk_overhead_tokens, self.backend.stage)
+
+    # --- model thread -----------------------------------------------------------------------------
+    def run(self, prepared: Prepared) -> np.ndarray:
+        """Probabilities ``[size, labels]`` (float32) in the original row order."""
+        out = np.empty((prepared.size, len(self.labels)), dtype=np.float32)
+        if prepared.chunks:
+            out[prepared.row_order()] = self.backend.probabilities(prepared.chunks, self.multi_label)
+        return out
+
+    # --- anywhere ---------------------------------------------------------------------------------
+    def decide(self, probs: np.ndarray) -> list[list[str]]:
+        """Label names per row: over threshold (multi-label, in model order) or the top one."""
+        return label_names(decide(probs, self.thresholds, self.multi_label), self.labels)
+
+    def predict_texts(self, texts: Sequence[str], batch_size: int = 64, max_tokens: int = 8192) -> np.ndarray:
+        """Probabilities for ``texts`` (evaluation, agreement checks, smoke tests)."""
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            part = texts[start : start + batch_size]
+            out[start : start + len(part)] = self.run(self.prepare(self.encode(part), max_tokens))
+        return out
+
+    def smoke_test(self) -> None:
+        """Raise :class:`ModelError` unless a small batch gives finite probabilities of the right shape."""
+        texts = [*_SMOKE_TEXTS, "x" * (self.max_length * 3)]
+        try:
+            probs = self.predict_texts(texts)
+        except Exception as exc:
+            raise ModelError(f"{self.path}: smoke batch failed: {type(exc).__name__}: {exc}") from exc
+        if probs.shape != (len(texts), len(self.labels)) or not np.isfinite(probs).all():
+            raise ModelError(f"{self.path}: smoke batch gave non-finite or misshapen scores")

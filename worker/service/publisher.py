@@ -1,0 +1,78 @@
+"""The publish stage: render each :class:`~worker.service.scorer.Finished` into its stream record, ack and
+publish them in one script call per group of records (the commit point), count what was published, and
+release the entries from the worker's hands."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Protocol
+
+from ..streams.client import Outgoing
+from ..streams.retry import Retrying
+from ..wire import entry_time_ms, render_dead_letter, render_result
+from .metrics import Metrics
+from .scorer import Finished
+
+__all__ = ["PublishTarget", "Publisher", "render"]
+
+
+class PublishTarget(Protocol):
+    async def publish(self, records: Sequence[Outgoing]) -> list[bool]: ...
+
+
+def render(finished: Sequence[Finished], now_ms: int | None = None) -> list[Outgoing]:
+    """Stream records for ``finished``, in the same order."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    records = []
+    for item in finished:
+        if item.rejection is not None:
+            r = item.rejection
+            fields = render_dead_letter(r.entry_id, r.error, r.deliveries, r.fields)
+            records.append(Outgoing(r.entry_id, fields, dead=True))
+        else:
+            assert item.comment is not None and item.model is not None and item.probs is not None
+            fields = render_result(item.comment, item.labels or [], item.model.labels, item.probs.tolist(),
+                                   item.model.tag, now)
+            records.append(Outgoing(item.entry_id, fields))
+    return records
+
+
+class Publisher:
+    """A queue of outcomes and the task that publishes them (:meth:`run`, until :meth:`close`)."""
+
+    def __init__(self, target: PublishTarget, retry: Retrying, metrics: Metrics,
+                 release: Callable[[Iterable[str]], Awaitable[None]], queue_size: int = 4) -> None:
+        self.target, self.retry, self.metrics, self._release = target, retry, metrics, release
+        self._queue: asyncio.Queue[list[Finished] | None] = asyncio.Queue(maxsize=queue_size)
+
+    async def put(self, finished: list[Finished]) -> None:
+        if finished:
+            await self._queue.put(finished)
+
+    async def close(self) -> None:
+        """No more outcomes: :meth:`run` returns once the queue is published."""
+        await self._queue.put(None)
+
+    async def run(self) -> None:
+        while (finished := await self._queue.get()) is not None:
+            records = render(finished)
+            flags = await self.retry.call("publish", self.target.publish, records)
+            self.account(finished, flags, now_s=time.time())
+            await self._release(r.entry_id for r in records)
+
+    def account(self, finished: Sequence[Finished], flags: Sequence[bool], now_s: float) -> None:
+        """Metrics for what the publish script actually published."""
+        m = self.metrics
+        for item, published in zip(finished, flags, strict=True):
+            if not published:
+                m.duplicates_suppressed.inc()
+                continue
+            if item.rejection is not None:
+                m.comments.labels(outcome="dead_lettered").inc()
+                continue
+            m.comments.labels(outcome="classified").inc()
+            for label in item.labels or ():
+                m.labels.labels(label=label).inc()
+            m.end_to_end_seconds.observe(max(0.0, now_s - entry_time_ms(item.entry_id) / 1000))

@@ -1,0 +1,148 @@
+"""The worker's stream client: read new and own pending entries, reclaim idle ones, publish results.
+
+Publishing is exactly-once: one server-side script XACKs each input entry and, only if the ack removed a
+pending entry (XACK returned 1), XADDs its result or dead letter. A comment processed twice (a slow
+consumer whose entry another consumer reclaimed) is therefore still published once.
+
+Reclaiming is one server-side script too (XAUTOCLAIM, then per entry its delivery count); an entry
+deleted from the input stream while pending (XDEL, MAXLEN trimming) is dead-lettered by that script
+in the same step, on Redis 6.2 (which reports it as nil) and 7+ (which drops it from the PEL).
+
+Every method raises errors of :mod:`worker.errors`' Redis branch, never redis-py's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+
+from ..errors import RedisCommandError
+from ..wire import parse_entry_id
+from .retry import guarded
+from .scripts import AUTOCLAIM_LUA, PUBLISH_LUA
+
+__all__ = ["DELETED_REASON", "Outgoing", "RawEntry", "StreamClient", "connect", "ensure_group"]
+
+RawEntry = tuple[str, dict[bytes, bytes]]
+DELETED_REASON = "entry was deleted from the input stream (XDEL or MAXLEN trimming) before it was processed"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One record for :meth:`StreamClient.publish`: a result (``dead=False``) or a dead letter."""
+
+    entry_id: str
+    fields: Mapping[str, str]
+    dead: bool = False
+
+
+def connect(url: str, *, timeout_s: float = 10.0) -> aioredis.Redis:
+    """An asyncio client for ``url`` (redis://, rediss:// with TLS, password or ACL user in the URL).
+
+    Responses stay bytes, so the input path can detect invalid UTF-8 itself.
+    """
+    return aioredis.Redis.from_url(
+        url, decode_responses=False, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+        health_check_interval=30, retry_on_timeout=False,
+    )
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def ensure_group(redis: aioredis.Redis, stream: str, group: str, start_id: str = "$") -> bool:
+    """Create consumer group ``group`` of ``stream`` (and the stream) when missing; True if it was created."""
+    try:
+        await guarded("XGROUP CREATE", redis.xgroup_create(stream, group, id=start_id, mkstream=True))
+    except RedisCommandError as exc:
+        if "BUSYGROUP" in str(exc):
+            return False
+        raise
+    return True
+
+
+class StreamClient:
+    def __init__(self, redis: aioredis.Redis, *, input_stream: str, output_stream: str, dead_stream: str,
+                 group: str, consumer: str, output_maxlen: int = 1_000_000, dead_maxlen: int = 100_000) -> None:
+        self.redis = redis
+        self.input_stream, self.output_stream, self.dead_stream = input_stream, output_stream, dead_stream
+        self.group, self.consumer = group, consumer
+        self.output_maxlen, self.dead_maxlen = output_maxlen, dead_maxlen
+        self._publish = redis.register_script(PUBLISH_LUA)
+        self._autoclaim = redis.register_script(AUTOCLAIM_LUA)
+
+    async def ensure_group(self, start_id: str = "$") -> bool:
+        """Create the consumer group (and the stream) when missing; True if it was created."""
+        return await ensure_group(self.redis, self.input_stream, self.group, start_id)
+
+    async def read_new(self, count: int, block_ms: int | None) -> list[RawEntry]:
+        """New entries for this consumer (XREADGROUP ``>``); ``block_ms`` None: return at once."""
+        reply = await guarded("XREADGROUP", self.redis.xreadgroup(
+            self.group, self.consumer, {self.input_stream: ">"}, count=count, block=block_ms))
+        return self._entries(reply)
+
+    async def read_own_pending(self, count: int, after: str = "0") -> list[RawEntry]:
+        """Entries already delivered to this consumer name and not acked (after a restart)."""
+        reply = await guarded("XREADGROUP", self.redis.xreadgroup(
+            self.group, self.consumer, {self.input_stream: after}, count=count))
+        return self._entries(reply)
+
+    @staticmethod
+    def _entries(reply: Any) -> list[RawEntry]:
+        if not reply:
+            return []
+        out: list[RawEntry] = []
+        for _stream, messages in reply:
+            for entry_id, fields in messages:
+                out.append((_s(entry_id), dict(fields or {})))
+        return out
+
+    async def autoclaim(self, min_idle_ms: int, start: str,
+                        count: int) -> tuple[str, list[RawEntry], dict[str, int], list[str]]:
+        """XAUTOCLAIM entries idle ``min_idle_ms`` or longer, from ``start``.
+
+        Returns (next cursor, claimed entries, their delivery counts, ids of entries that had been
+        deleted from the input stream: those are already dead-lettered and acked by this call).
+        """
+        reply = await guarded("reclaim script", self._autoclaim(
+            keys=[self.input_stream, self.dead_stream],
+            args=[self.group, self.consumer, min_idle_ms, start, count, self.dead_maxlen, DELETED_REASON]))
+        claimed: list[RawEntry] = []
+        counts: dict[str, int] = {}
+        for raw_id, flat, times in reply[1]:
+            entry_id = _s(raw_id)
+            claimed.append((entry_id, dict(zip(flat[::2], flat[1::2], strict=True))))
+            counts[entry_id] = int(times)
+        return _s(reply[0]), claimed, counts, [_s(x) for x in reply[2]]
+
+    async def delivery_counts(self, ids: Sequence[str]) -> dict[str, int]:
+        """Times delivered, for pending entries of this consumer among ``ids``."""
+        if not ids:
+            return {}
+        lo, hi = min(ids, key=parse_entry_id), max(ids, key=parse_entry_id)
+        rows = await guarded("XPENDING", self.redis.xpending_range(
+            self.input_stream, self.group, min=lo, max=hi, count=max(len(ids) * 4, 100), consumername=self.consumer))
+        wanted = set(ids)
+        counts = {}
+        for row in rows:
+            entry_id = _s(cast(bytes, row["message_id"]))
+            if entry_id in wanted:
+                counts[entry_id] = int(row["times_delivered"])
+        return counts
+
+    async def publish(self, records: Sequence[Outgoing]) -> list[bool]:
+        """Ack and publish ``records`` atomically; per record, whether it was published by this call."""
+        if not records:
+            return []
+        args: list[str | int] = [self.group, self.output_maxlen, self.dead_maxlen]
+        for record in records:
+            args += ["d" if record.dead else "r", record.entry_id, len(record.fields)]
+            for key, value in record.fields.items():
+                args += [key, value]
+        flags = await guarded("publish script", self._publish(
+            keys=[self.input_stream, self.output_stream, self.dead_stream], args=args))
+        return [bool(int(f)) for f in flags]

@@ -1,0 +1,132 @@
+"""Redis errors mapped into livetopic's tree, and the one policy for transient ones: bounded exponential
+back-off with jitter, retried until the call succeeds, a stop is asked for, or a time budget runs out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
+
+from redis import exceptions as redis_errors
+
+from ..errors import (
+    GroupMissingError,
+    RedisCommandError,
+    RedisError,
+    RedisOutOfMemoryError,
+    RedisTransientError,
+    RedisUnavailableError,
+)
+
+__all__ = ["Backoff", "Retrying", "guarded", "sleep_or_stop", "translate"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Errors after which the same command may succeed once Redis is back; a write refused with one did not happen.
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError,
+    redis_errors.ReadOnlyError, redis_errors.TryAgainError, redis_errors.ClusterDownError, OSError,
+)
+# Error replies that mean "not now" rather than "never": a script running too long, a failover under way.
+_TRANSIENT_PREFIXES = ("BUSY ", "MASTERDOWN", "NOREPLICAS", "LOADING", "READONLY", "TRYAGAIN")
+
+
+def translate(exc: BaseException, command: str) -> RedisError:
+    """The livetopic error for a redis-py error (or OSError) raised by ``command``."""
+    text = str(exc)
+    message = f"redis {command}: {type(exc).__name__}: {text}"
+    if isinstance(exc, redis_errors.OutOfMemoryError) or text.startswith("OOM"):
+        return RedisOutOfMemoryError(message, command)
+    if isinstance(exc, _TRANSIENT) or (isinstance(exc, redis_errors.ResponseError)
+                                       and text.startswith(_TRANSIENT_PREFIXES)):
+        return RedisTransientError(message, command)
+    if text.startswith("NOGROUP"):
+        return GroupMissingError(message, command)
+    return RedisCommandError(message, command)
+
+
+async def guarded(command: str, call: Awaitable[T]) -> T:
+    """Await ``call`` (a Redis command), mapping its errors with :func:`translate`."""
+    try:
+        return await call
+    except (redis_errors.RedisError, OSError) as exc:
+        raise translate(exc, command) from exc
+
+
+class Backoff:
+    """``next()`` gives the next delay: uniform in [c/4, c] with c = min(cap, base·2^n) (jitter that never
+    collapses to a busy retry)."""
+
+    def __init__(self, base_s: float = 0.05, cap_s: float = 5.0, rng: random.Random | None = None) -> None:
+        self.base_s, self.cap_s = base_s, cap_s
+        self.attempt = 0
+        self._rng = rng or random.Random()
+
+    def __iter__(self) -> Iterator[float]:
+        return self
+
+    def __next__(self) -> float:
+        ceiling = min(self.cap_s, self.base_s * (2 ** min(self.attempt, 30)))
+        self.attempt += 1
+        return self._rng.uniform(ceiling / 4, ceiling)
+
+
+async def sleep_or_stop(delay_s: float, stop: asyncio.Event | None) -> bool:
+    """Sleep ``delay_s`` unless ``stop`` is set first; True if stopping."""
+    if stop is None:
+        await asyncio.sleep(delay_s)
+        return False
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=delay_s)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _log_failure(what: str, exc: RedisError, attempt: int, delay_s: float) -> None:
+    log.warning("redis %s failed (%s); retry %d in %.2fs", what, exc, attempt, delay_s)
+
+
+class Retrying:
+    """Run Redis calls under the transient-error policy. ``on_failure(what, error, attempt, delay_s)`` is told of
+    each transient failure (default: a WARNING), ``on_success()`` of each success. ``recover(error)`` may repair
+    the cause of a non-transient error (e.g. recreate a missing group): when it returns True the call is tried
+    again at once, else the error is raised."""
+
+    def __init__(self, *, base_s: float = 0.05, cap_s: float = 5.0,
+                 on_failure: Callable[[str, RedisError, int, float], None] = _log_failure,
+                 on_success: Callable[[], None] | None = None,
+                 recover: Callable[[RedisError], Awaitable[bool]] | None = None) -> None:
+        self.base_s, self.cap_s = base_s, cap_s
+        self._on_failure, self._on_success, self._recover = on_failure, on_success, recover
+
+    async def call(self, what: str, fn: Callable[..., Awaitable[T]], *args: object, stop: asyncio.Event | None = None,
+                   budget_s: float | None = None) -> T:
+        """``await fn(*args)`` until it does not fail transiently. Raises :class:`asyncio.CancelledError` when
+        ``stop`` is set while waiting, :class:`RedisUnavailableError` once ``budget_s`` is spent, and any
+        non-transient error at once."""
+        backoff = Backoff(self.base_s, self.cap_s)
+        started = time.monotonic()
+        while True:
+            try:
+                result = await fn(*args)
+            except RedisTransientError as exc:
+                if budget_s is not None and time.monotonic() - started > budget_s:
+                    raise RedisUnavailableError(f"redis {what}: still failing after {budget_s:.0f}s: {exc}",
+                                                exc.command) from exc
+                delay = next(backoff)
+                self._on_failure(what, exc, backoff.attempt, delay)
+                if await sleep_or_stop(delay, stop):
+                    raise asyncio.CancelledError from exc
+                continue
+            except RedisError as exc:
+                if self._recover is not None and await self._recover(exc):
+                    continue
+                raise
+            if self._on_success is not None:
+                self._on_success()
+            return result

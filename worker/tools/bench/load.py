@@ -1,0 +1,208 @@
+"""The load side of ``livetopic bench``: run the real worker (``python -m worker worker``) against a real
+Redis, offer comments (as fast as possible, or paced at a rate) and time each one from its input entry id
+to the id of its published result. Both ids are millisecond timestamps from the same host's clock: the
+producer picks the input id when it pushes; Redis stamps the output entry when the worker's publish script
+XADDs it.
+
+Each run uses fresh stream and group names, so runs against a shared Redis do not interfere; they are
+deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import LivetopicError
+from ...streams.client import connect
+from ...streams.producer import StreamProducer
+from ...wire import entry_time_ms
+from ..process import WorkerProcess
+
+__all__ = ["CpuMeter", "Phase", "StreamNames", "delete_streams", "offer", "percentiles"]
+
+_PUSH_CHUNK = 500
+_STALL_S = 120.0  # fail a phase when no result arrives for this long
+
+
+@dataclass(frozen=True, slots=True)
+class StreamNames:
+    input: str
+    output: str
+    dead: str
+    group: str
+
+    @classmethod
+    def fresh(cls) -> StreamNames:
+        run = uuid.uuid4().hex[:10]
+        prefix = f"livetopic-bench:{run}"
+        return cls(f"{prefix}:comments", f"{prefix}:topics", f"{prefix}:dead", f"livetopic-bench-{run}")
+
+
+@dataclass(slots=True)
+class Phase:
+    """What one load phase measured."""
+
+    offered: int
+    seconds: float  # first push → last result published
+    comments_per_s: float
+    latencies_ms: np.ndarray
+    labels: list[list[str] | None] = field(default_factory=list)  # per offered text; None: not classified
+    dead: int = 0
+    offered_rate: float | None = None
+
+
+class CpuMeter:
+    """CPU used by *other* processes (cores, on average) between :meth:`start` and :meth:`stop`: the
+    machine's busy time (``/proc/stat``) less the bench's own processes. On a shared machine this says how
+    much the numbers were disturbed. ``nan`` where ``/proc`` is not available."""
+
+    def __init__(self, pids: Iterable[int] = ()) -> None:
+        self.pids: set[int] = {os.getpid(), *pids}
+        self._start: tuple[int, int, int] | None = None
+        self.other_cores = float("nan")
+
+    @staticmethod
+    def _machine() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as fh:
+            values = [int(v) for v in fh.readline().split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    def _own(self) -> int:
+        total = 0
+        for pid in list(self.pids):
+            try:
+                with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime + stime of all its threads
+            except (OSError, IndexError, ValueError):
+                continue
+        return total
+
+    def _read(self) -> tuple[int, int, int]:
+        total, idle = self._machine()
+        return total, total - idle, self._own()
+
+    def start(self) -> CpuMeter:
+        try:
+            self._start = self._read()
+        except OSError:
+            self._start = None
+        return self
+
+    def stop(self) -> float:
+        if self._start is None:
+            return self.other_cores
+        try:
+            total, busy, own = self._read()
+        except OSError:
+            return self.other_cores
+        t0, b0, o0 = self._start
+        if total > t0:
+            cores = os.cpu_count() or 1
+            self.other_cores = max(0.0, ((busy - b0) - (own - o0)) / ((total - t0) / cores))
+        return self.other_cores
+
+
+def percentiles(values: np.ndarray, qs: Sequence[float] = (50, 95, 99)) -> dict[str, float]:
+    if values.size == 0:
+        return {str(q): float("nan") for q in qs}
+    return {str(q): float(np.percentile(values, q)) for q in qs}
+
+
+async def _push(producer: StreamProducer, texts: Sequence[str], rate: float | None) -> list[str]:
+    """XADD ``texts``; as fast as possible (chunks of 500) or paced at ``rate`` per second."""
+    ids: list[str] = []
+    if rate is None:
+        for start in range(0, len(texts), _PUSH_CHUNK):
+            ids += await producer.add([{"text": t} for t in texts[start : start + _PUSH_CHUNK]])
+        return ids
+    started = time.monotonic()
+    sent = 0
+    while sent < len(texts):
+        due = min(len(texts), int((time.monotonic() - started) * rate) + 1)
+        if due > sent:
+            ids += await producer.add([{"text": t} for t in texts[sent:due]])
+            sent = due
+        await asyncio.sleep(max(0.0, sent / rate - (time.monotonic() - started)))
+    return ids
+
+
+async def offer(url: str, names: StreamNames, texts: Sequence[str], workers: Sequence[WorkerProcess], *,
+                rate: float | None = None) -> Phase:
+    """Offer ``texts`` to the workers (one consumer group) and wait for all of them to be published (results
+    or dead letters)."""
+    redis = connect(url)
+    try:
+        producer = StreamProducer(redis, names.input)
+        await producer.ensure_group(names.group)
+        before = await _count(redis, names)
+        pusher = asyncio.create_task(_push(producer, texts, rate))
+        done, last_progress = before, time.monotonic()
+        while done < before + len(texts):
+            await asyncio.sleep(0.05)
+            for worker in workers:
+                worker.check_alive()
+            if pusher.done() and pusher.exception() is not None:
+                raise pusher.exception()  # type: ignore[misc]
+            now = await _count(redis, names)
+            if now > done:
+                done, last_progress = now, time.monotonic()
+            elif time.monotonic() - last_progress > _STALL_S:
+                raise LivetopicError(f"no result for {_STALL_S:.0f}s ({done - before} of {len(texts)} published); "
+                                     "workers' logs:\n" + "\n".join(w.log_tail() for w in workers))
+        ids = await pusher
+        wanted = set(ids)
+        published: dict[str, tuple[int, list[str] | None]] = {}
+        dead = 0
+        for stream in (names.output, names.dead):
+            async for entry_id, fields in _scan(redis, stream):
+                source = fields.get(b"source_id", b"").decode()
+                if source in wanted:
+                    labels = json.loads(fields[b"labels"]) if stream == names.output else None
+                    published[source] = (entry_time_ms(entry_id), labels)
+                    dead += int(stream == names.dead)
+    finally:
+        await redis.aclose()
+    first_in = min(entry_time_ms(i) for i in ids)
+    last_out = max(t for t, _ in published.values())
+    seconds = max(1e-3, (last_out - first_in) / 1000)
+    latencies = np.array([published[i][0] - entry_time_ms(i) for i in ids if i in published], dtype=np.float64)
+    return Phase(offered=len(texts), seconds=seconds, comments_per_s=len(published) / seconds,
+                 latencies_ms=latencies, labels=[published[i][1] if i in published else None for i in ids], dead=dead,
+                 offered_rate=rate)
+
+
+async def _count(redis: object, names: StreamNames) -> int:
+    pipe = redis.pipeline(transaction=False)  # type: ignore[attr-defined]
+    pipe.xlen(names.output)
+    pipe.xlen(names.dead)
+    out, dead = await pipe.execute()
+    return int(out) + int(dead)
+
+
+async def _scan(redis: object, stream: str):  # type: ignore[no-untyped-def]
+    """All entries of ``stream`` (ids as str), oldest first, in pages."""
+    start = "-"
+    while True:
+        page = await redis.xrange(stream, min=start, max="+", count=1000)  # type: ignore[attr-defined]
+        for entry_id, fields in page:
+            yield entry_id.decode(), fields
+        if len(page) < 1000:
+            return
+        start = "(" + page[-1][0].decode()
+
+
+async def delete_streams(url: str, names: StreamNames) -> None:
+    redis = connect(url)
+    try:
+        await redis.delete(names.input, names.output, names.dead)
+    finally:
+        await redis.aclose()

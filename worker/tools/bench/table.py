@@ -1,0 +1,79 @@
+"""The bench's result as a table for people (the JSON object is for programs)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ...settings import DTYPE_CHOICES
+
+__all__ = ["render_table"]
+
+_BUSY_CORES = 0.25  # other processes' CPU (cores) above which the table warns
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _agreement_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    if "label_agreement" in r:
+        rows += [(f"label agreement vs float32 ({r['agreement_n']} comments)",
+                  f"{100 * r['label_agreement']:.2f}% (max |Δp| {r['prob_max_abs_diff']:.4f}; "
+                  f"{100 * r['near_threshold_fraction']:.1f}% of comments within 0.01 of a threshold)"),
+                 ("model only, in-process (comments/s)",
+                  f"{_fmt(r['model_only_comments_per_s'])} {r['dtype']}, "
+                  f"{_fmt(r['float32_model_only_comments_per_s'])} float32")]
+    for other in DTYPE_CHOICES:
+        if f"{other}_label_agreement" in r:
+            rows.append((f"{other} instead, in-process",
+                         f"{_fmt(r[f'{other}_model_only_comments_per_s'])} comments/s, label agreement "
+                         f"{100 * r[f'{other}_label_agreement']:.2f}%"))
+    return rows
+
+
+def _run_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    extra = f", measured on {r['baseline_n']} of {r['n']}" if r["baseline_extrapolated"] else ""
+    return [
+        ("baseline: model card code, 1 comment at a time, float32",
+         f"{_fmt(r['baseline_comments_per_s'])} comments/s{extra}"),
+        (f"worker, saturated ({r['n']} comments)", f"{_fmt(r['worker_comments_per_s'])} comments/s"),
+        ("speedup", f"{r['speedup']:.1f}×"),
+        ("latency p50 / p95 / p99, saturated (ms)",
+         f"{_fmt(r['latency_ms_p50'], 0)} / {_fmt(r['latency_ms_p95'], 0)} / {_fmt(r['latency_ms_p99'], 0)}"),
+        (f"half load ({r['half_load_n']} at {r['half_load_rate']:.1f}/s): latency p50 / p99 (ms)",
+         f"{_fmt(r['half_load_latency_ms_p50'], 0)} / {_fmt(r['half_load_latency_ms_p99'], 0)}"),
+        ("batches: mean size, real/padded tokens",
+         f"{_fmt(r.get('mean_batch_size'))}, {_fmt(r.get('padding_fill'), 2)}"),
+        (f"{r['dtype']} matrix multiply (measured)", f"{r['matmul_tflops'] * 1000:,.0f} GFLOP/s"),
+        ("model FLOPs per comment", f"{r['gflops_per_comment']:.2f} GFLOP at {r['mean_tokens_per_comment']:.1f} "
+                                    "tokens (mean)"),
+        ("compute-bound ceiling", f"{_fmt(r['compute_bound_comments_per_s'])} comments/s"),
+        ("fraction of ceiling", f"{100 * r['fraction_of_ceiling']:.0f}%"),
+        ("worker labels = baseline labels", f"{100 * r['baseline_label_agreement']:.1f}% of baseline comments"),
+        ("other processes' CPU: baseline / saturated / half load (cores)",
+         f"{_fmt(r['other_cpu_cores_baseline'], 2)} / {_fmt(r['other_cpu_cores_worker'], 2)} / "
+         f"{_fmt(r.get('other_cpu_cores_half_load'), 2)}"),
+    ]
+
+
+def render_table(r: dict[str, Any]) -> str:
+    """``r``: the bench's JSON object."""
+    rows: list[tuple[str, str]] = [("model", f"{r['model']}{' (untrained)' if r['untrained'] else ''}"),
+                                   ("device / dtype / threads",
+                                    f"{r['device']} / {r['dtype']} / {r['threads']} (workers: {r['workers']} × "
+                                    f"{r['worker_threads']} thread(s))")]
+    rows += _agreement_rows(r)
+    if "speedup" in r:
+        rows += _run_rows(r)
+    busy = [r.get(k) for k in ("other_cpu_cores_baseline", "other_cpu_cores_worker", "other_cpu_cores_half_load")]
+    if any(isinstance(v, float) and v > _BUSY_CORES for v in busy):
+        rows.append(("note", "other processes used the CPU during the run: numbers are lower and noisier than on "
+                             "an idle machine"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

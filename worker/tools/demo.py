@@ -1,0 +1,136 @@
+"""``livetopic demo``: embedded Redis, a small model (trained on the bundled sample when none exists),
+a worker process, a replay of the bundled sample, a live table and a summary. No network needed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import os
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import LivetopicError
+from ..inputs import read_records
+from ..model.repository import latest_version
+from ..streams.client import connect
+from ..streams.producer import StreamProducer
+from .embedded import EmbeddedRedis
+from .process import WorkerProcess
+
+__all__ = ["Train", "register", "sample_path"]
+
+# Trains a model on the files and publishes it into the repository; returns the version. The CLI passes the
+# trainer's (``trainer.train.train_model``): the tools do not import the trainer.
+Train = Callable[..., int]
+
+
+def sample_path() -> Path:
+    return Path(str(resources.files("worker") / "data" / "sample_chat.jsonl"))
+
+
+def _ensure_model(train: Train, repo: Path, sample: Path, minutes: float, run_dir: Path) -> None:
+    if latest_version(repo) is not None:
+        print(f"model: {repo}/{latest_version(repo)} (already there)")
+        return
+    print(f"model: none in {repo}; training a small one on the bundled sample (~{minutes:.0f} min on CPU)…",
+          flush=True)
+    version = train([sample], repo, preset="tiny", max_minutes=minutes, name="demo-topics", run_dir=str(run_dir))
+    print(f"model: published {repo}/{version}")
+
+
+def _cut(text: str, width: int) -> str:
+    # East Asian characters take two columns: trim by display width.
+    out, used = "", 0
+    for ch in text.replace("\n", " "):
+        w = 2 if ord(ch) > 0x2E80 else 1
+        if used + w > width:
+            return out + "…"
+        out, used = out + ch, used + w
+    return out + " " * (width - used)
+
+
+async def _replay(url: str, records: list[dict[str, str]], rate: float, stream: str, out_stream: str,
+                  group: str) -> tuple[list[float], float]:
+    redis = connect(url)
+    producer = StreamProducer(redis, stream)
+    await producer.ensure_group(group)
+    by_id: dict[str, dict[str, str]] = {}
+    latencies: list[float] = []
+    started = time.monotonic()
+
+    async def push() -> None:
+        for start in range(0, len(records), 10):
+            chunk = records[start : start + 10]
+            for entry_id, fields in zip(await producer.add(chunk), chunk, strict=True):
+                by_id[entry_id] = fields
+            await asyncio.sleep(max(0.0, (start + 10) / rate - (time.monotonic() - started)))
+
+    pusher = asyncio.create_task(push())
+    last = "0-0"
+    print(f"\n{'time':>7}  {'user':<12}  {'comment':<34}  topics")
+    print("-" * 80)
+    try:
+        while len(latencies) < len(records):
+            reply: Any = await redis.xread({out_stream: last}, count=100, block=2000)
+            if not reply and pusher.done() and time.monotonic() - started > 60 + len(records) / rate:
+                raise LivetopicError(f"only {len(latencies)} of {len(records)} results arrived")
+            for _name, entries in reply or []:
+                for entry_id, raw in entries:
+                    last = entry_id.decode()
+                    fields = {k.decode(): v.decode() for k, v in raw.items()}
+                    latencies.append(float(fields["latency_ms"]))
+                    src = by_id.get(fields["source_id"], {})
+                    labels = ", ".join(json.loads(fields["labels"])) or "-"
+                    print(f"{src.get('ts', ''):>7}  {_cut(src.get('user', ''), 12)}  "
+                          f"{_cut(src.get('text', ''), 34)}  {labels}", flush=True)
+        await pusher
+    finally:
+        pusher.cancel()
+        await redis.aclose()
+    return latencies, time.monotonic() - started
+
+
+def cmd_demo(args: argparse.Namespace, train: Train) -> int:
+    workdir = Path(args.workdir).resolve()
+    repo = Path(args.model_repo).resolve() if args.model_repo else workdir / "models"
+    sample = sample_path()
+    _ensure_model(train, repo, sample, args.train_minutes, workdir / "train-run")
+    records = [r.fields for r in read_records([sample], channel="demo", limit=args.n)]
+    with EmbeddedRedis(workdir / "redis", appendonly=False) as server:
+        print(f"redis: embedded redis-server at {server.url}")
+        flags = ["--redis-url", server.url, "--model-repo", str(repo), "--group-start-id", "0", "--max-wait-ms", "20"]
+        # The worker inherits this environment: LIVETOPIC_* settings (device, dtype…) apply to it too.
+        with WorkerProcess(flags, workdir / "worker.log", env=os.environ) as worker:
+            worker.wait_ready(timeout_s=120)
+            print(f"worker: ready (pid {worker.popen.pid}, log {worker.log_path})")
+            latencies, elapsed = asyncio.run(_replay(server.url, records, args.rate, "livetopic:comments",
+                                                     "livetopic:topics", "livetopic"))
+            classified = worker.metric('livetopic_comments_total{outcome="classified"}')
+            code = worker.stop(timeout_s=60)
+        metrics_url = worker.url("/metrics")
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+
+    print("-" * 80)
+    print(f"summary: {len(latencies)} comments classified in {elapsed:.1f}s "
+          f"({len(latencies) / elapsed:.1f} comments/s offered at {args.rate:.0f}/s)")
+    print(f"latency: p50 {pct(0.50):.0f} ms, p99 {pct(0.99):.0f} ms (entry id time → publish)")
+    print(f"metrics: {metrics_url} counted {classified:.0f} classified (worker exit code {code})")
+    return 0 if len(latencies) == len(records) and code == 0 else 1
+
+
+def register(sub: argparse._SubParsersAction, train: Train) -> None:
+    p = sub.add_parser("demo", help="end-to-end demo on a bundled sample; no network, no server needed")
+    p.add_argument("--workdir", default=".demo", help="where the demo keeps Redis data, the model and logs")
+    p.add_argument("--model-repo", help="use this model repository instead of training one")
+    p.add_argument("--n", type=int, default=None, help="replay at most N comments of the sample")
+    p.add_argument("--rate", type=float, default=100.0, help="comments per second offered")
+    p.add_argument("--train-minutes", type=float, default=2.0, help="training budget when no model exists")
+    p.set_defaults(func=functools.partial(cmd_demo, train=train))

@@ -1,0 +1,144 @@
+"""The wire format. Pure functions: parse an input entry into a :class:`Comment` or a
+:class:`Rejection` (with a clear reason), render results and dead letters into stream fields, and read
+stream entry ids (``<milliseconds>-<sequence>``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "MAX_DEAD_LETTER_FIELDS",
+    "PASSTHROUGH_FIELDS",
+    "Comment",
+    "Limits",
+    "Rejection",
+    "entry_time_ms",
+    "parse_entry",
+    "parse_entry_id",
+    "render_dead_letter",
+    "render_result",
+]
+
+PASSTHROUGH_FIELDS: tuple[str, ...] = ("channel", "user", "ts", "id")
+# Redis scripts unpack at most ~8,000 values into one command: a dead letter keeps this many fields.
+MAX_DEAD_LETTER_FIELDS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_text_chars: int = 2_000
+    max_entry_bytes: int = 65_536
+
+
+@dataclass(slots=True)
+class Comment:
+    entry_id: str
+    text: str
+    passthrough: dict[str, str]
+    deliveries: int = 1
+    ids: list[int] = field(default_factory=list)  # token ids, filled by the model's encoder
+    encoded_by: object = None  # the model object that produced ``ids``
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    entry_id: str
+    error: str
+    fields: dict[str, str]  # the original fields, decoded leniently for the dead letter
+    deliveries: int = 1
+
+
+def _lenient(value: bytes | str) -> str:
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
+
+
+def parse_entry_id(entry_id: bytes | str) -> tuple[int, int]:
+    """``"<ms>-<seq>"`` → (ms, seq), which orders ids as Redis does; raises ValueError on anything else."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def entry_time_ms(entry_id: str) -> int:
+    """The millisecond timestamp that a stream entry id starts with (0 if it has none)."""
+    head = entry_id.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def parse_entry(entry_id: str | bytes, raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str],
+                limits: Limits, deliveries: int = 1, max_deliveries: int | None = None) -> Comment | Rejection:
+    """Validate one input entry. Never raises: anything wrong becomes a :class:`Rejection`, and so does a valid
+    comment delivered more than ``max_deliveries`` times (its consumers crashed or timed out on it)."""
+    eid = _lenient(entry_id)
+    lenient = {_lenient(k): _lenient(v) for k, v in raw.items()}
+
+    def reject(reason: str) -> Rejection:
+        return Rejection(eid, reason, lenient, deliveries)
+
+    if not raw:  # XADD needs a field: an entry read back without any was deleted while pending
+        return reject("entry has no fields: it was deleted from the input stream before it was processed")
+    size = sum(len(k) + len(v) for k, v in raw.items())
+    if size > limits.max_entry_bytes:
+        # The dead letter keeps every field, each value cut to max_text_chars, so it stays bounded.
+        lenient = {k: v if len(v) <= limits.max_text_chars else v[: limits.max_text_chars] + "…[truncated]"
+                   for k, v in lenient.items()}
+        return reject(f"entry too large: {size} bytes > max_entry_bytes {limits.max_entry_bytes}")
+    decoded: dict[str, str] = {}
+    for key, value in raw.items():
+        try:
+            k = key.decode("utf-8") if isinstance(key, bytes) else str(key)
+            v = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        except UnicodeDecodeError as exc:
+            return reject(f"field {_lenient(key)!r} is not valid UTF-8 ({exc.reason} at byte {exc.start})")
+        decoded[k] = v
+    if "text" not in decoded:
+        return reject("missing field 'text'")
+    text = decoded["text"]
+    if not text.strip():
+        return reject("empty or whitespace-only 'text'")
+    if len(text) > limits.max_text_chars:
+        return reject(f"text too long: {len(text)} chars > max_text_chars {limits.max_text_chars}")
+    if "\x00" in text:
+        return reject("text contains NUL characters")
+    passthrough = {k: decoded[k] for k in PASSTHROUGH_FIELDS if k in decoded}
+    if max_deliveries is not None and deliveries > max_deliveries:
+        return Rejection(eid, f"delivered {deliveries} times (max_deliveries {max_deliveries}); its consumers "
+                         "crashed or timed out", dict(passthrough, text=text), deliveries)
+    return Comment(eid, text, passthrough, deliveries)
+
+
+def render_result(comment: Comment, labels: Sequence[str], label_names: Sequence[str],
+                  probs: Sequence[float], model_tag: str, now_ms: int | None = None) -> dict[str, str]:
+    """Output-stream fields for one classified comment."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    fields = {"source_id": comment.entry_id, **comment.passthrough}
+    fields["labels"] = json.dumps(list(labels), ensure_ascii=False)
+    fields["scores"] = json.dumps(
+        {name: round(float(p), 4) for name, p in zip(label_names, probs, strict=True)},
+        ensure_ascii=False, separators=(",", ":"),
+    )
+    fields["model"] = model_tag
+    fields["latency_ms"] = str(max(0, now - entry_time_ms(comment.entry_id)))
+    return fields
+
+
+def render_dead_letter(entry_id: str, error: str, deliveries: int, original: Mapping[str, str]) -> dict[str, str]:
+    """Dead-letter fields: the original fields (prefixed ``orig_`` where they clash) plus the reason.
+
+    At most :data:`MAX_DEAD_LETTER_FIELDS` original fields are kept (``dropped_fields`` counts the rest):
+    the publish script passes them to one XADD, and a script cannot unpack an unbounded number of values.
+    """
+    fields: dict[str, str] = {}
+    for n, (key, value) in enumerate(original.items()):
+        if n == MAX_DEAD_LETTER_FIELDS:
+            fields["dropped_fields"] = str(len(original) - n)
+            break
+        name = key if key not in ("source_id", "error", "deliveries", "dropped_fields") else f"orig_{key}"
+        fields[name] = value
+    fields["source_id"] = entry_id
+    fields["error"] = error
+    fields["deliveries"] = str(deliveries)
+    return fields
