@@ -12,7 +12,7 @@ import os
 import sys
 
 from ..errors import LivetopicError
-from . import models, serve, streams
+from . import models, push, serve, tail
 from .common import quiet_libraries
 
 __all__ = ["build_parser", "main"]
@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="livetopic", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     serve.register(sub)
-    streams.register(sub)
+    push.register(sub)
+    tail.register(sub)
     models.register(sub)
     demo.register(sub, train=train_model)
     bench.register(sub)
