@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-from typing import Any
 
 from ..errors import LivetopicError
 from ..options import REDIS_FLAGS, STREAM_FLAGS, add_settings_flags, settings_from_args
@@ -17,6 +16,7 @@ __all__ = ["register"]
 
 async def _tail(settings: Settings, url: str, args: argparse.Namespace) -> int:
     from ..streams.client import connect
+    from ..streams.reading import follow
 
     redis = connect(url, timeout_s=settings.redis_timeout_s)
     stream = settings.dead_letter_stream if args.dead else settings.output_stream
@@ -24,20 +24,17 @@ async def _tail(settings: Settings, url: str, args: argparse.Namespace) -> int:
     seen = 0
     try:
         while args.count is None or seen < args.count:
-            reply: Any = await redis.xread({stream: last}, count=100, block=1000)
-            for _name, entries in reply or []:
-                for entry_id, raw in entries:
-                    last = entry_id.decode()
-                    fields = {k.decode(): v.decode(errors="replace") for k, v in raw.items()}
-                    if args.json:
-                        print(json.dumps({"id": last, **fields}, ensure_ascii=False), flush=True)
-                    else:
-                        what = fields.get("error") if args.dead else fields.get("labels")
-                        print(f"{fields.get('source_id', '?'):>20}  {what}  {fields.get('model', '')}  "
-                              f"{fields.get('latency_ms', '')}ms", flush=True)
-                    seen += 1
-                    if args.count is not None and seen >= args.count:
-                        return 0
+            for entry_id, fields in await follow(redis, stream, last):
+                last = entry_id
+                if args.json:
+                    print(json.dumps({"id": entry_id, **fields}, ensure_ascii=False), flush=True)
+                else:
+                    what = fields.get("error") if args.dead else fields.get("labels")
+                    print(f"{fields.get('source_id', '?'):>20}  {what}  {fields.get('model', '')}  "
+                          f"{fields.get('latency_ms', '')}ms", flush=True)
+                seen += 1
+                if args.count is not None and seen >= args.count:
+                    return 0
     finally:
         await redis.aclose()
     return 0

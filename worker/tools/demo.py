@@ -12,13 +12,13 @@ import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from ..errors import LivetopicError
 from ..inputs import read_records
 from ..model.repository import latest_version
 from ..streams.client import connect
 from ..streams.producer import StreamProducer
+from ..streams.reading import follow
 from .embedded import EmbeddedRedis
 from .process import WorkerProcess
 
@@ -76,18 +76,17 @@ async def _replay(url: str, records: list[dict[str, str]], rate: float, stream: 
     print("-" * 80)
     try:
         while len(latencies) < len(records):
-            reply: Any = await redis.xread({out_stream: last}, count=100, block=2000)
-            if not reply and pusher.done() and time.monotonic() - started > 60 + len(records) / rate:
+            entries = await follow(redis, out_stream, last, block_ms=2000)
+            if not entries and pusher.done() and time.monotonic() - started > 60 + len(records) / rate:
                 raise LivetopicError(f"only {len(latencies)} of {len(records)} results arrived")
-            for _name, entries in reply or []:
-                for entry_id, raw in entries:
-                    last = entry_id.decode()
-                    fields = {k.decode(): v.decode() for k, v in raw.items()}
-                    latencies.append(float(fields["latency_ms"]))
-                    src = by_id.get(fields["source_id"], {})
-                    labels = ", ".join(json.loads(fields["labels"])) or "-"
-                    print(f"{src.get('ts', ''):>7}  {_cut(src.get('user', ''), 12)}  "
-                          f"{_cut(src.get('text', ''), 34)}  {labels}", flush=True)
+            if entries:
+                last = entries[-1][0]
+            for _entry_id, fields in entries:
+                latencies.append(float(fields["latency_ms"]))
+                src = by_id.get(fields["source_id"], {})
+                labels = ", ".join(json.loads(fields["labels"])) or "-"
+                print(f"{src.get('ts', ''):>7}  {_cut(src.get('user', ''), 12)}  "
+                      f"{_cut(src.get('text', ''), 34)}  {labels}", flush=True)
         await pusher
     finally:
         pusher.cancel()

@@ -19,14 +19,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import redis.asyncio as aioredis
 
 from ...errors import LivetopicError
 from ...streams.client import connect
 from ...streams.producer import StreamProducer
+from ...streams.reading import delete_streams, lengths, scan
 from ...wire import entry_time_ms
 from ..process import WorkerProcess
 
-__all__ = ["CpuMeter", "Phase", "StreamNames", "delete_streams", "offer", "percentiles"]
+__all__ = ["CpuMeter", "Phase", "StreamNames", "delete_run_streams", "offer", "percentiles"]
 
 _PUSH_CHUNK = 500
 _STALL_S = 120.0  # fail a phase when no result arrives for this long
@@ -163,10 +165,10 @@ async def offer(url: str, names: StreamNames, texts: Sequence[str], workers: Seq
         published: dict[str, tuple[int, list[str] | None]] = {}
         dead = 0
         for stream in (names.output, names.dead):
-            async for entry_id, fields in _scan(redis, stream):
-                source = fields.get(b"source_id", b"").decode()
+            async for entry_id, fields in scan(redis, stream):
+                source = fields.get("source_id", "")
                 if source in wanted:
-                    labels = json.loads(fields[b"labels"]) if stream == names.output else None
+                    labels = json.loads(fields["labels"]) if stream == names.output else None
                     published[source] = (entry_time_ms(entry_id), labels)
                     dead += int(stream == names.dead)
     finally:
@@ -180,29 +182,13 @@ async def offer(url: str, names: StreamNames, texts: Sequence[str], workers: Seq
                  offered_rate=rate)
 
 
-async def _count(redis: object, names: StreamNames) -> int:
-    pipe = redis.pipeline(transaction=False)  # type: ignore[attr-defined]
-    pipe.xlen(names.output)
-    pipe.xlen(names.dead)
-    out, dead = await pipe.execute()
-    return int(out) + int(dead)
+async def _count(redis: aioredis.Redis, names: StreamNames) -> int:
+    return sum(await lengths(redis, names.output, names.dead))
 
 
-async def _scan(redis: object, stream: str):  # type: ignore[no-untyped-def]
-    """All entries of ``stream`` (ids as str), oldest first, in pages."""
-    start = "-"
-    while True:
-        page = await redis.xrange(stream, min=start, max="+", count=1000)  # type: ignore[attr-defined]
-        for entry_id, fields in page:
-            yield entry_id.decode(), fields
-        if len(page) < 1000:
-            return
-        start = "(" + page[-1][0].decode()
-
-
-async def delete_streams(url: str, names: StreamNames) -> None:
+async def delete_run_streams(url: str, names: StreamNames) -> None:
     redis = connect(url)
     try:
-        await redis.delete(names.input, names.output, names.dead)
+        await delete_streams(redis, names.input, names.output, names.dead)
     finally:
         await redis.aclose()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..embedded import EmbeddedRedis
 from ..process import WorkerProcess
-from .load import CpuMeter, Phase, StreamNames, delete_streams, offer, percentiles
+from .load import CpuMeter, Phase, StreamNames, delete_run_streams, offer, percentiles
 from .records import BenchOptions, Layout, LoadPhase
 from .steps import ModelRef, say
 
@@ -105,7 +105,7 @@ def _phases(opts: BenchOptions, layout: Layout, ref: ModelRef, url: str, texts: 
         say(f"half load: {half_n} comments offered at {rate:.1f}/s")
         half, _ = _measured(url, names, texts[:half_n], workers, pids, rate)
     if opts.redis_url:
-        asyncio.run(delete_streams(url, names))
+        asyncio.run(delete_run_streams(url, names))
     return saturated, half, phase.labels
 
 

@@ -1,0 +1,51 @@
+"""Reading streams as an observer (no consumer group): follow new entries (XREAD), scan a whole stream in pages
+(XRANGE), count entries (XLEN), delete streams. For ``tail``, the demo, the bench and dashboards."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from .retry import guarded
+
+__all__ = ["Entry", "decode_fields", "delete_streams", "follow", "lengths", "scan"]
+
+Entry = tuple[str, dict[str, str]]  # entry id, fields
+
+
+def decode_fields(raw: dict[bytes, bytes]) -> dict[str, str]:
+    """Stream fields as text (invalid UTF-8 replaced, never raised)."""
+    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in raw.items()}
+
+
+async def follow(redis: aioredis.Redis, stream: str, after: str, *, count: int = 100,
+                 block_ms: int | None = 1000) -> list[Entry]:
+    """Entries of ``stream`` after id ``after`` (``$``: only those added from now on), waiting up to ``block_ms``."""
+    reply: Any = await guarded("XREAD", redis.xread({stream: after}, count=count, block=block_ms))
+    return [(entry_id.decode(), decode_fields(raw)) for _name, entries in reply or [] for entry_id, raw in entries]
+
+
+async def scan(redis: aioredis.Redis, stream: str, *, start: str = "-", page: int = 1000) -> AsyncIterator[Entry]:
+    """Every entry of ``stream`` from ``start``, oldest first, read in pages."""
+    low = start
+    while True:
+        rows: Any = await guarded("XRANGE", redis.xrange(stream, min=low, max="+", count=page))
+        for entry_id, raw in rows:
+            yield entry_id.decode(), decode_fields(raw)
+        if len(rows) < page:
+            return
+        low = "(" + rows[-1][0].decode()
+
+
+async def lengths(redis: aioredis.Redis, *streams: str) -> list[int]:
+    """XLEN of each stream (0 for one that does not exist), in one round trip."""
+    pipe = redis.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xlen(stream)
+    return [int(n) for n in await guarded("XLEN", pipe.execute())]
+
+
+async def delete_streams(redis: aioredis.Redis, *streams: str) -> None:
+    await guarded("DEL", redis.delete(*streams))
