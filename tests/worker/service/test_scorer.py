@@ -21,10 +21,9 @@ class FakeModel:
     ``poison``: a text whose presence fails a run; ``nan``: a text that scores NaN; ``max_rows``: larger runs
     raise ModelOutOfMemoryError; ``bad_token``: a character the tokenizer fails on."""
 
-    labels = ["A", "B"]
-
     def __init__(self, tag: str = "fake:1", *, poison: str = "", nan: str = "", max_rows: int = 10**9,
                  bad_token: str = "") -> None:
+        self.labels = ["A", "B"]
         self.tag, self.poison, self.nan, self.max_rows, self.bad_token = tag, poison, nan, max_rows, bad_token
         self.runs: list[int] = []
         self.encoded: list[str] = []
