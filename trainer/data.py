@@ -129,9 +129,6 @@ class Dataset:
     def is_soft(self) -> bool:
         return bool(((self.targets > 0.0) & (self.targets < 1.0)).any())
 
-    def group_names(self) -> list[str]:
-        return sorted(set(self.groups))
-
     def subset(self, rows: Sequence[int] | np.ndarray) -> Dataset:
         idx = [int(i) for i in rows]
         return Dataset([self.texts[i] for i in idx], list(self.labels), self.targets[idx],

@@ -68,6 +68,3 @@ class Preprocessor:
 
     def batch(self, texts: list[str]) -> list[str]:
         return [self(t) for t in texts]
-
-    def to_dict(self) -> dict[str, object]:
-        return {"mode": self.mode, "lowercase": self.lowercase, "normalize_whitespace": self.normalize_whitespace}
