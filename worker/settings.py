@@ -10,13 +10,15 @@ import os
 import socket
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
 
-__all__ = ["DTYPE_CHOICES", "ENV_PREFIX", "Dtype", "Settings", "default_consumer", "load_settings"]
+__all__ = ["DTYPE_CHOICES", "ENV_PREFIX", "Dtype", "Settings", "default_consumer", "load_settings", "url_has_password",
+           "with_password"]
 
 Dtype = Literal["auto", "float32", "float16", "bfloat16", "int8"]
 DTYPE_CHOICES: tuple[str, ...] = get_args(Dtype)  # "auto" first; what --dtype accepts everywhere
@@ -34,7 +36,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
 
     # Redis and streams
-    redis_url: str | None = Field(None, description="redis:// or rediss:// URL; unset: start an embedded server")
+    redis_url: str | None = Field(None, description="redis:// or rediss:// URL; unset: start an embedded server. A "
+                                  "password here shows in ps: prefer LIVETOPIC_REDIS_URL, --redis-url-file or "
+                                  "LIVETOPIC_REDIS_PASSWORD")
+    redis_url_file: Path | None = Field(None, description="read the Redis URL from this file (a mounted secret)")
+    redis_password: SecretStr | None = Field(None, description="Redis password, added to the URL (use the "
+                                             "environment variable, not the flag)")
     redis_data_dir: Path = Field(Path(".livetopic-redis"), description="data directory of the embedded server")
     input_stream: str = Field("livetopic:comments", min_length=1, description="stream of incoming comments")
     output_stream: str = Field("livetopic:topics", min_length=1, description="stream of published results")
@@ -71,6 +78,8 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(2_000, ge=1, description="dead-letter longer texts")
     max_entry_bytes: int = Field(65_536, ge=1, description="dead-letter larger stream entries")
     shutdown_grace_s: float = Field(20.0, ge=0, description="drain in-flight work this long on SIGTERM")
+    stall_timeout_s: float = Field(120.0, gt=0, description="/healthz fails when comments are in hand and "
+                                   "nothing was scored or published for this long (a stuck worker is restarted)")
     reload_interval_s: float = Field(5.0, gt=0, description="poll the model repository this often")
 
     # HTTP
@@ -96,6 +105,22 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _resolve_redis_url(self) -> Settings:
+        if self.redis_url_file is not None:
+            if self.redis_url:
+                raise ValueError("give redis_url or redis_url_file, not both")
+            try:
+                url = self.redis_url_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"redis_url_file: cannot read {self.redis_url_file}: {exc.strerror}") from None
+            self.redis_url = self._check_url(url)
+        if self.redis_password is not None:
+            if not self.redis_url:
+                raise ValueError("redis_password needs a redis_url (the embedded server has no password)")
+            self.redis_url = with_password(self.redis_url, self.redis_password.get_secret_value())
+        return self
+
+    @model_validator(mode="after")
     def _check_streams(self) -> Settings:
         names = {self.input_stream, self.output_stream, self.dead_letter_stream}
         if len(names) != 3:
@@ -103,6 +128,19 @@ class Settings(BaseSettings):
         if self.block_ms / 1000 >= self.redis_timeout_s:
             raise ValueError("block_ms must be shorter than redis_timeout_s, or every idle read times out")
         return self
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` in it (after the ACL user, if the URL names one)."""
+    parts = urlsplit(url)
+    if parts.password:
+        raise ValueError("the Redis URL has a password already; give it once")
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{quote(password, safe='')}@{host}"))
+
+
+def url_has_password(url: str | None) -> bool:
+    return url is not None and urlsplit(url).password is not None
 
 
 def _unknown_env_keys(environ: dict[str, str]) -> list[str]:

@@ -67,15 +67,41 @@ def test_sigterm_publishes_in_flight_and_exits_0(redis_server: EmbeddedRedis, cl
     assert "draining 200 in-flight comments" in worker.log()
 
 
+def test_one_sigterm_delivered_twice_is_one_stop(redis_server: EmbeddedRedis, client: redis.Redis,
+                                                  tiny_repo: Path, start_worker: Callable[..., Any]) -> None:
+    """A supervisor signalling the whole process group delivers SIGTERM twice: still a graceful stop."""
+    push_sample(client, 300)
+    worker = start_worker(redis_server.url, tiny_repo, "--consumer", "twice", *HOLD)
+    wait_until(lambda: consumer_pending(client, "twice") == 200, 30, "a full in-flight window")
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)  # hold the drain (it cannot publish) while we signal
+    try:
+        worker.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: "stopping (drain" in worker.log(), 10, "the first SIGTERM handled")
+        worker.proc.send_signal(signal.SIGTERM)  # a separate delivery (the kernel would merge two pending ones)
+        wait_until(lambda: "taken as the same request to stop" in worker.log(), 10, "the repeat ignored")
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    assert worker.proc.wait(timeout=30) == 0, worker.log()
+    assert client.xlen(OUTPUT) == 200 and consumer_pending(client, "twice") == 0
+
+
 def test_second_signal_exits_at_once_and_others_reclaim(redis_server: EmbeddedRedis, client: redis.Redis,
                                                          tiny_repo: Path, start_worker: Callable[..., Any]) -> None:
     ids = push_sample(client, 500)
     texts = [f[b"text"].decode() for _, f in client.xrange(INPUT)]
-    impatient = start_worker(redis_server.url, tiny_repo, "--consumer", "impatient", *HOLD)
+    impatient = start_worker(redis_server.url, tiny_repo, "--consumer", "impatient", "--shutdown-grace-s", "60",
+                             *HOLD)
     wait_until(lambda: consumer_pending(client, "impatient") == 200, 30, "a full in-flight window")
-    impatient.proc.send_signal(signal.SIGTERM)
-    impatient.proc.send_signal(signal.SIGINT)  # the second signal: exit now, drain or not
-    assert impatient.proc.wait(timeout=10) == 130, impatient.log()
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)  # the drain cannot publish: it is still going on…
+    try:
+        impatient.proc.send_signal(signal.SIGTERM)
+        time.sleep(2.5)  # past the window in which a repeated signal counts as the same one
+        impatient.proc.send_signal(signal.SIGINT)  # the second signal: exit now, drain or not
+        assert impatient.proc.wait(timeout=10) == 130, impatient.log()
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
     held = consumer_pending(client, "impatient")
     assert held == 200 and client.xlen(OUTPUT) == 0
     rescuer = start_worker(redis_server.url, tiny_repo, "--consumer", "rescuer", "--claim-min-idle-ms", "1000",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +79,42 @@ def test_every_setting_has_a_flag() -> None:
 def test_block_must_fit_in_socket_timeout() -> None:
     with pytest.raises(ConfigError, match="block_ms"):
         load_settings({"block_ms": 5000, "redis_timeout_s": 2})
+
+
+def test_stop_signals_count_a_repeated_signal_once_and_a_late_one_as_exit_now() -> None:
+    import asyncio
+
+    from worker.cli.serve import StopSignals
+
+    now = [100.0]
+    exits: list[int] = []
+    stop = asyncio.Event()
+    signals = StopSignals(stop, window_s=2.0, clock=lambda: now[0], exit_now=exits.append)
+    signals("SIGTERM")
+    assert stop.is_set() and exits == []
+    now[0] += 1.5
+    signals("SIGTERM")  # the same signal delivered twice (a process-group kill): ignored
+    assert exits == []
+    now[0] += 1.0
+    signals("SIGINT")  # a second, deliberate signal: exit now
+    assert exits == [130]
+
+
+def test_the_redis_password_stays_off_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "url").write_text("redis://:s3cret@db:6379/0\n", encoding="utf-8")
+    assert load_settings({"redis_url_file": tmp_path / "url"}).redis_url == "redis://:s3cret@db:6379/0"
+    monkeypatch.setenv("LIVETOPIC_REDIS_PASSWORD", "p@ss/w")
+    settings = load_settings({"redis_url": "redis://alice@db:6379/0"})
+    assert settings.redis_url == "redis://alice:p%40ss%2Fw@db:6379/0"
+    assert "p@ss" not in repr(settings.redis_password)
+    with pytest.raises(ConfigError, match="has a password already"):
+        load_settings({"redis_url": "redis://:x@db:6379/0"})
+    with pytest.raises(ConfigError, match="needs a redis_url"):
+        load_settings({})
+    monkeypatch.delenv("LIVETOPIC_REDIS_PASSWORD")
+    parser = argparse.ArgumentParser()
+    add_settings_flags(parser)
+    with caplog.at_level("WARNING"):
+        settings_from_args(parser.parse_args(["--redis-url", "redis://:hunter2@db:6379/0"]))
+    assert "can be read by every user of this machine" in caplog.text and "hunter2" not in caplog.text

@@ -15,6 +15,8 @@ class Probe(Protocol):
 
     def readiness(self) -> tuple[bool, str]: ...
 
+    def liveness(self) -> tuple[bool, str]: ...
+
 
 class HttpServer:
     def __init__(self, probe: Probe, host: str, port: int) -> None:
@@ -31,8 +33,10 @@ class HttpServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _healthz(self, _request: web.Request) -> web.Response:
-        # Answering at all proves the event loop is alive.
-        return web.json_response({"status": "ok"})
+        # Answering at all proves the event loop is alive; the probe adds whether the pipeline moves.
+        alive, reason = self.probe.liveness()
+        return web.json_response({"status": "ok" if alive else "stalled", "reason": reason},
+                                 status=200 if alive else 503)
 
     async def _readyz(self, _request: web.Request) -> web.Response:
         ready, reason = self.probe.readiness()

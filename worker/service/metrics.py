@@ -42,6 +42,13 @@ class Metrics:
                                              "Results not published because another consumer acked first.",
                                              registry=r)
         self.ready = Gauge("livetopic_ready", "1 when the model is loaded and Redis is reachable.", registry=r)
+        self.redis_out_of_memory = Gauge("livetopic_redis_out_of_memory",
+                                         "1 while Redis refuses writes at its maxmemory limit (the worker backs "
+                                         "off; what it holds stays pending).", registry=r)
+        self.group_recreated = Counter("livetopic_group_recreated",
+                                       "Times this worker recreated a lost consumer group (destroyed, or Redis "
+                                       "lost its data); comments finished after its resume mark may repeat.",
+                                       registry=r)
         for outcome in ("classified", "dead_lettered"):
             self.comments.labels(outcome=outcome)
         for result in ("ok", "failed"):

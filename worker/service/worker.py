@@ -15,9 +15,11 @@ import asyncio
 import functools
 import gc
 import logging
+import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from ..errors import GroupMissingError, RedisError
+from ..errors import GroupMissingError, RedisError, RedisOutOfMemoryError
 from ..model.load import load_model
 from ..model.precision import set_torch_threads
 from ..model.runtime import LoadedModel
@@ -54,7 +56,7 @@ class Worker:
                        for name in ("tokenize", "model", "reload")}
         self.stop_reading = asyncio.Event()
         self.retry = Retrying(on_failure=self._redis_failed, on_success=self._redis_back, recover=self._recover)
-        self.in_hand = InHand(s.max_inflight, on_change=self.metrics.pending.set)
+        self.in_hand = InHand(s.max_inflight, on_change=self._in_hand_changed)
         self.batcher: MicroBatcher[Comment] = MicroBatcher(
             max_items=s.max_batch_size, max_tokens=s.max_batch_tokens, max_wait_s=s.max_wait_ms / 1000,
             cost=lambda c: len(c.ids))
@@ -64,14 +66,17 @@ class Worker:
         self.scorer = Scorer(lambda: self.model, tokenizer_pool=self._pools["tokenize"],
                              model_pool=self._pools["model"], max_batch_tokens=s.max_batch_tokens,
                              metrics=self.metrics)
-        self.publisher = Publisher(self.streams, self.retry, self.metrics, self.in_hand.release)
+        self.publisher = Publisher(self.streams, self.retry, self.metrics, self._released)
         self.http = HttpServer(self, s.metrics_host, s.metrics_port)
         self.watcher = ModelWatcher(s.model_repo, current=lambda: self.model, swap=self._swap,
                                     executor=self._pools["reload"], metrics=self.metrics,
                                     interval_s=s.reload_interval_s, device=s.device, dtype=s.dtype, compile=s.compile)
         self._model_idle = False  # the batch loop waits for a batch
         self._redis_ok = False
+        self._redis_oom = False
         self._stopping = False
+        self._progress_at = time.monotonic()  # last batch scored or records published
+        self._held = 0
 
     # --- state ------------------------------------------------------------------------------------
     @property
@@ -81,36 +86,70 @@ class Worker:
     def readiness(self) -> tuple[bool, str]:
         if self.model is None:
             return False, "model not loaded"
+        if self._redis_oom:
+            return False, "redis out of memory (maxmemory reached): writes refused, comments stay pending"
         if not self._redis_ok:
             return False, "redis unreachable"
         if self._stopping:
             return False, "shutting down"
         return True, "ok"
 
-    def _set_redis_ok(self, ok: bool) -> None:
-        self._redis_ok = ok
+    def liveness(self) -> tuple[bool, str]:
+        """Dead when comments are in hand and nothing moved for ``stall_timeout_s`` (an orchestrator restarts it)."""
+        idle_s = time.monotonic() - self._progress_at
+        if self.inflight and idle_s > self.settings.stall_timeout_s:
+            return False, f"{self.inflight} comments in hand and no progress for {idle_s:.0f}s"
+        return True, "ok"
+
+    def _moved(self) -> None:
+        self._progress_at = time.monotonic()
+
+    def _in_hand_changed(self, held: int) -> None:
+        if held and not self._held:  # work arrives after a quiet spell: the stall clock starts now
+            self._moved()
+        self._held = held
+        self.metrics.pending.set(held)
+
+    def _set_redis_state(self, ok: bool, oom: bool = False) -> None:
+        self._redis_ok, self._redis_oom = ok, oom
+        self.metrics.redis_out_of_memory.set(1 if oom else 0)
         self.metrics.ready.set(1 if self.readiness()[0] else 0)
 
     def _redis_failed(self, what: str, exc: RedisError, attempt: int, delay_s: float) -> None:
         self.metrics.redis_errors.inc()
-        self._set_redis_ok(False)
-        log.warning("redis %s failed (%s); retry %d in %.2fs", what, exc, attempt, delay_s)
+        oom = isinstance(exc, RedisOutOfMemoryError)
+        self._set_redis_state(False, oom)
+        if oom:
+            log.warning("redis is out of memory (maxmemory reached) and refuses writes: %s failed; what this worker "
+                        "holds stays pending; retry %d in %.2fs", what, attempt, delay_s)
+        else:
+            log.warning("redis %s failed (%s); retry %d in %.2fs", what, exc, attempt, delay_s)
 
     def _redis_back(self) -> None:
-        if not self._redis_ok:
-            self._set_redis_ok(True)
+        if not self._redis_ok or self._redis_oom:
+            self._set_redis_state(True)
 
     async def _recover(self, exc: RedisError) -> bool:
+        """A lost consumer group is recreated at its resume mark: nothing in the stream is skipped."""
         if not isinstance(exc, GroupMissingError):
             return False
-        log.warning("consumer group missing (Redis restarted without data?); recreating it")
-        await self.retry.call("create group", self.streams.ensure_group, self.settings.group_start_id)
+        created, at = await self.retry.call("recreate group", self.streams.recreate_group)
+        if created:
+            self.metrics.group_recreated.inc()
+        log.warning("consumer group %s of %s was missing (destroyed, or Redis lost its data); %s at %s: entries "
+                    "after %s are delivered again, so comments finished after it (at most those in flight when "
+                    "the group was lost) may be published twice", self.settings.group, self.settings.input_stream,
+                    "recreated it" if created else "another worker recreated it", at, at)
         return True
 
     def _swap(self, model: LoadedModel) -> None:
         # On the event loop; the batch loop reads self.model once per batch, so a swap lands between batches.
         self.model = model
         self.metrics.set_model(model.name, model.version, model.device, model.dtype_name)
+
+    async def _released(self, ids: Iterable[str]) -> None:
+        self._moved()
+        await self.in_hand.release(ids)
 
     def poke_reload(self) -> None:
         self.watcher.poke()
@@ -174,6 +213,8 @@ class Worker:
         await asyncio.gather(stopper, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
         if errors:
+            log.error("stopping: %s: %s; what this worker held stays pending and is reclaimed once the cause is "
+                      "fixed", type(errors[0]).__name__, errors[0])
             raise errors[0]
 
     async def _stop_reading(self) -> None:
@@ -232,5 +273,7 @@ class Worker:
             await self.turn.changed()  # the queue may be empty now
             if not batch:
                 break
-            await self.publisher.put(await self.scorer.score_batch(batch))
+            finished = await self.scorer.score_batch(batch)
+            self._moved()
+            await self.publisher.put(finished)
         await self.publisher.close()

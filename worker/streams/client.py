@@ -1,8 +1,10 @@
 """The worker's stream client: read new and own pending entries, reclaim idle ones, publish results.
 
-Publishing is exactly-once: one server-side script XACKs each input entry and, only if the ack removed a
-pending entry (XACK returned 1), XADDs its result or dead letter. A comment processed twice (a slow
-consumer whose entry another consumer reclaimed) is therefore still published once.
+Publishing is exactly-once: one server-side script (the commit point, :mod:`.scripts`) publishes the result
+or dead letter of each input entry that is still pending in the group and acks it, all or nothing. A comment
+processed twice (a slow consumer whose entry another consumer reclaimed) is therefore still published once.
+The script also keeps a resume mark: where to recreate the group, should it be lost, without skipping
+anything (:meth:`StreamClient.recreate_group`).
 
 Reclaiming is one server-side script too (XAUTOCLAIM, then per entry its delivery count); an entry
 deleted from the input stream while pending (XDEL, MAXLEN trimming) is dead-lettered by that script
@@ -13,18 +15,20 @@ Every method raises errors of :mod:`worker.errors`' Redis branch, never redis-py
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 from ..errors import RedisCommandError
 from ..wire import parse_entry_id
 from .retry import guarded
-from .scripts import AUTOCLAIM_LUA, PUBLISH_LUA
+from .scripts import PUBLISH_LUA, RECLAIM_LUA, RECREATE_LUA, for_server
 
-__all__ = ["DELETED_REASON", "Outgoing", "RawEntry", "StreamClient", "connect", "ensure_group"]
+__all__ = ["DELETED_REASON", "Outgoing", "RawEntry", "StreamClient", "connect", "ensure_group", "resume_key"]
 
 RawEntry = tuple[str, dict[bytes, bytes]]
 DELETED_REASON = "entry was deleted from the input stream (XDEL or MAXLEN trimming) before it was processed"
@@ -65,6 +69,11 @@ async def ensure_group(redis: aioredis.Redis, stream: str, group: str, start_id:
     return True
 
 
+def resume_key(input_stream: str, group: str) -> str:
+    """The key of a group's resume mark (next to its stream, so a hash tag in the stream's name covers it)."""
+    return f"{input_stream}:resume:{group}"
+
+
 class StreamClient:
     def __init__(self, redis: aioredis.Redis, *, input_stream: str, output_stream: str, dead_stream: str,
                  group: str, consumer: str, output_maxlen: int = 1_000_000, dead_maxlen: int = 100_000) -> None:
@@ -72,8 +81,19 @@ class StreamClient:
         self.input_stream, self.output_stream, self.dead_stream = input_stream, output_stream, dead_stream
         self.group, self.consumer = group, consumer
         self.output_maxlen, self.dead_maxlen = output_maxlen, dead_maxlen
-        self._publish = redis.register_script(PUBLISH_LUA)
-        self._autoclaim = redis.register_script(AUTOCLAIM_LUA)
+        self.resume_key = resume_key(input_stream, group)
+        self._scripts: dict[str, AsyncScript] = {}
+        self._lock = asyncio.Lock()
+
+    async def _script(self, name: str) -> AsyncScript:
+        """The script ``name`` registered for this server's version (asked once)."""
+        async with self._lock:
+            if not self._scripts:
+                info = await guarded("INFO", self.redis.info("server"))
+                major = int(str(info.get("redis_version", "7")).split(".")[0])
+                self._scripts = {key: self.redis.register_script(for_server(text, major)) for key, text in
+                                 (("publish", PUBLISH_LUA), ("reclaim", RECLAIM_LUA), ("recreate", RECREATE_LUA))}
+        return self._scripts[name]
 
     async def ensure_group(self, start_id: str = "$") -> bool:
         """Create the consumer group (and the stream) when missing; True if it was created."""
@@ -108,7 +128,8 @@ class StreamClient:
         Returns (next cursor, claimed entries, their delivery counts, ids of entries that had been
         deleted from the input stream: those are already dead-lettered and acked by this call).
         """
-        reply = await guarded("reclaim script", self._autoclaim(
+        script = await self._script("reclaim")
+        reply = await guarded("reclaim script", script(
             keys=[self.input_stream, self.dead_stream],
             args=[self.group, self.consumer, min_idle_ms, start, count, self.dead_maxlen, DELETED_REASON]))
         claimed: list[RawEntry] = []
@@ -143,6 +164,15 @@ class StreamClient:
             args += ["d" if record.dead else "r", record.entry_id, len(record.fields)]
             for key, value in record.fields.items():
                 args += [key, value]
-        flags = await guarded("publish script", self._publish(
-            keys=[self.input_stream, self.output_stream, self.dead_stream], args=args))
+        script = await self._script("publish")
+        flags = await guarded("publish script", script(
+            keys=[self.input_stream, self.output_stream, self.dead_stream, self.resume_key], args=args))
         return [bool(int(f)) for f in flags]
+
+    async def recreate_group(self, fallback_start: str = "0") -> tuple[bool, str]:
+        """Recreate a lost group at its resume mark (``fallback_start`` when there is none: a group that never
+        published, or a Redis that lost its data). Returns (created by this call, the id it starts after)."""
+        script = await self._script("recreate")
+        created, at = await guarded("recreate group", script(keys=[self.input_stream, self.resume_key],
+                                                               args=[self.group, fallback_start]))
+        return bool(int(created)), at.decode() if isinstance(at, bytes) else str(at)

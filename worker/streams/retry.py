@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
@@ -21,7 +22,7 @@ from ..errors import (
     RedisUnavailableError,
 )
 
-__all__ = ["Backoff", "Retrying", "guarded", "sleep_or_stop", "translate"]
+__all__ = ["Backoff", "Retrying", "error_code", "guarded", "sleep_or_stop", "translate"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -31,20 +32,29 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError,
     redis_errors.ReadOnlyError, redis_errors.TryAgainError, redis_errors.ClusterDownError, OSError,
 )
-# Error replies that mean "not now" rather than "never": a script running too long, a failover under way.
-_TRANSIENT_PREFIXES = ("BUSY ", "MASTERDOWN", "NOREPLICAS", "LOADING", "READONLY", "TRYAGAIN")
+# Error codes that mean "not now" rather than "never": a script running too long, a failover under way.
+_TRANSIENT_CODES = frozenset({"BUSY", "MASTERDOWN", "NOREPLICAS", "LOADING", "READONLY", "TRYAGAIN", "CLUSTERDOWN"})
+# The code of an error reply: its first word, or (Redis 6.2 wraps errors raised inside a script) the first
+# capitalised word after a colon: "Error running script (…): @user_script:1: NOGROUP No such key…".
+_CODE = re.compile(r"(?:^|: -?)([A-Z]{2,})\b")
+
+
+def error_code(text: str) -> str:
+    """The error code of a Redis error reply (``"NOGROUP"``, ``"OOM"``…; ``""`` when there is none)."""
+    match = _CODE.search(text)
+    return match.group(1) if match else ""
 
 
 def translate(exc: BaseException, command: str) -> RedisError:
     """The livetopic error for a redis-py error (or OSError) raised by ``command``."""
     text = str(exc)
     message = f"redis {command}: {type(exc).__name__}: {text}"
-    if isinstance(exc, redis_errors.OutOfMemoryError) or text.startswith("OOM"):
+    code = error_code(text) if isinstance(exc, redis_errors.ResponseError) else ""
+    if isinstance(exc, redis_errors.OutOfMemoryError) or code == "OOM":
         return RedisOutOfMemoryError(message, command)
-    if isinstance(exc, _TRANSIENT) or (isinstance(exc, redis_errors.ResponseError)
-                                       and text.startswith(_TRANSIENT_PREFIXES)):
+    if isinstance(exc, _TRANSIENT) or code in _TRANSIENT_CODES:
         return RedisTransientError(message, command)
-    if text.startswith("NOGROUP"):
+    if code == "NOGROUP":
         return GroupMissingError(message, command)
     return RedisCommandError(message, command)
 

