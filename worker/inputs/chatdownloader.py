@@ -85,7 +85,7 @@ def convert(row: dict[str, Any]) -> list[Converted]:
     if message_type not in TEXT_TYPES or not text.strip():
         return [Skipped("empty message" if message_type == "text_message" else _kind(message_type))]
     fields = {"text": text}
-    author = row.get("author") if isinstance(row.get("author"), dict) else {}
+    author: dict[str, Any] = row["author"] if isinstance(row.get("author"), dict) else {}
     user = author.get("display_name") or author.get("name")
     if user:
         fields["user"] = str(user)

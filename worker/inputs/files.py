@@ -160,7 +160,7 @@ def _container_rows(path: Path, text: str) -> list[Any]:
     if csv_header(first) is not None:
         return _csv_rows(path, text)
     if suffix == ".csv":
-        raise InputFileError(f"{path}: CSV needs a 'text' (or 'content', 'message') column; found header "
+        raise InputFileError(f"{path}: CSV needs a 'text' column (or 'content', 'message'); found header "
                              f"{first[:120]!r}. Accepted: {ACCEPTED}")
     return [{"text": line} for line in lines if line.strip()]
 

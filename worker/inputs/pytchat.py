@@ -44,7 +44,7 @@ def convert(row: dict[str, Any]) -> list[Converted]:
     if not text.strip():
         return [Skipped(TEXT_TYPES[kind])]
     fields = {"text": text}
-    author = row.get("author") if isinstance(row.get("author"), dict) else {}
+    author: dict[str, Any] = row["author"] if isinstance(row.get("author"), dict) else {}
     if author.get("name"):
         fields["user"] = str(author["name"])
     if row.get("id"):
