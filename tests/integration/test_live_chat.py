@@ -129,7 +129,7 @@ def test_follow_killed_twice_pushes_each_message_once(redis_server: EmbeddedRedi
     client.flushall()
     worker = start_worker(redis_server.url, tiny_repo)
     ms = messages(chat_texts(), 2000, "follow")
-    items, skipped = cd_items(ms)
+    items, _ = cd_items(ms)
     lines = [json.dumps(item, sort_keys=True) + "\n" for item in items]
     path = tmp_path / "growing.jsonl"
     path.write_text("", "utf-8")

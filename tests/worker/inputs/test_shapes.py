@@ -72,7 +72,7 @@ def test_unknown_shapes_name_what_is_accepted(tmp_path: Path) -> None:
         read_inputs([path])
     csv_file = tmp_path / "x.csv"
     csv_file.write_text("author,body\na,hi\n", "utf-8")
-    with pytest.raises(InputFileError, match="'text' column.*found header 'author,body'.*Accepted: chat-downloader"):
+    with pytest.raises(InputFileError, match=r"'text' column.*found header 'author,body'.*Accepted: chat-downloader"):
         read_inputs([csv_file])
 
 
