@@ -17,6 +17,7 @@ RULES: dict[str, tuple[str, ...]] = {
     **{leaf: LEAVES for leaf in LEAVES},
     "worker.model": LEAVES,
     "worker.streams": LEAVES,
+    "worker.sources": (*LEAVES, "worker.streams"),
     "worker.service": (*LEAVES, "worker.model", "worker.streams"),
     "worker.web": (*LEAVES, "worker.model", "worker.streams"),
     "worker.tools": (*LEAVES, "worker.model", "worker.streams", "worker.service"),

@@ -16,7 +16,8 @@ the whole family or one branch. Errors of third-party libraries are mapped into 
     │   ├── RedisCommandError    "never": WRONGTYPE, NOPERM, a script error…; a configuration fault
     │   │   └── GroupMissingError       the consumer group (or its stream) does not exist (NOGROUP)
     │   └── RedisUnavailableError       transient errors outlasted the caller's retry budget
-    └── EmbeddedRedisError       the bundled redis-server could not be started
+    ├── EmbeddedRedisError       the bundled redis-server could not be started
+    └── SourceError              a live-chat library failed (``scrape``): names it, its version, the fallback
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "RedisTransientError",
     "RedisUnavailableError",
     "RepositoryError",
+    "SourceError",
 ]
 
 
@@ -92,3 +94,7 @@ class RedisUnavailableError(RedisError):
 
 class EmbeddedRedisError(LivetopicError):
     """The bundled redis-server binary could not be started."""
+
+
+class SourceError(LivetopicError):
+    """A live-chat library (chat-downloader, yt-dlp) failed in a way a reconnect does not cure."""

@@ -12,7 +12,7 @@ import os
 import sys
 
 from ..errors import LivetopicError
-from . import models, push, serve, tail
+from . import models, push, scrape, serve, tail
 from .common import quiet_libraries
 
 __all__ = ["build_parser", "main"]
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve.register(sub)
     push.register(sub)
+    scrape.register(sub)
     tail.register(sub)
     models.register(sub)
     demo.register(sub, train=train_model)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
 from ..settings import Settings
 
-__all__ = ["quiet_libraries", "redis_for", "run_async"]
+__all__ = ["quiet_libraries", "redis_for", "run_async", "stop_on_signals"]
 
 
 def quiet_libraries() -> None:
@@ -47,3 +48,18 @@ def redis_for(settings: Settings, announce: bool = True) -> Iterator[str]:
         if announce:
             print(f"embedded redis-server at {server.url} (data in {server.data_dir})", file=sys.stderr, flush=True)
         yield server.url
+
+
+def stop_on_signals(stop: asyncio.Event, what: str) -> None:
+    """SIGINT/SIGTERM set ``stop`` (the producer finishes the chunk in hand and exits 0); a second one exits
+    at once (status 130: what was not yet confirmed is sent again, once, by the next run)."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(name: str) -> None:
+        if stop.is_set():
+            os._exit(130)
+        print(f"\n{name}: stopping {what}", file=sys.stderr, flush=True)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig.name)

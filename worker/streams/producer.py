@@ -1,14 +1,25 @@
 """The producer: XADD comments exactly once, riding out Redis faults.
 
-Entries carry ids chosen by the producer and go out in MULTI/EXEC chunks, so after a connection fault the
-producer can tell which entries landed (look up their ids and compare the fields) before sending the rest
-again.
+Entries carry ids chosen by the producer and go out in chunks through one server-side script, which lands a
+chunk whole or not at all: it XADDs every entry (or none, when an id is already taken) and, in the same
+step, may
+
+- skip an entry whose message id (its ``id`` field) it saw within a window (``dedupe``: a sorted set of the
+  ids seen, trimmed to the window and expiring with it), so a source that sends a message again (a
+  reconnect, a restart, a rewritten file) pushes it once;
+- record a checkpoint (a hash: e.g. how far into a file the chunk reaches), so a reader that restarts from
+  its checkpoint pushes nothing twice and misses nothing.
+
+After a connection fault the producer looks its ids up (comparing the fields) before sending again: a chunk
+whose reply was lost is found in the stream and not sent twice.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -16,11 +27,90 @@ import redis.asyncio as aioredis
 from ..errors import RedisCommandError, RedisError, RedisTransientError
 from ..wire import parse_entry_id
 from .client import ensure_group
-from .retry import Retrying, guarded, translate
+from .retry import Retrying, guarded
 
-__all__ = ["StreamProducer"]
+__all__ = ["PRODUCE_LUA", "Checkpoint", "Dedupe", "StreamProducer", "companion_key"]
 
 log = logging.getLogger(__name__)
+
+# KEYS: the stream, then the seen-ids set (mode has "s"), then the checkpoint hash (mode has "p").
+# ARGV: mode, maxlen (0: none), window_ms, now_ms, n, then per entry: id, message id ("" none), nfields,
+# field, value…; then nfields, field, value… of the checkpoint. Returns {"ok", {1 added | 0 duplicate…}} or
+# {"clash", error} when the first id is taken (then nothing was written: the ids rise within a chunk).
+PRODUCE_LUA = """
+local mode = ARGV[1]
+local stream, seen, pos = KEYS[1], nil, nil
+local k = 2
+if string.find(mode, 's', 1, true) then seen = KEYS[k]; k = k + 1 end
+if string.find(mode, 'p', 1, true) then pos = KEYS[k] end
+local maxlen, window, now = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local n = tonumber(ARGV[5])
+local i = 6
+local flags = {}
+local wrote = false
+for e = 1, n do
+  local id, mid, nf = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local args = {'XADD', stream}
+  if maxlen > 0 then args[#args + 1] = 'MAXLEN'; args[#args + 1] = '~'; args[#args + 1] = maxlen end
+  args[#args + 1] = id
+  for f = 1, nf * 2 do args[#args + 1] = ARGV[i + 2 + f] end
+  i = i + 3 + nf * 2
+  local dup = false
+  if seen and mid ~= '' then
+    local score = redis.call('ZSCORE', seen, mid)
+    dup = score ~= false and tonumber(score) > now - window
+  end
+  if dup then
+    flags[e] = 0
+  else
+    local reply = redis.pcall(unpack(args))
+    if type(reply) == 'table' and reply.err then
+      if wrote then return redis.error_reply(reply.err) end
+      return {'clash', reply.err}
+    end
+    wrote = true
+    if seen and mid ~= '' then redis.call('ZADD', seen, now, mid) end
+    flags[e] = 1
+  end
+end
+if pos then
+  local nf = tonumber(ARGV[i])
+  local args = {'HSET', pos}
+  for f = 1, nf * 2 do args[#args + 1] = ARGV[i + f] end
+  if nf > 0 then redis.call(unpack(args)) end
+end
+if seen then
+  redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. (now - window))
+  redis.call('PEXPIRE', seen, window)
+end
+return {'ok', flags}
+"""
+
+
+def companion_key(stream: str, suffix: str) -> str:
+    """A key beside ``stream`` in the same Redis Cluster slot (a script may only touch one slot): the stream's
+    own hash tag where it has one, else the stream's name as the tag."""
+    start = stream.find("{")
+    end = stream.find("}", start + 1)
+    if start >= 0 and end > start + 1:
+        return f"{stream}:{suffix}"
+    return f"{{{stream}}}:{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class Dedupe:
+    """Skip an entry whose ``id`` field was pushed within ``window_s`` (kept in the sorted set ``key``)."""
+
+    key: str
+    window_s: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Fields written to the hash ``key`` in the same step as the chunk's entries."""
+
+    key: str
+    fields: Mapping[str, str]
 
 
 def _log_pause(what: str, exc: RedisError, attempt: int, delay_s: float) -> None:
@@ -28,14 +118,18 @@ def _log_pause(what: str, exc: RedisError, attempt: int, delay_s: float) -> None
 
 
 class StreamProducer:
-    """XADD with producer-chosen, increasing ids, in MULTI/EXEC chunks. Transient Redis faults are retried
-    for up to ``max_retry_s`` (then :class:`~worker.errors.RedisUnavailableError`)."""
+    """XADD with producer-chosen, increasing ids, a chunk at a time through :data:`PRODUCE_LUA`. Transient
+    Redis faults are retried for up to ``max_retry_s`` (then :class:`~worker.errors.RedisUnavailableError`).
+    ``duplicates`` counts the entries skipped by ``dedupe``."""
 
     def __init__(self, redis: aioredis.Redis, stream: str, *, maxlen: int | None = None,
-                 max_retry_s: float = 120.0) -> None:
+                 max_retry_s: float = 120.0, dedupe: Dedupe | None = None) -> None:
         self.redis, self.stream, self.maxlen, self.max_retry_s = redis, stream, maxlen, max_retry_s
+        self.dedupe = dedupe
+        self.duplicates = 0
         self._last = (0, 0)
         self._retry = Retrying(base_s=0.1, cap_s=5.0, on_failure=_log_pause)
+        self._script = redis.register_script(PRODUCE_LUA)
 
     def _next_id(self) -> str:
         ms = max(int(time.time() * 1000), self._last[0])
@@ -55,50 +149,77 @@ class StreamProducer:
         await self._retry.call("XGROUP CREATE", ensure_group, self.redis, self.stream, group, "$",
                                budget_s=self.max_retry_s)
 
-    async def _missing(self, chunk: list[dict[str, str]], ids: list[str], todo: list[int]) -> list[int]:
+    async def _missing(self, chunk: Sequence[Mapping[str, str]], ids: list[str], todo: list[int]) -> list[int]:
         """Of ``todo``, the records not in the stream under their id with their own fields."""
+        if not todo:
+            return []
         lo, hi = min((ids[i] for i in todo), key=parse_entry_id), max((ids[i] for i in todo), key=parse_entry_id)
         rows: Any = await guarded("XRANGE", self.redis.xrange(self.stream, lo, hi))
         found = {parse_entry_id(k): v for k, v in rows}
         return [i for i in todo
                 if found.get(parse_entry_id(ids[i])) != {k.encode(): v.encode() for k, v in chunk[i].items()}]
 
-    async def _attempt(self, chunk: list[dict[str, str]], ids: list[str], todo: list[int]) -> list[int]:
-        """Send ``todo`` in one MULTI/EXEC; returns what is still to send (ids renewed where taken by others)."""
-        pipe = self.redis.pipeline(transaction=True)
+    def _call(self, chunk: Sequence[Mapping[str, str]], ids: list[str], todo: list[int],
+              checkpoint: Checkpoint | None) -> tuple[list[str], list[str | int | float]]:
+        keys, mode = [self.stream], ""
+        if self.dedupe is not None:
+            keys.append(self.dedupe.key)
+            mode += "s"
+        if checkpoint is not None:
+            keys.append(checkpoint.key)
+            mode += "p"
+        window_ms = int(self.dedupe.window_s * 1000) if self.dedupe else 0
+        args: list[str | int | float] = [mode, self.maxlen or 0, window_ms, int(time.time() * 1000), len(todo)]
         for i in todo:
-            pipe.xadd(self.stream, chunk[i], id=ids[i], maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
-        replies = await guarded("MULTI/XADD/EXEC", pipe.execute(raise_on_error=False))
-        failed = [i for i, reply in zip(todo, replies, strict=True) if isinstance(reply, Exception)]
-        clash = [i for i in failed if "equal or smaller" in str(replies[todo.index(i)])]
-        if len(clash) < len(failed):
-            raise translate(replies[todo.index(next(i for i in failed if i not in clash))], "XADD")
-        if clash:  # the id is taken: by an earlier attempt of ours, or by another producer
-            clash = await self._missing(chunk, ids, clash)
-            if clash:
-                await self._sync_top()
-                for i in clash:
-                    ids[i] = self._next_id()
-        return clash
+            args += [ids[i], chunk[i].get("id", "") if self.dedupe else "", len(chunk[i])]
+            for key, value in chunk[i].items():
+                args += [key, value]
+        marks = dict(checkpoint.fields) if checkpoint is not None else {}
+        args.append(len(marks))
+        for key, value in marks.items():
+            args += [key, value]
+        return keys, args
 
-    async def add(self, chunk: list[dict[str, str]]) -> list[str]:
-        """Add ``chunk`` exactly once; returns the entry ids."""
+    async def _attempt(self, chunk: Sequence[Mapping[str, str]], ids: list[str], todo: list[int],
+                       checkpoint: Checkpoint | None) -> list[int]:
+        """Send ``todo`` (and the checkpoint) in one script call; returns what is still to send (ids renewed
+        where another producer took them)."""
+        keys, args = self._call(chunk, ids, todo, checkpoint)
+        reply = await guarded("produce script", self._script(keys=keys, args=args))
+        status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        if status == "ok":
+            self.duplicates += sum(1 for flag in reply[1] if not int(flag))
+            return []
+        error = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+        if "equal or smaller" not in error:
+            raise RedisCommandError(f"redis XADD: {error}", "XADD")
+        await self._sync_top()  # another producer wrote past our ids: take new ones above its last
+        for i in todo:
+            ids[i] = self._next_id()
+        return todo
+
+    async def add(self, chunk: Sequence[Mapping[str, str]], checkpoint: Checkpoint | None = None) -> list[str]:
+        """Add ``chunk`` exactly once (and write ``checkpoint`` with it); returns the entry ids (an entry
+        skipped as a duplicate has none in the stream)."""
         ids = [self._next_id() for _ in chunk]
         todo = list(range(len(chunk)))
+        pending = True  # the script still has to run (a chunk without entries may still carry a checkpoint)
         uncertain = False  # a fault hid whether the last attempt landed
 
         async def step() -> None:
-            nonlocal todo, uncertain
+            nonlocal todo, uncertain, pending
             try:
                 if uncertain:
-                    todo = await self._missing(chunk, ids, todo)
-                    uncertain = False
-                if todo:
-                    todo = await self._attempt(chunk, ids, todo)
+                    left = await self._missing(chunk, ids, todo)
+                    pending = bool(left) or not todo  # all found: that attempt landed, checkpoint included
+                    todo, uncertain = left, False
+                if pending:
+                    todo = await self._attempt(chunk, ids, todo, checkpoint)
+                    pending = bool(todo)
             except RedisTransientError:
                 uncertain = True
                 raise
 
-        while todo:
+        while pending:
             await self._retry.call("XADD", step, budget_s=self.max_retry_s)
         return ids

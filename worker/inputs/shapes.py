@@ -1,0 +1,77 @@
+"""Which tool wrote a row, told from its fields (never from the file name), and the row as comments.
+
+A row of the scrapers' shapes (:mod:`.ytdlp`, :mod:`.chatdownloader`, :mod:`.pytchat`) becomes records and
+skipped items; a row of livetopic's own shape (``text`` or ``content``, and ``channel``/``user``/``ts``/``id``;
+the chat-log JSON's ``time``) becomes one record. Anything else is an error that names the accepted shapes
+and what was found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import InputFileError
+from . import chatdownloader, pytchat, ytdlp
+from .records import Converted, Record, parse_offset
+
+__all__ = ["ACCEPTED", "convert_row", "describe_row", "text_of", "to_record", "unknown_shape"]
+
+TEXT_FIELDS = ("text", "content")
+PASSTHROUGH = ("channel", "user", "ts", "id")
+ACCEPTED = ("chat-downloader items (JSON list, JSONL or CSV: message, message_type, author.name…); "
+            "pytchat items (JSON: message, type, author.channelId…); "
+            "yt-dlp live_chat.json (replayChatItemAction lines); "
+            "livetopic's own: JSON list, JSONL or CSV with a text (or content) field; plain text, one comment a line")
+
+
+def text_of(row: dict[str, Any]) -> str | None:
+    """The comment's text in livetopic's own shape: ``text``, else ``content`` (None when neither is a string)."""
+    for key in TEXT_FIELDS:
+        value = row.get(key)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def to_record(row: dict[str, Any], where: str) -> Record:
+    """The input-stream fields of a row in livetopic's own shape: its text, and ``channel``/``user``/``ts``/
+    ``id`` where present (``ts`` from the chat exports' ``time`` when there is no ``ts``)."""
+    text = row.get("text", row.get("content"))
+    if text is None:
+        raise unknown_shape(where, row)
+    fields = {"text": str(text)}
+    for key in PASSTHROUGH:
+        if row.get(key) not in (None, ""):
+            fields[key] = str(row[key])
+    if "ts" not in fields and row.get("time") not in (None, ""):
+        fields["ts"] = str(row["time"])
+    return Record(fields, parse_offset(fields.get("ts", "")))
+
+
+def describe_row(row: dict[str, Any]) -> str:
+    keys = sorted(str(k) for k in row)
+    shown = ", ".join(keys[:12]) + (", …" if len(keys) > 12 else "")
+    return f"an object with fields {shown}" if keys else "an empty object"
+
+
+def unknown_shape(where: str, row: dict[str, Any] | str) -> InputFileError:
+    found = describe_row(row) if isinstance(row, dict) else row
+    return InputFileError(f"{where}: not a chat shape livetopic knows: found {found}. Accepted: {ACCEPTED}")
+
+
+_SCRAPERS: tuple[tuple[Callable[[dict[str, Any]], bool], Callable[[dict[str, Any]], list[Converted]]], ...] = (
+    (ytdlp.matches, ytdlp.convert),
+    (chatdownloader.matches, chatdownloader.convert),
+    (pytchat.matches, pytchat.convert),
+)
+
+
+def convert_row(row: dict[str, Any], where: str) -> list[Converted]:
+    """One row → its comments and skipped items (livetopic's own shape first: ``text``/``content``)."""
+    if text_of(row) is not None or row.get("text") is not None or row.get("content") is not None:
+        return [to_record(row, where)]
+    for matches, convert in _SCRAPERS:
+        if matches(row):
+            return convert(row)
+    raise unknown_shape(where, row)

@@ -1,0 +1,153 @@
+"""Comments from sources that keep going into the stream, exactly once: files still being written
+(``push --follow``, position checkpointed with the entries it covers) and pipes (``push -``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import redis.asyncio as aioredis
+
+from ..errors import InputFileError
+from ..inputs import LineDecoder, Record, Skipped
+from ..inputs.records import Converted
+from ..inputs.ytdlp import video_id_of
+from ..streams.positions import follow_key, read_checkpoint
+from ..streams.producer import Checkpoint, StreamProducer
+from ..streams.retry import sleep_or_stop
+from .status import Status
+from .tail import Line, TailedFile
+
+__all__ = ["Feed", "follow_files", "read_pipe"]
+
+log = logging.getLogger(__name__)
+CHUNK = 500
+
+
+class Feed:
+    """Send converted items to the producer (with a checkpoint, when given) and count them on ``status``."""
+
+    def __init__(self, producer: StreamProducer, status: Status) -> None:
+        self.producer, self.status = producer, status
+
+    async def send(self, items: Iterable[Converted], checkpoint: Checkpoint | None = None) -> None:
+        records: list[Record] = []
+        for item in items:
+            if isinstance(item, Skipped):
+                self.status.skipped[item.kind] += 1
+            else:
+                records.append(item)
+        if not records and checkpoint is None:
+            return
+        before = self.producer.duplicates
+        await self.producer.add([r.fields for r in records], checkpoint)
+        duplicates = self.producer.duplicates - before
+        self.status.pushed += len(records) - duplicates
+        self.status.duplicates += duplicates
+        self.status.tick()
+
+
+@dataclass
+class _Followed:
+    tail: TailedFile
+    decoder: LineDecoder
+    key: str
+    channel: str | None
+
+    def decode(self, lines: Sequence[Line]) -> list[Converted]:
+        return [item for line in lines for item in self.decoder.decode(line.text, line.number)]
+
+
+async def _open(path: Path, redis: aioredis.Redis, stream: str, channel: str | None) -> _Followed:
+    key = follow_key(stream, str(path))
+    tail = TailedFile(path)
+    how = await asyncio.to_thread(tail.resume, await read_checkpoint(redis, key))
+    log.info("following %s %s", path, how)
+    followed = _Followed(tail, LineDecoder(str(path), channel or video_id_of(path)), key, channel)
+    first = tail.first_line()
+    if first is not None:
+        followed.decoder.prime(first)
+    return followed
+
+
+async def _step(f: _Followed, feed: Feed) -> bool:
+    """Push what ``f`` grew by; True if there was anything."""
+    lines = f.tail.read_lines(CHUNK)
+    if lines:
+        await feed.send(f.decode(lines), Checkpoint(f.key, f.tail.checkpoint()))
+        return True
+    what = f.tail.changed()
+    if what is None:
+        return False
+    if what == "replaced":  # the old file is complete: its last line counts even without a newline
+        while lines := f.tail.read_lines(CHUNK, final=True):
+            await feed.send(f.decode(lines), Checkpoint(f.key, f.tail.checkpoint()))
+    log.warning("%s was %s: reading it from the start", f.tail.path, what)
+    f.tail.restart(reopen=what == "replaced")
+    f.decoder = LineDecoder(f.decoder.where, f.decoder.channel)
+    return True
+
+
+async def follow_files(paths: Sequence[Path], feed: Feed, redis: aioredis.Redis, stop: asyncio.Event, *,
+                       channel: str | None = None, poll_s: float = 0.1) -> None:
+    """Follow ``paths`` (absolute: a file's position is kept under its path) like ``tail -F`` until ``stop``:
+    each complete line pushed once, across restarts."""
+    followed = [await _open(path, redis, feed.producer.stream, channel) for path in paths]
+    try:
+        while not stop.is_set():
+            busy = False
+            for f in followed:
+                busy = await _step(f, feed) or busy
+            feed.status.tick()
+            if not busy:
+                await sleep_or_stop(poll_s, stop)
+    finally:
+        for f in followed:
+            f.tail.close()
+
+
+def _reader(stream: BinaryIO, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes | None]) -> None:
+    try:
+        for raw in iter(stream.readline, b""):
+            loop.call_soon_threadsafe(queue.put_nowait, raw)
+    finally:
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+
+async def read_pipe(stream: BinaryIO, feed: Feed, stop: asyncio.Event, *, channel: str | None = None,
+                    where: str = "<stdin>") -> None:
+    """Push each complete line of ``stream`` as it arrives, until its end or ``stop``."""
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    threading.Thread(target=_reader, args=(stream, asyncio.get_running_loop(), queue), daemon=True,
+                     name="livetopic-pipe").start()
+    decoder = LineDecoder(where, channel)
+    number = 0
+    ended = False
+    while not ended:
+        getter = asyncio.ensure_future(queue.get())
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if not getter.done():
+            getter.cancel()
+            return
+        batch = [getter.result()]
+        while len(batch) < CHUNK and not queue.empty():
+            batch.append(queue.get_nowait())
+        items: list[Converted] = []
+        for raw in batch:
+            if raw is None:
+                ended = True
+                break
+            number += 1
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputFileError(f"{where}:{number}: not UTF-8 text ({exc})") from exc
+            items += decoder.decode(text, number)
+        await feed.send(items)

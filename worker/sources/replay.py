@@ -1,0 +1,51 @@
+"""Replaying files: the comments of whole files in batches, each comment due at its own time (``--rate``: evenly
+spaced; ``--speed X``: the files' own timing, X times faster), batches formed of what is due."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+
+from ..inputs import Record
+
+__all__ = ["due_times", "paced"]
+
+
+def due_times(records: Sequence[Record], *, rate: float | None = None, speed: float | None = None) -> list[float]:
+    """Seconds after the start at which each record is due. ``speed`` uses the broadcast offsets when the first
+    timed record has one, else the send times (live chat); a record without that clock goes with the one
+    before it."""
+    if rate:
+        return [i / rate for i in range(len(records))]
+    if not speed:
+        return [0.0] * len(records)
+    first = next((r for r in records if r.offset_s is not None or r.time_s is not None), None)
+    if first is None:
+        return [0.0] * len(records)
+    use_offset = first.offset_s is not None
+    clocks = [r.offset_s if use_offset else r.time_s for r in records]
+    base = next(c for c in clocks if c is not None)
+    due, last = [], 0.0
+    for clock in clocks:
+        if clock is not None:
+            last = max(last, (clock - base) / speed)  # a comment out of order goes at once, never back in time
+        due.append(last)
+    return due
+
+
+async def paced(records: Sequence[Record], due: Sequence[float], max_batch: int = 500) -> AsyncIterator[list[Record]]:
+    """``records`` in batches: each batch holds the records due by the time it is sent (at most ``max_batch``);
+    between batches, sleep until the next record is due."""
+    started = time.monotonic()
+    i = 0
+    while i < len(records):
+        delay = due[i] - (time.monotonic() - started)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        now = time.monotonic() - started
+        j = i + 1
+        while j < len(records) and j - i < max_batch and due[j] <= now:
+            j += 1
+        yield list(records[i:j])
+        i = j

@@ -1,0 +1,169 @@
+"""``livetopic scrape``: a live chat read through a maintained library, each text message pushed exactly once.
+
+The library runs in a thread of its own (its calls block); its items are converted by the same mappers as
+its files (:mod:`worker.inputs`) and pushed with a message-id window kept in Redis, so the messages a source
+sends again after a reconnect or a restart land once. When the source drops (a connection error, retries
+exhausted) it is opened again with back-off; when the library itself fails (the site changed), a
+:class:`~worker.errors.SourceError` names the library, its version, the error and the fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from ..errors import SourceError
+from ..inputs import Record, chatdownloader
+from ..inputs.records import Converted
+from ..streams.retry import Backoff, sleep_or_stop
+from .feed import CHUNK, Feed
+
+__all__ = ["FALLBACK", "ChatDownloaderSource", "channel_of", "library_version", "scrape"]
+
+log = logging.getLogger(__name__)
+
+FALLBACK = ("fall back to yt-dlp and push --follow: `yt-dlp --skip-download --write-subs --sub-langs live_chat "
+            "--no-part -o '%(id)s' URL` and, beside it, `livetopic push --follow VIDEO_ID.live_chat.json`")
+_END = object()
+
+
+def library_version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def channel_of(url: str) -> str | None:
+    """The video id (YouTube) or channel name (Twitch) in ``url``."""
+    parsed = urlparse(url if "//" in url else "https://" + url)
+    host = parsed.netloc.lower()
+    if host.endswith("youtu.be"):
+        return parsed.path.strip("/") or None
+    if "youtube" in host:
+        video = parse_qs(parsed.query).get("v")
+        if video:
+            return video[0]
+        found = re.match(r"/(?:live|shorts)/([\w-]+)", parsed.path)
+        return found[1] if found else None
+    if "twitch" in host:
+        return parsed.path.strip("/").split("/")[0] or None
+    return None
+
+
+@dataclass
+class ChatDownloaderSource:
+    """chat-downloader: YouTube (live chat API) and Twitch (anonymous IRC). ``prepare_session`` may change the
+    ``requests.Session`` it fetches through (tests mount recorded responses there)."""
+
+    url: str
+    prepare_session: Callable[[Any], None] | None = None
+    max_attempts: int = 3
+    name: str = field(default="chat-downloader", init=False)
+
+    def open(self) -> tuple[str | None, Iterator[dict[str, Any]]]:
+        try:
+            from chat_downloader import ChatDownloader
+            from chat_downloader.sites import TwitchChatDownloader, YouTubeChatDownloader
+        except ImportError as exc:
+            raise SourceError(f"chat-downloader is not installed (pip install 'livetopic[scrape]'); "
+                              f"or {FALLBACK}") from exc
+        downloader = ChatDownloader()
+        if self.prepare_session is not None:
+            for site in (YouTubeChatDownloader, TwitchChatDownloader):
+                self.prepare_session(downloader.create_session(site).session)
+        chat = downloader.get_chat(self.url, message_groups=["all"], max_attempts=self.max_attempts,
+                                   interruptible_retry=False)
+        return getattr(chat, "id", None), iter(chat)
+
+    @staticmethod
+    def dropped(exc: BaseException) -> bool:
+        """A dropped source (open it again) rather than a library failure."""
+        import requests
+        from chat_downloader.errors import RetriesExceeded
+
+        return isinstance(exc, requests.RequestException | RetriesExceeded | ConnectionError | TimeoutError)
+
+    @staticmethod
+    def convert(item: dict[str, Any]) -> list[Converted]:
+        return chatdownloader.convert(item)
+
+
+def _pump(items: Iterator[dict[str, Any]], loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]) -> None:
+    """Run the library's iterator (a thread): items, then the end marker or the exception."""
+    try:
+        for item in items:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        loop.call_soon_threadsafe(queue.put_nowait, _END)
+    except BaseException as exc:  # handed over to the event loop, raised there
+        loop.call_soon_threadsafe(queue.put_nowait, exc)
+
+
+async def _session(source: ChatDownloaderSource, feed: Feed, stop: asyncio.Event, channel: str | None) -> bool:
+    """One connection: push until the chat ends (True), ``stop`` (True), or the source drops (raises)."""
+    loop = asyncio.get_running_loop()
+    chat_id, items = await asyncio.to_thread(source.open)
+    channel = channel or chat_id or channel_of(source.url)
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    threading.Thread(target=_pump, args=(items, loop, queue), daemon=True, name="livetopic-scrape").start()
+    while not stop.is_set():
+        getter = asyncio.ensure_future(queue.get())
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if not getter.done():
+            getter.cancel()
+            break
+        batch = [getter.result()]
+        while len(batch) < CHUNK and not queue.empty():
+            batch.append(queue.get_nowait())
+        converted: list[Converted] = []
+        outcome: Any = None
+        for item in batch:
+            if item is _END or isinstance(item, BaseException):
+                outcome = item
+                break
+            for one in source.convert(item):
+                if isinstance(one, Record) and channel and "channel" not in one.fields:
+                    one.fields["channel"] = channel
+                converted.append(one)
+        await feed.send(converted)
+        if outcome is _END:
+            return True
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return True
+
+
+async def scrape(source: ChatDownloaderSource, feed: Feed, stop: asyncio.Event, *, channel: str | None = None,
+                 backoff: Backoff | None = None) -> None:
+    """Push ``source``'s chat until it ends or ``stop``; reconnect with back-off when it drops."""
+    backoff = backoff or Backoff(base_s=1.0, cap_s=60.0)
+    while not stop.is_set():
+        pushed = feed.status.pushed
+        try:
+            await _session(source, feed, stop, channel)
+            return
+        except SourceError:
+            raise
+        except Exception as exc:
+            if not source.dropped(exc):
+                version = library_version(source.name)
+                raise SourceError(f"{source.name} {version} failed: {type(exc).__name__}: {exc}. "
+                                  f"The site may have changed (upgrade {source.name}), or {FALLBACK}") from exc
+            if feed.status.pushed > pushed:
+                backoff.attempt = 0  # it had been working: start the back-off again from its base
+            delay = next(backoff)
+            feed.status.reconnects += 1
+            feed.status.tick(force=True)
+            log.warning("%s: the source dropped (%s: %s); reconnecting in %.1fs", source.name,
+                        type(exc).__name__, exc, delay)
+            if await sleep_or_stop(delay, stop):
+                return
