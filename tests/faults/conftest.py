@@ -6,19 +6,89 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+import shutil
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
 from worker.model.load import load_model
 from worker.model.runtime import LoadedModel
 from worker.service.worker import Worker
 from worker.settings import load_settings
+from worker.tools.embedded import EmbeddedRedis, find_redis_server
 
 INPUT, OUTPUT, DEAD, GROUP = "livetopic:comments", "livetopic:topics", "livetopic:dead", "livetopic"
+# What one publish (a batch of results) and a worker's pending entries may add to Redis's memory between two of
+# its own checks against maxmemory: the most used_memory may exceed maxmemory in these tests.
+MEMORY_TOLERANCE_B = 256 * 1024
+MAXMEMORY_B = 64 * 1024 * 1024
+
+
+class Server:
+    """A redis-server with ``maxmemory`` (noeviction) and a thread that samples ``used_memory`` every 10 ms."""
+
+    def __init__(self, executable: str, data_dir: Path) -> None:
+        self.embedded = EmbeddedRedis(data_dir, executable=executable, appendonly=True).start()
+        self.url = self.embedded.url
+        self.sync = redis.Redis.from_url(self.url, socket_timeout=10)
+        self.version = str(self.sync.info("server")["redis_version"])
+        self.set_maxmemory(MAXMEMORY_B)
+        self.sync.config_set("maxmemory-policy", "noeviction")
+        self.over_b = 0  # the most used_memory was ever above maxmemory
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def set_maxmemory(self, limit_b: int) -> None:
+        self.maxmemory_b = limit_b
+        self.sync.config_set("maxmemory", str(limit_b))
+
+    def used_b(self) -> int:
+        return int(self.sync.info("memory")["used_memory"])
+
+    def _sample(self) -> None:
+        client = redis.Redis.from_url(self.url, socket_timeout=5)
+        while not self._stop.wait(0.01):
+            try:
+                used = int(client.info("memory")["used_memory"])
+            except redis.RedisError:
+                continue
+            if self.maxmemory_b:
+                self.over_b = max(self.over_b, used - self.maxmemory_b)
+        client.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sampler.join(5)
+        self.sync.close()
+        self.embedded.stop(kill=True)
+
+
+def _executables() -> list[object]:
+    out: list[object] = [pytest.param(find_redis_server(), id="embedded-6.2")]
+    system = shutil.which("redis-server")
+    out.append(pytest.param(system, id="system-7") if system else
+               pytest.param(None, id="system-7", marks=pytest.mark.skip(reason="no redis-server on PATH")))
+    return out
+
+
+@pytest.fixture(params=_executables())
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    srv = Server(request.param, tmp_path / "redis")
+    try:
+        yield srv
+    finally:
+        srv.close()
+    print(f"redis {srv.version}: used_memory at most {srv.over_b} bytes over maxmemory")
+    assert srv.over_b <= MEMORY_TOLERANCE_B, f"used_memory went {srv.over_b} bytes over maxmemory"
+
+
+
 
 
 @pytest.fixture(scope="session")

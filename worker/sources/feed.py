@@ -17,7 +17,8 @@ from ..errors import InputFileError
 from ..inputs import LineDecoder, Record, Skipped
 from ..inputs.records import Converted
 from ..inputs.ytdlp import video_id_of
-from ..streams.positions import follow_key, read_checkpoint
+from ..streams.keys import follow_key
+from ..streams.positions import read_checkpoint
 from ..streams.producer import Checkpoint, StreamProducer
 from ..streams.retry import sleep_or_stop
 from .status import Status

@@ -25,10 +25,11 @@ from redis.commands.core import AsyncScript
 
 from ..errors import RedisCommandError
 from ..wire import parse_entry_id
+from .keys import resume_key
 from .retry import guarded
 from .scripts import PUBLISH_LUA, RECLAIM_LUA, RECREATE_LUA, for_server
 
-__all__ = ["DELETED_REASON", "Outgoing", "RawEntry", "StreamClient", "connect", "ensure_group", "resume_key"]
+__all__ = ["DELETED_REASON", "Outgoing", "RawEntry", "StreamClient", "connect", "ensure_group"]
 
 RawEntry = tuple[str, dict[bytes, bytes]]
 DELETED_REASON = "entry was deleted from the input stream (XDEL or MAXLEN trimming) before it was processed"
@@ -67,11 +68,6 @@ async def ensure_group(redis: aioredis.Redis, stream: str, group: str, start_id:
             return False
         raise
     return True
-
-
-def resume_key(input_stream: str, group: str) -> str:
-    """The key of a group's resume mark (next to its stream, so a hash tag in the stream's name covers it)."""
-    return f"{input_stream}:resume:{group}"
 
 
 class StreamClient:

@@ -27,16 +27,19 @@ import redis.asyncio as aioredis
 from ..errors import RedisCommandError, RedisError, RedisTransientError
 from ..wire import parse_entry_id
 from .client import ensure_group
+from .positions import clear_checkpoint, read_checkpoint
 from .retry import Retrying, guarded
 
-__all__ = ["PRODUCE_LUA", "Checkpoint", "Dedupe", "StreamProducer", "companion_key"]
+__all__ = ["PRODUCE_LUA", "Checkpoint", "Dedupe", "StreamProducer"]
 
 log = logging.getLogger(__name__)
 
 # KEYS: the stream, then the seen-ids set (mode has "s"), then the checkpoint hash (mode has "p").
 # ARGV: mode, maxlen (0: none), window_ms, now_ms, n, then per entry: id, message id ("" none), nfields,
 # field, value…; then nfields, field, value… of the checkpoint. Returns {"ok", {1 added | 0 duplicate…}} or
-# {"clash", error} when the first id is taken (then nothing was written: the ids rise within a chunk).
+# {"clash", error} when the first id is taken (then nothing was written: the ids rise within a chunk). Any
+# other error of the first XADD (OOM at maxmemory, WRONGTYPE…) is returned as the error itself, before any
+# write: the caller retries what is transient.
 PRODUCE_LUA = """
 local mode = ARGV[1]
 local stream, seen, pos = KEYS[1], nil, nil
@@ -65,7 +68,9 @@ for e = 1, n do
   else
     local reply = redis.pcall(unpack(args))
     if type(reply) == 'table' and reply.err then
-      if wrote then return redis.error_reply(reply.err) end
+      if wrote or not string.find(reply.err, 'equal or smaller', 1, true) then
+        return redis.error_reply(reply.err)
+      end
       return {'clash', reply.err}
     end
     wrote = true
@@ -85,16 +90,6 @@ if seen then
 end
 return {'ok', flags}
 """
-
-
-def companion_key(stream: str, suffix: str) -> str:
-    """A key beside ``stream`` in the same Redis Cluster slot (a script may only touch one slot): the stream's
-    own hash tag where it has one, else the stream's name as the tag."""
-    start = stream.find("{")
-    end = stream.find("}", start + 1)
-    if start >= 0 and end > start + 1:
-        return f"{stream}:{suffix}"
-    return f"{{{stream}}}:{suffix}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +138,14 @@ class StreamProducer:
         except RedisCommandError:
             return  # no such stream yet
         self._last = max(self._last, parse_entry_id(info["last-generated-id"]))
+
+    async def checkpoint(self, key: str) -> dict[str, str]:
+        """The checkpoint ``key`` ({} when there is none)."""
+        return await self._retry.call("HGETALL", read_checkpoint, self.redis, key, budget_s=self.max_retry_s)
+
+    async def clear(self, key: str) -> None:
+        """Remove the checkpoint ``key`` (its reader finished)."""
+        await self._retry.call("DEL", clear_checkpoint, self.redis, key, budget_s=self.max_retry_s)
 
     async def ensure_group(self, group: str) -> None:
         """Create ``group`` at ``$`` before pushing, so a worker started later misses nothing."""

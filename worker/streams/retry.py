@@ -51,7 +51,8 @@ def translate(exc: BaseException, command: str) -> RedisError:
     message = f"redis {command}: {type(exc).__name__}: {text}"
     code = error_code(text) if isinstance(exc, redis_errors.ResponseError) else ""
     if isinstance(exc, redis_errors.OutOfMemoryError) or code == "OOM":
-        return RedisOutOfMemoryError(message, command)
+        return RedisOutOfMemoryError(f"redis {command}: Redis is out of memory (maxmemory reached, writes refused): "
+                                     f"{text}", command)
     if isinstance(exc, _TRANSIENT) or code in _TRANSIENT_CODES:
         return RedisTransientError(message, command)
     if code == "NOGROUP":

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from worker.errors import SourceError
 from worker.sources.feed import Feed
 from worker.sources.status import Status
-from worker.streams.positions import seen_key
+from worker.streams.keys import seen_key
 from worker.streams.producer import Dedupe, StreamProducer
 from worker.streams.retry import Backoff
 
