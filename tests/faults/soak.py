@@ -1,6 +1,8 @@
-"""Chaos soak: push N comments through two worker processes while workers are killed with SIGKILL and
-redis-server (appendonly) is restarted, then check the promise: every comment pushed comes out exactly
-once, classified or dead-lettered, and nothing is left pending.
+"""Chaos soak: push N comments through two worker processes while workers are killed with SIGKILL,
+redis-server (appendonly) is restarted, Redis sits at its memory limit for a while, and the output key is
+replaced by a string (the workers stop with the reason and are started again), then check the promise: every
+comment pushed comes out exactly once, classified or dead-lettered, nothing is left pending, and Redis's memory
+never went more than MEMORY_TOLERANCE_B over its limit.
 
     python tests/faults/soak.py --n 5000                      # ../shared/data/tvl19_chat
     python tests/faults/soak.py --n 400 --source worker/data/sample_chat.jsonl --kills 3 --restarts 1
@@ -37,6 +39,7 @@ DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "tvl19_chat"
 SAMPLE = ROOT / "worker" / "data" / "sample_chat.jsonl"
 LABELS = ["Cheer", "Game", "Broadcast", "Chat"]
 INPUT, OUTPUT, DEAD, GROUP = "livetopic:comments", "livetopic:topics", "livetopic:dead", "livetopic"
+MEMORY_TOLERANCE_B = 256 * 1024  # as in tests/faults/conftest.py
 
 
 @dataclass
@@ -133,113 +136,175 @@ def verify(client: redis.Redis, expected_texts: list[str]) -> dict[str, Any]:
     return report
 
 
-def run_soak(n: int, source: Path, workdir: Path, *, kills: int = 3, restarts: int = 1, rate: float | None = None,
-             timeout_s: float = 600, log: Any = None) -> dict[str, Any]:
+class Soak:
+    """One soak run: a server, two workers, a producer, and the chaos events (each a method)."""
+
+    def __init__(self, server: EmbeddedRedis, repo: Path, logs: Path, say: Any) -> None:
+        self.server, self.repo, self.logs, self.say = server, repo, logs, say
+        self.client = redis.Redis.from_url(server.url, socket_timeout=10)
+        self.workers: list[WorkerProcess] = []
+        self.retired: dict[str, int] = {}  # worker name → the exit code it was expected to end with (-9: killed)
+        self.events: list[dict[str, Any]] = []
+        self.t0 = time.monotonic()
+        self.max_memory_over_b = 0
+        self._started = 0
+
+    def _new_worker(self) -> WorkerProcess:
+        name = f"soak-w{self._started}"
+        self._started += 1
+        # Slow batches (flushed 400 ms after their first comment) keep comments in flight, so that a kill
+        # leaves entries pending for the other worker to reclaim.
+        return start_worker(self.server.url, self.repo, self.logs, name, "--max-wait-ms", "400",
+                            "--max-batch-size", "64", "--max-inflight", "256")
+
+    def start(self) -> None:
+        self.workers = [self._new_worker(), self._new_worker()]
+        self.wait_serving()
+
+    def wait_serving(self) -> None:
+        for w in self.workers:
+            wait_until(lambda w=w: w.ready() or w.popen.poll() is not None, 180, f"{w.name} ready")
+            if w.popen.poll() is not None:
+                raise RuntimeError(f"{w.name} exited with {w.popen.returncode}:\n{w.log_tail()}")
+
+    def note(self, **event: Any) -> None:
+        self.events.append({"t": round(time.monotonic() - self.t0, 1), **event})
+        self.say(f"soak: t={self.events[-1]['t']}s {event}")
+
+    def kill(self, victim: int) -> None:
+        """kill -9 a worker that serves while the other one serves too; start a replacement."""
+        self.wait_serving()
+        i = victim % len(self.workers)
+        w = self.workers[i]
+        held = consumer_pending(self.client, w.name)
+        w.popen.send_signal(signal.SIGKILL)
+        w.popen.wait()
+        self.retired[w.name] = -signal.SIGKILL
+        self.workers[i] = self._new_worker()
+        self.note(kill=w.name, pending_at_kill=held, replacement=self.workers[i].name)
+
+    def restart_redis(self) -> None:
+        self.server.restart()
+        self.note(redis_restart=True)
+
+    def out_of_memory(self, seconds: float = 4.0) -> None:
+        """Redis at its memory limit for a while: writes refused, everything must stay pending and then drain."""
+        used = int(self.client.info("memory")["used_memory"])
+        self.client.config_set("maxmemory-policy", "noeviction")
+        self.client.config_set("maxmemory", str(used + 64 * 1024))
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            over = int(self.client.info("memory")["used_memory"]) - (used + 64 * 1024)
+            self.max_memory_over_b = max(self.max_memory_over_b, over)
+            time.sleep(0.02)
+        self.client.config_set("maxmemory", "0")
+        self.note(out_of_memory_s=seconds)
+
+    def wrong_type(self) -> None:
+        """The output key replaced by a string: the workers stop (exit 2) with the reason; the operator puts the
+        stream back and the workers are started again (as an orchestrator would)."""
+        self.wait_serving()
+        had_results = bool(self.client.exists(OUTPUT))
+        if had_results:
+            self.client.rename(OUTPUT, OUTPUT + ":saved")
+        self.client.set(OUTPUT, "not a stream")
+        for w in self.workers:
+            code = w.popen.wait(timeout=60)
+            if code != 2 or "holds a string, not a stream" not in w.log_tail():
+                raise RuntimeError(f"{w.name} ended with {code} on a wrong key type:\n{w.log_tail()}")
+            self.retired[w.name] = 2
+        self.client.delete(OUTPUT)
+        if had_results:
+            self.client.rename(OUTPUT + ":saved", OUTPUT)
+        self.workers = [self._new_worker(), self._new_worker()]
+        self.note(wrong_type_exits=[2, 2])
+
+    def finish(self, total: int, timeout_s: float) -> None:
+        wait_until(lambda: _distinct_done(self.client) >= total, timeout_s, f"{total} comments finished", 0.5)
+        wait_until(lambda: int(self.client.xpending(INPUT, GROUP)["pending"]) == 0, 30, "an empty pending list")
+        self.wait_serving()  # a replacement may still be starting; a signal before its handlers would kill it
+
+    def stop(self) -> dict[str, int]:
+        exits = {}
+        for w in self.workers:
+            if w.popen.poll() is None:
+                w.popen.send_signal(signal.SIGTERM)
+        for w in self.workers:
+            try:
+                exits[w.name] = w.popen.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                w.popen.kill()
+                exits[w.name] = w.popen.wait()
+        self.client.close()
+        return exits
+
+
+def _plan(push_s: float, kills: int, restarts: int, ooms: int, wrong_types: int) -> list[tuple[float, str]]:
+    """Chaos events spread evenly over the push, interleaved (the wrong key type early, while comments still
+    come: it stops the workers only when they publish)."""
+    def spread(n: int, what: str, shift: float) -> list[tuple[float, str]]:
+        return [(push_s * (k + shift) / (n + 1), what) for k in range(n)]
+
+    return sorted([*spread(kills, "kill", 1.0), *spread(restarts, "restart", 0.6), *spread(ooms, "oom", 0.8),
+                   *spread(wrong_types, "wrong_type", 0.4)])
+
+
+def run_soak(n: int, source: Path, workdir: Path, *, kills: int = 3, restarts: int = 1, ooms: int = 1,
+             wrong_types: int = 1, rate: float | None = None, timeout_s: float = 600,
+             log: Any = None) -> dict[str, Any]:
     """Run the soak in ``workdir``; returns the summary (``ok`` says whether the promise held)."""
     say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    workdir.mkdir(parents=True, exist_ok=True)
     logs = workdir / "logs"
-    logs.mkdir(exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
     records = read_records([source], limit=n)
     texts = [r.fields["text"] for r in records]
     n = len(records)
     repo = workdir / "repo"
     if not repo.exists():
         init_version(repo, preset="tiny", labels=LABELS, texts=texts, name="soak")
-    # About 40 s of pushing, whatever n: room for three kills, each waiting for the previous replacement
+    # About 40 s of pushing, whatever n: room for the events, each waiting for the replacements it started
     # to load (a worker process takes ~10 s to start on a busy 2-core machine).
     rate = rate or max(20.0, n / 40)
-    push_s = n / rate
-    # Slow batches (flushed 400 ms after their first comment) keep comments in flight, so that a kill
-    # leaves entries pending for the other worker to reclaim.
-    worker_flags = ("--max-wait-ms", "400", "--max-batch-size", "64", "--max-inflight", "256")
     started = time.monotonic()
     server = EmbeddedRedis(workdir / "redis", appendonly=True).start()
-    client = redis.Redis.from_url(server.url, socket_timeout=10)
-    workers: list[WorkerProcess] = []
-    retired: list[WorkerProcess] = []
-    events: list[dict[str, Any]] = []
+    soak = Soak(server, repo, logs, say)
     summary: dict[str, Any] = {"n": n, "source": str(source), "kills": kills, "redis_restarts": restarts,
-                               "rate": rate}
+                               "out_of_memory_phases": ooms, "wrong_type_phases": wrong_types, "rate": rate}
     push: Proc | None = None
     try:
-        for i in range(2):
-            workers.append(start_worker(server.url, repo, logs, f"soak-w{i}", *worker_flags))
-        for w in workers:
-            wait_until(lambda w=w: w.ready() or w.popen.poll() is not None, 180, f"{w.name} ready")
-            if w.popen.poll() is not None:
-                raise RuntimeError(f"{w.name} exited with {w.popen.returncode}:\n{w.log_tail()}")
-        say(f"soak: {n} comments at {rate:.0f}/s, {kills} kill -9, {restarts} redis restart(s)")
+        soak.start()
+        say(f"soak: {n} comments at {rate:.0f}/s, {kills} kill -9, {restarts} redis restart(s), {ooms} OOM "
+            f"phase(s), {wrong_types} wrong-type phase(s)")
         push = start_push(server.url, source, n, rate, logs)
-        t0 = time.monotonic()
-        # Chaos schedule over the push: kills and restarts interleaved, evenly spaced.
-        plan = sorted([(push_s * (k + 1) / (kills + 1), "kill") for k in range(kills)]
-                      + [(push_s * (r + 0.6) / max(1, restarts), "restart") for r in range(restarts)])
+        soak.t0 = time.monotonic()
         victim = 0
-        for at, what in plan:
-            time.sleep(max(0.0, t0 + at - time.monotonic()))
+        for at, what in _plan(n / rate, kills, restarts, ooms, wrong_types):
+            time.sleep(max(0.0, soak.t0 + at - time.monotonic()))
             if what == "kill":
-                # Kill a worker that is serving while the other one serves too.
-                for other in workers:
-                    wait_until(lambda o=other: o.ready() or o.popen.poll() is not None, 180, f"{other.name} ready")
-                    if other.popen.poll() is not None:
-                        raise RuntimeError(f"{other.name} exited with {other.popen.returncode}:\n{other.log_tail()}")
-                w = workers[victim % len(workers)]
-                held = consumer_pending(client, w.name)
-                w.popen.send_signal(signal.SIGKILL)
-                w.popen.wait()
-                retired.append(w)
-                replacement = start_worker(server.url, repo, logs, f"soak-w{len(workers) + len(retired)}",
-                                           *worker_flags)
-                workers[victim % len(workers)] = replacement
-                events.append({"t": round(time.monotonic() - t0, 1), "kill": w.name, "pending_at_kill": held,
-                               "replacement": replacement.name})
-                say(f"soak: t={events[-1]['t']}s kill -9 {w.name} holding {held} pending; "
-                    f"started {replacement.name}")
+                soak.kill(victim)
                 victim += 1
             else:
-                server.restart()
-                events.append({"t": round(time.monotonic() - t0, 1), "redis_restart": True})
-                say(f"soak: t={events[-1]['t']}s restarted redis-server")
-        assert push is not None
-        push_rc = push.popen.wait(timeout=max(120.0, push_s * 3))
-        summary["push_exit"] = push_rc
-        if push_rc != 0:
-            raise RuntimeError(f"push exited with {push_rc}:\n{push.tail()}")
-        total = int(client.xlen(INPUT))
-        wait_until(lambda: _distinct_done(client) >= total, timeout_s, f"{total} comments finished", 0.5)
-        wait_until(lambda: int(client.xpending(INPUT, GROUP)["pending"]) == 0, 30, "an empty pending list")
-        for w in workers:  # a replacement may still be starting; a signal before its handlers would kill it
-            wait_until(lambda w=w: w.ready() or w.popen.poll() is not None, 180, f"{w.name} ready")
-        summary["duplicates_suppressed_by_survivors"] = sum(
-            w.metric("livetopic_duplicates_suppressed_total") for w in workers)
-        summary.update(verify(client, texts))
+                {"restart": soak.restart_redis, "oom": soak.out_of_memory, "wrong_type": soak.wrong_type}[what]()
+        summary["push_exit"] = push.popen.wait(timeout=max(120.0, n / rate * 3))
+        if summary["push_exit"] != 0:
+            raise RuntimeError(f"push exited with {summary['push_exit']}:\n{push.tail()}")
+        soak.finish(int(soak.client.xlen(INPUT)), timeout_s)
+        summary.update(verify(soak.client, texts))
     except (TimeoutError, RuntimeError, OSError, subprocess.TimeoutExpired, redis.RedisError) as exc:
         summary["error"] = f"{type(exc).__name__}: {exc}"
         with contextlib.suppress(redis.RedisError):
-            summary.update(verify(client, texts))
+            summary.update(verify(soak.client, texts))
     finally:
-        exits = {}
-        for w in workers:
-            if w.popen.poll() is None:
-                w.popen.send_signal(signal.SIGTERM)
-        for w in workers:
-            try:
-                exits[w.name] = w.popen.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                w.popen.kill()
-                exits[w.name] = w.popen.wait()
+        summary["worker_exit_codes"] = soak.stop()
         if push is not None and push.popen.poll() is None:
             push.popen.kill()
             push.popen.wait()
-        client.close()
         server.stop()
-        summary["events"] = events
+        summary.update(events=soak.events, retired_workers=soak.retired, memory_over_maxmemory_b=soak.max_memory_over_b,
+                       duration_s=round(time.monotonic() - started, 1))
         # Killed workers take their metrics with them; their logs say what they reclaimed.
         summary["reclaimed"] = sum(int(m) for path in logs.glob("soak-w*.log")
                                    for m in re.findall(r"reclaimed (\d+) entries", path.read_text(errors="replace")))
-        summary["worker_exit_codes"] = exits
-        summary["duration_s"] = round(time.monotonic() - started, 1)
     summary["ok"] = "error" not in summary and _promise_held(summary, n)
     return summary
 
@@ -251,6 +316,7 @@ def _promise_held(summary: dict[str, Any], n: int) -> bool:
         and summary.get("missing") == 0 and summary.get("unknown_source_ids") == 0
         and summary.get("pending") == 0
         and summary.get("classified", 0) + summary.get("dead_lettered", 0) == n
+        and summary.get("memory_over_maxmemory_b", 0) <= MEMORY_TOLERANCE_B
         and all(code == 0 for code in summary["worker_exit_codes"].values()))
 
 
@@ -260,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="file or folder for livetopic push")
     parser.add_argument("--kills", type=int, default=3, help="workers killed with SIGKILL during the push")
     parser.add_argument("--restarts", type=int, default=1, help="redis-server restarts during the push")
+    parser.add_argument("--ooms", type=int, default=1, help="phases with Redis at its memory limit (noeviction)")
+    parser.add_argument("--wrong-types", type=int, default=1,
+                        help="phases with the output key replaced by a string (the workers stop; started again)")
     parser.add_argument("--rate", type=float, help="comments per second (default: about 40 s of pushing)")
     parser.add_argument("--workdir", type=Path, help="keep redis data, model and logs here (default: temporary)")
     parser.add_argument("--timeout-s", type=float, default=600, help="give up waiting for results after this")
@@ -269,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with contextlib.ExitStack() as stack:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livetopic-soak-")))
-        summary = run_soak(args.n, args.source, workdir, kills=args.kills, restarts=args.restarts, rate=args.rate,
-                           timeout_s=args.timeout_s)
+        summary = run_soak(args.n, args.source, workdir, kills=args.kills, restarts=args.restarts, ooms=args.ooms,
+                           wrong_types=args.wrong_types, rate=args.rate, timeout_s=args.timeout_s)
         if not summary["ok"]:
             summary["logs"] = str(workdir / "logs") if args.workdir else "(pass --workdir to keep the logs)"
     print(json.dumps(summary, ensure_ascii=False, indent=2))

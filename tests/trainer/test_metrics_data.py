@@ -110,7 +110,7 @@ def test_derived_general_labels(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("name", "content", "message"), [
     ("bad.json", "[{", "invalid JSON"),
-    ("obj.json", '{"text": "x"}', "JSON list"),
+    ("obj.json", '{\n  "text": "x"\n}', "a single JSON object"),
     ("bad.jsonl", '{"text": "x", "A": 1}\nnot json\n', "bad.jsonl:2"),
     ("range.csv", "text,A\nx,3\n", r"in \[0, 1\]"),
     ("word.csv", "text,A\nx,1\ny,maybe\n", "not a number"),

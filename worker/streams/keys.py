@@ -1,6 +1,6 @@
-"""The names of the keys livetopic keeps beside a stream. Each is in the stream's Redis Cluster slot (a script
-may only touch one slot): it carries the stream's own hash tag where the name has one, else the stream's name
-as its tag."""
+"""The names of the keys livetopic keeps beside a stream: the stream's name and a suffix. They match the same
+ACL key patterns as the stream (``~livetopic:*``), and with a hash tag in the stream's name (``{livetopic}:comments``,
+as Redis Cluster needs anyway: a script may only touch one slot) they are in the stream's slot."""
 
 from __future__ import annotations
 
@@ -10,11 +10,7 @@ __all__ = ["companion_key", "follow_key", "push_key", "resume_key", "seen_key"]
 
 
 def companion_key(stream: str, suffix: str) -> str:
-    start = stream.find("{")
-    end = stream.find("}", start + 1)
-    if start >= 0 and end > start + 1:
-        return f"{stream}:{suffix}"
-    return f"{{{stream}}}:{suffix}"
+    return f"{stream}:{suffix}"
 
 
 def _digest(identity: str) -> str:
