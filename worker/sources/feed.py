@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import redis.asyncio as aioredis
 
@@ -27,6 +27,7 @@ from .tail import Line, TailedFile
 __all__ = ["Feed", "follow_files", "read_pipe"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 CHUNK = 500
 
 
@@ -120,6 +121,22 @@ def _reader(stream: BinaryIO, loop: asyncio.AbstractEventLoop, queue: asyncio.Qu
         loop.call_soon_threadsafe(queue.put_nowait, None)
 
 
+async def take_batch(queue: asyncio.Queue[T], stop: asyncio.Event, limit: int) -> list[T] | None:
+    """Wait for the next item of ``queue`` (None when ``stop`` comes first), then take what else is queued, up to
+    ``limit`` items in all."""
+    getter = asyncio.ensure_future(queue.get())
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not getter.done():
+        getter.cancel()
+        return None
+    batch = [getter.result()]
+    while len(batch) < limit and not queue.empty():
+        batch.append(queue.get_nowait())
+    return batch
+
+
 async def read_pipe(stream: BinaryIO, feed: Feed, stop: asyncio.Event, *, channel: str | None = None,
                     where: str = "<stdin>") -> None:
     """Push each complete line of ``stream`` as it arrives, until its end or ``stop``."""
@@ -130,16 +147,9 @@ async def read_pipe(stream: BinaryIO, feed: Feed, stop: asyncio.Event, *, channe
     number = 0
     ended = False
     while not ended:
-        getter = asyncio.ensure_future(queue.get())
-        stopper = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        if not getter.done():
-            getter.cancel()
+        batch = await take_batch(queue, stop, CHUNK)
+        if batch is None:
             return
-        batch = [getter.result()]
-        while len(batch) < CHUNK and not queue.empty():
-            batch.append(queue.get_nowait())
         items: list[Converted] = []
         for raw in batch:
             if raw is None:

@@ -23,7 +23,7 @@ from ..errors import SourceError
 from ..inputs import Record, chatdownloader
 from ..inputs.records import Converted
 from ..streams.retry import Backoff, sleep_or_stop
-from .feed import CHUNK, Feed
+from .feed import CHUNK, Feed, take_batch
 
 __all__ = ["FALLBACK", "ChatDownloaderSource", "channel_of", "library_version", "scrape"]
 
@@ -114,16 +114,9 @@ async def _session(source: ChatDownloaderSource, feed: Feed, stop: asyncio.Event
     queue: asyncio.Queue[Any] = asyncio.Queue()
     threading.Thread(target=_pump, args=(items, loop, queue), daemon=True, name="livetopic-scrape").start()
     while not stop.is_set():
-        getter = asyncio.ensure_future(queue.get())
-        stopper = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        if not getter.done():
-            getter.cancel()
+        batch = await take_batch(queue, stop, CHUNK)
+        if batch is None:
             break
-        batch = [getter.result()]
-        while len(batch) < CHUNK and not queue.empty():
-            batch.append(queue.get_nowait())
         converted: list[Converted] = []
         outcome: Any = None
         for item in batch:
