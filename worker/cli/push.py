@@ -99,8 +99,8 @@ async def _push_live(settings: Settings, url: str, args: argparse.Namespace) -> 
     feed = Feed(producer, status)
     try:
         await producer.ensure_group(settings.group)
-        if args.follow:
-            await follow_files(args.files, feed, redis, stop, channel=args.channel)
+        if args.follow:  # a followed file's position is kept by its absolute path
+            await follow_files([path.absolute() for path in args.files], feed, redis, stop, channel=args.channel)
         else:
             pipe = args.files[0]
             source = sys.stdin.buffer if str(pipe) == "-" else await asyncio.to_thread(open, pipe, "rb")
@@ -120,8 +120,6 @@ def cmd_push(args: argparse.Namespace) -> int:
         raise LivetopicError("a pipe ('-') is read on its own: give it alone, without --follow")
     if live and (args.rate or args.speed or args.limit):
         raise LivetopicError("--rate, --speed and --limit replay whole files; --follow and pipes push as lines come")
-    if args.follow:
-        args.files = [Path(os.path.abspath(path)) for path in args.files]  # a file's position is kept by its path
     settings = settings_from_args(args)
     with redis_for(settings) as url:
         return run_async((_push_live if live else _push_files)(settings, url, args))
