@@ -155,3 +155,45 @@ async def test_output_and_dead_letters_are_trimmed(r: aioredis.Redis) -> None:
     # Approximate MAXLEN trims whole stream nodes (100 entries by default): bounded, not exact.
     assert 50 <= await r.xlen(OUT) <= 150 and 50 <= await r.xlen(DEAD) <= 150
     assert (await a.redis.xpending(IN, GROUP))["pending"] == 0
+
+
+async def test_the_resume_mark_never_passes_an_unfinished_entry(r: aioredis.Redis) -> None:
+    a = client_for(r, "a")
+    await a.ensure_group("0")
+    for i in range(1, 6):  # ids chosen so that "just before" is easy to read
+        await r.xadd(IN, {"text": f"c{i}"}, id=f"{i}-0")
+    await r.xadd(IN, {"text": "c6"}, id="5-7")
+    assert [e[0] for e in await a.read_new(10, 10)] == ["1-0", "2-0", "3-0", "4-0", "5-0", "5-7"]
+    await a.publish([result("1-0"), result("2-0"), result("4-0")])
+    assert await r.get(a.resume_key) == b"2-18446744073709551615"  # just before 3-0, still pending
+    await a.publish([result("3-0"), result("5-0")])
+    assert await r.get(a.resume_key) == b"5-6"  # just before 5-7
+    await a.publish([result("5-7")])
+    assert await r.get(a.resume_key) == b"5-7"  # nothing pending: the last delivered
+    assert a.resume_key == "in:resume:g"  # beside the stream: the same ACL key pattern and cluster slot
+
+
+async def test_a_lost_group_is_recreated_at_the_mark(r: aioredis.Redis) -> None:
+    a = client_for(r, "a")
+    assert await a.recreate_group() == (True, "0")  # no mark: the start (a group that never published)
+    assert await a.recreate_group() == (False, "0")  # it exists: another worker was first
+    ids = await add(r, 4)
+    await a.read_new(10, 10)
+    await a.publish([result(ids[0]), result(ids[1])])
+    await r.xgroup_destroy(IN, GROUP)
+    created, at = await a.recreate_group()
+    assert created and at == ids[1]
+    assert [e[0] for e in await a.read_new(10, 10)] == ids[2:]  # nothing skipped, nothing finished repeated
+
+
+async def test_the_commit_point_writes_nothing_when_a_key_has_the_wrong_type(r: aioredis.Redis) -> None:
+    from worker.errors import RedisCommandError
+
+    a = client_for(r, "a")
+    await a.ensure_group("0")
+    ids = await add(r, 2)
+    await a.read_new(10, 10)
+    await r.set(DEAD, "x")
+    with pytest.raises(RedisCommandError, match="the dead-letter stream key dead holds a string, not a stream"):
+        await a.publish([result(ids[0]), Outgoing(ids[1], {"source_id": ids[1], "error": "bad"}, dead=True)])
+    assert not await r.exists(OUT) and (await r.xpending(IN, GROUP))["pending"] == 2  # no result, no ack
