@@ -26,18 +26,17 @@ def parse_window(value: str) -> float:
 
 
 async def _stream_timelines(settings: Settings, url: str, args: argparse.Namespace) -> tuple[str, list]:
-    from ..streams.reader import StreamReader, connect_reader
+    from ..streams.client import connect
     from ..web.report.sources import fill_texts, run_from_stream
     from ..web.report.write import timelines_of
 
-    redis = connect_reader(url, timeout_s=settings.redis_timeout_s)
+    redis = connect(url, timeout_s=settings.redis_timeout_s)
     try:
-        reader = StreamReader(redis)
-        title, run = await run_from_stream(reader, settings.output_stream, channel=args.channel, start=args.start,
+        title, run = await run_from_stream(redis, settings.output_stream, channel=args.channel, start=args.start,
                                            end=args.end)
         timelines = timelines_of([run], args.window, peaks=args.peaks, top=args.top)
         shown = [c for t in timelines for ps in t.peaks.values() for p in ps for c in p.top]
-        await fill_texts(reader, settings.input_stream, shown)
+        await fill_texts(redis, settings.input_stream, shown)
     finally:
         await redis.aclose()
     return title, timelines

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..streams.reader import StreamReader, connect_reader
+from ..streams.client import connect
 from .aggregate import ALL, WINDOWS
 from .assets import CONTENT_TYPES, static_text
 from .live import Live, LiveOptions
@@ -42,8 +42,8 @@ def _query(request: web.Request) -> tuple[str, str]:
 class Dashboard:
     def __init__(self, redis_url: str, options: DashboardOptions, *, timeout_s: float = 10.0) -> None:
         self.options = options
-        self.redis = connect_reader(redis_url, timeout_s=timeout_s)
-        self.live = Live(StreamReader(self.redis), options.live)
+        self.redis = connect(redis_url, timeout_s=timeout_s)
+        self.live = Live(self.redis, options.live)
         self.port = options.port
         self._streams: set[asyncio.Task[Any]] = set()
         self.app = web.Application()

@@ -15,8 +15,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from ..errors import RedisError, RedisTransientError
-from ..streams.reader import GroupState, StreamReader
+from ..streams.reading import GroupState, count_since, follow, group_state, lengths, lookup, scan
 from ..streams.retry import Backoff, sleep_or_stop
 from .aggregate import WINDOWS, Aggregator
 
@@ -43,8 +45,8 @@ def _now_ms() -> int:
 
 
 class Live:
-    def __init__(self, reader: StreamReader, options: LiveOptions, *, clock: Callable[[], int] = _now_ms) -> None:
-        self.reader, self.options, self.clock = reader, options, clock
+    def __init__(self, redis: aioredis.Redis, options: LiveOptions, *, clock: Callable[[], int] = _now_ms) -> None:
+        self.redis, self.options, self.clock = redis, options, clock
         self.board = Aggregator(max_channels=options.max_channels, feed_size=max(options.feed_size, 1))
         self.history_loaded = False
         self.redis_ok = False
@@ -90,16 +92,15 @@ class Live:
     async def _follow(self, stop: asyncio.Event) -> None:
         o, board = self.options, self.board
         board.prune(self.clock())
-        while not self.history_loaded and not stop.is_set():
-            rows = await self.reader.range(o.output_stream, f"({board.last_id}", "+", count=o.read_count * 5)
-            self.redis_ok = True
-            for entry_id, fields in rows:
+        if not self.history_loaded:
+            async for entry_id, fields in scan(self.redis, o.output_stream, start=f"({board.last_id}",
+                                               page=o.read_count):
+                self.redis_ok = True
                 board.add(entry_id, fields)
-            if len(rows) < o.read_count * 5:
-                self.history_loaded = True
-                log.info("dashboard: history read, %d entries up to %s", board.ingested, board.last_id)
+            self.history_loaded = self.redis_ok = True
+            log.info("dashboard: history read, %d entries up to %s", board.ingested, board.last_id)
         while not stop.is_set():
-            rows = await self.reader.read_after(o.output_stream, board.last_id, o.read_count, block_ms=500)
+            rows = await follow(self.redis, o.output_stream, board.last_id, count=o.read_count, block_ms=500)
             self.redis_ok = True
             for entry_id, fields in rows:
                 board.add(entry_id, fields)
@@ -107,9 +108,9 @@ class Live:
     async def _poll_health(self, stop: asyncio.Event) -> None:
         o = self.options
         while not stop.is_set():
-            self.group = await self.reader.group_state(o.input_stream, o.group)
-            self.dead_per_min = await self.reader.count_since(o.dead_letter_stream, self.clock() - 60_000)
-            self.dead_total = await self.reader.length(o.dead_letter_stream)
+            self.group = await group_state(self.redis, o.input_stream, o.group)
+            self.dead_per_min = await count_since(self.redis, o.dead_letter_stream, self.clock() - 60_000)
+            self.dead_total = (await lengths(self.redis, o.dead_letter_stream))[0]
             self.redis_ok = True
             await sleep_or_stop(o.health_interval_s, stop)
 
@@ -145,7 +146,7 @@ class Live:
         if not wanted:
             return
         try:
-            texts = await self.reader.texts(self.options.input_stream, wanted)
+            texts = await lookup(self.redis, self.options.input_stream, wanted)
         except RedisError as exc:
             log.warning("dashboard: cannot look up comment texts (%s)", exc)
             return

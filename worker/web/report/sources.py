@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import redis.asyncio as aioredis
+
 from ...errors import InputFileError, LivetopicError
 from ...inputs import expand_paths, label_columns, parse_offset, read_rows, to_record
-from ...streams.reader import StreamReader
+from ...streams.reading import lookup, scan
 from ...wire import entry_time_ms
 from .timeline import Run, Scored
 
@@ -124,18 +126,16 @@ def _labels_in_order(entries: Iterable[tuple[str, dict[str, str]]]) -> list[str]
     return list(order)
 
 
-async def run_from_stream(reader: StreamReader, output_stream: str, *, channel: str | None = None,
+async def run_from_stream(redis: aioredis.Redis, output_stream: str, *, channel: str | None = None,
                           start: str = "-", end: str = "+", max_entries: int = 1_000_000) -> tuple[str, Run]:
     """A run from the output stream between ``start`` and ``end`` (ids or ``-``/``+``): (title, run). Times
     are the comments' ``ts`` where every one has an ``M:SS`` time, else their input entry time."""
     entries: list[tuple[str, dict[str, str]]] = []
-    cursor = start
-    while len(entries) < max_entries:
-        rows = await reader.range(output_stream, cursor, end, count=min(5000, max_entries - len(entries)))
-        entries += [(i, f) for i, f in rows if channel is None or f.get("channel") == channel]
-        if len(rows) < 5000:
-            break
-        cursor = f"({rows[-1][0]}"
+    async for entry_id, fields in scan(redis, output_stream, start=start, end=end, page=5000):
+        if channel is None or fields.get("channel") == channel:
+            entries.append((entry_id, fields))
+            if len(entries) >= max_entries:
+                break
     if not entries:
         raise LivetopicError(f"no results in {output_stream} between {start} and {end}"
                              + (f" for channel {channel!r}" if channel is not None else ""))
@@ -160,9 +160,9 @@ async def run_from_stream(reader: StreamReader, output_stream: str, *, channel: 
     return title, Run(f"model {models}", _labels_in_order(entries), comments, axis)
 
 
-async def fill_texts(reader: StreamReader, input_stream: str, comments: Iterable[Scored]) -> None:
+async def fill_texts(redis: aioredis.Redis, input_stream: str, comments: Iterable[Scored]) -> None:
     """Look up the texts of ``comments`` that have none (output entries without ``text``) in the input stream."""
     wanted = [c for c in comments if not c.text and c.source_id]
-    found = await reader.texts(input_stream, list(dict.fromkeys(c.source_id for c in wanted)))
+    found = await lookup(redis, input_stream, list(dict.fromkeys(c.source_id for c in wanted)))
     for c in wanted:
         c.text = found.get(c.source_id) or "(text no longer in the input stream)"
