@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/cpu.txt
 ifeq ($(TORCH),cpu)
 	$(PY) -m pip install -q -r requirements/cpu.txt
 endif
-	$(PY) -m pip install -q -c requirements/constraints.txt -e '.[train,dev,scrape]'
+	$(PY) -m pip install -q -c requirements/constraints.txt -e '.[train,report,dev,scrape]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SAMPLE = ROOT / "worker" / "data" / "sample_chat.jsonl"
 LABELS = ["Cheer", "Game", "Broadcast", "Chat"]
+TOPICS = ["轉播", "加油", "閒聊", "球員", "教練", "裁判", "戰術", "球隊"]  # the chat exports' teacher topics
 
 
 @pytest.fixture
@@ -47,6 +48,27 @@ def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("repo")
     texts = [line for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
     init_version(repo, preset="tiny", labels=LABELS, texts=texts, name="tiny")
+    return repo
+
+
+@pytest.fixture(scope="session")
+def topic_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny model with the eight Chinese topics of the chat exports (shared, read-only). Each
+    topic's threshold is its median score on the bundled sample, so topics vary from comment to comment."""
+    import numpy as np
+
+    from worker.inputs import read_records
+    from worker.model.load import load_model
+    from worker.model.repository import MANIFEST_NAME, read_manifest
+    from worker.model.untrained import init_version
+
+    repo = tmp_path_factory.mktemp("topics")
+    texts = [r.fields["text"] for r in read_records([SAMPLE])]
+    version = repo / str(init_version(repo, preset="tiny", labels=TOPICS, texts=texts, name="topics"))
+    probs = load_model(version, device="cpu", dtype="float32").predict_texts(texts)
+    thresholds = {label: float(np.median(probs[:, i])) for i, label in enumerate(TOPICS)}
+    manifest = read_manifest(version).model_copy(update={"thresholds": thresholds})
+    (version / MANIFEST_NAME).write_text(manifest.model_dump_json(), encoding="utf-8")
     return repo
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from worker.errors import InputFileError
-from worker.inputs import LABELLED_SUFFIXES, expand_paths, read_rows, text_of
+from worker.inputs import LABELLED_SUFFIXES, METADATA_COLUMNS, expand_paths, label_columns, read_rows, text_of
 
 __all__ = [
     "CHAT_TOPICS",
@@ -34,11 +34,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-# Columns that are never labels: identifiers, times, and the sentiment scores some chat exports carry.
-METADATA_COLUMNS = frozenset({
-    "text", "content", "time", "timestamp", "user", "author", "id", "game", "group", "channel", "video",
-    "source", "ts", "negative", "neutral", "positive",
-})
 # The teacher topics of the chat exports: broadcast, cheer, chat, player, coach, referee, tactics, team.
 CHAT_TOPICS = ("轉播", "加油", "閒聊", "球員", "教練", "裁判", "戰術", "球隊")
 # Labels that can be derived from the topics when a file has no such column: the value is the largest
@@ -78,19 +73,6 @@ def _value(path: Path, number: int, label: str, raw: Any) -> float:
     if not isinstance(raw, int | float) or not 0.0 <= float(raw) <= 1.0:
         raise InputFileError(f"{path}: row {number}: label {label!r} must be a number in [0, 1], got {raw!r}")
     return float(raw)
-
-
-def _label_columns(record: dict[str, Any]) -> list[str]:
-    return [k for k, v in record.items() if k not in METADATA_COLUMNS and (
-        isinstance(v, int | float) or (isinstance(v, str) and _is_number(v)))]
-
-
-def _is_number(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return value.strip().lower() in ("true", "false")
-    return True
 
 
 def _row_targets(path: Path, number: int, record: dict[str, Any], labels: Sequence[str]) -> list[float]:
@@ -165,7 +147,7 @@ def load_dataset(paths: Iterable[Path | str], labels: Sequence[str] | None = Non
         records = read_rows(path, data)
         for number, record in enumerate(records, 1):
             if chosen is None:
-                chosen = _label_columns(record)
+                chosen = label_columns(record)
                 if not chosen:
                     raise InputFileError(f"{path}: no label columns (numeric 0/1 or score fields) found")
             texts.append(_text_of(path, number, record))

@@ -17,7 +17,8 @@ the whole family or one branch. Errors of third-party libraries are mapped into 
     │   │   └── GroupMissingError       the consumer group (or its stream) does not exist (NOGROUP)
     │   └── RedisUnavailableError       transient errors outlasted the caller's retry budget
     ├── EmbeddedRedisError       the bundled redis-server could not be started
-    └── SourceError              a live-chat library failed (``scrape``): names it, its version, the fallback
+    ├── SourceError              a live-chat library failed (``scrape``): names it, its version, the fallback
+    └── ReportError              a report cannot be drawn (a missing extra, no font with Chinese glyphs)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "RedisOutOfMemoryError",
     "RedisTransientError",
     "RedisUnavailableError",
+    "ReportError",
     "RepositoryError",
     "SourceError",
 ]
@@ -98,3 +100,7 @@ class EmbeddedRedisError(LivetopicError):
 
 class SourceError(LivetopicError):
     """A live-chat library (chat-downloader, yt-dlp) failed in a way a reconnect does not cure."""
+
+
+class ReportError(LivetopicError):
+    """A report cannot be drawn: an optional dependency or a font is missing, or the output is unsupported."""

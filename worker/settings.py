@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
 
@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # HTTP
     metrics_host: str = Field("127.0.0.1", description="bind address of /metrics, /healthz, /readyz")
     metrics_port: int = Field(9400, ge=0, le=65535, description="port of the metrics server (0: any)")
+    metrics_channels: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="channels that get their own channel label on livetopic_label_total, comma-separated; "
+        "others are counted as 'other' (empty: all as 'all')")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
 
@@ -95,6 +98,15 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("metrics_channels", mode="before")
+    @classmethod
+    def _split_channels(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+        if isinstance(value, tuple | list) and {"all", "other"} & set(value):
+            raise ValueError("'all' and 'other' are the metric's own channel values, not channel names to list")
         return value
 
     @field_validator("group_start_id")

@@ -19,6 +19,7 @@ def test_demo_trains_serves_and_summarises(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "model: published" in out and "worker: ready" in out
+    assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/ ", out)
     n = len((ROOT / "worker" / "data" / "sample_chat.jsonl").read_text(encoding="utf-8").splitlines())
     match = re.search(r"summary: (\d+) comments classified", out)
     assert match and int(match.group(1)) == n

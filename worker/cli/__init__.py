@@ -12,7 +12,7 @@ import os
 import sys
 
 from ..errors import LivetopicError
-from . import models, push, scrape, serve, tail
+from . import dashboard, models, push, report, scrape, serve, tail
 from .common import quiet_libraries
 
 __all__ = ["build_parser", "main"]
@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     push.register(sub)
     scrape.register(sub)
     tail.register(sub)
+    dashboard.register(sub)
+    report.register(sub)
     models.register(sub)
     demo.register(sub, train=train_model)
     bench.register(sub)

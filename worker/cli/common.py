@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from ..settings import Settings
 
@@ -27,7 +27,10 @@ def quiet_libraries() -> None:
         hf_logging.set_verbosity_error()
 
 
-def run_async(coro: Coroutine[Any, Any, int]) -> int:
+T = TypeVar("T")
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 from .files import LABELLED_SUFFIXES, SUFFIXES, InputFile, expand_paths, read_inputs, read_records, read_rows
 from .lines import LineDecoder
 from .records import Reading, Record, Skipped, parse_offset, summary_of_skipped
-from .shapes import ACCEPTED, convert_row, text_of, to_record
+from .shapes import ACCEPTED, METADATA_COLUMNS, convert_row, label_columns, text_of, to_record
 
 __all__ = [
     "ACCEPTED",
     "LABELLED_SUFFIXES",
+    "METADATA_COLUMNS",
     "SUFFIXES",
     "InputFile",
     "LineDecoder",
@@ -33,6 +34,7 @@ __all__ = [
     "Skipped",
     "convert_row",
     "expand_paths",
+    "label_columns",
     "parse_offset",
     "read_inputs",
     "read_records",

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["Metrics"]
@@ -13,8 +15,9 @@ _TOKEN_BUCKETS = (16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, channels: Iterable[str] = ()) -> None:
         self.registry = registry or CollectorRegistry()
+        self._channels = frozenset(channels)  # the allowlist of livetopic_label_total's channel label
         r = self.registry
         self.comments = Counter("livetopic_comments", "Comments finished, by outcome.", ["outcome"], registry=r)
         self.batch_size = Histogram("livetopic_batch_size", "Comments per model batch.",
@@ -32,8 +35,9 @@ class Metrics:
                              registry=r)
         self.model_info = Gauge("livetopic_model_info", "The model version being served, and on what device in "
                                 "what dtype (value 1).", ["name", "version", "device", "dtype"], registry=r)
-        self.labels = Counter("livetopic_label", "Labels published, by label (topic heat).", ["label"],
-                              registry=r)
+        self.labels = Counter("livetopic_label", "Labels published, by label and channel (topic heat; channel is "
+                              "one of --metrics-channels, else 'other'; 'all' when none are listed).",
+                              ["label", "channel"], registry=r)
         self.reloads = Counter("livetopic_model_reloads", "Model reload attempts, by result.", ["result"],
                                registry=r)
         self.redis_errors = Counter("livetopic_redis_errors", "Redis command failures (retried).", registry=r)
@@ -57,3 +61,9 @@ class Metrics:
     def set_model(self, name: str, version: int, device: str, dtype: str) -> None:
         self.model_info.clear()
         self.model_info.labels(name=name, version=str(version), device=device, dtype=dtype).set(1)
+
+    def channel_label(self, channel: str | None) -> str:
+        """The ``channel`` label value for a comment's channel: bounded by the allowlist."""
+        if not self._channels:
+            return "all"
+        return channel if channel in self._channels else "other"

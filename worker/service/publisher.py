@@ -73,6 +73,7 @@ class Publisher:
                 m.comments.labels(outcome="dead_lettered").inc()
                 continue
             m.comments.labels(outcome="classified").inc()
+            channel = m.channel_label(item.comment.passthrough.get("channel") if item.comment else None)
             for label in item.labels or ():
-                m.labels.labels(label=label).inc()
+                m.labels.labels(label=label, channel=channel).inc()
             m.end_to_end_seconds.observe(max(0.0, now_s - entry_time_ms(item.entry_id) / 1000))

@@ -44,7 +44,7 @@ class Worker:
     def __init__(self, settings: Settings, redis_url: str, *, metrics: Metrics | None = None,
                  model: LoadedModel | None = None) -> None:
         s = self.settings = settings
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or Metrics(channels=s.metrics_channels)
         self.registry = self.metrics.registry
         self.model = model
         self.redis = connect(redis_url, timeout_s=s.redis_timeout_s)

@@ -1,16 +1,20 @@
 """Reading streams as an observer (no consumer group): follow new entries (XREAD), scan a whole stream in pages
-(XRANGE), count entries (XLEN), delete streams. For ``tail``, the demo, the bench and dashboards."""
+(XRANGE), count entries (XLEN, or those since a time), look entries up by id, a consumer group's lag and pending
+count, delete streams. For ``tail``, the demo, the bench, the dashboard and the report."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from ..errors import RedisCommandError
 from .retry import guarded
 
-__all__ = ["Entry", "decode_fields", "delete_streams", "follow", "lengths", "scan"]
+__all__ = ["Entry", "GroupState", "count_since", "decode_fields", "delete_streams", "follow", "group_state", "lengths",
+           "lookup", "scan"]
 
 Entry = tuple[str, dict[str, str]]  # entry id, fields
 
@@ -27,11 +31,12 @@ async def follow(redis: aioredis.Redis, stream: str, after: str, *, count: int =
     return [(entry_id.decode(), decode_fields(raw)) for _name, entries in reply or [] for entry_id, raw in entries]
 
 
-async def scan(redis: aioredis.Redis, stream: str, *, start: str = "-", page: int = 1000) -> AsyncIterator[Entry]:
-    """Every entry of ``stream`` from ``start``, oldest first, read in pages."""
+async def scan(redis: aioredis.Redis, stream: str, *, start: str = "-", end: str = "+",
+               page: int = 1000) -> AsyncIterator[Entry]:
+    """Every entry of ``stream`` from ``start`` to ``end`` (``(id`` excludes it), oldest first, read in pages."""
     low = start
     while True:
-        rows: Any = await guarded("XRANGE", redis.xrange(stream, min=low, max="+", count=page))
+        rows: Any = await guarded("XRANGE", redis.xrange(stream, min=low, max=end, count=page))
         for entry_id, raw in rows:
             yield entry_id.decode(), decode_fields(raw)
         if len(rows) < page:
@@ -49,3 +54,60 @@ async def lengths(redis: aioredis.Redis, *streams: str) -> list[int]:
 
 async def delete_streams(redis: aioredis.Redis, *streams: str) -> None:
     await guarded("DEL", redis.delete(*streams))
+
+
+async def lookup(redis: aioredis.Redis, stream: str, ids: Sequence[str], field: str = "text") -> dict[str, str | None]:
+    """``field`` of the entries ``ids`` of ``stream`` (None for an entry no longer there), in one round trip."""
+    if not ids:
+        return {}
+    pipe = redis.pipeline(transaction=False)
+    for entry_id in ids:
+        pipe.xrange(stream, entry_id, entry_id, count=1)
+    replies = await guarded("XRANGE (pipeline)", pipe.execute())
+    out: dict[str, str | None] = {}
+    for entry_id, rows in zip(ids, replies, strict=True):
+        out[entry_id] = decode_fields(rows[0][1]).get(field) if rows else None
+    return out
+
+
+async def count_since(redis: aioredis.Redis, stream: str, since_ms: int, cap: int = 10_000) -> int:
+    """Entries whose id time is ``since_ms`` or later, counted up to ``cap``."""
+    rows: Any = await guarded("XRANGE", redis.xrange(stream, f"{max(0, since_ms)}-0", "+", count=cap))
+    return len(rows or [])
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """A consumer group: entries not yet delivered (``lag``; ``lag_capped`` when counted up to a cap) and
+    delivered but not acked (``pending``)."""
+
+    exists: bool
+    pending: int = 0
+    lag: int | None = None
+    lag_capped: bool = False
+    consumers: int = 0
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+async def group_state(redis: aioredis.Redis, stream: str, group: str, lag_cap: int = 10_000) -> GroupState:
+    """Pending and lag of ``group`` on ``stream``. Redis 7 reports the lag; on 6.2 the entries after the group's
+    last delivered id are counted, up to ``lag_cap``."""
+    try:
+        groups = await guarded("XINFO GROUPS", redis.xinfo_groups(stream))
+    except RedisCommandError as exc:
+        if "no such key" in str(exc).lower():
+            return GroupState(exists=False)
+        raise
+    info = next((g for g in groups if _text(g.get("name", b"")) == group), None)
+    if info is None:
+        return GroupState(exists=False)
+    pending, consumers = int(info.get("pending") or 0), int(info.get("consumers") or 0)
+    if info.get("lag") is not None:
+        return GroupState(True, pending, int(info["lag"]), False, consumers)
+    last = _text(info.get("last-delivered-id") or b"0-0")
+    rows: Any = await guarded("XRANGE", redis.xrange(stream, f"({last}", "+", count=lag_cap))
+    n = len(rows or [])
+    return GroupState(True, pending, n, n >= lag_cap, consumers)

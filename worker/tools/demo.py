@@ -8,6 +8,7 @@ import asyncio
 import functools
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -20,7 +21,7 @@ from ..streams.client import connect
 from ..streams.producer import StreamProducer
 from ..streams.reading import follow
 from .embedded import EmbeddedRedis
-from .process import WorkerProcess
+from .process import DashboardProcess, WorkerProcess
 
 __all__ = ["Train", "register", "sample_path"]
 
@@ -104,13 +105,18 @@ def cmd_demo(args: argparse.Namespace, train: Train) -> int:
         print(f"redis: embedded redis-server at {server.url}")
         flags = ["--redis-url", server.url, "--model-repo", str(repo), "--group-start-id", "0", "--max-wait-ms", "20"]
         # The worker inherits this environment: LIVETOPIC_* settings (device, dtype…) apply to it too.
-        with WorkerProcess(flags, workdir / "worker.log", env=os.environ) as worker:
+        with WorkerProcess(flags, workdir / "worker.log", env=os.environ) as worker, \
+                DashboardProcess(["--redis-url", server.url], workdir / "dashboard.log", env=os.environ) as dashboard:
             worker.wait_ready(timeout_s=120)
             print(f"worker: ready (pid {worker.popen.pid}, log {worker.log_path})")
+            dashboard.wait_ready(timeout_s=60)
+            print(f"dashboard: {dashboard.url('/')} (topic heat per channel, live: open it in a browser)", flush=True)
             latencies, elapsed = asyncio.run(_replay(server.url, records, args.rate, "livetopic:comments",
                                                      "livetopic:topics", "livetopic"))
             classified = worker.metric('livetopic_comments_total{outcome="classified"}')
             code = worker.stop(timeout_s=60)
+            if sys.stdin.isatty():
+                input(f"dashboard: still at {dashboard.url('/')}; press Enter to stop the demo ")
         metrics_url = worker.url("/metrics")
     latencies.sort()
 

@@ -17,7 +17,7 @@ from types import TracebackType
 from ..errors import LivetopicError
 from .embedded import free_port
 
-__all__ = ["WorkerProcess", "child_env"]
+__all__ = ["DashboardProcess", "WorkerProcess", "child_env"]
 
 
 def child_env(threads: int | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -141,3 +141,14 @@ class WorkerProcess:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+
+class DashboardProcess(WorkerProcess):
+    """``python -m worker dashboard <flags>`` on a free local port; ready once its /readyz says 200 (the output
+    stream's history is read)."""
+
+    def __init__(self, flags: Sequence[str], log_path: Path, *, env: Mapping[str, str] | None = None,
+                 cwd: Path | None = None) -> None:
+        super().__init__(flags, log_path, name="dashboard", env=env, cwd=cwd)
+        self.cmd = [sys.executable, "-m", "worker", "dashboard", "--host", "127.0.0.1", "--port", str(self.port),
+                    *flags]

@@ -1,0 +1,139 @@
+"""The dashboard in a real browser: Redis, a worker and the dashboard as processes, 2,000 real comments pushed
+across three channels (half before the dashboard starts: its history; half while it runs), headless Chromium
+loading the page. The heat chart draws non-zero series for the selected channel, the feed shows that
+channel's comments with their topics, the page's per-topic counts of each channel equal those computed from
+the output stream, and the console stays free of errors. Screenshots go to the test's tmp dir."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from worker.inputs import read_records
+from worker.streams.producer import StreamProducer
+from worker.tools.embedded import EmbeddedRedis
+from worker.tools.process import DashboardProcess
+
+from ..conftest import ROOT, TOPICS, worker_env
+from .browser import Browser, find_chromium
+
+pytestmark = pytest.mark.slow
+
+GAMES = {"ch-g124": ("G124.json", 700), "ch-g126": ("G126.json", 700), "ch-g27": ("G27.json", 600)}
+
+
+async def push_half(client: aioredis.Redis, tvl_chat_dir: Path, half: int) -> dict[str, dict[str, str]]:
+    """Push the first (0) or second (1) half of each channel's comments; id → fields."""
+    producer = StreamProducer(client, "livetopic:comments")
+    await producer.ensure_group("livetopic")
+    pushed = {}
+    for channel, (name, n) in GAMES.items():
+        records = read_records([tvl_chat_dir / name], channel=channel, limit=n)
+        part = [r.fields for r in records[: n // 2]] if half == 0 else [r.fields for r in records[n // 2 :]]
+        for entry_id, fields in zip(await producer.add(part), part, strict=True):
+            pushed[entry_id] = fields
+    return pushed
+
+
+async def wait_done(client: aioredis.Redis, n: int, timeout_s: float = 120) -> None:
+    async with asyncio.timeout(timeout_s):
+        while await client.xlen("livetopic:topics") + await client.xlen("livetopic:dead") < n:
+            await asyncio.sleep(0.2)
+
+
+async def expected_counts(client: aioredis.Redis) -> dict[str, Counter[str]]:
+    out: dict[str, Counter[str]] = {}
+    for _id, raw in await client.xrange("livetopic:topics"):
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        counts = out.setdefault(fields["channel"], Counter())
+        counts["__comments__"] += 1
+        counts.update(json.loads(fields["labels"]))
+    return out
+
+
+async def page_counts(browser: Browser, channel: str, total: int) -> dict[str, int]:
+    await browser.click(f'#channels li[data-channel="{channel}"]')
+    await browser.wait_for(f'document.getElementById("channel-title").textContent === {channel!r} && '
+                           f'document.getElementById("comments-total").getAttribute("data-comments") === "{total}"')
+    rows: Any = await browser.eval('Array.from(document.querySelectorAll("#shares tbody tr"))'
+                                   '.map(r => [r.getAttribute("data-label"), +r.getAttribute("data-count")])')
+    return {label: count for label, count in rows if count}
+
+
+async def test_dashboard_in_chromium(tmp_path: Path, redis_server: EmbeddedRedis, redis_client: aioredis.Redis,
+                                     topic_repo: Path, tvl_chat_dir: Path, start_worker: Any) -> None:
+    find_chromium()
+    pushed = await push_half(redis_client, tvl_chat_dir, 0)
+    start_worker(redis_server.url, topic_repo, "--max-wait-ms", "20")
+    await wait_done(redis_client, len(pushed))
+    with DashboardProcess(["--redis-url", redis_server.url, "--update-interval-s", "0.25"], tmp_path / "dashboard.log",
+                          env=worker_env(), cwd=ROOT) as dashboard:
+        await asyncio.to_thread(dashboard.wait_ready, 60)
+        browser = await Browser.start(tmp_path)
+        try:
+            await browser.open(dashboard.url("/"))
+            await browser.wait_for('document.querySelectorAll("#channels li").length === 4')
+            pushed.update(await push_half(redis_client, tvl_chat_dir, 1))  # the live half
+            assert len(pushed) == 2_000
+            await wait_done(redis_client, 2_000)
+
+            # heat: non-zero series for the selected channel
+            await browser.click('#channels li[data-channel="ch-g126"]')
+            await browser.wait_for('document.getElementById("channel-title").textContent === "ch-g126"')
+            series = await browser.wait_for(
+                'Array.from(document.querySelectorAll("#heat path[data-series]"))'
+                '.filter(p => +p.getAttribute("data-max") > 0).map(p => p.getAttribute("data-series"))')
+            assert "all comments" in series and len(set(series) & set(TOPICS)) >= 4
+
+            # feed: this channel's comments, newest on top, with their texts and topics
+            feed = await browser.wait_for(
+                'Array.from(document.querySelectorAll("#feed li")).map(li => [li.getAttribute("data-id"), '
+                'li.querySelector(".text").textContent, '
+                'Array.from(li.querySelectorAll(".chip[data-label]")).map(c => c.textContent)])')
+            assert len(feed) == 30
+            outputs = {f[b"source_id"].decode(): f for _i, f in await redis_client.xrange("livetopic:topics")}
+            for entry_id, text, chips in feed:
+                assert pushed[entry_id]["channel"] == "ch-g126" and text == pushed[entry_id]["text"]
+                assert chips == json.loads(outputs[entry_id][b"labels"])
+            assert [f[0] for f in feed] == sorted((f[0] for f in feed), key=lambda i: tuple(map(int, i.split("-"))),
+                                                  reverse=True)
+            assert any(chips for _i, _t, chips in feed)
+            await browser.screenshot(tmp_path / "dashboard.png")
+
+            # the counts on the page equal the output stream's, channel by channel (whole stream)
+            await browser.click('#windows button[data-window="all"]')
+            expect = await expected_counts(redis_client)
+            assert sum(c["__comments__"] for c in expect.values()) == await redis_client.xlen("livetopic:topics")
+            totals = {channel: counts.pop("__comments__") for channel, counts in expect.items()}
+            assert set(totals) == set(GAMES)
+            for channel in ("ch-g124", "ch-g126", "ch-g27"):
+                assert await page_counts(browser, channel, totals[channel]) == dict(expect[channel]), channel
+            total = totals["ch-g27"]  # selected now
+            await browser.click('#modes button[data-mode="stacked"]')
+            first = await browser.eval('document.querySelector("#feed li").getAttribute("data-id")')
+            await browser.hover("#feed-panel h2")
+            await browser.wait_for('document.getElementById("feed-state").textContent.includes("paused")')
+            newest = (await redis_client.xadd("livetopic:comments", {"text": "加油加油", "channel": "ch-g27"})).decode()
+            await wait_done(redis_client, 2_001)
+            await browser.wait_for(f'document.getElementById("comments-total").getAttribute("data-comments") === '
+                                   f'"{total + 1}"')  # counts move on, the feed holds still
+            assert await browser.eval('document.querySelector("#feed li").getAttribute("data-id")') == first
+            await browser.hover("#heat-panel h2")
+            await browser.wait_for(f'document.querySelector("#feed li").getAttribute("data-id") === {newest!r}')
+            await browser.screenshot(tmp_path / "dashboard-whole-stream.png")
+            for label in TOPICS:  # characters, not boxes: drawn with a font that has them
+                assert await browser.draws_cjk(f'#shares tr[data-label="{label}"] td span:last-child'), label
+            await browser.eval('(() => { const s = document.createElement("span"); s.id = "nofont"; '
+                               's.textContent = "\\u{10FFFC}"; document.body.appendChild(s); })()')
+            assert not await browser.draws_cjk("#nofont")  # the check can tell a box
+            health = await browser.eval('document.getElementById("h-models").textContent')
+            assert health == "topics:1"
+            assert browser.errors == []
+        finally:
+            await browser.close()

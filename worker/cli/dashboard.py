@@ -1,0 +1,67 @@
+"""``livetopic dashboard``: the live page of topic heat per channel (see :mod:`worker.web.app`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from ..errors import ConfigError, LivetopicError
+from ..options import REDIS_FLAGS, STREAM_FLAGS, add_settings_flags, settings_from_args
+from .common import run_async
+
+__all__ = ["register"]
+
+
+def _positive(kind: type[int] | type[float]) -> object:
+    def parse(value: str) -> int | float:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+        if number <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+        return number
+    return parse
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from ..web.app import Dashboard, DashboardOptions
+    from ..web.live import LiveOptions
+
+    settings = settings_from_args(args)
+    if not settings.redis_url:
+        raise LivetopicError("dashboard needs --redis-url (or LIVETOPIC_REDIS_URL): the server the workers use")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be in 0..65535, got {args.port}")
+    live = LiveOptions(output_stream=settings.output_stream, input_stream=settings.input_stream,
+                       dead_letter_stream=settings.dead_letter_stream, group=settings.group,
+                       update_interval_s=args.update_interval_s, max_channels=args.max_channels,
+                       feed_size=args.feed_size)
+    dashboard = Dashboard(settings.redis_url, DashboardOptions(args.host, args.port, live),
+                          timeout_s=settings.redis_timeout_s)
+
+    def started(url: str) -> None:
+        print(f"dashboard: {url}", file=sys.stderr, flush=True)
+
+    async def serve() -> int:
+        await dashboard.run(asyncio.Event(), on_started=started)
+        return 0
+
+    try:
+        return run_async(serve())
+    except KeyboardInterrupt:
+        return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dashboard", help="a live web page of topic heat per channel, with a feed and health")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=9500, help="port (default: 9500; 0: any free one)")
+    p.add_argument("--max-channels", type=_positive(int), default=50,
+                   help="channels shown one by one; further ones are counted as (other) (default: 50)")
+    p.add_argument("--update-interval-s", type=_positive(float), default=0.5,
+                   help="seconds between updates sent to a page (default: 0.5)")
+    p.add_argument("--feed-size", type=_positive(int), default=30, help="comments in the live feed (default: 30)")
+    add_settings_flags(p, (*REDIS_FLAGS, *STREAM_FLAGS))
+    p.set_defaults(func=cmd_dashboard)

@@ -1,0 +1,128 @@
+"""``livetopic dashboard``: the aiohttp service. One page (``/``) with its own script, charts and styles
+(``/static/…``, shipped in the package: the page works offline, and its Content-Security-Policy allows
+nothing from elsewhere), Server-Sent Events with the page's view (``/events?channel=C&window=W``, one
+message per tick), the same view as JSON (``/api/view``), and ``/healthz`` / ``/readyz`` (ready once the
+output stream's history is read and Redis answers)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from ..streams.client import connect
+from .aggregate import ALL, WINDOWS
+from .assets import CONTENT_TYPES, static_text
+from .live import Live, LiveOptions
+
+__all__ = ["Dashboard", "DashboardOptions"]
+
+log = logging.getLogger("livetopic.dashboard")
+
+_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardOptions:
+    host: str = "127.0.0.1"
+    port: int = 9500
+    live: LiveOptions = field(default_factory=LiveOptions)
+
+
+def _query(request: web.Request) -> tuple[str, str]:
+    window = request.query.get("window", "15m")
+    return request.query.get("channel", ALL), window if window in WINDOWS else "15m"
+
+
+class Dashboard:
+    def __init__(self, redis_url: str, options: DashboardOptions, *, timeout_s: float = 10.0) -> None:
+        self.options = options
+        self.redis = connect(redis_url, timeout_s=timeout_s)
+        self.live = Live(self.redis, options.live)
+        self.port = options.port
+        self._streams: set[asyncio.Task[Any]] = set()
+        self.app = web.Application()
+        self.app.router.add_get("/", self._page)
+        self.app.router.add_get("/static/{name}", self._static)
+        self.app.router.add_get("/events", self._events)
+        self.app.router.add_get("/api/view", self._view)
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/readyz", self._readyz)
+
+    # --- handlers -----------------------------------------------------------------------------------
+    @staticmethod
+    def _file(name: str) -> web.Response:
+        return web.Response(text=static_text(name), content_type=CONTENT_TYPES[name], charset="utf-8",
+                            headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-cache"})
+
+    async def _page(self, _request: web.Request) -> web.Response:
+        return self._file("index.html")
+
+    async def _static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in CONTENT_TYPES:
+            raise web.HTTPNotFound()
+        return self._file(name)
+
+    async def _view(self, request: web.Request) -> web.Response:
+        channel, window = _query(request)
+        return web.json_response(await self.live.view(channel, window),
+                                 dumps=lambda v: json.dumps(v, ensure_ascii=False))
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        channel, window = _query(request)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
+                                           "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        await resp.prepare(request)
+        task = asyncio.current_task()
+        assert task is not None
+        self._streams.add(task)
+        seen = -1
+        try:
+            while True:
+                seen = await self.live.next_tick(seen)
+                view = await self.live.view(channel, window)
+                await resp.write(b"data: " + json.dumps(view, ensure_ascii=False).encode() + b"\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass  # the page went away, or the dashboard stops
+        finally:
+            self._streams.discard(task)
+        return resp
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        live = self.live
+        if not live.redis_ok:
+            return web.json_response({"ready": False, "reason": "redis unreachable"}, status=503)
+        if not live.history_loaded:
+            return web.json_response({"ready": False, "reason": "reading the output stream's history",
+                                      "ingested": live.board.ingested}, status=503)
+        return web.json_response({"ready": True, "reason": "ok", "ingested": live.board.ingested})
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, on_started: Any = None) -> None:
+        """Serve until ``stop`` is set; ``on_started(url)`` is called once the port is bound."""
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.options.host, self.options.port)
+            await site.start()
+            server = getattr(site, "_server", None)
+            if server is not None and server.sockets:
+                self.port = int(server.sockets[0].getsockname()[1])
+            log.info("dashboard at http://%s:%d/", self.options.host, self.port)
+            if on_started is not None:
+                on_started(f"http://{self.options.host}:{self.port}/")
+            await self.live.run(stop)
+        finally:
+            for task in list(self._streams):
+                task.cancel()
+            await runner.cleanup()
+            await self.redis.aclose()

@@ -1,0 +1,178 @@
+"""The dashboard's live side: follow the output stream into an :class:`~worker.web.aggregate.Aggregator`
+(its history first, then new entries), poll the health of the pipeline, and tick at most a few times a
+second so that pages get updates at that pace whatever the comment rate.
+
+Every task is kept by :class:`Live`; :meth:`Live.run` ends with the first task's error. Redis faults are
+retried (the page shows ``redis`` as unreachable meanwhile), never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from ..errors import RedisError, RedisTransientError
+from ..streams.reading import GroupState, count_since, follow, group_state, lengths, lookup, scan
+from ..streams.retry import Backoff, sleep_or_stop
+from .aggregate import WINDOWS, Aggregator
+
+__all__ = ["Live", "LiveOptions"]
+
+log = logging.getLogger("livetopic.dashboard")
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOptions:
+    output_stream: str = "livetopic:topics"
+    input_stream: str = "livetopic:comments"
+    dead_letter_stream: str = "livetopic:dead"
+    group: str = "livetopic"
+    update_interval_s: float = 0.5  # at most 1 / this updates a second to each page
+    health_interval_s: float = 2.0
+    read_count: int = 1000
+    feed_size: int = 30  # comments sent to a page
+    max_channels: int = 50
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Live:
+    def __init__(self, redis: aioredis.Redis, options: LiveOptions, *, clock: Callable[[], int] = _now_ms) -> None:
+        self.redis, self.options, self.clock = redis, options, clock
+        self.board = Aggregator(max_channels=options.max_channels, feed_size=max(options.feed_size, 1))
+        self.history_loaded = False
+        self.redis_ok = False
+        self.group = GroupState(exists=False)
+        self.dead_per_min: int | None = None
+        self.dead_total: int | None = None
+        self.tick = 0
+        self._tick_changed = asyncio.Condition()
+        self._views: dict[tuple[str, str], dict[str, Any]] = {}
+        self._views_tick = -1
+
+    # --- tasks --------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Follow, poll and tick until ``stop`` is set (or a task fails: its error is raised)."""
+        tasks = [asyncio.create_task(c, name=n) for n, c in (
+            ("follow", self._guard(self._follow, stop)), ("health", self._guard(self._poll_health, stop)),
+            ("tick", self._ticker(stop)))]
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        try:
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper:
+                    task.result()  # a failed task's error; a finished one is a bug
+                    raise RuntimeError(f"dashboard task {task.get_name()} ended early")
+        finally:
+            for task in [*tasks, stopper]:
+                task.cancel()
+            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+
+    async def _guard(self, body: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event) -> None:
+        """Run ``body`` again after transient Redis faults (with back-off), until ``stop``."""
+        backoff = Backoff(base_s=0.1, cap_s=5.0)
+        while not stop.is_set():
+            try:
+                await body(stop)
+                return
+            except RedisTransientError as exc:
+                self.redis_ok = False
+                delay = next(backoff)
+                log.warning("dashboard: redis unavailable (%s); retrying in %.1fs", exc, delay)
+                await sleep_or_stop(delay, stop)
+
+    async def _follow(self, stop: asyncio.Event) -> None:
+        o, board = self.options, self.board
+        board.prune(self.clock())
+        if not self.history_loaded:
+            async for entry_id, fields in scan(self.redis, o.output_stream, start=f"({board.last_id}",
+                                               page=o.read_count):
+                self.redis_ok = True
+                board.add(entry_id, fields)
+            self.history_loaded = self.redis_ok = True
+            log.info("dashboard: history read, %d entries up to %s", board.ingested, board.last_id)
+        while not stop.is_set():
+            rows = await follow(self.redis, o.output_stream, board.last_id, count=o.read_count, block_ms=500)
+            self.redis_ok = True
+            for entry_id, fields in rows:
+                board.add(entry_id, fields)
+
+    async def _poll_health(self, stop: asyncio.Event) -> None:
+        o = self.options
+        while not stop.is_set():
+            self.group = await group_state(self.redis, o.input_stream, o.group)
+            self.dead_per_min = await count_since(self.redis, o.dead_letter_stream, self.clock() - 60_000)
+            self.dead_total = (await lengths(self.redis, o.dead_letter_stream))[0]
+            self.redis_ok = True
+            await sleep_or_stop(o.health_interval_s, stop)
+
+    async def _ticker(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.board.prune(self.clock())
+            async with self._tick_changed:
+                self.tick += 1
+                self._tick_changed.notify_all()
+            await sleep_or_stop(self.options.update_interval_s, stop)
+
+    async def next_tick(self, seen: int) -> int:
+        """Wait for a tick after ``seen``; returns its number."""
+        async with self._tick_changed:
+            await self._tick_changed.wait_for(lambda: self.tick > seen)
+            return self.tick
+
+    # --- views --------------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        g = self.group
+        return {
+            "redis": self.redis_ok, "loading": not self.history_loaded,
+            "group": {"exists": g.exists, "lag": g.lag, "lag_capped": g.lag_capped, "pending": g.pending,
+                      "consumers": g.consumers},
+            "dead_per_min": self.dead_per_min, "dead_total": self.dead_total,
+            "models": dict(sorted(self.board.models.items(), key=lambda kv: -kv[1])),
+            "latency_ms": self.board.latency(),
+            "ingested": self.board.ingested, "malformed": self.board.malformed, "last_id": self.board.last_id,
+        }
+
+    async def _fill_texts(self, items: list[Any]) -> None:
+        wanted = [item.source_id for item in items if item.text is None and not item.text_missing]
+        if not wanted:
+            return
+        try:
+            texts = await lookup(self.redis, self.options.input_stream, wanted)
+        except RedisError as exc:
+            log.warning("dashboard: cannot look up comment texts (%s)", exc)
+            return
+        for item in items:
+            if item.source_id in texts:
+                text = texts[item.source_id]
+                item.text, item.text_missing = (text or ""), text is None
+
+    async def view(self, channel: str, window: str) -> dict[str, Any]:
+        """What a page shows for ``channel`` over ``window``, computed once per tick for all pages alike."""
+        if window not in WINDOWS:
+            window = "15m"
+        if self._views_tick != self.tick:
+            self._views, self._views_tick = {}, self.tick
+        key = (channel, window)
+        cached = self._views.get(key)
+        if cached is not None:
+            return cached
+        now = self.clock()
+        items = self.board.feed(channel, self.options.feed_size)
+        await self._fill_texts(items)
+        view = {
+            "now": now, "tick": self.tick, "channel": channel, "window": window,
+            "labels": list(self.board.labels.names), "channels": self.board.channel_list(now),
+            **self.board.heat(channel, window, now),
+            "feed": [item.view() for item in items], "health": self.health(),
+        }
+        self._views[key] = view
+        return view
