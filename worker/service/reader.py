@@ -124,6 +124,7 @@ class Reader:
                 break
             entries = await self.retry.call("read", self.source.read_new, min(room, s.read_count), s.block_ms,
                                             stop=self.stop)
+            self.metrics.observe_queue_wait(e[0] for e in entries)
             await self._take(entries, {})
 
     async def top_up(self) -> None:
@@ -137,6 +138,7 @@ class Reader:
         except RedisTransientError as exc:
             log.debug("top-up read failed (%s); the read loop will retry", exc)
             return
+        self.metrics.observe_queue_wait(e[0] for e in entries)
         await self._take(entries, {})
 
     async def reclaim(self) -> None:

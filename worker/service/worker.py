@@ -25,6 +25,7 @@ from ..model.precision import set_torch_threads
 from ..model.runtime import LoadedModel
 from ..settings import Settings
 from ..streams.client import RawEntry, StreamClient, connect
+from ..streams.info import stream_stats
 from ..streams.retry import Retrying
 from ..wire import Comment, Limits, Rejection, parse_entry
 from .batcher import MicroBatcher
@@ -34,6 +35,7 @@ from .publisher import Publisher
 from .reader import InHand, Reader, ReadTurn
 from .reload import ModelWatcher
 from .scorer import Finished, Scorer
+from .streamstats import StreamStatsPoller
 
 __all__ = ["Worker"]
 
@@ -59,7 +61,7 @@ class Worker:
         self.in_hand = InHand(s.max_inflight, on_change=self._in_hand_changed)
         self.batcher: MicroBatcher[Comment] = MicroBatcher(
             max_items=s.max_batch_size, max_tokens=s.max_batch_tokens, max_wait_s=s.max_wait_ms / 1000,
-            cost=lambda c: len(c.ids))
+            cost=lambda c: len(c.ids), on_flush=self.metrics.observe_flush)
         self.turn = ReadTurn(self._may_read)
         self.reader = Reader(s, self.streams, self.retry, self.in_hand, self.turn, self._admit, self.metrics,
                              self.stop_reading)
@@ -67,6 +69,9 @@ class Worker:
                              model_pool=self._pools["model"], max_batch_tokens=s.max_batch_tokens,
                              metrics=self.metrics)
         self.publisher = Publisher(self.streams, self.retry, self.metrics, self._released)
+        fetch_stats = functools.partial(stream_stats, self.redis, s.input_stream, s.group,
+                                        (s.output_stream, s.dead_letter_stream))
+        self.stream_stats = StreamStatsPoller(fetch_stats, self.retry, self.metrics, s.stream_stats_interval_s)
         self.http = HttpServer(self, s.metrics_host, s.metrics_port)
         self.watcher = ModelWatcher(s.model_repo, current=lambda: self.model, swap=self._swap,
                                     executor=self._pools["reload"], metrics=self.metrics,
@@ -194,7 +199,8 @@ class Worker:
 
     async def _serve(self, stop: asyncio.Event) -> None:
         readers = [asyncio.create_task(self.reader.run(), name="read"),
-                   asyncio.create_task(self.reader.reclaim(), name="reclaim")]
+                   asyncio.create_task(self.reader.reclaim(), name="reclaim"),
+                   asyncio.create_task(self.stream_stats.run(self.stop_reading), name="stream-stats")]
         if self.settings.model_version is None:
             readers.append(asyncio.create_task(self.watcher.run(self.stop_reading), name="reload"))
         stages = [asyncio.create_task(self._batch_loop(), name="batch"),

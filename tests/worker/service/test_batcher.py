@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def make(clock: FakeClock, **kw: int | float) -> MicroBatcher[str]:
+def make(clock: FakeClock, **kw: Any) -> MicroBatcher[str]:
     args: dict = {"max_items": 4, "max_tokens": 100, "max_wait_s": 0.5}
     args.update(kw)
     return MicroBatcher(cost=len, clock=clock, sleep=clock.sleep, **args)
@@ -149,3 +150,40 @@ async def test_deadline_counts_from_arrival_not_from_the_call() -> None:
     batcher.put("a")  # arrives while the consumer is busy elsewhere
     clock.advance(0.5)
     assert await batcher.next_batch() == ["a"]  # already due: no further wait
+
+
+async def test_reports_why_it_flushed_and_how_long_the_first_item_waited() -> None:
+    clock = FakeClock()
+    flushes: list[tuple[str, float]] = []
+    batcher = make(clock, max_items=4, max_tokens=10, on_flush=lambda reason, waited: flushes.append((reason, waited)))
+    for item in "abcd":  # full by count
+        batcher.put(item)
+    clock.advance(0.1)  # they waited while the model was busy
+    assert await batcher.next_batch() == ["a", "b", "c", "d"]
+    batcher.put("dddd")
+    batcher.put("eeee")
+    batcher.put("ff")  # 4 + 4 + 2 = 10 tokens: the budget, exactly
+    assert await batcher.next_batch() == ["dddd", "eeee", "ff"]
+    batcher.put("gggg")
+    batcher.put("hhhhhhh")  # would pass the budget: starts the next batch
+    assert await batcher.next_batch() == ["gggg"]
+    task = asyncio.create_task(batcher.next_batch())  # "hhhhhhh" alone: waits for its deadline
+    await settle()
+    clock.advance(0.5)
+    await settle()
+    assert task.result() == ["hhhhhhh"]
+    batcher.put("i")
+    batcher.close()
+    assert await batcher.next_batch() == ["i"]
+    assert [r for r, _ in flushes] == ["size", "tokens", "tokens", "deadline", "drain"]
+    assert [round(w, 6) for _, w in flushes] == [0.1, 0.0, 0.0, 0.5, 0.0]
+
+
+async def test_a_batch_already_due_is_a_deadline_flush() -> None:
+    clock = FakeClock()
+    flushes: list[tuple[str, float]] = []
+    batcher = make(clock, max_wait_s=0.2, on_flush=lambda reason, waited: flushes.append((reason, waited)))
+    batcher.put("a")
+    clock.advance(0.3)
+    assert await batcher.next_batch() == ["a"]
+    assert flushes == [("deadline", 0.3)]

@@ -1,0 +1,65 @@
+"""The worker as its own stream exporter: the poller puts XINFO GROUPS / XLEN numbers of a real Redis into
+/metrics' text; a lag that Redis does not report (6.2) is left out, not shown as 0."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+from prometheus_client import generate_latest
+
+from worker.service.metrics import Metrics
+from worker.service.streamstats import StreamStatsPoller
+from worker.streams.client import connect
+from worker.streams.info import stream_stats
+from worker.streams.retry import Retrying
+from worker.tools.embedded import EmbeddedRedis
+
+
+def exposition(metrics: Metrics) -> dict[str, float]:
+    out = {}
+    for line in generate_latest(metrics.registry).decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+async def poll(url: str, metrics: Metrics) -> None:
+    r = connect(url)
+    try:
+        await r.xgroup_create("in", "g", id="0", mkstream=True)
+        for i in range(12):
+            await r.xadd("in", {"text": str(i)})
+        await r.xreadgroup("g", "c", {"in": ">"}, count=5)
+        fetch = functools.partial(stream_stats, r, "in", "g", ("out", "dead"))
+        poller = StreamStatsPoller(fetch, Retrying(), metrics, interval_s=0.05)
+        stop = asyncio.Event()
+        task = asyncio.create_task(poller.run(stop))
+        await asyncio.sleep(0.02)
+        await r.xadd("in", {"text": "late"})  # seen by a later poll
+        await asyncio.sleep(0.2)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    finally:
+        await r.aclose()
+
+
+async def test_gauges_follow_redis_7(redis7_server: EmbeddedRedis) -> None:
+    metrics = Metrics()
+    assert "livetopic_stream_lag" not in exposition(metrics)  # nothing before the first poll
+    await poll(redis7_server.url, metrics)
+    samples = exposition(metrics)
+    assert samples["livetopic_stream_lag"] == 8
+    assert samples["livetopic_stream_pending"] == 5
+    assert samples['livetopic_stream_length{stream="in"}'] == 13
+    assert samples['livetopic_stream_length{stream="out"}'] == 0
+    assert not [name for name in samples if "_created" in name]
+
+
+async def test_lag_left_out_on_redis_6_2(redis_server: EmbeddedRedis) -> None:
+    metrics = Metrics()
+    await poll(redis_server.url, metrics)
+    samples = exposition(metrics)
+    assert "livetopic_stream_lag" not in samples
+    assert samples["livetopic_stream_pending"] == 5

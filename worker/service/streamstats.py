@@ -1,0 +1,45 @@
+"""The worker as its own stream exporter: every few seconds, the input stream's group lag and pending count
+and the length of the input, output and dead-letter streams, into :class:`~worker.service.metrics.Metrics`.
+
+Every worker polls and reports the same numbers (dashboards and alerts take ``max``). A Redis error is retried
+under the worker's policy; the gauges keep their last values meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from ..streams.info import StreamStats
+from ..streams.retry import Retrying, sleep_or_stop
+from .metrics import Metrics
+
+__all__ = ["StreamStatsPoller"]
+
+log = logging.getLogger(__name__)
+
+
+class StreamStatsPoller:
+    """``fetch()`` (e.g. a bound :func:`~worker.streams.info.stream_stats`) every ``interval_s``, into ``metrics``."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[StreamStats]], retry: Retrying, metrics: Metrics,
+                 interval_s: float) -> None:
+        self.fetch, self.retry, self.metrics, self.interval_s = fetch, retry, metrics, interval_s
+        self._said_no_lag = False
+
+    async def poll_once(self, stop: asyncio.Event | None = None) -> StreamStats:
+        stats = await self.retry.call("stream stats", self.fetch, stop=stop)
+        self.metrics.set_stream_stats(stats.lag, stats.pending, stats.lengths)
+        if stats.lag is None and stats.pending is not None and not self._said_no_lag:
+            self._said_no_lag = True
+            log.info("Redis does not report the group's lag (Redis < 7, or deleted entries it cannot count past): "
+                     "livetopic_stream_lag is left out until it does")
+        return stats
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until ``stop``."""
+        while not stop.is_set():
+            await self.poll_once(stop)
+            if await sleep_or_stop(self.interval_s, stop):
+                return
