@@ -12,7 +12,7 @@ import os
 import sys
 
 from ..errors import LivetopicError
-from . import dashboard, models, push, report, scrape, serve, tail
+from . import dashboard, models, push, report, scalesim, scrape, serve, tail
 from .common import quiet_libraries
 
 __all__ = ["build_parser", "main"]
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.register(sub)
     dashboard.register(sub)
     report.register(sub)
+    scalesim.register(sub)
     models.register(sub)
     demo.register(sub, train=train_model)
     bench.register(sub)
