@@ -6,7 +6,7 @@ STAMP := $(VENV)/.livetopic-installed
 # cpu (default): torch==2.13.0, a CPU build. gpu: keep the CUDA torch you installed yourself (see README).
 TORCH ?= cpu
 
-.PHONY: install demo test lint typecheck check bench clean
+.PHONY: install demo test check-deploy lint typecheck check bench clean
 
 install: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/cpu.txt
 ifeq ($(TORCH),cpu)
 	$(PY) -m pip install -q -r requirements/cpu.txt
 endif
-	$(PY) -m pip install -q -c requirements/constraints.txt -e '.[train,report,dev,scrape]'
+	$(PY) -m pip install -q -c requirements/constraints.txt -e '.[train,report,dev,scrape,deploy]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,6 +25,11 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check worker trainer tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# deploy/ checked by the real tools (kubectl kustomize, promtool, yamllint) and against the worker's metrics;
+# .ci/run installs kubectl and promtool where they are missing.
+check-deploy: $(STAMP)
+	$(PY) -m worker.tools.deploycheck --deploy-dir deploy
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check worker trainer tests
