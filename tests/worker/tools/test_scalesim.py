@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from worker.tools.scalesim import Autoscaler, ScaleRule, wanted_replicas
@@ -33,7 +34,7 @@ def test_behavior_adds_fast_and_gives_back_slowly() -> None:
     assert seen == {0: 2, 15: 6, 30: 6, 45: 12, 60: 12, 75: 12}
     later = [scaler.step(t, 0) for t in range(90, 1200, 30)]
     assert later[: (360 - 90) // 30 + 1] == [12] * 10  # nothing given back while the 300 s window holds 15
-    drops = [b - a for a, b in zip(later, later[1:], strict=False) if b != a]
+    drops = [b - a for a, b in itertools.pairwise(later) if b != a]
     assert drops and all(d == -1 for d in drops)  # then one pod per 60 s
     assert later[-1] == 2
 
