@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
 import signal
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
+from ..errors import LivetopicError
+from ..options import settings_from_args
 from ..settings import Settings
 
-__all__ = ["quiet_libraries", "redis_for", "run_async", "stop_on_signals"]
+__all__ = ["quiet_libraries", "redis_for", "run_async", "run_on_redis", "stop_on_signals"]
 
 
 def quiet_libraries() -> None:
@@ -66,3 +69,15 @@ def stop_on_signals(stop: asyncio.Event, what: str) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
+
+
+def run_on_redis(args: argparse.Namespace, command: str,
+                 main: Callable[[Settings, str, argparse.Namespace], Coroutine[Any, Any, int]]) -> int:
+    """``main(settings, redis_url, args)`` for a command that talks to the workers' Redis, which it needs named
+    (``--redis-url``); Ctrl-C ends it quietly."""
+    settings = settings_from_args(args)
+    if not settings.redis_url:
+        raise LivetopicError(f"{command} needs --redis-url (or LIVETOPIC_REDIS_URL): the server the workers use")
+    with contextlib.suppress(KeyboardInterrupt):
+        return run_async(main(settings, settings.redis_url, args))
+    return 0

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import json
 from pathlib import Path
 
-from ..errors import LivetopicError
-from ..options import REDIS_FLAGS, add_settings_flags, settings_from_args
+from ..options import REDIS_FLAGS, add_settings_flags
 from ..settings import Settings
-from .common import run_async
+from .common import run_on_redis
 
 __all__ = ["register"]
 
@@ -45,12 +43,7 @@ async def _simulate(settings: Settings, url: str, args: argparse.Namespace) -> i
 
 
 def cmd_scale_sim(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
-    if not settings.redis_url:
-        raise LivetopicError("scale-sim needs --redis-url (or LIVETOPIC_REDIS_URL): the server the workers use")
-    with contextlib.suppress(KeyboardInterrupt):
-        return run_async(_simulate(settings, settings.redis_url, args))
-    return 0
+    return run_on_redis(args, "scale-sim", _simulate)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

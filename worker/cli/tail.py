@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 
-from ..errors import LivetopicError
-from ..options import REDIS_FLAGS, STREAM_FLAGS, add_settings_flags, settings_from_args
+from ..options import REDIS_FLAGS, STREAM_FLAGS, add_settings_flags
 from ..settings import Settings
-from .common import run_async
+from .common import run_on_redis
 
 __all__ = ["register"]
 
@@ -41,12 +39,7 @@ async def _tail(settings: Settings, url: str, args: argparse.Namespace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
-    if not settings.redis_url:
-        raise LivetopicError("tail needs --redis-url (or LIVETOPIC_REDIS_URL): the server the worker uses")
-    with contextlib.suppress(KeyboardInterrupt):
-        return run_async(_tail(settings, settings.redis_url, args))
-    return 0
+    return run_on_redis(args, "tail", _tail)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -40,23 +40,21 @@ class StreamGauges(Collector):
         return self._families(everything=False)
 
     def _families(self, everything: bool) -> Iterator[Metric]:
-        if everything or self.lag is not None:
-            family = GaugeMetricFamily("livetopic_stream_lag", "Entries of the input stream not yet delivered to "
-                                       "the consumer group (XINFO GROUPS lag; Redis 7+).")
-            if self.lag is not None:
-                family.add_metric([], self.lag)
-            yield family
-        if everything or self.pending is not None:
-            family = GaugeMetricFamily("livetopic_stream_pending", "Entries delivered to the consumer group and "
-                                       "not yet acknowledged (XINFO GROUPS pending).")
-            if self.pending is not None:
-                family.add_metric([], self.pending)
-            yield family
+        single = (("livetopic_stream_lag", "Entries of the input stream not yet delivered to the consumer group "
+                   "(XINFO GROUPS lag; Redis 7+).", self.lag),
+                  ("livetopic_stream_pending", "Entries delivered to the consumer group and not yet acknowledged "
+                   "(XINFO GROUPS pending).", self.pending))
+        for name, help_text, value in single:
+            if everything or value is not None:
+                family = GaugeMetricFamily(name, help_text)
+                if value is not None:
+                    family.add_metric([], value)
+                yield family
         if everything or self.lengths:
             family = GaugeMetricFamily("livetopic_stream_length", "Entries in the input, output and dead-letter "
                                        "streams (XLEN).", labels=["stream"])
-            for name, length in sorted(self.lengths.items()):
-                family.add_metric([name], length)
+            for stream, length in sorted(self.lengths.items()):
+                family.add_metric([stream], length)
             yield family
 
 
