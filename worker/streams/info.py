@@ -46,26 +46,34 @@ def _count(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _wrong_type(reply: Any) -> bool:
+    return isinstance(reply, Exception) and str(reply).startswith("WRONGTYPE")
+
+
 async def stream_stats(redis: aioredis.Redis, stream: str, group: str, others: Sequence[str] = ()) -> StreamStats:
     """Lag and pending of ``group`` on ``stream``, and the length of ``stream`` and of each of ``others``.
 
-    A stream that does not exist has length 0 and no group. Raises errors of :mod:`worker.errors`."""
+    A stream that does not exist has length 0 and no group; a key that holds something else than a stream has
+    neither (the publish script reports that key itself). Raises errors of :mod:`worker.errors` (e.g. an ACL
+    that forbids XINFO)."""
     names = [stream, *others]
     pipe = redis.pipeline(transaction=False)
     pipe.xinfo_groups(stream)
     for name in names:
         pipe.xlen(name)
     replies = await guarded("XINFO GROUPS/XLEN", pipe.execute(raise_on_error=False))
-    groups, lengths = replies[0], replies[1:]
-    for reply in lengths:
-        if isinstance(reply, Exception):
+    groups, lengths = replies[0], dict(zip(names, replies[1:], strict=True))
+    for reply in lengths.values():
+        if isinstance(reply, Exception) and not _wrong_type(reply):
             raise translate(reply, "XLEN")
     if isinstance(groups, Exception):
         error = translate(groups, "XINFO GROUPS")
-        if not (isinstance(error, RedisCommandError) and "no such key" in str(groups).lower()):
+        missing = isinstance(error, RedisCommandError) and "no such key" in str(groups).lower()
+        if not (missing or _wrong_type(groups)):
             raise error
         groups = []
     row = _group_row(groups, group)
     lag = _count(row.get("lag")) if row is not None else None
     pending = _count(row.get("pending")) if row is not None else None
-    return StreamStats(lag=lag, pending=pending, lengths={n: int(v) for n, v in zip(names, lengths, strict=True)})
+    return StreamStats(lag=lag, pending=pending,
+                       lengths={n: int(v) for n, v in lengths.items() if not isinstance(v, Exception)})

@@ -8,10 +8,11 @@ import functools
 
 from prometheus_client import generate_latest
 
+from worker.errors import RedisCommandError
 from worker.service.metrics import Metrics
 from worker.service.streamstats import StreamStatsPoller
 from worker.streams.client import connect
-from worker.streams.info import stream_stats
+from worker.streams.info import StreamStats, stream_stats
 from worker.streams.retry import Retrying
 from worker.tools.embedded import EmbeddedRedis
 
@@ -63,3 +64,31 @@ async def test_lag_left_out_on_redis_6_2(redis_server: EmbeddedRedis) -> None:
     samples = exposition(metrics)
     assert "livetopic_stream_lag" not in samples
     assert samples["livetopic_stream_pending"] == 5
+
+
+async def test_a_refused_poll_empties_the_gauges_and_never_stops_the_worker() -> None:
+    """An ACL without XINFO, say: the poller logs it, shows no stale numbers, and carries on."""
+    replies: list[StreamStats | Exception] = [
+        StreamStats(7, 2, {"in": 9}),
+        RedisCommandError("redis XINFO GROUPS/XLEN: NoPermissionError: no permissions", "XINFO GROUPS/XLEN"),
+        RedisCommandError("redis XINFO GROUPS/XLEN: NoPermissionError: no permissions", "XINFO GROUPS/XLEN"),
+        StreamStats(0, 0, {"in": 9}),
+    ]
+    seen: list[dict[str, float]] = []
+    metrics = Metrics()
+
+    async def fetch() -> StreamStats:
+        reply = replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    poller = StreamStatsPoller(fetch, Retrying(), metrics, interval_s=0)
+    for _ in range(4):
+        await poller.poll_once()
+        seen.append({k: v for k, v in exposition(metrics).items() if k.startswith("livetopic_stream")})
+    assert seen == [
+        {"livetopic_stream_lag": 7, "livetopic_stream_pending": 2, 'livetopic_stream_length{stream="in"}': 9},
+        {}, {},
+        {"livetopic_stream_lag": 0, "livetopic_stream_pending": 0, 'livetopic_stream_length{stream="in"}': 9},
+    ]
