@@ -194,7 +194,8 @@ class Soak:
         self.client.config_set("maxmemory", str(used + 64 * 1024))
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            over = int(self.client.info("memory")["used_memory"]) - (used + 64 * 1024)
+            memory = self.client.info("memory")
+            over = int(memory["used_memory"]) - int(memory.get("mem_not_counted_for_evict", 0)) - (used + 64 * 1024)
             self.max_memory_over_b = max(self.max_memory_over_b, over)
             time.sleep(0.02)
         self.client.config_set("maxmemory", "0")
