@@ -46,7 +46,7 @@ class Server:
         self.version = str(self.sync.info("server")["redis_version"])
         self.set_maxmemory(MAXMEMORY_B)
         self.sync.config_set("maxmemory-policy", "noeviction")
-        self.over_b = 0  # the most used_memory was ever above maxmemory
+        self.over_b = 0  # the most memory (as Redis counts it) was ever above maxmemory
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
@@ -91,8 +91,8 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
         yield srv
     finally:
         srv.close()
-    print(f"redis {srv.version}: used_memory at most {srv.over_b} bytes over maxmemory")
-    assert srv.over_b <= MEMORY_TOLERANCE_B, f"used_memory went {srv.over_b} bytes over maxmemory"
+    print(f"redis {srv.version}: memory (as Redis counts it) at most {srv.over_b} bytes over maxmemory")
+    assert srv.over_b <= MEMORY_TOLERANCE_B, f"memory (as Redis counts it) went {srv.over_b} bytes over maxmemory"
 
 
 

