@@ -1,5 +1,6 @@
-"""What Redis says about the streams, for the worker's own stream metrics: the consumer group's lag and
-pending count (``XINFO GROUPS``) and the length of each stream (``XLEN``), in one round trip.
+"""What Redis says about the streams: the consumer group's lag and pending count (``XINFO GROUPS``, read here
+and nowhere else) and the length of each stream (``XLEN``). For the worker's own stream metrics
+(:func:`stream_stats`, one round trip) and the dashboard's health panel (:func:`group_state`).
 
 ``lag`` (entries not yet delivered to any consumer of the group) exists from Redis 7.0 on. Redis 6.2 does not
 report it, and Redis 7 reports nil where it cannot count (entries deleted past the group's last delivered
@@ -17,7 +18,7 @@ import redis.asyncio as aioredis
 from ..errors import RedisCommandError
 from .retry import guarded, translate
 
-__all__ = ["StreamStats", "stream_stats"]
+__all__ = ["GroupState", "StreamStats", "group_state", "stream_stats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +78,36 @@ async def stream_stats(redis: aioredis.Redis, stream: str, group: str, others: S
     pending = _count(row.get("pending")) if row is not None else None
     return StreamStats(lag=lag, pending=pending,
                        lengths={n: int(v) for n, v in lengths.items() if not isinstance(v, Exception)})
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """A consumer group: entries not yet delivered (``lag``; ``lag_capped`` when counted up to a cap) and
+    delivered but not acked (``pending``)."""
+
+    exists: bool
+    pending: int = 0
+    lag: int = 0
+    lag_capped: bool = False
+    consumers: int = 0
+
+
+async def group_state(redis: aioredis.Redis, stream: str, group: str, lag_cap: int = 10_000) -> GroupState:
+    """Pending and lag of ``group`` on ``stream``. Redis 7 reports the lag; on 6.2 the entries after the group's
+    last delivered id are counted, up to ``lag_cap``."""
+    try:
+        groups = await guarded("XINFO GROUPS", redis.xinfo_groups(stream))
+    except RedisCommandError as exc:
+        if "no such key" in str(exc).lower():
+            return GroupState(exists=False)
+        raise
+    row = _group_row(groups, group)
+    if row is None:
+        return GroupState(exists=False)
+    pending, consumers = int(row.get("pending") or 0), int(row.get("consumers") or 0)
+    if row.get("lag") is not None:
+        return GroupState(True, pending, int(row["lag"]), False, consumers)
+    last = _text(row.get("last-delivered-id") or b"0-0")
+    rows: Any = await guarded("XRANGE", redis.xrange(stream, f"({last}", "+", count=lag_cap))
+    n = len(rows or [])
+    return GroupState(True, pending, n, n >= lag_cap, consumers)

@@ -5,16 +5,13 @@ count, delete streams. For ``tail``, the demo, the bench, the dashboard and the 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from ..errors import RedisCommandError
 from .retry import guarded
 
-__all__ = ["Entry", "GroupState", "count_since", "decode_fields", "delete_streams", "follow", "group_state", "lengths",
-           "lookup", "scan"]
+__all__ = ["Entry", "count_since", "decode_fields", "delete_streams", "follow", "lengths", "lookup", "scan"]
 
 Entry = tuple[str, dict[str, str]]  # entry id, fields
 
@@ -74,40 +71,3 @@ async def count_since(redis: aioredis.Redis, stream: str, since_ms: int, cap: in
     """Entries whose id time is ``since_ms`` or later, counted up to ``cap``."""
     rows: Any = await guarded("XRANGE", redis.xrange(stream, f"{max(0, since_ms)}-0", "+", count=cap))
     return len(rows or [])
-
-
-@dataclass(frozen=True, slots=True)
-class GroupState:
-    """A consumer group: entries not yet delivered (``lag``; ``lag_capped`` when counted up to a cap) and
-    delivered but not acked (``pending``)."""
-
-    exists: bool
-    pending: int = 0
-    lag: int | None = None
-    lag_capped: bool = False
-    consumers: int = 0
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-async def group_state(redis: aioredis.Redis, stream: str, group: str, lag_cap: int = 10_000) -> GroupState:
-    """Pending and lag of ``group`` on ``stream``. Redis 7 reports the lag; on 6.2 the entries after the group's
-    last delivered id are counted, up to ``lag_cap``."""
-    try:
-        groups = await guarded("XINFO GROUPS", redis.xinfo_groups(stream))
-    except RedisCommandError as exc:
-        if "no such key" in str(exc).lower():
-            return GroupState(exists=False)
-        raise
-    info = next((g for g in groups if _text(g.get("name", b"")) == group), None)
-    if info is None:
-        return GroupState(exists=False)
-    pending, consumers = int(info.get("pending") or 0), int(info.get("consumers") or 0)
-    if info.get("lag") is not None:
-        return GroupState(True, pending, int(info["lag"]), False, consumers)
-    last = _text(info.get("last-delivered-id") or b"0-0")
-    rows: Any = await guarded("XRANGE", redis.xrange(stream, f"({last}", "+", count=lag_cap))
-    n = len(rows or [])
-    return GroupState(True, pending, n, n >= lag_cap, consumers)

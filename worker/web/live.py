@@ -18,7 +18,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ..errors import RedisError, RedisTransientError
-from ..streams.reading import GroupState, count_since, follow, group_state, lengths, lookup, scan
+from ..streams.info import GroupState, group_state
+from ..streams.reading import count_since, follow, lengths, lookup, scan
 from ..streams.retry import Backoff, sleep_or_stop
 from .aggregate import WINDOWS, Aggregator
 

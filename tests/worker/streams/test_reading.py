@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from worker.streams.client import connect
-from worker.streams.reading import count_since, follow, group_state, lengths, lookup, scan
+from worker.streams.info import group_state
+from worker.streams.reading import count_since, follow, lengths, lookup, scan
 from worker.tools.embedded import EmbeddedRedis
 
 from .test_client import redis_binaries
