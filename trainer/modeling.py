@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from worker.errors import ConfigError, ModelError
-from worker.model.precision import resolve_device
+from worker.model.precision import resolve_engine
 from worker.model.presets import PRESETS, build_config
 from worker.model.repository import MANIFEST_NAME, PreprocessingSpec, read_manifest, resolve_version
 from worker.model.tokenizer import load_tokenizer
@@ -106,7 +106,7 @@ def build_model(cfg: TrainConfig, labels: list[str], texts: list[str], workdir: 
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    device, dtype_name = resolve_device(cfg.device, "auto")
+    device, _backend, dtype_name = resolve_engine(cfg.device, "auto")
     autocast = getattr(torch, dtype_name) if device == "cuda" else None
     if cfg.base:
         model, tokenizer, spec = _from_base(cfg, labels)

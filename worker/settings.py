@@ -17,11 +17,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
 
-__all__ = ["DTYPE_CHOICES", "ENV_PREFIX", "Dtype", "Settings", "default_consumer", "load_settings", "url_has_password",
-           "with_password"]
+__all__ = ["BACKEND_CHOICES", "DTYPE_CHOICES", "ENV_PREFIX", "Backend", "Dtype", "Settings", "default_consumer",
+           "load_settings", "url_has_password", "with_password"]
 
 Dtype = Literal["auto", "float32", "float16", "bfloat16", "int8"]
 DTYPE_CHOICES: tuple[str, ...] = get_args(Dtype)  # "auto" first; what --dtype accepts everywhere
+Backend = Literal["auto", "torch", "onnxruntime", "null"]
+BACKEND_CHOICES: tuple[str, ...] = get_args(Backend)  # "auto" first; what --backend accepts everywhere
 
 ENV_PREFIX = "LIVETOPIC_"
 
@@ -64,11 +66,15 @@ class Settings(BaseSettings):
     max_inflight: int = Field(1024, ge=1, description="comments read but not yet acked, at most")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="inference device")
     dtype: Dtype = Field(
-        "auto", description="inference dtype (auto: on GPUs bfloat16, else float16; on CPUs int8 where they have "
-        "int8 dot-product instructions (VNNI/AMX), else bfloat16 where they have AVX512-BF16/AMX, else float32; "
-        "auto skips a dtype whose label agreement with float32, recorded in the version's manifest, is below "
-        "99.5%; int8: CPU only, the encoder's Linear layers in int8)")
-    torch_threads: int | None = Field(None, ge=1, description="intra-op threads (default: all cores)")
+        "auto", description="inference dtype (auto: on GPUs bfloat16, else float16; on CPUs int8 (ONNX Runtime), "
+        "else the next fastest; auto skips a backend and dtype whose label agreement with float32, recorded in the "
+        "version's manifest, is below 99.5%; int8: CPU only)")
+    backend: Backend = Field(
+        "auto", description="inference engine (auto: ONNX Runtime on CPUs, PyTorch on GPUs; onnxruntime: CPU, "
+        "float32 or int8, the version exported to ONNX once and cached beside it; null: a stand-in that returns "
+        "fixed scores instantly, for measuring the host path only)")
+    torch_threads: int | None = Field(None, ge=1, description="intra-op threads of the model, PyTorch or ONNX "
+                                      "Runtime (default: all cores)")
     compile: bool = Field(False, description="torch.compile the model (CUDA)")
 
     # Reliability

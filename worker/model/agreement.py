@@ -1,13 +1,13 @@
-"""Label agreement of reduced precisions with float32: the share of comments whose labels come out
-identical. The trainer records it in each version's manifest (``dtype=auto`` reads it); ``livetopic bench``
-reports it next to the speed it buys."""
+"""Label agreement of reduced precisions (and other engines) with float32: the share of comments whose labels
+come out identical. The trainer records it in each version's manifest per backend and dtype (``auto`` reads
+it); ``livetopic bench`` reports it next to the speed it buys, at large and small batches."""
 
 from __future__ import annotations
 
 import gc
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,24 +23,33 @@ class DtypeAgreement:
     prob_max_abs_diff: float  # largest score difference from float32
     near_threshold_fraction: float  # share of comments with a float32 score within 0.01 of its threshold
     comments_per_s: float  # in-process throughput (encode, prepare, run) on these comments
+    small_batch_comments_per_s: dict[int, float] = field(default_factory=dict)  # batch size → comments/s
 
 
-def measure_agreement(load: Callable[[str], LoadedModel], texts: Sequence[str], dtypes: Sequence[str], *,
-                      batch_size: int = 256, max_tokens: int = 4096) -> dict[str, DtypeAgreement]:
-    """Agreement with float32 of each dtype in ``dtypes`` (float32 itself included, as the reference) on
-    ``texts``; ``load(dtype)`` gives the model in that dtype. One model is loaded at a time."""
+def _rate(model: LoadedModel, texts: Sequence[str], batch_size: int, max_tokens: int) -> tuple[np.ndarray, float]:
+    model.predict_texts(texts[: min(len(texts), batch_size)], batch_size, max_tokens)  # warm-up
+    started = time.perf_counter()
+    probs = model.predict_texts(texts, batch_size, max_tokens)
+    return probs, len(texts) / (time.perf_counter() - started)
+
+
+def measure_agreement(load: Callable[[str], LoadedModel], texts: Sequence[str], names: Sequence[str], *,
+                      batch_size: int = 256, max_tokens: int = 4096, small_batches: Sequence[int] = (),
+                      small_n: int = 64) -> dict[str, DtypeAgreement]:
+    """Agreement with float32 of each engine in ``names`` (``"float32"``, the reference, included) on ``texts``;
+    ``load(name)`` gives the model so (a dtype, or ``"backend:dtype"``). One model is loaded at a time. With
+    ``small_batches``, also the throughput in batches of those sizes over ``small_n`` of the texts."""
     if not texts:
         raise ValueError("no texts to measure agreement on")
     probs: dict[str, np.ndarray] = {}
     rates: dict[str, float] = {}
+    small: dict[str, dict[int, float]] = {}
     thresholds: np.ndarray | None = None
     multi = True
-    for dtype in ["float32", *[d for d in dtypes if d != "float32"]]:
-        model = load(dtype)
-        model.predict_texts(texts[: min(len(texts), batch_size)], batch_size, max_tokens)  # warm-up
-        started = time.perf_counter()
-        probs[dtype] = model.predict_texts(texts, batch_size, max_tokens)
-        rates[dtype] = len(texts) / (time.perf_counter() - started)
+    for name in ["float32", *[n for n in names if n != "float32"]]:
+        model = load(name)
+        probs[name], rates[name] = _rate(model, texts, batch_size, max_tokens)
+        small[name] = {size: _rate(model, texts[:small_n], size, max_tokens)[1] for size in small_batches}
         thresholds, multi = model.thresholds, model.multi_label
         del model
         gc.collect()
@@ -48,7 +57,8 @@ def measure_agreement(load: Callable[[str], LoadedModel], texts: Sequence[str], 
     reference = probs["float32"]
     expected = decide(reference, thresholds, multi)
     near = float((np.abs(reference - thresholds) < 0.01).any(axis=1).mean()) if multi else float("nan")
-    return {dtype: DtypeAgreement(label_agreement=float((decide(p, thresholds, multi) == expected).all(axis=1).mean()),
-                                  prob_max_abs_diff=float(np.abs(p - reference).max()),
-                                  near_threshold_fraction=near, comments_per_s=rates[dtype])
-            for dtype, p in probs.items()}
+    return {name: DtypeAgreement(label_agreement=float((decide(p, thresholds, multi) == expected).all(axis=1).mean()),
+                                 prob_max_abs_diff=float(np.abs(p - reference).max()),
+                                 near_threshold_fraction=near, comments_per_s=rates[name],
+                                 small_batch_comments_per_s=small[name])
+            for name, p in probs.items()}

@@ -8,13 +8,13 @@ import logging
 from pathlib import Path
 
 from ..errors import ModelError, RepositoryError
-from .backends.torch import TorchBackend
-from .precision import resolve_device
+from .backends.base import Backend
+from .precision import Engine, engine_threads, resolve_engine
 from .repository import MANIFEST_NAME, Manifest, read_manifest, resolve_version
 from .runtime import LoadedModel
 from .tokenizer import load_tokenizer
 
-__all__ = ["check_files", "load_model", "load_version", "locate_model"]
+__all__ = ["check_files", "load_backend", "load_model", "load_version", "locate_model"]
 
 log = logging.getLogger(__name__)
 
@@ -66,22 +66,50 @@ def check_labels(model_dir: Path, manifest: Manifest, id2label: dict[int, str], 
         raise ModelError(f"{model_dir}: label mismatch: config.json names {named}, manifest {manifest.labels}")
 
 
+def load_backend(model_dir: Path, engine: Engine, *, compile: bool = False) -> Backend:
+    """The network of ``model_dir`` on ``engine`` (its backend module imported only when used)."""
+    if engine.backend == "onnxruntime":
+        from .backends.onnxruntime import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(model_dir, dtype_name=engine.dtype, threads=engine_threads())
+    if engine.backend == "null":
+        from .backends.null import NullBackend
+
+        return NullBackend(model_dir)
+    from .backends.torch import TorchBackend
+
+    return TorchBackend(model_dir, device=engine.device, dtype_name=engine.dtype, compile=compile)
+
+
+def _backend(model_dir: Path, manifest: Manifest, device: str, dtype: str, backend: str, compile: bool) -> Backend:
+    engine = resolve_engine(device, dtype, backend, manifest.dtype_agreement)
+    try:
+        return load_backend(model_dir, engine, compile=compile)
+    except ModelError as exc:
+        if backend != "auto" or engine.backend != "onnxruntime":
+            raise
+        # auto picked ONNX Runtime but this network does not export (or ORT cannot run it): PyTorch runs it
+        fallback = resolve_engine(device, dtype if dtype != "int8" else "auto", "torch", manifest.dtype_agreement)
+        log.warning("%s: ONNX Runtime cannot serve this version (%s); serving it with PyTorch %s instead",
+                    model_dir, exc, fallback.dtype)
+        return load_backend(model_dir, fallback, compile=compile)
+
+
 def load_version(model_dir: Path, manifest: Manifest, number: int, *, device: str = "auto", dtype: str = "auto",
-                 compile: bool = False) -> LoadedModel:
+                 backend: str = "auto", compile: bool = False) -> LoadedModel:
     """Load the version in ``model_dir`` as ``manifest`` describes it (no smoke test)."""
     check_files(model_dir)
-    device, dtype = resolve_device(device, dtype, manifest.dtype_agreement)
     tokenizer = load_tokenizer(model_dir)
-    backend = TorchBackend(model_dir, device=device, dtype_name=dtype, compile=compile)
-    check_labels(model_dir, manifest, backend.id2label, backend.num_labels)
-    return LoadedModel(model_dir, manifest, number, tokenizer, backend)
+    network = _backend(model_dir, manifest, device, dtype, backend, compile)
+    check_labels(model_dir, manifest, network.id2label, network.num_labels)
+    return LoadedModel(model_dir, manifest, number, tokenizer, network)
 
 
 def load_model(path: Path | str, version: int | None = None, *, device: str = "auto", dtype: str = "auto",
-               compile: bool = False, smoke_test: bool = True) -> LoadedModel:
+               backend: str = "auto", compile: bool = False, smoke_test: bool = True) -> LoadedModel:
     """Load ``REPO`` (highest complete version, or ``version``), ``REPO/N``, or a plain HF directory."""
     vdir, manifest, number = locate_model(path, version)
-    model = load_version(vdir, manifest, number, device=device, dtype=dtype, compile=compile)
+    model = load_version(vdir, manifest, number, device=device, dtype=dtype, backend=backend, compile=compile)
     if smoke_test:
         model.smoke_test()
     log.info("loaded model %s from %s on %s/%s (%s)", model.tag, vdir, model.device, model.dtype_name,

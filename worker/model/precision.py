@@ -1,34 +1,64 @@
-"""Where and in what precision a model runs: the device, the dtype (``auto`` resolved from what the hardware
-does natively and what the model's manifest says it tolerates), and torch's thread count."""
+"""Where, on what engine and in what precision a model runs: the device, the backend and the dtype (``auto``
+resolved from what the hardware does natively and what the model's manifest says it tolerates), the CPU's
+features, and the model's thread count."""
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
+import platform
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from ..errors import ModelError
-from ..settings import DTYPE_CHOICES
+from ..settings import BACKEND_CHOICES, DTYPE_CHOICES
 
 __all__ = [
+    "BACKENDS",
+    "CPU_FEATURES",
     "DTYPES",
     "MIN_LABEL_AGREEMENT",
-    "auto_dtype_candidates",
+    "Engine",
+    "agreement_key",
+    "auto_candidates",
+    "cpu_features",
     "cpu_flags",
     "cpu_has_int8_dot",
     "cpu_has_native_bf16",
+    "cpu_model",
+    "engine_threads",
+    "onnxruntime_available",
     "prefer_passive_openmp",
-    "resolve_device",
+    "recorded_agreement",
+    "resolve_engine",
     "set_torch_threads",
 ]
 
-# "int8": the encoder's Linear layers in int8 (weights per channel, activations per token, int32
-# accumulation), the rest float32; CPU only.
 DTYPES: tuple[str, ...] = tuple(d for d in DTYPE_CHOICES if d != "auto")
+BACKENDS: tuple[str, ...] = tuple(b for b in BACKEND_CHOICES if b != "auto")
+
+# What each backend runs, per device. ONNX Runtime: CPU, float32 and int8 (weights per channel, activations
+# per tensor, dynamic); PyTorch: everything else (bfloat16 on CPUs with native bf16, every GPU dtype).
+_SUPPORTED: dict[tuple[str, str], tuple[str, ...]] = {
+    ("onnxruntime", "cpu"): ("float32", "int8"),
+    ("torch", "cpu"): ("float32", "bfloat16", "float16", "int8"),
+    ("torch", "cuda"): ("float32", "bfloat16", "float16"),
+    ("null", "cpu"): ("float32",),
+}
 
 # ``auto`` never picks a reduced precision whose recorded label agreement with float32 is below this
 # (the manifest's ``dtype_agreement``, measured by the trainer on validation comments).
 MIN_LABEL_AGREEMENT = 0.995
+
+# The CPU features the bench reports (and ``auto`` looks at).
+CPU_FEATURES: tuple[str, ...] = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+class Engine(NamedTuple):
+    device: str  # "cpu" or "cuda"
+    backend: str  # "torch", "onnxruntime" or "null"
+    dtype: str
 
 
 @functools.cache
@@ -44,6 +74,25 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` says."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_features() -> dict[str, bool]:
+    """Which of :data:`CPU_FEATURES` the CPU has."""
+    flags = cpu_flags()
+    return {name: name in flags for name in CPU_FEATURES}
+
+
 def cpu_has_native_bf16() -> bool:
     """True when the CPU has bfloat16 dot-product instructions (AVX512-BF16 or AMX-BF16).
 
@@ -53,46 +102,112 @@ def cpu_has_native_bf16() -> bool:
 
 
 def cpu_has_int8_dot() -> bool:
-    """True when the CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8), which run
-    int8 matrix products at about twice the bfloat16 rate."""
+    """True when the CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8)."""
     return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
-def auto_dtype_candidates(device: str) -> list[str]:
-    """What ``auto`` tries on ``device``, fastest first (CPU feature checks; CUDA asks torch)."""
+@functools.cache
+def onnxruntime_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+
+
+def agreement_key(backend: str, dtype: str) -> str:
+    """The manifest's ``dtype_agreement`` key of a backend and dtype (``"onnxruntime:int8"``)."""
+    return f"{backend}:{dtype}"
+
+
+def recorded_agreement(agreement: Mapping[str, float] | None, backend: str, dtype: str) -> float | None:
+    """The label agreement recorded for ``backend``/``dtype``: its own key, else a plain ``dtype`` key (manifests
+    written before backends had keys, measured with PyTorch: for another backend still the best evidence of how
+    the model takes that precision's rounding); None when nothing was recorded."""
+    recorded = agreement or {}
+    value = recorded.get(agreement_key(backend, dtype), recorded.get(dtype))
+    return None if value is None else float(value)
+
+
+def auto_candidates(device: str, backend: str = "auto") -> list[tuple[str, str]]:
+    """(backend, dtype) pairs ``auto`` tries on ``device``, fastest first; the last one, float32, is always
+    served. CUDA: PyTorch in bfloat16 (where the GPU has it), float16, float32. CPU: ONNX Runtime int8 (measured
+    fastest at every batch size on CPUs with and without VNNI, see README "Performance"), PyTorch bfloat16 on
+    CPUs with native bfloat16, then float32 (ONNX Runtime; PyTorch when ``backend`` says so)."""
     if device == "cuda":
         import torch
 
-        return (["bfloat16"] if torch.cuda.is_bf16_supported() else []) + ["float16", "float32"]
-    return (["int8"] if cpu_has_int8_dot() else []) + (["bfloat16"] if cpu_has_native_bf16() else []) + ["float32"]
+        dtypes = (["bfloat16"] if torch.cuda.is_bf16_supported() else []) + ["float16", "float32"]
+        return [("torch", d) for d in dtypes] if backend in ("auto", "torch") else []
+    ort = backend in ("auto", "onnxruntime") and onnxruntime_available()
+    found = [("onnxruntime", "int8")] if ort else []
+    if backend in ("auto", "torch") and cpu_has_native_bf16():
+        found.append(("torch", "bfloat16"))
+    found.append(("onnxruntime", "float32") if ort else ("torch", "float32"))
+    return found
 
 
-def resolve_device(device: str = "auto", dtype: str = "auto",
-                   agreement: Mapping[str, float] | None = None) -> tuple[str, str]:
-    """('auto'|'cpu'|'cuda', 'auto'|dtype) → concrete (device, dtype name).
-
-    ``auto`` device: CUDA when torch sees one. ``auto`` dtype: the fastest the device runs natively: on
-    CUDA bfloat16 (else float16); on CPU int8 where the CPU has int8 dot-product instructions, else
-    bfloat16 where it has bfloat16 ones, else float32; skipping any dtype whose label agreement with
-    float32 in ``agreement`` (the manifest's record) is below :data:`MIN_LABEL_AGREEMENT`.
-    """
+def _device(device: str) -> str:
     import torch
 
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda"):
         raise ModelError(f"unknown device {device!r}; expected auto, cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
         raise ModelError("--device cuda asked for, but torch sees no CUDA device")
-    if dtype == "auto":
-        recorded = agreement or {}
-        dtype = next(d for d in auto_dtype_candidates(device)
-                     if d == "float32" or recorded.get(d, 1.0) >= MIN_LABEL_AGREEMENT)
-    if dtype not in DTYPES:
+    return device
+
+
+def _backend_for(device: str, dtype: str) -> str:
+    """``backend=auto`` with a dtype asked for by name: the first of the auto order that runs it."""
+    for backend, dtypes in _SUPPORTED.items():
+        if backend[1] == device and dtype in dtypes and backend[0] != "null" and (
+                backend[0] != "onnxruntime" or onnxruntime_available()):
+            return backend[0]
+    raise ModelError(f"no backend runs {dtype} on {device}"
+                     + (" (int8 runs on CPU only, through ONNX Runtime)" if dtype == "int8" else ""))
+
+
+def resolve_engine(device: str = "auto", dtype: str = "auto", backend: str = "auto",
+                   agreement: Mapping[str, float] | None = None) -> Engine:
+    """('auto'|'cpu'|'cuda', 'auto'|dtype, 'auto'|backend) → concrete :class:`Engine`.
+
+    ``auto`` device: CUDA when torch sees one. ``auto`` dtype (and backend): the first of
+    :func:`auto_candidates` whose label agreement with float32 in ``agreement`` (the manifest's record, see
+    :func:`recorded_agreement`) is not below :data:`MIN_LABEL_AGREEMENT`. A dtype or backend asked for by name is
+    served as asked, or refused with the reason.
+    """
+    device = _device(device)
+    if dtype != "auto" and dtype not in DTYPES:
         raise ModelError(f"unknown dtype {dtype!r}; expected auto or one of {', '.join(DTYPES)}")
-    if dtype == "int8" and device != "cpu":
-        raise ModelError("dtype int8 (dynamic quantisation) runs on CPU only")
-    return device, dtype
+    if backend != "auto" and backend not in BACKENDS:
+        raise ModelError(f"unknown backend {backend!r}; expected auto or one of {', '.join(BACKENDS)}")
+    if backend == "null":
+        if device != "cpu" or dtype not in ("auto", "float32"):
+            raise ModelError("the null backend (a stand-in with fixed scores) is a CPU float32 stand-in")
+        return Engine("cpu", "null", "float32")
+    if dtype == "auto":
+        found = auto_candidates(device, backend)
+        if not found:
+            raise ModelError(f"backend {backend} does not run on {device}")
+        for candidate_backend, candidate_dtype in found:
+            value = recorded_agreement(agreement, candidate_backend, candidate_dtype)
+            if candidate_dtype == "float32" or value is None or value >= MIN_LABEL_AGREEMENT:
+                return Engine(device, candidate_backend, candidate_dtype)
+    if backend == "auto":
+        backend = _backend_for(device, dtype)
+    if backend == "onnxruntime" and not onnxruntime_available():
+        raise ModelError("backend onnxruntime asked for, but onnxruntime (and onnx) are not installed")
+    if dtype not in _SUPPORTED.get((backend, device), ()):
+        served = ", ".join(_SUPPORTED.get((backend, device), ())) or "nothing"
+        raise ModelError(f"backend {backend} on {device} runs {served}, not {dtype}"
+                         + (" (int8 runs on CPU only, through ONNX Runtime)" if dtype == "int8" else ""))
+    return Engine(device, backend, dtype)
+
+
+def engine_threads() -> int:
+    """The model's intra-op threads: torch's setting (``--torch-threads``, applied before a model loads), which
+    the ONNX Runtime backend follows too."""
+    import torch
+
+    return int(torch.get_num_threads())
 
 
 def prefer_passive_openmp() -> None:

@@ -40,7 +40,7 @@ class LoadedModel:
         self.max_length = manifest.max_length
         self.preprocess = manifest.preprocessing.build()
         self.backend = backend
-        self.device, self.dtype_name = backend.device, backend.dtype_name
+        self.device, self.dtype_name, self.backend_name = backend.device, backend.dtype_name, backend.name
         self._tokenizer = serving_backend(tokenizer, self.max_length)
         self.pad_id = int(tokenizer.pad_token_id or 0)
 

@@ -88,8 +88,9 @@ class Metrics:
                                             buckets=_LATENCY_BUCKETS, registry=r)
         self.pending = Gauge("livetopic_pending_comments", "Comments read by this worker and not yet acked.",
                              registry=r)
-        self.model_info = Gauge("livetopic_model_info", "The model version being served, and on what device in "
-                                "what dtype (value 1).", ["name", "version", "device", "dtype"], registry=r)
+        self.model_info = Gauge("livetopic_model_info", "The model version being served, and on what device, "
+                                "dtype and backend (value 1).", ["name", "version", "device", "dtype", "backend"],
+                                registry=r)
         self.labels = Counter("livetopic_label", "Labels published, by label and channel (topic heat; channel is "
                               "one of --metrics-channels, else 'other'; 'all' when none are listed).",
                               ["label", "channel"], registry=r)
@@ -115,9 +116,10 @@ class Metrics:
         for reason in FLUSH_REASONS:
             self.batch_flushes.labels(reason=reason)
 
-    def set_model(self, name: str, version: int, device: str, dtype: str) -> None:
+    def set_model(self, name: str, version: int, device: str, dtype: str, backend: str) -> None:
         self.model_info.clear()
-        self.model_info.labels(name=name, version=str(version), device=device, dtype=dtype).set(1)
+        self.model_info.labels(name=name, version=str(version), device=device, dtype=dtype,
+                               backend=backend).set(1)
 
     def channel_label(self, channel: str | None) -> str:
         """The ``channel`` label value for a comment's channel: bounded by the allowlist."""

@@ -30,10 +30,10 @@ class ModelWatcher:
 
     def __init__(self, repo: Path, *, current: Callable[[], LoadedModel | None],
                  swap: Callable[[LoadedModel], None], executor: Executor, metrics: Metrics,
-                 interval_s: float, device: str, dtype: str, compile: bool = False) -> None:
+                 interval_s: float, device: str, dtype: str, backend: str = "auto", compile: bool = False) -> None:
         self.repo, self.interval_s = repo, interval_s
         self._current, self._swap, self._executor, self._metrics = current, swap, executor, metrics
-        self._device, self._dtype, self._compile = device, dtype, compile
+        self._device, self._dtype, self._backend, self._compile = device, dtype, backend, compile
         self._refused: dict[int, float] = {}  # version → manifest mtime when refused
         self._poked = asyncio.Event()
 
@@ -84,7 +84,7 @@ class ModelWatcher:
         manifest = read_manifest(vdir)
         if current is not None and manifest.labels != current.labels:
             log.warning("version %s changes the labels from %s to %s", vdir.name, current.labels, manifest.labels)
-        return load_model(vdir, device=self._device, dtype=self._dtype, compile=self._compile)
+        return load_model(vdir, device=self._device, dtype=self._dtype, backend=self._backend, compile=self._compile)
 
     def _tag(self) -> str:
         current = self._current()

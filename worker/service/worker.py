@@ -75,7 +75,8 @@ class Worker:
         self.http = HttpServer(self, s.metrics_host, s.metrics_port)
         self.watcher = ModelWatcher(s.model_repo, current=lambda: self.model, swap=self._swap,
                                     executor=self._pools["reload"], metrics=self.metrics,
-                                    interval_s=s.reload_interval_s, device=s.device, dtype=s.dtype, compile=s.compile)
+                                    interval_s=s.reload_interval_s, device=s.device, dtype=s.dtype,
+                                    backend=s.backend, compile=s.compile)
         self._model_idle = False  # the batch loop waits for a batch
         self._redis_ok = False
         self._redis_oom = False
@@ -150,7 +151,7 @@ class Worker:
     def _swap(self, model: LoadedModel) -> None:
         # On the event loop; the batch loop reads self.model once per batch, so a swap lands between batches.
         self.model = model
-        self.metrics.set_model(model.name, model.version, model.device, model.dtype_name)
+        self.metrics.set_model(model.name, model.version, model.device, model.dtype_name, model.backend_name)
 
     async def _released(self, ids: Iterable[str]) -> None:
         self._moved()
@@ -184,7 +185,7 @@ class Worker:
         set_torch_threads(s.torch_threads)  # --torch-threads (None: torch's default)
         if self.model is None:
             load = functools.partial(load_model, s.model_repo, s.model_version, device=s.device, dtype=s.dtype,
-                                     compile=s.compile)
+                                     backend=s.backend, compile=s.compile)
             self.model = await asyncio.get_running_loop().run_in_executor(self._pools["model"], load)
         # What is loaded now (libraries, the model) lives as long as the process: keep it out of the cyclic
         # garbage collector's full passes, which otherwise stall the worker now and then (~200 ms with
@@ -192,7 +193,8 @@ class Worker:
         # still freed (by reference counting) when its last batch is done.
         gc.collect()
         gc.freeze()
-        self.metrics.set_model(self.model.name, self.model.version, self.model.device, self.model.dtype_name)
+        self.metrics.set_model(self.model.name, self.model.version, self.model.device, self.model.dtype_name,
+                               self.model.backend_name)
         created = await self.retry.call("create group", self.streams.ensure_group, s.group_start_id, stop=stop)
         log.info("consumer %s in group %s on %s (%s)", s.consumer, s.group, s.input_stream,
                  "group created" if created else "group exists")

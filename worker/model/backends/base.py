@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from ...errors import ModelError
 from ..chunks import Chunk
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "read_labels"]
 
 
 class Backend(Protocol):
     """A loaded network on a device, in a dtype. Called from one thread at a time (the model thread)."""
 
+    name: str  # "torch", "onnxruntime", "null"
     device: str  # "cpu" or "cuda"
     dtype_name: str  # "float32", "bfloat16", "int8"…
     num_labels: int
@@ -29,3 +33,15 @@ class Backend(Protocol):
     def probabilities(self, chunks: Sequence[Chunk], multi_label: bool) -> np.ndarray:
         """float32 ``[rows, labels]`` for the chunks' rows in chunk order: sigmoid (multi-label) or softmax."""
         ...
+
+
+def read_labels(model_dir: Path) -> tuple[int, dict[int, str]]:
+    """(number of outputs, id → label name) from a model directory's ``config.json``, for backends that do not
+    load the network through transformers."""
+    try:
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{model_dir}: unreadable config.json: {exc}") from exc
+    id2label = {int(k): str(v) for k, v in (config.get("id2label") or {}).items()}
+    num_labels = int(config.get("num_labels") or len(id2label) or 2)
+    return num_labels, id2label or {i: f"LABEL_{i}" for i in range(num_labels)}

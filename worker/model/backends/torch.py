@@ -15,10 +15,10 @@ from ..chunks import Chunk
 from ..kernels.fastbert import FastBert, fast_path_reason
 from ..kernels.int8 import quantize_linear_layers
 
-__all__ = ["TorchBackend"]
+__all__ = ["TorchBackend", "load_network"]
 
 
-def _load_network(model_dir: Path, device: str, torch_dtype: Any) -> Any:
+def load_network(model_dir: Path, device: str, torch_dtype: Any) -> Any:
     from transformers import AutoModelForSequenceClassification
 
     kwargs: dict[str, Any] = {"local_files_only": True, "use_safetensors": True, "trust_remote_code": False,
@@ -42,9 +42,10 @@ class TorchBackend:
     def __init__(self, model_dir: Path, *, device: str, dtype_name: str, compile: bool = False) -> None:
         import torch
 
+        self.name = "torch"
         self.device, self.dtype_name = device, dtype_name
         quantized = dtype_name == "int8"
-        network = _load_network(model_dir, device, torch.float32 if quantized else getattr(torch, dtype_name))
+        network = load_network(model_dir, device, torch.float32 if quantized else getattr(torch, dtype_name))
         network.eval()
         network.to(device)
         if quantized:

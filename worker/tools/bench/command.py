@@ -8,9 +8,10 @@ from pathlib import Path
 
 from ...errors import LivetopicError
 from ...model.presets import PRESETS
-from ...settings import DTYPE_CHOICES
+from ...settings import BACKEND_CHOICES, DTYPE_CHOICES
 from .records import BenchOptions
 from .run import run_bench
+from .steps import NULL
 from .table import render_table
 
 __all__ = ["cmd_bench", "options_from_args", "register"]
@@ -25,6 +26,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     preset = args.preset if args.model is not None or args.preset is not None else "bert-base-chinese"
     return BenchOptions(
         texts=list(args.texts), model=args.model, preset=preset, n=args.n, device=args.device, dtype=args.dtype,
+        backend=args.backend,
         redis_url=args.redis_url, baseline_n=args.baseline_n, agreement_n=args.agreement_n,
         check_agreement=args.check_agreement, also_dtype=tuple(args.also_dtype or ()), warmup_n=args.warmup_n,
         half_load_seconds=args.half_load_seconds, threads=args.threads, workers=args.workers,
@@ -42,13 +44,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="baseline vs worker throughput, latency and compute ceiling")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--model", type=Path, help="model repository (REPO or REPO/N) or Hugging Face directory")
-    source.add_argument("--preset", choices=list(PRESETS),
+    source.add_argument("--preset", choices=[*PRESETS, NULL],
                         help="an untrained model of this shape, built once into --cache-dir (default: "
-                             "bert-base-chinese when no --model)")
+                             "bert-base-chinese when no --model); null: no model, one worker with a stand-in that "
+                             "returns fixed scores instantly, to measure the host path (Redis, parsing, tokenising, "
+                             "batching, publishing)")
     p.add_argument("--texts", nargs="+", type=Path, required=True, help="comments (files or directories)")
     p.add_argument("--n", type=int, default=2000, help="comments per worker run (default: 2000)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto", help="the worker's dtype (default: auto)")
+    p.add_argument("--backend", choices=[b for b in BACKEND_CHOICES if b != NULL], default="auto",
+                   help="the worker's backend (default: auto)")
     p.add_argument("--redis-url", help="a Redis server to use (fresh stream names; default: an embedded one)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--baseline-n", type=int, default=200,
@@ -56,8 +62,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--agreement-n", type=int, default=1000,
                    help="comments for the label-agreement check against float32; 0 skips it (default: 1000)")
     p.add_argument("--check-agreement", action="store_true", help="only the label-agreement check")
-    p.add_argument("--also-dtype", action="append", choices=DTYPE_CHOICES[1:], metavar="DTYPE",
-                   help="also measure this dtype's label agreement and in-process speed (repeatable)")
+    p.add_argument("--also-dtype", action="append", metavar="DTYPE",
+                   choices=[*DTYPE_CHOICES[1:],
+                            *(f"{b}:{d}" for b in ("torch", "onnxruntime") for d in DTYPE_CHOICES[1:])],
+                   help="also measure this dtype's (or backend:dtype's) label agreement and in-process speed "
+                        "(repeatable; every engine the CPU offers is measured anyway)")
     p.add_argument("--warmup-n", type=int, default=256, help="comments through the worker before timing")
     p.add_argument("--half-load-seconds", type=float, default=20.0,
                    help="length of the half-load phase, at most N comments (default: 20)")

@@ -118,3 +118,51 @@ def matmul_rate(device: str, dtype: str, shape: EncoderShape, *, rows: Iterable[
                 elapsed += spent
             best = max(best, flops / elapsed)
     return best
+
+
+def _onnx_int8_product(k: int, n: int, seed: int) -> bytes:
+    """An ONNX graph ``A (uint8 [m, k]) × W (int8 [k, n]) → int32``: the integer product ONNX Runtime's
+    dynamically quantised layers run (MatMulInteger)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.random.default_rng(seed).integers(-127, 128, size=(k, n), dtype=np.int8)
+    node = helper.make_node("MatMulInteger", ["a", "w"], ["y"])
+    graph = helper.make_graph([node], "int8_product", [helper.make_tensor_value_info("a", TensorProto.UINT8, ["m", k])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT32, ["m", n])],
+                              initializer=[numpy_helper.from_array(weight, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return bytes(model.SerializeToString())
+
+
+def onnxruntime_int8_rate(shape: EncoderShape, threads: int, *, rows: Iterable[int] = (1024, 2048, 4096),
+                          seconds: float = 0.4) -> float:
+    """Measured int8 operations per second of ONNX Runtime's integer product (uint8 × int8 → int32, the kernel
+    under its int8 layers; it uses VNNI/AMX where the CPU has them) at the encoder's GEMM shapes, ``threads``
+    intra-op threads; the best over ``rows`` of the time-weighted rate, as :func:`matmul_rate`."""
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    sessions = {(k, n): ort.InferenceSession(_onnx_int8_product(k, n, k * 7 + n), options,
+                                             providers=["CPUExecutionProvider"])
+                for _m, k, n in _gemm_shapes(shape, 1)}
+    generator = np.random.default_rng(0)
+    best = 0.0
+    for m in rows:
+        flops = elapsed = 0.0
+        for mm, k, n in _gemm_shapes(shape, m):
+            session, a = sessions[(k, n)], generator.integers(0, 256, size=(mm, k), dtype=np.uint8)
+            for _ in range(2):
+                session.run(None, {"a": a})
+            reps, started = 0, time.perf_counter()
+            while (spent := time.perf_counter() - started) < seconds or reps == 0:
+                session.run(None, {"a": a})
+                reps += 1
+            flops += 2.0 * mm * k * n * reps
+            elapsed += spent
+        best = max(best, flops / elapsed)
+    return best

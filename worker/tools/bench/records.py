@@ -10,12 +10,15 @@ from typing import Any
 
 from ...model.agreement import DtypeAgreement
 
-__all__ = ["REQUIRED_KEYS", "AgreementPhase", "BaselinePhase", "BenchOptions", "BenchResult", "CeilingPhase",
-           "Layout", "LoadPhase"]
+__all__ = ["HOST_PATH_KEYS", "REQUIRED_KEYS", "AgreementPhase", "BaselinePhase", "BenchOptions", "BenchResult",
+           "CeilingPhase", "Layout", "LoadPhase"]
 
 REQUIRED_KEYS = ("baseline_comments_per_s", "worker_comments_per_s", "speedup", "latency_ms_p50", "latency_ms_p99",
                  "half_load_latency_ms_p99", "compute_bound_comments_per_s", "fraction_of_ceiling", "device", "dtype",
-                 "n")
+                 "n", "backend", "cpu_model", "cpu_features")
+# ``--preset null``: the host path alone (no model, so no baseline, agreement or ceiling)
+HOST_PATH_KEYS = ("host_path_comments_per_s", "worker_comments_per_s", "latency_ms_p50", "latency_ms_p99",
+                  "half_load_latency_ms_p99", "device", "dtype", "n", "backend", "cpu_model", "cpu_features")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,7 @@ class BenchOptions:
     n: int = 2000
     device: str = "auto"
     dtype: str = "auto"
+    backend: str = "auto"
     redis_url: str | None = None
     baseline_n: int = 200
     agreement_n: int = 1000
@@ -47,31 +51,42 @@ class BenchOptions:
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """Where and how the workers run: resolved device and dtype, processes and torch threads each."""
+    """Where and how the workers run: resolved device, dtype and backend, processes and threads each."""
 
     device: str
     dtype: str
+    backend: str
     workers: int
     worker_threads: int
 
 
 @dataclass(frozen=True, slots=True)
 class AgreementPhase:
+    """The engines side by side, in-process, with the workers' threads: label agreement with PyTorch float32
+    (``"float32"``, the reference) and comments/s at the worker's batch size and at small batches."""
+
     n: int
-    dtype: str  # the worker's
-    found: dict[str, DtypeAgreement]  # float32 (the reference), the worker's dtype, the --also-dtype ones
+    chosen: str  # the workers' engine, "backend:dtype"
+    found: dict[str, DtypeAgreement]  # "float32", the workers' engine, the others side by side, the --also-dtype ones
+    threads: int
 
     def to_json(self) -> dict[str, Any]:
-        chosen = self.found[self.dtype]
-        out = {"agreement_n": self.n, "label_agreement": chosen.label_agreement,
-               "prob_max_abs_diff": chosen.prob_max_abs_diff, "near_threshold_fraction": chosen.near_threshold_fraction,
-               "model_only_comments_per_s": chosen.comments_per_s,
-               "float32_model_only_comments_per_s": self.found["float32"].comments_per_s}
+        chosen = self.found[self.chosen]
+        out: dict[str, Any] = {
+            "agreement_n": self.n, "label_agreement": chosen.label_agreement,
+            "prob_max_abs_diff": chosen.prob_max_abs_diff, "near_threshold_fraction": chosen.near_threshold_fraction,
+            "model_only_comments_per_s": chosen.comments_per_s,
+            "float32_model_only_comments_per_s": self.found["float32"].comments_per_s, "engines_threads": self.threads}
         for other, found in self.found.items():
-            if other not in (self.dtype, "float32"):
+            if other not in (self.chosen, "float32") and ":" not in other:  # --also-dtype DTYPE
                 out.update({f"{other}_label_agreement": found.label_agreement,
                             f"{other}_prob_max_abs_diff": found.prob_max_abs_diff,
                             f"{other}_model_only_comments_per_s": found.comments_per_s})
+        out["engines"] = {("torch:float32" if name == "float32" else name): {
+            "label_agreement": found.label_agreement, "prob_max_abs_diff": found.prob_max_abs_diff,
+            "comments_per_s": found.comments_per_s,
+            **{f"comments_per_s_batch_{size}": rate for size, rate in found.small_batch_comments_per_s.items()}}
+            for name, found in self.found.items()}
         return out
 
 
@@ -107,11 +122,28 @@ class LoadPhase:
 class CeilingPhase:
     mean_tokens: float
     gflops_per_comment: float
-    matmul_tflops: float  # measured, in the worker's dtype
+    dtype: str  # the workers'
+    tflops: dict[str, float]  # measured matrix-multiply rate of each dtype the CPU (or GPU) offers
+
+    @property
+    def matmul_tflops(self) -> float:
+        return self.tflops.get(self.dtype, float("nan"))
+
+    @property
+    def best_dtype(self) -> str:
+        return max(self.tflops, key=self.tflops.__getitem__)
 
     @property
     def comments_per_s(self) -> float:
-        return self.matmul_tflops * 1e3 / self.gflops_per_comment
+        """At the best dtype's rate: a slow dtype cannot make the fraction of this look good."""
+        return self.tflops[self.best_dtype] * 1e3 / self.gflops_per_comment
+
+    def to_json(self, worker_rate: float) -> dict[str, Any]:
+        return {"mean_tokens_per_comment": self.mean_tokens, "gflops_per_comment": self.gflops_per_comment,
+                "matmul_tflops": self.matmul_tflops, "matmul_tflops_by_dtype": self.tflops,
+                "ceiling_dtype": self.best_dtype, "compute_bound_comments_per_s": self.comments_per_s,
+                "chosen_dtype_compute_bound_comments_per_s": self.matmul_tflops * 1e3 / self.gflops_per_comment,
+                "fraction_of_ceiling": worker_rate / self.comments_per_s}
 
 
 @dataclass(slots=True)
@@ -130,7 +162,8 @@ class BenchResult:
     def to_json(self) -> dict[str, Any]:
         """The flat JSON object ``livetopic bench --json`` prints (non-finite numbers as null)."""
         out: dict[str, Any] = {"device": self.layout.device, "dtype": self.layout.dtype,
-                               "workers": self.layout.workers, "worker_threads": self.layout.worker_threads,
+                               "backend": self.layout.backend, "workers": self.layout.workers,
+                               "worker_threads": self.layout.worker_threads,
                                **self.setup}
         for phase in (self.agreement, self.baseline):
             if phase is not None:
@@ -140,12 +173,18 @@ class BenchResult:
         if self.baseline is not None and self.saturated is not None:
             out["speedup"] = self.saturated.comments_per_s / self.baseline.comments_per_s
         if self.ceiling is not None and self.saturated is not None:
-            c = self.ceiling
-            out.update(mean_tokens_per_comment=c.mean_tokens, gflops_per_comment=c.gflops_per_comment,
-                       matmul_tflops=c.matmul_tflops, compute_bound_comments_per_s=c.comments_per_s,
-                       fraction_of_ceiling=self.saturated.comments_per_s / c.comments_per_s)
+            out.update(self.ceiling.to_json(self.saturated.comments_per_s))
+        if self.layout.backend == "null" and self.saturated is not None:
+            out["host_path_comments_per_s"] = self.saturated.comments_per_s
         out["elapsed_s"] = self.elapsed_s
-        return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in out.items()}
+        return _finite(out)
+
+
+def _finite(value: Any) -> Any:
+    """Non-finite numbers as None (JSON has no NaN), in nested dicts too."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _load_json(sat: LoadPhase, half: LoadPhase) -> dict[str, Any]:

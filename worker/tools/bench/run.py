@@ -13,9 +13,19 @@ import numpy as np
 
 from ...model.agreement import measure_agreement
 from ...model.load import load_model
-from ...model.precision import resolve_device, set_torch_threads
+from ...model.precision import (
+    agreement_key,
+    cpu_features,
+    cpu_has_int8_dot,
+    cpu_has_native_bf16,
+    cpu_model,
+    onnxruntime_available,
+    resolve_engine,
+    set_torch_threads,
+)
+from ...model.runtime import LoadedModel
 from ...settings import Settings
-from .flops import encoder_shape, matmul_rate, mean_forward_flops
+from .flops import EncoderShape, encoder_shape, matmul_rate, mean_forward_flops, onnxruntime_int8_rate
 from .load import CpuMeter
 from .records import AgreementPhase, BaselinePhase, BenchOptions, BenchResult, CeilingPhase, Layout
 from .steps import Baseline, ModelRef, draw, load_texts, prepare_model, say, token_lengths
@@ -29,32 +39,80 @@ def _setting(opts: BenchOptions, name: str) -> Any:
     return Settings.model_fields[name].default if value is None else value
 
 
+def side_by_side(layout: Layout, also: tuple[str, ...] = ()) -> list[str]:
+    """The engines the agreement phase runs: the workers' one, every other one this device offers, and the
+    ``--also-dtype`` ones (a dtype, on the backend ``auto`` gives it, or ``backend:dtype``)."""
+    names = [agreement_key(layout.backend, layout.dtype)]
+    if layout.device == "cpu":
+        names += [agreement_key("onnxruntime", d) for d in ("int8", "float32") if onnxruntime_available()]
+        names += [agreement_key("torch", "bfloat16")] if cpu_has_native_bf16() else []
+    names += list(also)
+    unique = list(dict.fromkeys("float32" if n == "torch:float32" else n for n in names))
+    return [n for n in unique if n != "float32"]
+
+
+def _load_engine(source: Path, device: str, name: str) -> LoadedModel:
+    backend, _, dtype = name.rpartition(":")
+    if name == "float32":  # the reference: what the trainer measures and the baseline runs
+        backend = "torch"
+    return load_model(source, device=device, dtype=dtype, backend=backend or "auto", smoke_test=False)
+
+
 def _agreement(opts: BenchOptions, layout: Layout, ref: ModelRef, texts: list[str]) -> AgreementPhase:
-    candidates = [layout.dtype] + [d for d in opts.also_dtype
-                                   if d != layout.dtype and (d != "int8" or layout.device == "cpu")]
-    say(f"agreement: {len(texts)} comments, float32 vs {', '.join(candidates)}")
+    names = side_by_side(layout, tuple(d for d in opts.also_dtype if d != "int8" or layout.device == "cpu"))
+    chosen = agreement_key(layout.backend, layout.dtype)
+    chosen = "float32" if chosen == "torch:float32" else chosen
+    small = () if opts.check_agreement else (4, 1)
+    say(f"engines side by side, {layout.worker_threads} thread(s): {len(texts)} comments, float32 (PyTorch) vs "
+        f"{', '.join(names)}" + (f"; batches of {' and '.join(map(str, small))} on 64 of them" if small else ""))
     source = ref.repo if ref.version is None else ref.path
-    found = measure_agreement(lambda d: load_model(source, device=layout.device, dtype=d, smoke_test=False), texts,
-                              candidates, batch_size=int(_setting(opts, "max_batch_size")),
-                              max_tokens=int(_setting(opts, "max_batch_tokens")))
-    return AgreementPhase(len(texts), layout.dtype, found)
+    threads = set_torch_threads(layout.worker_threads)  # as one worker runs; the ORT backend follows torch's
+    try:
+        found = measure_agreement(lambda name: _load_engine(source, layout.device, name), texts, names,
+                                  batch_size=int(_setting(opts, "max_batch_size")),
+                                  max_tokens=int(_setting(opts, "max_batch_tokens")), small_batches=small)
+    finally:
+        set_torch_threads(opts.threads or os.cpu_count() or 1)
+    return AgreementPhase(len(texts), chosen, found, threads)
 
 
-def _ceiling(ref: ModelRef, layout: Layout, texts: list[str]) -> CeilingPhase:
+def ceiling_rates(layout: Layout, shape: EncoderShape, threads: int) -> dict[str, float]:
+    """Measured matrix-multiply FLOP/s of each dtype the device offers (and the workers' one): float32, bfloat16
+    where native, int8 (the faster of ONNX Runtime's integer product and ``torch._int_mm`` with VNNI/AMX)."""
+    device = layout.device
+    dtypes = {layout.dtype, "float32"} | ({"bfloat16"} if device == "cuda" or cpu_has_native_bf16() else set())
+    rates = {d: matmul_rate(device, d, shape) for d in sorted(dtypes - {"int8"})}
+    if device == "cpu":
+        int8 = [onnxruntime_int8_rate(shape, threads)] if onnxruntime_available() else []
+        if cpu_has_int8_dot() or (layout.dtype == "int8" and layout.backend == "torch"):
+            int8.append(matmul_rate(device, "int8", shape))
+        if int8:
+            rates["int8"] = max(int8)
+    return rates
+
+
+def _ceiling(ref: ModelRef, layout: Layout, texts: list[str], threads: int) -> CeilingPhase:
     from transformers import AutoConfig
 
     shape = encoder_shape(AutoConfig.from_pretrained(str(ref.path), local_files_only=True))
     lengths = token_lengths(ref, texts)
-    say(f"ceiling: {layout.dtype} matrix-multiply rate on {layout.device}")
+    say(f"ceiling: matrix-multiply rates on {layout.device} ({threads} thread(s))")
+    rates = ceiling_rates(layout, shape, threads)
     return CeilingPhase(mean_tokens=float(np.mean(lengths)),
                         gflops_per_comment=mean_forward_flops(shape, lengths) / 1e9,
-                        matmul_tflops=matmul_rate(layout.device, layout.dtype, shape) / 1e12)
+                        dtype=layout.dtype, tflops={d: r / 1e12 for d, r in rates.items()})
 
 
 def _setup(opts: BenchOptions, layout: Layout, ref: ModelRef, threads: int) -> dict[str, Any]:
     import torch
 
-    return {"n": opts.n, "threads": threads, "torch": torch.__version__,
+    ort = None
+    if onnxruntime_available():
+        import onnxruntime
+
+        ort = onnxruntime.__version__
+    return {"n": opts.n, "threads": threads, "torch": torch.__version__, "onnxruntime": ort, "cpu_model": cpu_model(),
+            "cpu_features": cpu_features(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "model": str(ref.path), "untrained": ref.untrained,
             "preset": opts.preset, "max_batch_size": int(_setting(opts, "max_batch_size")),
             "max_batch_tokens": int(_setting(opts, "max_batch_tokens")),
@@ -71,7 +129,7 @@ def _with_workers(opts: BenchOptions, result: BenchResult, ref: ModelRef, pool: 
     meters = [CpuMeter().start()]
     baseline.run(base_texts[:half])
     other = [meters[0].stop()]
-    workdir = Path(opts.cache_dir) / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    workdir = _workdir(opts)
     warm = draw(pool, opts.n + opts.agreement_n, min(opts.n, opts.warmup_n))
     result.saturated, result.half_load, labels = run_load_phases(opts, result.layout, ref, texts, warm, workdir)
     result.setup["worker_logs"] = str(workdir)
@@ -84,7 +142,11 @@ def _with_workers(opts: BenchOptions, result: BenchResult, ref: ModelRef, pool: 
                                     float(np.mean(other)), sum(same) / len(same) if same else float("nan"))
     del baseline
     gc.collect()
-    result.ceiling = _ceiling(ref, result.layout, texts)
+    result.ceiling = _ceiling(ref, result.layout, texts, int(result.setup["threads"]))
+
+
+def _workdir(opts: BenchOptions) -> Path:
+    return Path(opts.cache_dir) / "runs" / time.strftime("%Y%m%d-%H%M%S")
 
 
 def run_bench(opts: BenchOptions) -> BenchResult:
@@ -93,11 +155,20 @@ def run_bench(opts: BenchOptions) -> BenchResult:
     pool = load_texts(opts.texts, int(Settings.model_fields["max_text_chars"].default))
     ref = prepare_model(opts.model, opts.preset, opts.texts, opts.cache_dir, pool)
     # As the worker resolves it: auto consults the version's recorded label agreement.
-    device, dtype = resolve_device(opts.device, opts.dtype, ref.manifest.dtype_agreement)
-    layout = Layout(device, dtype, *worker_layout(device, opts.workers, opts.threads))
+    engine = resolve_engine(opts.device, opts.dtype, "null" if opts.preset == "null" else opts.backend,
+                            ref.manifest.dtype_agreement)
+    workers = 1 if engine.backend == "null" and opts.workers is None else opts.workers  # the host path: one process
+    layout = Layout(engine.device, engine.dtype, engine.backend, *worker_layout(engine.device, workers, opts.threads))
     result = BenchResult(layout, _setup(opts, layout, ref, threads))
     random.Random(opts.seed).shuffle(pool)
     texts = draw(pool, 0, opts.n)
+    if engine.backend == "null":  # no model: nothing to agree with, no baseline, no ceiling
+        warm = draw(pool, opts.n, min(opts.n, opts.warmup_n))
+        workdir = _workdir(opts)
+        result.saturated, result.half_load, _ = run_load_phases(opts, layout, ref, texts, warm, workdir)
+        result.setup["worker_logs"] = str(workdir)
+        result.elapsed_s = time.perf_counter() - started
+        return result
     if opts.agreement_n > 0:  # comments held apart from the timed ones where the pool allows
         result.agreement = _agreement(opts, layout, ref, draw(pool, opts.n, opts.agreement_n))
     if not opts.check_agreement:

@@ -20,9 +20,10 @@ from ...model.repository import Manifest, latest_version
 from ...model.tokenizer import encode_texts, load_tokenizer, serving_backend
 from ...model.untrained import init_version
 
-__all__ = ["LABELS", "Baseline", "ModelRef", "draw", "load_texts", "prepare_model", "say", "token_lengths"]
+__all__ = ["LABELS", "NULL", "Baseline", "ModelRef", "draw", "load_texts", "prepare_model", "say", "token_lengths"]
 
 LABELS = ["Cheer", "Game", "Broadcast", "Chat"]
+NULL = "null"  # the preset of the host-path measurement: a tokenizer and labels, fixed scores instead of a network
 
 
 def say(message: str) -> None:
@@ -72,8 +73,10 @@ def prepare_model(model: Path | None, preset: str | None, text_paths: list[Path]
     repo = Path(cache_dir) / "models" / f"{preset}-{_fingerprint(text_paths, preset)}"
     version = latest_version(repo)
     if version is None:
-        say(f"building an untrained {preset} model in {repo} (once; vocabulary from the texts)")
-        version = init_version(repo, preset=preset, labels=LABELS, texts=texts, name=f"bench-{preset}")
+        say(f"building an untrained {preset} model in {repo} (once; vocabulary from the texts)"
+            + (": its tokenizer and labels only, the null backend stands in for its network" if preset == NULL else ""))
+        version = init_version(repo, preset="tiny" if preset == NULL else preset, labels=LABELS, texts=texts,
+                               name=f"bench-{preset}")
     vdir, manifest, number = locate_model(repo, version)
     return ModelRef(repo, number, vdir, manifest, untrained=True)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ...settings import DTYPE_CHOICES
-
 __all__ = ["render_table"]
 
 _BUSY_CORES = 0.25  # other processes' CPU (cores) above which the table warns
@@ -29,12 +27,23 @@ def _agreement_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
                  ("model only, in-process (comments/s)",
                   f"{_fmt(r['model_only_comments_per_s'])} {r['dtype']}, "
                   f"{_fmt(r['float32_model_only_comments_per_s'])} float32")]
-    for other in DTYPE_CHOICES:
-        if f"{other}_label_agreement" in r:
-            rows.append((f"{other} instead, in-process",
-                         f"{_fmt(r[f'{other}_model_only_comments_per_s'])} comments/s, label agreement "
-                         f"{100 * r[f'{other}_label_agreement']:.2f}%"))
+    for name, e in (r.get("engines") or {}).items():
+        small = ", ".join(f"{_fmt(e[k])} at batch {k.rsplit('_', 1)[1]}" for k in e if k.startswith("comments_per_s_"))
+        rows.append((f"  {name}, in-process, {r.get('engines_threads', '?')} thread(s)",
+                     f"{_fmt(e['comments_per_s'])} comments/s{', ' + small if small else ''}; label agreement "
+                     f"{_fmt(100 * e['label_agreement'] if e['label_agreement'] is not None else None, 2)}%"))
     return rows
+
+
+def _cpu_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    features = r.get("cpu_features") or {}
+    have = [name for name, present in features.items() if present]
+    return [("CPU", f"{r.get('cpu_model', 'unknown')} ({os_cores(r)}); "
+                    f"{', '.join(have) if have else 'none of ' + ', '.join(features)}")]
+
+
+def os_cores(r: dict[str, Any]) -> str:
+    return f"{r['threads']} thread(s) in the bench process"
 
 
 def _run_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
@@ -50,10 +59,13 @@ def _run_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
          f"{_fmt(r['half_load_latency_ms_p50'], 0)} / {_fmt(r['half_load_latency_ms_p99'], 0)}"),
         ("batches: mean size, real/padded tokens",
          f"{_fmt(r.get('mean_batch_size'))}, {_fmt(r.get('padding_fill'), 2)}"),
-        (f"{r['dtype']} matrix multiply (measured)", f"{r['matmul_tflops'] * 1000:,.0f} GFLOP/s"),
+        ("matrix multiply (measured), by dtype", ", ".join(
+            f"{d} {v * 1000:,.0f}" for d, v in (r.get("matmul_tflops_by_dtype") or {}).items()) + " GFLOP/s"),
         ("model FLOPs per comment", f"{r['gflops_per_comment']:.2f} GFLOP at {r['mean_tokens_per_comment']:.1f} "
                                     "tokens (mean)"),
-        ("compute-bound ceiling", f"{_fmt(r['compute_bound_comments_per_s'])} comments/s"),
+        (f"compute-bound ceiling (best dtype: {r.get('ceiling_dtype')})",
+         f"{_fmt(r['compute_bound_comments_per_s'])} comments/s ({r['dtype']}: "
+         f"{_fmt(r.get('chosen_dtype_compute_bound_comments_per_s'))})"),
         ("fraction of ceiling", f"{100 * r['fraction_of_ceiling']:.0f}%"),
         ("worker labels = baseline labels", f"{100 * r['baseline_label_agreement']:.1f}% of baseline comments"),
         ("other processes' CPU: baseline / saturated / half load (cores)",
@@ -62,15 +74,34 @@ def _run_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _host_path_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (f"host path: one worker process, saturated ({r['n']} comments)",
+         f"{_fmt(r['host_path_comments_per_s'])} comments/s"),
+        ("latency p50 / p95 / p99, saturated (ms)",
+         f"{_fmt(r['latency_ms_p50'], 0)} / {_fmt(r['latency_ms_p95'], 0)} / {_fmt(r['latency_ms_p99'], 0)}"),
+        (f"half load ({r['half_load_n']} at {r['half_load_rate']:.1f}/s): latency p50 / p99 (ms)",
+         f"{_fmt(r['half_load_latency_ms_p50'], 0)} / {_fmt(r['half_load_latency_ms_p99'], 0)}"),
+        ("batches: mean size", _fmt(r.get("mean_batch_size"))),
+        ("other processes' CPU: saturated / half load (cores)",
+         f"{_fmt(r['other_cpu_cores_worker'], 2)} / {_fmt(r.get('other_cpu_cores_half_load'), 2)}"),
+    ]
+
+
 def render_table(r: dict[str, Any]) -> str:
     """``r``: the bench's JSON object."""
-    rows: list[tuple[str, str]] = [("model", f"{r['model']}{' (untrained)' if r['untrained'] else ''}"),
-                                   ("device / dtype / threads",
-                                    f"{r['device']} / {r['dtype']} / {r['threads']} (workers: {r['workers']} × "
+    null = r.get("backend") == "null"
+    model = "none: the null stand-in (fixed scores, no network)" if null else \
+        f"{r['model']}{' (untrained)' if r['untrained'] else ''}"
+    rows: list[tuple[str, str]] = [("model", model), *_cpu_rows(r),
+                                   ("device / backend / dtype",
+                                    f"{r['device']} / {r.get('backend')} / {r['dtype']} (workers: {r['workers']} × "
                                     f"{r['worker_threads']} thread(s))")]
     rows += _agreement_rows(r)
     if "speedup" in r:
         rows += _run_rows(r)
+    if null and "host_path_comments_per_s" in r:
+        rows += _host_path_rows(r)
     busy = [r.get(k) for k in ("other_cpu_cores_baseline", "other_cpu_cores_worker", "other_cpu_cores_half_load")]
     if any(isinstance(v, float) and v > _BUSY_CORES for v in busy):
         rows.append(("note", "other processes used the CPU during the run: numbers are lower and noisier than on "

@@ -34,7 +34,8 @@ def worker_layout(device: str, workers: int | None, threads: int | None) -> tupl
 def _worker_flags(opts: BenchOptions, layout: Layout, ref: ModelRef, url: str, names: StreamNames) -> list[str]:
     flags = ["--redis-url", url, "--model-repo", str(ref.repo), "--input-stream", names.input,
              "--output-stream", names.output, "--dead-letter-stream", names.dead, "--group", names.group,
-             "--group-start-id", "0", "--device", layout.device, "--dtype", layout.dtype, "--log-level", "WARNING",
+             "--group-start-id", "0", "--device", layout.device, "--dtype", layout.dtype, "--backend", layout.backend,
+             "--log-level", "WARNING",
              "--torch-threads", str(layout.worker_threads)]
     if ref.version is not None:
         flags += ["--model-version", str(ref.version)]

@@ -1,0 +1,188 @@
+"""A version as an ONNX graph for ONNX Runtime: exported once from its safetensors weights, with ORT's
+transformer fusions (attention, layer norms, GELU, embeddings), and for int8 the weights quantised per
+output channel first (dynamic quantisation: activations are quantised on each call), then the fusions.
+
+The graph is cached beside the version (``REPO/<n>/.onnx/``) under a name that holds a hash of the weights
+and config and the versions of the exporter, onnx and ONNX Runtime, so a changed file or library makes a new
+export and never serves a stale one. Files are written to a temporary name and renamed (readers never see half
+a graph; two workers exporting at once both write the same bytes). A worker that cannot write the repository
+uses the user's cache directory, then the system's temporary directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+
+__all__ = ["ONNX_DIR", "cache_key", "cache_roots", "onnx_graph"]
+
+log = logging.getLogger(__name__)
+
+ONNX_DIR = ".onnx"  # beside the weights, inside the version directory
+_RECIPE = "1"  # bump when the steps below change what they write
+_OPSET = 17
+
+
+def _library_versions() -> str:
+    import onnx
+    import onnxruntime
+    import torch
+    import transformers
+
+    return f"torch {torch.__version__}|onnx {onnx.__version__}|onnxruntime {onnxruntime.__version__}|" \
+           f"transformers {transformers.__version__}|recipe {_RECIPE}|opset {_OPSET}"
+
+
+def cache_key(model_dir: Path, dtype: str) -> str:
+    """Hash of the weights, the config, the dtype and the library versions (16 hex digits)."""
+    digest = hashlib.sha256(f"{dtype}|{_library_versions()}".encode())
+    for path in [*sorted(model_dir.glob("*.safetensors")), model_dir / "config.json"]:
+        digest.update(f"|{path.name}|".encode())
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 22):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def cache_roots(model_dir: Path) -> list[Path]:
+    """Where graphs are looked for and written, in order: beside the version, the user's cache, the temp dir."""
+    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "livetopic" / "onnx"
+    return [model_dir / ONNX_DIR, user, Path(tempfile.gettempdir()) / f"livetopic-onnx-{os.getuid()}"]
+
+
+def onnx_graph(model_dir: Path, dtype: str) -> Path:
+    """The ONNX graph of the version in ``model_dir`` for ONNX Runtime in ``dtype`` (float32 or int8): a cached
+    one, or exported now (seconds to a minute for a bert-base-sized model)."""
+    if dtype not in ("float32", "int8"):
+        raise ModelError(f"ONNX Runtime runs float32 and int8 here, not {dtype}")
+    try:
+        name = f"model-{dtype}-{cache_key(model_dir, dtype)}.onnx"
+    except OSError as exc:
+        raise ModelError(f"{model_dir}: cannot read the weights: {exc}") from exc
+    roots = cache_roots(model_dir)
+    for root in roots:
+        if (root / name).is_file():
+            return root / name
+    problems = []
+    for root in roots:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix=".export-", dir=root) as work:
+                started = time.perf_counter()
+                built = _build(model_dir, dtype, Path(work))
+                os.replace(built, root / name)
+            log.info("exported %s to ONNX (%s) in %.1f s: %s", model_dir, dtype, time.perf_counter() - started,
+                     root / name)
+            return root / name
+        except OSError as exc:  # read-only, not ours, full: try the next place
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+                raise ModelError(f"{model_dir}: ONNX export failed: {exc}") from exc
+            problems.append(f"{root}: {exc}")
+    raise ModelError(f"{model_dir}: nowhere to write the ONNX export: {'; '.join(problems)}")
+
+
+def _build(model_dir: Path, dtype: str, work: Path) -> Path:
+    """Export, (quantise), optimise into ``work``; returns the final file, fsynced."""
+    raw = work / "exported.onnx"
+    config = _export(model_dir, raw)
+    source = raw
+    if dtype == "int8":
+        source = work / "quantised.onnx"
+        _quantise(raw, source)
+    final = work / "final.onnx"
+    _optimise(source, final, config)
+    with open(final, "rb") as fh:
+        os.fsync(fh.fileno())
+    return final
+
+
+class _LibraryChatter(logging.Filter):
+    """Drops the libraries' records up to WARNING logged by one thread (the exporting one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (record.thread != self.thread or record.levelno > logging.WARNING
+                or record.name.split(".")[0] in ("worker", "trainer"))
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporter, optimiser and quantiser log and warn about their work (each fusion, the legacy exporter's
+    deprecation, tracer notes, "consider pre-processing"): keep that out of the worker's log and of warnings."""
+    chatter = _LibraryChatter()
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(chatter)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(chatter)
+
+
+def _export(model_dir: Path, out: Path) -> Any:
+    """``input_ids``, ``attention_mask`` (batch and sequence dynamic) → ``logits``; returns the config.
+
+    The TorchScript exporter traces one example; it has padding, so the graph keeps the attention mask (an
+    all-ones example could trace a mask-free shortcut)."""
+    import torch
+
+    from .backends.torch import load_network
+
+    network = load_network(model_dir, "cpu", torch.float32)
+    network.eval()
+    vocab = int(network.config.vocab_size)
+    ids = (torch.arange(16, dtype=torch.int64).reshape(2, 8) % max(1, vocab - 1)) + 1
+    mask = torch.ones(2, 8, dtype=torch.int64)
+    mask[1, 5:] = 0
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+            "logits": {0: "batch"}}
+    try:
+        with _quiet(), torch.no_grad():
+            torch.onnx.export(network, (ids, mask), str(out), input_names=["input_ids", "attention_mask"],
+                              output_names=["logits"], dynamic_axes=axes, opset_version=_OPSET, dynamo=False)
+    except Exception as exc:  # the exporter raises many kinds; all mean "this network does not export"
+        raise ModelError(f"{model_dir}: ONNX export failed: {type(exc).__name__}: {exc}") from exc
+    return network.config
+
+
+def _quantise(source: Path, out: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    try:
+        with _quiet():
+            quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=True)
+    except Exception as exc:
+        raise ModelError(f"int8 quantisation of the ONNX graph failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _optimise(source: Path, out: Path, config: Any) -> None:
+    """ORT's transformer fusions (``model_type="bert"`` covers BERT, DistilBERT and RoBERTa encoders)."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    heads = int(getattr(config, "num_attention_heads", None) or getattr(config, "n_heads", 0) or 0)
+    hidden = int(getattr(config, "hidden_size", None) or getattr(config, "dim", 0) or 0)
+    try:
+        with _quiet():
+            model = optimize_model(str(source), model_type="bert", num_heads=heads, hidden_size=hidden,
+                                   opt_level=0, use_gpu=False)
+            model.save_model_to_file(str(out))
+    except Exception as exc:
+        raise ModelError(f"ONNX Runtime's transformer optimisation failed: {type(exc).__name__}: {exc}") from exc
