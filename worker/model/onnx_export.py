@@ -12,7 +12,6 @@ uses the user's cache directory, then the system's temporary directory.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import logging
 import os
@@ -86,9 +85,8 @@ def onnx_graph(model_dir: Path, dtype: str) -> Path:
             log.info("exported %s to ONNX (%s) in %.1f s: %s", model_dir, dtype, time.perf_counter() - started,
                      root / name)
             return root / name
-        except OSError as exc:  # read-only, not ours, full: try the next place
-            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
-                raise ModelError(f"{model_dir}: ONNX export failed: {exc}") from exc
+        except OSError as exc:  # read-only, not ours, full…: try the next place
+            log.info("cannot write the ONNX export to %s (%s); trying the next place", root, exc)
             problems.append(f"{root}: {exc}")
     raise ModelError(f"{model_dir}: nowhere to write the ONNX export: {'; '.join(problems)}")
 
@@ -125,16 +123,19 @@ def _quiet() -> Iterator[None]:
     """The exporter, optimiser and quantiser log and warn about their work (each fusion, the legacy exporter's
     deprecation, tracer notes, "consider pre-processing"): keep that out of the worker's log and of warnings."""
     chatter = _LibraryChatter()
-    handlers = list(logging.getLogger().handlers)
-    for handler in handlers:
-        handler.addFilter(chatter)
+    root = logging.getLogger()
+    # the root logger (the quantiser logs through it), every handler (the libraries' own loggers propagate to
+    # them) and the last-resort handler (where nothing is configured)
+    filtered: list[logging.Filterer] = [root, *root.handlers, *([logging.lastResort] if logging.lastResort else [])]
+    for target in filtered:
+        target.addFilter(chatter)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        for handler in handlers:
-            handler.removeFilter(chatter)
+        for target in filtered:
+            target.removeFilter(chatter)
 
 
 def _export(model_dir: Path, out: Path) -> Any:

@@ -42,7 +42,7 @@ BACKENDS: tuple[str, ...] = tuple(b for b in BACKEND_CHOICES if b != "auto")
 # per tensor, dynamic); PyTorch: everything else (bfloat16 on CPUs with native bf16, every GPU dtype).
 _SUPPORTED: dict[tuple[str, str], tuple[str, ...]] = {
     ("onnxruntime", "cpu"): ("float32", "int8"),
-    ("torch", "cpu"): ("float32", "bfloat16", "float16", "int8"),
+    ("torch", "cpu"): ("float32", "bfloat16", "float16"),
     ("torch", "cuda"): ("float32", "bfloat16", "float16"),
     ("null", "cpu"): ("float32",),
 }
@@ -183,6 +183,8 @@ def resolve_engine(device: str = "auto", dtype: str = "auto", backend: str = "au
         if device != "cpu" or dtype not in ("auto", "float32"):
             raise ModelError("the null backend (a stand-in with fixed scores) is a CPU float32 stand-in")
         return Engine("cpu", "null", "float32")
+    if backend == "onnxruntime" and not onnxruntime_available():
+        raise ModelError("backend onnxruntime asked for, but onnxruntime (and onnx) are not installed")
     if dtype == "auto":
         found = auto_candidates(device, backend)
         if not found:
@@ -193,8 +195,6 @@ def resolve_engine(device: str = "auto", dtype: str = "auto", backend: str = "au
                 return Engine(device, candidate_backend, candidate_dtype)
     if backend == "auto":
         backend = _backend_for(device, dtype)
-    if backend == "onnxruntime" and not onnxruntime_available():
-        raise ModelError("backend onnxruntime asked for, but onnxruntime (and onnx) are not installed")
     if dtype not in _SUPPORTED.get((backend, device), ()):
         served = ", ".join(_SUPPORTED.get((backend, device), ())) or "nothing"
         raise ModelError(f"backend {backend} on {device} runs {served}, not {dtype}"

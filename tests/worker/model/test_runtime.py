@@ -1,5 +1,5 @@
-"""The performance paths of worker.model: token-budget chunking, vectorised padding, dtype resolution
-(CPU bfloat16, int8) and row order."""
+"""The performance paths of worker.model: token-budget chunking, vectorised padding, engine resolution (backend
+and dtype: ONNX Runtime int8, CPU bfloat16, the manifest's record) and row order."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from worker.errors import ModelError
 from worker.model import precision as device_mod
 from worker.model.chunks import plan_chunks
 from worker.model.load import load_model
-from worker.model.precision import resolve_device
+from worker.model.precision import resolve_engine
 
 
 def _padded(lengths: list[int], chunks: list[list[int]]) -> int:
@@ -71,70 +71,73 @@ def test_reduced_precision_stays_close_to_float32(tiny_repo: Path, dtype: str) -
 
 
 @pytest.mark.parametrize(("flags", "agreement", "expected"), [
-    ({"avx512_vnni", "avx512_bf16"}, None, "int8"),
-    ({"amx_int8", "amx_bf16"}, {"bfloat16": 0.999}, "int8"),
-    ({"avx512_vnni", "avx512_bf16"}, {"int8": 0.99}, "bfloat16"),  # recorded too low: skipped
-    ({"avx512_vnni", "avx512_bf16"}, {"int8": 0.99, "bfloat16": 0.9}, "float32"),
-    ({"avx_vnni"}, {"int8": 0.995}, "int8"),
-    ({"avx512_bf16"}, None, "bfloat16"),
-    ({"avx2"}, None, "float32"),
-    (set(), {"int8": 0.1, "bfloat16": 0.1}, "float32"),
+    ({"avx512_vnni", "avx512_bf16"}, None, ("onnxruntime", "int8")),
+    (set(), None, ("onnxruntime", "int8")),  # ONNX Runtime's int8 runs (and wins) without VNNI too
+    ({"amx_int8", "amx_bf16"}, {"torch:bfloat16": 0.999}, ("onnxruntime", "int8")),
+    ({"avx512_bf16"}, {"onnxruntime:int8": 0.99}, ("torch", "bfloat16")),  # recorded too low: skipped
+    ({"avx512_bf16"}, {"int8": 0.99}, ("torch", "bfloat16")),  # an old manifest's plain key counts too
+    ({"avx512_bf16"}, {"onnxruntime:int8": 0.99, "torch:bfloat16": 0.9}, ("onnxruntime", "float32")),
+    ({"avx512_bf16"}, {"onnxruntime:int8": 0.99, "bfloat16": 0.9}, ("onnxruntime", "float32")),
+    ({"avx2"}, {"onnxruntime:int8": 0.995}, ("onnxruntime", "int8")),
+    ({"avx2"}, {"onnxruntime:int8": 0.1, "float32": 0.1}, ("onnxruntime", "float32")),  # float32 always serves
 ])
-def test_auto_dtype_on_cpu(monkeypatch: pytest.MonkeyPatch, flags: set[str], agreement: dict[str, float] | None,
-                           expected: str) -> None:
+def test_auto_engine_on_cpu(monkeypatch: pytest.MonkeyPatch, flags: set[str], agreement: dict[str, float] | None,
+                            expected: tuple[str, str]) -> None:
     monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset(flags))
-    assert resolve_device("cpu", "auto", agreement) == ("cpu", expected)
-    assert resolve_device("cpu", "int8", agreement) == ("cpu", "int8")  # asked for by name: served as asked
+    assert resolve_engine("cpu", "auto", "auto", agreement) == ("cpu", *expected)
+    # asked for by name: served as asked, whatever the record says
+    assert resolve_engine("cpu", "int8", "auto", agreement) == ("cpu", "onnxruntime", "int8")
+    assert resolve_engine("cpu", "bfloat16", "auto", agreement) == ("cpu", "torch", "bfloat16")
+    assert resolve_engine("cpu", "float32", "torch", agreement) == ("cpu", "torch", "float32")
     with pytest.raises(ModelError):
-        resolve_device("cpu", "float64")
+        resolve_engine("cpu", "float64")
+    with pytest.raises(ModelError):
+        resolve_engine("cpu", "auto", "tensorflow")
 
 
-def test_auto_dtype_follows_the_manifest_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("flags", "agreement", "expected"), [
+    ({"avx512_bf16"}, None, "bfloat16"),
+    ({"avx512_bf16"}, {"torch:bfloat16": 0.99}, "float32"),
+    ({"avx2"}, None, "float32"),
+])
+def test_auto_dtype_on_the_torch_backend(monkeypatch: pytest.MonkeyPatch, flags: set[str],
+                                         agreement: dict[str, float] | None, expected: str) -> None:
+    monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset(flags))
+    assert resolve_engine("cpu", "auto", "torch", agreement) == ("cpu", "torch", expected)
+
+
+def test_without_onnxruntime_auto_is_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    monkeypatch.setattr(device_mod, "onnxruntime_available", lambda: False)
+    assert resolve_engine("cpu") == ("cpu", "torch", "bfloat16")
+    with pytest.raises(ModelError, match="not installed"):
+        resolve_engine("cpu", "auto", "onnxruntime")
+
+
+def test_auto_engine_follows_the_manifest_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from worker.model.repository import read_manifest, resolve_version
     from worker.model.untrained import init_version
 
     monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset({"avx512_vnni", "avx512_bf16"}))
     init_version(tmp_path, preset="tiny", labels=["A", "B"], texts=["加油", "好球"], name="t",
-                 dtype_agreement={"int8": 0.9, "bfloat16": 0.999})
+                 dtype_agreement={"onnxruntime:int8": 0.9, "torch:bfloat16": 0.999, "int8": 0.99})
     vdir, _ = resolve_version(tmp_path)
-    assert read_manifest(vdir).dtype_agreement == {"int8": 0.9, "bfloat16": 0.999}
-    assert load_model(tmp_path, device="cpu", smoke_test=False).dtype_name == "bfloat16"
-    assert load_model(tmp_path, device="cpu", dtype="int8", smoke_test=False).dtype_name == "int8"
+    assert read_manifest(vdir).dtype_agreement == {"onnxruntime:int8": 0.9, "torch:bfloat16": 0.999, "int8": 0.99}
+    model = load_model(tmp_path, device="cpu", smoke_test=False)
+    assert (model.backend_name, model.dtype_name) == ("torch", "bfloat16")
+    model = load_model(tmp_path, device="cpu", dtype="int8", smoke_test=False)
+    assert (model.backend_name, model.dtype_name) == ("onnxruntime", "int8")
 
 
 def test_int8_is_cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     with pytest.raises(ModelError, match="CPU only"):
-        resolve_device("cuda", "int8")
-
-
-def test_int8_linear_is_close_and_independent_of_batch_neighbours() -> None:
-    import torch
-
-    from worker.model.kernels.int8 import int8_linear_class
-
-    torch.manual_seed(0)
-    linear = torch.nn.Linear(64, 48)
-    int8 = int8_linear_class().from_linear(linear)
-    x = torch.randn(5, 7, 64)
-    with torch.inference_mode():
-        exact, approx = linear(x), int8(x)
-        alone = int8(x[:1, :1])
-    assert approx.shape == exact.shape and approx.dtype == x.dtype
-    assert (approx - exact).abs().max() < 0.05 * exact.abs().max()
-    x2 = x.clone()
-    x2[1:] *= 100  # louder neighbours must not change row 0's quantisation (per-row scales)
-    with torch.inference_mode():
-        assert torch.equal(int8(x2)[0], approx[0])
-        assert torch.equal(alone[0, 0], approx[0, 0])
-
-
-def test_int8_swaps_only_the_encoder(tiny_repo: Path) -> None:
-    import torch
-
-    model = load_model(tiny_repo, device="cpu", dtype="int8", smoke_test=False)
-    plain = [m for m in model.backend.network.base_model.modules() if isinstance(m, torch.nn.Linear)]
-    assert plain == []
-    assert isinstance(model.backend.network.classifier, torch.nn.Linear)
+        resolve_engine("cuda", "int8")
+    with pytest.raises(ModelError, match="runs float32, bfloat16, float16"):
+        resolve_engine("cuda", "int8", "torch")
+    with pytest.raises(ModelError):
+        resolve_engine("cuda", "auto", "onnxruntime")
+    assert resolve_engine("cuda") == ("cuda", "torch", "bfloat16")

@@ -6,7 +6,14 @@ import math
 
 from transformers import BertConfig, DistilBertConfig
 
-from worker.tools.bench.flops import EncoderShape, encoder_shape, forward_flops, matmul_rate, mean_forward_flops
+from worker.tools.bench.flops import (
+    EncoderShape,
+    encoder_shape,
+    forward_flops,
+    matmul_rate,
+    mean_forward_flops,
+    onnxruntime_int8_rate,
+)
 
 
 def test_forward_flops_of_bert_base() -> None:
@@ -31,7 +38,7 @@ def test_matmul_rate_is_positive() -> None:
     assert rate > 0 and math.isfinite(rate)
 
 
-def test_int8_matmul_rate_is_positive() -> None:
+def test_onnxruntime_int8_rate_is_positive() -> None:
     shape = EncoderShape(layers=1, hidden=64, intermediate=128, labels=2)
-    rate = matmul_rate("cpu", "int8", shape, rows=(32,), seconds=0.01)
+    rate = onnxruntime_int8_rate(shape, 1, rows=(32,), seconds=0.01)
     assert rate > 0 and math.isfinite(rate)

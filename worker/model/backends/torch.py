@@ -1,6 +1,6 @@
-"""The PyTorch backend: a transformers sequence classifier on CPU or CUDA; on CPU the encoder's Linear
-layers optionally in int8 (:mod:`worker.model.kernels.int8`) and BERT through the lean forward
-(:mod:`worker.model.kernels.fastbert`)."""
+"""The PyTorch backend: a transformers sequence classifier on CUDA (bfloat16, float16, float32) or CPU (float32,
+bfloat16). On CPU ``auto`` prefers ONNX Runtime (:mod:`.onnxruntime`); this backend serves CPUs when asked for, or
+when a version does not export."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ import numpy as np
 
 from ...errors import ModelError, ModelOutOfMemoryError
 from ..chunks import Chunk
-from ..kernels.fastbert import FastBert, fast_path_reason
-from ..kernels.int8 import quantize_linear_layers
 
 __all__ = ["TorchBackend", "load_network"]
 
@@ -44,22 +42,17 @@ class TorchBackend:
 
         self.name = "torch"
         self.device, self.dtype_name = device, dtype_name
-        quantized = dtype_name == "int8"
-        network = load_network(model_dir, device, torch.float32 if quantized else getattr(torch, dtype_name))
+        if dtype_name not in ("float32", "bfloat16", "float16"):
+            raise ModelError(f"the torch backend runs float32, bfloat16 and float16, not {dtype_name}")
+        network = load_network(model_dir, device, getattr(torch, dtype_name))
         network.eval()
         network.to(device)
-        if quantized:
-            quantize_linear_layers(network.base_model)  # the classification head stays float
         self.network = network
         self.num_labels = int(network.config.num_labels)
         self.id2label = {int(k): str(v) for k, v in network.config.id2label.items()}
         self._forward = torch.compile(network, dynamic=True) if compile else network
-        # On CPU, BERT classifiers run through a lean forward of the same weights: measured on the bert-base
-        # shape in int8, a quarter less time for one comment, a tenth for five.
-        reason = "CUDA: transformers with SDPA" if device == "cuda" else (
-            "torch.compile asked for" if compile else fast_path_reason(network))
-        self.fast_path = FastBert(network) if reason is None else None
-        self.description = "lean BERT forward" if reason is None else f"transformers forward: {reason}"
+        self.description = f"transformers {dtype_name}" + (" with SDPA" if device == "cuda" else "") + (
+            ", torch.compile" if compile else "")
         self._pin = device == "cuda"
         # On CPU a few milliseconds of Python and small-matrix inefficiency per pass; on a GPU kernel launches.
         self.chunk_overhead_tokens = 2048 if device == "cuda" else 32
@@ -89,10 +82,7 @@ class TorchBackend:
             for chunk in chunks:
                 input_ids = chunk.input_ids.to(self.device, non_blocking=True)
                 attention_mask = chunk.attention_mask.to(self.device, non_blocking=True)
-                if self.fast_path is not None:
-                    logits = self.fast_path(input_ids, attention_mask).float()
-                else:
-                    logits = self._forward(input_ids=input_ids, attention_mask=attention_mask).logits.float()
+                logits = self._forward(input_ids=input_ids, attention_mask=attention_mask).logits.float()
                 results.append(torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1))
             if not results:
                 return np.empty((0, self.num_labels), dtype=np.float32)

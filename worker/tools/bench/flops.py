@@ -1,5 +1,6 @@
 """Compute ceilings for ``livetopic bench``: a model's forward FLOPs per comment from its config, and the
-device's measured matrix-multiply rate in a given dtype (for int8: int8 × int8 → int32 operations per second).
+device's measured matrix-multiply rate in a given dtype (for int8: ONNX Runtime's uint8 × int8 → int32 operations
+per second).
 
 FLOPs count multiply-adds as two operations and include only the matrix products (projections, feed-forward,
 attention scores and mixing, pooler, classifier); embeddings, layer norms, activations and softmax are a few
@@ -8,12 +9,14 @@ percent on top and left out, so the ceiling is an upper bound on what the model 
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EncoderShape", "encoder_shape", "forward_flops", "matmul_rate", "mean_forward_flops"]
+__all__ = ["EncoderShape", "encoder_shape", "forward_flops", "matmul_rate", "mean_forward_flops",
+           "onnxruntime_int8_rate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,59 +68,53 @@ def _gemm_shapes(shape: EncoderShape, rows: int) -> list[tuple[int, int, int]]:
     return [(rows, h, 3 * h), (rows, h, h), (rows, h, i), (rows, i, h)]
 
 
+def _best_rate(shape: EncoderShape, rows: Iterable[int], seconds: float,
+               product: Callable[[int, int, int], Callable[[], object]], sync: Callable[[], None] = lambda: None,
+               per_sync: int = 1) -> float:
+    """The best, over ``rows``, of the time-weighted FLOP/s of the layer's GEMMs (QKV, output, feed-forward up and
+    down); ``product(m, k, n)`` makes operands and returns the call to time; ``seconds`` per shape after warm-up."""
+    best = 0.0
+    for m in rows:
+        flops = elapsed = 0.0
+        for mm, k, n in _gemm_shapes(shape, m):
+            call = product(mm, k, n)
+            for _ in range(2):
+                call()
+            sync()
+            reps, started = 0, time.perf_counter()
+            while True:
+                for _ in range(per_sync):
+                    call()
+                reps += per_sync
+                sync()
+                spent = time.perf_counter() - started
+                if spent >= seconds:
+                    break
+            flops += 2.0 * mm * k * n * reps
+            elapsed += spent
+        best = max(best, flops / elapsed)
+    return best
+
+
 def matmul_rate(device: str, dtype: str, shape: EncoderShape, *, rows: Iterable[int] | None = None,
                 seconds: float = 0.4) -> float:
     """Measured FLOP/s of the encoder's own matrix products (``x @ Wᵀ + b`` at ``rows`` tokens) in ``dtype``
-    on ``device``: the best, over ``rows``, of the time-weighted rate of the layer's GEMMs (QKV, output,
-    feed-forward up and down). ``seconds`` of timing per shape after warm-up. Default ``rows``: 1024-4096
-    tokens on CPU, 4096-16384 on GPUs (which need larger products to fill)."""
+    (float32, bfloat16, float16) on ``device`` with PyTorch. Default ``rows``: 1024-4096 tokens on CPU,
+    4096-16384 on GPUs (which need larger products to fill)."""
     import torch
 
     cuda = device.startswith("cuda")
-    if rows is None:
-        rows = (4096, 8192, 16384) if cuda else (1024, 2048, 4096)
     generator = torch.Generator(device="cpu").manual_seed(0)
-    int8 = dtype == "int8"  # int8 × int8 → int32 products (torch._int_mm), as the worker's int8 layers run
-    torch_dtype = torch.int8 if int8 else getattr(torch, dtype)
+    torch_dtype = getattr(torch, dtype)
 
-    def operands(m: int, k: int, n: int) -> tuple[Any, Any, Any]:
-        if int8:
-            x = torch.randint(-127, 128, (m, k), generator=generator, dtype=torch.int8).to(device)
-            w = torch.randint(-127, 128, (n, k), generator=generator, dtype=torch.int8).to(device)
-            return x, w, None
-        x = torch.randn(m, k, generator=generator).to(device=device, dtype=torch_dtype)
-        w = torch.randn(n, k, generator=generator).to(device=device, dtype=torch_dtype)
-        return x, w, torch.randn(n, generator=generator).to(device=device, dtype=torch_dtype)
+    def product(m: int, k: int, n: int) -> Callable[[], object]:
+        x, w, b = (torch.randn(*size, generator=generator).to(device=device, dtype=torch_dtype)
+                   for size in ((m, k), (n, k), (n,)))
+        return functools.partial(torch.nn.functional.linear, x, w, b)
 
-    def product(x: Any, w: Any, b: Any) -> Any:
-        return torch._int_mm(x, w.t()) if int8 else torch.nn.functional.linear(x, w, b)
-
-    def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize()
-
-    best = 0.0
     with torch.inference_mode():
-        for m in rows:
-            flops = elapsed = 0.0
-            for mm, k, n in _gemm_shapes(shape, m):
-                x, w, b = operands(mm, k, n)
-                for _ in range(3):
-                    product(x, w, b)
-                sync()
-                reps, started = 0, time.perf_counter()
-                while True:
-                    for _ in range(4 if cuda else 1):
-                        product(x, w, b)
-                        reps += 1
-                    sync()
-                    spent = time.perf_counter() - started
-                    if spent >= seconds:
-                        break
-                flops += 2.0 * mm * k * n * reps
-                elapsed += spent
-            best = max(best, flops / elapsed)
-    return best
+        return _best_rate(shape, rows or ((4096, 8192, 16384) if cuda else (1024, 2048, 4096)), seconds, product,
+                          torch.cuda.synchronize if cuda else lambda: None, 4 if cuda else 1)
 
 
 def _onnx_int8_product(k: int, n: int, seed: int) -> bytes:
@@ -139,30 +136,20 @@ def _onnx_int8_product(k: int, n: int, seed: int) -> bytes:
 def onnxruntime_int8_rate(shape: EncoderShape, threads: int, *, rows: Iterable[int] = (1024, 2048, 4096),
                           seconds: float = 0.4) -> float:
     """Measured int8 operations per second of ONNX Runtime's integer product (uint8 × int8 → int32, the kernel
-    under its int8 layers; it uses VNNI/AMX where the CPU has them) at the encoder's GEMM shapes, ``threads``
-    intra-op threads; the best over ``rows`` of the time-weighted rate, as :func:`matmul_rate`."""
+    under its int8 layers; it uses VNNI/AMX where the CPU has them) at the encoder's GEMM shapes with ``threads``
+    intra-op threads."""
     import numpy as np
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
-    sessions = {(k, n): ort.InferenceSession(_onnx_int8_product(k, n, k * 7 + n), options,
-                                             providers=["CPUExecutionProvider"])
-                for _m, k, n in _gemm_shapes(shape, 1)}
     generator = np.random.default_rng(0)
-    best = 0.0
-    for m in rows:
-        flops = elapsed = 0.0
-        for mm, k, n in _gemm_shapes(shape, m):
-            session, a = sessions[(k, n)], generator.integers(0, 256, size=(mm, k), dtype=np.uint8)
-            for _ in range(2):
-                session.run(None, {"a": a})
-            reps, started = 0, time.perf_counter()
-            while (spent := time.perf_counter() - started) < seconds or reps == 0:
-                session.run(None, {"a": a})
-                reps += 1
-            flops += 2.0 * mm * k * n * reps
-            elapsed += spent
-        best = max(best, flops / elapsed)
-    return best
+
+    def product(m: int, k: int, n: int) -> Callable[[], object]:
+        session = ort.InferenceSession(_onnx_int8_product(k, n, k * 7 + n), options,
+                                       providers=["CPUExecutionProvider"])
+        feed = {"a": generator.integers(0, 256, size=(m, k), dtype=np.uint8)}
+        return functools.partial(session.run, None, feed)
+
+    return _best_rate(shape, rows, seconds, product)

@@ -16,7 +16,6 @@ from ...model.load import load_model
 from ...model.precision import (
     agreement_key,
     cpu_features,
-    cpu_has_int8_dot,
     cpu_has_native_bf16,
     cpu_model,
     onnxruntime_available,
@@ -78,16 +77,12 @@ def _agreement(opts: BenchOptions, layout: Layout, ref: ModelRef, texts: list[st
 
 def ceiling_rates(layout: Layout, shape: EncoderShape, threads: int) -> dict[str, float]:
     """Measured matrix-multiply FLOP/s of each dtype the device offers (and the workers' one): float32, bfloat16
-    where native, int8 (the faster of ONNX Runtime's integer product and ``torch._int_mm`` with VNNI/AMX)."""
+    where native (PyTorch), int8 on CPU (ONNX Runtime's integer product, as its int8 layers run)."""
     device = layout.device
     dtypes = {layout.dtype, "float32"} | ({"bfloat16"} if device == "cuda" or cpu_has_native_bf16() else set())
     rates = {d: matmul_rate(device, d, shape) for d in sorted(dtypes - {"int8"})}
-    if device == "cpu":
-        int8 = [onnxruntime_int8_rate(shape, threads)] if onnxruntime_available() else []
-        if cpu_has_int8_dot() or (layout.dtype == "int8" and layout.backend == "torch"):
-            int8.append(matmul_rate(device, "int8", shape))
-        if int8:
-            rates["int8"] = max(int8)
+    if device == "cpu" and onnxruntime_available():
+        rates["int8"] = onnxruntime_int8_rate(shape, threads)
     return rates
 
 
