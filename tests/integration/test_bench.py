@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.tools.bench.records import REQUIRED_KEYS
+from worker.model.precision import CPU_FEATURES
+from worker.tools.bench.records import HOST_PATH_KEYS, REQUIRED_KEYS
 
 from ..conftest import ROOT, SAMPLE, worker_env
 
@@ -34,7 +35,14 @@ def test_bench_json_on_a_tiny_model(tiny_repo: Path, tmp_path: Path) -> None:
         assert key in result, key
     assert result["n"] == 40 and result["device"] == "cpu" and result["threads"] == 1
     assert result["workers"] == 2 and result["worker_threads"] == 1
-    assert result["dtype"] == "bfloat16"
+    assert result["dtype"] == "bfloat16" and result["backend"] == "torch"
+    assert set(result["cpu_features"]) == set(CPU_FEATURES) and result["cpu_model"]
+    assert {"torch:float32", "torch:bfloat16", "onnxruntime:int8", "onnxruntime:float32"} <= set(result["engines"])
+    for engine in result["engines"].values():
+        assert engine["comments_per_s"] > 0 and engine["comments_per_s_batch_1"] > 0
+    assert result["engines"]["onnxruntime:float32"]["prob_max_abs_diff"] < 1e-4  # the same function as torch's
+    assert result["ceiling_dtype"] in result["matmul_tflops_by_dtype"]
+    assert result["compute_bound_comments_per_s"] >= result["chosen_dtype_compute_bound_comments_per_s"]
     for key in ("baseline_comments_per_s", "worker_comments_per_s", "speedup", "latency_ms_p50", "latency_ms_p95",
                 "latency_ms_p99", "half_load_latency_ms_p50", "half_load_latency_ms_p99",
                 "compute_bound_comments_per_s", "fraction_of_ceiling", "matmul_tflops", "gflops_per_comment",
@@ -46,6 +54,18 @@ def test_bench_json_on_a_tiny_model(tiny_repo: Path, tmp_path: Path) -> None:
     assert result["baseline_n"] == 10 and result["baseline_extrapolated"] is True
     assert result["dead_lettered"] == 0
     assert result["speedup"] == pytest.approx(result["worker_comments_per_s"] / result["baseline_comments_per_s"])
+
+
+def test_null_preset_measures_the_host_path(tmp_path: Path) -> None:
+    done = _bench("--preset", "null", "--texts", str(SAMPLE), "--n", "400", "--warmup-n", "20",
+                  "--half-load-seconds", "1", "--cache-dir", str(tmp_path / "cache"), "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    for key in HOST_PATH_KEYS:
+        assert key in result, key
+    assert result["backend"] == "null" and result["workers"] == 1 and result["dead_lettered"] == 0
+    assert result["host_path_comments_per_s"] == result["worker_comments_per_s"] > 0
+    assert "speedup" not in result and "baseline_comments_per_s" not in result
 
 
 def test_check_agreement_only_and_table_output(tiny_repo: Path, tmp_path: Path) -> None:
