@@ -39,6 +39,8 @@ def serving_backend(tokenizer: Any, max_length: int) -> Any:
 
 
 def encode_texts(backend: Any, preprocess: Callable[[str], str], texts: Sequence[str]) -> list[list[int]]:
-    """Preprocess and tokenise (truncated, special tokens added)."""
-    encodings = backend.encode_batch([preprocess(t) for t in texts], add_special_tokens=True)
+    """Preprocess and tokenise (truncated, special tokens added). ``encode_batch_fast`` (tokenizers ≥ 0.21) skips
+    the character offsets, which nothing here uses: a quarter less time per comment."""
+    encode = getattr(backend, "encode_batch_fast", None) or backend.encode_batch
+    encodings = encode([preprocess(t) for t in texts], add_special_tokens=True)
     return [e.ids for e in encodings]
