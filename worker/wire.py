@@ -15,6 +15,7 @@ __all__ = [
     "Comment",
     "Limits",
     "Rejection",
+    "ResultRenderer",
     "entry_time_ms",
     "parse_entry",
     "parse_entry_id",
@@ -73,19 +74,18 @@ def parse_entry(entry_id: str | bytes, raw: Mapping[bytes, bytes] | Mapping[byte
     """Validate one input entry. Never raises: anything wrong becomes a :class:`Rejection`, and so does a valid
     comment delivered more than ``max_deliveries`` times (its consumers crashed or timed out on it)."""
     eid = _lenient(entry_id)
-    lenient = {_lenient(k): _lenient(v) for k, v in raw.items()}
 
-    def reject(reason: str) -> Rejection:
-        return Rejection(eid, reason, lenient, deliveries)
+    def reject(reason: str, fields: dict[str, str] | None = None) -> Rejection:  # the original fields, leniently
+        return Rejection(eid, reason, fields or {_lenient(k): _lenient(v) for k, v in raw.items()}, deliveries)
 
     if not raw:  # XADD needs a field: an entry read back without any was deleted while pending
         return reject("entry has no fields: it was deleted from the input stream before it was processed")
     size = sum(len(k) + len(v) for k, v in raw.items())
     if size > limits.max_entry_bytes:
         # The dead letter keeps every field, each value cut to max_text_chars, so it stays bounded.
-        lenient = {k: v if len(v) <= limits.max_text_chars else v[: limits.max_text_chars] + "…[truncated]"
-                   for k, v in lenient.items()}
-        return reject(f"entry too large: {size} bytes > max_entry_bytes {limits.max_entry_bytes}")
+        cut = {k: v if len(v) <= limits.max_text_chars else v[: limits.max_text_chars] + "…[truncated]"
+               for k, v in ((_lenient(k), _lenient(v)) for k, v in raw.items())}
+        return reject(f"entry too large: {size} bytes > max_entry_bytes {limits.max_entry_bytes}", cut)
     decoded: dict[str, str] = {}
     for key, value in raw.items():
         try:
@@ -110,19 +110,37 @@ def parse_entry(entry_id: str | bytes, raw: Mapping[bytes, bytes] | Mapping[byte
     return Comment(eid, text, passthrough, deliveries)
 
 
+class ResultRenderer:
+    """Output-stream fields for the classified comments of one model, made without a JSON encoder call per
+    comment: the scores object is a template over the model's label names (the numbers formatted as
+    ``json.dumps`` formats them), and each distinct label set's JSON is made once."""
+
+    def __init__(self, label_names: Sequence[str], model_tag: str) -> None:
+        self.label_names, self.model_tag = list(label_names), model_tag
+        keys = [json.dumps(name, ensure_ascii=False).replace("%", "%%") for name in self.label_names]
+        self._scores = "{" + ",".join(f"{key}:%r" for key in keys) + "}"
+        self._label_sets: dict[tuple[str, ...], str] = {}
+
+    def render(self, comment: Comment, labels: Sequence[str], probs: Sequence[float], now_ms: int) -> dict[str, str]:
+        if len(probs) != len(self.label_names):
+            raise ValueError(f"{len(probs)} scores for {len(self.label_names)} labels")
+        key = tuple(labels)
+        label_json = self._label_sets.get(key)
+        if label_json is None:
+            label_json = self._label_sets[key] = json.dumps(list(key), ensure_ascii=False)
+        fields = {"source_id": comment.entry_id, **comment.passthrough}
+        fields["labels"] = label_json
+        fields["scores"] = self._scores % tuple([round(float(p), 4) for p in probs])
+        fields["model"] = self.model_tag
+        fields["latency_ms"] = str(max(0, now_ms - entry_time_ms(comment.entry_id)))
+        return fields
+
+
 def render_result(comment: Comment, labels: Sequence[str], label_names: Sequence[str],
                   probs: Sequence[float], model_tag: str, now_ms: int | None = None) -> dict[str, str]:
-    """Output-stream fields for one classified comment."""
+    """Output-stream fields for one classified comment (:class:`ResultRenderer` renders many)."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    fields = {"source_id": comment.entry_id, **comment.passthrough}
-    fields["labels"] = json.dumps(list(labels), ensure_ascii=False)
-    fields["scores"] = json.dumps(
-        {name: round(float(p), 4) for name, p in zip(label_names, probs, strict=True)},
-        ensure_ascii=False, separators=(",", ":"),
-    )
-    fields["model"] = model_tag
-    fields["latency_ms"] = str(max(0, now - entry_time_ms(comment.entry_id)))
-    return fields
+    return ResultRenderer(label_names, model_tag).render(comment, labels, probs, now)
 
 
 def render_dead_letter(entry_id: str, error: str, deliveries: int, original: Mapping[str, str]) -> dict[str, str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from worker.wire import Comment, Limits, Rejection, parse_entry, render_dead_letter, render_result
 
@@ -46,3 +47,22 @@ def test_dead_letter_keeps_original_fields_without_clobbering() -> None:
     fields = render_dead_letter("5-0", "bad", 3, {"text": "", "error": "user's own", "user": "u"})
     assert fields == {"text": "", "orig_error": "user's own", "user": "u", "source_id": "5-0", "error": "bad",
                       "deliveries": "3"}
+
+
+def test_rendered_scores_are_what_json_makes() -> None:
+    import random
+
+    from worker.wire import ResultRenderer
+
+    names = ["Cheer", "Game", '引號"與%s', "Chat"]
+    renderer = ResultRenderer(names, "m:1")
+    rng = random.Random(0)
+    for _ in range(500):
+        probs = [rng.choice([rng.random(), rng.random() * 1e-6, 1.0, 0.0, 0.5, 0.99995]) for _ in names]
+        labels = [n for n, p in zip(names, probs, strict=True) if p > 0.5]
+        fields = renderer.render(Comment("7-1", "t", {}), labels, probs, 10)
+        assert fields["scores"] == json.dumps({n: round(p, 4) for n, p in zip(names, probs, strict=True)},
+                                              ensure_ascii=False, separators=(",", ":"))
+        assert json.loads(fields["labels"]) == labels
+    with pytest.raises(ValueError):
+        renderer.render(Comment("7-1", "t", {}), [], [0.1], 10)
