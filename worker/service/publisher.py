@@ -5,13 +5,14 @@ release the entries from the worker's hands."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 
 from ..streams.client import Outgoing
 from ..streams.retry import Retrying
-from ..wire import entry_time_ms, render_dead_letter, render_result
+from ..wire import ResultRenderer, entry_time_ms, render_dead_letter
 from .metrics import Metrics
 from .scorer import Finished
 
@@ -26,6 +27,7 @@ def render(finished: Sequence[Finished], now_ms: int | None = None) -> list[Outg
     """Stream records for ``finished``, in the same order."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
     records = []
+    renderers: dict[int, ResultRenderer] = {}  # one per model in the batch (normally one)
     for item in finished:
         if item.rejection is not None:
             r = item.rejection
@@ -33,8 +35,10 @@ def render(finished: Sequence[Finished], now_ms: int | None = None) -> list[Outg
             records.append(Outgoing(r.entry_id, fields, dead=True))
         else:
             assert item.comment is not None and item.model is not None and item.probs is not None
-            fields = render_result(item.comment, item.labels or [], item.model.labels, item.probs.tolist(),
-                                   item.model.tag, now)
+            renderer = renderers.get(id(item.model))
+            if renderer is None:
+                renderer = renderers[id(item.model)] = ResultRenderer(item.model.labels, item.model.tag)
+            fields = renderer.render(item.comment, item.labels or [], item.probs.tolist(), now)
             records.append(Outgoing(item.entry_id, fields))
     return records
 
@@ -63,17 +67,24 @@ class Publisher:
             await self._release(r.entry_id for r in records)
 
     def account(self, finished: Sequence[Finished], flags: Sequence[bool], now_s: float) -> None:
-        """Metrics for what the publish script actually published."""
+        """Metrics for what the publish script actually published: counters once per batch."""
         m = self.metrics
+        skipped = dead = classified = 0
+        labels: collections.Counter[tuple[str, str]] = collections.Counter()
+        end_to_end = m.end_to_end_seconds
         for item, published in zip(finished, flags, strict=True):
             if not published:
-                m.duplicates_suppressed.inc()
-                continue
-            if item.rejection is not None:
-                m.comments.labels(outcome="dead_lettered").inc()
-                continue
-            m.comments.labels(outcome="classified").inc()
-            channel = m.channel_label(item.comment.passthrough.get("channel") if item.comment else None)
-            for label in item.labels or ():
-                m.labels.labels(label=label, channel=channel).inc()
-            m.end_to_end_seconds.observe(max(0.0, now_s - entry_time_ms(item.entry_id) / 1000))
+                skipped += 1
+            elif item.rejection is not None:
+                dead += 1
+            else:
+                classified += 1
+                channel = m.channel_label(item.comment.passthrough.get("channel") if item.comment else None)
+                labels.update((label, channel) for label in item.labels or ())
+                end_to_end.observe(max(0.0, now_s - entry_time_ms(item.entry_id) / 1000))
+        for count, counter in ((skipped, m.duplicates_suppressed), (dead, m.comments.labels(outcome="dead_lettered")),
+                               (classified, m.comments.labels(outcome="classified"))):
+            if count:
+                counter.inc(count)
+        for (label, channel), count in labels.items():
+            m.labels.labels(label=label, channel=channel).inc(count)
