@@ -16,6 +16,7 @@ Every method raises errors of :mod:`worker.errors`' Redis branch, never redis-py
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -162,14 +163,12 @@ class StreamClient:
         """Ack and publish ``records`` atomically; per record, whether it was published by this call."""
         if not records:
             return []
-        args: list[str | int] = [self.group, self.output_maxlen, self.dead_maxlen]
-        for record in records:
-            args += ["d" if record.dead else "r", record.entry_id, len(record.fields)]
-            for key, value in record.fields.items():
-                args += [key, value]
+        payload = json.dumps([["d" if r.dead else "r", r.entry_id, [x for pair in r.fields.items() for x in pair]]
+                              for r in records], ensure_ascii=False, separators=(",", ":"))
         script = await self._script("publish")
         flags = await guarded("publish script", script(
-            keys=[self.input_stream, self.output_stream, self.dead_stream, self.resume_key], args=args))
+            keys=[self.input_stream, self.output_stream, self.dead_stream, self.resume_key],
+            args=[self.group, self.output_maxlen, self.dead_maxlen, payload]))
         return [bool(int(f)) for f in flags]
 
     async def recreate_group(self, fallback_start: str = "0") -> tuple[bool, str]:

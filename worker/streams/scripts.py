@@ -27,8 +27,9 @@ local function check_stream(key, what)
 end
 """
 
-# KEYS: input, output, dead, resume mark. ARGV: group, output maxlen, dead maxlen, then per record:
-# kind ('r' result | 'd' dead letter), entry id, field count n, then n field/value pairs.
+# KEYS: input, output, dead, resume mark. ARGV: group, output maxlen, dead maxlen, the records as one JSON
+# array (one argument, not several per field: the client packs one string instead of thousands), each
+# [kind ('r' result | 'd' dead letter), entry id, [field, value, field, value, ...]].
 # Returns one flag per record: 1 published (and acked) by this call, 0 skipped (not pending: already acked).
 # After acking, the resume mark is set to just before the group's oldest pending entry (or to its last
 # delivered id when none is pending): where to recreate the group if it is lost, skipping nothing.
@@ -56,27 +57,27 @@ end
 local group = ARGV[1]
 local err = check_stream(KEYS[2], 'output stream') or check_stream(KEYS[3], 'dead-letter stream')
 if err then return err end
+local records = cjson.decode(ARGV[4])
 local out, todo, seen = {}, {}, {}
-local i = 4
-while i <= #ARGV do  -- read only: which records are still pending (NOGROUP and WRONGTYPE stop us here)
-  local id, n = ARGV[i + 1], tonumber(ARGV[i + 2])
+for _, record in ipairs(records) do  -- read only: which records are still pending (NOGROUP, WRONGTYPE stop us)
+  local id = record[2]
   local pending = not seen[id] and #redis.call('XPENDING', KEYS[1], group, id, id, 1) > 0
   seen[id] = true
   out[#out + 1] = pending and 1 or 0
-  if pending then todo[#todo + 1] = i end
-  i = i + 3 + 2 * n
+  if pending then todo[#todo + 1] = record end
 end
-for _, at in ipairs(todo) do  -- publish first: the first write is an XADD
-  local n = tonumber(ARGV[at + 2])
-  local args = {}
-  for j = 1, 2 * n do args[j] = ARGV[at + 2 + j] end
-  if ARGV[at] == 'r' then
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(args))
+for _, record in ipairs(todo) do  -- publish first: the first write is an XADD
+  if record[1] == 'r' then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(record[3]))
   else
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', unpack(args))
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', unpack(record[3]))
   end
 end
-for _, at in ipairs(todo) do redis.call('XACK', KEYS[1], group, ARGV[at + 1]) end
+for start = 1, #todo, 1000 do  -- acks in one command per thousand (unpack's limit is ~8000 values)
+  local ids = {}
+  for j = start, math.min(start + 999, #todo) do ids[#ids + 1] = todo[j][2] end
+  redis.call('XACK', KEYS[1], group, unpack(ids))
+end
 if #todo > 0 then redis.call('SET', KEYS[4], resume_point(KEYS[1], group)) end
 return out
 """
