@@ -71,6 +71,26 @@ async def test_mixed_batch_publishes_per_record(r: aioredis.Redis) -> None:
     assert sorted(await source_ids(r, OUT)) == sorted(ids)
 
 
+async def test_published_fields_arrive_byte_for_byte(r: aioredis.Redis) -> None:
+    """The records travel to the script as one JSON argument: every string comes out as it went in."""
+    a = client_for(r, "a")
+    await a.ensure_group("0")
+    awkward = ["a\x00b", "é😂\u2028\ud7ff", '\\"quoted"\\', "1e5", "", "null", "[1,2]", "x" * 70_000, "%s%%"]
+    ids = await add(r, len(awkward) + 1)
+    await a.read_new(100, 10)
+    records = [Outgoing(i, {"source_id": i, "k": value, value: "as a key"}, dead=n % 2 == 1)
+               for n, (i, value) in enumerate(zip(ids, awkward, strict=False))]
+    records.append(Outgoing(ids[-1], {f"f{j}": str(j) for j in range(300)}, dead=True))  # a wide dead letter
+    assert await a.publish(records) == [True] * len(records)
+    got = {f[b"source_id"].decode(): f for _, f in [*await r.xrange(OUT), *await r.xrange(DEAD)] if b"k" in f}
+    for record in records[:-1]:
+        fields = got[record.entry_id]
+        assert fields[b"k"].decode() == record.fields["k"] and fields[record.fields["k"].encode()] == b"as a key"
+    wide = [f for _, f in await r.xrange(DEAD) if b"f0" in f]
+    assert len(wide) == 1 and len(wide[0]) == 300 and wide[0][b"f299"] == b"299"
+    assert (await r.xpending(IN, GROUP))["pending"] == 0
+
+
 @pytest.mark.parametrize("slow_first", [False, True])
 async def test_slow_and_reclaiming_consumer_publish_once(r: aioredis.Redis, slow_first: bool) -> None:
     slow, reclaimer = client_for(r, "slow"), client_for(r, "reclaimer")
