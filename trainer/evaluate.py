@@ -66,7 +66,8 @@ def evaluate_model(model_path: Path | str, data_paths: Sequence[Path | str], *, 
                    batch_size: int = 64) -> dict[str, Any]:
     """Metrics of a version on ``data_paths`` with the version's thresholds and preprocessing. The data's
     label columns are matched to the model's labels by name (``labels`` restricts to some of them).
-    ``dtype`` auto is what the worker serves with (bfloat16 on CPUs with native bfloat16)."""
+    ``dtype`` auto is what the worker serves with (ONNX Runtime int8 on CPUs unless the manifest records its
+    agreement below 99.5%)."""
     from worker.model.load import load_model
 
     model = load_model(model_path, device=device, dtype=dtype)
@@ -83,7 +84,7 @@ def evaluate_model(model_path: Path | str, data_paths: Sequence[Path | str], *, 
     metrics = compute_metrics(rows.hard, apply_thresholds(scores, thresholds), wanted, scores,
                               thresholds.tolist())
     return _with_source(metrics, source="model", model=str(model.path), version=model.version,
-                        dtype=model.dtype_name, split=split,
+                        dtype=model.dtype_name, backend=model.backend_name, split=split,
                         games=len(set(rows.groups)), data_fingerprint=data.fingerprint)
 
 
