@@ -26,7 +26,8 @@ def rows_with(prepared: Prepared, marker: list[int]) -> list[int]:
     hits = []
     for chunk in prepared.chunks:
         for r, row in enumerate(chunk.rows):
-            if chunk.input_ids[r][chunk.attention_mask[r].bool()].tolist() == marker:
+            # numpy (ONNX Runtime) or torch (PyTorch) arrays, as the backend staged them
+            if np.asarray(chunk.input_ids[r])[np.asarray(chunk.attention_mask[r]).astype(bool)].tolist() == marker:
                 hits.append(row)
     return hits
 
