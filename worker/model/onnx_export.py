@@ -1,8 +1,9 @@
 """A version as an ONNX graph for ONNX Runtime: exported once from its safetensors weights, with ORT's
 transformer fusions (float32: attention, layer norms, GELU, embeddings), and for int8 the weights quantised per
 output channel first (dynamic quantisation: activations are quantised on each call), then the fusions that still
-match (skip layer norms, GELU). Measured on bert-base, quantising first was faster at every batch size than
-fusing first (which quantises the fused attention's projections, QAttention) and agreed as well.
+match (skip layer norms, GELU), the order the issue measured. On this project's 2-core AMX machine (loaded by
+other work, so rough), quantising first was faster at batches of 128 in both of two runs than fusing first
+(which makes QAttention); for one comment the two orders traded places.
 
 The graph is cached beside the version (``REPO/<n>/.onnx/``) under a name that holds a hash of the weights
 and config and the versions of the exporter, onnx and ONNX Runtime, so a changed file or library makes a new
