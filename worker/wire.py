@@ -111,10 +111,13 @@ def parse_entry(entry_id: str | bytes, raw: Mapping[bytes, bytes] | Mapping[byte
 
 
 def render_result(comment: Comment, labels: Sequence[str], label_names: Sequence[str],
-                  probs: Sequence[float], model_tag: str, now_ms: int | None = None) -> dict[str, str]:
-    """Output-stream fields for one classified comment."""
+                  probs: Sequence[float], model_tag: str, now_ms: int | None = None, *,
+                  text: bool = True) -> dict[str, str]:
+    """Output-stream fields for one classified comment (its ``text`` too, unless ``text`` is False)."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
     fields = {"source_id": comment.entry_id, **comment.passthrough}
+    if text:
+        fields["text"] = comment.text
     fields["labels"] = json.dumps(list(labels), ensure_ascii=False)
     fields["scores"] = json.dumps(
         {name: round(float(p), 4) for name, p in zip(label_names, probs, strict=True)},
