@@ -23,7 +23,8 @@ def test_push_to_a_wrong_redis_url_fails_fast() -> None:
 
 
 def test_tail_to_a_wrong_redis_url_fails_fast() -> None:
-    proc = livetopic("tail", "--redis-url", "redis://:secret@127.0.0.1:1/0", timeout_s=60)
+    env = child_env(threads=1, extra={"LIVETOPIC_REDIS_URL": "redis://:secret@127.0.0.1:1/0"})
+    proc = livetopic("tail", env=env, timeout_s=60)
     line = one_line_error(proc, "cannot reach Redis at redis://:***@127.0.0.1:1/0")
     assert "secret" not in line
 
