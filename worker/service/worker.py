@@ -12,6 +12,7 @@ installed here: the entry point sets ``stop`` (and calls :meth:`Worker.poke_relo
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import time
