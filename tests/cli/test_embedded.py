@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from worker.tools.embedded import RECORD_NAME
 from worker.tools.process import WorkerProcess, child_env
 
 from ..conftest import SAMPLE
-from .helpers import livetopic, wait_for
+from .helpers import livetopic, start, wait_for
 
 N = len(SAMPLE.read_text(encoding="utf-8").splitlines())
 
@@ -27,6 +28,25 @@ def _worker(repo: Path, cwd: Path, name: str) -> WorkerProcess:
 
 def _classified(worker: WorkerProcess) -> float:
     return worker.metric('livetopic_comments_total{outcome="classified"}')
+
+
+def _dashboard_sees(cwd: Path, url: str) -> None:
+    """``livetopic dashboard`` without --redis-url serves what the worker published on the embedded server."""
+    log = cwd / "dashboard.log"
+    proc = start("dashboard", "--port", "0", cwd=cwd, log=log)
+    try:
+        wait_for(lambda: "dashboard: http://" in log.read_text(), 60, "the dashboard starts", log)
+        text = log.read_text()
+        assert f"using the embedded redis-server at {url}" in text
+        page = re.search(r"dashboard: (http://\S+?)/?\s", text)
+        assert page, text
+        with urllib.request.urlopen(page.group(1) + "/api/view?window=60m", timeout=10) as reply:
+            view = json.loads(reply.read())
+        totals = {c["name"]: c["total"] for c in view["channels"]}
+        assert totals.get("") == N, view["channels"]  # all channels together: what the worker classified
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 @pytest.mark.slow
@@ -48,6 +68,7 @@ def test_commands_share_the_embedded_redis_of_a_data_directory(tiny_repo: Path, 
         assert len(rows) == 3 and all(text in row for text, row in zip(last_texts, rows, strict=True))
         client = redis.Redis.from_url(url, decode_responses=True)
         assert all("text" in fields for _id, fields in client.xrange("livetopic:topics", count=5))  # on by default
+        _dashboard_sees(tmp_path, url)
 
         second = _worker(tiny_repo, tmp_path, "second")
         second.wait_ready(120)
