@@ -4,6 +4,7 @@ others use it, and the last one to leave stops it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import urllib.request
@@ -66,8 +67,8 @@ def test_commands_share_the_embedded_redis_of_a_data_directory(tiny_repo: Path, 
         rows = livetopic("tail", "--no-follow", "--last", "3", cwd=tmp_path).stdout.splitlines()
         last_texts = [json.loads(line)["text"] for line in SAMPLE.read_text(encoding="utf-8").splitlines()[-3:]]
         assert len(rows) == 3 and all(text in row for text, row in zip(last_texts, rows, strict=True))
-        client = redis.Redis.from_url(url, decode_responses=True)
-        assert all("text" in fields for _id, fields in client.xrange("livetopic:topics", count=5))  # on by default
+        with redis.Redis.from_url(url, decode_responses=True) as client:  # closed at once: a client keeps it up
+            assert all("text" in fields for _id, fields in client.xrange("livetopic:topics", count=5))  # by default
         _dashboard_sees(tmp_path, url)
 
         second = _worker(tiny_repo, tmp_path, "second")
@@ -79,7 +80,6 @@ def test_commands_share_the_embedded_redis_of_a_data_directory(tiny_repo: Path, 
         assert pushed.returncode == 0 and url in pushed.stderr
         wait_for(lambda: _classified(second) == 50, 120, "the second worker classifies on the same server",
                  second.log_path)
-        client.close()
         assert second.stop() == 0  # the last one out stops it
         second = None
         assert not record.exists()
@@ -89,3 +89,6 @@ def test_commands_share_the_embedded_redis_of_a_data_directory(tiny_repo: Path, 
         first.stop()
         if second is not None:
             second.stop()
+        if record.exists():  # a failed run must not leave the server behind
+            with contextlib.suppress(redis.RedisError):
+                redis.Redis(port=json.loads(record.read_text())["port"]).shutdown(nosave=True)
