@@ -5,15 +5,17 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.livetopic-installed
 # cpu (default): torch==2.13.0, a CPU build. gpu: keep the CUDA torch you installed yourself (see README).
 TORCH ?= cpu
+# where the CPU build comes from (requirements/cpu_torch.py falls back to pip's own configuration without it)
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: install demo test check-deploy lint typecheck check bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements/constraints.txt requirements/cpu.txt
+$(STAMP): pyproject.toml requirements/constraints.txt requirements/cpu.txt requirements/cpu_torch.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 ifeq ($(TORCH),cpu)
-	$(PY) -m pip install -q -r requirements/cpu.txt
+	$(PY) requirements/cpu_torch.py --index $(TORCH_INDEX)
 endif
 	$(PY) -m pip install -q -c requirements/constraints.txt -e '.[train,report,dev,scrape,deploy]'
 	touch $(STAMP)

@@ -11,7 +11,8 @@ import pytest
 
 from .conftest import ROOT
 
-LEAVES = ("worker.errors", "worker.settings", "worker.options", "worker.wire", "worker.text", "worker.inputs")
+LEAVES = ("worker.errors", "worker.settings", "worker.options", "worker.wire", "worker.text", "worker.inputs",
+          "worker.display")
 # layer → the layers it may import (besides itself). A module's layer is the longest prefix listed here.
 RULES: dict[str, tuple[str, ...]] = {
     **{leaf: LEAVES for leaf in LEAVES},

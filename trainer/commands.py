@@ -12,11 +12,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from worker.display import pad, width
 from worker.model.presets import PRESETS
 from worker.settings import DTYPE_CHOICES
 from worker.text import MODES
 
-__all__ = ["register"]
+from .data import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION
+
+__all__ = ["NOT_PUBLISHED", "register"]
+
+NOT_PUBLISHED = 3  # exit status of `train` when the run was kept as a candidate
 
 
 
@@ -25,13 +30,6 @@ def _names(values: list[str] | None) -> list[str] | None:
     if not values:
         return None
     return [name.strip() for value in values for name in value.split(",") if name.strip()]
-
-
-def _add_split_flags(p: argparse.ArgumentParser, *, defaults_note: str) -> None:
-    p.add_argument("--val-fraction", type=float, default=None,
-                   help=f"fraction of games held out for validation ({defaults_note})")
-    p.add_argument("--test-fraction", type=float, default=None,
-                   help=f"fraction of games held out as test games ({defaults_note})")
 
 
 def register(subparsers: Any) -> None:
@@ -67,9 +65,11 @@ def _register_train(subparsers: Any) -> None:
     p.add_argument("--preset", choices=list(PRESETS), default="mini",
                    help="from-scratch model size: tiny (2x64), mini (6 layers x 128, default), small (4x256), "
                         "bert-base-chinese (12x768)")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of games for validation (0.1)")
-    p.add_argument("--test-fraction", type=float, default=0.0,
-                   help="fraction of games held out entirely, scored once at the end (default 0)")
+    p.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
+                   help=f"fraction of games for validation (default {DEFAULT_VAL_FRACTION}, as evaluate)")
+    p.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION,
+                   help="fraction of games held out entirely, scored once at the end and by `evaluate --split "
+                        f"test` (default {DEFAULT_TEST_FRACTION}, as evaluate)")
     p.add_argument("--val-games", nargs="+", metavar="GAME", help="explicit validation games (file names)")
     p.add_argument("--test-games", nargs="+", metavar="GAME", help="explicit test games (file names)")
     p.add_argument("--targets", choices=["auto", "soft", "hard"], default="auto",
@@ -84,6 +84,12 @@ def _register_train(subparsers: Any) -> None:
     p.add_argument("--agreement-n", type=int, default=2000,
                    help="validation comments on which to check the label agreement of int8 and bfloat16 with "
                         "float32 before publishing; recorded in the manifest, read by dtype=auto (0: skip)")
+    p.add_argument("--force", action="store_true",
+                   help="publish even when the new version scores below the one it replaces on the same "
+                        "validation games (default: keep it as a candidate in REPO/candidates/ and say why)")
+    p.add_argument("--change-labels", action="store_true",
+                   help="the label set differs from the version this one replaces, on purpose: publish it and "
+                        "let running workers swap it in (they refuse an unannounced label change)")
     p.add_argument("--run-dir", help="where the metrics log and curves go (default runs/<timestamp>)")
     p.add_argument("--name", default="livetopic", help="model name recorded in the manifest")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -102,8 +108,13 @@ def _register_evaluate(subparsers: Any) -> None:
     what.add_argument("--labeller", metavar="DIR", help="score the keyword labeller with this lexicon")
     p.add_argument("--data", nargs="+", required=True, type=Path, metavar="PATH")
     p.add_argument("--split", choices=["all", "train", "val", "test"],
-                   help="which games (default: all; test for --baseline)")
-    _add_split_flags(p, defaults_note="default: a version's recorded games, else 0.1 and 0.2")
+                   help="which games (default: test for --baseline and for a trained version, whose games come "
+                        "from its manifest: never the ones it trained on; else all)")
+    note = "default {}, as train; a trained version uses the games recorded in its manifest"
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="fraction of games held out for validation (" + note.format(DEFAULT_VAL_FRACTION) + ")")
+    p.add_argument("--test-fraction", type=float, default=None,
+                   help="fraction of games held out as test games (" + note.format(DEFAULT_TEST_FRACTION) + ")")
     p.add_argument("--labels", nargs="+", metavar="LABEL", help="score only these labels")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
@@ -137,40 +148,43 @@ def cmd_train(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction, val_games=_names(args.val_games), test_games=_names(args.test_games),
         targets=args.targets, patience=args.patience, warmup=args.warmup, weight_decay=args.weight_decay,
         dropout=args.dropout, device=args.device, threads=args.threads, limit=args.limit, run_dir=args.run_dir,
-        name=args.name, progress=not args.quiet, agreement_n=args.agreement_n,
+        name=args.name, progress=not args.quiet, agreement_n=args.agreement_n, force=args.force,
+        change_labels=args.change_labels,
     )
     result = train(args.data, args.out, cfg)
     from .metrics import summary_line
 
-    parts = [f"published {result.repo}/{result.version} (best epoch {result.metrics.get('best_epoch')}, "
-             f"stopped by {result.metrics.get('stop_reason')})"]
+    how = f"best epoch {result.metrics.get('best_epoch')}, stopped by {result.metrics.get('stop_reason')}"
+    if result.published:
+        parts = [f"published {result.path} ({how}): {result.reason}"]
+    else:
+        parts = [f"NOT published: {result.reason}", f"kept as candidate {result.path} ({how}); --force publishes "
+                 "such a run"]
     parts += [f"{key} games: {summary_line(result.metrics[key])}" for key in ("validation", "test")
               if key in result.metrics]
     parts.append(f"run directory: {result.run_dir}")
     print("\n".join(parts))
-    return 0
+    return 0 if result.published else NOT_PUBLISHED
 
 
-def _pad(text: str, width: int) -> str:
-    """Left-justify by display width (CJK characters take two columns)."""
-    import unicodedata
-
-    shown = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-    return text + " " * max(width - shown, 0)
-
-
-def _print_metrics(metrics: dict[str, Any]) -> None:
+def metrics_table(metrics: dict[str, Any]) -> list[str]:
+    """``evaluate``'s table: a summary line, then one row per label, the columns aligned whatever the label
+    names' script (CJK names take two columns a character)."""
     def fmt(value: Any) -> str:
-        return "   n/a" if value is None else f"{value:.4f}"
+        return "n/a" if value is None else f"{value:.4f}"
 
-    print(f"{metrics.get('source')} on {metrics['n']} comments ({metrics.get('games')} games, split "
-          f"{metrics.get('split')}): micro_f1 {fmt(metrics['micro_f1'])}  macro_f1 {fmt(metrics['macro_f1'])}  "
-          f"exact_match {fmt(metrics['exact_match'])}")
-    print(f"{'label':<12} {'f1':>7} {'prec':>7} {'recall':>7} {'auc':>7} {'support':>8} {'thr':>5}")
+    seen = " (its validation games: optimistic)" if metrics.get("seen_by_model") else ""
+    lines = [f"{metrics.get('source')} on {metrics['n']} comments ({metrics.get('games')} games, split "
+             f"{metrics.get('split')}{seen}): micro_f1 {fmt(metrics['micro_f1'])}  macro_f1 "
+             f"{fmt(metrics['macro_f1'])}  exact_match {fmt(metrics['exact_match'])}"]
+    first = max([5, *(width(label) for label in metrics["per_label"])])
+    lines.append(f"{pad('label', first)} {'f1':>7} {'prec':>7} {'recall':>7} {'auc':>7} {'support':>8} {'thr':>5}")
     for label, m in metrics["per_label"].items():
         threshold = m.get("threshold")
-        print(f"{_pad(label, 12)} {fmt(m['f1']):>7} {fmt(m['precision']):>7} {fmt(m['recall']):>7} "
-              f"{fmt(m['roc_auc']):>7} {m['support']:>8} {'' if threshold is None else f'{threshold:.2f}':>5}")
+        lines.append(f"{pad(label, first)} {fmt(m['f1']):>7} {fmt(m['precision']):>7} {fmt(m['recall']):>7} "
+                     f"{fmt(m['roc_auc']):>7} {m['support']:>8} "
+                     f"{'' if threshold is None else f'{threshold:.2f}':>5}")
+    return lines
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -182,7 +196,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     common = {"val_fraction": args.val_fraction, "test_fraction": args.test_fraction}
     if args.model:
-        metrics = evaluate.evaluate_model(args.model, args.data, split=args.split or "all",
+        metrics = evaluate.evaluate_model(args.model, args.data, split=args.split,
                                           labels=_names(args.labels), device=args.device, dtype=args.dtype,
                                           **common)
     elif args.baseline:
@@ -193,7 +207,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(metrics, ensure_ascii=False))
     else:
-        _print_metrics(metrics)
+        print("\n".join(metrics_table(metrics)))
     return 0
 
 

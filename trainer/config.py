@@ -9,6 +9,8 @@ from typing import Any
 from worker.errors import ConfigError
 from worker.text import MODES
 
+from .data import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION
+
 __all__ = ["TrainConfig", "TrainResult"]
 
 
@@ -27,8 +29,8 @@ class TrainConfig:
     lr: float | None = None  # None: 1e-5 from a base model, more from scratch (see modeling.default_lr)
     batch_size: int = 32
     max_length: int = 64
-    val_fraction: float = 0.1
-    test_fraction: float = 0.0
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    test_fraction: float = DEFAULT_TEST_FRACTION
     val_games: list[str] | None = None
     test_games: list[str] | None = None
     targets: str = "auto"  # soft | hard | auto (soft when the data has soft scores)
@@ -44,6 +46,8 @@ class TrainConfig:
     progress: bool = True
     log_every: int = 50
     agreement_n: int = 2000  # validation comments for the dtype agreement check before publishing (0: skip)
+    force: bool = False  # publish even when worse than the version it replaces (else: a candidate)
+    change_labels: bool = False  # a different label set is intended (recorded in the manifest)
 
     def check(self) -> None:
         if self.preprocess is not None and self.preprocess not in MODES:
@@ -62,8 +66,11 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    version: int
+    version: int  # the version number (of REPO, or of REPO/candidates when not published)
     repo: Path
     metrics: dict[str, Any]
     thresholds: dict[str, float]
     run_dir: Path
+    published: bool = True
+    reason: str = ""  # why it was published, or kept as a candidate
+    path: Path = Path()  # the version's directory

@@ -24,6 +24,8 @@ from worker.inputs import LABELLED_SUFFIXES, METADATA_COLUMNS, expand_paths, lab
 
 __all__ = [
     "CHAT_TOPICS",
+    "DEFAULT_TEST_FRACTION",
+    "DEFAULT_VAL_FRACTION",
     "DERIVED_LABELS",
     "METADATA_COLUMNS",
     "Dataset",
@@ -34,6 +36,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+# The held-out games, as fractions of all games: one default for train, evaluate and the baseline.
+DEFAULT_VAL_FRACTION = 0.1
+DEFAULT_TEST_FRACTION = 0.2
 # The teacher topics of the chat exports: broadcast, cheer, chat, player, coach, referee, tactics, team.
 CHAT_TOPICS = ("轉播", "加油", "閒聊", "球員", "教練", "裁判", "戰術", "球隊")
 # Labels that can be derived from the topics when a file has no such column: the value is the largest

@@ -1,9 +1,11 @@
 """Scoring on labelled data: a published version, the TF-IDF baseline or the keyword labeller.
 
-All three use :func:`trainer.metrics.compute_metrics` on the same rows. ``split`` picks which games:
-``all``, or ``train``/``val``/``test`` of :func:`trainer.data.split_games`. For a version, the games
-recorded in its manifest are used (so ``--split test`` scores exactly the games the training run held
-out); otherwise the fractions given (defaults: validation 0.1, test 0.2, as ``train --test-fraction 0.2``).
+All three use :func:`trainer.metrics.compute_metrics` on the same rows. ``split`` picks which games: ``all``, or
+``train``/``val``/``test``. A trained version records the games it trained and validated on in its manifest, and
+is scored only on games it never saw (``test``, its default), or, labelled as such, on its validation games
+(``val``); scoring games it trained on is refused. Everything else (the baseline, the labeller, an untrained
+version) splits the data with :func:`trainer.data.split_games` at the fractions given, by default the same ones
+as ``train`` (:data:`~trainer.data.DEFAULT_VAL_FRACTION`, :data:`~trainer.data.DEFAULT_TEST_FRACTION`).
 """
 
 from __future__ import annotations
@@ -11,81 +13,124 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker.errors import ConfigError
 
-from .data import Dataset, Split, load_dataset, split_games
+from .data import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION, Dataset, Split, load_dataset, split_games
 from .metrics import apply_thresholds, compute_metrics
 
-__all__ = ["SPLITS", "evaluate_baseline", "evaluate_labeller", "evaluate_model", "pick_split"]
+if TYPE_CHECKING:
+    from worker.model.runtime import LoadedModel
+
+__all__ = ["SPLITS", "evaluate_baseline", "evaluate_labeller", "evaluate_model", "pick_split", "recorded_split",
+           "score_model"]
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("all", "train", "val", "test")
-DEFAULT_VAL_FRACTION = 0.1
-DEFAULT_TEST_FRACTION = 0.2
 
 
-def _split_of(data: Dataset, recorded: dict[str, Any] | None, val_fraction: float | None,
-              test_fraction: float | None) -> Split:
-    if recorded and val_fraction is None and test_fraction is None and (
-            recorded.get("test_games") or recorded.get("val_games")):
-        present = set(data.groups)
-        val = [g for g in recorded.get("val_games") or [] if g in present]
-        test = [g for g in recorded.get("test_games") or [] if g in present]
-        train = sorted(present - set(val) - set(test))
-        return Split(train, sorted(val), sorted(test))
-    return split_games(data.groups,
-                       val_fraction=DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction,
-                       test_fraction=DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction)
+def recorded_split(data: Dataset, training_args: dict[str, Any]) -> Split | None:
+    """The games of ``data`` a version trained on, validated on, and never saw (test), from its manifest's
+    training arguments; None for a version that records no training games (untrained, or not ours)."""
+    if not training_args.get("train_games"):
+        return None
+    present = set(data.groups)
+    train = present & set(training_args["train_games"])
+    val = (present & set(training_args.get("val_games") or [])) - train
+    return Split(sorted(train), sorted(val), sorted(present - train - val))
 
 
-def pick_split(data: Dataset, split: str, recorded: dict[str, Any] | None = None,
-               val_fraction: float | None = None, test_fraction: float | None = None) -> tuple[Dataset, Split]:
-    """The rows of ``split`` and the game assignment used."""
+def _chosen(games: Split, split: str) -> list[str]:
+    if split == "all":
+        return sorted({*games.train, *games.val, *games.test})
+    return {"train": games.train, "val": games.val, "test": games.test}[split]
+
+
+def pick_split(data: Dataset, split: str, val_fraction: float | None = None,
+               test_fraction: float | None = None) -> tuple[Dataset, Split]:
+    """The rows of ``split`` (games chosen by :func:`split_games` at the given or default fractions) and the
+    game assignment used."""
     if split not in SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
-    games = _split_of(data, recorded, val_fraction, test_fraction)
-    if split == "all":
-        return data, games
-    chosen = {"train": games.train, "val": games.val, "test": games.test}[split]
+    games = split_games(data.groups,
+                        val_fraction=DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction,
+                        test_fraction=DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction)
+    chosen = _chosen(games, split)
     if not chosen:
         raise ConfigError(f"--split {split}: no {split} games in the data (fewer games than needed, or a "
                           "fraction of 0)")
     return data.in_groups(chosen), games
 
 
+def _version_rows(data: Dataset, games: Split, split: str, version: int) -> Dataset:
+    """The rows of ``split`` for a version that recorded its games: never the games it trained on."""
+    chosen = _chosen(games, split)
+    if games.train and set(chosen) & set(games.train):
+        raise ConfigError(
+            f"version {version} was trained on {len(games.train)} of these games: scoring them says nothing about "
+            f"its quality; use --split test ({len(games.test)} games it never saw) or --split val")
+    if not chosen:
+        raise ConfigError(f"--split {split}: the data has no game that version {version} "
+                          f"{'never saw' if split == 'test' else 'validated on'} (it trained on "
+                          f"{len(games.train)} and validated on {len(games.val)} of its {len(set(data.groups))} "
+                          "games)")
+    if split == "val":
+        log.warning("scoring version %d on its validation games: its thresholds and best epoch were chosen on "
+                    "them, so these numbers are optimistic", version)
+    return data.in_groups(chosen)
+
+
+def score_model(model: LoadedModel, rows: Dataset, labels: Sequence[str]) -> dict[str, Any]:
+    """Metrics of a loaded version on ``rows`` (whose label columns are ``labels``, all among the model's),
+    with the version's own thresholds."""
+    probs = model.predict_texts(rows.texts)
+    columns = [model.labels.index(label) for label in labels]
+    scores = probs[:, columns]
+    thresholds = model.thresholds[columns]
+    return compute_metrics(rows.hard, apply_thresholds(scores, thresholds), list(labels), scores,
+                           thresholds.tolist())
+
+
 def _with_source(metrics: dict[str, Any], **source: Any) -> dict[str, Any]:
     return {**source, **metrics}
 
 
-def evaluate_model(model_path: Path | str, data_paths: Sequence[Path | str], *, split: str = "all",
+def evaluate_model(model_path: Path | str, data_paths: Sequence[Path | str], *, split: str | None = None,
                    labels: Sequence[str] | None = None, device: str = "auto", dtype: str = "auto",
-                   val_fraction: float | None = None, test_fraction: float | None = None,
-                   batch_size: int = 64) -> dict[str, Any]:
+                   val_fraction: float | None = None, test_fraction: float | None = None) -> dict[str, Any]:
     """Metrics of a version on ``data_paths`` with the version's thresholds and preprocessing. The data's
     label columns are matched to the model's labels by name (``labels`` restricts to some of them).
     ``dtype`` auto is what the worker serves with (ONNX Runtime int8 on CPUs unless the manifest records its
-    agreement below 99.5%)."""
-    from worker.model.load import load_model
+    agreement below 99.5%). ``split`` defaults to ``test`` for a version that records its games (the games it
+    never saw), else ``all``."""
+    from worker.model.load import load_version, locate_model
 
-    model = load_model(model_path, device=device, dtype=dtype)
-    wanted = list(labels) if labels else list(model.labels)
-    unknown = sorted(set(wanted) - set(model.labels))
+    vdir, manifest, number = locate_model(model_path)  # the rows first: a mistake is said before a model loads
+    wanted = list(labels) if labels else list(manifest.labels)
+    unknown = sorted(set(wanted) - set(manifest.labels))
     if unknown:
-        raise ConfigError(f"labels not in the model: {', '.join(unknown)} (model labels: {model.labels})")
+        raise ConfigError(f"labels not in the model: {', '.join(unknown)} (model labels: {manifest.labels})")
     data = load_dataset(data_paths, wanted)
-    rows, _ = pick_split(data, split, model.manifest.training_args, val_fraction, test_fraction)
-    probs = model.predict_texts(rows.texts, batch_size=batch_size)
-    columns = [model.labels.index(label) for label in wanted]
-    scores = probs[:, columns]
-    thresholds = model.thresholds[columns]
-    metrics = compute_metrics(rows.hard, apply_thresholds(scores, thresholds), wanted, scores,
-                              thresholds.tolist())
+    games = recorded_split(data, manifest.training_args)
+    if games is None:
+        split = split or "all"
+        rows, _ = pick_split(data, split, val_fraction, test_fraction)
+    else:
+        if val_fraction is not None or test_fraction is not None:
+            raise ConfigError(f"version {number} records the games it trained and validated on; "
+                              "--val-fraction/--test-fraction apply to the baseline, the labeller and untrained "
+                              "versions")
+        split = split or "test"
+        rows = _version_rows(data, games, split, number)
+    model = load_version(vdir, manifest, number, device=device, dtype=dtype)
+    model.smoke_test()
+    metrics = score_model(model, rows, wanted)
+    extra = {"seen_by_model": "validation"} if games is not None and split == "val" else {}
     return _with_source(metrics, source="model", model=str(model.path), version=model.version,
                         dtype=model.dtype_name, backend=model.backend_name, split=split,
-                        games=len(set(rows.groups)), data_fingerprint=data.fingerprint)
+                        games=len(set(rows.groups)), data_fingerprint=data.fingerprint, **extra)
 
 
 def evaluate_baseline(data_paths: Sequence[Path | str], *, split: str = "test", labels: Sequence[str] | None = None,
@@ -97,7 +142,7 @@ def evaluate_baseline(data_paths: Sequence[Path | str], *, split: str = "test", 
     from .baseline import fit_baseline
 
     data = load_dataset(data_paths, labels)
-    rows, games = pick_split(data, split, None, val_fraction, test_fraction)
+    rows, games = pick_split(data, split, val_fraction, test_fraction)
     train, val = data.in_groups(games.train), data.in_groups(games.val)
     if not len(train):
         raise ConfigError("the baseline needs training games")
@@ -116,7 +161,7 @@ def evaluate_labeller(lexicon_dir: Path | str, data_paths: Sequence[Path | str],
 
     labeller = KeywordLabeller.from_dir(lexicon_dir)
     data = load_dataset(data_paths, list(LABELS))
-    rows, _ = pick_split(data, split, None, val_fraction, test_fraction)
+    rows, _ = pick_split(data, split, val_fraction, test_fraction)
     predicted = labeller.labels_of(rows.texts)
     metrics = compute_metrics(rows.hard, predicted, list(LABELS), predicted.astype(float))
     return _with_source(metrics, source="labeller", lexicon=str(lexicon_dir), split=split,

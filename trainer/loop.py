@@ -25,7 +25,7 @@ from .metrics import apply_thresholds, compute_metrics, summary_line, tune_thres
 from .modeling import Built, autocast, predict_probs
 from .runlog import RunLog
 
-__all__ = ["BestEpoch", "Fitted", "fit", "lr_factor"]
+__all__ = ["BestEpoch", "Fitted", "fit", "lr_factor", "reserve_s"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,13 @@ def lr_factor(progress: float, warmup: float) -> float:
     if warmup > 0 and progress < warmup:
         return max(progress / warmup, 0.01)
     return max(0.0, (1.0 - progress) / max(1.0 - warmup, 1e-9))
+
+
+def reserve_s(rows_after: int, scored_s_per_row: float | None) -> float:
+    """Seconds to keep before a ``--max-minutes`` deadline for what follows the last training step: scoring
+    ``rows_after`` rows (the last validation, the test games, the publish gate, the dtype agreement) at the
+    measured scoring speed, with a 25% margin, plus 10 s to save, publish and plot."""
+    return rows_after * 1.25 * (scored_s_per_row or 0.0) + 10.0
 
 
 def _bce(probs: np.ndarray, targets: np.ndarray) -> float:
@@ -52,6 +59,7 @@ class Fitted:
     steps: int
     validation: dict[str, Any]  # the kept epoch's validation metrics (empty without validation games)
     thresholds: np.ndarray  # per label, tuned on the validation games at the kept epoch
+    trimmed: bool = False  # the time budget leaves no room for the optional scoring after the fit
 
 
 @dataclass
@@ -87,12 +95,13 @@ class _Run:
     """The state of one fit: model, optimiser, schedule, step count, and the time budget."""
 
     def __init__(self, cfg: TrainConfig, built: Built, train_ids: list[list[int]], targets: np.ndarray,
-                 lr: float, deadline: float, reserve_factor: float, runlog: RunLog, started: float) -> None:
+                 lr: float, deadline: float, rows_after: tuple[int, int], runlog: RunLog, started: float) -> None:
         import torch
 
         self.cfg, self.built, self.train_ids, self.lr, self.runlog = cfg, built, train_ids, lr, runlog
         self.targets = torch.from_numpy(targets)
-        self.deadline, self.reserve_factor, self.started = deadline, reserve_factor, started
+        self.deadline, self.started = deadline, started
+        (self.rows_needed, self.rows_optional), self.trimmed = rows_after, False
         model = built.model
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
         no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)]
@@ -103,12 +112,22 @@ class _Run:
         self.lengths = [len(x) for x in train_ids]
         self.total_steps = math.ceil(len(train_ids) / cfg.batch_size) * cfg.epochs
         self.step = 0
-        self.val_seconds = 0.0
+        self.scored_s_per_row: float | None = None  # scoring speed: a sample before training, then each validation
         self.loop_start = time.monotonic()
 
     def _reserve(self) -> float:
-        """Time to keep for validation (and the test games) after the last step."""
-        return 1.5 * self.val_seconds * self.reserve_factor + 5.0
+        """Time to keep after the last step (see :func:`reserve_s`): for all the scoring that follows, unless that
+        would take more than half the budget; then only for what publishing needs (``trimmed``)."""
+        full = reserve_s(self.rows_needed + self.rows_optional, self.scored_s_per_row)
+        self.trimmed = self.rows_optional > 0 and full > 0.5 * (self.deadline - self.loop_start)
+        return reserve_s(self.rows_needed, self.scored_s_per_row) if self.trimmed else full
+
+    def measure_scoring(self, ids: list[list[int]]) -> None:
+        """Time scoring ``ids`` (a sample of the validation rows): the time budget's first estimate."""
+        if ids and self.deadline < math.inf:
+            started = time.monotonic()
+            predict_probs(self.built.model, ids, self.built.device, self.built.pad_id, self.built.autocast_dtype)
+            self.scored_s_per_row = (time.monotonic() - started) / len(ids)
 
     def _factor(self, now: float) -> float:
         progress = self.step / self.total_steps
@@ -196,7 +215,8 @@ def _end_of_epoch(run: _Run, best: BestEpoch, epoch: int, mean_loss: float, val_
         score = metrics["micro_f1"] or 0.0
     else:
         metrics, tuned, score = {}, np.full(len(val_set.labels), 0.5), float(epoch)
-    run.val_seconds = time.monotonic() - val_start
+    if len(val_set):
+        run.scored_s_per_row = (time.monotonic() - val_start) / len(val_set)
     record["elapsed_s"] = round(time.monotonic() - run.started, 1)
     run.runlog.write(record)
     log.info("epoch %d: train loss %.4f; validation %s", epoch, mean_loss,
@@ -205,10 +225,14 @@ def _end_of_epoch(run: _Run, best: BestEpoch, epoch: int, mean_loss: float, val_
 
 
 def fit(cfg: TrainConfig, built: Built, train_ids: list[list[int]], targets: np.ndarray, val_set: Dataset,
-        val_ids: list[list[int]], *, lr: float, deadline: float, test_rows: int, runlog: RunLog,
+        val_ids: list[list[int]], *, lr: float, deadline: float, rows_after: tuple[int, int], runlog: RunLog,
         started: float) -> Fitted:
-    """Train ``built.model`` on ``train_ids``/``targets``; leave the selected epoch's weights in it."""
-    run = _Run(cfg, built, train_ids, targets, lr, deadline, 1 + test_rows / max(len(val_set), 1), runlog, started)
+    """Train ``built.model`` on ``train_ids``/``targets``; leave the selected epoch's weights in it. ``rows_after``:
+    the rows the run scores after the fit, for the time budget: (needed to publish: the publish gate, a short
+    dtype agreement; optional: the test games, the rest of the agreement)."""
+    needed, optional = rows_after
+    run = _Run(cfg, built, train_ids, targets, lr, deadline, (len(val_set) + needed, optional), runlog, started)
+    run.measure_scoring(val_ids[:512])
     rng = np.random.default_rng(cfg.seed)
     best = BestEpoch(thresholds=np.full(len(val_set.labels), 0.5))
     epochs_run, stop_reason = 0, "epochs"
@@ -226,4 +250,5 @@ def fit(cfg: TrainConfig, built: Built, train_ids: list[list[int]], targets: np.
             stop_reason = "early_stopping"
             break
     best.restore(built.model)
-    return Fitted(best.epoch, epochs_run, stop_reason, run.step, best.metrics, best.thresholds)
+    return Fitted(best.epoch, epochs_run, stop_reason, run.step, best.metrics, best.thresholds,
+                  run.trimmed and run.deadline < math.inf)

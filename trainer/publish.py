@@ -14,20 +14,23 @@ from worker.model.repository import Manifest, PreprocessingSpec, publish_version
 from .config import TrainConfig
 from .precision import record_agreement
 
-__all__ = ["manifest_for", "publish"]
+__all__ = ["CANDIDATES", "manifest_for", "publish"]
+
+CANDIDATES = "candidates"  # REPO/candidates/<n>: runs that were not published (invisible to workers)
 
 
 def manifest_for(cfg: TrainConfig, labels: list[str], thresholds: dict[str, float], spec: PreprocessingSpec,
                  metrics: dict[str, Any], fingerprint: str, training_args: dict[str, Any]) -> Manifest:
     return Manifest(name=cfg.name, labels=labels, problem_type="multi_label_classification", thresholds=thresholds,
                     preprocessing=spec, max_length=cfg.max_length, metrics=metrics, data_fingerprint=fingerprint,
-                    training_args=training_args)
+                    training_args=training_args, labels_change_intended=cfg.change_labels)
 
 
 def publish(out_repo: Path | str, model: Any, tokenizer: Any, manifest: Manifest, stage: Path,
             val_texts: Sequence[str], cfg: TrainConfig) -> tuple[int, Manifest]:
     """Save ``model`` and ``tokenizer`` into ``stage``, record the dtype agreement (``cfg.agreement_n`` validation
-    comments), then publish them atomically; returns (version number, the manifest as published)."""
+    comments), then publish them atomically into ``out_repo`` (a repository, or its candidates directory);
+    returns (version number, the manifest as published)."""
     model.to("cpu")
     model.save_pretrained(str(stage))
     tokenizer.save_pretrained(str(stage))

@@ -1,5 +1,5 @@
-"""``livetopic train``: labelled files → fit (:mod:`.loop`) → select the best epoch → publish (:mod:`.publish`)
-as the next version of a model repository."""
+"""``livetopic train``: labelled files → fit (:mod:`.loop`) → select the best epoch → gate (:mod:`.gate`) →
+publish (:mod:`.publish`) as the next version of a model repository, or keep it as a candidate."""
 
 from __future__ import annotations
 
@@ -14,15 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from worker.errors import InputFileError
+from worker.errors import InputFileError, LivetopicError
+from worker.model.repository import latest_version
 from worker.model.tokenizer import encode_texts, serving_backend
 
 from .config import TrainConfig, TrainResult
 from .data import Dataset, Split, load_dataset, split_games
+from .gate import Verdict, judge
 from .loop import Fitted, fit
 from .metrics import apply_thresholds, compute_metrics, summary_line
 from .modeling import Built, build_model, default_lr, predict_probs
-from .publish import manifest_for, publish
+from .publish import CANDIDATES, manifest_for, publish
 from .runlog import RunLog, default_run_dir
 
 __all__ = ["TrainConfig", "TrainResult", "train", "train_model"]
@@ -56,6 +58,29 @@ def _test_metrics(built: Built, test_set: Dataset, thresholds: np.ndarray, encod
     return metrics
 
 
+SHORT_AGREEMENT = 500  # validation comments of the dtype agreement when --max-minutes leaves little time
+
+
+def _rows_after(cfg: TrainConfig, out_repo: Path | str, val_set: Dataset, test_set: Dataset) -> tuple[int, int]:
+    """Rows scored after the fit, (needed, optional): the version it would replace on the validation games and a
+    short dtype agreement (float32 and up to two reduced precisions) are needed; the test games and the rest of
+    the agreement (up to ``agreement_n`` comments) can give way to training time."""
+    gate = len(val_set) if latest_version(out_repo) is not None else 0
+    agreement = min(cfg.agreement_n, len(val_set))
+    short = min(agreement, SHORT_AGREEMENT)
+    return gate + 3 * short, len(test_set) + 3 * (agreement - short)
+
+
+def _after_fit(cfg: TrainConfig, fitted: Fitted) -> TrainConfig:
+    """The configuration of the steps after the fit: with ``trimmed``, a short dtype agreement."""
+    if not fitted.trimmed:
+        return cfg
+    log.warning("--max-minutes leaves little time after training: the test games are not scored in this run "
+                "(`livetopic evaluate --split test` scores them) and the dtype agreement uses %d comments",
+                min(cfg.agreement_n, SHORT_AGREEMENT))
+    return dataclasses.replace(cfg, agreement_n=min(cfg.agreement_n, SHORT_AGREEMENT))
+
+
 def _result_metrics(fitted: Fitted) -> dict[str, Any]:
     out: dict[str, Any] = {"best_epoch": fitted.best_epoch, "epochs_run": fitted.epochs_run,
                            "stop_reason": fitted.stop_reason, "steps": fitted.steps}
@@ -66,10 +91,10 @@ def _result_metrics(fitted: Fitted) -> dict[str, Any]:
 
 def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConfig) -> TrainResult:
     """Train as configured and publish the best epoch as the next version of ``out_repo``."""
+    started = time.monotonic()
     import torch
 
     cfg.check()
-    started = time.monotonic()
     deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -92,9 +117,11 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
             lr = cfg.lr if cfg.lr is not None else default_lr(cfg.base, cfg.preset)
             targets = train_set.targets if soft else train_set.hard.astype(np.float32)
             fitted = fit(cfg, built, encode(train_set.texts), targets, val_set, encode(val_set.texts), lr=lr,
-                         deadline=deadline, test_rows=len(test_set), runlog=runlog, started=started)
+                         deadline=deadline, rows_after=_rows_after(cfg, out_repo, val_set, test_set), runlog=runlog,
+                         started=started)
             metrics = _result_metrics(fitted)
-            if len(test_set):
+            cfg = _after_fit(cfg, fitted)
+            if len(test_set) and not fitted.trimmed:
                 metrics["test"] = _test_metrics(built, test_set, fitted.thresholds, encode)
             training_args = {**dataclasses.asdict(cfg), "data": [str(p) for p in data_paths], "files": data.files,
                              "lr": lr, "soft_targets": soft, "vocab_size": int(built.model.config.vocab_size),
@@ -102,24 +129,35 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
                              **split.to_dict(), "elapsed_s": round(time.monotonic() - started, 1),
                              "device": built.device}
             thresholds = {label: round(float(t), 4) for label, t in zip(data.labels, fitted.thresholds, strict=True)}
+            verdict = judge(Path(out_repo), data.labels, val_set, fitted.validation, cfg, built.device,
+                            fitted.epochs_run)
+            metrics["publish"] = verdict.record()
             manifest = manifest_for(cfg, data.labels, thresholds, built.preprocessing, metrics, data.fingerprint,
                                     training_args)
-            version, manifest = publish(out_repo, built.model, built.tokenizer, manifest, Path(workdir) / "stage",
+            target = Path(out_repo) if verdict.publish else Path(out_repo) / CANDIDATES
+            version, manifest = publish(target, built.model, built.tokenizer, manifest, Path(workdir) / "stage",
                                         val_set.texts, cfg)
-            return _finish(runlog, Path(out_repo), version, manifest, started)
+            return _finish(runlog, target, version, manifest, started, verdict)
         finally:
             runlog.close()
 
 
-def _finish(runlog: RunLog, repo: Path, version: int, manifest: Any, started: float) -> TrainResult:
+def _finish(runlog: RunLog, repo: Path, version: int, manifest: Any, started: float,
+            verdict: Verdict) -> TrainResult:
     elapsed = round(time.monotonic() - started, 1)
-    runlog.write({"type": "published", "repo": str(repo), "version": version, **manifest.metrics,
+    kind = "published" if verdict.publish else "candidate"
+    runlog.write({"type": kind, "repo": str(repo), "version": version, **manifest.metrics,
                   "thresholds": manifest.thresholds, "elapsed_s": elapsed})
     runlog.plot()
-    runlog.write_json("summary.json", {"repo": str(repo), "version": version, "metrics": manifest.metrics,
+    runlog.write_json("summary.json", {"repo": str(repo), "version": version, "published": verdict.publish,
+                                       "reason": verdict.reason, "metrics": manifest.metrics,
                                        "thresholds": manifest.thresholds, "training_args": manifest.training_args})
-    log.info("published %s version %d in %.0fs (run directory %s)", repo, version, elapsed, runlog.dir)
-    return TrainResult(version, repo, manifest.metrics, manifest.thresholds, runlog.dir)
+    if verdict.publish:
+        log.info("published %s version %d in %.0fs (run directory %s)", repo, version, elapsed, runlog.dir)
+    else:
+        log.warning("not published, kept as candidate %s/%d: %s", repo, version, verdict.reason)
+    return TrainResult(version, repo, manifest.metrics, manifest.thresholds, runlog.dir, verdict.publish,
+                       verdict.reason, repo / str(version))
 
 
 def train_model(data_paths: Sequence[Path | str], out_repo: Path | str, labels: Sequence[str] | None = None,
@@ -137,4 +175,7 @@ def train_model(data_paths: Sequence[Path | str], out_repo: Path | str, labels: 
         raise TypeError(f"unknown training options: {', '.join(unknown)}")
     cfg = TrainConfig(labels=list(labels) if labels else None, preset=preset, epochs=epochs,
                       max_minutes=max_minutes, **options)
-    return train(data_paths, out_repo, cfg).version
+    result = train(data_paths, out_repo, cfg)
+    if not result.published:
+        raise LivetopicError(f"not published (kept as candidate {result.path}): {result.reason}")
+    return result.version

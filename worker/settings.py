@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     read_count: int = Field(256, ge=1, description="entries asked for per XREADGROUP")
     block_ms: int = Field(500, ge=1, le=60_000, description="XREADGROUP block time")
     redis_timeout_s: float = Field(10.0, gt=0, description="socket timeout of Redis commands")
+    output_text: bool = Field(True, description="copy each comment's text into its result "
+                              "(--no-output-text leaves it out, where privacy asks)")
 
     # Batching and model
     model_repo: Path = Field(Path("models"), description="model repository directory (REPO/<n>/)")

@@ -113,10 +113,11 @@ def parse_entry(entry_id: str | bytes, raw: Mapping[bytes, bytes] | Mapping[byte
 class ResultRenderer:
     """Output-stream fields for the classified comments of one model, made without a JSON encoder call per
     comment: the scores object is a template over the model's label names (the numbers formatted as
-    ``json.dumps`` formats them), and each distinct label set's JSON is made once."""
+    ``json.dumps`` formats them), and each distinct label set's JSON is made once. ``text``: include the
+    comment's text."""
 
-    def __init__(self, label_names: Sequence[str], model_tag: str) -> None:
-        self.label_names, self.model_tag = list(label_names), model_tag
+    def __init__(self, label_names: Sequence[str], model_tag: str, *, text: bool = True) -> None:
+        self.label_names, self.model_tag, self.text = list(label_names), model_tag, text
         keys = [json.dumps(name, ensure_ascii=False).replace("%", "%%") for name in self.label_names]
         self._scores = "{" + ",".join(f"{key}:%r" for key in keys) + "}"
         self._label_sets: dict[tuple[str, ...], str] = {}
@@ -129,6 +130,8 @@ class ResultRenderer:
         if label_json is None:
             label_json = self._label_sets[key] = json.dumps(list(key), ensure_ascii=False)
         fields = {"source_id": comment.entry_id, **comment.passthrough}
+        if self.text:
+            fields["text"] = comment.text
         fields["labels"] = label_json
         fields["scores"] = self._scores % tuple([round(float(p), 4) for p in probs])
         fields["model"] = self.model_tag
@@ -137,10 +140,12 @@ class ResultRenderer:
 
 
 def render_result(comment: Comment, labels: Sequence[str], label_names: Sequence[str],
-                  probs: Sequence[float], model_tag: str, now_ms: int | None = None) -> dict[str, str]:
-    """Output-stream fields for one classified comment (:class:`ResultRenderer` renders many)."""
+                  probs: Sequence[float], model_tag: str, now_ms: int | None = None, *,
+                  text: bool = True) -> dict[str, str]:
+    """Output-stream fields for one classified comment (its ``text`` too, unless ``text`` is False;
+    :class:`ResultRenderer` renders many)."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    return ResultRenderer(label_names, model_tag).render(comment, labels, probs, now)
+    return ResultRenderer(label_names, model_tag, text=text).render(comment, labels, probs, now)
 
 
 def render_dead_letter(entry_id: str, error: str, deliveries: int, original: Mapping[str, str]) -> dict[str, str]:

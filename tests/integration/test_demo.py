@@ -24,7 +24,9 @@ def test_demo_trains_serves_and_summarises(tmp_path: Path) -> None:
     match = re.search(r"summary: (\d+) comments classified", out)
     assert match and int(match.group(1)) == n
     assert re.search(r"latency: p50 \d+ ms, p99 \d+ ms", out)
-    assert re.search(rf"metrics: http://127\.0\.0\.1:\d+/metrics counted {n} classified \(worker exit code 0\)", out)
+    assert re.search(r"worker: ready \(pid \d+, metrics http://127\.0\.0\.1:\d+/metrics while the demo runs", out)
+    assert f"worker: stopped (exit code 0) after counting {n} classified" in out  # no dead URL at the end
+    assert "epoch" not in proc.stderr and "only one game" not in proc.stderr  # training chatter only with -v
     table = [line for line in out.splitlines() if re.search(r"(Cheer|Game|Broadcast|Chat|-)$", line)]
     assert len(table) >= n
     # a trained model: the topics are not all the same

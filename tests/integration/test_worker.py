@@ -41,7 +41,7 @@ async def test_every_comment_out_exactly_once(redis_server: EmbeddedRedis, redis
         labels = json.loads(entry["labels"])
         assert labels == [lbl for lbl in LABELS if scores[lbl] >= 0.5 - 1e-4]  # model order, threshold 0.5
         assert entry["model"] == "tiny:1" and int(entry["latency_ms"]) >= 0
-        assert "text" not in entry
+        assert entry["text"] == original["text"]  # results carry the comment (--no-output-text: tests/cli)
     pending = await redis_client.xpending("livetopic:comments", "livetopic")
     assert pending["pending"] == 0
     sizes = worker.metrics.batch_size.collect()[0].samples

@@ -155,7 +155,9 @@ def test_evaluate_json(trained: dict[str, Any], capsys: pytest.CaptureFixture[st
     result = _evaluate_json(capsys, "--model", str(trained["repo"]), "--data", str(trained["data"]))
     for key in ("micro_f1", "macro_f1", "exact_match", "per_label", "n"):
         assert key in result
-    assert result["n"] == 240 and set(result["per_label"]) == set(LABELS)
+    # by default the games the version never saw: its one test game (train and evaluate share the fractions)
+    assert result["split"] == "test" and result["n"] == 60 and result["games"] == 1
+    assert set(result["per_label"]) == set(LABELS)
     assert result["version"] == 1
     val = _evaluate_json(capsys, "--model", str(trained["repo"] / "1"), "--data", str(trained["data"]),
                          "--split", "val", "--dtype", "float32")

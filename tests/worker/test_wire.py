@@ -41,6 +41,10 @@ def test_render_result_fields() -> None:
     assert json.loads(fields["labels"]) == ["Cheer"]
     assert json.loads(fields["scores"]) == {"Cheer": 0.9123, "Game": 0.1}
     assert fields["model"] == "m:3" and fields["latency_ms"] == "250"
+    assert fields["text"] == "加油"  # on by default
+    private = render_result(comment, ["Cheer"], ["Cheer", "Game"], [0.91234, 0.1], "m:3", now_ms=1700000000250,
+                            text=False)
+    assert "text" not in private and {k: v for k, v in fields.items() if k != "text"} == private
 
 
 def test_dead_letter_keeps_original_fields_without_clobbering() -> None:

@@ -1,4 +1,5 @@
-"""What every subcommand shares: the event loop runner, the Redis to talk to, offline library settings."""
+"""What every subcommand shares: the event loop runner, the Redis to talk to (the configured one, or the one
+embedded server of the data directory), offline library settings."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import LivetopicError
+from ..errors import RedisError, RedisUnavailableError
 from ..options import settings_from_args
 from ..settings import Settings
 
-__all__ = ["quiet_libraries", "redis_for", "run_async", "run_on_redis", "stop_on_signals"]
+__all__ = ["quiet_libraries", "reach", "redacted", "redis_for", "run_async", "run_on_redis", "stop_on_signals"]
 
 
 def quiet_libraries() -> None:
@@ -42,18 +44,62 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
 
 
+def redacted(url: str) -> str:
+    """``url`` without its password (for messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def reach(url: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, in one line, when the Redis at ``url`` does not answer (a typo, a server not started, a wrong
+    password). Faults after this first contact are the commands' to ride out."""
+    from ..streams.client import connect
+    from ..streams.reading import ping
+
+    async def attempt() -> int:
+        redis = connect(url, timeout_s=timeout_s)
+        try:
+            await ping(redis)
+        finally:
+            with contextlib.suppress(Exception):
+                await redis.aclose()
+        return 0
+
+    try:
+        run_async(attempt())
+    except RedisError as exc:
+        reason = str(exc).removeprefix("redis PING: ")
+        raise RedisUnavailableError(f"cannot reach Redis at {redacted(url)}: {reason} (check --redis-url / "
+                                    "LIVETOPIC_REDIS_URL, or leave it unset to use the embedded server)") from exc
+
+
 @contextlib.contextmanager
-def redis_for(settings: Settings, announce: bool = True) -> Iterator[str]:
-    """The configured Redis URL, or an embedded redis-server for the duration of the block."""
+def redis_for(settings: Settings, announce: bool = True, *, fail_fast: bool = True) -> Iterator[str]:
+    """The configured Redis URL, or the embedded redis-server of ``settings.redis_data_dir``: the one already
+    running there (started by another command), else one started for the duration of the block (and said so on
+    stderr; ``announce`` says which one is used in either case). With
+    ``fail_fast`` a configured server that does not answer is an error at once; a worker (``fail_fast=False``)
+    waits for its Redis instead, not ready meanwhile."""
     if settings.redis_url:
+        if fail_fast:
+            reach(settings.redis_url, min(settings.redis_timeout_s, 5.0))
         yield settings.redis_url
         return
-    from ..tools.embedded import EmbeddedRedis
+    from ..tools.embedded import SharedRedis
 
-    with EmbeddedRedis(settings.redis_data_dir) as server:
-        if announce:
-            print(f"embedded redis-server at {server.url} (data in {server.data_dir})", file=sys.stderr, flush=True)
+    with SharedRedis(settings.redis_data_dir) as server:
+        if announce or server.started:  # starting one is always said (a `tail` may have found none running)
+            how = "started an" if server.started else "using the"
+            print(f"{how} embedded redis-server at {server.url} (data in {server.data_dir})", file=sys.stderr,
+                  flush=True)
         yield server.url
+    if announce and server.kept_for:
+        print(f"embedded redis-server at {server.url} left running for {server.kept_for} other client(s)",
+              file=sys.stderr, flush=True)
 
 
 def stop_on_signals(stop: asyncio.Event, what: str) -> None:
@@ -71,13 +117,12 @@ def stop_on_signals(stop: asyncio.Event, what: str) -> None:
         loop.add_signal_handler(sig, on_signal, sig.name)
 
 
-def run_on_redis(args: argparse.Namespace, command: str,
+def run_on_redis(args: argparse.Namespace,
                  main: Callable[[Settings, str, argparse.Namespace], Coroutine[Any, Any, int]]) -> int:
-    """``main(settings, redis_url, args)`` for a command that talks to the workers' Redis, which it needs named
-    (``--redis-url``); Ctrl-C ends it quietly."""
+    """``main(settings, redis_url, args)`` for a command that talks to the workers' Redis: the one named
+    (``--redis-url``; an error at once when it does not answer), else the embedded server of the data directory
+    (:func:`redis_for`); Ctrl-C ends it quietly."""
     settings = settings_from_args(args)
-    if not settings.redis_url:
-        raise LivetopicError(f"{command} needs --redis-url (or LIVETOPIC_REDIS_URL): the server the workers use")
-    with contextlib.suppress(KeyboardInterrupt):
-        return run_async(main(settings, settings.redis_url, args))
+    with redis_for(settings, announce=False) as url, contextlib.suppress(KeyboardInterrupt):
+        return run_async(main(settings, url, args))
     return 0

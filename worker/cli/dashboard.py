@@ -6,9 +6,9 @@ import argparse
 import asyncio
 import sys
 
-from ..errors import ConfigError, LivetopicError
+from ..errors import ConfigError
 from ..options import REDIS_FLAGS, STREAM_FLAGS, add_settings_flags, settings_from_args
-from .common import run_async
+from .common import redis_for, run_async
 
 __all__ = ["register"]
 
@@ -30,28 +30,29 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from ..web.live import LiveOptions
 
     settings = settings_from_args(args)
-    if not settings.redis_url:
-        raise LivetopicError("dashboard needs --redis-url (or LIVETOPIC_REDIS_URL): the server the workers use")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be in 0..65535, got {args.port}")
     live = LiveOptions(output_stream=settings.output_stream, input_stream=settings.input_stream,
                        dead_letter_stream=settings.dead_letter_stream, group=settings.group,
                        update_interval_s=args.update_interval_s, max_channels=args.max_channels,
                        feed_size=args.feed_size)
-    dashboard = Dashboard(settings.redis_url, DashboardOptions(args.host, args.port, live),
-                          timeout_s=settings.redis_timeout_s)
 
     def started(url: str) -> None:
         print(f"dashboard: {url}", file=sys.stderr, flush=True)
 
-    async def serve() -> int:
-        await dashboard.run(asyncio.Event(), on_started=started)
-        return 0
+    # the workers' Redis: --redis-url, else the embedded server of the data directory
+    with redis_for(settings) as redis_url:
+        dashboard = Dashboard(redis_url, DashboardOptions(args.host, args.port, live),
+                              timeout_s=settings.redis_timeout_s)
 
-    try:
-        return run_async(serve())
-    except KeyboardInterrupt:
-        return 0
+        async def serve() -> int:
+            await dashboard.run(asyncio.Event(), on_started=started)
+            return 0
+
+        try:
+            return run_async(serve())
+        except KeyboardInterrupt:
+            return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -20,7 +20,8 @@ def cmd_model_init(args: argparse.Namespace) -> int:
     labels = [x.strip() for x in args.labels.split(",") if x.strip()]
     version = init_version(Path(args.out), preset=args.preset, labels=labels, texts=texts, arch=args.arch,
                            multi_label=not args.single_label, name=args.name, max_length=args.max_length,
-                           preprocessing=PreprocessingSpec(mode=args.preprocess), seed=args.seed)
+                           preprocessing=PreprocessingSpec(mode=args.preprocess), seed=args.seed,
+                           labels_change_intended=args.change_labels)
     print(f"wrote {args.out}/{version} (untrained {args.arch}, preset {args.preset}, labels {labels})")
     return 0
 
@@ -39,4 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--max-length", type=int, default=64)
     q.add_argument("--preprocess", choices=MODES, default="raw")
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--change-labels", action="store_true",
+                   help="the labels differ from the version this one replaces, on purpose: running workers swap "
+                        "it in instead of refusing it")
     q.set_defaults(func=cmd_model_init)

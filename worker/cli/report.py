@@ -7,10 +7,10 @@ import argparse
 import re
 from pathlib import Path
 
-from ..errors import ConfigError, LivetopicError
+from ..errors import ConfigError
 from ..options import REDIS_FLAGS, STREAM_FLAGS, add_settings_flags, settings_from_args
 from ..settings import DTYPE_CHOICES, Settings
-from .common import run_async
+from .common import redis_for, run_async
 
 __all__ = ["parse_window", "register"]
 
@@ -70,9 +70,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise ConfigError("--scores-from-file and --model score chat FILEs; --stream reports what the workers "
                               "published")
         settings = settings_from_args(args)
-        if not settings.redis_url:
-            raise LivetopicError("report --stream needs --redis-url (or LIVETOPIC_REDIS_URL)")
-        title, timelines = run_async(_stream_timelines(settings, settings.redis_url, args))
+        with redis_for(settings, announce=False) as url:  # --redis-url, else the embedded server
+            title, timelines = run_async(_stream_timelines(settings, url, args))
     else:
         title, timelines = _file_timelines(args)
     write_report(outs, args.title or title, timelines, font=args.font)

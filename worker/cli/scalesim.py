@@ -43,7 +43,7 @@ async def _simulate(settings: Settings, url: str, args: argparse.Namespace) -> i
 
 
 def cmd_scale_sim(args: argparse.Namespace) -> int:
-    return run_on_redis(args, "scale-sim", _simulate)
+    return run_on_redis(args, _simulate)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -67,7 +67,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     prefer_passive_openmp()  # before torch loads
     settings = settings_from_args(args)
-    with redis_for(settings) as url:
+    with redis_for(settings, fail_fast=False) as url:  # a worker waits for its Redis
         try:
             return run_async(_serve(settings, url))
         finally:

@@ -1,52 +1,142 @@
-"""``livetopic tail``: print results (or dead letters) as they arrive."""
+"""``livetopic tail``: the latest results (or dead letters), then new ones as they arrive: time, channel, user,
+the comment and its topics in aligned columns (CJK-aware), or one JSON object per entry."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
+import shutil
+import sys
+import time
+from typing import Any
 
+from ..display import cell, fit
+from ..errors import ConfigError
 from ..options import REDIS_FLAGS, STREAM_FLAGS, add_settings_flags
 from ..settings import Settings
+from ..wire import entry_time_ms
 from .common import run_on_redis
 
-__all__ = ["register"]
+__all__ = ["json_record", "register", "row"]
+
+_JSON_FIELDS = ("labels", "scores")  # JSON inside a stream field: decoded in --json
+_INT_FIELDS = ("latency_ms", "deliveries")
+
+
+def json_record(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    """One entry as a JSON object of real values: ``entry_id`` (the entry's own id; a passed-through ``id`` keeps
+    its name), labels as a list, scores as an object, latency and deliveries as numbers."""
+    out: dict[str, Any] = {"entry_id": entry_id}
+    for key, value in fields.items():
+        if key in _JSON_FIELDS:
+            with contextlib.suppress(ValueError):
+                out[key] = json.loads(value)
+                continue
+        if key in _INT_FIELDS and value.isdigit():
+            out[key] = int(value)
+            continue
+        out[key] = value
+    return out
+
+
+def _clock(entry_id: str) -> str:
+    ms = entry_time_ms(entry_id)
+    return time.strftime("%H:%M:%S", time.localtime(ms / 1000)) if ms else "--:--:--"
+
+
+def _topics(fields: dict[str, str]) -> str:
+    try:
+        labels = json.loads(fields.get("labels", "[]"))
+    except ValueError:
+        return fields.get("labels", "")
+    return ", ".join(str(label) for label in labels) or "-"
+
+
+def row(entry_id: str, fields: dict[str, str], *, dead: bool, text_columns: int = 40) -> str:
+    """One aligned line: time (of the comment's arrival), channel, user, text, then topics or the reason."""
+    when = _clock(fields.get("source_id", entry_id))
+    text = fields.get("text")
+    shown = "(text not published)" if text is None and not dead else (text or "")
+    head = (f"{when}  {cell(fields.get('channel', '-'), 10)}  {cell(fields.get('user', '-'), 12)}  "
+            f"{cell(shown, text_columns)}  ")
+    if dead:
+        return head + f"✗ {fit(fields.get('error', '?'), 120)} (deliveries {fields.get('deliveries', '?')})"
+    return head + _topics(fields)
+
+
+def _header(text_columns: int, dead: bool) -> str:
+    return (f"{'time':<8}  {cell('channel', 10)}  {cell('user', 12)}  {cell('comment', text_columns)}  "
+            f"{'why dead-lettered' if dead else 'topics'}")
+
+
+class _Printer:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.json, self.dead = args.json, args.dead
+        tty = sys.stdout.isatty()
+        self.text_columns = max(20, min(60, shutil.get_terminal_size().columns - 64)) if tty else 40
+        if tty and not self.json:
+            print(_header(self.text_columns, self.dead), flush=True)
+
+    def __call__(self, entry_id: str, fields: dict[str, str]) -> None:
+        if self.json:
+            print(json.dumps(json_record(entry_id, fields), ensure_ascii=False), flush=True)
+        else:
+            print(row(entry_id, fields, dead=self.dead, text_columns=self.text_columns), flush=True)
 
 
 async def _tail(settings: Settings, url: str, args: argparse.Namespace) -> int:
     from ..streams.client import connect
-    from ..streams.reading import follow
+    from ..streams.reading import follow, last
+    from ..streams.retry import Retrying
 
     redis = connect(url, timeout_s=settings.redis_timeout_s)
     stream = settings.dead_letter_stream if args.dead else settings.output_stream
-    last = "0-0" if args.from_start else "$"
+    show = _Printer(args)
+    retry = Retrying(base_s=0.2, cap_s=5.0)
     seen = 0
     try:
-        while args.count is None or seen < args.count:
-            for entry_id, fields in await follow(redis, stream, last):
-                last = entry_id
-                if args.json:
-                    print(json.dumps({"id": entry_id, **fields}, ensure_ascii=False), flush=True)
-                else:
-                    what = fields.get("error") if args.dead else fields.get("labels")
-                    print(f"{fields.get('source_id', '?'):>20}  {what}  {fields.get('model', '')}  "
-                          f"{fields.get('latency_ms', '')}ms", flush=True)
+        after = "0-0"
+        if not args.from_start:
+            backlog = await retry.call("XREVRANGE", last, redis, stream, max(args.last, 1))
+            after = backlog[-1][0] if backlog else "0-0"  # the newest id: nothing added meanwhile is missed
+            for entry_id, fields in (backlog[-args.last:] if args.last > 0 else [])[: args.count]:
+                show(entry_id, fields)
                 seen += 1
-                if args.count is not None and seen >= args.count:
-                    return 0
+        while args.count is None or seen < args.count:
+            read = functools.partial(follow, redis, stream, after, block_ms=None if args.no_follow else 1000)
+            entries = await retry.call("XREAD", read)
+            if not entries and args.no_follow:
+                break
+            for entry_id, fields in entries[: None if args.count is None else args.count - seen]:
+                show(entry_id, fields)
+                seen += 1
+            after = entries[-1][0] if entries else after
     finally:
         await redis.aclose()
     return 0
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    return run_on_redis(args, "tail", _tail)
+    if args.last < 0 or (args.count is not None and args.count < 1):
+        raise ConfigError("--last must be >= 0 and --count >= 1")
+    return run_on_redis(args, _tail)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tail", help="print results as they arrive")
-    p.add_argument("--from-start", action="store_true", help="from the start of the stream, not only new ones")
-    p.add_argument("--count", type=int, help="stop after N entries")
-    p.add_argument("--dead", action="store_true", help="tail the dead-letter stream instead")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p = sub.add_parser("tail", help="print the latest results, then new ones as they arrive",
+                       description="Print the newest results (time, channel, user, comment, topics), then follow "
+                                   "the stream. Without --redis-url it uses the embedded server of the data "
+                                   "directory (the one `livetopic worker` started).")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--last", type=int, default=10, metavar="N",
+                       help="start with the newest N entries (default 10; 0: only new ones)")
+    where.add_argument("--from-start", action="store_true", help="start with the first entry of the stream")
+    p.add_argument("--count", type=int, metavar="N", help="stop after N entries")
+    p.add_argument("--no-follow", action="store_true", help="print what is there and stop, without waiting")
+    p.add_argument("--dead", action="store_true", help="the dead-letter stream (with the reasons) instead")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per entry: entry_id, the fields, labels and scores as JSON values")
     add_settings_flags(p, (*REDIS_FLAGS, *STREAM_FLAGS))
     p.set_defaults(func=cmd_tail)

@@ -65,6 +65,9 @@ class Manifest(BaseModel):
     # Label agreement of reduced precisions (bfloat16, int8…) with float32, measured on validation
     # comments when the version was published; ``dtype=auto`` skips any below 99.5%.
     dtype_agreement: dict[str, float] = Field(default_factory=dict)
+    # A version whose label set differs from the one it replaces is refused by running workers unless this
+    # says the change is intended (``livetopic train --change-labels``).
+    labels_change_intended: bool = False
     created_at: float = Field(default_factory=time.time)
 
     @model_validator(mode="after")
@@ -135,6 +138,20 @@ def resolve_version(path: Path | str, version: int | None = None) -> tuple[Path,
     return vdir, version
 
 
+FILE_MODE, DIR_MODE = 0o644, 0o755  # a version is readable by every user (the images run as their own user)
+
+
+def _make_readable(root: Path) -> None:
+    """Files 0644 and directories 0755: weights saved by safetensors are owner-only (0600), temporary
+    directories 0700, and the worker may run as another user than the trainer."""
+    os.chmod(root, DIR_MODE)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), DIR_MODE)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), FILE_MODE)
+
+
 def _fsync_tree(root: Path) -> None:
     for dirpath, _dirnames, filenames in os.walk(root):
         for name in filenames:
@@ -168,6 +185,7 @@ def publish_version(repo: Path | str, write: Callable[[Path], None], manifest: M
         write(tmp)
         if any(tmp.glob("*.bin")) or any(tmp.glob("*.pt")) or any(tmp.glob("*.pkl")):
             raise RepositoryError("refusing to publish pickle weights; save with safetensors")
+        _make_readable(tmp)
         _fsync_tree(tmp)
         for _attempt in range(100):
             existing = [n for n, _ in _version_dirs(repo)]
@@ -187,6 +205,7 @@ def publish_version(repo: Path | str, write: Callable[[Path], None], manifest: M
         with open(tmp_manifest, "w", encoding="utf-8") as fh:
             fh.write(final.model_dump_json(indent=2))
             fh.flush()
+            os.fchmod(fh.fileno(), FILE_MODE)
             os.fsync(fh.fileno())
         os.replace(tmp_manifest, target / MANIFEST_NAME)
         _fsync_dir(target)

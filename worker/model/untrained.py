@@ -56,9 +56,10 @@ def build_char_tokenizer(texts: Iterable[str], out_dir: Path, *, vocab_size: int
 def init_version(repo: Path, *, preset: str, labels: list[str], texts: Iterable[str], arch: Arch = "bert",
                  multi_label: bool = True, name: str = "livetopic", max_length: int = 64,
                  preprocessing: PreprocessingSpec | None = None, seed: int = 0,
-                 dtype_agreement: dict[str, float] | None = None) -> int:
+                 dtype_agreement: dict[str, float] | None = None, labels_change_intended: bool = False) -> int:
     """Publish an untrained version (random weights) into ``repo``; returns its number. ``dtype_agreement``
-    goes into the manifest as given (tests use it to exercise ``dtype=auto``)."""
+    goes into the manifest as given (tests use it to exercise ``dtype=auto``); ``labels_change_intended`` lets
+    running workers swap it in though its labels differ from theirs."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -78,6 +79,6 @@ def init_version(repo: Path, *, preset: str, labels: list[str], texts: Iterable[
         name=name, labels=labels, preprocessing=spec, max_length=max_length,
         problem_type="multi_label_classification" if multi_label else "single_label_classification",
         training_args={"preset": preset, "arch": arch, "untrained": True, "seed": seed},
-        dtype_agreement=dtype_agreement or {},
+        dtype_agreement=dtype_agreement or {}, labels_change_intended=labels_change_intended,
     )
     return publish_version(repo, write, manifest)

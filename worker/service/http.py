@@ -7,6 +7,8 @@ from typing import Protocol
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from ..errors import ConfigError
+
 __all__ = ["HttpServer", "Probe"]
 
 
@@ -47,7 +49,13 @@ class HttpServer:
         runner = web.AppRunner(self.app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(
+                f"cannot serve metrics on {self.host}:{self.port}: {exc.strerror or exc}; each worker on a host "
+                "needs its own --metrics-port (LIVETOPIC_METRICS_PORT), or 0 for any free port") from exc
         self._runner = runner
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:

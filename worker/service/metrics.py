@@ -111,7 +111,7 @@ class Metrics:
                                        registry=r)
         for outcome in ("classified", "dead_lettered"):
             self.comments.labels(outcome=outcome)
-        for result in ("ok", "failed"):
+        for result in ("ok", "failed", "refused"):
             self.reloads.labels(result=result)
         for reason in FLUSH_REASONS:
             self.batch_flushes.labels(reason=reason)

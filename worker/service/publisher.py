@@ -23,8 +23,9 @@ class PublishTarget(Protocol):
     async def publish(self, records: Sequence[Outgoing]) -> list[bool]: ...
 
 
-def render(finished: Sequence[Finished], now_ms: int | None = None) -> list[Outgoing]:
-    """Stream records for ``finished``, in the same order."""
+def render(finished: Sequence[Finished], now_ms: int | None = None, *, text: bool = True) -> list[Outgoing]:
+    """Stream records for ``finished``, in the same order (results with the comment's text unless ``text`` is
+    False)."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
     records = []
     renderers: dict[int, ResultRenderer] = {}  # one per model in the batch (normally one)
@@ -37,7 +38,8 @@ def render(finished: Sequence[Finished], now_ms: int | None = None) -> list[Outg
             assert item.comment is not None and item.model is not None and item.probs is not None
             renderer = renderers.get(id(item.model))
             if renderer is None:
-                renderer = renderers[id(item.model)] = ResultRenderer(item.model.labels, item.model.tag)
+                renderer = ResultRenderer(item.model.labels, item.model.tag, text=text)
+                renderers[id(item.model)] = renderer
             fields = renderer.render(item.comment, item.labels or [], item.probs.tolist(), now)
             records.append(Outgoing(item.entry_id, fields))
     return records
@@ -47,8 +49,10 @@ class Publisher:
     """A queue of outcomes and the task that publishes them (:meth:`run`, until :meth:`close`)."""
 
     def __init__(self, target: PublishTarget, retry: Retrying, metrics: Metrics,
-                 release: Callable[[Iterable[str]], Awaitable[None]], queue_size: int = 4) -> None:
+                 release: Callable[[Iterable[str]], Awaitable[None]], queue_size: int = 4, *,
+                 text: bool = True) -> None:
         self.target, self.retry, self.metrics, self._release = target, retry, metrics, release
+        self.text = text  # copy each comment's text into its result (settings.output_text)
         self._queue: asyncio.Queue[list[Finished] | None] = asyncio.Queue(maxsize=queue_size)
 
     async def put(self, finished: list[Finished]) -> None:
@@ -61,7 +65,7 @@ class Publisher:
 
     async def run(self) -> None:
         while (finished := await self._queue.get()) is not None:
-            records = render(finished)
+            records = render(finished, text=self.text)
             flags = await self.retry.call("publish", self.target.publish, records)
             self.account(finished, flags, now_s=time.time())
             await self._release(r.entry_id for r in records)

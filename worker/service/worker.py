@@ -20,7 +20,6 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import GroupMissingError, RedisError, RedisOutOfMemoryError
-from ..model.load import load_model
 from ..model.precision import set_torch_threads
 from ..model.runtime import LoadedModel
 from ..settings import Settings
@@ -68,7 +67,7 @@ class Worker:
         self.scorer = Scorer(lambda: self.model, tokenizer_pool=self._pools["tokenize"],
                              model_pool=self._pools["model"], max_batch_tokens=s.max_batch_tokens,
                              metrics=self.metrics)
-        self.publisher = Publisher(self.streams, self.retry, self.metrics, self._released)
+        self.publisher = Publisher(self.streams, self.retry, self.metrics, self._released, text=s.output_text)
         fetch_stats = functools.partial(stream_stats, self.redis, s.input_stream, s.group,
                                         (s.output_stream, s.dead_letter_stream))
         self.stream_stats = StreamStatsPoller(fetch_stats, self.retry, self.metrics, s.stream_stats_interval_s)
@@ -91,7 +90,7 @@ class Worker:
 
     def readiness(self) -> tuple[bool, str]:
         if self.model is None:
-            return False, "model not loaded"
+            return False, self.watcher.waiting or "model not loaded"
         if self._redis_oom:
             return False, "redis out of memory (maxmemory reached): writes refused, comments stay pending"
         if not self._redis_ok:
@@ -183,10 +182,10 @@ class Worker:
     async def _start(self, stop: asyncio.Event) -> None:
         s = self.settings
         set_torch_threads(s.torch_threads)  # --torch-threads (None: torch's default)
-        if self.model is None:
-            load = functools.partial(load_model, s.model_repo, s.model_version, device=s.device, dtype=s.dtype,
-                                     backend=s.backend, compile=s.compile)
-            self.model = await asyncio.get_running_loop().run_in_executor(self._pools["model"], load)
+        if self.model is None:  # an empty repository: wait (not ready) for the first version
+            self.model = await self.watcher.first_model(s.model_version, stop, self._pools["model"])
+            if self.model is None:
+                raise asyncio.CancelledError  # stopped while waiting
         # What is loaded now (libraries, the model) lives as long as the process: keep it out of the cyclic
         # garbage collector's full passes, which otherwise stall the worker now and then (~200 ms with
         # bert-base: 400k objects). Models hold no reference cycles, so a reloaded model's predecessor is

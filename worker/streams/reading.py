@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 
 from .retry import guarded
 
-__all__ = ["Entry", "count_since", "decode_fields", "delete_streams", "follow", "lengths", "lookup", "scan"]
+__all__ = ["Entry", "count_since", "decode_fields", "delete_streams", "follow", "last", "lengths", "lookup", "ping",
+           "scan"]
 
 Entry = tuple[str, dict[str, str]]  # entry id, fields
 
@@ -39,6 +40,14 @@ async def scan(redis: aioredis.Redis, stream: str, *, start: str = "-", end: str
         if len(rows) < page:
             return
         low = "(" + rows[-1][0].decode()
+
+
+async def last(redis: aioredis.Redis, stream: str, n: int) -> list[Entry]:
+    """The newest ``n`` entries of ``stream`` (XREVRANGE), oldest first."""
+    if n <= 0:
+        return []
+    rows: Any = await guarded("XREVRANGE", redis.xrevrange(stream, max="+", min="-", count=n))
+    return [(entry_id.decode(), decode_fields(raw)) for entry_id, raw in reversed(rows)]
 
 
 async def lengths(redis: aioredis.Redis, *streams: str) -> list[int]:
@@ -71,3 +80,8 @@ async def count_since(redis: aioredis.Redis, stream: str, since_ms: int, cap: in
     """Entries whose id time is ``since_ms`` or later, counted up to ``cap``."""
     rows: Any = await guarded("XRANGE", redis.xrange(stream, f"{max(0, since_ms)}-0", "+", count=cap))
     return len(rows or [])
+
+
+async def ping(redis: aioredis.Redis) -> None:
+    """PING: raises the mapped error when the server does not answer (or refuses the credentials)."""
+    await guarded("PING", redis.ping())

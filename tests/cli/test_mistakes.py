@@ -1,0 +1,60 @@
+"""Everyday mistakes end in one clear line on stderr and a non-zero exit, quickly; a traceback only with --debug."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+from worker.tools.embedded import EmbeddedRedis
+from worker.tools.process import child_env
+
+from ..conftest import SAMPLE
+from .helpers import livetopic, one_line_error
+
+NOWHERE = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+def test_push_to_a_wrong_redis_url_fails_fast() -> None:
+    started = time.monotonic()
+    proc = livetopic("push", "--redis-url", NOWHERE, "--quiet", str(SAMPLE), timeout_s=60)
+    one_line_error(proc, "cannot reach Redis at redis://127.0.0.1:1/0", "Connection refused", "--redis-url")
+    assert time.monotonic() - started < 20  # not minutes of silent retries
+
+
+def test_tail_to_a_wrong_redis_url_fails_fast() -> None:
+    env = child_env(threads=1, extra={"LIVETOPIC_REDIS_URL": "redis://:secret@127.0.0.1:1/0"})
+    proc = livetopic("tail", env=env, timeout_s=60)
+    line = one_line_error(proc, "cannot reach Redis at redis://:***@127.0.0.1:1/0")
+    assert "secret" not in line
+
+
+def test_metrics_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = livetopic("worker", "--redis-url", NOWHERE, "--model-repo", str(tmp_path), "--metrics-port",
+                         str(port), timeout_s=90)
+    one_line_error(proc, f"127.0.0.1:{port}", "address already in use",
+                   "each worker on a host needs its own --metrics-port")
+
+
+def test_invalid_and_unknown_settings() -> None:
+    one_line_error(livetopic("worker", "--max-batch-size", "0"), "--max-batch-size")
+    env = child_env(threads=1, extra={"LIVETOPIC_MAX_BATCH": "8"})
+    one_line_error(livetopic("push", str(SAMPLE), env=env), "unknown setting", "LIVETOPIC_MAX_BATCH")
+
+
+def test_missing_files(redis_server: EmbeddedRedis) -> None:
+    one_line_error(livetopic("push", "--redis-url", redis_server.url, "/no/such/file.jsonl"), "no such file")
+    one_line_error(livetopic("train", "--data", "/no/such/dir", "--out", "/tmp/never"), "/no/such/dir")
+    one_line_error(livetopic("evaluate", "--model", "/no/such/repo", "--data", str(SAMPLE)), "/no/such/repo")
+
+
+def test_debug_shows_the_traceback() -> None:
+    proc = livetopic("tail", "--redis-url", NOWHERE, "--debug", timeout_s=60)
+    assert proc.returncode != 0 and "Traceback (most recent call last)" in proc.stderr
+    assert "RedisUnavailableError: cannot reach Redis" in proc.stderr
+    before = livetopic("--debug", "tail", "--redis-url", NOWHERE, timeout_s=60)
+    assert "Traceback (most recent call last)" in before.stderr
