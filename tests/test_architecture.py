@@ -165,3 +165,9 @@ def test_the_check_catches_a_type_only_cycle(tmp_path: Path) -> None:
         "worker/service/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import A\n",
     })
     assert cycles(imports(module_files(tmp_path))) == [["worker.service.a", "worker.service.b"]]
+
+
+def test_every_package_is_a_regular_package() -> None:
+    """A folder of modules without ``__init__.py`` is left out of a non-editable install (the images)."""
+    folders = {path.parent for package in ("worker", "trainer") for path in (ROOT / package).rglob("*.py")}
+    assert sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").is_file()) == []
