@@ -106,6 +106,21 @@ def tiny_model(tiny_repo: Path) -> LoadedModel:
     return load_model(tiny_repo, 1)
 
 
+@pytest.fixture
+def stuck_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """LoadedModel.run waits (up to 30 s) until the returned event is set: a model stuck on a batch."""
+    release = threading.Event()
+    real_run = LoadedModel.run
+
+    def stuck(self: LoadedModel, prepared: Any) -> Any:
+        release.wait(30)
+        return real_run(self, prepared)
+
+    monkeypatch.setattr(LoadedModel, "run", stuck)
+    yield release
+    release.set()
+
+
 def make_worker(url: str, repo: Path, model: LoadedModel | None = None, **overrides: Any) -> Worker:
     settings = load_settings({"model_repo": repo, "model_version": 1, "metrics_port": 0, "group_start_id": "0",
                               "max_wait_ms": 5, "claim_interval_s": 0.2, "torch_threads": 1, **overrides})

@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import numpy as np
 import pytest
 import redis
 import redis.asyncio as aioredis
 
 from worker.errors import RedisCommandError
-from worker.model.chunks import Prepared
 from worker.model.runtime import LoadedModel
 from worker.tools.embedded import EmbeddedRedis
 
@@ -158,15 +156,8 @@ async def test_a_destroyed_group_is_recreated_skipping_nothing(server: Server, c
 
 
 async def test_a_stalled_pipeline_fails_healthz(server: Server, client: aioredis.Redis, tiny_repo: Path,
-                                                tiny_model: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
-    release = threading.Event()
-    real_run = LoadedModel.run
-
-    def stuck(self: LoadedModel, prepared: Prepared) -> np.ndarray:
-        release.wait(30)
-        return real_run(self, prepared)
-
-    monkeypatch.setattr(LoadedModel, "run", stuck)
+                                                tiny_model: LoadedModel, stuck_model: threading.Event) -> None:
+    release = stuck_model
     ids = await push(client, texts(10))
     worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", stall_timeout_s=0.5)
     async with running(worker) as task, aiohttp.ClientSession() as http:

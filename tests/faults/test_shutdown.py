@@ -11,13 +11,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import redis
 import redis.asyncio as aioredis
 
 from worker.inputs import read_records
-from worker.model.chunks import Prepared
 from worker.model.runtime import LoadedModel
 from worker.tools.embedded import EmbeddedRedis
 
@@ -115,18 +113,11 @@ def test_second_signal_exits_at_once_and_others_reclaim(redis_server: EmbeddedRe
 
 async def test_grace_period_over_leaves_the_rest_to_others(redis_server: EmbeddedRedis,
                                                            redis_client: aioredis.Redis, tiny_repo: Path,
-                                                           tiny_model: LoadedModel,
+                                                           tiny_model: LoadedModel, stuck_model: threading.Event,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch stuck in the model past --shutdown-grace-s: the worker still stops in time, leaving those
     comments unacked, and another worker reclaims and publishes them once."""
-    release = threading.Event()
-    real_run = LoadedModel.run
-
-    def stuck(self: LoadedModel, prepared: Prepared) -> np.ndarray:
-        release.wait(30)
-        return real_run(self, prepared)
-
-    monkeypatch.setattr(LoadedModel, "run", stuck)
+    release = stuck_model
     ids = await push(redis_client, [{"text": f"卡住的留言 {i}"} for i in range(20)])
     # max_inflight 20: the reader is waiting for room when the stop comes, and must not wait forever
     worker = make_worker(redis_server.url, tiny_repo, tiny_model, consumer="stuck", shutdown_grace_s=0.5,
