@@ -84,12 +84,12 @@ def test_block_must_fit_in_socket_timeout() -> None:
 def test_stop_signals_count_a_repeated_signal_once_and_a_late_one_as_exit_now() -> None:
     import asyncio
 
-    from worker.cli.serve import StopSignals
+    from worker.cli.common import StopSignals
 
     now = [100.0]
     exits: list[int] = []
     stop = asyncio.Event()
-    signals = StopSignals(stop, window_s=2.0, clock=lambda: now[0], exit_now=exits.append)
+    signals = StopSignals(stop, "stopping", "bye", window_s=2.0, clock=lambda: now[0], exit_now=exits.append)
     signals("SIGTERM")
     assert stop.is_set() and exits == []
     now[0] += 1.5

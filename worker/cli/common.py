@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -17,7 +19,10 @@ from ..errors import RedisError, RedisUnavailableError
 from ..options import settings_from_args
 from ..settings import Settings
 
-__all__ = ["quiet_libraries", "reach", "redacted", "redis_for", "run_async", "run_on_redis", "stop_on_signals"]
+__all__ = ["StopSignals", "quiet_libraries", "reach", "redacted", "redis_for", "run_async", "run_on_redis",
+           "stop_on_signals"]
+
+log = logging.getLogger("livetopic")
 
 
 def quiet_libraries() -> None:
@@ -102,19 +107,41 @@ def redis_for(settings: Settings, announce: bool = True, *, fail_fast: bool = Tr
               file=sys.stderr, flush=True)
 
 
-def stop_on_signals(stop: asyncio.Event, what: str) -> None:
-    """SIGINT/SIGTERM set ``stop`` (the producer finishes the chunk in hand and exits 0); a second one exits
-    at once (status 130: what was not yet confirmed is sent again, once, by the next run)."""
+class StopSignals:
+    """What SIGTERM/SIGINT do to a long-running command: the first asks for a graceful stop (``stop`` is set and
+    ``stopping`` logged); a second one exits at once (status 130; ``exiting`` says what becomes of the work in
+    hand). A supervisor that signals the whole process group can deliver one SIGTERM twice: signals less than
+    ``window_s`` apart count as one."""
+
+    def __init__(self, stop: asyncio.Event, stopping: str, exiting: str, *, window_s: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic, exit_now: Callable[[int], None] = os._exit) -> None:
+        self.stop, self.stopping, self.exiting, self.window_s = stop, stopping, exiting, window_s
+        self._clock, self._exit_now = clock, exit_now
+        self._first_at: float | None = None
+
+    def __call__(self, signame: str) -> None:
+        now = self._clock()
+        if self._first_at is not None and now - self._first_at < self.window_s:
+            log.info("%s again within %.0fs: taken as the same request to stop", signame, self.window_s)
+            return
+        if self.stop.is_set():
+            log.warning("second %s: exiting at once; %s", signame, self.exiting)
+            self._exit_now(130)
+            return
+        self._first_at = now
+        log.info("%s: %s", signame, self.stopping)
+        self.stop.set()
+
+
+def stop_on_signals(stop: asyncio.Event, stopping: str, exiting: str,
+                    on_hup: Callable[[], None] | None = None) -> None:
+    """Install :class:`StopSignals` for SIGTERM and SIGINT (and ``on_hup`` for SIGHUP) on the running loop."""
     loop = asyncio.get_running_loop()
-
-    def on_signal(name: str) -> None:
-        if stop.is_set():
-            os._exit(130)
-        print(f"\n{name}: stopping {what}", file=sys.stderr, flush=True)
-        stop.set()
-
+    on_stop = StopSignals(stop, stopping, exiting)
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal, sig.name)
+        loop.add_signal_handler(sig, on_stop, sig.name)
+    if on_hup is not None:
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
 
 
 def run_on_redis(args: argparse.Namespace,

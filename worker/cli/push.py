@@ -90,7 +90,8 @@ async def _push_live(settings: Settings, url: str, args: argparse.Namespace) -> 
     from ..streams.producer import Dedupe, StreamProducer
 
     stop = asyncio.Event()
-    stop_on_signals(stop, "push")
+    stop_on_signals(stop, "stopping push (the chunk in hand is finished first)",
+                    "what was not yet confirmed is sent again, once, by the next run")
     redis = connect(url, timeout_s=settings.redis_timeout_s)
     dedupe = Dedupe(seen_key(settings.input_stream), args.dedupe_window_s) if args.dedupe_window_s > 0 else None
     producer = StreamProducer(redis, settings.input_stream, maxlen=args.maxlen, dedupe=dedupe,

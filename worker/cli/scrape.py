@@ -22,7 +22,8 @@ async def _scrape(settings: Settings, url: str, args: argparse.Namespace) -> int
     from ..streams.producer import Dedupe, StreamProducer
 
     stop = asyncio.Event()
-    stop_on_signals(stop, "scrape")
+    stop_on_signals(stop, "stopping scrape (the chunk in hand is finished first)",
+                    "what was not yet confirmed is sent again, once, by the next run")
     redis = connect(url, timeout_s=settings.redis_timeout_s)
     producer = StreamProducer(redis, settings.input_stream, maxlen=args.maxlen,
                               dedupe=Dedupe(seen_key(settings.input_stream), args.dedupe_window_s))
