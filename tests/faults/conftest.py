@@ -22,18 +22,10 @@ from worker.service.worker import Worker
 from worker.settings import load_settings
 from worker.tools.embedded import EmbeddedRedis, find_redis_server
 
+from .soak import MEMORY_TOLERANCE_B, counted_memory
+
 INPUT, OUTPUT, DEAD, GROUP = "livetopic:comments", "livetopic:topics", "livetopic:dead", "livetopic"
-# What one publish (a batch of results) and a worker's pending entries may add to Redis's memory between two of
-# its own checks against maxmemory: the most that memory as Redis counts it (counted_memory) may exceed
-# maxmemory in these tests.
-MEMORY_TOLERANCE_B = 256 * 1024
 MAXMEMORY_B = 64 * 1024 * 1024
-
-
-def counted_memory(memory: dict[str, Any]) -> int:
-    """``used_memory`` as Redis counts it against ``maxmemory``: less the AOF buffer and the replicas' output
-    buffers (``mem_not_counted_for_evict``), which Redis leaves out of that comparison."""
-    return int(memory["used_memory"]) - int(memory.get("mem_not_counted_for_evict", 0))
 
 
 class Server:

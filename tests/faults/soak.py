@@ -39,7 +39,16 @@ DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "tvl19_chat"
 SAMPLE = ROOT / "worker" / "data" / "sample_chat.jsonl"
 LABELS = ["Cheer", "Game", "Broadcast", "Chat"]
 INPUT, OUTPUT, DEAD, GROUP = "livetopic:comments", "livetopic:topics", "livetopic:dead", "livetopic"
-MEMORY_TOLERANCE_B = 256 * 1024  # as in tests/faults/conftest.py
+# What one publish (a batch of results) and a worker's pending entries may add to Redis's memory between two of
+# its own checks against maxmemory: the most that memory as Redis counts it may exceed maxmemory in the fault
+# tests and the soak.
+MEMORY_TOLERANCE_B = 256 * 1024
+
+
+def counted_memory(memory: dict[str, Any]) -> int:
+    """``used_memory`` as Redis counts it against ``maxmemory``: less the AOF buffer and the replicas' output
+    buffers (``mem_not_counted_for_evict``), which Redis leaves out of that comparison."""
+    return int(memory["used_memory"]) - int(memory.get("mem_not_counted_for_evict", 0))
 
 
 @dataclass
@@ -194,8 +203,7 @@ class Soak:
         self.client.config_set("maxmemory", str(used + 64 * 1024))
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            memory = self.client.info("memory")
-            over = int(memory["used_memory"]) - int(memory.get("mem_not_counted_for_evict", 0)) - (used + 64 * 1024)
+            over = counted_memory(self.client.info("memory")) - (used + 64 * 1024)
             self.max_memory_over_b = max(self.max_memory_over_b, over)
             time.sleep(0.02)
         self.client.config_set("maxmemory", "0")
