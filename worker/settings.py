@@ -50,7 +50,10 @@ class Settings(BaseSettings):
     dead_letter_stream: str = Field("livetopic:dead", min_length=1, description="stream of rejected comments")
     group: str = Field("livetopic", min_length=1, description="consumer group name")
     consumer: str = Field(default_factory=default_consumer, min_length=1, description="consumer name")
-    group_start_id: str = Field("$", description="where a newly created group starts: $ (new only) or 0")
+    group_start_id: str = Field("0", description="where the consumer group starts on a stream no worker served yet "
+                                "(no resume mark): 0 (everything in the stream) or $ (only what comes after; what "
+                                "is there is skipped, with a warning). A group that served once always resumes at "
+                                "its resume mark")
     output_maxlen: int = Field(1_000_000, ge=1, description="approximate MAXLEN of the output stream")
     dead_letter_maxlen: int = Field(100_000, ge=1, description="approximate MAXLEN of the dead-letter stream")
     read_count: int = Field(256, ge=1, description="entries asked for per XREADGROUP")

@@ -158,13 +158,13 @@ class Soak:
         self.max_memory_over_b = 0
         self._started = 0
 
-    def _new_worker(self) -> WorkerProcess:
+    def _new_worker(self, start_id: str = "0") -> WorkerProcess:
         name = f"soak-w{self._started}"
         self._started += 1
         # Slow batches (flushed 400 ms after their first comment) keep comments in flight, so that a kill
         # leaves entries pending for the other worker to reclaim.
         return start_worker(self.server.url, self.repo, self.logs, name, "--max-wait-ms", "400",
-                            "--max-batch-size", "64", "--max-inflight", "256")
+                            "--max-batch-size", "64", "--max-inflight", "256", "--group-start-id", start_id)
 
     def start(self) -> None:
         self.workers = [self._new_worker(), self._new_worker()]
@@ -191,6 +191,20 @@ class Soak:
         self.retired[w.name] = -signal.SIGKILL
         self.workers[i] = self._new_worker()
         self.note(kill=w.name, pending_at_kill=held, replacement=self.workers[i].name)
+
+    def lose_group(self, down_s: float = 3.0) -> None:
+        """The workers stopped (SIGTERM) while comments keep coming, the group destroyed, the workers started
+        again with --group-start-id $: they resume at the resume mark, and the backlog is served, not skipped."""
+        self.wait_serving()
+        for w in self.workers:
+            w.popen.send_signal(signal.SIGTERM)
+        for w in self.workers:
+            self.retired[w.name] = w.popen.wait(timeout=60)
+        time.sleep(down_s)  # a backlog grows in the stream
+        backlog = int(self.client.xlen(INPUT)) - _distinct_done(self.client)
+        self.client.xgroup_destroy(INPUT, GROUP)
+        self.workers = [self._new_worker("$"), self._new_worker("$")]
+        self.note(group_destroyed_with_backlog=backlog)
 
     def restart_redis(self) -> None:
         self.server.restart()
@@ -229,9 +243,10 @@ class Soak:
         self.note(wrong_type_exits=[2, 2])
 
     def finish(self, total: int, timeout_s: float) -> None:
+        self.wait_serving()  # a replacement may still be starting (and creating the group); a signal before its
+        # handlers are installed would kill it
         wait_until(lambda: _distinct_done(self.client) >= total, timeout_s, f"{total} comments finished", 0.5)
         wait_until(lambda: int(self.client.xpending(INPUT, GROUP)["pending"]) == 0, 30, "an empty pending list")
-        self.wait_serving()  # a replacement may still be starting; a signal before its handlers would kill it
 
     def stop(self) -> dict[str, int]:
         exits = {}
@@ -248,18 +263,20 @@ class Soak:
         return exits
 
 
-def _plan(push_s: float, kills: int, restarts: int, ooms: int, wrong_types: int) -> list[tuple[float, str]]:
-    """Chaos events spread evenly over the push, interleaved (the wrong key type early, while comments still
-    come: it stops the workers only when they publish)."""
+def _plan(push_s: float, kills: int, restarts: int, ooms: int, wrong_types: int,
+          group_losses: int) -> list[tuple[float, str]]:
+    """Chaos events spread evenly over the push, interleaved (a lost group and the wrong key type early, while
+    comments still come: a backlog must grow while the workers are down, and the wrong key type stops the
+    workers only when they publish)."""
     def spread(n: int, what: str, shift: float) -> list[tuple[float, str]]:
         return [(push_s * (k + shift) / (n + 1), what) for k in range(n)]
 
     return sorted([*spread(kills, "kill", 1.0), *spread(restarts, "restart", 0.6), *spread(ooms, "oom", 0.8),
-                   *spread(wrong_types, "wrong_type", 0.4)])
+                   *spread(wrong_types, "wrong_type", 0.4), *spread(group_losses, "group_lost", 0.2)])
 
 
 def run_soak(n: int, source: Path, workdir: Path, *, kills: int = 3, restarts: int = 1, ooms: int = 1,
-             wrong_types: int = 1, rate: float | None = None, timeout_s: float = 600,
+             wrong_types: int = 1, group_losses: int = 1, rate: float | None = None, timeout_s: float = 600,
              log: Any = None) -> dict[str, Any]:
     """Run the soak in ``workdir``; returns the summary (``ok`` says whether the promise held)."""
     say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -278,22 +295,24 @@ def run_soak(n: int, source: Path, workdir: Path, *, kills: int = 3, restarts: i
     server = EmbeddedRedis(workdir / "redis", appendonly=True).start()
     soak = Soak(server, repo, logs, say)
     summary: dict[str, Any] = {"n": n, "source": str(source), "kills": kills, "redis_restarts": restarts,
-                               "out_of_memory_phases": ooms, "wrong_type_phases": wrong_types, "rate": rate}
+                               "out_of_memory_phases": ooms, "wrong_type_phases": wrong_types,
+                               "group_losses": group_losses, "rate": rate}
     push: Proc | None = None
     try:
         soak.start()
         say(f"soak: {n} comments at {rate:.0f}/s, {kills} kill -9, {restarts} redis restart(s), {ooms} OOM "
-            f"phase(s), {wrong_types} wrong-type phase(s)")
+            f"phase(s), {wrong_types} wrong-type phase(s), {group_losses} group loss(es)")
         push = start_push(server.url, source, n, rate, logs)
         soak.t0 = time.monotonic()
         victim = 0
-        for at, what in _plan(n / rate, kills, restarts, ooms, wrong_types):
+        for at, what in _plan(n / rate, kills, restarts, ooms, wrong_types, group_losses):
             time.sleep(max(0.0, soak.t0 + at - time.monotonic()))
             if what == "kill":
                 soak.kill(victim)
                 victim += 1
             else:
-                {"restart": soak.restart_redis, "oom": soak.out_of_memory, "wrong_type": soak.wrong_type}[what]()
+                {"restart": soak.restart_redis, "oom": soak.out_of_memory, "wrong_type": soak.wrong_type,
+                 "group_lost": soak.lose_group}[what]()
         summary["push_exit"] = push.popen.wait(timeout=max(120.0, n / rate * 3))
         if summary["push_exit"] != 0:
             raise RuntimeError(f"push exited with {summary['push_exit']}:\n{push.tail()}")
@@ -338,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ooms", type=int, default=1, help="phases with Redis at its memory limit (noeviction)")
     parser.add_argument("--wrong-types", type=int, default=1,
                         help="phases with the output key replaced by a string (the workers stop; started again)")
+    parser.add_argument("--group-losses", type=int, default=1,
+                        help="phases with the workers stopped and the consumer group destroyed (a backlog waiting)")
     parser.add_argument("--rate", type=float, help="comments per second (default: about 40 s of pushing)")
     parser.add_argument("--workdir", type=Path, help="keep redis data, model and logs here (default: temporary)")
     parser.add_argument("--timeout-s", type=float, default=600, help="give up waiting for results after this")
@@ -348,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livetopic-soak-")))
         summary = run_soak(args.n, args.source, workdir, kills=args.kills, restarts=args.restarts, ooms=args.ooms,
-                           wrong_types=args.wrong_types, rate=args.rate, timeout_s=args.timeout_s)
+                           wrong_types=args.wrong_types, group_losses=args.group_losses, rate=args.rate,
+                           timeout_s=args.timeout_s)
         if not summary["ok"]:
             summary["logs"] = str(workdir / "logs") if args.workdir else "(pass --workdir to keep the logs)"
     print(json.dumps(summary, ensure_ascii=False, indent=2))

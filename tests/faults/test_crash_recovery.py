@@ -1,8 +1,10 @@
 """Crash recovery with worker processes, the soak of soak.py scaled down for CI: two workers, one killed
 with SIGKILL three times mid-stream while the other serves, redis-server restarted once, Redis at its memory
-limit for a few seconds, and the output key replaced by a string once (both workers stop with exit 2 and are
-started again). Entries the killed workers held are reclaimed (XAUTOCLAIM after --claim-min-idle-ms) and every
-comment ends up in the output exactly once; `livetopic push` rides out the restart and the memory limit."""
+limit for a few seconds, the output key replaced by a string once (both workers stop with exit 2 and are
+started again), and the consumer group destroyed while both workers are down with a backlog waiting (they are
+started again with --group-start-id $ and serve the backlog from the resume mark). Entries the killed workers
+held are reclaimed (XAUTOCLAIM after --claim-min-idle-ms) and every comment ends up in the output exactly once;
+`livetopic push` rides out the restart and the memory limit."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from .soak import run_soak
 
 @pytest.mark.slow
 def test_kill9_three_times_and_redis_restart_every_comment_once(tmp_path: Path) -> None:
-    summary = run_soak(400, SAMPLE, tmp_path, kills=3, restarts=1, ooms=0, wrong_types=0, rate=25, timeout_s=120)
+    summary = run_soak(400, SAMPLE, tmp_path, kills=3, restarts=1, ooms=0, wrong_types=0, group_losses=0, rate=25,
+                       timeout_s=120)
     assert summary["ok"], summary
     assert summary["pushed"] == 400 and summary["classified"] == 400 and summary["dead_lettered"] == 0
     kills = [e for e in summary["events"] if "kill" in e]
@@ -26,10 +29,14 @@ def test_kill9_three_times_and_redis_restart_every_comment_once(tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_out_of_memory_and_a_wrong_key_type_every_comment_once(tmp_path: Path) -> None:
-    summary = run_soak(300, SAMPLE, tmp_path, kills=0, restarts=0, ooms=1, wrong_types=1, rate=25, timeout_s=120)
+def test_out_of_memory_a_wrong_key_type_and_a_lost_group_every_comment_once(tmp_path: Path) -> None:
+    summary = run_soak(300, SAMPLE, tmp_path, kills=0, restarts=0, ooms=1, wrong_types=1, group_losses=1, rate=10,
+                       timeout_s=120)
     assert summary["ok"], summary
     assert summary["pushed"] == 300 and summary["classified"] == 300 and summary["dead_lettered"] == 0
     assert any("out_of_memory_s" in e for e in summary["events"])
-    assert sorted(summary["retired_workers"].values()) == [2, 2]  # both stopped with the reason, restarted
+    lost = [e["group_destroyed_with_backlog"] for e in summary["events"] if "group_destroyed_with_backlog" in e]
+    assert len(lost) == 1 and lost[0] > 0  # a backlog was waiting when the group went
+    # two stopped with the reason (wrong key type), two stopped cleanly before the group was destroyed
+    assert sorted(summary["retired_workers"].values()) == [0, 0, 2, 2]
     assert summary["memory_over_maxmemory_b"] <= 256 * 1024

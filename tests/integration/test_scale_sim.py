@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from worker.streams.client import connect, ensure_group
+from worker.streams.client import connect
+from worker.streams.group import ensure_group
 from worker.streams.info import stream_stats
 from worker.tools.embedded import EmbeddedRedis
 from worker.tools.scalesim import Sample, ScaleRule, poll

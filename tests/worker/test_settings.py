@@ -24,7 +24,7 @@ def test_defaults_are_the_contract() -> None:
     assert (s.input_stream, s.output_stream, s.dead_letter_stream, s.group) == (
         "livetopic:comments", "livetopic:topics", "livetopic:dead", "livetopic")
     assert s.metrics_host == "127.0.0.1" and s.metrics_port == 9400
-    assert s.redis_url is None and s.group_start_id == "$"
+    assert s.redis_url is None and s.group_start_id == "0"  # a default never skips a backlog
     assert s.claim_min_idle_ms == 30_000 and s.max_deliveries == 5 and s.shutdown_grace_s == 20
     assert "-" in s.consumer  # hostname-pid
 

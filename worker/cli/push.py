@@ -60,7 +60,7 @@ async def _push_files(settings: Settings, url: str, args: argparse.Namespace) ->
     producer = StreamProducer(redis, settings.input_stream, maxlen=args.maxlen, max_retry_s=args.retry_s)
     key = push_key(settings.input_stream, _identity(records))
     try:
-        await producer.ensure_group(settings.group)
+        await producer.ensure_group(settings.group, settings.group_start_id)
         done = 0 if args.restart else int((await producer.checkpoint(key)).get("pushed", 0))
         if done:
             print(f"resuming: an earlier push of these files stopped after {done} of {len(records)} comments; "
@@ -99,7 +99,7 @@ async def _push_live(settings: Settings, url: str, args: argparse.Namespace) -> 
     status = Status("push", enabled=not args.quiet)
     feed = Feed(producer, status)
     try:
-        await producer.ensure_group(settings.group)
+        await producer.ensure_group(settings.group, settings.group_start_id)
         if args.follow:  # a followed file's position is kept by its absolute path
             await follow_files([path.absolute() for path in args.files], feed, redis, stop, channel=args.channel)
         else:

@@ -29,7 +29,7 @@ async def _scrape(settings: Settings, url: str, args: argparse.Namespace) -> int
                               dedupe=Dedupe(seen_key(settings.input_stream), args.dedupe_window_s))
     status = Status("scrape", enabled=not args.quiet)
     try:
-        await producer.ensure_group(settings.group)
+        await producer.ensure_group(settings.group, settings.group_start_id)
         await scrape(ChatDownloaderSource(args.url), Feed(producer, status), stop, channel=args.channel)
     finally:
         status.close()

@@ -98,23 +98,32 @@ class Metrics:
                                registry=r)
         self.redis_errors = Counter("livetopic_redis_errors", "Redis command failures (retried).", registry=r)
         self.reclaimed = Counter("livetopic_reclaimed", "Entries reclaimed from other consumers.", registry=r)
-        self.duplicates_suppressed = Counter("livetopic_duplicates_suppressed",
-                                             "Results not published because another consumer acked first.",
-                                             registry=r)
+        self.duplicates_suppressed = Counter("livetopic_duplicates_suppressed", "Results not published because "
+                                             "the comment was finished already (another consumer published it "
+                                             "first, or it was delivered again).", registry=r)
         self.ready = Gauge("livetopic_ready", "1 when the model is loaded and Redis is reachable.", registry=r)
         self.redis_out_of_memory = Gauge("livetopic_redis_out_of_memory",
                                          "1 while Redis refuses writes at its maxmemory limit (the worker backs "
                                          "off; what it holds stays pending).", registry=r)
         self.group_recreated = Counter("livetopic_group_recreated",
                                        "Times this worker recreated a lost consumer group (destroyed, or Redis "
-                                       "lost its data); comments finished after its resume mark may repeat.",
+                                       "lost its data) at its resume mark: nothing skipped, nothing repeated.",
                                        registry=r)
+        self.group_moved = Counter("livetopic_group_moved", "Times the consumer group was moved to its resume mark: "
+                                   "'behind' (it would have delivered finished comments again), 'lost' (comments "
+                                   "it had delivered were pending nowhere and would never have come again).",
+                                   ["reason"], registry=r)
+        self.unpending_published = Counter("livetopic_unpending_published", "Comments published that were in no "
+                                           "consumer's pending list (XGROUP DELCONSUMER, a recreated group): "
+                                           "unfinished, so published once all the same.", registry=r)
         for outcome in ("classified", "dead_lettered"):
             self.comments.labels(outcome=outcome)
         for result in ("ok", "failed", "refused"):
             self.reloads.labels(result=result)
         for reason in FLUSH_REASONS:
             self.batch_flushes.labels(reason=reason)
+        for reason in ("behind", "lost"):
+            self.group_moved.labels(reason=reason)
 
     def set_model(self, name: str, version: int, device: str, dtype: str, backend: str) -> None:
         self.model_info.clear()

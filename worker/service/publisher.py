@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
-from ..streams.client import Outgoing
+from ..streams.client import Outgoing, Published
 from ..streams.retry import Retrying
 from ..wire import ResultRenderer, entry_time_ms, render_dead_letter
 from .metrics import Metrics
@@ -18,9 +19,30 @@ from .scorer import Finished
 
 __all__ = ["PublishTarget", "Publisher", "render"]
 
+log = logging.getLogger(__name__)
+
+
+# One script call publishes at most about this much (in characters of field names and values; one record more
+# when a single record is larger): a Redis at its maxmemory limit checks memory when a script starts (Redis 7)
+# or at its first write (6.2), so one call's writes bound how far above the limit Redis can go.
+PUBLISH_PART_CHARS = 64 * 1024
+
+
+def _parts(records: Sequence[Outgoing], max_chars: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) of consecutive runs of ``records`` of at most ``max_chars`` each (at least one record)."""
+    start, size = 0, 0
+    for i, record in enumerate(records):
+        chars = sum(len(k) + len(v) for k, v in record.fields.items())
+        if i > start and size + chars > max_chars:
+            yield start, i
+            start, size = i, 0
+        size += chars
+    if start < len(records):
+        yield start, len(records)
+
 
 class PublishTarget(Protocol):
-    async def publish(self, records: Sequence[Outgoing]) -> list[bool]: ...
+    async def publish(self, records: Sequence[Outgoing]) -> Published: ...
 
 
 def render(finished: Sequence[Finished], now_ms: int | None = None, *, text: bool = True) -> list[Outgoing]:
@@ -66,9 +88,28 @@ class Publisher:
     async def run(self) -> None:
         while (finished := await self._queue.get()) is not None:
             records = render(finished, text=self.text)
-            flags = await self.retry.call("publish", self.target.publish, records)
-            self.account(finished, flags, now_s=time.time())
-            await self._release(r.entry_id for r in records)
+            for start, stop in _parts(records, PUBLISH_PART_CHARS):
+                published = await self.retry.call("publish", self.target.publish, records[start:stop])
+                self.account(finished[start:stop], published.flags, now_s=time.time())
+                self.report(records[start:stop], published)
+                await self._release(r.entry_id for r in records[start:stop])
+
+    def report(self, records: Sequence[Outgoing], published: Published) -> None:
+        """Count and say what the commit point found out of the ordinary (see :class:`Published`)."""
+        span = f"ids {records[0].entry_id} … {records[-1].entry_id}"
+        if published.lost:
+            self.metrics.unpending_published.inc(published.lost)
+            log.warning("%d comments of this batch (%s) were in no consumer's pending list (a consumer deleted with "
+                        "XGROUP DELCONSUMER, or the group recreated): not finished, so published once all the same",
+                        published.lost, span)
+        if published.repeated:
+            log.warning("%d comments of this batch (%s) were delivered again though finished (the group was moved "
+                        "back or recreated at an earlier id): acked, not published again", published.repeated, span)
+        if published.moved:
+            self.metrics.group_moved.labels(reason=published.moved).inc()
+            log.warning("the consumer group was %s its resume mark %s: moved to it",
+                        "behind" if published.moved == "behind" else "past comments it lost, after",
+                        published.mark)
 
     def account(self, finished: Sequence[Finished], flags: Sequence[bool], now_s: float) -> None:
         """Metrics for what the publish script actually published: counters once per batch."""

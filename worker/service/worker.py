@@ -24,6 +24,7 @@ from ..model.precision import set_torch_threads
 from ..model.runtime import LoadedModel
 from ..settings import Settings
 from ..streams.client import RawEntry, StreamClient, connect
+from ..streams.group import GroupState
 from ..streams.info import stream_stats
 from ..streams.retry import Retrying
 from ..wire import Comment, Limits, Rejection, parse_entry
@@ -135,17 +136,25 @@ class Worker:
             self._set_redis_state(True)
 
     async def _recover(self, exc: RedisError) -> bool:
-        """A lost consumer group is recreated at its resume mark: nothing in the stream is skipped."""
+        """A lost consumer group is recreated at its resume mark: nothing in the stream is skipped or repeated."""
         if not isinstance(exc, GroupMissingError):
             return False
-        created, at = await self.retry.call("recreate group", self.streams.recreate_group)
-        if created:
-            self.metrics.group_recreated.inc()
-        log.warning("consumer group %s of %s was missing (destroyed, or Redis lost its data); %s at %s: entries "
-                    "after %s are delivered again, so comments finished after it (at most those in flight when "
-                    "the group was lost) may be published twice", self.settings.group, self.settings.input_stream,
-                    "recreated it" if created else "another worker recreated it", at, at)
+        state = await self.retry.call("recreate group", self.streams.ensure_group, self.settings.group_start_id)
+        self._group_placed(state)
+        log.warning("consumer group %s of %s was missing (destroyed, or Redis lost its data); %s at its resume mark "
+                    "%s: entries after it are delivered again, and those finished already are not published again",
+                    self.settings.group, self.settings.input_stream,
+                    "recreated it" if state.created else "another worker recreated it", state.mark)
         return True
+
+    def _group_placed(self, state: GroupState) -> None:
+        """Count and say what :meth:`StreamClient.ensure_group` found."""
+        if state.recreated:
+            self.metrics.group_recreated.inc()
+        if state.moved:
+            self.metrics.group_moved.labels(reason=state.moved).inc()
+        if (warning := state.warning()) is not None:
+            log.warning("%s", warning)
 
     def _swap(self, model: LoadedModel) -> None:
         # On the event loop; the batch loop reads self.model once per batch, so a swap lands between batches.
@@ -194,9 +203,9 @@ class Worker:
         gc.freeze()
         self.metrics.set_model(self.model.name, self.model.version, self.model.device, self.model.dtype_name,
                                self.model.backend_name)
-        created = await self.retry.call("create group", self.streams.ensure_group, s.group_start_id, stop=stop)
-        log.info("consumer %s in group %s on %s (%s)", s.consumer, s.group, s.input_stream,
-                 "group created" if created else "group exists")
+        state = await self.retry.call("create group", self.streams.ensure_group, s.group_start_id, stop=stop)
+        self._group_placed(state)
+        log.info("consumer %s in group %s on %s (%s)", s.consumer, s.group, s.input_stream, state.describe())
 
     async def _serve(self, stop: asyncio.Event) -> None:
         readers = [asyncio.create_task(self.reader.run(), name="read"),
@@ -232,11 +241,18 @@ class Worker:
         await self.turn.changed()  # and one waiting for its turn
 
     async def _drain(self, readers: list[asyncio.Task[None]], stages: list[asyncio.Task[None]]) -> None:
-        """Let what was read flow through the pipeline within the grace period."""
-        await asyncio.gather(*readers, return_exceptions=True)
+        """Let what was read flow through the pipeline within the grace period, whatever Redis does: readers
+        stuck in a Redis call are cancelled when the grace runs out, and so are the stages."""
+        grace_s = self.settings.shutdown_grace_s
+        deadline = asyncio.get_running_loop().time() + grace_s
+        _, stuck = await asyncio.wait(readers, timeout=grace_s)
+        for task in stuck:  # a read in flight: what it would return stays in Redis for others
+            task.cancel()
+        await asyncio.gather(*stuck, return_exceptions=True)
         self.batcher.close()
-        log.info("draining %d in-flight comments (grace %.1fs)", self.inflight, self.settings.shutdown_grace_s)
-        _, late = await asyncio.wait(stages, timeout=self.settings.shutdown_grace_s)
+        log.info("draining %d in-flight comments (grace %.1fs)", self.inflight, grace_s)
+        left_s = max(0.0, deadline - asyncio.get_running_loop().time())
+        _, late = await asyncio.wait(stages, timeout=left_s) if left_s else (set(), set(stages))
         if late:
             log.warning("grace period over: %d comments left unacked (others will reclaim them)", self.inflight)
 

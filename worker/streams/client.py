@@ -1,10 +1,9 @@
 """The worker's stream client: read new and own pending entries, reclaim idle ones, publish results.
 
 Publishing is exactly-once: one server-side script (the commit point, :mod:`.scripts`) publishes the result
-or dead letter of each input entry that is still pending in the group and acks it, all or nothing. A comment
-processed twice (a slow consumer whose entry another consumer reclaimed) is therefore still published once.
-The script also keeps a resume mark: where to recreate the group, should it be lost, without skipping
-anything (:meth:`StreamClient.recreate_group`).
+or dead letter of each input entry that is not finished yet and acks it, all or nothing, and keeps the ledger
+of what is finished (the resume mark and the done set). A comment processed twice (a slow consumer whose
+entry another consumer reclaimed, a group recreated or moved by someone) is therefore still published once.
 
 Reclaiming is one server-side script too (XAUTOCLAIM, then per entry its delivery count); an entry
 deleted from the input stream while pending (XDEL, MAXLEN trimming) is dead-lettered by that script
@@ -26,11 +25,12 @@ from redis.commands.core import AsyncScript
 
 from ..errors import RedisCommandError
 from ..wire import parse_entry_id
-from .keys import resume_key
+from .group import GroupState, ensure_group
+from .keys import done_key, resume_key
 from .retry import guarded
-from .scripts import PUBLISH_LUA, RECLAIM_LUA, RECREATE_LUA, for_server
+from .scripts import PUBLISH_LUA, RECLAIM_LUA, for_server
 
-__all__ = ["DELETED_REASON", "Outgoing", "RawEntry", "StreamClient", "connect", "ensure_group"]
+__all__ = ["DELETED_REASON", "Outgoing", "Published", "RawEntry", "StreamClient", "connect"]
 
 RawEntry = tuple[str, dict[bytes, bytes]]
 DELETED_REASON = "entry was deleted from the input stream (XDEL or MAXLEN trimming) before it was processed"
@@ -43,6 +43,17 @@ class Outgoing:
     entry_id: str
     fields: Mapping[str, str]
     dead: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What one call of the publish script did."""
+
+    flags: list[bool]  # per record: published by this call (False: finished already, nothing written)
+    lost: int = 0  # published records that were in no pending list (the group lost them)
+    repeated: int = 0  # finished records delivered again (acked, not published)
+    moved: str = ""  # how the script moved the group ("behind", "lost", "": not at all)
+    mark: str = ""  # the resume mark after the call
 
 
 def connect(url: str, *, timeout_s: float = 10.0) -> aioredis.Redis:
@@ -60,17 +71,6 @@ def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def ensure_group(redis: aioredis.Redis, stream: str, group: str, start_id: str = "$") -> bool:
-    """Create consumer group ``group`` of ``stream`` (and the stream) when missing; True if it was created."""
-    try:
-        await guarded("XGROUP CREATE", redis.xgroup_create(stream, group, id=start_id, mkstream=True))
-    except RedisCommandError as exc:
-        if "BUSYGROUP" in str(exc):
-            return False
-        raise
-    return True
-
-
 class StreamClient:
     def __init__(self, redis: aioredis.Redis, *, input_stream: str, output_stream: str, dead_stream: str,
                  group: str, consumer: str, output_maxlen: int = 1_000_000, dead_maxlen: int = 100_000) -> None:
@@ -79,6 +79,7 @@ class StreamClient:
         self.group, self.consumer = group, consumer
         self.output_maxlen, self.dead_maxlen = output_maxlen, dead_maxlen
         self.resume_key = resume_key(input_stream, group)
+        self.done_key = done_key(input_stream, group)
         self._scripts: dict[str, AsyncScript] = {}
         self._lock = asyncio.Lock()
 
@@ -88,7 +89,7 @@ class StreamClient:
             if not self._scripts:
                 major = await self._server_major()
                 self._scripts = {key: self.redis.register_script(for_server(text, major)) for key, text in
-                                 (("publish", PUBLISH_LUA), ("reclaim", RECLAIM_LUA), ("recreate", RECREATE_LUA))}
+                                 (("publish", PUBLISH_LUA), ("reclaim", RECLAIM_LUA))}
         return self._scripts[name]
 
     async def _server_major(self) -> int:
@@ -99,8 +100,9 @@ class StreamClient:
             return 6
         return int(str(info.get("redis_version", "6")).split(".")[0])
 
-    async def ensure_group(self, start_id: str = "$") -> bool:
-        """Create the consumer group (and the stream) when missing; True if it was created."""
+    async def ensure_group(self, start_id: str = "0") -> GroupState:
+        """Create the consumer group (and the stream) at its resume mark when missing, or move it to the mark
+        when it stands wrong (:func:`.group.ensure_group`); ``start_id`` only where there is no mark."""
         return await ensure_group(self.redis, self.input_stream, self.group, start_id)
 
     async def read_new(self, count: int, block_ms: int | None) -> list[RawEntry]:
@@ -134,7 +136,7 @@ class StreamClient:
         """
         script = await self._script("reclaim")
         reply = await guarded("reclaim script", script(
-            keys=[self.input_stream, self.dead_stream],
+            keys=[self.input_stream, self.dead_stream, self.done_key],
             args=[self.group, self.consumer, min_idle_ms, start, count, self.dead_maxlen, DELETED_REASON]))
         claimed: list[RawEntry] = []
         counts: dict[str, int] = {}
@@ -159,22 +161,14 @@ class StreamClient:
                 counts[entry_id] = int(row["times_delivered"])
         return counts
 
-    async def publish(self, records: Sequence[Outgoing]) -> list[bool]:
-        """Ack and publish ``records`` atomically; per record, whether it was published by this call."""
+    async def publish(self, records: Sequence[Outgoing]) -> Published:
+        """Publish and ack ``records`` atomically: those not finished yet are published (see :class:`Published`)."""
         if not records:
-            return []
+            return Published([])
         payload = json.dumps([["d" if r.dead else "r", r.entry_id, [x for pair in r.fields.items() for x in pair]]
                               for r in records], ensure_ascii=False, separators=(",", ":"))
         script = await self._script("publish")
-        flags = await guarded("publish script", script(
-            keys=[self.input_stream, self.output_stream, self.dead_stream, self.resume_key],
+        flags, lost, repeated, moved, mark = await guarded("publish script", script(
+            keys=[self.input_stream, self.output_stream, self.dead_stream, self.resume_key, self.done_key],
             args=[self.group, self.output_maxlen, self.dead_maxlen, payload]))
-        return [bool(int(f)) for f in flags]
-
-    async def recreate_group(self, fallback_start: str = "0") -> tuple[bool, str]:
-        """Recreate a lost group at its resume mark (``fallback_start`` when there is none: a group that never
-        published, or a Redis that lost its data). Returns (created by this call, the id it starts after)."""
-        script = await self._script("recreate")
-        created, at = await guarded("recreate group", script(keys=[self.input_stream, self.resume_key],
-                                                               args=[self.group, fallback_start]))
-        return bool(int(created)), at.decode() if isinstance(at, bytes) else str(at)
+        return Published([bool(int(f)) for f in flags], int(lost), int(repeated), _s(moved), _s(mark))

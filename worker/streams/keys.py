@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["companion_key", "follow_key", "push_key", "resume_key", "seen_key"]
+__all__ = ["companion_key", "done_key", "follow_key", "push_key", "resume_key", "seen_key"]
 
 
 def companion_key(stream: str, suffix: str) -> str:
@@ -33,5 +33,12 @@ def seen_key(stream: str) -> str:
 
 
 def resume_key(stream: str, group: str) -> str:
-    """Where to recreate consumer group ``group`` of ``stream`` if it is lost (see the publish script)."""
+    """The resume mark of consumer group ``group`` of ``stream``: every entry up to it is finished (see
+    :mod:`.scripts`); where the group is recreated if it is lost."""
     return companion_key(stream, "resume:" + group)
+
+
+def done_key(stream: str, group: str) -> str:
+    """The done set of consumer group ``group`` of ``stream``: the entries after the resume mark that are
+    finished (see :mod:`.scripts`)."""
+    return companion_key(stream, "done:" + group)

@@ -4,9 +4,10 @@ Entries carry ids chosen by the producer and go out in chunks through one server
 chunk whole or not at all: it XADDs every entry (or none, when an id is already taken) and, in the same
 step, may
 
-- skip an entry whose message id (its ``id`` field) it saw within a window (``dedupe``: a sorted set of the
-  ids seen, trimmed to the window and expiring with it), so a source that sends a message again (a
-  reconnect, a restart, a rewritten file) pushes it once;
+- skip an entry whose message id (its ``id`` field) it saw from the same source within a window (``dedupe``:
+  a sorted set of source and id, trimmed to the window and expiring with it), so a source that sends a
+  message again (a reconnect, a restart, a rewritten file) pushes it once, while two channels whose
+  scrapers number messages alike keep each other's;
 - record a checkpoint (a hash: e.g. how far into a file the chunk reaches), so a reader that restarts from
   its checkpoint pushes nothing twice and misses nothing.
 
@@ -26,26 +27,30 @@ import redis.asyncio as aioredis
 
 from ..errors import RedisCommandError, RedisError, RedisTransientError
 from ..wire import parse_entry_id
-from .client import ensure_group
+from .group import GroupState, ensure_group
 from .positions import clear_checkpoint, read_checkpoint
 from .retry import Retrying, guarded
+from .scripts import KEY_CHECKS_LUA
 
-__all__ = ["PRODUCE_LUA", "Checkpoint", "Dedupe", "StreamProducer"]
+__all__ = ["PRODUCE_LUA", "Checkpoint", "Dedupe", "StreamProducer", "dedupe_member"]
 
 log = logging.getLogger(__name__)
 
 # KEYS: the stream, then the seen-ids set (mode has "s"), then the checkpoint hash (mode has "p").
-# ARGV: mode, maxlen (0: none), window_ms, now_ms, n, then per entry: id, message id ("" none), nfields,
+# ARGV: mode, maxlen (0: none), window_ms, now_ms, n, then per entry: id, dedupe member ("" none), nfields,
 # field, value…; then nfields, field, value… of the checkpoint. Returns {"ok", {1 added | 0 duplicate…}} or
 # {"clash", error} when the first id is taken (then nothing was written: the ids rise within a chunk). Any
-# other error of the first XADD (OOM at maxmemory, WRONGTYPE…) is returned as the error itself, before any
-# write: the caller retries what is transient.
-PRODUCE_LUA = """
+# other error of the first XADD (OOM at maxmemory…) is returned as the error itself, before any write, and so is
+# a key of the wrong type (checked first): the caller retries what is transient.
+PRODUCE_LUA = KEY_CHECKS_LUA + """
 local mode = ARGV[1]
 local stream, seen, pos = KEYS[1], nil, nil
 local k = 2
 if string.find(mode, 's', 1, true) then seen = KEYS[k]; k = k + 1 end
 if string.find(mode, 'p', 1, true) then pos = KEYS[k] end
+local err = check_stream(stream, 'input stream') or (seen and check_type(seen, 'zset', 'de-duplication window'))
+            or (pos and check_type(pos, 'hash', 'checkpoint'))  -- before any write
+if err then return err end
 local maxlen, window, now = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
 local i = 6
@@ -94,10 +99,18 @@ return {'ok', flags}
 
 @dataclass(frozen=True, slots=True)
 class Dedupe:
-    """Skip an entry whose ``id`` field was pushed within ``window_s`` (kept in the sorted set ``key``)."""
+    """Skip an entry whose ``id`` field was pushed from the same source within ``window_s`` (kept in the sorted
+    set ``key``). The source is the entry's ``channel``, or where it has none, the checkpoint it is pushed with
+    (a followed file's), or else the producer itself."""
 
     key: str
     window_s: float = 3600.0
+
+
+def dedupe_member(fields: Mapping[str, str], source: str) -> str:
+    """The de-duplication window's member for an entry: its source and its message id ("" when it has none)."""
+    message_id = fields.get("id", "")
+    return f"{fields.get('channel') or source}\x1f{message_id}" if message_id else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +160,14 @@ class StreamProducer:
         """Remove the checkpoint ``key`` (its reader finished)."""
         await self._retry.call("DEL", clear_checkpoint, self.redis, key, budget_s=self.max_retry_s)
 
-    async def ensure_group(self, group: str) -> None:
-        """Create ``group`` at ``$`` before pushing, so a worker started later misses nothing."""
-        await self._retry.call("XGROUP CREATE", ensure_group, self.redis, self.stream, group, "$",
-                               budget_s=self.max_retry_s)
+    async def ensure_group(self, group: str, start_id: str = "0") -> GroupState:
+        """Make sure ``group`` exists before pushing (at its resume mark; at ``start_id`` for a stream no worker
+        served), so a worker started later misses nothing; says so when it had to move or skip."""
+        state = await self._retry.call("ensure group", ensure_group, self.redis, self.stream, group, start_id,
+                                       budget_s=self.max_retry_s)
+        if (warning := state.warning()) is not None:
+            log.warning("%s", warning)
+        return state
 
     async def _missing(self, chunk: Sequence[Mapping[str, str]], ids: list[str], todo: list[int]) -> list[int]:
         """Of ``todo``, the records not in the stream under their id with their own fields."""
@@ -173,8 +190,9 @@ class StreamProducer:
             mode += "p"
         window_ms = int(self.dedupe.window_s * 1000) if self.dedupe else 0
         args: list[str | int | float] = [mode, self.maxlen or 0, window_ms, int(time.time() * 1000), len(todo)]
+        source = checkpoint.key if checkpoint is not None else ""
         for i in todo:
-            args += [ids[i], chunk[i].get("id", "") if self.dedupe else "", len(chunk[i])]
+            args += [ids[i], dedupe_member(chunk[i], source) if self.dedupe else "", len(chunk[i])]
             for key, value in chunk[i].items():
                 args += [key, value]
         marks = dict(checkpoint.fields) if checkpoint is not None else {}

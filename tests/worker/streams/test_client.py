@@ -1,6 +1,6 @@
 """The exactly-once publish and the reclaim script, at the StreamClient level, against real redis-servers:
-publish happens only when XACK removed a pending entry, so two consumers that both process an entry
-(a slow one and one that reclaimed it) publish it once."""
+an entry is published only when it is not finished yet (the ledger: resume mark and done set), so two
+consumers that both process an entry (a slow one and one that reclaimed it) publish it once."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import redis.asyncio as aioredis
 
 from worker.streams.client import DELETED_REASON, Outgoing, StreamClient, connect
 from worker.tools.embedded import EmbeddedRedis, find_redis_server
-from worker.wire import parse_entry_id
 
 IN, OUT, DEAD, GROUP = "in", "out", "dead", "g"
 
@@ -44,22 +43,24 @@ async def add(redis: aioredis.Redis, n: int) -> list[str]:
     return [(await redis.xadd(IN, {"text": f"comment {i}"})).decode() for i in range(n)]
 
 
-async def test_publish_only_if_the_ack_removed_a_pending_entry(r: aioredis.Redis) -> None:
+async def flags(client: StreamClient, records: list[Outgoing]) -> list[bool]:
+    return (await client.publish(records)).flags
+
+
+async def test_publish_once_per_entry(r: aioredis.Redis) -> None:
     a = client_for(r, "a")
     await a.ensure_group("0")
     ids = await add(r, 3)
     assert [e[0] for e in await a.read_new(10, 10)] == ids
     records = [result(ids[0]), Outgoing(ids[1], {"source_id": ids[1], "error": "bad"}, dead=True), result(ids[2])]
-    assert await a.publish(records) == [True, True, True]
+    published = await a.publish(records)
+    assert published.flags == [True, True, True] and published.lost == 0 and published.mark == ids[2]
     assert await source_ids(r, OUT) == [ids[0], ids[2]] and await source_ids(r, DEAD) == [ids[1]]
     assert (await a.redis.xpending(IN, GROUP))["pending"] == 0
-    # The same call again (a retry after a lost reply): nothing is pending, so nothing is published.
-    assert await a.publish(records) == [False, False, False]
+    # The same call again (a retry after a lost reply): all three are finished, so nothing is published.
+    again = await a.publish(records)
+    assert again.flags == [False, False, False] and again.repeated == 0  # not pending either: a plain duplicate
     assert await r.xlen(OUT) == 2 and await r.xlen(DEAD) == 1
-    # An id that was never delivered to the group is not pending either.
-    [fresh] = await add(r, 1)
-    assert await a.publish([result(fresh)]) == [False]
-    assert await r.xlen(OUT) == 2
 
 
 async def test_mixed_batch_publishes_per_record(r: aioredis.Redis) -> None:
@@ -67,8 +68,8 @@ async def test_mixed_batch_publishes_per_record(r: aioredis.Redis) -> None:
     await a.ensure_group("0")
     ids = await add(r, 4)
     await a.read_new(10, 10)
-    assert await a.publish([result(ids[1])]) == [True]
-    assert await a.publish([result(i) for i in ids]) == [True, False, True, True]
+    assert await flags(a, [result(ids[1])]) == [True]
+    assert await flags(a, [result(i) for i in ids]) == [True, False, True, True]
     assert sorted(await source_ids(r, OUT)) == sorted(ids)
 
 
@@ -82,7 +83,7 @@ async def test_published_fields_arrive_byte_for_byte(r: aioredis.Redis) -> None:
     records = [Outgoing(i, {"source_id": i, "k": value, value: "as a key"}, dead=n % 2 == 1)
                for n, (i, value) in enumerate(zip(ids, awkward, strict=False))]
     records.append(Outgoing(ids[-1], {f"f{j}": str(j) for j in range(300)}, dead=True))  # a wide dead letter
-    assert await a.publish(records) == [True] * len(records)
+    assert await flags(a, records) == [True] * len(records)
     got = {f[b"source_id"].decode(): f for _, f in [*await r.xrange(OUT), *await r.xrange(DEAD)] if b"k" in f}
     for record in records[:-1]:
         fields = got[record.entry_id]
@@ -103,8 +104,8 @@ async def test_slow_and_reclaiming_consumer_publish_once(r: aioredis.Redis, slow
     assert cursor == "0-0" and [e[0] for e in claimed] == [entry_id] and deleted == []
     assert claimed[0][1] == {b"text": b"comment 0"} and counts == {entry_id: 2}
     first, second = (slow, reclaimer) if slow_first else (reclaimer, slow)
-    assert await first.publish([result(entry_id, by=first.consumer)]) == [True]
-    assert await second.publish([result(entry_id, by=second.consumer)]) == [False]
+    assert await flags(first, [result(entry_id, by=first.consumer)]) == [True]
+    assert await flags(second, [result(entry_id, by=second.consumer)]) == [False]
     out = await r.xrange(OUT)
     assert len(out) == 1 and out[0][1][b"by"] == first.consumer.encode()
     assert await r.xlen(DEAD) == 0 and (await slow.redis.xpending(IN, GROUP))["pending"] == 0
@@ -181,30 +182,37 @@ async def test_output_and_dead_letters_are_trimmed(r: aioredis.Redis) -> None:
 async def test_the_resume_mark_never_passes_an_unfinished_entry(r: aioredis.Redis) -> None:
     a = client_for(r, "a")
     await a.ensure_group("0")
-    for i in range(1, 6):  # ids chosen so that "just before" is easy to read
+    for i in range(1, 6):  # ids chosen so that the marks are easy to read
         await r.xadd(IN, {"text": f"c{i}"}, id=f"{i}-0")
     await r.xadd(IN, {"text": "c6"}, id="5-7")
     assert [e[0] for e in await a.read_new(10, 10)] == ["1-0", "2-0", "3-0", "4-0", "5-0", "5-7"]
     await a.publish([result("1-0"), result("2-0"), result("4-0")])
-    assert await r.get(a.resume_key) == b"2-18446744073709551615"  # just before 3-0, still pending
+    assert await r.get(a.resume_key) == b"2-0"  # 3-0 is unfinished
+    assert await r.zrange(a.done_key, 0, -1) == [b"4-0"]  # finished after the mark
     await a.publish([result("3-0"), result("5-0")])
-    assert await r.get(a.resume_key) == b"5-6"  # just before 5-7
+    assert await r.get(a.resume_key) == b"5-0"  # over 3-0, 4-0 (done) and 5-0; 5-7 is unfinished
+    assert await r.zcard(a.done_key) == 0
     await a.publish([result("5-7")])
-    assert await r.get(a.resume_key) == b"5-7"  # nothing pending: the last delivered
-    assert a.resume_key == "in:resume:g"  # beside the stream: the same ACL key pattern and cluster slot
+    assert await r.get(a.resume_key) == b"5-7"
+    assert a.resume_key == "in:resume:g" and a.done_key == "in:done:g"  # beside the stream: its ACL pattern and slot
 
 
 async def test_a_lost_group_is_recreated_at_the_mark(r: aioredis.Redis) -> None:
     a = client_for(r, "a")
-    assert await a.recreate_group() == (True, "0")  # no mark: the start (a group that never published)
-    assert await a.recreate_group() == (False, "0")  # it exists: another worker was first
+    state = await a.ensure_group("0")
+    assert state.created and not state.recreated and state.mark == "0-0"  # no mark yet: at the start
+    state = await a.ensure_group("0")
+    assert not state.created and state.mark == "0-0"  # it exists: another worker was first
     ids = await add(r, 4)
     await a.read_new(10, 10)
-    await a.publish([result(ids[0]), result(ids[1])])
+    await a.publish([result(ids[0]), result(ids[1]), result(ids[3])])
     await r.xgroup_destroy(IN, GROUP)
-    created, at = await a.recreate_group()
-    assert created and parse_entry_id(ids[1]) <= parse_entry_id(at) < parse_entry_id(ids[2])  # just before ids[2]
-    assert [e[0] for e in await a.read_new(10, 10)] == ids[2:]  # nothing skipped, nothing finished repeated
+    state = await a.ensure_group("$")  # the start asked for does not matter: the mark does
+    assert state.created and state.recreated and state.mark == ids[1] and state.warning() is None
+    assert [e[0] for e in await a.read_new(10, 10)] == ids[2:]  # nothing skipped
+    published = await a.publish([result(ids[2]), result(ids[3])])
+    assert published.flags == [True, False] and published.repeated == 1  # ids[3] was finished: not again
+    assert sorted(await source_ids(r, OUT)) == sorted(ids)
 
 
 async def test_the_commit_point_writes_nothing_when_a_key_has_the_wrong_type(r: aioredis.Redis) -> None:

@@ -1,0 +1,143 @@
+"""Issue 18, the consumer group's edges, with real workers on real redis-servers (6.2 and 7): a group lost while
+the workers are down, a group recreated at 0 by someone else, a consumer deleted while it holds comments, a
+SIGTERM during a Redis stall, Redis at maxmemory with the longest comments allowed. Each ends with every
+comment exactly once, counted from the streams by ``source_id``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from worker.model.runtime import LoadedModel
+from worker.streams.producer import StreamProducer
+
+from .conftest import (
+    GROUP,
+    INPUT,
+    Server,
+    assert_exactly_once,
+    finished,
+    make_worker,
+    push,
+    running,
+    wait_finished,
+)
+
+
+@pytest.fixture
+async def client(server: Server) -> AsyncIterator[aioredis.Redis]:
+    c = aioredis.Redis.from_url(server.url)
+    yield c
+    await c.aclose()
+
+
+def texts(n: int, tag: str = "") -> list[dict[str, str]]:
+    return [{"text": f"第{i}則 {tag} 加油 {'好' * (i % 30)}", "user": f"u{i}", "id": f"{tag}{i}"} for i in range(n)]
+
+
+async def wait_count(client: aioredis.Redis, n: int, timeout_s: float = 60) -> None:
+    async with asyncio.timeout(timeout_s):
+        while sum(len(x) for x in await finished(client)) < n:
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("first", ["worker at $", "push"])
+async def test_a_group_lost_while_workers_are_down_skips_no_backlog(server: Server, client: aioredis.Redis,
+                                                                     tiny_repo: Path, tiny_model: LoadedModel,
+                                                                     first: str) -> None:
+    served = await push(client, texts(100, "a"))
+    async with running(make_worker(server.url, tiny_repo, tiny_model, consumer="w1")) as task:
+        await wait_finished(client, served, task=task)
+    backlog = [(await client.xadd(INPUT, f)).decode() for f in texts(1000, "b")]  # no worker runs
+    await client.xgroup_destroy(INPUT, GROUP)
+    if first == "push":  # livetopic push makes sure the group exists before it pushes
+        await StreamProducer(client, INPUT).ensure_group(GROUP, "$")
+    worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w2", group_start_id="$")
+    async with running(worker) as task:
+        await wait_finished(client, served + backlog, task=task, timeout_s=120)
+    await assert_exactly_once(client, served + backlog)
+
+
+async def test_a_group_recreated_at_0_by_someone_else_republishes_nothing(server: Server, client: aioredis.Redis,
+                                                                          tiny_repo: Path,
+                                                                          tiny_model: LoadedModel) -> None:
+    ids = await push(client, texts(1500))
+    worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", max_batch_size=64)
+    async with running(worker) as task:
+        await wait_count(client, 700)
+        await client.xgroup_destroy(INPUT, GROUP)
+        await client.xgroup_create(INPUT, GROUP, id="0")  # at once, from the start
+        await wait_finished(client, ids, task=task, timeout_s=120)
+        async with asyncio.timeout(30):
+            while worker.inflight:
+                await asyncio.sleep(0.02)
+    await assert_exactly_once(client, ids)
+    assert worker.metrics.group_moved.labels(reason="behind")._value.get() >= 1
+
+
+async def test_a_consumer_deleted_while_it_holds_comments_loses_none(server: Server, client: aioredis.Redis,
+                                                                     tiny_repo: Path, tiny_model: LoadedModel,
+                                                                     stuck_model: threading.Event) -> None:
+    ids = await push(client, texts(58))
+    worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1")
+    async with running(worker) as task:
+        async with asyncio.timeout(30):
+            while worker.inflight < 58:  # read and stuck in the model
+                await asyncio.sleep(0.02)
+        await client.xgroup_delconsumer(INPUT, GROUP, "w1")
+        assert (await client.xpending(INPUT, GROUP))["pending"] == 0  # the group forgot them
+        stuck_model.set()
+        await wait_finished(client, ids, task=task)
+    await assert_exactly_once(client, ids)
+    assert worker.metrics.unpending_published._value.get() == 58
+
+
+async def test_the_drain_honours_the_grace_period_during_a_redis_stall(server: Server, client: aioredis.Redis,
+                                                                       tiny_repo: Path,
+                                                                       tiny_model: LoadedModel) -> None:
+    ids = await push(client, texts(50))
+    worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", shutdown_grace_s=2.0,
+                         redis_timeout_s=10.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await wait_finished(client, ids, task=task)
+    assert server.embedded.process is not None
+    pid = server.embedded.process.pid
+    os.kill(pid, signal.SIGSTOP)  # Redis stalls: every command hangs until the 10 s socket timeout
+    try:
+        await asyncio.sleep(0.5)  # the worker is inside a blocked read now (block_ms 500 + the stall)
+        started = time.monotonic()
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+        took_s = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert took_s < 2.0 + 3.0, f"the drain took {took_s:.1f}s against a 2 s grace"
+    await assert_exactly_once(client, ids)
+
+
+async def test_out_of_memory_with_the_longest_comments_stays_within_the_documented_overshoot(
+        server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel) -> None:
+    """Each result carries its comment's text: 2,000 three-byte characters (max_text_chars) each. The fixture
+    fails the test if Redis's memory ever went more than MEMORY_TOLERANCE_B over maxmemory."""
+    longest = [{"text": ("加油好球" * 500)[:2000], "user": f"u{i}"} for i in range(600)]
+    ids = await push(client, longest)
+    server.set_maxmemory(server.used_b() + 1_000_000)  # room for some of the results, not for 600
+    worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", max_batch_size=256,
+                         max_batch_tokens=1_000_000)
+    async with running(worker) as task:
+        async with asyncio.timeout(120):
+            while "out of memory" not in worker.readiness()[1]:
+                assert not task.done()
+                await asyncio.sleep(0.05)
+        server.set_maxmemory(0)
+        await wait_finished(client, ids, task=task, timeout_s=120)
+    await assert_exactly_once(client, ids)
