@@ -137,6 +137,22 @@ def assert_each_once(server: Server, expected: Iterable[str]) -> None:
     )
 
 
+def push(server: Server, *args: str, data: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    """``livetopic push ARGS --quiet`` run to its end (``data``: its standard input)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", "push", *args, "--quiet", "--redis-url", server.url],
+        input=data,
+        capture_output=True,
+        timeout=120,
+        env=worker_env(),
+        cwd=ROOT,
+        check=False,
+    )
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
+    )
+
+
 # --- item 3: one bad line ------------------------------------------------------------------------------
 def test_a_bad_line_never_stops_push_follow(server: Server, tmp_path: Path, follower: Callable[..., Follower]) -> None:
     plain, jsonl = tmp_path / "chat.txt", tmp_path / "chat.jsonl"
@@ -189,29 +205,11 @@ def test_a_bad_line_in_a_pipe_loses_nothing(server: Server) -> None:
         (b"a\nb\nbad \xff\nc\n", "<stdin>:3: not UTF-8 text (byte 0xff)"),
         (b'{"text": "d"}\n{"text": "e"}\n{oops\n{"text": "f"}\n', "<stdin>:3: invalid JSON"),
     ):
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "worker",
-                "push",
-                "-",
-                "--quiet",
-                "--redis-url",
-                server.url,
-                "--dedupe-window-s",
-                "0",
-            ],
-            input=data,
-            capture_output=True,
-            timeout=120,
-            env=worker_env(),
-            cwd=ROOT,
-            check=False,
+        done = push(server, "-", "--dedupe-window-s", "0", data=data)
+        assert done.returncode == 0, done.stderr
+        assert bad in done.stderr and "WARNING" in done.stderr and "skipped 1 unreadable line" in done.stderr, (
+            done.stderr
         )
-        stderr = done.stderr.decode(errors="replace")
-        assert done.returncode == 0, stderr
-        assert bad in stderr and "WARNING" in stderr and "skipped 1 unreadable line" in stderr, stderr
     assert_each_once(server, "abcdef")
 
 
@@ -220,26 +218,7 @@ def test_push_of_files_with_a_broken_row_pushes_the_rest(server: Server, tmp_pat
     jsonl.write_bytes(b'{"text": "j0"}\n{"text": "j1"}\n{"text": oops\n{"text": "j2 \xff"}\n{"text": "j3"}\n')
     csv_file.write_bytes(b'text,user\nc0,u\nc1 \xff,u\nc2,"v\nw"\n"c3 never closes,u\nc4,u\n')
     plain.write_bytes(b"p0\n\xfe\np1\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "worker",
-            "push",
-            str(jsonl),
-            str(csv_file),
-            str(plain),
-            "--quiet",
-            "--redis-url",
-            server.url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=worker_env(),
-        cwd=ROOT,
-        check=False,
-    )
+    done = push(server, str(jsonl), str(csv_file), str(plain))
     assert done.returncode == 0, done.stderr
     for needle in (
         f"{jsonl}:3: invalid JSON",
@@ -254,15 +233,7 @@ def test_push_of_files_with_a_broken_row_pushes_the_rest(server: Server, tmp_pat
 
     nothing = tmp_path / "d.jsonl"  # no row readable at all: not a chat file, refused as a whole
     nothing.write_bytes(b'{"text": oops\n{"body": 1}\n')
-    refused = subprocess.run(
-        [sys.executable, "-m", "worker", "push", str(nothing), "--quiet", "--redis-url", server.url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=worker_env(),
-        cwd=ROOT,
-        check=False,
-    )
+    refused = push(server, str(nothing))
     assert refused.returncode == 2 and f"{nothing}: cannot read a single comment" in refused.stderr, refused.stderr
     assert f"{nothing}:1: invalid JSON" in refused.stderr and "Traceback" not in refused.stderr
 

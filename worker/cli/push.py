@@ -48,7 +48,7 @@ async def _push_files(settings: Settings, url: str, args: argparse.Namespace) ->
     that failed midway and is run again sends only the rest; a complete push clears its record."""
     from tqdm import tqdm
 
-    from ..inputs import read_inputs, summary_of_skipped
+    from ..inputs import read_inputs, summary_of_skipped, summary_of_unreadable
     from ..sources.replay import due_times, paced
     from ..streams.client import connect
     from ..streams.keys import push_key
@@ -75,8 +75,9 @@ async def _push_files(settings: Settings, url: str, args: argparse.Namespace) ->
         await producer.clear(key)
         elapsed = time.monotonic() - started
         print(f"pushed {len(todo)} comments to {settings.input_stream} in {elapsed:.2f}s", file=sys.stderr)
-        if reading.skipped:
-            print(summary_of_skipped(reading.skipped), file=sys.stderr)
+        for summary in (summary_of_skipped(reading.skipped), summary_of_unreadable(reading.unreadable)):
+            if summary:
+                print(summary, file=sys.stderr)
     finally:
         await redis.aclose()
     return 0
@@ -104,8 +105,9 @@ async def _push_live(settings: Settings, url: str, args: argparse.Namespace) -> 
             await follow_files([path.absolute() for path in args.files], feed, redis, stop, channel=args.channel)
         else:
             pipe = args.files[0]
-            source = sys.stdin.buffer if str(pipe) == "-" else await asyncio.to_thread(open, pipe, "rb")
-            await read_pipe(source, feed, stop, channel=args.channel, where=str(args.files[0]))
+            stdin = str(pipe) == "-"
+            source = sys.stdin.buffer if stdin else await asyncio.to_thread(open, pipe, "rb")
+            await read_pipe(source, feed, stop, channel=args.channel, where="<stdin>" if stdin else str(pipe))
     finally:
         status.close()
         await redis.aclose()
