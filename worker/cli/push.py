@@ -63,8 +63,11 @@ async def _push_files(settings: Settings, url: str, args: argparse.Namespace) ->
         await producer.ensure_group(settings.group)
         done = 0 if args.restart else int((await producer.checkpoint(key)).get("pushed", 0))
         if done:
-            print(f"resuming: an earlier push of these files stopped after {done} of {len(records)} comments; "
-                  f"pushing the other {len(records) - done} (--restart pushes them all again)", file=sys.stderr)
+            print(
+                f"resuming: an earlier push of these files stopped after {done} of {len(records)} comments; "
+                f"pushing the other {len(records) - done} (--restart pushes them all again)",
+                file=sys.stderr,
+            )
         started, pushed = time.monotonic(), done
         todo = records[done:]
         with tqdm(total=len(records), initial=done, unit="comment", disable=args.quiet, file=sys.stderr) as bar:
@@ -91,12 +94,14 @@ async def _push_live(settings: Settings, url: str, args: argparse.Namespace) -> 
     from ..streams.producer import Dedupe, StreamProducer
 
     stop = asyncio.Event()
-    stop_on_signals(stop, "stopping push (the chunk in hand is finished first)",
-                    "what was not yet confirmed is sent again, once, by the next run")
+    stop_on_signals(
+        stop,
+        "stopping push (the chunk in hand is finished first)",
+        "what was not yet confirmed is sent again, once, by the next run",
+    )
     redis = connect(url, timeout_s=settings.redis_timeout_s)
     dedupe = Dedupe(seen_key(settings.input_stream), args.dedupe_window_s) if args.dedupe_window_s > 0 else None
-    producer = StreamProducer(redis, settings.input_stream, maxlen=args.maxlen, dedupe=dedupe,
-                              max_retry_s=args.retry_s)
+    producer = StreamProducer(redis, settings.input_stream, maxlen=args.maxlen, dedupe=dedupe, max_retry_s=args.retry_s)
     status = Status("push", enabled=not args.quiet)
     feed = Feed(producer, status)
     try:
@@ -129,25 +134,43 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("push", help="XADD comments from files, a pipe ('-') or growing files (--follow)",
-                       description="Formats are told from the content: chat-downloader (JSON, JSONL, CSV), "
-                                   "pytchat JSON, yt-dlp live_chat.json, livetopic JSONL/CSV/chat JSON, plain text.")
+    p = sub.add_parser(
+        "push",
+        help="XADD comments from files, a pipe ('-') or growing files (--follow)",
+        description="Formats are told from the content: chat-downloader (JSON, JSONL, CSV), "
+        "pytchat JSON, yt-dlp live_chat.json, livetopic JSONL/CSV/chat JSON, plain text.",
+    )
     p.add_argument("files", nargs="+", type=Path, help="files or directories; '-' reads standard input")
-    p.add_argument("--follow", "-F", action="store_true",
-                   help="keep reading the files as they grow (like tail -F), exactly once across restarts")
+    p.add_argument(
+        "--follow",
+        "-F",
+        action="store_true",
+        help="keep reading the files as they grow (like tail -F), exactly once across restarts",
+    )
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, help="comments per second")
     pace.add_argument("--speed", type=float, help="replay with the files' own timing, X times faster")
     p.add_argument("--channel", help="channel field for comments that have none")
     p.add_argument("--limit", type=int, help="push at most N comments")
     p.add_argument("--maxlen", type=int, help="approximate MAXLEN of the input stream")
-    p.add_argument("--dedupe-window-s", type=float, default=3600.0,
-                   help="--follow and pipes: skip a message id pushed within this many seconds (0: off)")
-    p.add_argument("--restart", action="store_true",
-                   help="push all comments of the files, even if an earlier push of them stopped midway (by "
-                        "default a push run again after a failure sends only what had not landed)")
-    p.add_argument("--retry-s", type=float, default=120.0,
-                   help="ride out Redis faults (restarts, out of memory…) this long before giving up (default 120)")
+    p.add_argument(
+        "--dedupe-window-s",
+        type=float,
+        default=3600.0,
+        help="--follow and pipes: skip a message id pushed within this many seconds (0: off)",
+    )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="push all comments of the files, even if an earlier push of them stopped midway (by "
+        "default a push run again after a failure sends only what had not landed)",
+    )
+    p.add_argument(
+        "--retry-s",
+        type=float,
+        default=120.0,
+        help="ride out Redis faults (restarts, out of memory…) this long before giving up (default 120)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or status line")
     add_settings_flags(p, (*REDIS_FLAGS, *STREAM_FLAGS))
     p.set_defaults(func=cmd_push)

@@ -64,15 +64,21 @@ def expand_paths(paths: Iterable[Path | str], suffixes: Sequence[str] | None = S
         path = Path(raw)
         if path.is_dir():
             wanted = allowed or SUFFIXES
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in wanted
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            files = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in wanted
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
             if not files:
                 raise InputFileError(f"{path}: directory has no {'/'.join(wanted)} files")
             out.extend(InputFile(f, f.relative_to(path).with_suffix("").as_posix()) for f in files)
         elif path.is_file():
             if allowed is not None and path.suffix.lower() not in allowed:
-                raise InputFileError(f"{path}: unsupported file type {path.suffix!r}; "
-                                     f"expected one of {', '.join(allowed)}")
+                raise InputFileError(
+                    f"{path}: unsupported file type {path.suffix!r}; expected one of {', '.join(allowed)}"
+                )
             out.append(InputFile(path, path.stem))
         else:
             raise InputFileError(f"{path}: no such file or directory")
@@ -175,7 +181,7 @@ def _csv_records(path: Path, lines: list[str]) -> Iterator[tuple[int, list[str] 
             except csv.Error as exc:
                 yield start + first + 1, Unreadable(f"{path}:{start + first + 1}", f"invalid CSV: {exc}")
                 continue
-            raw = lines[start + first:start + reader.line_num]
+            raw = lines[start + first : start + reader.line_num]
             if start + reader.line_num == len(lines) and len(raw) > 1 and _unterminated(raw):
                 yield start + first + 1, next(csv.reader([raw[0].rstrip("\r\n")]), [])
                 start += first + 1
@@ -197,8 +203,11 @@ def _csv_rows(path: Path, text: str) -> list[Row]:
 
 
 def _text_lines(path: Path, lines: list[str]) -> list[Row]:
-    return [(f"{path}:{number}", _undecoded(f"{path}:{number}", line) or {"text": line})
-            for number, line in enumerate(lines, 1) if line.strip()]
+    return [
+        (f"{path}:{number}", _undecoded(f"{path}:{number}", line) or {"text": line})
+        for number, line in enumerate(lines, 1)
+        if line.strip()
+    ]
 
 
 def _container_rows(path: Path, text: str) -> list[Row]:
@@ -219,8 +228,10 @@ def _container_rows(path: Path, text: str) -> list[Row]:
     if csv_header(first) is not None:
         return _csv_rows(path, text)
     if suffix == ".csv":
-        raise InputFileError(f"{path}: CSV needs a 'text' column (or 'content', 'message'); found header "
-                             f"{first[:120]!r}. Accepted: {ACCEPTED}")
+        raise InputFileError(
+            f"{path}: CSV needs a 'text' column (or 'content', 'message'); found header "
+            f"{first[:120]!r}. Accepted: {ACCEPTED}"
+        )
     return _text_lines(path, lines)
 
 
@@ -284,8 +295,10 @@ def _read_file(reading: Reading, item: InputFile, channel: str | None, limit: in
                 fill_channel(one, file_channel)
             reading.add([one])
     if held and not readable:
-        raise InputFileError(f"{item.path}: cannot read a single comment of it ({len(held)} unreadable "
-                             f"line{'s' if len(held) != 1 else ''}); the first: {held[0]}")
+        raise InputFileError(
+            f"{item.path}: cannot read a single comment of it ({len(held)} unreadable "
+            f"line{'s' if len(held) != 1 else ''}); the first: {held[0]}"
+        )
 
 
 def read_inputs(paths: Iterable[Path | str], *, channel: str | None = None, limit: int | None = None) -> Reading:

@@ -16,20 +16,47 @@ from ..errors import InputFileError
 from . import chatdownloader, pytchat, ytdlp
 from .records import Converted, Record, Unreadable, parse_offset
 
-__all__ = ["ACCEPTED", "METADATA_COLUMNS", "convert_row", "describe_row", "label_columns", "read_row", "text_of",
-           "to_record", "unknown_shape"]
+__all__ = [
+    "ACCEPTED",
+    "METADATA_COLUMNS",
+    "convert_row",
+    "describe_row",
+    "label_columns",
+    "read_row",
+    "text_of",
+    "to_record",
+    "unknown_shape",
+]
 
 TEXT_FIELDS = ("text", "content")
 PASSTHROUGH = ("channel", "user", "ts", "id")
 # Columns that are never labels: identifiers, times, and the sentiment scores some chat exports carry.
-METADATA_COLUMNS = frozenset({
-    "text", "content", "time", "timestamp", "user", "author", "id", "game", "group", "channel", "video",
-    "source", "ts", "negative", "neutral", "positive",
-})
-ACCEPTED = ("chat-downloader items (JSON list, JSONL or CSV: message, message_type, author.name…); "
-            "pytchat items (JSON: message, type, author.channelId…); "
-            "yt-dlp live_chat.json (replayChatItemAction lines); "
-            "livetopic's own: JSON list, JSONL or CSV with a text (or content) field; plain text, one comment a line")
+METADATA_COLUMNS = frozenset(
+    {
+        "text",
+        "content",
+        "time",
+        "timestamp",
+        "user",
+        "author",
+        "id",
+        "game",
+        "group",
+        "channel",
+        "video",
+        "source",
+        "ts",
+        "negative",
+        "neutral",
+        "positive",
+    }
+)
+ACCEPTED = (
+    "chat-downloader items (JSON list, JSONL or CSV: message, message_type, author.name…); "
+    "pytchat items (JSON: message, type, author.channelId…); "
+    "yt-dlp live_chat.json (replayChatItemAction lines); "
+    "livetopic's own: JSON list, JSONL or CSV with a text (or content) field; plain text, one comment a line"
+)
 
 
 def text_of(row: dict[str, Any]) -> str | None:
@@ -52,8 +79,11 @@ def _is_number(value: str) -> bool:
 def label_columns(row: dict[str, Any]) -> list[str]:
     """The columns of ``row`` that can be labels (teacher scores): numbers (or number-like strings, booleans)
     that are not :data:`METADATA_COLUMNS`."""
-    return [k for k, v in row.items() if k not in METADATA_COLUMNS and (
-        isinstance(v, int | float) or (isinstance(v, str) and _is_number(v)))]
+    return [
+        k
+        for k, v in row.items()
+        if k not in METADATA_COLUMNS and (isinstance(v, int | float) or (isinstance(v, str) and _is_number(v)))
+    ]
 
 
 def to_record(row: dict[str, Any], where: str) -> Record:

@@ -99,8 +99,15 @@ async def _step(f: _Followed, feed: Feed) -> bool:
     return True
 
 
-async def follow_files(paths: Sequence[Path], feed: Feed, redis: aioredis.Redis, stop: asyncio.Event, *,
-                       channel: str | None = None, poll_s: float = 0.1) -> None:
+async def follow_files(
+    paths: Sequence[Path],
+    feed: Feed,
+    redis: aioredis.Redis,
+    stop: asyncio.Event,
+    *,
+    channel: str | None = None,
+    poll_s: float = 0.1,
+) -> None:
     """Follow ``paths`` (absolute: a file's position is kept under its path) like ``tail -F`` until ``stop``:
     each complete line pushed once, across restarts."""
     followed = [await _open(path, redis, feed.producer.stream, channel) for path in paths]
@@ -141,12 +148,14 @@ async def take_batch(queue: asyncio.Queue[T], stop: asyncio.Event, limit: int) -
     return batch
 
 
-async def read_pipe(stream: BinaryIO, feed: Feed, stop: asyncio.Event, *, channel: str | None = None,
-                    where: str = "<stdin>") -> None:
+async def read_pipe(
+    stream: BinaryIO, feed: Feed, stop: asyncio.Event, *, channel: str | None = None, where: str = "<stdin>"
+) -> None:
     """Push each complete line of ``stream`` as it arrives, until its end or ``stop``."""
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-    threading.Thread(target=_reader, args=(stream, asyncio.get_running_loop(), queue), daemon=True,
-                     name="livetopic-pipe").start()
+    threading.Thread(
+        target=_reader, args=(stream, asyncio.get_running_loop(), queue), daemon=True, name="livetopic-pipe"
+    ).start()
     decoder = LineDecoder(where, channel)
     number = 0
     ended = False

@@ -29,8 +29,10 @@ class Status:
         self._drawn = False
 
     def line(self, rate: float) -> str:
-        return (f"{self.label}: {rate:.1f} msg/s, pushed {self.pushed}, skipped {sum(self.skipped.values())}, "
-                f"duplicates {self.duplicates}, unreadable {self.unreadable}, reconnects {self.reconnects}")
+        return (
+            f"{self.label}: {rate:.1f} msg/s, pushed {self.pushed}, skipped {sum(self.skipped.values())}, "
+            f"duplicates {self.duplicates}, unreadable {self.unreadable}, reconnects {self.reconnects}"
+        )
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -47,10 +49,13 @@ class Status:
 
     def summary(self) -> str:
         elapsed = time.monotonic() - self._started
-        text = (f"pushed {self.pushed} comments in {elapsed:.1f}s ({self.duplicates} duplicates skipped, "
-                f"{self.reconnects} reconnects)")
-        return "; ".join(part for part in (text, summary_of_skipped(self.skipped),
-                                           summary_of_unreadable(self.unreadable)) if part)
+        text = (
+            f"pushed {self.pushed} comments in {elapsed:.1f}s ({self.duplicates} duplicates skipped, "
+            f"{self.reconnects} reconnects)"
+        )
+        return "; ".join(
+            part for part in (text, summary_of_skipped(self.skipped), summary_of_unreadable(self.unreadable)) if part
+        )
 
     def close(self) -> None:
         if self._drawn:

@@ -70,9 +70,15 @@ class TailedFile:
     def checkpoint(self) -> dict[str, str]:
         """The position after the lines consumed so far, and what identifies the file's content."""
         at = self.at
-        return {"path": str(self.path), "offset": str(at.offset), "line": str(at.line),
-                "head_len": str(len(at.head)), "head_sha": _sha(at.head),
-                "anchor_len": str(len(at.anchor)), "anchor_sha": _sha(at.anchor)}
+        return {
+            "path": str(self.path),
+            "offset": str(at.offset),
+            "line": str(at.line),
+            "head_len": str(len(at.head)),
+            "head_sha": _sha(at.head),
+            "anchor_len": str(len(at.anchor)),
+            "anchor_sha": _sha(at.anchor),
+        }
 
     def resume(self, stored: dict[str, str]) -> str:
         """Start at ``stored`` (a :meth:`checkpoint`) when the file still holds what was read then (its
@@ -97,8 +103,13 @@ class TailedFile:
         if not (0 <= head_len <= HEAD_BYTES and 0 <= anchor_len <= min(ANCHOR_BYTES, offset)):
             return None
         head, anchor = self._read_at(0, head_len), self._read_at(offset - anchor_len, anchor_len)
-        if (os.fstat(self._fh.fileno()).st_size < offset or len(head) != head_len or len(anchor) != anchor_len
-                or _sha(head) != stored.get("head_sha") or _sha(anchor) != stored.get("anchor_sha", _sha(b""))):
+        if (
+            os.fstat(self._fh.fileno()).st_size < offset
+            or len(head) != head_len
+            or len(anchor) != anchor_len
+            or _sha(head) != stored.get("head_sha")
+            or _sha(anchor) != stored.get("anchor_sha", _sha(b""))
+        ):
             return None
         return _Position(offset, line, head, anchor)
 
@@ -129,8 +140,10 @@ class TailedFile:
     def _holds(self, at: _Position) -> bool:
         """Whether the open file still holds what ``at`` consumed: the same beginning, the same bytes before
         the position."""
-        return (self._read_at(0, len(at.head)) == at.head
-                and self._read_at(at.offset - len(at.anchor), len(at.anchor)) == at.anchor)
+        return (
+            self._read_at(0, len(at.head)) == at.head
+            and self._read_at(at.offset - len(at.anchor), len(at.anchor)) == at.anchor
+        )
 
     def read_lines(self, max_lines: int = 500, final: bool = False) -> list[Line]:
         """Complete lines added since the last call (at most ``max_lines``); ``final``: the file will not

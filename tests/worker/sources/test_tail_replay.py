@@ -117,19 +117,28 @@ def test_speed_paces_every_comment_by_its_own_time() -> None:
 
 def test_a_pipe_is_pushed_line_by_line_before_it_ends(redis_server: EmbeddedRedis) -> None:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    proc = subprocess.Popen([sys.executable, "-m", "worker", "push", "-", "--quiet", "--redis-url", redis_server.url],
-                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=worker_env(), cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker", "push", "-", "--quiet", "--redis-url", redis_server.url],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=worker_env(),
+        cwd=ROOT,
+    )
     assert proc.stdin is not None
     try:
-        proc.stdin.write('{"message_id": "a1", "message": "第一", "message_type": "text_message", '
-                         '"author": {"name": "u"}}\n'.encode())
+        proc.stdin.write(
+            '{"message_id": "a1", "message": "第一", "message_type": "text_message", '
+            '"author": {"name": "u"}}\n'.encode()
+        )
         proc.stdin.flush()
         deadline = time.monotonic() + 60
         while client.xlen("livetopic:comments") < 1:
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.1)
-        proc.stdin.write(b'{"message_id": "a2", "message_type": "membership_item", "author": {"name": "v"}}\n'
-                         b'{"message_id": "a1", "message": "\\u7b2c\\u4e00", "message_type": "text_message"}\n')
+        proc.stdin.write(
+            b'{"message_id": "a2", "message_type": "membership_item", "author": {"name": "v"}}\n'
+            b'{"message_id": "a1", "message": "\\u7b2c\\u4e00", "message_type": "text_message"}\n'
+        )
         proc.stdin.close()
         assert proc.wait(timeout=60) == 0
     finally:
