@@ -48,7 +48,7 @@ async def _push_files(settings: Settings, url: str, args: argparse.Namespace) ->
     that failed midway and is run again sends only the rest; a complete push clears its record."""
     from tqdm import tqdm
 
-    from ..inputs import read_inputs, summary_of_skipped
+    from ..inputs import read_inputs, summary_of_skipped, summary_of_unreadable
     from ..sources.replay import due_times, paced
     from ..streams.client import connect
     from ..streams.keys import push_key
@@ -63,8 +63,11 @@ async def _push_files(settings: Settings, url: str, args: argparse.Namespace) ->
         await producer.ensure_group(settings.group, settings.group_start_id)
         done = 0 if args.restart else int((await producer.checkpoint(key)).get("pushed", 0))
         if done:
-            print(f"resuming: an earlier push of these files stopped after {done} of {len(records)} comments; "
-                  f"pushing the other {len(records) - done} (--restart pushes them all again)", file=sys.stderr)
+            print(
+                f"resuming: an earlier push of these files stopped after {done} of {len(records)} comments; "
+                f"pushing the other {len(records) - done} (--restart pushes them all again)",
+                file=sys.stderr,
+            )
         started, pushed = time.monotonic(), done
         todo = records[done:]
         with tqdm(total=len(records), initial=done, unit="comment", disable=args.quiet, file=sys.stderr) as bar:
@@ -75,8 +78,9 @@ async def _push_files(settings: Settings, url: str, args: argparse.Namespace) ->
         await producer.clear(key)
         elapsed = time.monotonic() - started
         print(f"pushed {len(todo)} comments to {settings.input_stream} in {elapsed:.2f}s", file=sys.stderr)
-        if reading.skipped:
-            print(summary_of_skipped(reading.skipped), file=sys.stderr)
+        for summary in (summary_of_skipped(reading.skipped), summary_of_unreadable(reading.unreadable)):
+            if summary:
+                print(summary, file=sys.stderr)
     finally:
         await redis.aclose()
     return 0
@@ -90,12 +94,14 @@ async def _push_live(settings: Settings, url: str, args: argparse.Namespace) -> 
     from ..streams.producer import Dedupe, StreamProducer
 
     stop = asyncio.Event()
-    stop_on_signals(stop, "stopping push (the chunk in hand is finished first)",
-                    "what was not yet confirmed is sent again, once, by the next run")
+    stop_on_signals(
+        stop,
+        "stopping push (the chunk in hand is finished first)",
+        "what was not yet confirmed is sent again, once, by the next run",
+    )
     redis = connect(url, timeout_s=settings.redis_timeout_s)
     dedupe = Dedupe(seen_key(settings.input_stream), args.dedupe_window_s) if args.dedupe_window_s > 0 else None
-    producer = StreamProducer(redis, settings.input_stream, maxlen=args.maxlen, dedupe=dedupe,
-                              max_retry_s=args.retry_s)
+    producer = StreamProducer(redis, settings.input_stream, maxlen=args.maxlen, dedupe=dedupe, max_retry_s=args.retry_s)
     status = Status("push", enabled=not args.quiet)
     feed = Feed(producer, status)
     try:
@@ -104,8 +110,9 @@ async def _push_live(settings: Settings, url: str, args: argparse.Namespace) -> 
             await follow_files([path.absolute() for path in args.files], feed, redis, stop, channel=args.channel)
         else:
             pipe = args.files[0]
-            source = sys.stdin.buffer if str(pipe) == "-" else await asyncio.to_thread(open, pipe, "rb")
-            await read_pipe(source, feed, stop, channel=args.channel, where=str(args.files[0]))
+            stdin = str(pipe) == "-"
+            source = sys.stdin.buffer if stdin else await asyncio.to_thread(open, pipe, "rb")
+            await read_pipe(source, feed, stop, channel=args.channel, where="<stdin>" if stdin else str(pipe))
     finally:
         status.close()
         await redis.aclose()
@@ -127,25 +134,43 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("push", help="XADD comments from files, a pipe ('-') or growing files (--follow)",
-                       description="Formats are told from the content: chat-downloader (JSON, JSONL, CSV), "
-                                   "pytchat JSON, yt-dlp live_chat.json, livetopic JSONL/CSV/chat JSON, plain text.")
+    p = sub.add_parser(
+        "push",
+        help="XADD comments from files, a pipe ('-') or growing files (--follow)",
+        description="Formats are told from the content: chat-downloader (JSON, JSONL, CSV), "
+        "pytchat JSON, yt-dlp live_chat.json, livetopic JSONL/CSV/chat JSON, plain text.",
+    )
     p.add_argument("files", nargs="+", type=Path, help="files or directories; '-' reads standard input")
-    p.add_argument("--follow", "-F", action="store_true",
-                   help="keep reading the files as they grow (like tail -F), exactly once across restarts")
+    p.add_argument(
+        "--follow",
+        "-F",
+        action="store_true",
+        help="keep reading the files as they grow (like tail -F), exactly once across restarts",
+    )
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, help="comments per second")
     pace.add_argument("--speed", type=float, help="replay with the files' own timing, X times faster")
     p.add_argument("--channel", help="channel field for comments that have none")
     p.add_argument("--limit", type=int, help="push at most N comments")
     p.add_argument("--maxlen", type=int, help="approximate MAXLEN of the input stream")
-    p.add_argument("--dedupe-window-s", type=float, default=3600.0,
-                   help="--follow and pipes: skip a message id pushed within this many seconds (0: off)")
-    p.add_argument("--restart", action="store_true",
-                   help="push all comments of the files, even if an earlier push of them stopped midway (by "
-                        "default a push run again after a failure sends only what had not landed)")
-    p.add_argument("--retry-s", type=float, default=120.0,
-                   help="ride out Redis faults (restarts, out of memory…) this long before giving up (default 120)")
+    p.add_argument(
+        "--dedupe-window-s",
+        type=float,
+        default=3600.0,
+        help="--follow and pipes: skip a message id pushed within this many seconds (0: off)",
+    )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="push all comments of the files, even if an earlier push of them stopped midway (by "
+        "default a push run again after a failure sends only what had not landed)",
+    )
+    p.add_argument(
+        "--retry-s",
+        type=float,
+        default=120.0,
+        help="ride out Redis faults (restarts, out of memory…) this long before giving up (default 120)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or status line")
     add_settings_flags(p, (*REDIS_FLAGS, *STREAM_FLAGS))
     p.set_defaults(func=cmd_push)

@@ -12,14 +12,15 @@ Shapes, told from the content (never the file name):
 Mapping: ``text`` ← the message (emoji runs as the emoji, or ``:shortcut:`` for custom ones), ``user`` ← the
 author's name, ``id`` ← the message id, ``ts`` ← the message time (ISO 8601, UTC), ``channel`` ← ``--channel``
 or the video id in yt-dlp's file name. Items without viewer text (memberships, stickers, deleted or empty
-messages, tickers…) are :class:`Skipped`, counted by kind.
+messages, tickers…) are :class:`Skipped`, counted by kind. A line or row that cannot be read is
+:class:`Unreadable`: ``push`` skips it with a WARNING naming its file and line, and reads on.
 """
 
 from __future__ import annotations
 
 from .files import LABELLED_SUFFIXES, SUFFIXES, InputFile, expand_paths, read_inputs, read_records, read_rows
 from .lines import LineDecoder
-from .records import Reading, Record, Skipped, parse_offset, summary_of_skipped
+from .records import Reading, Record, Skipped, Unreadable, parse_offset, summary_of_skipped, summary_of_unreadable
 from .shapes import ACCEPTED, METADATA_COLUMNS, convert_row, label_columns, text_of, to_record
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "Reading",
     "Record",
     "Skipped",
+    "Unreadable",
     "convert_row",
     "expand_paths",
     "label_columns",
@@ -40,6 +42,7 @@ __all__ = [
     "read_records",
     "read_rows",
     "summary_of_skipped",
+    "summary_of_unreadable",
     "text_of",
     "to_record",
 ]

@@ -1,16 +1,17 @@
 """Complete lines in, comments out: the reader of pipes (``push -``) and of files still being written
 (``push --follow``). The first non-blank line fixes the format: a JSON object (JSONL in any known shape,
-yt-dlp's live chat lines), a CSV header (then one row a line), or else plain text, one comment a line."""
+yt-dlp's live chat lines), a CSV header (then one row a line), or else plain text, one comment a line. A line
+that cannot be read (not UTF-8, invalid JSON or CSV, not a chat shape) is one :class:`Unreadable` item: the
+reader skips it and goes on (a producer never stops on one bad line)."""
 
 from __future__ import annotations
 
 import csv
 import json
 
-from ..errors import InputFileError
 from .files import csv_header, csv_row, fill_channel
-from .records import Converted, Record
-from .shapes import convert_row
+from .records import Converted, Record, Unreadable, not_utf8
+from .shapes import read_row
 
 __all__ = ["LineDecoder"]
 
@@ -38,7 +39,14 @@ class LineDecoder:
         self.format = "csv" if self.header is not None else "text"
         return self.header is not None
 
-    def decode(self, line: str, number: int) -> list[Converted]:
+    def decode(self, line: str | bytes, number: int) -> list[Converted]:
+        """The comments and skipped items of one complete line (``bytes``: decoded here, UTF-8)."""
+        where = f"{self.where}:{number}"
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return [not_utf8(where, exc.object[exc.start])]
         line = line.rstrip("\r\n")
         if number == 1:
             line = line.lstrip("\ufeff")
@@ -46,24 +54,23 @@ class LineDecoder:
             return []
         if self.format is None and self._choose(line):
             return []
-        where = f"{self.where}:{number}"
-        if self.format == "json":
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise InputFileError(f"{where}: invalid JSON: {exc}") from exc
-            if not isinstance(row, dict):
-                raise InputFileError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            items = convert_row(row, where)
-        elif self.format == "csv" and self.header is not None:
-            try:
-                values = next(csv.reader([line]), [])
-            except csv.Error as exc:
-                raise InputFileError(f"{where}: invalid CSV: {exc}") from exc
-            items = convert_row(csv_row(self.header, values), where)
-        else:
-            items = convert_row({"text": line}, where)
+        items = self._convert(line, where)
         for item in items:
             if isinstance(item, Record):
                 fill_channel(item, self.channel)
         return items
+
+    def _convert(self, line: str, where: str) -> list[Converted]:
+        if self.format == "json":
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                return [Unreadable(where, f"invalid JSON: {exc}")]
+            return read_row(row, where)
+        if self.format == "csv" and self.header is not None:
+            try:
+                values = next(csv.reader([line]), [])
+            except csv.Error as exc:
+                return [Unreadable(where, f"invalid CSV: {exc}")]
+            return read_row(csv_row(self.header, values), where)
+        return read_row({"text": line}, where)

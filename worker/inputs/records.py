@@ -1,8 +1,10 @@
-"""What the readers produce: a :class:`Record` (one comment, as ``push`` sends it) or a :class:`Skipped` item
-(a chat item without viewer text), and the small conversions every shape shares (times, emoji, numbers)."""
+"""What the readers produce: a :class:`Record` (one comment, as ``push`` sends it), a :class:`Skipped` item
+(a chat item without viewer text) or an :class:`Unreadable` line (skipped, with a WARNING naming it), and the
+small conversions every shape shares (times, emoji, numbers)."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -14,12 +16,19 @@ __all__ = [
     "Reading",
     "Record",
     "Skipped",
+    "Unreadable",
     "emoji_or_shortcut",
     "iso_utc",
+    "not_utf8",
     "number",
     "parse_offset",
     "summary_of_skipped",
+    "summary_of_unreadable",
+    "warn_unreadable",
 ]
+
+log = logging.getLogger(__name__)
+WARN_EACH = 100  # a WARNING for each of the first unreadable lines of a run, then for every WARN_EACH-th
 
 
 @dataclass(slots=True)
@@ -38,20 +47,49 @@ class Skipped:
     kind: str
 
 
-Converted = Record | Skipped
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A line or row that cannot be read (not UTF-8, invalid JSON or CSV, not a chat shape): skipped, never
+    pushed, and never a reason to stop reading the rest. ``where``: the file (or ``<stdin>``) and line."""
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+Converted = Record | Skipped | Unreadable
+
+
+def not_utf8(where: str, byte: int) -> Unreadable:
+    """The line at ``where``, which holds ``byte``, a byte that UTF-8 text cannot hold there."""
+    return Unreadable(where, f"not UTF-8 text (byte 0x{byte:02x})")
+
+
+def warn_unreadable(item: Unreadable, seen: int) -> None:
+    """The WARNING for the ``seen``-th unreadable line of a run (each of the first :data:`WARN_EACH`, then one
+    in :data:`WARN_EACH`, so that a file of garbage cannot flood the log)."""
+    if seen <= WARN_EACH or seen % WARN_EACH == 0:
+        log.warning("skipped unreadable line %s (%d unreadable so far)", item, seen)
 
 
 @dataclass(slots=True)
 class Reading:
-    """What the files held: the comments in order, and the items skipped, counted by kind."""
+    """What the files held: the comments in order, the items skipped, counted by kind, and the unreadable
+    lines (each with a WARNING)."""
 
     records: list[Record] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    unreadable: int = 0
 
     def add(self, items: Iterable[Converted]) -> None:
         for item in items:
             if isinstance(item, Skipped):
                 self.skipped[item.kind] += 1
+            elif isinstance(item, Unreadable):
+                self.unreadable += 1
+                warn_unreadable(item, self.unreadable)
             else:
                 self.records.append(item)
 
@@ -63,6 +101,13 @@ def summary_of_skipped(skipped: Counter[str]) -> str:
         return ""
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])))
     return f"skipped {total} items without text ({kinds})"
+
+
+def summary_of_unreadable(count: int) -> str:
+    """'skipped 2 unreadable lines (see the WARNINGs)', or '' when there were none."""
+    if not count:
+        return ""
+    return f"skipped {count} unreadable line{'s' if count != 1 else ''} (see the WARNINGs)"
 
 
 def parse_offset(value: str) -> float | None:

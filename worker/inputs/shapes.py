@@ -3,7 +3,8 @@
 A row of the scrapers' shapes (:mod:`.ytdlp`, :mod:`.chatdownloader`, :mod:`.pytchat`) becomes records and
 skipped items; a row of livetopic's own shape (``text`` or ``content``, and ``channel``/``user``/``ts``/``id``;
 the chat-log JSON's ``time``) becomes one record. Anything else is an error that names the accepted shapes
-and what was found.
+and what was found; :func:`read_row` makes it an :class:`~.records.Unreadable` item instead (``push``: one
+bad row never stops the rest).
 """
 
 from __future__ import annotations
@@ -13,22 +14,49 @@ from typing import Any
 
 from ..errors import InputFileError
 from . import chatdownloader, pytchat, ytdlp
-from .records import Converted, Record, parse_offset
+from .records import Converted, Record, Unreadable, parse_offset
 
-__all__ = ["ACCEPTED", "METADATA_COLUMNS", "convert_row", "describe_row", "label_columns", "text_of", "to_record",
-           "unknown_shape"]
+__all__ = [
+    "ACCEPTED",
+    "METADATA_COLUMNS",
+    "convert_row",
+    "describe_row",
+    "label_columns",
+    "read_row",
+    "text_of",
+    "to_record",
+    "unknown_shape",
+]
 
 TEXT_FIELDS = ("text", "content")
 PASSTHROUGH = ("channel", "user", "ts", "id")
 # Columns that are never labels: identifiers, times, and the sentiment scores some chat exports carry.
-METADATA_COLUMNS = frozenset({
-    "text", "content", "time", "timestamp", "user", "author", "id", "game", "group", "channel", "video",
-    "source", "ts", "negative", "neutral", "positive",
-})
-ACCEPTED = ("chat-downloader items (JSON list, JSONL or CSV: message, message_type, author.name…); "
-            "pytchat items (JSON: message, type, author.channelId…); "
-            "yt-dlp live_chat.json (replayChatItemAction lines); "
-            "livetopic's own: JSON list, JSONL or CSV with a text (or content) field; plain text, one comment a line")
+METADATA_COLUMNS = frozenset(
+    {
+        "text",
+        "content",
+        "time",
+        "timestamp",
+        "user",
+        "author",
+        "id",
+        "game",
+        "group",
+        "channel",
+        "video",
+        "source",
+        "ts",
+        "negative",
+        "neutral",
+        "positive",
+    }
+)
+ACCEPTED = (
+    "chat-downloader items (JSON list, JSONL or CSV: message, message_type, author.name…); "
+    "pytchat items (JSON: message, type, author.channelId…); "
+    "yt-dlp live_chat.json (replayChatItemAction lines); "
+    "livetopic's own: JSON list, JSONL or CSV with a text (or content) field; plain text, one comment a line"
+)
 
 
 def text_of(row: dict[str, Any]) -> str | None:
@@ -51,8 +79,11 @@ def _is_number(value: str) -> bool:
 def label_columns(row: dict[str, Any]) -> list[str]:
     """The columns of ``row`` that can be labels (teacher scores): numbers (or number-like strings, booleans)
     that are not :data:`METADATA_COLUMNS`."""
-    return [k for k, v in row.items() if k not in METADATA_COLUMNS and (
-        isinstance(v, int | float) or (isinstance(v, str) and _is_number(v)))]
+    return [
+        k
+        for k, v in row.items()
+        if k not in METADATA_COLUMNS and (isinstance(v, int | float) or (isinstance(v, str) and _is_number(v)))
+    ]
 
 
 def to_record(row: dict[str, Any], where: str) -> Record:
@@ -96,3 +127,35 @@ def convert_row(row: dict[str, Any], where: str) -> list[Converted]:
         if matches(row):
             return convert(row)
     raise unknown_shape(where, row)
+
+
+# What a scraper's converter may raise on a row of its shape with values of unexpected types or ranges (a
+# timestamp out of range, a number where an object was expected).
+_CONVERSION_ERRORS = (ArithmeticError, AttributeError, LookupError, OSError, TypeError, ValueError)
+
+
+def _utf8(fields: dict[str, str]) -> bool:
+    try:
+        for key, value in fields.items():
+            key.encode("utf-8")
+            value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def read_row(row: object, where: str) -> list[Converted]:
+    """:func:`convert_row` for rows read from outside, never raising: a row that is not an object, has no
+    known shape, cannot be converted, or carries text that is not UTF-8 (a lone surrogate written as a JSON
+    escape, which Redis could not be sent) is one :class:`~.records.Unreadable` item."""
+    if not isinstance(row, dict):
+        return [Unreadable(where, f"expected a JSON object, got {type(row).__name__}")]
+    try:
+        items = convert_row(row, where)
+    except InputFileError as exc:
+        return [Unreadable(where, str(exc).removeprefix(f"{where}: "))]
+    except _CONVERSION_ERRORS as exc:
+        return [Unreadable(where, f"cannot convert the row ({type(exc).__name__}: {exc})")]
+    if any(isinstance(item, Record) and not _utf8(item.fields) for item in items):
+        return [Unreadable(where, "not UTF-8 text (a lone surrogate)")]
+    return items

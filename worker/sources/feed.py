@@ -1,5 +1,6 @@
 """Comments from sources that keep going into the stream, exactly once: files still being written
-(``push --follow``, position checkpointed with the entries it covers) and pipes (``push -``)."""
+(``push --follow``, position checkpointed with the entries it covers) and pipes (``push -``). A line that
+cannot be read is skipped with a WARNING naming it and counted; it never stops the rest."""
 
 from __future__ import annotations
 
@@ -13,9 +14,8 @@ from typing import BinaryIO, TypeVar
 
 import redis.asyncio as aioredis
 
-from ..errors import InputFileError
-from ..inputs import LineDecoder, Record, Skipped
-from ..inputs.records import Converted
+from ..inputs import LineDecoder, Record, Skipped, Unreadable
+from ..inputs.records import Converted, warn_unreadable
 from ..inputs.ytdlp import video_id_of
 from ..streams.keys import follow_key
 from ..streams.positions import read_checkpoint
@@ -42,6 +42,9 @@ class Feed:
         for item in items:
             if isinstance(item, Skipped):
                 self.status.skipped[item.kind] += 1
+            elif isinstance(item, Unreadable):
+                self.status.unreadable += 1
+                warn_unreadable(item, self.status.unreadable)
             else:
                 records.append(item)
         if not records and checkpoint is None:
@@ -62,7 +65,7 @@ class _Followed:
     channel: str | None
 
     def decode(self, lines: Sequence[Line]) -> list[Converted]:
-        return [item for line in lines for item in self.decoder.decode(line.text, line.number)]
+        return [item for line in lines for item in self.decoder.decode(line.raw, line.number)]
 
 
 async def _open(path: Path, redis: aioredis.Redis, stream: str, channel: str | None) -> _Followed:
@@ -73,12 +76,12 @@ async def _open(path: Path, redis: aioredis.Redis, stream: str, channel: str | N
     followed = _Followed(tail, LineDecoder(str(path), channel or video_id_of(path)), key, channel)
     first = tail.first_line()
     if first is not None:
-        followed.decoder.prime(first)
+        followed.decoder.prime(first.decode("utf-8", "replace"))
     return followed
 
 
 async def _step(f: _Followed, feed: Feed) -> bool:
-    """Push what ``f`` grew by; True if there was anything."""
+    """Push what ``f`` grew by; True if there was anything to do."""
     lines = f.tail.read_lines(CHUNK)
     if lines:
         await feed.send(f.decode(lines), Checkpoint(f.key, f.tail.checkpoint()))
@@ -92,11 +95,19 @@ async def _step(f: _Followed, feed: Feed) -> bool:
     log.warning("%s was %s: reading it from the start", f.tail.path, what)
     f.tail.restart(reopen=what == "replaced")
     f.decoder = LineDecoder(f.decoder.where, f.decoder.channel)
+    await feed.send([], Checkpoint(f.key, f.tail.checkpoint()))  # a restart from here reads the new file whole
     return True
 
 
-async def follow_files(paths: Sequence[Path], feed: Feed, redis: aioredis.Redis, stop: asyncio.Event, *,
-                       channel: str | None = None, poll_s: float = 0.1) -> None:
+async def follow_files(
+    paths: Sequence[Path],
+    feed: Feed,
+    redis: aioredis.Redis,
+    stop: asyncio.Event,
+    *,
+    channel: str | None = None,
+    poll_s: float = 0.1,
+) -> None:
     """Follow ``paths`` (absolute: a file's position is kept under its path) like ``tail -F`` until ``stop``:
     each complete line pushed once, across restarts."""
     followed = [await _open(path, redis, feed.producer.stream, channel) for path in paths]
@@ -137,12 +148,14 @@ async def take_batch(queue: asyncio.Queue[T], stop: asyncio.Event, limit: int) -
     return batch
 
 
-async def read_pipe(stream: BinaryIO, feed: Feed, stop: asyncio.Event, *, channel: str | None = None,
-                    where: str = "<stdin>") -> None:
+async def read_pipe(
+    stream: BinaryIO, feed: Feed, stop: asyncio.Event, *, channel: str | None = None, where: str = "<stdin>"
+) -> None:
     """Push each complete line of ``stream`` as it arrives, until its end or ``stop``."""
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-    threading.Thread(target=_reader, args=(stream, asyncio.get_running_loop(), queue), daemon=True,
-                     name="livetopic-pipe").start()
+    threading.Thread(
+        target=_reader, args=(stream, asyncio.get_running_loop(), queue), daemon=True, name="livetopic-pipe"
+    ).start()
     decoder = LineDecoder(where, channel)
     number = 0
     ended = False
@@ -156,9 +169,5 @@ async def read_pipe(stream: BinaryIO, feed: Feed, stop: asyncio.Event, *, channe
                 ended = True
                 break
             number += 1
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputFileError(f"{where}:{number}: not UTF-8 text ({exc})") from exc
-            items += decoder.decode(text, number)
+            items += decoder.decode(raw, number)
         await feed.send(items)

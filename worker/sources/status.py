@@ -1,5 +1,6 @@
 """The live status line of a producer that keeps running (``push --follow``, ``push -``, ``scrape``): messages/s,
-pushed, skipped, duplicates, reconnects; redrawn in place on a terminal, a line every 10 s elsewhere."""
+pushed, skipped, duplicates, unreadable lines, reconnects; redrawn in place on a terminal, a line every 10 s
+elsewhere."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from collections import Counter
 from typing import TextIO
 
-from ..inputs import summary_of_skipped
+from ..inputs.records import summary_of_skipped, summary_of_unreadable
 
 __all__ = ["Status"]
 
@@ -19,6 +20,7 @@ class Status:
         self.pushed = 0
         self.duplicates = 0
         self.reconnects = 0
+        self.unreadable = 0  # lines skipped because they cannot be read (each named in a WARNING)
         self.skipped: Counter[str] = Counter()
         self._tty = self.out.isatty()
         self._interval_s = 1.0 if self._tty else 10.0
@@ -27,8 +29,10 @@ class Status:
         self._drawn = False
 
     def line(self, rate: float) -> str:
-        return (f"{self.label}: {rate:.1f} msg/s, pushed {self.pushed}, skipped {sum(self.skipped.values())}, "
-                f"duplicates {self.duplicates}, reconnects {self.reconnects}")
+        return (
+            f"{self.label}: {rate:.1f} msg/s, pushed {self.pushed}, skipped {sum(self.skipped.values())}, "
+            f"duplicates {self.duplicates}, unreadable {self.unreadable}, reconnects {self.reconnects}"
+        )
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -45,10 +49,13 @@ class Status:
 
     def summary(self) -> str:
         elapsed = time.monotonic() - self._started
-        text = (f"pushed {self.pushed} comments in {elapsed:.1f}s ({self.duplicates} duplicates skipped, "
-                f"{self.reconnects} reconnects)")
-        skipped = summary_of_skipped(self.skipped)
-        return f"{text}; {skipped}" if skipped else text
+        text = (
+            f"pushed {self.pushed} comments in {elapsed:.1f}s ({self.duplicates} duplicates skipped, "
+            f"{self.reconnects} reconnects)"
+        )
+        return "; ".join(
+            part for part in (text, summary_of_skipped(self.skipped), summary_of_unreadable(self.unreadable)) if part
+        )
 
     def close(self) -> None:
         if self._drawn:

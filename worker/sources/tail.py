@@ -1,6 +1,13 @@
 """A file read as it grows, like ``tail -F``: complete lines only (a line still being written waits), the
-position of every line known, and truncation or replacement of the file noticed. Plain file I/O: no Redis,
-no asyncio (the caller polls)."""
+position of every line known, and every rewrite of the file noticed: truncation, replacement (a new file at the
+path), and truncation followed by new content within one poll (``copytruncate`` with a busy writer), which
+sizes alone cannot tell from growth. Plain file I/O: no Redis, no asyncio (the caller polls).
+
+What was consumed is fingerprinted twice: the file's first bytes (``head``) and the bytes just before the
+position (``anchor``). Each batch of lines is checked after it is read: if the file no longer holds the same
+bytes at those places, the batch may come from the new content (a fragment of a line, or lines after an
+unread beginning), so it is dropped and the file is read again from its start. The fingerprints are also kept
+in the checkpoint, so a restarted reader resumes only in the file it had read."""
 
 from __future__ import annotations
 
@@ -12,65 +19,111 @@ from typing import BinaryIO
 
 from ..errors import InputFileError
 
-__all__ = ["HEAD_BYTES", "Line", "TailedFile"]
+__all__ = ["ANCHOR_BYTES", "HEAD_BYTES", "Line", "TailedFile"]
 
-HEAD_BYTES = 4096  # how much of a file's beginning identifies it across restarts
+HEAD_BYTES = 4096  # how much of a file's beginning identifies it
+ANCHOR_BYTES = 256  # how much of what precedes the position identifies it (a rewrite that kept the beginning)
+READ_BYTES = 65536  # one read; every read is at an explicit offset (no buffer that could hold a file's old bytes)
 
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    text: str
+    raw: bytes  # the line as written, its newline included (decoding is the reader's: a bad line is skipped)
     number: int  # 1-based line number in the file
     end: int  # the byte offset just past the line
 
 
+@dataclass(frozen=True, slots=True)
+class _Position:
+    offset: int  # bytes consumed (complete lines)
+    line: int  # complete lines consumed
+    head: bytes  # the file's first HEAD_BYTES bytes, as far as consumed
+    anchor: bytes  # the last ANCHOR_BYTES bytes consumed, ending at offset
+
+
+_START = _Position(0, 0, b"", b"")
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 class TailedFile:
-    """``read_lines()`` gives the complete lines added since the last call; ``changed()`` tells whether the
-    file was truncated or replaced (then reading starts again at its beginning)."""
+    """``read_lines()`` gives the complete lines added since the last call (none that the file no longer
+    holds); ``changed()`` tells whether the file was truncated, rewritten or replaced (then :meth:`restart`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.offset = 0  # bytes consumed (complete lines)
-        self.line = 0  # complete lines consumed
-        self.head = b""  # the file's first HEAD_BYTES bytes, as far as consumed
-        self._fh: BinaryIO | None = None
+        self.at = _START
+        self._fh: BinaryIO | None = None  # unbuffered: read with os.pread at the position
         self._ino: tuple[int, int] | None = None
-        self._partial = b""
+
+    @property
+    def offset(self) -> int:
+        return self.at.offset
+
+    @property
+    def line(self) -> int:
+        return self.at.line
 
     # --- where we stand -------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, str]:
         """The position after the lines consumed so far, and what identifies the file's content."""
-        return {"path": str(self.path), "offset": str(self.offset), "line": str(self.line),
-                "head_len": str(len(self.head)), "head_sha": hashlib.sha256(self.head).hexdigest()}
+        at = self.at
+        return {
+            "path": str(self.path),
+            "offset": str(at.offset),
+            "line": str(at.line),
+            "head_len": str(len(at.head)),
+            "head_sha": _sha(at.head),
+            "anchor_len": str(len(at.anchor)),
+            "anchor_sha": _sha(at.anchor),
+        }
 
     def resume(self, stored: dict[str, str]) -> str:
-        """Start at ``stored`` (a :meth:`checkpoint`) when the file still begins as it did then and is no
-        shorter; else at the start. Returns what was done, for the log."""
+        """Start at ``stored`` (a :meth:`checkpoint`) when the file still holds what was read then (its
+        beginning, and the bytes just before the position); else at the start. Returns what was done."""
         self._open()
         if not stored or self._fh is None:
             return "from the start"
-        offset, head_len = int(stored.get("offset", 0)), int(stored.get("head_len", 0))
-        self._fh.seek(0)
-        head = self._fh.read(head_len)
-        size = os.fstat(self._fh.fileno()).st_size
-        if size < offset or hashlib.sha256(head).hexdigest() != stored.get("head_sha"):
-            self._fh.seek(0)
-            return "from the start (the file is not the one read before: replaced or truncated)"
-        self.offset, self.line, self.head = offset, int(stored.get("line", 0)), head
-        self._fh.seek(offset)
-        return f"from line {self.line + 1} (byte {offset})"
+        at = self._stored(stored)
+        if at is None:
+            return "from the start (the file is not the one read before: replaced, truncated or rewritten)"
+        self.at = at
+        return f"from line {at.line + 1} (byte {at.offset})"
 
-    def first_line(self) -> str | None:
+    def _stored(self, stored: dict[str, str]) -> _Position | None:
+        """The position ``stored`` when the open file still holds what it fingerprints, else None."""
+        assert self._fh is not None
+        try:
+            offset, line = int(stored.get("offset", 0)), int(stored.get("line", 0))
+            head_len, anchor_len = int(stored.get("head_len", 0)), int(stored.get("anchor_len", 0))
+        except ValueError:
+            return None
+        if not (0 <= head_len <= HEAD_BYTES and 0 <= anchor_len <= min(ANCHOR_BYTES, offset)):
+            return None
+        head, anchor = self._read_at(0, head_len), self._read_at(offset - anchor_len, anchor_len)
+        if (
+            os.fstat(self._fh.fileno()).st_size < offset
+            or len(head) != head_len
+            or len(anchor) != anchor_len
+            or _sha(head) != stored.get("head_sha")
+            or _sha(anchor) != stored.get("anchor_sha", _sha(b""))
+        ):
+            return None
+        return _Position(offset, line, head, anchor)
+
+    def first_line(self) -> bytes | None:
         """The file's first line (a CSV header, when resuming past it)."""
         if self._fh is None or self.offset == 0:
             return None
         with open(self.path, "rb") as fh:
-            return self._decode(fh.readline(), 1)
+            return fh.readline()
 
     # --- reading --------------------------------------------------------------------------------
     def _open(self) -> None:
         try:
-            fh = open(self.path, "rb")  # noqa: SIM115 - kept open while the file grows
+            fh = open(self.path, "rb", buffering=0)  # noqa: SIM115 - kept open while the file grows
         except FileNotFoundError:
             return
         except OSError as exc:
@@ -78,44 +131,60 @@ class TailedFile:
         if self._fh is not None:
             self._fh.close()
         st = os.fstat(fh.fileno())
-        self._fh, self._ino, self._partial = fh, (st.st_dev, st.st_ino), b""
+        self._fh, self._ino = fh, (st.st_dev, st.st_ino)
 
-    def _decode(self, raw: bytes, number: int) -> str:
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputFileError(f"{self.path}:{number}: not UTF-8 text ({exc})") from exc
+    def _read_at(self, offset: int, size: int) -> bytes:
+        assert self._fh is not None
+        return os.pread(self._fh.fileno(), size, offset) if size > 0 and offset >= 0 else b""
+
+    def _holds(self, at: _Position) -> bool:
+        """Whether the open file still holds what ``at`` consumed: the same beginning, the same bytes before
+        the position."""
+        return (
+            self._read_at(0, len(at.head)) == at.head
+            and self._read_at(at.offset - len(at.anchor), len(at.anchor)) == at.anchor
+        )
 
     def read_lines(self, max_lines: int = 500, final: bool = False) -> list[Line]:
         """Complete lines added since the last call (at most ``max_lines``); ``final``: the file will not
-        grow any more, so a last line without a newline counts too."""
+        grow any more, so a last line without a newline counts too. None at all when the file no longer holds
+        what was read before them (then :meth:`changed` says how it changed)."""
         if self._fh is None:
             self._open()
             if self._fh is None:
                 return []
+        before = at = self.at
         lines: list[Line] = []
+        pending = b""  # read past the last complete line (a line still being written waits for its newline)
         while len(lines) < max_lines:
-            raw = self._fh.readline()
-            if not raw:
-                break
-            if not raw.endswith(b"\n") and not final:
-                self._partial += raw
-                continue
-            raw, self._partial = self._partial + raw, b""
-            if len(self.head) < HEAD_BYTES:
-                self.head = (self.head + raw)[:HEAD_BYTES]
-            self.offset += len(raw)
-            self.line += 1
-            lines.append(Line(self._decode(raw, self.line), self.line, self.offset))
+            newline = pending.find(b"\n")
+            if newline < 0:
+                chunk = self._read_at(at.offset + len(pending), READ_BYTES)
+                if chunk:
+                    pending += chunk
+                    continue
+                if not (final and pending):
+                    break
+                newline = len(pending) - 1
+            raw, pending = pending[: newline + 1], pending[newline + 1 :]
+            head = at.head if len(at.head) >= HEAD_BYTES else (at.head + raw)[:HEAD_BYTES]
+            at = _Position(at.offset + len(raw), at.line + 1, head, (at.anchor + raw)[-ANCHOR_BYTES:])
+            lines.append(Line(raw, at.line, at.offset))
+        if lines and not self._holds(before):  # rewritten while we read: these may be fragments of new lines
+            return []
+        self.at = at
         return lines
 
     def changed(self) -> str | None:
-        """'truncated' or 'replaced', else None. Then read the old file's last lines (``final=True``: a
-        replaced file will not grow) and :meth:`restart`."""
+        """'truncated' (shorter than what was read), 'rewritten' (what was read is no longer there: a
+        truncation followed by new content) or 'replaced' (another file at the path), else None. Then read the
+        old file's last lines if it was replaced (``final=True``: it will not grow) and :meth:`restart`."""
         if self._fh is None:
             return None
-        if os.fstat(self._fh.fileno()).st_size < self.offset + len(self._partial):
+        if os.fstat(self._fh.fileno()).st_size < self.offset:
             return "truncated"
+        if not self._holds(self.at):
+            return "rewritten"
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -124,11 +193,9 @@ class TailedFile:
 
     def restart(self, reopen: bool) -> None:
         """Read again from the beginning: of what is at the path now (``reopen``), or of the same file."""
-        self.offset, self.line, self.head, self._partial = 0, 0, b"", b""
+        self.at = _START
         if reopen:
             self._open()
-        elif self._fh is not None:
-            self._fh.seek(0)
 
     def close(self) -> None:
         if self._fh is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from worker.errors import InputFileError
-from worker.inputs import LineDecoder, Record, read_inputs, summary_of_skipped
+from worker.inputs import ACCEPTED, LineDecoder, Record, Unreadable, read_inputs, summary_of_skipped
 from worker.inputs.records import iso_utc
 
 from ...chatshapes import cd_csv, cd_items, expected_text, messages, pytchat_items, ytdlp_file
@@ -67,8 +67,11 @@ def test_ytdlp_live_chat(tmp_path: Path, live: bool) -> None:
 def test_unknown_shapes_name_what_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "other.jsonl"
     path.write_text('{"body": "hi", "sender": "x"}\n', "utf-8")
-    with pytest.raises(InputFileError, match=r"other.jsonl:1: not a chat shape.*found an object with fields body, "
-                                             r"sender.*chat-downloader.*pytchat.*yt-dlp live_chat.json"):
+    with pytest.raises(
+        InputFileError,
+        match=r"other.jsonl:1: not a chat shape.*found an object with fields body, "
+        r"sender.*chat-downloader.*pytchat.*yt-dlp live_chat.json",
+    ):
         read_inputs([path])
     csv_file = tmp_path / "x.csv"
     csv_file.write_text("author,body\na,hi\n", "utf-8")
@@ -88,5 +91,18 @@ def test_line_decoder_follows_each_format() -> None:
     assert [r.fields["text"] for r in resumed.decode(line, 7) if isinstance(r, Record)] == [MS[1].text]
     plain = LineDecoder("pipe", channel="c")
     assert plain.decode("\ufeff你好, 世界\n", 1)[0] == Record({"text": "你好, 世界", "channel": "c"})
-    with pytest.raises(InputFileError, match="pipe:2: invalid JSON"):
-        LineDecoder("pipe").decode('{"text": "a"}', 1) + LineDecoder("pipe").decode("{oops", 2)
+    json_lines = LineDecoder("pipe")
+    assert json_lines.decode('{"text": "a"}', 1) == [Record({"text": "a"})]
+    bad = [
+        json_lines.decode(line, n)
+        for n, line in enumerate([b"{oops", b'{"text": "\xff"}', b"[1]", b'{"text": "\\udc80"}', b'{"body": 1}'], 2)
+    ]
+    assert [str(item) for items in bad for item in items] == [
+        "pipe:2: invalid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        "pipe:3: not UTF-8 text (byte 0xff)",
+        "pipe:4: expected a JSON object, got list",
+        "pipe:5: not UTF-8 text (a lone surrogate)",
+        f"pipe:6: not a chat shape livetopic knows: found an object with fields body. Accepted: {ACCEPTED}",
+    ]
+    assert all(isinstance(item, Unreadable) for items in bad for item in items)
+    assert json_lines.decode(b'{"text": "b"}\n', 7) == [Record({"text": "b"})]  # and it reads on
