@@ -137,3 +137,89 @@ async def test_dashboard_in_chromium(tmp_path: Path, redis_server: EmbeddedRedis
             assert browser.errors == []
         finally:
             await browser.close()
+
+
+# --- right-to-left text cannot reorder what follows it --------------------------------------------------------
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE, never closed: without isolation it reverses the rest of its paragraph
+HOSTILE_CHANNEL = "ערוץ " + RLO + "חדשות"
+HOSTILE_USER = RLO + "משתמש"
+HOSTILE_TEXT = "مرحبا " + RLO + "بالعالم 123"
+
+# (what is checked, JavaScript for the element of left-to-right text that follows a right-to-left string)
+FOLLOWING = {
+    "the heading after the channel title": 'document.querySelector("#heat-panel h2 .unit")',
+    "the rate after a channel name": 'document.querySelector("#channels li.selected .rate")',
+    "a user name after a channel name": 'document.querySelector("#feed li[data-id=\\"{a}\\"] .user")',
+    "the text after a user name": 'document.querySelector("#feed li[data-id=\\"{b}\\"] .text")',
+    "the topic after a comment's text": 'document.querySelector("#feed li[data-id=\\"{c}\\"] .chip[data-label]")',
+    "a model after a model": 'document.querySelector("#h-models")',
+}
+
+# Where the first and the last letter of the element's left-to-right text are laid out: the word "ltr-check" where
+# the text has it, else all its Latin letters and digits. Laid out left to right, the first is left of the last;
+# a reversed run puts it right of the last.
+LAID_OUT_LTR = """((el) => {
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT), nodes = [];
+  while (walker.nextNode()) nodes.push(walker.currentNode);
+  const node = nodes.find((n) => n.textContent.indexOf("ltr-check") >= 0) || nodes[0];
+  const text = node.textContent, marker = text.indexOf("ltr-check");
+  const word = marker >= 0 ? marker : text.search(/[A-Za-z0-9]/);
+  const end = marker >= 0 ? marker + 8 : text.length - 1 - Array.from(text).reverse().join("").search(/[A-Za-z0-9]/);
+  const at = (i) => { const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + 1);
+                      return r.getBoundingClientRect(); };
+  return {text: text, first: at(word).left, last: at(end).left};
+})(%s)"""
+
+
+async def test_right_to_left_text_cannot_reorder_what_follows(tmp_path: Path, redis_server: EmbeddedRedis,
+                                                              redis_client: aioredis.Redis) -> None:
+    """User names, channel names, comment texts (and model tags) that hold right-to-left letters and an unclosed
+    RIGHT-TO-LEFT OVERRIDE: the left-to-right text laid out after each of them on the page keeps its order."""
+    find_chromium()
+    rows = [  # (channel, user, text, labels, model)
+        (HOSTILE_CHANNEL, "ltr-check-user", "ltr check text one", ["Cheer"], "m" + RLO + "odel:1"),
+        ("plain", HOSTILE_USER, "ltr check text two", ["Game"], "m" + RLO + "odel:1"),  # the most frequent model
+        ("plain", "bob", HOSTILE_TEXT, ["Cheer"], "ltr-check:2"),
+    ]
+    ids = []
+    for channel, user, text, labels, model in rows:
+        source = (await redis_client.xadd("livetopic:comments", {"text": text, "channel": channel})).decode()
+        scores = json.dumps({"Cheer": 0.9, "Game": 0.1})
+        await redis_client.xadd("livetopic:topics", {"source_id": source, "channel": channel, "user": user,
+                                                     "text": text, "labels": json.dumps(labels), "scores": scores,
+                                                     "model": model, "latency_ms": "5"})
+        ids.append(source)
+    with DashboardProcess(["--redis-url", redis_server.url, "--update-interval-s", "0.25"], tmp_path / "dashboard.log",
+                          env=worker_env(), cwd=ROOT) as dashboard:
+        await asyncio.to_thread(dashboard.wait_ready, 60)
+        browser = await Browser.start(tmp_path)
+        try:
+            await browser.open(dashboard.url("/"))
+            await browser.wait_for('document.querySelectorAll("#feed li").length === 3')
+            await browser.click(f'#channels li[data-channel="{HOSTILE_CHANNEL}"]')
+            await browser.wait_for(f'document.getElementById("channel-title").textContent === {HOSTILE_CHANNEL!r}')
+            await browser.click('#channels li[data-channel=""]')  # back to all channels: the feed shows channels
+            await browser.wait_for('document.getElementById("channel-title").textContent === "All channels"')
+            await browser.click(f'#channels li[data-channel="{HOSTILE_CHANNEL}"]')
+            await browser.wait_for(f'document.getElementById("channel-title").textContent === {HOSTILE_CHANNEL!r}')
+            await browser.screenshot(tmp_path / "rtl-channel.png")
+            flipped = {}
+            for what, element in FOLLOWING.items():
+                if "{b}" in element or "{c}" in element:
+                    continue
+                found = await browser.eval(LAID_OUT_LTR % element.format(a=ids[0]))
+                if found["first"] >= found["last"]:
+                    flipped[what] = found
+            await browser.click('#channels li[data-channel=""]')
+            await browser.wait_for('document.getElementById("channel-title").textContent === "All channels"')
+            await browser.wait_for('document.querySelectorAll("#feed li .channel").length === 3')
+            await browser.screenshot(tmp_path / "rtl-all.png")
+            for what, element in FOLLOWING.items():
+                if "{b}" in element or "{c}" in element:
+                    found = await browser.eval(LAID_OUT_LTR % element.format(b=ids[1], c=ids[2]))
+                    if found["first"] >= found["last"]:
+                        flipped[what] = found
+            assert flipped == {}
+            assert browser.errors == []
+        finally:
+            await browser.close()
