@@ -23,7 +23,8 @@ async def client(server: Server) -> AsyncIterator[aioredis.Redis]:
 
 
 async def test_a_60_kb_channel_is_cut_and_the_comment_classified_once(
-        server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel) -> None:
+    server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel
+) -> None:
     long_channel = "".join(f"{i:05d}" for i in range(12_000))  # 60,000 characters, each prefix distinct
     entries = [
         {"text": "好球！", "channel": long_channel, "user": "u1"},

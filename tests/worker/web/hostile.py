@@ -19,10 +19,17 @@ def channel_name(c: int) -> str:
 
 
 def output_fields(source_id: str, c: int, i: int) -> dict[str, str]:
-    return {"source_id": source_id, "channel": channel_name(c), "user": f"u{i}" + "\x02" * 2_000,
-            "ts": "\x03" * 1_000, "text": "\x04" * 5_000, "labels": json.dumps(LABELS),
-            "scores": json.dumps(dict.fromkeys(LABELS, 0.9)), "model": f"m{i % 30}:" + "\x06" * 1_000,
-            "latency_ms": "5"}
+    return {
+        "source_id": source_id,
+        "channel": channel_name(c),
+        "user": f"u{i}" + "\x02" * 2_000,
+        "ts": "\x03" * 1_000,
+        "text": "\x04" * 5_000,
+        "labels": json.dumps(LABELS),
+        "scores": json.dumps(dict.fromkeys(LABELS, 0.9)),
+        "model": f"m{i % 30}:" + "\x06" * 1_000,
+        "latency_ms": "5",
+    }
 
 
 async def fill(client: Any, now_ms: int, *, per_channel: int = 2, span_ms: int = 4 * 3_600_000) -> list[str]:
