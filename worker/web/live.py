@@ -162,15 +162,16 @@ class Live:
     async def encoded_view(self, channel: str, window: str) -> bytes:
         """:meth:`view` as JSON of at most :data:`~worker.web.message.MAX_VIEW_BYTES`, made once per tick for
         all pages alike (up to :data:`MAX_CACHED_VIEWS` of them; a channel that does not exist is not kept)."""
-        if self._views_tick != self.tick:
-            self._views, self._views_tick = {}, self.tick
+        tick = self.tick
+        if self._views_tick != tick:
+            self._views, self._views_tick = {}, tick
         key = (channel, window)
         cached = self._views.get(key)
         if cached is not None:
             return cached
         data = encode_view(await self.view(channel, window), MAX_VIEW_BYTES)
-        if channel in self.board.channels and len(self._views) < MAX_CACHED_VIEWS:
-            self._views[key] = data
+        if self._views_tick == tick and channel in self.board.channels and len(self._views) < MAX_CACHED_VIEWS:
+            self._views[key] = data  # (not when a tick came while the texts were looked up)
         return data
 
     async def view(self, channel: str, window: str) -> dict[str, Any]:
