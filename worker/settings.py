@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
+from .wire import MAX_PASSTHROUGH_CHARS
 
 __all__ = ["BACKEND_CHOICES", "DTYPE_CHOICES", "ENV_PREFIX", "Backend", "Dtype", "Settings", "default_consumer",
            "load_settings", "url_has_password", "with_password"]
@@ -88,6 +89,9 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(5, ge=1, description="dead-letter a comment delivered more often")
     max_text_chars: int = Field(2_000, ge=1, description="dead-letter longer texts")
     max_entry_bytes: int = Field(65_536, ge=1, description="dead-letter larger stream entries")
+    max_passthrough_chars: int = Field(
+        MAX_PASSTHROUGH_CHARS, ge=1, description="cut longer channel, user, ts and id fields to this many characters "
+        "(the comment is still classified; its result names the fields cut in 'truncated')")
     shutdown_grace_s: float = Field(20.0, ge=0, description="drain in-flight work this long on SIGTERM")
     stall_timeout_s: float = Field(120.0, gt=0, description="/healthz fails when comments are in hand and "
                                    "nothing was scored or published for this long (a stuck worker is restarted)")

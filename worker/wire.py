@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "MAX_DEAD_LETTER_FIELDS",
+    "MAX_PASSTHROUGH_CHARS",
     "PASSTHROUGH_FIELDS",
+    "TRUNCATED_FIELD",
     "Comment",
     "Limits",
     "Rejection",
@@ -21,9 +23,16 @@ __all__ = [
     "parse_entry_id",
     "render_dead_letter",
     "render_result",
+    "trim_passthrough",
 ]
 
+# The fields an input entry may carry beside its text that its result carries too (the one list: producers
+# write these, the worker passes them through). Each is cut to ``max_passthrough_chars`` characters: a comment
+# with a 60 KB channel is still a comment someone wants classified, so it is not dead-lettered; its result names
+# the fields cut in TRUNCATED_FIELD ("channel,user").
 PASSTHROUGH_FIELDS: tuple[str, ...] = ("channel", "user", "ts", "id")
+MAX_PASSTHROUGH_CHARS = 256
+TRUNCATED_FIELD = "truncated"
 # Redis scripts unpack at most ~8,000 values into one command: a dead letter keeps this many fields.
 MAX_DEAD_LETTER_FIELDS = 256
 
@@ -32,6 +41,7 @@ MAX_DEAD_LETTER_FIELDS = 256
 class Limits:
     max_text_chars: int = 2_000
     max_entry_bytes: int = 65_536
+    max_passthrough_chars: int = MAX_PASSTHROUGH_CHARS
 
 
 @dataclass(slots=True)
@@ -42,6 +52,7 @@ class Comment:
     deliveries: int = 1
     ids: list[int] = field(default_factory=list)  # token ids, filled by the model's encoder
     encoded_by: object = None  # the model object that produced ``ids``
+    truncated: tuple[str, ...] = ()  # the passthrough fields cut to max_passthrough_chars
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +78,21 @@ def entry_time_ms(entry_id: str) -> int:
     """The millisecond timestamp that a stream entry id starts with (0 if it has none)."""
     head = entry_id.split("-", 1)[0]
     return int(head) if head.isdigit() else 0
+
+
+def trim_passthrough(fields: Mapping[str, str], max_chars: int) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The passthrough fields of ``fields``, each cut to ``max_chars`` characters, and the names of those cut."""
+    kept: dict[str, str] = {}
+    cut: list[str] = []
+    for key in PASSTHROUGH_FIELDS:
+        value = fields.get(key)
+        if value is None:
+            continue
+        if len(value) > max_chars:
+            value = value[:max_chars]
+            cut.append(key)
+        kept[key] = value
+    return kept, tuple(cut)
 
 
 def parse_entry(entry_id: str | bytes, raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str],
@@ -103,11 +129,12 @@ def parse_entry(entry_id: str | bytes, raw: Mapping[bytes, bytes] | Mapping[byte
         return reject(f"text too long: {len(text)} chars > max_text_chars {limits.max_text_chars}")
     if "\x00" in text:
         return reject("text contains NUL characters")
-    passthrough = {k: decoded[k] for k in PASSTHROUGH_FIELDS if k in decoded}
+    passthrough, truncated = trim_passthrough(decoded, limits.max_passthrough_chars)
     if max_deliveries is not None and deliveries > max_deliveries:
+        kept = dict(passthrough, text=text, **({TRUNCATED_FIELD: ",".join(truncated)} if truncated else {}))
         return Rejection(eid, f"delivered {deliveries} times (max_deliveries {max_deliveries}); its consumers "
-                         "crashed or timed out", dict(passthrough, text=text), deliveries)
-    return Comment(eid, text, passthrough, deliveries)
+                         "crashed or timed out", kept, deliveries)
+    return Comment(eid, text, passthrough, deliveries, truncated=truncated)
 
 
 class ResultRenderer:
@@ -130,6 +157,8 @@ class ResultRenderer:
         if label_json is None:
             label_json = self._label_sets[key] = json.dumps(list(key), ensure_ascii=False)
         fields = {"source_id": comment.entry_id, **comment.passthrough}
+        if comment.truncated:
+            fields[TRUNCATED_FIELD] = ",".join(comment.truncated)
         if self.text:
             fields["text"] = comment.text
         fields["labels"] = label_json

@@ -31,6 +31,14 @@ def _classified(worker: WorkerProcess) -> float:
     return worker.metric('livetopic_comments_total{outcome="classified"}')
 
 
+def _ready(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(base + "/readyz", timeout=5) as reply:
+            return int(reply.status) == 200
+    except OSError:  # 503 (HTTPError) while it reads, or not listening yet
+        return False
+
+
 def _dashboard_sees(cwd: Path, url: str) -> None:
     """``livetopic dashboard`` without --redis-url serves what the worker published on the embedded server."""
     log = cwd / "dashboard.log"
@@ -41,6 +49,8 @@ def _dashboard_sees(cwd: Path, url: str) -> None:
         assert f"using the embedded redis-server at {url}" in text
         page = re.search(r"dashboard: (http://\S+?)/?\s", text)
         assert page, text
+        # the port is bound before the history is read: /readyz says when it is
+        wait_for(lambda: _ready(page.group(1)), 60, "the dashboard reads the output stream", log)
         with urllib.request.urlopen(page.group(1) + "/api/view?window=60m", timeout=10) as reply:
             view = json.loads(reply.read())
         totals = {c["name"]: c["total"] for c in view["channels"]}

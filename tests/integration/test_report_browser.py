@@ -62,3 +62,33 @@ async def test_html_of_a_tvl_game_in_chromium(tmp_path: Path, tvl_chat_dir: Path
         assert browser.errors == []
     finally:
         await browser.close()
+
+
+async def test_right_to_left_users_and_comments_cannot_reorder_the_report(tmp_path: Path) -> None:
+    """A peak's top comments: each text and user name (right-to-left letters and an unclosed RIGHT-TO-LEFT
+    OVERRIDE) is isolated, so the time and score laid out after them keep their left-to-right order."""
+    import json
+
+    find_chromium()
+    rlo = "\u202e"
+    rows = [{"time": f"0:{i:02d}", "user": rlo + "משתמש" + str(i), "content": "مرحبا " + rlo + "بالعالم " + str(i),
+             "加油": 0.9, "裁判": 0.1} for i in range(60)]
+    chat = tmp_path / "rtl.json"
+    chat.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    out = tmp_path / "rtl.html"
+    assert await asyncio.to_thread(main, ["report", str(chat), "--scores-from-file", "--out", str(out)]) == 0
+    browser = await Browser.start(tmp_path, width=1400, height=1200)
+    try:
+        await browser.open(out.as_uri())
+        await browser.wait_for('document.querySelectorAll(".peak li").length > 0')
+        # the meta after the text: "0:12 · <user> · 0.90"; the score's first digit left of its last
+        order = await browser.eval("""Array.from(document.querySelectorAll(".peak li .muted")).map((meta) => {
+          const node = meta.lastChild, text = node.textContent, first = text.search(/[0-9]/);
+          const at = (i) => { const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + 1);
+                              return r.getBoundingClientRect().left; };
+          return at(first) < at(text.length - 1);
+        })""")
+        assert order and all(order), order
+        assert browser.errors == []
+    finally:
+        await browser.close()

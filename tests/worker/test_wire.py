@@ -70,3 +70,37 @@ def test_rendered_scores_are_what_json_makes() -> None:
         assert json.loads(fields["labels"]) == labels
     with pytest.raises(ValueError):
         renderer.render(Comment("7-1", "t", {}), [], [0.1], 10)
+
+
+def test_long_passthrough_fields_are_cut_and_named() -> None:
+    """A 60 KB channel is still a comment someone wants classified: each passthrough field is cut to
+    max_passthrough_chars (characters), the comment is kept, and its result names the fields cut."""
+    limits = Limits(max_passthrough_chars=256)
+    channel, user = "頻" * 20_000, "u" * 257  # 60 KB of UTF-8; one character over
+    raw = {b"text": "好球".encode(), b"channel": channel.encode(), b"user": user.encode(), b"id": b"x" * 256,
+           b"ts": b"1:02"}
+    parsed = parse_entry("1700000000000-0", raw, limits)
+    assert isinstance(parsed, Comment)
+    assert parsed.passthrough == {"channel": channel[:256], "user": user[:256], "ts": "1:02", "id": "x" * 256}
+    assert parsed.truncated == ("channel", "user")
+    fields = render_result(parsed, [], ["Cheer"], [0.1], "m:1", now_ms=1700000000001)
+    assert fields["channel"] == channel[:256] and fields["truncated"] == "channel,user"
+    assert "truncated" not in render_result(parse_entry("1-0", {b"text": b"a", b"channel": b"c"}, limits), [],
+                                            ["Cheer"], [0.1], "m:1")
+    assert Limits().max_passthrough_chars == 256  # the documented default
+
+
+def test_a_long_passthrough_field_is_cut_in_a_dead_letter_for_deliveries_too() -> None:
+    raw = {b"text": b"ok", b"user": b"u" * 1000}
+    parsed = parse_entry("1-0", raw, Limits(max_passthrough_chars=10), deliveries=9, max_deliveries=5)
+    assert isinstance(parsed, Rejection)
+    assert parsed.fields == {"text": "ok", "user": "u" * 10, "truncated": "user"}
+
+
+def test_the_passthrough_fields_are_listed_once() -> None:
+    """The producers' own shape and the worker read the same list (there were two)."""
+    from worker.inputs import shapes
+    from worker.wire import PASSTHROUGH_FIELDS
+
+    assert shapes.PASSTHROUGH_FIELDS is PASSTHROUGH_FIELDS
+    assert not hasattr(shapes, "PASSTHROUGH")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InputFileError
+from ..wire import PASSTHROUGH_FIELDS
 from . import chatdownloader, pytchat, ytdlp
 from .records import Converted, Record, Unreadable, parse_offset
 
@@ -29,7 +30,6 @@ __all__ = [
 ]
 
 TEXT_FIELDS = ("text", "content")
-PASSTHROUGH = ("channel", "user", "ts", "id")
 # Columns that are never labels: identifiers, times, and the sentiment scores some chat exports carry.
 METADATA_COLUMNS = frozenset(
     {
@@ -93,7 +93,7 @@ def to_record(row: dict[str, Any], where: str) -> Record:
     if text is None:
         raise unknown_shape(where, row)
     fields = {"text": str(text)}
-    for key in PASSTHROUGH:
+    for key in PASSTHROUGH_FIELDS:
         if row.get(key) not in (None, ""):
             fields[key] = str(row[key])
     if "ts" not in fields and row.get("time") not in (None, ""):

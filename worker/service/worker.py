@@ -53,7 +53,7 @@ class Worker:
         self.streams = StreamClient(self.redis, input_stream=s.input_stream, output_stream=s.output_stream,
                                     dead_stream=s.dead_letter_stream, group=s.group, consumer=s.consumer,
                                     output_maxlen=s.output_maxlen, dead_maxlen=s.dead_letter_maxlen)
-        self.limits = Limits(s.max_text_chars, s.max_entry_bytes)
+        self.limits = Limits(s.max_text_chars, s.max_entry_bytes, s.max_passthrough_chars)
         self._pools = {name: ThreadPoolExecutor(1, thread_name_prefix=f"livetopic-{name}")
                        for name in ("tokenize", "model", "reload")}
         self.stop_reading = asyncio.Event()

@@ -6,7 +6,12 @@ and recent end-to-end latencies. Pure Python (no asyncio, no Redis), bounded mem
 - whole-stream buckets that widen instead of growing (:class:`~worker.web.buckets.MergingBuckets`);
 - at most ``max_channels`` channels, the others counted together as :data:`OTHER`;
 - at most ``feed_size`` comments per channel, ``max_labels`` labels, :data:`MAX_MODELS` model tags and
-  :data:`LATENCY_SAMPLES` latencies.
+  :data:`LATENCY_SAMPLES` latencies;
+- every string taken from an entry cut short: channel and user names, ``ts`` and model tags to
+  :data:`MAX_NAME_CHARS` characters (the worker's passthrough limit), label names to :data:`MAX_LABEL_CHARS`,
+  feed texts to :data:`MAX_FEED_TEXT_CHARS` (with "…"); a ``source_id`` that is no entry id is not looked up.
+  An output stream may hold anything (an older worker, another producer), so the dashboard does not rely on
+  the worker's limits.
 
 A comment's time is its input entry id's (``source_id``): when it entered the input stream.
 """
@@ -14,16 +19,19 @@ A comment's time is its input entry id's (``source_id``): when it entered the in
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import re
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..wire import entry_time_ms
-from .buckets import LabelIndex, MergingBuckets, RecentBuckets, Row
+from ..wire import MAX_PASSTHROUGH_CHARS, entry_time_ms
+from .buckets import LabelIndex, MergingBuckets, RecentBuckets, Row, new_row
 
-__all__ = ["ALL", "FINE_MS", "HORIZON_MS", "NONE", "OTHER", "WINDOWS", "Aggregator", "ChannelHeat", "FeedItem"]
+__all__ = ["ALL", "FINE_MS", "HORIZON_MS", "MAX_FEED_TEXT_CHARS", "MAX_LABEL_CHARS", "MAX_NAME_CHARS", "NONE",
+           "OTHER", "WINDOWS", "Aggregator", "ChannelHeat", "FeedItem", "clip_text"]
 
 FINE_MS = 5_000
 HORIZON_MS = 60 * 60_000
@@ -37,6 +45,17 @@ NONE = "(none)"  # entries without a channel field
 MAX_MODELS = 16
 LATENCY_SAMPLES = 4096
 MAX_POINTS = 240  # whole-stream series are regrouped to at most this many points
+MAX_NAME_CHARS = MAX_PASSTHROUGH_CHARS  # channel, user, ts, model tag
+MAX_LABEL_CHARS = 64
+MAX_FEED_TEXT_CHARS = 500
+_ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+
+
+def clip_text(text: str | None) -> str | None:
+    """A feed text cut to :data:`MAX_FEED_TEXT_CHARS` characters (and "…")."""
+    if text is None or len(text) <= MAX_FEED_TEXT_CHARS:
+        return text
+    return text[:MAX_FEED_TEXT_CHARS] + "…"
 
 
 @dataclass(slots=True)
@@ -60,7 +79,7 @@ class FeedItem:
 class ChannelHeat:
     recent: RecentBuckets
     whole: MergingBuckets
-    totals: Row = field(default_factory=lambda: [0])
+    totals: Row = field(default_factory=new_row)
     feed: deque[FeedItem] = field(default_factory=deque)
 
     def add(self, time_ms: int, indices: Sequence[int], item: FeedItem) -> None:
@@ -115,7 +134,7 @@ class Aggregator:
             except ValueError:
                 order = {}
             if isinstance(order, dict):
-                self.labels.indices(str(k) for k in order)
+                self.labels.indices(str(k)[:MAX_LABEL_CHARS] for k in itertools.islice(order, self.labels.cap))
         key = tag if len(self.models) < MAX_MODELS else OTHER
         self.models[key] = self.models.get(key, 0) + 1
 
@@ -131,17 +150,22 @@ class Aggregator:
             return
         self.ingested += 1
         source = fields.get("source_id") or entry_id
-        time_ms = entry_time_ms(source) or entry_time_ms(entry_id)
-        self._model(fields.get("model", ""), fields.get("scores"))
+        is_id = _ENTRY_ID.fullmatch(source) is not None
+        source = source if is_id else source[:MAX_NAME_CHARS]
+        time_ms = (entry_time_ms(source) if is_id else 0) or entry_time_ms(entry_id)
+        self._model(fields.get("model", "")[:MAX_NAME_CHARS], fields.get("scores"))
         latency = fields.get("latency_ms")
         if latency:
             with contextlib.suppress(ValueError):
                 self.latencies.append(float(latency))
-        names = [str(x) for x in labels]
-        indices = self.labels.indices(names)
-        channel = fields.get("channel") or NONE
-        item = FeedItem(entry_id, source, time_ms, channel, names, fields.get("user", ""), fields.get("ts", ""),
-                        fields.get("text"))
+        # labels past the index's cap are neither counted nor shown
+        indices = [i for i in (self.labels.index(str(x)[:MAX_LABEL_CHARS]) for x in labels[: self.labels.cap]) if i]
+        names = self.labels.names  # the index's own strings: feed items share them
+        channel = (fields.get("channel") or NONE)[:MAX_NAME_CHARS]
+        text = clip_text(fields.get("text"))
+        item = FeedItem(entry_id, source, time_ms, channel, [names[i - 1] for i in indices],
+                        fields.get("user", "")[:MAX_NAME_CHARS], fields.get("ts", "")[:MAX_NAME_CHARS], text,
+                        text_missing=text is None and not is_id)
         heat = self._channel(channel)
         heat.add(time_ms, indices, item)
         self.channels[ALL].add(time_ms, indices, item)

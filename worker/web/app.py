@@ -1,13 +1,14 @@
 """``livetopic dashboard``: the aiohttp service. One page (``/``) with its own script, charts and styles
 (``/static/…``, shipped in the package: the page works offline, and its Content-Security-Policy allows
 nothing from elsewhere), Server-Sent Events with the page's view (``/events?channel=C&window=W``, one
-message per tick), the same view as JSON (``/api/view``), and ``/healthz`` / ``/readyz`` (ready once the
-output stream's history is read and Redis answers)."""
+message per tick, at most ``max_clients`` pages at once, each dropped once ``client_buffer_bytes`` are queued
+for it: :mod:`.clients`), the same view as JSON (``/api/view``; a view is at most 512 KiB: :mod:`.message`),
+``/healthz`` (with the pages' counts) and ``/readyz`` (ready once the output stream's history is read and Redis
+answers)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +16,11 @@ from typing import Any
 from aiohttp import web
 
 from ..streams.client import connect
-from .aggregate import ALL, WINDOWS
+from .aggregate import ALL, MAX_NAME_CHARS, WINDOWS
 from .assets import CONTENT_TYPES, static_text
+from .clients import DEFAULT_CLIENT_BUFFER_BYTES, DEFAULT_MAX_CLIENTS, ClientLimits, Clients
 from .live import Live, LiveOptions
+from .message import sse_event
 
 __all__ = ["Dashboard", "DashboardOptions"]
 
@@ -32,11 +35,14 @@ class DashboardOptions:
     host: str = "127.0.0.1"
     port: int = 9500
     live: LiveOptions = field(default_factory=LiveOptions)
+    max_clients: int = DEFAULT_MAX_CLIENTS
+    client_buffer_bytes: int = DEFAULT_CLIENT_BUFFER_BYTES
 
 
 def _query(request: web.Request) -> tuple[str, str]:
+    """The channel (no channel has a longer name than the aggregator keeps) and the window asked for."""
     window = request.query.get("window", "15m")
-    return request.query.get("channel", ALL), window if window in WINDOWS else "15m"
+    return request.query.get("channel", ALL)[:MAX_NAME_CHARS], window if window in WINDOWS else "15m"
 
 
 class Dashboard:
@@ -44,6 +50,7 @@ class Dashboard:
         self.options = options
         self.redis = connect(redis_url, timeout_s=timeout_s)
         self.live = Live(self.redis, options.live)
+        self.clients = Clients(ClientLimits(options.max_clients, options.client_buffer_bytes))
         self.port = options.port
         self._streams: set[asyncio.Task[Any]] = set()
         self.app = web.Application()
@@ -71,23 +78,36 @@ class Dashboard:
 
     async def _view(self, request: web.Request) -> web.Response:
         channel, window = _query(request)
-        return web.json_response(await self.live.view(channel, window),
-                                 dumps=lambda v: json.dumps(v, ensure_ascii=False))
+        return web.Response(body=await self.live.encoded_view(channel, window), content_type="application/json",
+                            charset="utf-8")
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        channel, window = _query(request)
+        if not self.clients.admit():
+            return web.Response(status=503, text=self.clients.refusal(), headers={"Retry-After": "10"})
+        try:
+            return await self._stream(request, *_query(request))
+        finally:
+            self.clients.release()
+
+    async def _stream(self, request: web.Request, channel: str, window: str) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                            "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         await resp.prepare(request)
         task = asyncio.current_task()
         assert task is not None
         self._streams.add(task)
+        transport = request.transport
+        if transport is not None:
+            self.clients.watch(transport)
         seen = -1
         try:
             while True:
                 seen = await self.live.next_tick(seen)
-                view = await self.live.view(channel, window)
-                await resp.write(b"data: " + json.dumps(view, ensure_ascii=False).encode() + b"\n\n")
+                message = sse_event(await self.live.encoded_view(channel, window))
+                if not self.clients.fits(transport, len(message)):
+                    self.clients.drop(transport, len(message), request.remote)
+                    break
+                await resp.write(message)
         except (ConnectionResetError, asyncio.CancelledError):
             pass  # the page went away, or the dashboard stops
         finally:
@@ -95,7 +115,7 @@ class Dashboard:
         return resp
 
     async def _healthz(self, _request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return web.json_response({"status": "ok", "clients": self.clients.stats()})
 
     async def _readyz(self, _request: web.Request) -> web.Response:
         live = self.live

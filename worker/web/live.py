@@ -21,11 +21,14 @@ from ..errors import RedisError, RedisTransientError
 from ..streams.info import GroupState, group_state
 from ..streams.reading import count_since, follow, lengths, lookup, scan
 from ..streams.retry import Backoff, sleep_or_stop
-from .aggregate import WINDOWS, Aggregator
+from .aggregate import WINDOWS, Aggregator, clip_text
+from .message import MAX_VIEW_BYTES, encode_view
 
 __all__ = ["Live", "LiveOptions"]
 
 log = logging.getLogger("livetopic.dashboard")
+
+MAX_CACHED_VIEWS = 32  # views kept for the current tick (each at most MAX_VIEW_BYTES); others are made per request
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +39,7 @@ class LiveOptions:
     group: str = "livetopic"
     update_interval_s: float = 0.5  # at most 1 / this updates a second to each page
     health_interval_s: float = 2.0
-    read_count: int = 1000
+    read_count: int = 250  # entries per XREAD / XRANGE page: what is held at once while reading (not the view)
     feed_size: int = 30  # comments sent to a page
     max_channels: int = 50
 
@@ -56,7 +59,7 @@ class Live:
         self.dead_total: int | None = None
         self.tick = 0
         self._tick_changed = asyncio.Condition()
-        self._views: dict[tuple[str, str], dict[str, Any]] = {}
+        self._views: dict[tuple[str, str], bytes] = {}
         self._views_tick = -1
 
     # --- tasks --------------------------------------------------------------------------------------
@@ -69,7 +72,7 @@ class Live:
         try:
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                if task is not stopper:
+                if task is not stopper and not stop.is_set():
                     task.result()  # a failed task's error; a finished one is a bug
                     raise RuntimeError(f"dashboard task {task.get_name()} ended early")
         finally:
@@ -154,18 +157,27 @@ class Live:
         for item in items:
             if item.source_id in texts:
                 text = texts[item.source_id]
-                item.text, item.text_missing = (text or ""), text is None
+                item.text, item.text_missing = (clip_text(text) or ""), text is None
 
-    async def view(self, channel: str, window: str) -> dict[str, Any]:
-        """What a page shows for ``channel`` over ``window``, computed once per tick for all pages alike."""
-        if window not in WINDOWS:
-            window = "15m"
-        if self._views_tick != self.tick:
-            self._views, self._views_tick = {}, self.tick
+    async def encoded_view(self, channel: str, window: str) -> bytes:
+        """:meth:`view` as JSON of at most :data:`~worker.web.message.MAX_VIEW_BYTES`, made once per tick for
+        all pages alike (up to :data:`MAX_CACHED_VIEWS` of them; a channel that does not exist is not kept)."""
+        tick = self.tick
+        if self._views_tick != tick:
+            self._views, self._views_tick = {}, tick
         key = (channel, window)
         cached = self._views.get(key)
         if cached is not None:
             return cached
+        data = encode_view(await self.view(channel, window), MAX_VIEW_BYTES)
+        if self._views_tick == tick and channel in self.board.channels and len(self._views) < MAX_CACHED_VIEWS:
+            self._views[key] = data  # (not when a tick came while the texts were looked up)
+        return data
+
+    async def view(self, channel: str, window: str) -> dict[str, Any]:
+        """What a page shows for ``channel`` over ``window`` (unbounded in bytes: see :meth:`encoded_view`)."""
+        if window not in WINDOWS:
+            window = "15m"
         now = self.clock()
         items = self.board.feed(channel, self.options.feed_size)
         await self._fill_texts(items)
@@ -175,5 +187,4 @@ class Live:
             **self.board.heat(channel, window, now),
             "feed": [item.view() for item in items], "health": self.health(),
         }
-        self._views[key] = view
         return view

@@ -95,3 +95,22 @@ def test_malformed_entries_are_counted_not_fatal() -> None:
     feed = agg.feed("a", 10)
     assert [item.labels for item in feed] == [["加油"]]
     assert agg.latency()["n"] == 1
+
+
+def test_every_string_kept_from_an_entry_is_cut_short() -> None:
+    """An output stream may hold anything: names, tags and texts are cut, labels past the cap are not kept, the
+    feed's label names are the index's own strings, and a source_id that is no entry id is never looked up."""
+    agg = Aggregator()
+    labels = [f"L{i}" + "x" * 1_000 for i in range(100)]
+    agg.add("5-0", {"source_id": "7-1", "channel": "c" * 60_000, "user": "u" * 5_000, "ts": "t" * 5_000,
+                    "text": "字" * 5_000, "labels": json.dumps(labels), "model": "m" * 5_000,
+                    "scores": json.dumps(dict.fromkeys(labels, 0.5))})
+    agg.add("6-0", {"source_id": "not an id " * 100, "channel": "c" * 60_000, "labels": "[]", "model": "m" * 300})
+    assert {len(name) for name in agg.channels} == {0, 256}
+    assert len(agg.labels.names) == 64 and {len(n) for n in agg.labels.names} == {64}
+    assert [len(tag) for tag in agg.models] == [256]
+    second, first = agg.feed("c" * 256, 2)
+    assert (len(first.user), len(first.ts), len(first.text or "")) == (256, 256, 501) and first.text.endswith("…")
+    assert len(first.labels) == 64 and all(a is b for a, b in zip(first.labels, agg.labels.names, strict=True))
+    assert first.time_ms == 7 and not first.text_missing
+    assert second.text is None and second.text_missing and len(second.source_id) == 256 and second.time_ms == 6

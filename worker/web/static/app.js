@@ -9,6 +9,21 @@
 
   function text(node, value) { node.textContent = value; return node; }
 
+  /* Text from the streams (channel and user names, comments, topics, model tags) is isolated: dir="auto" takes its
+     direction from its own first letter, and no right-to-left letter or unclosed override in it can reorder what
+     is laid out after it (style.css: unicode-bidi: isolate). */
+  function isolate(node) { node.setAttribute("dir", "auto"); return node; }
+
+  /* "a, b, c" with each part isolated. */
+  function isolatedList(node, parts) {
+    node.textContent = "";
+    parts.forEach(function (part, i) {
+      if (i) node.appendChild(document.createTextNode(", "));
+      isolate(make("bdi", "", node, part));
+    });
+    return node;
+  }
+
   var make = LTChart.make;
 
   function colorOf(label) {
@@ -21,7 +36,13 @@
     var url = "/events?channel=" + encodeURIComponent(state.channel) + "&window=" + encodeURIComponent(state.window);
     var source = new EventSource(url);
     source.onopen = function () { setStatus(true); };
-    source.onerror = function () { setStatus(false); };
+    source.onerror = function () {
+      setStatus(false);
+      // refused (503: the dashboard serves --max-clients pages at most): EventSource gives up; try again later
+      if (source.readyState === EventSource.CLOSED && state.source === source) setTimeout(function () {
+        if (state.source === source) connect();
+      }, 10000);
+    };
     source.onmessage = function (ev) { render(JSON.parse(ev.data)); };
     state.source = source;
     markButtons();
@@ -49,11 +70,13 @@
       var li = make("li", c.name === state.channel ? "selected" : "", list);
       li.setAttribute("data-channel", c.name);
       li.setAttribute("data-total", c.total);
-      make("span", "name", li, channelName(c.name));
+      isolate(make("span", "name", li, channelName(c.name)));
       make("span", "rate", li, c.rate + "/min");
       make("span", "total", li, String(c.total));
       li.addEventListener("click", function () { select(c.name); });
     });
+    var cut = view.cut ? view.cut.channels : 0;  // left out to keep the view under its size limit
+    if (cut) make("li", "more", list, "+" + cut + " more channels (too long to list)");
   }
 
   function renderHeat(view) {
@@ -66,7 +89,7 @@
     var legend = $("legend");
     legend.textContent = "";
     view.labels.forEach(function (label) {
-      var item = make("span", "chip", legend, label);
+      var item = isolate(make("span", "chip", legend, label));
       item.style.borderColor = colorOf(label);
       item.style.backgroundColor = colorOf(label) + "22";
     });
@@ -86,7 +109,7 @@
       var name = make("td", "", row);
       var dot = make("span", "dot", name);
       dot.style.backgroundColor = colorOf(label);
-      make("span", "", name, label);
+      isolate(make("span", "label", name, label));
       make("td", "num", row, String(count));
       make("td", "num", row, total ? (100 * count / total).toFixed(1) + "%" : "–");
       if (labelled && count) {
@@ -108,22 +131,24 @@
       text($("feed-state"), "paused (mouse over the feed)");
       return;
     }
-    text($("feed-state"), "newest on top");
+    var cut = view.cut ? view.cut.feed : 0;  // left out to keep the view under its size limit
+    text($("feed-state"), "newest on top" + (cut ? " · " + cut + " older ones too long to show" : ""));
     list.textContent = "";
     view.feed.forEach(function (item) {
       var li = make("li", "", list);
       li.setAttribute("data-id", item.id);
       var meta = make("div", "meta", li);
       make("span", "time", meta, LTChart.fmtClock(item.time, true));
-      if (state.channel === "") make("span", "channel", meta, item.channel);
-      if (item.user) make("span", "user", meta, item.user);
+      if (state.channel === "") isolate(make("span", "channel", meta, item.channel));
+      if (item.user) isolate(make("span", "user", meta, item.user));
       var body = make("div", item.missing ? "text missing" : "text", li,
                       item.missing ? "(text no longer in the input stream)" : item.text);
+      if (!item.missing) isolate(body);
       body.setAttribute("lang", "zh-Hant");
       var chips = make("div", "chips", li);
       if (!item.labels.length) make("span", "chip none", chips, "no topic");
       item.labels.forEach(function (label) {
-        var chip = make("span", "chip", chips, label);
+        var chip = isolate(make("span", "chip", chips, label));
         chip.setAttribute("data-label", label);
         chip.style.borderColor = colorOf(label);
         chip.style.backgroundColor = colorOf(label) + "22";
@@ -141,7 +166,7 @@
     text($("h-dead"), h.dead_per_min === null ? "–" : String(h.dead_per_min)).className = h.dead_per_min ? "bad" : "";
     text($("h-latency"), fmtMs(h.latency_ms.p50) + " / " + fmtMs(h.latency_ms.p99));
     var models = Object.keys(h.models);
-    text($("h-models"), models.length ? models.join(", ") : "–");
+    if (models.length) isolatedList($("h-models"), models); else text($("h-models"), "–");
     text($("h-ingested"), h.ingested + (h.malformed ? " (" + h.malformed + " malformed)" : ""));
   }
 
@@ -149,7 +174,7 @@
     if (view.channel !== state.channel || view.window !== state.window) return;  // an old stream's message
     state.view = view;
     text($("channel-title"), channelName(view.channel));
-    document.title = "livetopic · " + channelName(view.channel);
+    document.title = "livetopic · \u2068" + channelName(view.channel) + "\u2069";  // FIRST STRONG ISOLATE … POP
     renderChannels(view);
     renderHeat(view);
     renderShares(view);

@@ -134,7 +134,7 @@
         cursor.setAttribute("visibility", "visible");
         while (lines.firstChild) lines.removeChild(lines.firstChild);
         var rows = [(g.offset ? fmtOffset(at) : fmtClock(at, true))].concat(series.map(function (s) {
-          return s.name + "  " + fmtNumber(s.values[i]) + g.unit;
+          return "\u2068" + s.name + "\u2069  " + fmtNumber(s.values[i]) + g.unit;  // the name isolated (FSI … PDI)
         }));
         rows.forEach(function (row, r) {
           el("tspan", {x: 8, dy: r === 0 ? 16 : 15}, lines).textContent = row;

@@ -85,10 +85,13 @@
       var ol = make("ol", "", item);
       peak.top.forEach(function (c) {
         var li = make("li", "", ol);
-        make("span", "text", li, c.text);
-        var meta = LTChart.fmtOffset(c.offset) + (c.user ? " · " + c.user : "") +
-                   (c.score === null || c.score === undefined ? "" : " · " + c.score.toFixed(2));
-        make("span", "muted", li, " " + meta);
+        make("span", "text", li, c.text).setAttribute("dir", "auto");  // isolated: report.css
+        var meta = make("span", "muted", li, " " + LTChart.fmtOffset(c.offset));
+        if (c.user) {
+          meta.appendChild(document.createTextNode(" · "));
+          make("bdi", "user", meta, c.user);
+        }
+        if (c.score !== null && c.score !== undefined) meta.appendChild(document.createTextNode(" · " + c.score.toFixed(2)));
       });
     });
   }
