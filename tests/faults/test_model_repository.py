@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 import redis
 
-from worker.errors import LivetopicError
+from worker.errors import LivetopicError, ModelError
 from worker.model import onnx_export
+from worker.model.contents import sha256_of
 from worker.model.load import load_model
 from worker.model.untrained import init_version
 from worker.service.metrics import Metrics
@@ -166,37 +167,48 @@ def temp_root() -> Path:
     return Path(tempfile.gettempdir()) / f"livetopic-onnx-{os.getuid()}"
 
 
-@pytest.mark.parametrize("planting", ["foreign-directory", "world-writable-directory", "replaced-graph",
-                                      "graph-without-record"])
+# how a graph is planted → why its directory is refused (None: the directory is trusted, the graph is checked)
+PLANTINGS = {"foreign-directory": "not owned by this user", "world-writable-directory": "writable by every user",
+             "replaced-graph": None, "graph-without-record": None}
+
+
+@pytest.mark.parametrize("planting", PLANTINGS)
 def test_a_planted_graph_is_never_served(read_only_version: Path, tmp_path: Path, planting: str,
                                          monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A valid graph of another network at the path a worker looks its graph up in the temporary directory (the
+    only place it can write here): never served. A directory someone else could write is not used at all (here
+    nowhere else is left, so ONNX Runtime is refused and ``auto`` serves PyTorch); a graph whose sha256 is not
+    the one recorded when this user exported it is exported again."""
     vdir = read_only_version
     reference = load_model(vdir, device="cpu", dtype="float32", backend="torch", smoke_test=False)
     expected = reference.predict_texts(TEXTS[:8])
     graph = temp_root() / f"model-float32-{onnx_export.cache_key(vdir, 'float32')}.onnx"
     planted = planted_graph(tmp_path)
-    if planting == "replaced-graph":  # a graph this worker exported, replaced afterwards
+    if planting == "replaced-graph":  # a graph this user exported, replaced afterwards
         assert onnx_export.onnx_graph(vdir, "float32") == graph
         graph.write_bytes(planted)
     else:
-        graph.parent.mkdir(mode=0o777 if planting == "world-writable-directory" else 0o700)
-        graph.parent.chmod(0o777 if planting == "world-writable-directory" else 0o700)
+        mode = 0o777 if planting == "world-writable-directory" else 0o700
+        graph.parent.mkdir()
+        graph.parent.chmod(mode)
         graph.write_bytes(planted)
         if planting == "foreign-directory":  # as if another user made it: this process is someone else
             monkeypatch.setattr(os, "geteuid", lambda: graph.parent.stat().st_uid + 1)
+    refusal = PLANTINGS[planting]
     with caplog.at_level(logging.INFO, logger="worker"):
-        try:
+        if refusal is not None:
+            with pytest.raises(ModelError, match=refusal):
+                load_model(vdir, device="cpu", dtype="float32", backend="onnxruntime")
+            model = load_model(vdir, device="cpu", dtype="float32")  # auto: served by PyTorch instead
+            assert model.backend_name == "torch"
+        else:
             model = load_model(vdir, device="cpu", dtype="float32", backend="onnxruntime")
-            got = model.predict_texts(TEXTS[:8])
-            assert np.abs(got - expected).max() < 1e-5  # the version's own scores, not the planted graph's
-            assert model.backend.graph.read_bytes() != planted
-        except LivetopicError as exc:  # nowhere trusted to export: refused, never served
-            assert planting == "foreign-directory", exc
-            assert "not owned by this user" in str(exc)
+            assert model.backend.graph == graph and graph.read_bytes() != planted  # exported again, in its place
+            assert onnx_export.recorded_sha256(graph, vdir) == sha256_of(graph)
+    assert np.abs(model.predict_texts(TEXTS[:8]) - expected).max() < 1e-5  # the version's scores, not the plant's
     said = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
     assert str(graph.parent) in said or str(graph) in said, said
-    if planting in ("replaced-graph", "graph-without-record"):
-        assert "sha256" in said
+    assert (refusal or "sha256") in said, said
 
 
 def test_the_cache_directory_is_created_private(read_only_version: Path) -> None:
