@@ -229,3 +229,19 @@ def test_the_cache_directory_is_created_private(read_only_version: Path) -> None
     graph = onnx_export.onnx_graph(read_only_version, "float32")
     assert graph.parent == temp_root()
     assert stat.S_IMODE(graph.parent.stat().st_mode) == 0o700
+
+
+async def test_a_pinned_version_still_being_copied_is_waited_for(repo: Path, pool: ThreadPoolExecutor) -> None:
+    republish(repo, repo / "1")
+    weights = (repo / "2" / "model.safetensors").read_bytes()
+    (repo / "2" / "model.safetensors").write_bytes(weights[:100])  # the copy has not finished
+    watcher = watcher_of(repo, pool, Metrics())
+    task = asyncio.create_task(watcher.first_model(2, asyncio.Event(), pool))
+    async with asyncio.timeout(30):
+        while watcher.waiting is None or "incomplete" not in watcher.waiting:
+            assert not task.done(), task.result()
+            await asyncio.sleep(0.05)
+    (repo / "2" / "model.safetensors").write_bytes(weights)
+    watcher.poke()
+    model = await asyncio.wait_for(task, 30)
+    assert model is not None and model.version == 2 and watcher.waiting is None
