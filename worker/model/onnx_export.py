@@ -86,13 +86,13 @@ class _Untrusted(Exception):
     """A cache directory whose graphs could have been written by someone else."""
 
 
-def _check_trusted(root: Path, model_dir: Path) -> bool:
+def _check_trusted(root: Path, model_dir: Path) -> None:
     """Raise :class:`_Untrusted` (saying why) unless graphs in ``root`` can only come from this user (or, beside
-    the version, from whoever may write the version); False when ``root`` does not exist yet."""
+    the version, from whoever may write the version); a ``root`` not made yet is fine."""
     try:
         st = os.lstat(root)
     except FileNotFoundError:
-        return False
+        return
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         raise _Untrusted("a symlink (its graphs could come from anywhere)" if stat.S_ISLNK(st.st_mode)
                          else "not a directory")
@@ -104,13 +104,12 @@ def _check_trusted(root: Path, model_dir: Path) -> bool:
             raise _Untrusted(f"not owned by this user (uid {me}) but by uid {st.st_uid}")
         if st.st_mode & stat.S_IWGRP:
             raise _Untrusted(f"writable by its group (mode {stat.S_IMODE(st.st_mode):o})")
-        return True
+        return
     version = os.stat(model_dir)
     if st.st_uid not in (me, version.st_uid):
         raise _Untrusted(f"not owned by this user (uid {me}) or the version's owner but by uid {st.st_uid}")
     if st.st_mode & stat.S_IWGRP and not (version.st_mode & stat.S_IWGRP and version.st_gid == st.st_gid):
         raise _Untrusted(f"writable by group {st.st_gid}, which cannot write the version")
-    return True
 
 
 def _trusted_roots(model_dir: Path) -> tuple[list[Path], list[str]]:
