@@ -1,6 +1,7 @@
 """Chaos soak: push N comments through two worker processes while workers are killed with SIGKILL,
-redis-server (appendonly) is restarted, Redis sits at its memory limit for a while, and the output key is
-replaced by a string (the workers stop with the reason and are started again), then check the promise: every
+redis-server (appendonly) is restarted, Redis sits at its memory limit for a while, the output key is
+replaced by a string (the workers stop with the reason and are started again), and a broken newest model version is
+published (a worker restarted then starts on the version before it), then check the promise: every
 comment pushed comes out exactly once, classified or dead-lettered, nothing is left pending, and Redis's memory
 never went more than MEMORY_TOLERANCE_B over its limit.
 
@@ -30,6 +31,7 @@ from typing import Any
 import redis
 
 from worker.inputs import read_records
+from worker.model.repository import MANIFEST_NAME, publish_version, read_manifest
 from worker.model.untrained import init_version
 from worker.tools.embedded import EmbeddedRedis
 from worker.tools.process import WorkerProcess, child_env
@@ -242,6 +244,31 @@ class Soak:
         self.workers = [self._new_worker(), self._new_worker()]
         self.note(wrong_type_exits=[2, 2])
 
+    def broken_version(self) -> None:
+        """A newest version that does not load (its weights are not safetensors; published atomically): the
+        workers keep serving theirs, and one restarted now (SIGTERM, then a new one, as a rolling update does)
+        starts on the version before it and says what it skipped, instead of exiting 2 at every start."""
+        self.wait_serving()
+        source = self.repo / "1"
+
+        def write(out: Path) -> None:
+            for item in source.iterdir():
+                if item.is_file() and item.name != MANIFEST_NAME:
+                    (out / item.name).write_bytes(item.read_bytes())
+            (out / "model.safetensors").write_bytes(b"not a safetensors file")
+
+        number = publish_version(self.repo, write, read_manifest(source))
+        old = self.workers[0]
+        old.popen.send_signal(signal.SIGTERM)
+        self.retired[old.name] = old.popen.wait(timeout=60)
+        new = self.workers[0] = self._new_worker()
+        self.wait_serving()
+        skipped = new.metric('livetopic_model_versions_skipped{reason="failed"}')
+        if self.retired[old.name] != 0 or skipped != 1:
+            raise RuntimeError(f"{old.name} exited {self.retired[old.name]}; {new.name} skipped {skipped} failed "
+                               f"version(s):\n{new.log_tail()}")
+        self.note(broken_version=number, restarted=old.name, replacement=new.name, skipped=int(skipped))
+
     def finish(self, total: int, timeout_s: float) -> None:
         self.wait_serving()  # a replacement may still be starting (and creating the group); a signal before its
         # handlers are installed would kill it
@@ -264,19 +291,21 @@ class Soak:
 
 
 def _plan(push_s: float, kills: int, restarts: int, ooms: int, wrong_types: int,
-          group_losses: int) -> list[tuple[float, str]]:
-    """Chaos events spread evenly over the push, interleaved (a lost group and the wrong key type early, while
-    comments still come: a backlog must grow while the workers are down, and the wrong key type stops the
-    workers only when they publish)."""
+          group_losses: int = 0, broken_versions: int = 0) -> list[tuple[float, str]]:
+    """Chaos events spread evenly over the push, interleaved (a lost group, a broken version and the wrong key
+    type early, while comments still come: a backlog must grow while the workers are down, and the wrong key
+    type stops the workers only when they publish)."""
     def spread(n: int, what: str, shift: float) -> list[tuple[float, str]]:
         return [(push_s * (k + shift) / (n + 1), what) for k in range(n)]
 
     return sorted([*spread(kills, "kill", 1.0), *spread(restarts, "restart", 0.6), *spread(ooms, "oom", 0.8),
-                   *spread(wrong_types, "wrong_type", 0.4), *spread(group_losses, "group_lost", 0.2)])
+                   *spread(wrong_types, "wrong_type", 0.4), *spread(group_losses, "group_lost", 0.2),
+                   *spread(broken_versions, "broken_version", 0.3)])
 
 
 def run_soak(n: int, source: Path, workdir: Path, *, kills: int = 3, restarts: int = 1, ooms: int = 1,
-             wrong_types: int = 1, group_losses: int = 1, rate: float | None = None, timeout_s: float = 600,
+             wrong_types: int = 1, group_losses: int = 1, broken_versions: int = 0, rate: float | None = None,
+             timeout_s: float = 600,
              log: Any = None) -> dict[str, Any]:
     """Run the soak in ``workdir``; returns the summary (``ok`` says whether the promise held)."""
     say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -296,7 +325,8 @@ def run_soak(n: int, source: Path, workdir: Path, *, kills: int = 3, restarts: i
     soak = Soak(server, repo, logs, say)
     summary: dict[str, Any] = {"n": n, "source": str(source), "kills": kills, "redis_restarts": restarts,
                                "out_of_memory_phases": ooms, "wrong_type_phases": wrong_types,
-                               "group_losses": group_losses, "rate": rate}
+                               "group_losses": group_losses, "broken_version_phases": broken_versions,
+                               "rate": rate}
     push: Proc | None = None
     try:
         soak.start()
@@ -305,14 +335,14 @@ def run_soak(n: int, source: Path, workdir: Path, *, kills: int = 3, restarts: i
         push = start_push(server.url, source, n, rate, logs)
         soak.t0 = time.monotonic()
         victim = 0
-        for at, what in _plan(n / rate, kills, restarts, ooms, wrong_types, group_losses):
+        for at, what in _plan(n / rate, kills, restarts, ooms, wrong_types, group_losses, broken_versions):
             time.sleep(max(0.0, soak.t0 + at - time.monotonic()))
             if what == "kill":
                 soak.kill(victim)
                 victim += 1
             else:
                 {"restart": soak.restart_redis, "oom": soak.out_of_memory, "wrong_type": soak.wrong_type,
-                 "group_lost": soak.lose_group}[what]()
+                 "group_lost": soak.lose_group, "broken_version": soak.broken_version}[what]()
         summary["push_exit"] = push.popen.wait(timeout=max(120.0, n / rate * 3))
         if summary["push_exit"] != 0:
             raise RuntimeError(f"push exited with {summary['push_exit']}:\n{push.tail()}")
@@ -359,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="phases with the output key replaced by a string (the workers stop; started again)")
     parser.add_argument("--group-losses", type=int, default=1,
                         help="phases with the workers stopped and the consumer group destroyed (a backlog waiting)")
+    parser.add_argument("--broken-versions", type=int, default=1,
+                        help="phases with a broken newest model version published (a worker restarted meanwhile)")
     parser.add_argument("--rate", type=float, help="comments per second (default: about 40 s of pushing)")
     parser.add_argument("--workdir", type=Path, help="keep redis data, model and logs here (default: temporary)")
     parser.add_argument("--timeout-s", type=float, default=600, help="give up waiting for results after this")
@@ -369,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livetopic-soak-")))
         summary = run_soak(args.n, args.source, workdir, kills=args.kills, restarts=args.restarts, ooms=args.ooms,
-                           wrong_types=args.wrong_types, group_losses=args.group_losses, rate=args.rate,
+                           wrong_types=args.wrong_types, group_losses=args.group_losses,
+                           broken_versions=args.broken_versions, rate=args.rate,
                            timeout_s=args.timeout_s)
         if not summary["ok"]:
             summary["logs"] = str(workdir / "logs") if args.workdir else "(pass --workdir to keep the logs)"

@@ -6,15 +6,18 @@ import asyncio
 import shutil
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
 from worker.inputs import read_records
 from worker.model.repository import MANIFEST_NAME, publish_version, read_manifest
 from worker.model.untrained import init_version
+from worker.service.worker import Worker
 from worker.streams.producer import StreamProducer
 from worker.tools.embedded import EmbeddedRedis
 
 from ..conftest import LABELS, SAMPLE
+from ..versions import strip_file_list
 from .helpers import entries, make_worker
 
 
@@ -122,6 +125,66 @@ async def test_pinned_version_is_not_reloaded(redis_server: EmbeddedRedis, redis
                 await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
         assert worker.model.version == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def skipped(worker: Worker) -> dict[str, float]:
+    """``livetopic_model_versions_skipped`` by reason."""
+    return {s.labels["reason"]: s.value for family in worker.registry.collect()
+            if family.name == "livetopic_model_versions_skipped" for s in family.samples}
+
+
+@pytest.mark.parametrize("file_list", [True, False], ids=["manifest-lists-files", "manifest-without-file-list"])
+async def test_a_version_copied_manifest_first_is_served_once_complete(redis_server: EmbeddedRedis,
+                                                                        tiny_repo: Path, tmp_path: Path,
+                                                                        file_list: bool) -> None:
+    """A copy that breaks the manifest-last contract (``cp``, ``rsync`` and ``kubectl cp`` choose their own order):
+    the version is not served while its files are missing, and is served (hot reload) once they are all there.
+    With the file list its manifest carries, it is skipped as incomplete without being loaded; without one (a
+    version published before manifests listed their files), loading it fails and it is tried again when any of
+    its files changes."""
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_repo, repo, ignore=shutil.ignore_patterns(".onnx"))
+    staging = tmp_path / "staging"
+    texts = SAMPLE.read_text(encoding="utf-8").splitlines()
+    await asyncio.to_thread(init_version, staging, preset="tiny", labels=LABELS, texts=texts, name="tiny", seed=2)
+    source = staging / "1"
+    if not file_list:
+        strip_file_list(source)
+    worker = make_worker(redis_server.url, repo, reload_interval_s=0.2, backend="torch", dtype="float32")
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+
+    async def wait_for(predicate, what: str) -> None:  # type: ignore[no-untyped-def]
+        async with asyncio.timeout(30):
+            while not predicate():
+                if task.done():
+                    task.result()
+                    raise AssertionError(f"worker stopped while waiting for {what}")
+                await asyncio.sleep(0.05)
+
+    try:
+        await wait_for(lambda: worker.readiness()[0], "ready on version 1")
+        target = repo / "2"
+        target.mkdir()
+        shutil.copy(source / MANIFEST_NAME, target / MANIFEST_NAME)  # the manifest first
+        worker.poke_reload()
+        if file_list:
+            await wait_for(lambda: skipped(worker).get("incomplete") == 1, "version 2 skipped as incomplete")
+        else:
+            await wait_for(lambda: worker.metrics.reloads.labels(result="failed")._value.get() == 1,
+                           "version 2 refused")
+        assert worker.model is not None and worker.model.version == 1
+        for item in sorted(source.iterdir()):  # then the rest, one file after another
+            if item.name != MANIFEST_NAME and item.is_file():
+                shutil.copy(item, target / item.name)
+                worker.poke_reload()
+                await asyncio.sleep(0.1)
+        await wait_for(lambda: worker.model is not None and worker.model.version == 2, "version 2 served")
+        assert set(skipped(worker).values()) == {0}
+        assert worker.metrics.reloads.labels(result="ok")._value.get() == 1
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)

@@ -9,12 +9,13 @@ from pathlib import Path
 
 from ..errors import ModelError, RepositoryError
 from .backends.base import Backend
+from .contents import check_complete, check_inside, check_intact
 from .precision import Engine, engine_threads, resolve_engine
 from .repository import MANIFEST_NAME, Manifest, read_manifest, resolve_version
 from .runtime import LoadedModel
 from .tokenizer import load_tokenizer
 
-__all__ = ["check_files", "load_backend", "load_model", "load_version", "locate_model"]
+__all__ = ["check_files", "check_version", "load_backend", "load_model", "load_version", "locate_model"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,16 @@ def check_files(model_dir: Path) -> None:
         raise ModelError(f"{model_dir}: {found}; livetopic loads safetensors only")
     if not any((model_dir / name).is_file() for name in _TOKENIZER_FILES):
         raise ModelError(f"{model_dir}: tokenizer files missing (expected one of {', '.join(_TOKENIZER_FILES)})")
+
+
+def check_version(model_dir: Path, manifest: Manifest, number: int) -> None:
+    """A version of a repository (``number`` > 0) stays inside it; the files its manifest lists are all there with
+    their sizes, then with their sha256 (cheap checks first)."""
+    if number > 0:
+        check_inside(model_dir, model_dir.parent)
+    if manifest.files:
+        check_complete(model_dir, manifest.files)
+        check_intact(model_dir, manifest.files)
 
 
 def check_labels(model_dir: Path, manifest: Manifest, id2label: dict[int, str], num_labels: int) -> None:
@@ -98,6 +109,7 @@ def _backend(model_dir: Path, manifest: Manifest, device: str, dtype: str, backe
 def load_version(model_dir: Path, manifest: Manifest, number: int, *, device: str = "auto", dtype: str = "auto",
                  backend: str = "auto", compile: bool = False) -> LoadedModel:
     """Load the version in ``model_dir`` as ``manifest`` describes it (no smoke test)."""
+    check_version(model_dir, manifest, number)
     check_files(model_dir)
     tokenizer = load_tokenizer(model_dir)
     network = _backend(model_dir, manifest, device, dtype, backend, compile)

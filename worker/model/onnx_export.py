@@ -7,9 +7,23 @@ other work, so rough), quantising first was faster at batches of 128 in both of 
 
 The graph is cached beside the version (``REPO/<n>/.onnx/``) under a name that holds a hash of the weights
 and config and the versions of the exporter, onnx and ONNX Runtime, so a changed file or library makes a new
-export and never serves a stale one. Files are written to a temporary name and renamed (readers never see half
-a graph; two workers exporting at once both write the same bytes). A worker that cannot write the repository
-uses the user's cache directory, then the system's temporary directory.
+export and never serves a stale one. A worker that cannot write the repository uses the user's cache directory,
+then the system's temporary directory.
+
+A cached graph is served only once verified, because whoever can write a cache directory decides what a worker
+serves:
+
+- **Trusted places.** The user's cache and the temporary directory are created 0700 and used only while they are
+  real directories (not symlinks) owned by this user that no one else can write; beside the version, the folder
+  may belong to the version's owner too (the trainer leaves graphs there), and no one may write it who cannot
+  write the version. Any other is ignored with a WARNING saying why (a planted ``/tmp/livetopic-onnx-<uid>``).
+- **A recorded sha256.** An export writes ``<graph>.sha256`` before it renames the graph into place; a graph is
+  served only when it has that sha256 (else the one the version's manifest lists for it: a graph published with
+  the version). A graph without a record, or with another sha256, is never served: WARNING, exported again.
+
+Files are written to a temporary name and renamed (readers never see half a graph). Two workers exporting at
+once write the same bytes; if an export were not reproducible, the loser's record would not match the winner's
+graph and the next worker would export again (never serve it).
 """
 
 from __future__ import annotations
@@ -18,6 +32,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -26,13 +41,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
+from ..errors import ModelError, RepositoryError
+from .contents import CACHE_DIR, sha256_of
+from .repository import read_manifest
 
-__all__ = ["ONNX_DIR", "cache_key", "cache_roots", "onnx_graph"]
+__all__ = ["ONNX_DIR", "cache_key", "cache_roots", "onnx_graph", "recorded_sha256"]
 
 log = logging.getLogger(__name__)
 
-ONNX_DIR = ".onnx"  # beside the weights, inside the version directory
+ONNX_DIR = CACHE_DIR  # beside the weights, inside the version directory
+RECORD_SUFFIX = ".sha256"
 _RECIPE = "1"  # bump when the steps below change what they write
 _OPSET = 17
 
@@ -64,34 +82,125 @@ def cache_roots(model_dir: Path) -> list[Path]:
     return [model_dir / ONNX_DIR, user, Path(tempfile.gettempdir()) / f"livetopic-onnx-{os.getuid()}"]
 
 
+class _Untrusted(Exception):
+    """A cache directory whose graphs could have been written by someone else."""
+
+
+def _check_trusted(root: Path, model_dir: Path) -> None:
+    """Raise :class:`_Untrusted` (saying why) unless graphs in ``root`` can only come from this user (or, beside
+    the version, from whoever may write the version); a ``root`` not made yet is fine."""
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise _Untrusted("a symlink (its graphs could come from anywhere)" if stat.S_ISLNK(st.st_mode)
+                         else "not a directory")
+    me = os.geteuid()
+    if st.st_mode & stat.S_IWOTH:
+        raise _Untrusted(f"writable by every user (mode {stat.S_IMODE(st.st_mode):o})")
+    if root != model_dir / ONNX_DIR:
+        if st.st_uid != me:
+            raise _Untrusted(f"not owned by this user (uid {me}) but by uid {st.st_uid}")
+        if st.st_mode & stat.S_IWGRP:
+            raise _Untrusted(f"writable by its group (mode {stat.S_IMODE(st.st_mode):o})")
+        return
+    version = os.stat(model_dir)
+    if st.st_uid not in (me, version.st_uid):
+        raise _Untrusted(f"not owned by this user (uid {me}) or the version's owner but by uid {st.st_uid}")
+    if st.st_mode & stat.S_IWGRP and not (version.st_mode & stat.S_IWGRP and version.st_gid == st.st_gid):
+        raise _Untrusted(f"writable by group {st.st_gid}, which cannot write the version")
+
+
+def _trusted_roots(model_dir: Path) -> tuple[list[Path], list[str]]:
+    """(the cache places to use, in order; why the others are not used)."""
+    roots, problems = [], []
+    for root in cache_roots(model_dir):
+        try:
+            _check_trusted(root, model_dir)
+        except _Untrusted as exc:
+            log.warning("not using the ONNX cache %s: %s", root, exc)
+            problems.append(f"{root}: {exc}")
+            continue
+        except OSError as exc:
+            problems.append(f"{root}: {exc}")
+            continue
+        roots.append(root)
+    return roots, problems
+
+
+def recorded_sha256(graph: Path, model_dir: Path) -> str | None:
+    """The sha256 recorded for ``graph``: its ``.sha256`` record, else (a graph published inside the version)
+    the one the version's manifest lists; None when there is neither."""
+    try:
+        recorded = graph.with_name(graph.name + RECORD_SUFFIX).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        recorded = ""
+    if len(recorded) == 64 and all(c in "0123456789abcdef" for c in recorded):
+        return recorded
+    if graph.parent != model_dir / ONNX_DIR:
+        return None
+    try:
+        listed = read_manifest(model_dir).files.get(f"{ONNX_DIR}/{graph.name}")
+    except RepositoryError:
+        return None
+    return listed.sha256 if listed else None
+
+
+def _verified(graph: Path, model_dir: Path) -> bool:
+    """Whether the cached ``graph`` has the sha256 recorded when it was written (a WARNING when not)."""
+    expected = recorded_sha256(graph, model_dir)
+    if expected is None:
+        log.warning("%s: no sha256 recorded for this ONNX graph (written by an older livetopic, or not by "
+                    "livetopic): not served; exporting again", graph)
+        return False
+    actual = sha256_of(graph)
+    if actual != expected:
+        log.warning("%s: this ONNX graph's sha256 %s... is not the %s... recorded when it was written (changed "
+                    "since, or planted): not served; exporting again", graph, actual[:16], expected[:16])
+        return False
+    return True
+
+
 def onnx_graph(model_dir: Path, dtype: str) -> Path:
     """The ONNX graph of the version in ``model_dir`` for ONNX Runtime in ``dtype`` (float32 or int8): a cached
-    one, or exported now (seconds to a minute for a bert-base-sized model)."""
+    one that is verified, or exported now (seconds to a minute for a bert-base-sized model)."""
     if dtype not in ("float32", "int8"):
         raise ModelError(f"ONNX Runtime runs float32 and int8 here, not {dtype}")
     try:
         name = f"model-{dtype}-{cache_key(model_dir, dtype)}.onnx"
     except OSError as exc:
         raise ModelError(f"{model_dir}: cannot read the weights: {exc}") from exc
-    roots = cache_roots(model_dir)
-    for root in roots:
-        if (root / name).is_file():
-            return root / name
-    problems = []
+    roots, problems = _trusted_roots(model_dir)
     for root in roots:
         try:
-            root.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(prefix=".export-", dir=root) as work:
-                started = time.perf_counter()
-                built = _build(model_dir, dtype, Path(work))
-                os.replace(built, root / name)
-            log.info("exported %s to ONNX (%s) in %.1f s: %s", model_dir, dtype, time.perf_counter() - started,
-                     root / name)
-            return root / name
-        except OSError as exc:  # read-only, not ours, full…: try the next place
+            if (root / name).is_file() and _verified(root / name, model_dir):
+                return root / name
+        except OSError as exc:
+            log.warning("%s: cannot read the cached ONNX graph (%s); exporting again", root / name, exc)
+    for root in roots:
+        try:
+            return _export_into(root, name, model_dir, dtype)
+        except (OSError, _Untrusted) as exc:  # read-only, full, not ours…: try the next place
             log.info("cannot write the ONNX export to %s (%s); trying the next place", root, exc)
             problems.append(f"{root}: {exc}")
     raise ModelError(f"{model_dir}: nowhere to write the ONNX export: {'; '.join(problems)}")
+
+
+def _export_into(root: Path, name: str, model_dir: Path, dtype: str) -> Path:
+    """Export into ``root`` (created private: 0700, or 0755 beside the version, and checked again once made):
+    the record of the graph's sha256 first, then the graph, each renamed into place."""
+    root.mkdir(parents=True, exist_ok=True, mode=0o755 if root == model_dir / ONNX_DIR else 0o700)
+    _check_trusted(root, model_dir)  # made by someone else between the look and the mkdir
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=root) as work:
+        started = time.perf_counter()
+        built = _build(model_dir, dtype, Path(work))
+        record = Path(work) / "record"
+        record.write_text(sha256_of(built) + "\n", encoding="ascii")
+        os.replace(record, root / (name + RECORD_SUFFIX))
+        os.replace(built, root / name)
+    log.info("exported %s to ONNX (%s) in %.1f s: %s", model_dir, dtype, time.perf_counter() - started, root / name)
+    return root / name
 
 
 def _build(model_dir: Path, dtype: str, work: Path) -> Path:

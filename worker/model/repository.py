@@ -1,8 +1,10 @@
 """The model repository on disk: ``REPO/1/``, ``REPO/2/``… each a Hugging Face directory plus a
 ``livetopic.json`` manifest written last. This module is the only writer of that layout.
 
-A version is *complete* when its manifest exists and parses; half-written versions (still in a
-``.tmp-*`` directory, or renamed but without manifest) are invisible to readers.
+A version is *complete* when its manifest exists and parses and every file it lists is there with its size
+(:mod:`.contents`); half-written versions (still in a ``.tmp-*`` directory, or renamed but without manifest) are
+invisible to readers. A copy that writes the manifest before the files (``cp -r``, ``rsync``, ``kubectl cp``
+choose their own order) breaks that contract: such a version is seen as incomplete until its last file lands.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..errors import RepositoryError
 from ..text import Mode, Preprocessor
+from .contents import FileRecord, record_files
 
 __all__ = [
     "MANIFEST_NAME",
@@ -68,6 +71,10 @@ class Manifest(BaseModel):
     # A version whose label set differs from the one it replaces is refused by running workers unless this
     # says the change is intended (``livetopic train --change-labels``).
     labels_change_intended: bool = False
+    # Every file published with the version (relative path → size and sha256), the ``.onnx/`` graphs included:
+    # a worker serves the version once all are there (complete) and each has its sha256 (intact). Empty in
+    # manifests of versions published before the list existed.
+    files: dict[str, FileRecord] = Field(default_factory=dict)
     created_at: float = Field(default_factory=time.time)
 
     @model_validator(mode="after")
@@ -175,8 +182,8 @@ def publish_version(repo: Path | str, write: Callable[[Path], None], manifest: M
     """Publish the next version of ``repo`` atomically and return its number.
 
     ``write(tmpdir)`` saves the Hugging Face files (safetensors weights, config, tokenizer). They are
-    fsynced, the directory is renamed to ``REPO/<n>`` and the manifest is written last (itself via a
-    temporary file and rename), so readers never see a half-written version.
+    fsynced and listed in the manifest (size, sha256), the directory is renamed to ``REPO/<n>`` and the manifest
+    is written last (itself via a temporary file and rename), so readers never see a half-written version.
     """
     repo = Path(repo)
     repo.mkdir(parents=True, exist_ok=True)
@@ -187,6 +194,7 @@ def publish_version(repo: Path | str, write: Callable[[Path], None], manifest: M
             raise RepositoryError("refusing to publish pickle weights; save with safetensors")
         _make_readable(tmp)
         _fsync_tree(tmp)
+        files = record_files(tmp)
         for _attempt in range(100):
             existing = [n for n, _ in _version_dirs(repo)]
             number = (existing[-1] if existing else 0) + 1
@@ -200,7 +208,7 @@ def publish_version(repo: Path | str, write: Callable[[Path], None], manifest: M
         else:  # pragma: no cover - needs 100 concurrent publishers
             raise RepositoryError(f"{repo}: could not reserve a version number")
         _fsync_dir(repo)
-        final = manifest.model_copy(update={"version": number})
+        final = manifest.model_copy(update={"version": number, "files": files})
         tmp_manifest = target / (MANIFEST_NAME + ".tmp")
         with open(tmp_manifest, "w", encoding="utf-8") as fh:
             fh.write(final.model_dump_json(indent=2))

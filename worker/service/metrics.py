@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 from ..wire import entry_time_ms
 from .batcher import FLUSH_REASONS
 
-__all__ = ["Metrics", "StreamGauges"]
+__all__ = ["SKIP_REASONS", "Metrics", "StreamGauges"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Waiting in the stream: milliseconds when workers keep up, minutes under a backlog.
@@ -21,6 +21,8 @@ _QUEUE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 _BATCH_WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 _TOKEN_BUCKETS = (16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+# Why a version newer than the one served is not served (livetopic_model_versions_skipped{reason}).
+SKIP_REASONS = ("incomplete", "failed", "refused", "outside")
 
 
 class StreamGauges(Collector):
@@ -96,6 +98,12 @@ class Metrics:
                               ["label", "channel"], registry=r)
         self.reloads = Counter("livetopic_model_reloads", "Model reload attempts, by result.", ["result"],
                                registry=r)
+        self.versions_skipped = Gauge("livetopic_model_versions_skipped", "Versions of the model repository newer "
+                                      "than the one served that this worker does not serve, by why: incomplete "
+                                      "(files its manifest lists missing or of another size), failed (does not "
+                                      "load or validate), refused (changes the labels unannounced), outside (a "
+                                      "symlink out of the repository). All 0 while it serves the newest.",
+                                      ["reason"], registry=r)
         self.redis_errors = Counter("livetopic_redis_errors", "Redis command failures (retried).", registry=r)
         self.reclaimed = Counter("livetopic_reclaimed", "Entries reclaimed from other consumers.", registry=r)
         self.duplicates_suppressed = Counter("livetopic_duplicates_suppressed", "Results not published because "
@@ -124,11 +132,17 @@ class Metrics:
             self.batch_flushes.labels(reason=reason)
         for reason in ("behind", "lost"):
             self.group_moved.labels(reason=reason)
+        self.set_skipped({})
 
     def set_model(self, name: str, version: int, device: str, dtype: str, backend: str) -> None:
         self.model_info.clear()
         self.model_info.labels(name=name, version=str(version), device=device, dtype=dtype,
                                backend=backend).set(1)
+
+    def set_skipped(self, counts: Mapping[str, int]) -> None:
+        """``livetopic_model_versions_skipped``: how many newer versions are skipped, by reason."""
+        for reason in SKIP_REASONS:
+            self.versions_skipped.labels(reason=reason).set(counts.get(reason, 0))
 
     def channel_label(self, channel: str | None) -> str:
         """The ``channel`` label value for a comment's channel: bounded by the allowlist."""

@@ -4,6 +4,7 @@ the export where the repository cannot be written."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -150,3 +151,50 @@ def test_a_model_is_freed_without_the_cyclic_collector(tiny_repo: Path, backend:
         assert [r() for r in refs] == [None, None]
     finally:
         gc.enable()
+
+
+def test_the_versions_graph_folder_is_trusted_as_far_as_the_version(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beside the version, the graph folder may be the version owner's (the trainer's), but no one may write it
+    who cannot write the version: else it is not used."""
+    init_version(tmp_path / "repo", preset="tiny", labels=LABELS, texts=TEXTS, name="t")
+    vdir = tmp_path / "repo" / "1"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    graph = onnx_export.onnx_graph(vdir, "float32")
+    assert graph.parent == vdir / onnx_export.ONNX_DIR
+    (vdir / onnx_export.ONNX_DIR).chmod(0o775)  # its group may write it, not the version
+    assert onnx_export.onnx_graph(vdir, "float32").parent == tmp_path / "cache" / "livetopic" / "onnx"
+    vdir.chmod(0o775)  # now that group may write the version as well
+    assert onnx_export.onnx_graph(vdir, "float32") == graph
+
+
+def test_a_graph_published_with_the_version_is_checked_against_its_manifest(tmp_path: Path,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """A graph inside the version that the manifest lists (published with it) is served as it is when it has the
+    listed sha256, without an export; changed, it is exported again and never served."""
+    from worker.model.repository import publish_version, read_manifest
+
+    init_version(tmp_path / "staging", preset="tiny", labels=LABELS, texts=TEXTS, name="p")
+    staged = tmp_path / "staging" / "1"
+    made = onnx_export.onnx_graph(staged, "float32")
+    made.with_name(made.name + onnx_export.RECORD_SUFFIX).unlink()  # only the manifest will record it
+
+    def write(out: Path) -> None:
+        for item in staged.rglob("*"):
+            if item.is_file() and item.name != "livetopic.json":
+                (out / item.relative_to(staged)).parent.mkdir(exist_ok=True)
+                (out / item.relative_to(staged)).write_bytes(item.read_bytes())
+
+    repo = tmp_path / "repo"
+    publish_version(repo, write, read_manifest(staged))
+    graph = repo / "1" / onnx_export.ONNX_DIR / made.name
+    assert f"{onnx_export.ONNX_DIR}/{made.name}" in read_manifest(repo / "1").files
+    stamp = graph.stat().st_mtime_ns
+    assert onnx_export.onnx_graph(repo / "1", "float32") == graph and graph.stat().st_mtime_ns == stamp
+    data = bytearray(graph.read_bytes())
+    data[-1] ^= 1
+    graph.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="worker"):
+        assert onnx_export.onnx_graph(repo / "1", "float32") == graph
+    assert graph.read_bytes() == made.read_bytes()  # exported again (the same bytes: the export is reproducible)
+    assert any("not the" in r.getMessage() and "recorded" in r.getMessage() for r in caplog.records)
