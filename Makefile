@@ -8,7 +8,7 @@ TORCH ?= cpu
 # where the CPU build comes from (requirements/cpu_torch.py falls back to pip's own configuration without it)
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install demo test check-deploy lint typecheck check bench clean
+.PHONY: install demo test test-quick check-deploy lint typecheck check bench clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check worker trainer tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# the tests without the slow ones (processes, training, browsers): a quick check while editing
+test-quick: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 # deploy/ checked by the real tools (kubectl kustomize, promtool, yamllint) and against the worker's metrics;
 # .ci/run installs kubectl and promtool where they are missing.
