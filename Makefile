@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/livetopic demo
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check worker trainer tests
+	$(VENV)/bin/ruff check worker trainer devtools tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
@@ -32,14 +32,15 @@ test: $(STAMP)
 test-quick: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
-# deploy/ checked by the real tools (kubectl kustomize, promtool, yamllint) and against the worker's metrics;
+# deploy/ checked by the real tools (kubectl kustomize, promtool, yamllint) and against the worker's metrics
+# (devtools/deploycheck: run from the checkout, never installed);
 # .ci/run installs kubectl and promtool where they are missing.
 check-deploy: $(STAMP)
-	$(PY) -m worker.tools.deploycheck --deploy-dir deploy
+	$(PY) -m devtools.deploycheck --deploy-dir deploy
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check worker trainer tests
-	$(VENV)/bin/ruff format --check worker trainer tests
+	$(VENV)/bin/ruff check worker trainer devtools tests
+	$(VENV)/bin/ruff format --check worker trainer devtools tests
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

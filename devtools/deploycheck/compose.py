@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ...settings import ENV_PREFIX, Settings
+from worker.settings import ENV_PREFIX, Settings
 
 __all__ = ["check_compose", "known_env", "load_compose"]
 

@@ -84,7 +84,7 @@ def run_steps(deploy_dir: Path, steps: tuple[str, ...] = STEPS, version: str = K
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker.tools.deploycheck",
+    parser = argparse.ArgumentParser(prog="python -m devtools.deploycheck", allow_abbrev=False,
                                      description="Check deploy/ with the real tools and against the worker.")
     parser.add_argument("--deploy-dir", type=Path, default=Path("deploy"))
     parser.add_argument("--only", nargs="+", choices=STEPS, help="run only these steps")

@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ...service.metrics import Metrics
+from worker.service.metrics import Metrics
+
 from .promql import (
     Expression,
     alert_expressions,
