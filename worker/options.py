@@ -75,9 +75,11 @@ class Options(BaseModel):
         """A field whose :class:`Flag` lists its choices takes one of them (each of them, a list)."""
         for name, info in type(self).model_fields.items():
             allowed = _flag_of(info).choices
+            if allowed is None:
+                continue
             value = getattr(self, name)
             values = value if isinstance(value, list | tuple) else [value]
-            wrong = [v for v in values if allowed is not None and v is not None and v not in allowed]
+            wrong = [v for v in values if v is not None and v not in allowed]
             if wrong:
                 raise ValueError(f"{_flag_name(name, info)}: {wrong[0]!r} is not one of {', '.join(allowed)}")
         return self
