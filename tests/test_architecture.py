@@ -155,13 +155,19 @@ def _write(root: Path, files: dict[str, str]) -> None:
     ({"worker/__init__.py": "", "worker/wire.py": "from .model.load import x\n", "worker/model/__init__.py": "",
       "worker/model/load.py": "", "trainer/__init__.py": ""},
      "worker.wire (worker.wire) imports worker.model.load (worker.model)"),
-    ({"worker/__init__.py": "", "worker/tools/__init__.py": "", "devtools/__init__.py": "",
-      "worker/tools/x.py": "from devtools.deploycheck import run\n", "devtools/deploycheck.py": ""},
-     "worker.tools.x (worker.tools) imports devtools.deploycheck (devtools)"),
 ])
 def test_the_check_catches_a_wrong_direction(tmp_path: Path, files: dict[str, str], expect: str) -> None:
     _write(tmp_path, files)
     assert expect in violations(imports(module_files(tmp_path)))
+
+
+def test_nothing_installed_imports_the_dev_tools(tmp_path: Path) -> None:
+    files = {"worker/__init__.py": "", "trainer/__init__.py": "", "devtools/__init__.py": "", "devtools/x.py": "",
+             "worker/a.py": "from devtools import x\n", "trainer/b.py": "def f():\n    import devtools.x\n"}
+    _write(tmp_path, files)
+    found = violations(imports(module_files(tmp_path)))
+    assert "trainer.b (trainer) imports devtools.x (devtools)" in found
+    assert "worker.a (worker) imports devtools.x (devtools)" in found
 
 
 def test_the_check_catches_a_type_only_cycle(tmp_path: Path) -> None:

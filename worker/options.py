@@ -43,6 +43,7 @@ __all__ = [
 
 REDIS_FLAGS = ("redis_url", "redis_url_file", "redis_password", "redis_data_dir", "redis_timeout_s")
 STREAM_FLAGS = ("input_stream", "output_stream", "dead_letter_stream", "group")
+REDIS_AND_STREAMS = (*REDIS_FLAGS, *STREAM_FLAGS)  # a command that talks to the workers' Redis and streams
 _SETTING = "setting__"
 _OPTION = "option__"
 

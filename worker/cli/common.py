@@ -11,11 +11,14 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import RedisError, RedisUnavailableError
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 __all__ = [
     "StopSignals",
@@ -165,11 +168,22 @@ def stop_on_signals(stop: asyncio.Event, stopping: str, exiting: str, on_hup: Ca
 
 
 def run_on_redis(
-    settings: Settings, main: Callable[[Settings, str, OptionsT], Coroutine[Any, Any, int]], options: OptionsT
+    settings: Settings,
+    main: Callable[[Settings, aioredis.Redis, OptionsT], Coroutine[Any, Any, int]],
+    options: OptionsT,
 ) -> int:
-    """``main(settings, redis_url, options)`` for a command that talks to the workers' Redis: the one named
+    """``main(settings, redis, options)`` for a command that talks to the workers' Redis: the one named
     (``--redis-url``; an error at once when it does not answer), else the embedded server of the data directory
-    (:func:`redis_for`); Ctrl-C ends it quietly."""
+    (:func:`redis_for`); the client is closed after it; Ctrl-C ends it quietly."""
+    from ..streams.client import connect
+
+    async def connected(url: str) -> int:
+        redis = connect(url, timeout_s=settings.redis_timeout_s)
+        try:
+            return await main(settings, redis, options)
+        finally:
+            await redis.aclose()
+
     with redis_for(settings, announce=False) as url, contextlib.suppress(KeyboardInterrupt):
-        return run_async(main(settings, url, options))
+        return run_async(connected(url))
     return 0

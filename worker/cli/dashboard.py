@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import sys
 
-from ..options import REDIS_FLAGS, STREAM_FLAGS, add_command
+from ..options import REDIS_AND_STREAMS, add_command
 from ..settings import Settings
 from ..web.options import DashboardOptions
 from .common import redis_for, run_async
 
 __all__ = ["register"]
+
+HELP = "a live web page of topic heat per channel, with a feed and health"
 
 
 def cmd_dashboard(options: DashboardOptions, settings: Settings) -> int:
@@ -35,11 +37,4 @@ def cmd_dashboard(options: DashboardOptions, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    add_command(
-        sub,
-        "dashboard",
-        cmd_dashboard,
-        options=DashboardOptions,
-        settings=(*REDIS_FLAGS, *STREAM_FLAGS),
-        help="a live web page of topic heat per channel, with a feed and health",
-    )
+    add_command(sub, "dashboard", cmd_dashboard, options=DashboardOptions, settings=REDIS_AND_STREAMS, help=HELP)

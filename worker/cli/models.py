@@ -15,6 +15,8 @@ from ..text import Mode
 
 __all__ = ["ModelInitOptions", "register"]
 
+HELP = "write an untrained version (random weights, character vocabulary)"
+
 
 class ModelInitOptions(Options):
     preset: Annotated[str, Flag(choices=tuple(PRESETS))] = Field("tiny", description="model shape")
@@ -61,10 +63,4 @@ def cmd_model_init(options: ModelInitOptions, _: Settings) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("model", help="model repository tools")
     msub = p.add_subparsers(dest="model_command", required=True)
-    add_command(
-        msub,
-        "init",
-        cmd_model_init,
-        options=ModelInitOptions,
-        help="write an untrained version (random weights, character vocabulary)",
-    )
+    add_command(msub, "init", cmd_model_init, options=ModelInitOptions, help=HELP)

@@ -18,12 +18,18 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ..errors import LivetopicError
-from ..options import REDIS_FLAGS, STREAM_FLAGS, Flag, add_command
+from ..options import REDIS_AND_STREAMS, Flag, add_command
 from ..settings import Settings
 from .common import redis_for, run_async
 from .producing import ProducerOptions, live_feed, producer
 
 __all__ = ["PushOptions", "register"]
+
+HELP = "XADD comments from files, a pipe ('-') or growing files (--follow)"
+ABOUT = (
+    "Formats are told from the content: chat-downloader (JSON, JSONL, CSV), pytchat JSON, yt-dlp live_chat.json, "
+    "livetopic JSONL/CSV/chat JSON, plain text."
+)
 
 
 def _is_pipe(path: Path) -> bool:
@@ -137,13 +143,4 @@ def cmd_push(options: PushOptions, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    add_command(
-        sub,
-        "push",
-        cmd_push,
-        options=PushOptions,
-        settings=(*REDIS_FLAGS, *STREAM_FLAGS),
-        help="XADD comments from files, a pipe ('-') or growing files (--follow)",
-        description="Formats are told from the content: chat-downloader (JSON, JSONL, CSV), "
-        "pytchat JSON, yt-dlp live_chat.json, livetopic JSONL/CSV/chat JSON, plain text.",
-    )
+    add_command(sub, "push", cmd_push, options=PushOptions, settings=REDIS_AND_STREAMS, help=HELP, description=ABOUT)

@@ -11,11 +11,14 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field
 
 from ..errors import ConfigError
-from ..options import REDIS_FLAGS, STREAM_FLAGS, Flag, Options, add_command
+from ..options import REDIS_AND_STREAMS, Flag, Options, add_command
 from ..settings import Settings
 from .common import redis_for, run_async
 
 __all__ = ["ReportOptions", "parse_window", "register"]
+
+SETTINGS = (*REDIS_AND_STREAMS, "device", "dtype")  # --device and --dtype: for --model
+HELP = "post-game report of topic heat: timeline, peaks, shares (PNG or HTML)"
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
@@ -117,11 +120,4 @@ def cmd_report(options: ReportOptions, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    add_command(
-        sub,
-        "report",
-        cmd_report,
-        options=ReportOptions,
-        settings=(*REDIS_FLAGS, *STREAM_FLAGS, "device", "dtype"),
-        help="post-game report of topic heat: timeline, peaks, shares (PNG or HTML)",
-    )
+    add_command(sub, "report", cmd_report, options=ReportOptions, settings=SETTINGS, help=HELP)

@@ -15,9 +15,18 @@ from ..settings import Settings
 from .common import run_on_redis
 
 if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
     from ..tools.scalesim import ScaleRule
 
 __all__ = ["ScaleSimOptions", "register"]
+
+SETTINGS = (*REDIS_FLAGS, "input_stream", "group")
+HELP = "replicas KEDA's lagCount trigger would ask for, from the live group lag"
+ABOUT = (
+    "Poll XINFO GROUPS of the input stream and print the replicas that KEDA's redis-streams trigger (lagCount) "
+    "and the HPA's behavior would set: ceil(lag / lagCount) bounded by min/max, then paced by the behavior."
+)
 
 
 class ScaleSimOptions(Options):
@@ -26,8 +35,10 @@ class ScaleSimOptions(Options):
         description="read lagCount, min/max and behavior from this ScaledObject "
         "(e.g. deploy/k8s/keda-scaledobject.yaml); otherwise the flags below",
     )
-    lag_count: int = Field(1000, ge=1, description="lagCount")
-    activation_lag_count: int = Field(100, ge=0, description="activationLagCount")
+    lag_count: int = Field(1000, ge=1, description="lagCount: the lag one replica is there for")
+    activation_lag_count: int = Field(
+        100, ge=0, description="activationLagCount: the lag above which the trigger is active (scales from zero)"
+    )
     min_replicas: int = Field(2, ge=0, description="minReplicaCount")
     max_replicas: int = Field(20, ge=1, description="maxReplicaCount")
     interval: float = Field(5.0, gt=0, description="seconds between polls")
@@ -45,13 +56,11 @@ class ScaleSimOptions(Options):
         return ScaleRule(self.lag_count, self.activation_lag_count, self.min_replicas, self.max_replicas)
 
 
-async def _simulate(settings: Settings, url: str, options: ScaleSimOptions) -> int:
-    from ..streams.client import connect
+async def _simulate(settings: Settings, redis: aioredis.Redis, options: ScaleSimOptions) -> int:
     from ..streams.info import stream_stats
     from ..tools.scalesim import Sample, poll
 
     rule = options.rule()
-    redis = connect(url, timeout_s=settings.redis_timeout_s)
 
     def show(sample: Sample) -> None:
         if options.as_json:
@@ -70,11 +79,8 @@ async def _simulate(settings: Settings, url: str, options: ScaleSimOptions) -> i
             f"{rule.min_replicas}–{rule.max_replicas}, simulated time x{options.speed:g}",
             flush=True,
         )
-    try:
-        fetch = functools.partial(stream_stats, redis, settings.input_stream, settings.group)
-        await poll(fetch, rule, interval_s=options.interval, speed=options.speed, count=options.count, on_sample=show)
-    finally:
-        await redis.aclose()
+    fetch = functools.partial(stream_stats, redis, settings.input_stream, settings.group)
+    await poll(fetch, rule, interval_s=options.interval, speed=options.speed, count=options.count, on_sample=show)
     return 0
 
 
@@ -84,13 +90,5 @@ def cmd_scale_sim(options: ScaleSimOptions, settings: Settings) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     add_command(
-        sub,
-        "scale-sim",
-        cmd_scale_sim,
-        options=ScaleSimOptions,
-        settings=(*REDIS_FLAGS, "input_stream", "group"),
-        help="replicas KEDA's lagCount trigger would ask for, from the live group lag",
-        description="Poll XINFO GROUPS of the input stream and print the replicas that KEDA's "
-        "redis-streams trigger (lagCount) and the HPA's behavior would set: ceil(lag / lagCount) "
-        "bounded by min/max, then paced by the behavior.",
+        sub, "scale-sim", cmd_scale_sim, options=ScaleSimOptions, settings=SETTINGS, help=HELP, description=ABOUT
     )

@@ -8,12 +8,18 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ..options import REDIS_FLAGS, STREAM_FLAGS, Flag, add_command
+from ..options import REDIS_AND_STREAMS, Flag, add_command
 from ..settings import Settings
 from .common import redis_for, run_async
 from .producing import ProducerOptions, live_feed
 
 __all__ = ["ScrapeOptions", "register"]
+
+HELP = "push a live chat (YouTube, Twitch) as it happens, exactly once"
+ABOUT = (
+    "Reads a live chat through chat-downloader (pip install 'livetopic[scrape]'); reconnects with back-off; a "
+    "message seen within --dedupe-window-s is pushed once."
+)
 
 
 class ScrapeOptions(ProducerOptions):
@@ -37,12 +43,5 @@ def cmd_scrape(options: ScrapeOptions, settings: Settings) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     add_command(
-        sub,
-        "scrape",
-        cmd_scrape,
-        options=ScrapeOptions,
-        settings=(*REDIS_FLAGS, *STREAM_FLAGS),
-        help="push a live chat (YouTube, Twitch) as it happens, exactly once",
-        description="Reads a live chat through chat-downloader (pip install 'livetopic[scrape]'); "
-        "reconnects with back-off; a message seen within --dedupe-window-s is pushed once.",
+        sub, "scrape", cmd_scrape, options=ScrapeOptions, settings=REDIS_AND_STREAMS, help=HELP, description=ABOUT
     )

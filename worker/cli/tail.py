@@ -10,17 +10,26 @@ import json
 import shutil
 import sys
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
 from ..display import cell, fit
-from ..options import REDIS_FLAGS, STREAM_FLAGS, Flag, Options, add_command
+from ..options import REDIS_AND_STREAMS, Flag, Options, add_command
 from ..settings import Settings
 from ..wire import entry_time_ms
 from .common import run_on_redis
 
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
 __all__ = ["TailOptions", "json_record", "register", "row"]
+
+HELP = "print the latest results, then new ones as they arrive"
+ABOUT = (
+    "Print the newest results (time, channel, user, comment, topics), then follow the stream. Without --redis-url"
+    " it uses the embedded server of the data directory (the one `livetopic worker` started)."
+)
 
 _JSON_FIELDS = ("labels", "scores")  # JSON inside a stream field: decoded in --json
 _INT_FIELDS = ("latency_ms", "deliveries")
@@ -108,35 +117,29 @@ class _Printer:
             print(row(entry_id, fields, dead=self.dead, text_columns=self.text_columns), flush=True)
 
 
-async def _tail(settings: Settings, url: str, options: TailOptions) -> int:
-    from ..streams.client import connect
+async def _tail(settings: Settings, redis: aioredis.Redis, options: TailOptions) -> int:
     from ..streams.reading import follow, last
     from ..streams.retry import Retrying
 
-    redis = connect(url, timeout_s=settings.redis_timeout_s)
     stream = settings.dead_letter_stream if options.dead else settings.output_stream
     show = _Printer(options)
     retry = Retrying(base_s=0.2, cap_s=5.0)
-    seen = 0
-    try:
-        after = "0-0"
-        if not options.from_start:
-            backlog = await retry.call("XREVRANGE", last, redis, stream, max(options.last, 1))
-            after = backlog[-1][0] if backlog else "0-0"  # the newest id: nothing added meanwhile is missed
-            for entry_id, fields in (backlog[-options.last :] if options.last > 0 else [])[: options.count]:
-                show(entry_id, fields)
-                seen += 1
-        while options.count is None or seen < options.count:
-            read = functools.partial(follow, redis, stream, after, block_ms=None if options.no_follow else 1000)
-            entries = await retry.call("XREAD", read)
-            if not entries and options.no_follow:
-                break
-            for entry_id, fields in entries[: None if options.count is None else options.count - seen]:
-                show(entry_id, fields)
-                seen += 1
-            after = entries[-1][0] if entries else after
-    finally:
-        await redis.aclose()
+    seen, after = 0, "0-0"
+    if not options.from_start:
+        backlog = await retry.call("XREVRANGE", last, redis, stream, max(options.last, 1))
+        after = backlog[-1][0] if backlog else "0-0"  # the newest id: nothing added meanwhile is missed
+        for entry_id, fields in (backlog[-options.last :] if options.last > 0 else [])[: options.count]:
+            show(entry_id, fields)
+            seen += 1
+    while options.count is None or seen < options.count:
+        read = functools.partial(follow, redis, stream, after, block_ms=None if options.no_follow else 1000)
+        entries = await retry.call("XREAD", read)
+        if not entries and options.no_follow:
+            break
+        for entry_id, fields in entries[: None if options.count is None else options.count - seen]:
+            show(entry_id, fields)
+            seen += 1
+        after = entries[-1][0] if entries else after
     return 0
 
 
@@ -145,14 +148,4 @@ def cmd_tail(options: TailOptions, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    add_command(
-        sub,
-        "tail",
-        cmd_tail,
-        options=TailOptions,
-        settings=(*REDIS_FLAGS, *STREAM_FLAGS),
-        help="print the latest results, then new ones as they arrive",
-        description="Print the newest results (time, channel, user, comment, topics), then follow the "
-        "stream. Without --redis-url it uses the embedded server of the data directory (the one "
-        "`livetopic worker` started).",
-    )
+    add_command(sub, "tail", cmd_tail, options=TailOptions, settings=REDIS_AND_STREAMS, help=HELP, description=ABOUT)

@@ -32,6 +32,8 @@ from .process import DashboardProcess, WorkerProcess
 
 __all__ = ["DemoOptions", "Train", "register", "sample_path"]
 
+HELP = "end-to-end demo on a bundled sample; no network, no server needed"
+
 # Trains a model on the files and publishes it into the repository; returns the version. The CLI passes the
 # trainer's (``trainer.train.train_model``): the tools do not import the trainer.
 Train = Callable[..., int]
@@ -172,10 +174,4 @@ def cmd_demo(options: DemoOptions, settings: Settings, train: Train) -> int:
 
 
 def register(sub: argparse._SubParsersAction, train: Train) -> None:
-    add_command(
-        sub,
-        "demo",
-        functools.partial(cmd_demo, train=train),
-        options=DemoOptions,
-        help="end-to-end demo on a bundled sample; no network, no server needed",
-    )
+    add_command(sub, "demo", functools.partial(cmd_demo, train=train), options=DemoOptions, help=HELP)

@@ -15,6 +15,8 @@ from .table import render_table
 
 __all__ = ["WORKER_SETTINGS", "cmd_bench", "register"]
 
+HELP = "baseline vs worker throughput, latency and compute ceiling"
+
 # what the bench's workers are given (the bench passes them on as flags), and where the bench's Redis is
 WORKER_SETTINGS = (
     "redis_url",
@@ -37,11 +39,4 @@ def cmd_bench(options: BenchOptions, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    add_command(
-        sub,
-        "bench",
-        cmd_bench,
-        options=BenchOptions,
-        settings=WORKER_SETTINGS,
-        help="baseline vs worker throughput, latency and compute ceiling",
-    )
+    add_command(sub, "bench", cmd_bench, options=BenchOptions, settings=WORKER_SETTINGS, help=HELP)

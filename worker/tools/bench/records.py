@@ -30,38 +30,18 @@ __all__ = [
     "LoadPhase",
 ]
 
+_LOAD_KEYS = ("worker_comments_per_s", "latency_ms_p50", "latency_ms_p99", "half_load_latency_ms_p99")
+_SETUP_KEYS = ("device", "dtype", "n", "backend", "cpu_model", "cpu_features")
 REQUIRED_KEYS = (
     "baseline_comments_per_s",
-    "worker_comments_per_s",
+    *_LOAD_KEYS,
     "speedup",
-    "latency_ms_p50",
-    "latency_ms_p99",
-    "half_load_latency_ms_p99",
     "compute_bound_comments_per_s",
     "fraction_of_ceiling",
-    "device",
-    "dtype",
-    "n",
-    "backend",
-    "cpu_model",
-    "cpu_features",
+    *_SETUP_KEYS,
 )
 # ``--preset null``: the host path alone (no model, so no baseline, agreement or ceiling)
-HOST_PATH_KEYS = (
-    "host_path_comments_per_s",
-    "worker_comments_per_s",
-    "latency_ms_p50",
-    "latency_ms_p99",
-    "half_load_latency_ms_p99",
-    "device",
-    "dtype",
-    "n",
-    "backend",
-    "cpu_model",
-    "cpu_features",
-)
-
-
+HOST_PATH_KEYS = ("host_path_comments_per_s", *_LOAD_KEYS, *_SETUP_KEYS)
 DEFAULT_PRESET = "bert-base-chinese"  # without --model or --preset
 # --also-dtype: a dtype (on the backend auto gives it), or backend:dtype
 ALSO_DTYPES = (*DTYPE_CHOICES[1:], *(f"{b}:{d}" for b in ("torch", "onnxruntime") for d in DTYPE_CHOICES[1:]))
