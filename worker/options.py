@@ -138,14 +138,18 @@ def _add(parser: Any, groups: dict[str, Any], name: str, info: FieldInfo, dest: 
     if flag.exclusive and flag.exclusive not in groups:
         target = groups[flag.exclusive] = parser.add_mutually_exclusive_group()
     kwargs: dict[str, Any] = {"default": argparse.SUPPRESS}
+    choice_help = ""
     if info.annotation is bool:
         switch = not negatable and info.default is False
         kwargs["action"] = "store_true" if switch else argparse.BooleanOptionalAction
     else:
         switch = False
-        # the choices are shown, and checked by the model: a wrong one is one line naming the flag
+        # the choices are shown (in the help where a metavar stands for them), and checked by the model: a wrong
+        # one is one line naming the flag
         choices = _choices(info.annotation, flag)
-        kwargs["metavar"] = "{" + ",".join(choices) + "}" if choices else flag.metavar or name.upper()
+        listed = "{" + ",".join(choices) + "}" if choices else None
+        kwargs["metavar"] = flag.metavar or listed or name.upper()
+        choice_help = f" ({flag.metavar}: one of {listed})" if flag.metavar and listed else ""
         if _is_list(info.annotation):
             if flag.repeat:
                 kwargs["action"] = "append"
@@ -153,7 +157,7 @@ def _add(parser: Any, groups: dict[str, Any], name: str, info: FieldInfo, dest: 
                 kwargs["nargs"] = "+" if info.is_required() else "*"
         elif flag.positional and not info.is_required():
             kwargs["nargs"] = "?"
-    kwargs["help"] = _help(info, switch=switch)
+    kwargs["help"] = _help(info, switch=switch) + choice_help.replace("%", "%%")
     if flag.positional:
         target.add_argument(dest, **kwargs)
         return

@@ -43,8 +43,7 @@ def test_every_parser_refuses_abbreviations() -> None:
 
 
 @pytest.mark.parametrize(("names", "parser"), COMMANDS, ids=[" ".join(n) for n, _ in COMMANDS])
-def test_each_command_is_declared_once_and_its_help_says_each_default(names: tuple[str, ...],
-                                                                      parser: Parser) -> None:
+def test_each_command_is_declared_once_and_its_help_says_each_default(names: tuple[str, ...], parser: Parser) -> None:
     command = parser.get_default("func")
     assert isinstance(command, Command), f"livetopic {' '.join(names)}: flags written by hand"
     help_text = re.sub(r"\s+", " ", parser.format_help())
@@ -67,14 +66,19 @@ def test_settings_flags_say_their_defaults() -> None:
     assert "(default: <hostname>-<pid>)" in help_text
 
 
-@pytest.mark.parametrize(("argv", "needles"), [
-    (["push", "--rate", "0", str(SAMPLE)], ["--rate", "greater than 0"]),
-    (["tail", "--last", "-1"], ["--last", "greater than or equal to 0"]),
-    (["dashboard", "--port", "70000"], ["--port", "less than or equal to 65535"]),
-    (["bench", "--preset", "tiny", "--texts", "t", "--agreement-n", "0", "--check-agreement"],
-     ["--check-agreement needs --agreement-n"]),
-    (["report", "--window", "soon", "--out", "r.html", "f.json"], ["--window", "not a window"]),
-])
+@pytest.mark.parametrize(
+    ("argv", "needles"),
+    [
+        (["push", "--rate", "0", str(SAMPLE)], ["--rate", "greater than 0"]),
+        (["tail", "--last", "-1"], ["--last", "greater than or equal to 0"]),
+        (["dashboard", "--port", "70000"], ["--port", "less than or equal to 65535"]),
+        (
+            ["bench", "--preset", "tiny", "--texts", "t", "--agreement-n", "0", "--check-agreement"],
+            ["--check-agreement needs --agreement-n"],
+        ),
+        (["report", "--window", "soon", "--out", "r.html", "f.json"], ["--window", "not a window"]),
+    ],
+)
 def test_an_invalid_value_names_its_flag(argv: list[str], needles: list[str]) -> None:
     command = build_parser().parse_args(argv)
     with pytest.raises(ConfigError) as caught:
@@ -84,8 +88,10 @@ def test_an_invalid_value_names_its_flag(argv: list[str], needles: list[str]) ->
 
 
 def test_an_invalid_value_is_one_line_before_any_work() -> None:
-    one_line_error(livetopic("push", "--rate", "0", "--redis-url", "redis://127.0.0.1:1/0", str(SAMPLE)),
-                   "--rate: Input should be greater than 0")
+    one_line_error(
+        livetopic("push", "--rate", "0", "--redis-url", "redis://127.0.0.1:1/0", str(SAMPLE)),
+        "--rate: Input should be greater than 0",
+    )
 
 
 def test_every_command_checks_the_settings_log_level_included(tmp_path: Path) -> None:
