@@ -90,6 +90,14 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
 
 
 
+@pytest.fixture
+async def client(server: Server) -> AsyncIterator[aioredis.Redis]:
+    """An asyncio client of ``server`` (bytes in, bytes out)."""
+    c = aioredis.Redis.from_url(server.url)
+    yield c
+    await c.aclose()
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tiny_repo: Path) -> LoadedModel:
     import torch

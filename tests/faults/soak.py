@@ -304,7 +304,7 @@ def _plan(push_s: float, kills: int, restarts: int, ooms: int, wrong_types: int,
 
 
 def run_soak(n: int, source: Path, workdir: Path, *, kills: int = 3, restarts: int = 1, ooms: int = 1,
-             wrong_types: int = 1, group_losses: int = 1, broken_versions: int = 0, rate: float | None = None,
+             wrong_types: int = 1, group_losses: int = 0, broken_versions: int = 0, rate: float | None = None,
              timeout_s: float = 600,
              log: Any = None) -> dict[str, Any]:
     """Run the soak in ``workdir``; returns the summary (``ok`` says whether the promise held)."""

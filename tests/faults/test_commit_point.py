@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +36,6 @@ from .conftest import (
     running,
     wait_finished,
 )
-
-
-@pytest.fixture
-async def client(server: Server) -> Iterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(server.url)
-    yield c
-    await c.aclose()
 
 
 def texts(n: int, tag: str = "") -> list[dict[str, str]]:

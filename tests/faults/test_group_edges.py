@@ -10,7 +10,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -30,13 +29,6 @@ from .conftest import (
     running,
     wait_finished,
 )
-
-
-@pytest.fixture
-async def client(server: Server) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(server.url)
-    yield c
-    await c.aclose()
 
 
 def texts(n: int, tag: str = "") -> list[dict[str, str]]:

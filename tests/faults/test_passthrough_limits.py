@@ -4,22 +4,13 @@ field; counted from the streams by ``source_id``. In-process workers against a r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 
 from worker.model.runtime import LoadedModel
 
 from .conftest import Server, assert_exactly_once, finished, make_worker, push, running, wait_finished
-
-
-@pytest.fixture
-async def client(server: Server) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(server.url)
-    yield c
-    await c.aclose()
 
 
 async def test_a_60_kb_channel_is_cut_and_the_comment_classified_once(

@@ -4,8 +4,6 @@ two channels whose scrapers number messages alike keep each other's."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import redis.asyncio as aioredis
 
@@ -13,14 +11,7 @@ from worker.errors import RedisCommandError
 from worker.streams.keys import follow_key, seen_key
 from worker.streams.producer import Checkpoint, Dedupe, StreamProducer
 
-from .conftest import INPUT, Server
-
-
-@pytest.fixture
-async def client(server: Server) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(server.url)
-    yield c
-    await c.aclose()
+from .conftest import INPUT
 
 
 def lines(n: int, channel: str | None = None) -> list[dict[str, str]]:

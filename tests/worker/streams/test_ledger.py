@@ -36,6 +36,15 @@ async def publish_all(client: StreamClient, ids: list[str]) -> None:
     await client.publish([result(i) for i in ids])
 
 
+async def served(r: aioredis.Redis, n: int) -> tuple[StreamClient, list[str]]:
+    """A consumer of a new group that has read and published ``n`` new entries (their ids)."""
+    a = client_for(r, "a")
+    await a.ensure_group("0")
+    ids = await add(r, n)
+    await publish_all(a, await read_all(a))
+    return a, ids
+
+
 async def test_a_group_lost_while_workers_are_down_resumes_at_the_mark_not_at_dollar(r: aioredis.Redis) -> None:
     a = client_for(r, "a")
     await a.ensure_group("$")
@@ -51,10 +60,7 @@ async def test_a_group_lost_while_workers_are_down_resumes_at_the_mark_not_at_do
 
 
 async def test_a_group_recreated_at_0_by_someone_else_publishes_nothing_twice(r: aioredis.Redis) -> None:
-    a = client_for(r, "a")
-    await a.ensure_group("0")
-    ids = await add(r, 300)
-    await publish_all(a, await read_all(a))
+    a, ids = await served(r, 300)
     more = await add(r, 50)
     await r.xgroup_destroy(IN, GROUP)
     await r.xgroup_create(IN, GROUP, id="0")  # someone else, at once, at 0
@@ -69,11 +75,7 @@ async def test_a_group_recreated_at_0_by_someone_else_publishes_nothing_twice(r:
 
 
 async def test_a_group_found_behind_its_mark_at_start_is_moved_up(r: aioredis.Redis) -> None:
-    a = client_for(r, "a")
-    await a.ensure_group("0")
-    await publish_all(a, await read_all(a) or await add(r, 0) or [])
-    ids = await add(r, 30)
-    await publish_all(a, await read_all(a))
+    a, ids = await served(r, 30)
     await r.xgroup_setid(IN, GROUP, "0")
     state = await a.ensure_group("0")
     assert state.moved == "behind" and state.mark == ids[-1] and "moved up" in (state.warning() or "")
@@ -82,10 +84,7 @@ async def test_a_group_found_behind_its_mark_at_start_is_moved_up(r: aioredis.Re
 
 async def test_a_group_recreated_at_dollar_by_someone_else_is_moved_back_over_what_it_skipped(
         r: aioredis.Redis) -> None:
-    a = client_for(r, "a")
-    await a.ensure_group("0")
-    first = await add(r, 10)
-    await publish_all(a, await read_all(a))
+    a, first = await served(r, 10)
     backlog = await add(r, 40)
     await r.xgroup_destroy(IN, GROUP)
     await r.xgroup_create(IN, GROUP, id="$")  # an old producer or an operator: the backlog would be skipped
