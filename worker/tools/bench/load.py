@@ -142,32 +142,9 @@ async def offer(
         await producer.ensure_group(names.group)
         before = await _count(redis, names)
         pusher = asyncio.create_task(_push(producer, texts, rate))
-        done, last_progress = before, time.monotonic()
-        while done < before + len(texts):
-            await asyncio.sleep(0.05)
-            for worker in workers:
-                worker.check_alive()
-            if pusher.done() and pusher.exception() is not None:
-                raise pusher.exception()  # type: ignore[misc]
-            now = await _count(redis, names)
-            if now > done:
-                done, last_progress = now, time.monotonic()
-            elif time.monotonic() - last_progress > _STALL_S:
-                raise LivetopicError(
-                    f"no result for {_STALL_S:.0f}s ({done - before} of {len(texts)} published); "
-                    "workers' logs:\n" + "\n".join(w.log_tail() for w in workers)
-                )
+        await _until_published(redis, names, before, len(texts), pusher, workers)
         ids = await pusher
-        wanted = set(ids)
-        published: dict[str, tuple[int, list[str] | None]] = {}
-        dead = 0
-        for stream in (names.output, names.dead_letter):
-            async for entry_id, fields in scan(redis, stream):
-                source = fields.get("source_id", "")
-                if source in wanted:
-                    labels = json.loads(fields["labels"]) if stream == names.output else None
-                    published[source] = (entry_time_ms(entry_id), labels)
-                    dead += int(stream == names.dead_letter)
+        published, dead = await _published(redis, names, set(ids))
     finally:
         await redis.aclose()
     first_in = min(entry_time_ms(i) for i in ids)
@@ -183,6 +160,49 @@ async def offer(
         dead=dead,
         offered_rate=rate,
     )
+
+
+async def _until_published(
+    redis: aioredis.Redis,
+    names: StreamNames,
+    before: int,
+    n: int,
+    pusher: asyncio.Task[list[str]],
+    workers: Sequence[WorkerProcess],
+) -> None:
+    """Until the output and dead-letter streams hold ``n`` entries more than ``before``; a dead worker, a failed
+    push or no progress for ``_STALL_S`` fails the phase."""
+    done, last_progress = before, time.monotonic()
+    while done < before + n:
+        await asyncio.sleep(0.05)
+        for worker in workers:
+            worker.check_alive()
+        if pusher.done() and pusher.exception() is not None:
+            raise pusher.exception()  # type: ignore[misc]
+        now = await _count(redis, names)
+        if now > done:
+            done, last_progress = now, time.monotonic()
+        elif time.monotonic() - last_progress > _STALL_S:
+            raise LivetopicError(
+                f"no result for {_STALL_S:.0f}s ({done - before} of {n} published); "
+                "workers' logs:\n" + "\n".join(w.log_tail() for w in workers)
+            )
+
+
+async def _published(
+    redis: aioredis.Redis, names: StreamNames, wanted: set[str]
+) -> tuple[dict[str, tuple[int, list[str] | None]], int]:
+    """(input id → (publish time, labels: None for a dead letter), dead letters) of the ``wanted`` comments."""
+    published: dict[str, tuple[int, list[str] | None]] = {}
+    dead = 0
+    for stream in (names.output, names.dead_letter):
+        async for entry_id, fields in scan(redis, stream):
+            source = fields.get("source_id", "")
+            if source in wanted:
+                labels = json.loads(fields["labels"]) if stream == names.output else None
+                published[source] = (entry_time_ms(entry_id), labels)
+                dead += int(stream == names.dead_letter)
+    return published, dead
 
 
 async def _count(redis: aioredis.Redis, names: StreamNames) -> int:
