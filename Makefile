@@ -8,7 +8,7 @@ TORCH ?= cpu
 # where the CPU build comes from (requirements/cpu_torch.py falls back to pip's own configuration without it)
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install demo test check-deploy lint typecheck check bench clean
+.PHONY: install demo test test-quick check-deploy lint typecheck check bench clean
 
 install: $(STAMP)
 
@@ -24,18 +24,23 @@ demo: $(STAMP)
 	$(VENV)/bin/livetopic demo
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check worker trainer tests
+	$(VENV)/bin/ruff check worker trainer devtools tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
-# deploy/ checked by the real tools (kubectl kustomize, promtool, yamllint) and against the worker's metrics;
+# the tests without the slow ones (processes, training, browsers): a quick check while editing
+test-quick: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+
+# deploy/ checked by the real tools (kubectl kustomize, promtool, yamllint) and against the worker's metrics
+# (devtools/deploycheck: run from the checkout, never installed);
 # .ci/run installs kubectl and promtool where they are missing.
 check-deploy: $(STAMP)
-	$(PY) -m worker.tools.deploycheck --deploy-dir deploy
+	$(PY) -m devtools.deploycheck --deploy-dir deploy
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check worker trainer tests
-	$(VENV)/bin/ruff format --check worker trainer tests
+	$(VENV)/bin/ruff check worker trainer devtools tests
+	$(VENV)/bin/ruff format --check worker trainer devtools tests
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -26,10 +26,13 @@ RULES: dict[str, tuple[str, ...]] = {
     "worker.__main__": ("worker.cli",),
     "worker": (),
     "trainer": (*LEAVES, "worker.model"),
+    # tools for developing livetopic, run from a checkout and never installed: nothing installed imports them
+    "devtools": (*LEAVES, "worker.model", "worker.streams", "worker.service"),
 }
+PACKAGES = ("worker", "trainer", "devtools")
 
 
-def module_files(root: Path, packages: Iterable[str] = ("worker", "trainer")) -> dict[str, Path]:
+def module_files(root: Path, packages: Iterable[str] = PACKAGES) -> dict[str, Path]:
     out = {}
     for package in packages:
         for path in sorted((root / package).rglob("*.py")):
@@ -158,6 +161,15 @@ def test_the_check_catches_a_wrong_direction(tmp_path: Path, files: dict[str, st
     assert expect in violations(imports(module_files(tmp_path)))
 
 
+def test_nothing_installed_imports_the_dev_tools(tmp_path: Path) -> None:
+    files = {"worker/__init__.py": "", "trainer/__init__.py": "", "devtools/__init__.py": "", "devtools/x.py": "",
+             "worker/a.py": "from devtools import x\n", "trainer/b.py": "def f():\n    import devtools.x\n"}
+    _write(tmp_path, files)
+    found = violations(imports(module_files(tmp_path)))
+    assert "trainer.b (trainer) imports devtools.x (devtools)" in found
+    assert "worker.a (worker) imports devtools.x (devtools)" in found
+
+
 def test_the_check_catches_a_type_only_cycle(tmp_path: Path) -> None:
     _write(tmp_path, {
         "worker/__init__.py": "", "trainer/__init__.py": "", "worker/service/__init__.py": "",
@@ -169,5 +181,19 @@ def test_the_check_catches_a_type_only_cycle(tmp_path: Path) -> None:
 
 def test_every_package_is_a_regular_package() -> None:
     """A folder of modules without ``__init__.py`` is left out of a non-editable install (the images)."""
-    folders = {path.parent for package in ("worker", "trainer") for path in (ROOT / package).rglob("*.py")}
+    folders = {path.parent for package in PACKAGES for path in (ROOT / package).rglob("*.py")}
     assert sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").is_file()) == []
+
+
+def test_the_install_ships_the_runtime_and_no_dev_tools() -> None:
+    """What ``pip install .`` packages (pyproject's find rule): worker and trainer, not devtools (the deploy checks
+    and their vendored schemas are run from a checkout)."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    shipped = find_packages(str(ROOT), include=config["packages"]["find"]["include"])
+    assert {"worker", "worker.service", "trainer"} <= set(shipped)
+    assert [p for p in shipped if "deploycheck" in p or p.startswith("devtools")] == []
+    assert not any("deploycheck" in pattern for pattern in config["package-data"]["worker"])

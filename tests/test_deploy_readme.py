@@ -1,6 +1,6 @@
 """deploy/README.md against the code and the manifests: its settings table against worker/settings.py (the
 defaults) and k8s/configmap.yaml (what Kubernetes sets), the grace period, its claims about .dockerignore and the
-trainer Job's image. (Its replicas, CPU, memory and scaling numbers: worker/tools/deploycheck, make check-deploy.)
+trainer Job's image. (Its replicas, CPU, memory and scaling numbers: devtools/deploycheck, make check-deploy.)
 Each check reads the values from the files, so a changed manifest or default fails here until the README says
 the same."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -18,9 +19,22 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from .errors import ConfigError
 from .wire import MAX_PASSTHROUGH_CHARS
 
-__all__ = ["BACKEND_CHOICES", "DTYPE_CHOICES", "ENV_PREFIX", "Backend", "Dtype", "Settings", "default_consumer",
-           "load_settings", "url_has_password", "with_password"]
+__all__ = [
+    "BACKEND_CHOICES",
+    "DTYPE_CHOICES",
+    "ENV_PREFIX",
+    "Backend",
+    "Device",
+    "Dtype",
+    "Settings",
+    "StreamNames",
+    "default_consumer",
+    "load_settings",
+    "url_has_password",
+    "with_password",
+]
 
+Device = Literal["auto", "cpu", "cuda"]  # what --device accepts everywhere
 Dtype = Literal["auto", "float32", "float16", "bfloat16", "int8"]
 DTYPE_CHOICES: tuple[str, ...] = get_args(Dtype)  # "auto" first; what --dtype accepts everywhere
 Backend = Literal["auto", "torch", "onnxruntime", "null"]
@@ -33,35 +47,69 @@ def default_consumer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+@dataclass(frozen=True, slots=True)
+class StreamNames:
+    """The streams and the consumer group a set of workers shares."""
+
+    input: str
+    output: str
+    dead_letter: str
+    group: str
+
+    def flags(self) -> list[str]:
+        """The worker's flags naming them."""
+        return [
+            "--input-stream",
+            self.input,
+            "--output-stream",
+            self.output,
+            "--dead-letter-stream",
+            self.dead_letter,
+            "--group",
+            self.group,
+        ]
+
+
 class Settings(BaseSettings):
     """livetopic's configuration (worker, producer, tail, bench)."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
 
     # Redis and streams
-    redis_url: str | None = Field(None, description="redis:// or rediss:// URL; unset: start an embedded server. A "
-                                  "password here shows in ps: prefer LIVETOPIC_REDIS_URL, --redis-url-file or "
-                                  "LIVETOPIC_REDIS_PASSWORD")
+    redis_url: str | None = Field(
+        None,
+        description="redis:// or rediss:// URL; unset: start an embedded server. A "
+        "password here shows in ps: prefer LIVETOPIC_REDIS_URL, --redis-url-file or "
+        "LIVETOPIC_REDIS_PASSWORD",
+    )
     redis_url_file: Path | None = Field(None, description="read the Redis URL from this file (a mounted secret)")
-    redis_password: SecretStr | None = Field(None, description="Redis password, added to the URL (use the "
-                                             "environment variable, not the flag)")
+    redis_password: SecretStr | None = Field(
+        None, description="Redis password, added to the URL (use the environment variable, not the flag)"
+    )
     redis_data_dir: Path = Field(Path(".livetopic-redis"), description="data directory of the embedded server")
     input_stream: str = Field("livetopic:comments", min_length=1, description="stream of incoming comments")
     output_stream: str = Field("livetopic:topics", min_length=1, description="stream of published results")
     dead_letter_stream: str = Field("livetopic:dead", min_length=1, description="stream of rejected comments")
     group: str = Field("livetopic", min_length=1, description="consumer group name")
-    consumer: str = Field(default_factory=default_consumer, min_length=1, description="consumer name")
-    group_start_id: str = Field("0", description="where the consumer group starts on a stream no worker served yet "
-                                "(no resume mark): 0 (everything in the stream) or $ (only what comes after; what "
-                                "is there is skipped, with a warning). A group that served once always resumes at "
-                                "its resume mark")
+    consumer: str = Field(
+        default_factory=default_consumer, min_length=1, description="consumer name (default: <hostname>-<pid>)"
+    )
+    group_start_id: str = Field(
+        "0",
+        description="where the consumer group starts on a stream no worker served yet "
+        "(no resume mark): 0 (everything in the stream) or $ (only what comes after; what "
+        "is there is skipped, with a warning). A group that served once always resumes at "
+        "its resume mark",
+    )
     output_maxlen: int = Field(1_000_000, ge=1, description="approximate MAXLEN of the output stream")
     dead_letter_maxlen: int = Field(100_000, ge=1, description="approximate MAXLEN of the dead-letter stream")
     read_count: int = Field(256, ge=1, description="entries asked for per XREADGROUP")
     block_ms: int = Field(500, ge=1, le=60_000, description="XREADGROUP block time")
     redis_timeout_s: float = Field(10.0, gt=0, description="socket timeout of Redis commands")
-    output_text: bool = Field(True, description="copy each comment's text into its result "
-                              "(--no-output-text leaves it out, where privacy asks)")
+    output_text: bool = Field(
+        True,
+        description="copy each comment's text into its result (--no-output-text leaves it out, where privacy asks)",
+    )
 
     # Batching and model
     model_repo: Path = Field(Path("models"), description="model repository directory (REPO/<n>/)")
@@ -70,17 +118,22 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(4096, ge=8, description="flush a batch at this many (real) tokens")
     max_wait_ms: float = Field(20.0, ge=0, description="flush this long after the batch's first comment")
     max_inflight: int = Field(1024, ge=1, description="comments read but not yet acked, at most")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="inference device")
+    device: Device = Field("auto", description="inference device")
     dtype: Dtype = Field(
-        "auto", description="inference dtype (auto: on GPUs bfloat16, else float16; on CPUs int8 (ONNX Runtime), "
+        "auto",
+        description="inference dtype (auto: on GPUs bfloat16, else float16; on CPUs int8 (ONNX Runtime), "
         "else the next fastest; auto skips a backend and dtype whose label agreement with float32, recorded in the "
-        "version's manifest, is below 99.5%; int8: CPU only)")
+        "version's manifest, is below 99.5%; int8: CPU only)",
+    )
     backend: Backend = Field(
-        "auto", description="inference engine (auto: ONNX Runtime on CPUs, PyTorch on GPUs; onnxruntime: CPU, "
+        "auto",
+        description="inference engine (auto: ONNX Runtime on CPUs, PyTorch on GPUs; onnxruntime: CPU, "
         "float32 or int8, the version exported to ONNX once and cached beside it; null: a stand-in that returns "
-        "fixed scores instantly, for measuring the host path only)")
-    torch_threads: int | None = Field(None, ge=1, description="intra-op threads of the model, PyTorch or ONNX "
-                                      "Runtime (default: all cores)")
+        "fixed scores instantly, for measuring the host path only)",
+    )
+    torch_threads: int | None = Field(
+        None, ge=1, description="intra-op threads of the model, PyTorch or ONNX Runtime (default: all cores)"
+    )
     compile: bool = Field(False, description="torch.compile the model (CUDA)")
 
     # Reliability
@@ -90,23 +143,39 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(2_000, ge=1, description="dead-letter longer texts")
     max_entry_bytes: int = Field(65_536, ge=1, description="dead-letter larger stream entries")
     max_passthrough_chars: int = Field(
-        MAX_PASSTHROUGH_CHARS, ge=1, description="cut longer channel, user, ts and id fields to this many characters "
-        "(the comment is still classified; its result names the fields cut in 'truncated')")
+        MAX_PASSTHROUGH_CHARS,
+        ge=1,
+        description="cut longer channel, user, ts and id fields to this many characters "
+        "(the comment is still classified; its result names the fields cut in 'truncated')",
+    )
     shutdown_grace_s: float = Field(20.0, ge=0, description="drain in-flight work this long on SIGTERM")
-    stall_timeout_s: float = Field(120.0, gt=0, description="/healthz fails when comments are in hand and "
-                                   "nothing was scored or published for this long (a stuck worker is restarted)")
+    stall_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="/healthz fails when comments are in hand and "
+        "nothing was scored or published for this long (a stuck worker is restarted)",
+    )
     reload_interval_s: float = Field(5.0, gt=0, description="poll the model repository this often")
-    stream_stats_interval_s: float = Field(5.0, gt=0, description="poll the group's lag and pending and the "
-                                           "streams' lengths (livetopic_stream_* metrics) this often")
+    stream_stats_interval_s: float = Field(
+        5.0,
+        gt=0,
+        description="poll the group's lag and pending and the streams' lengths (livetopic_stream_* metrics) this often",
+    )
 
     # HTTP
     metrics_host: str = Field("127.0.0.1", description="bind address of /metrics, /healthz, /readyz")
     metrics_port: int = Field(9400, ge=0, le=65535, description="port of the metrics server (0: any)")
     metrics_channels: Annotated[tuple[str, ...], NoDecode] = Field(
-        (), description="channels that get their own channel label on livetopic_label_total, comma-separated; "
-        "others are counted as 'other' (empty: all as 'all')")
+        (),
+        description="channels that get their own channel label on livetopic_label_total, comma-separated; "
+        "others are counted as 'other' (empty: all as 'all')",
+    )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+
+    @property
+    def streams(self) -> StreamNames:
+        return StreamNames(self.input_stream, self.output_stream, self.dead_letter_stream, self.group)
 
     @field_validator("redis_url")
     @classmethod

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
-from worker.cli import build_parser
+from worker.cli import Parser, build_parser
 
 from .helpers import livetopic
 
 
-def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+def _commands(parser: Parser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = []
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                found.append((*prefix, name))
-                found += _commands(sub, (*prefix, name))
+    for name, sub in parser.commands.items():
+        found.append((*prefix, name))
+        found += _commands(sub, (*prefix, name))
     return found
 
 

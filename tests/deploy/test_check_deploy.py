@@ -1,4 +1,4 @@
-"""``make check-deploy`` (python -m worker.tools.deploycheck): passes on deploy/ as it is, and fails, naming the
+"""``make check-deploy`` (python -m devtools.deploycheck): passes on deploy/ as it is, and fails, naming the
 cause, on a copy of deploy/ with one thing broken: a metric renamed in the dashboard or an alert, a replica
 count or README number that disagrees, a field KEDA does not know, an alert without a silent test, a query
 that does not parse."""
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.tools.deploycheck.command import run_steps
-from worker.tools.deploycheck.promql import metric_names
+from devtools.deploycheck.command import run_steps
+from devtools.deploycheck.promql import metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -43,7 +43,7 @@ def broken_copy(tmp_path: Path, path: str, edit: Callable[[str], str]) -> Path:
 
 
 def check(deploy_dir: Path, *steps: str) -> tuple[int, str]:
-    proc = subprocess.run([sys.executable, "-m", "worker.tools.deploycheck", "--deploy-dir", str(deploy_dir),
+    proc = subprocess.run([sys.executable, "-m", "devtools.deploycheck", "--deploy-dir", str(deploy_dir),
                            "--only", *steps], capture_output=True, text=True, cwd=ROOT, timeout=240)
     return proc.returncode, proc.stdout + proc.stderr
 

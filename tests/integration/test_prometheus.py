@@ -21,8 +21,7 @@ import pytest
 import redis
 import yaml
 
-from worker.service.metrics import Metrics
-from worker.tools.deploycheck.promql import (
+from devtools.deploycheck.promql import (
     alert_expressions,
     dashboard_expressions,
     dashboard_variables,
@@ -30,6 +29,7 @@ from worker.tools.deploycheck.promql import (
     variable_metric,
     variable_queries,
 )
+from worker.service.metrics import Metrics
 from worker.tools.embedded import EmbeddedRedis, free_port
 
 from ..conftest import ROOT, SAMPLE, worker_env

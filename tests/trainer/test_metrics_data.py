@@ -193,7 +193,6 @@ def test_expand_paths_skips_hidden_and_unsupported(tmp_path: Path) -> None:
 
 
 # --- the real chat data (read at run time, never copied) ----------------------------------------------
-@pytest.mark.shared_data
 def test_reads_shared_chat_with_eight_topics(tvl_chat_dir: Path) -> None:
     """tvl_chat_dir (tests/conftest.py) skips when ../shared/data/tvl19_chat is absent."""
     files = sorted(tvl_chat_dir.glob("*.json"))[:3]

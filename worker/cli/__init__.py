@@ -8,15 +8,19 @@ import argparse
 import logging
 import os
 import sys
+from typing import Any
 
 from ..errors import LivetopicError
+from ..options import Command, settings_from_args
 from . import dashboard, models, push, report, scalesim, scrape, serve, tail
 from .common import quiet_libraries
 
-__all__ = ["build_parser", "main"]
+__all__ = ["Parser", "build_parser", "main"]
 
-DESCRIPTION = ("livetopic: a streaming topic classifier for livestream chat. Comments go into a Redis stream; "
-               "workers classify them in micro-batches and publish one result per comment.")
+DESCRIPTION = (
+    "livetopic: a streaming topic classifier for livestream chat. Comments go into a Redis stream; "
+    "workers classify them in micro-batches and publish one result per comment."
+)
 EPILOG = """first steps:
   livetopic demo                             everything at once, offline: Redis, a model, a worker, a replay
   livetopic worker --model-repo models       the service (starts an embedded Redis without --redis-url)
@@ -35,17 +39,36 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+class Parser(argparse.ArgumentParser):
+    """Every parser of ``livetopic``, its subcommands' included (argparse makes them of the class of the parser
+    that adds them): no abbreviated flags (``--rat`` is not taken for ``--rate``), and ``--debug`` anywhere on the
+    line (``livetopic push --debug …`` as well as ``livetopic --debug push …``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{**kwargs, "allow_abbrev": False})
+        self.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logs"
+        )
+        self.commands: dict[str, Parser] = {}
+
+    def add_subparsers(self, **kwargs: Any) -> argparse._SubParsersAction:
+        sub = super().add_subparsers(**kwargs)
+        self.commands = sub.choices  # name → parser, filled as commands are added
+        return sub
+
+
+def build_parser() -> Parser:
     from trainer import commands
     from trainer.train import train_model
 
     from ..tools import demo
     from ..tools.bench import command as bench
 
-    parser = argparse.ArgumentParser(prog="livetopic", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(
+        prog="livetopic", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"livetopic {_version()}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.set_defaults(debug=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(sub)
     push.register(sub)
@@ -58,36 +81,31 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub, train=train_model)
     bench.register(sub)
     commands.register(sub)
-    _debug_everywhere(sub)
     return parser
 
 
-def _debug_everywhere(sub: argparse._SubParsersAction) -> None:
-    """``livetopic push --debug …`` works as well as ``livetopic --debug push …`` (nested commands too)."""
-    for command in sub.choices.values():
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                             help="show tracebacks and debug logs")
-        for action in command._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                _debug_everywhere(action)
-
-
-def _log_level(args: argparse.Namespace) -> int:
-    if args.debug:
-        return logging.DEBUG
-    name = getattr(args, "setting__log_level", None) or os.environ.get("LIVETOPIC_LOG_LEVEL", "INFO")
-    level = logging.getLevelName(str(name).upper())
-    return level if isinstance(level, int) else logging.INFO
+def _run(args: argparse.Namespace) -> int:
+    """The settings (flags, environment, defaults: checked for every command, so that a mistyped LIVETOPIC_
+    variable is an error wherever it is met), the log level they name, then the command."""
+    settings = settings_from_args(args)
+    if not args.debug:
+        logging.getLogger().setLevel(settings.log_level)
+    if isinstance(args.func, Command):
+        return int(args.func(args, settings))
+    return int(args.func(args))  # the trainer's commands, until they declare their options (issue 21)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=_log_level(args), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     quiet_libraries()
     try:
-        return int(args.func(args))
+        return _run(args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `livetopic tail | head`: the reader left; nothing more to say
@@ -101,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug, or a failure nobody mapped yet: one line, the traceback on request
         if args.debug:
             raise
-        print(f"livetopic: error: {type(exc).__name__}: {exc} (a bug? run again with --debug for the traceback)",
-              file=sys.stderr)
+        print(
+            f"livetopic: error: {type(exc).__name__}: {exc} (a bug? run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return 1

@@ -3,7 +3,6 @@ embedded server of the data directory), offline library settings."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -12,15 +11,25 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import RedisError, RedisUnavailableError
-from ..options import settings_from_args
 from ..settings import Settings
 
-__all__ = ["StopSignals", "quiet_libraries", "reach", "redacted", "redis_for", "run_async", "run_on_redis",
-           "stop_on_signals"]
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+__all__ = [
+    "StopSignals",
+    "quiet_libraries",
+    "reach",
+    "redacted",
+    "redis_for",
+    "run_async",
+    "run_on_redis",
+    "stop_on_signals",
+]
 
 log = logging.getLogger("livetopic")
 
@@ -38,6 +47,7 @@ def quiet_libraries() -> None:
 
 
 T = TypeVar("T")
+OptionsT = TypeVar("OptionsT")
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -78,8 +88,10 @@ def reach(url: str, timeout_s: float = 5.0) -> None:
         run_async(attempt())
     except RedisError as exc:
         reason = str(exc).removeprefix("redis PING: ")
-        raise RedisUnavailableError(f"cannot reach Redis at {redacted(url)}: {reason} (check --redis-url / "
-                                    "LIVETOPIC_REDIS_URL, or leave it unset to use the embedded server)") from exc
+        raise RedisUnavailableError(
+            f"cannot reach Redis at {redacted(url)}: {reason} (check --redis-url / "
+            "LIVETOPIC_REDIS_URL, or leave it unset to use the embedded server)"
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -99,12 +111,16 @@ def redis_for(settings: Settings, announce: bool = True, *, fail_fast: bool = Tr
     with SharedRedis(settings.redis_data_dir) as server:
         if announce or server.started:  # starting one is always said (a `tail` may have found none running)
             how = "started an" if server.started else "using the"
-            print(f"{how} embedded redis-server at {server.url} (data in {server.data_dir})", file=sys.stderr,
-                  flush=True)
+            print(
+                f"{how} embedded redis-server at {server.url} (data in {server.data_dir})", file=sys.stderr, flush=True
+            )
         yield server.url
     if announce and server.kept_for:
-        print(f"embedded redis-server at {server.url} left running for {server.kept_for} other client(s)",
-              file=sys.stderr, flush=True)
+        print(
+            f"embedded redis-server at {server.url} left running for {server.kept_for} other client(s)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 class StopSignals:
@@ -113,8 +129,16 @@ class StopSignals:
     hand). A supervisor that signals the whole process group can deliver one SIGTERM twice: signals less than
     ``window_s`` apart count as one."""
 
-    def __init__(self, stop: asyncio.Event, stopping: str, exiting: str, *, window_s: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic, exit_now: Callable[[int], None] = os._exit) -> None:
+    def __init__(
+        self,
+        stop: asyncio.Event,
+        stopping: str,
+        exiting: str,
+        *,
+        window_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        exit_now: Callable[[int], None] = os._exit,
+    ) -> None:
         self.stop, self.stopping, self.exiting, self.window_s = stop, stopping, exiting, window_s
         self._clock, self._exit_now = clock, exit_now
         self._first_at: float | None = None
@@ -133,8 +157,7 @@ class StopSignals:
         self.stop.set()
 
 
-def stop_on_signals(stop: asyncio.Event, stopping: str, exiting: str,
-                    on_hup: Callable[[], None] | None = None) -> None:
+def stop_on_signals(stop: asyncio.Event, stopping: str, exiting: str, on_hup: Callable[[], None] | None = None) -> None:
     """Install :class:`StopSignals` for SIGTERM and SIGINT (and ``on_hup`` for SIGHUP) on the running loop."""
     loop = asyncio.get_running_loop()
     on_stop = StopSignals(stop, stopping, exiting)
@@ -144,12 +167,23 @@ def stop_on_signals(stop: asyncio.Event, stopping: str, exiting: str,
         loop.add_signal_handler(signal.SIGHUP, on_hup)
 
 
-def run_on_redis(args: argparse.Namespace,
-                 main: Callable[[Settings, str, argparse.Namespace], Coroutine[Any, Any, int]]) -> int:
-    """``main(settings, redis_url, args)`` for a command that talks to the workers' Redis: the one named
+def run_on_redis(
+    settings: Settings,
+    main: Callable[[Settings, aioredis.Redis, OptionsT], Coroutine[Any, Any, int]],
+    options: OptionsT,
+) -> int:
+    """``main(settings, redis, options)`` for a command that talks to the workers' Redis: the one named
     (``--redis-url``; an error at once when it does not answer), else the embedded server of the data directory
-    (:func:`redis_for`); Ctrl-C ends it quietly."""
-    settings = settings_from_args(args)
+    (:func:`redis_for`); the client is closed after it; Ctrl-C ends it quietly."""
+    from ..streams.client import connect
+
+    async def connected(url: str) -> int:
+        redis = connect(url, timeout_s=settings.redis_timeout_s)
+        try:
+            return await main(settings, redis, options)
+        finally:
+            await redis.aclose()
+
     with redis_for(settings, announce=False) as url, contextlib.suppress(KeyboardInterrupt):
-        return run_async(main(settings, url, args))
+        return run_async(connected(url))
     return 0

@@ -13,14 +13,23 @@ import stat
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from ..errors import LivetopicError
-from ..options import REDIS_FLAGS, STREAM_FLAGS, add_settings_flags, settings_from_args
+from ..options import REDIS_AND_STREAMS, Flag, add_command
 from ..settings import Settings
-from .common import redis_for, run_async, stop_on_signals
+from .common import redis_for, run_async
+from .producing import ProducerOptions, live_feed, producer
 
-__all__ = ["register"]
+__all__ = ["PushOptions", "register"]
+
+HELP = "XADD comments from files, a pipe ('-') or growing files (--follow)"
+ABOUT = (
+    "Formats are told from the content: chat-downloader (JSON, JSONL, CSV), pytchat JSON, yt-dlp live_chat.json, "
+    "livetopic JSONL/CSV/chat JSON, plain text."
+)
 
 
 def _is_pipe(path: Path) -> bool:
@@ -43,25 +52,41 @@ def _identity(records: list[Any]) -> str:
     return digest.hexdigest()
 
 
-async def _push_files(settings: Settings, url: str, args: argparse.Namespace) -> int:
+class PushOptions(ProducerOptions):
+    files: Annotated[list[Path], Flag(positional=True, metavar="FILE")] = Field(
+        description="files or directories; '-' reads standard input"
+    )
+    follow: Annotated[bool, Flag(short="-F")] = Field(
+        False, description="keep reading the files as they grow (like tail -F), exactly once across restarts"
+    )
+    rate: Annotated[float | None, Flag(exclusive="pace")] = Field(None, gt=0, description="comments per second")
+    speed: Annotated[float | None, Flag(exclusive="pace")] = Field(
+        None, gt=0, description="replay with the files' own timing, X times faster"
+    )
+    limit: int | None = Field(None, ge=1, description="push at most N comments")
+    restart: bool = Field(
+        False,
+        description="push all comments of the files, even if an earlier push of them "
+        "stopped midway (by default a push run again after a failure sends only what had not "
+        "landed)",
+    )
+
+
+async def _push_files(settings: Settings, url: str, options: PushOptions) -> int:
     """Push the files' comments; chunk by chunk the producer records how many landed (with the chunk), so a push
     that failed midway and is run again sends only the rest; a complete push clears its record."""
     from tqdm import tqdm
 
     from ..inputs import read_inputs, summary_of_skipped, summary_of_unreadable
     from ..sources.replay import due_times, paced
-    from ..streams.client import connect
     from ..streams.keys import push_key
-    from ..streams.producer import Checkpoint, StreamProducer
+    from ..streams.producer import Checkpoint
 
-    reading = read_inputs(args.files, channel=args.channel, limit=args.limit)
+    reading = read_inputs(options.files, channel=options.channel, limit=options.limit)
     records = reading.records
-    redis = connect(url, timeout_s=settings.redis_timeout_s)
-    producer = StreamProducer(redis, settings.input_stream, maxlen=args.maxlen, max_retry_s=args.retry_s)
     key = push_key(settings.input_stream, _identity(records))
-    try:
-        await producer.ensure_group(settings.group, settings.group_start_id)
-        done = 0 if args.restart else int((await producer.checkpoint(key)).get("pushed", 0))
+    async with producer(settings, url, options) as made:
+        done = 0 if options.restart else int((await made.checkpoint(key)).get("pushed", 0))
         if done:
             print(
                 f"resuming: an earlier push of these files stopped after {done} of {len(records)} comments; "
@@ -70,107 +95,52 @@ async def _push_files(settings: Settings, url: str, args: argparse.Namespace) ->
             )
         started, pushed = time.monotonic(), done
         todo = records[done:]
-        with tqdm(total=len(records), initial=done, unit="comment", disable=args.quiet, file=sys.stderr) as bar:
-            async for batch in paced(todo, due_times(todo, rate=args.rate, speed=args.speed)):
+        with tqdm(total=len(records), initial=done, unit="comment", disable=options.quiet, file=sys.stderr) as bar:
+            async for batch in paced(todo, due_times(todo, rate=options.rate, speed=options.speed)):
                 pushed += len(batch)
-                await producer.add([r.fields for r in batch], Checkpoint(key, {"pushed": str(pushed)}))
+                await made.add([r.fields for r in batch], Checkpoint(key, {"pushed": str(pushed)}))
                 bar.update(len(batch))
-        await producer.clear(key)
-        elapsed = time.monotonic() - started
-        print(f"pushed {len(todo)} comments to {settings.input_stream} in {elapsed:.2f}s", file=sys.stderr)
-        for summary in (summary_of_skipped(reading.skipped), summary_of_unreadable(reading.unreadable)):
-            if summary:
-                print(summary, file=sys.stderr)
-    finally:
-        await redis.aclose()
+        await made.clear(key)
+    elapsed = time.monotonic() - started
+    print(f"pushed {len(todo)} comments to {settings.input_stream} in {elapsed:.2f}s", file=sys.stderr)
+    for summary in (summary_of_skipped(reading.skipped), summary_of_unreadable(reading.unreadable)):
+        if summary:
+            print(summary, file=sys.stderr)
     return 0
 
 
-async def _push_live(settings: Settings, url: str, args: argparse.Namespace) -> int:
-    from ..sources.feed import Feed, follow_files, read_pipe
-    from ..sources.status import Status
-    from ..streams.client import connect
-    from ..streams.keys import seen_key
-    from ..streams.producer import Dedupe, StreamProducer
+async def _push_live(settings: Settings, url: str, options: PushOptions) -> int:
+    from ..sources.feed import follow_files, read_pipe
 
-    stop = asyncio.Event()
-    stop_on_signals(
-        stop,
-        "stopping push (the chunk in hand is finished first)",
-        "what was not yet confirmed is sent again, once, by the next run",
-    )
-    redis = connect(url, timeout_s=settings.redis_timeout_s)
-    dedupe = Dedupe(seen_key(settings.input_stream), args.dedupe_window_s) if args.dedupe_window_s > 0 else None
-    producer = StreamProducer(redis, settings.input_stream, maxlen=args.maxlen, dedupe=dedupe, max_retry_s=args.retry_s)
-    status = Status("push", enabled=not args.quiet)
-    feed = Feed(producer, status)
-    try:
-        await producer.ensure_group(settings.group, settings.group_start_id)
-        if args.follow:  # a followed file's position is kept by its absolute path
-            await follow_files([path.absolute() for path in args.files], feed, redis, stop, channel=args.channel)
+    async with live_feed(settings, url, options, "push") as live:
+        if options.follow:  # a followed file's position is kept by its absolute path
+            await follow_files(
+                [path.absolute() for path in options.files],
+                live.feed,
+                live.feed.producer.redis,
+                live.stop,
+                channel=options.channel,
+            )
         else:
-            pipe = args.files[0]
+            pipe = options.files[0]
             stdin = str(pipe) == "-"
             source = sys.stdin.buffer if stdin else await asyncio.to_thread(open, pipe, "rb")
-            await read_pipe(source, feed, stop, channel=args.channel, where="<stdin>" if stdin else str(pipe))
-    finally:
-        status.close()
-        await redis.aclose()
+            await read_pipe(
+                source, live.feed, live.stop, channel=options.channel, where="<stdin>" if stdin else str(pipe)
+            )
     return 0
 
 
-def cmd_push(args: argparse.Namespace) -> int:
-    if args.rate is not None and args.speed is not None:
-        raise LivetopicError("give --rate or --speed, not both")
-    pipes = [path for path in args.files if _is_pipe(path)]
-    live = args.follow or bool(pipes)
-    if pipes and (len(args.files) > 1 or args.follow):
+def cmd_push(options: PushOptions, settings: Settings) -> int:
+    pipes = [path for path in options.files if _is_pipe(path)]
+    live = options.follow or bool(pipes)
+    if pipes and (len(options.files) > 1 or options.follow):
         raise LivetopicError("a pipe ('-') is read on its own: give it alone, without --follow")
-    if live and (args.rate or args.speed or args.limit):
+    if live and (options.rate or options.speed or options.limit):
         raise LivetopicError("--rate, --speed and --limit replay whole files; --follow and pipes push as lines come")
-    settings = settings_from_args(args)
     with redis_for(settings) as url:
-        return run_async((_push_live if live else _push_files)(settings, url, args))
+        return run_async((_push_live if live else _push_files)(settings, url, options))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "push",
-        help="XADD comments from files, a pipe ('-') or growing files (--follow)",
-        description="Formats are told from the content: chat-downloader (JSON, JSONL, CSV), "
-        "pytchat JSON, yt-dlp live_chat.json, livetopic JSONL/CSV/chat JSON, plain text.",
-    )
-    p.add_argument("files", nargs="+", type=Path, help="files or directories; '-' reads standard input")
-    p.add_argument(
-        "--follow",
-        "-F",
-        action="store_true",
-        help="keep reading the files as they grow (like tail -F), exactly once across restarts",
-    )
-    pace = p.add_mutually_exclusive_group()
-    pace.add_argument("--rate", type=float, help="comments per second")
-    pace.add_argument("--speed", type=float, help="replay with the files' own timing, X times faster")
-    p.add_argument("--channel", help="channel field for comments that have none")
-    p.add_argument("--limit", type=int, help="push at most N comments")
-    p.add_argument("--maxlen", type=int, help="approximate MAXLEN of the input stream")
-    p.add_argument(
-        "--dedupe-window-s",
-        type=float,
-        default=3600.0,
-        help="--follow and pipes: skip a message id pushed within this many seconds (0: off)",
-    )
-    p.add_argument(
-        "--restart",
-        action="store_true",
-        help="push all comments of the files, even if an earlier push of them stopped midway (by "
-        "default a push run again after a failure sends only what had not landed)",
-    )
-    p.add_argument(
-        "--retry-s",
-        type=float,
-        default=120.0,
-        help="ride out Redis faults (restarts, out of memory…) this long before giving up (default 120)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar or status line")
-    add_settings_flags(p, (*REDIS_FLAGS, *STREAM_FLAGS))
-    p.set_defaults(func=cmd_push)
+    add_command(sub, "push", cmd_push, options=PushOptions, settings=REDIS_AND_STREAMS, help=HELP, description=ABOUT)

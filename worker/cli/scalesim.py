@@ -6,61 +6,89 @@ import argparse
 import functools
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..options import REDIS_FLAGS, add_settings_flags
+from pydantic import Field
+
+from ..options import REDIS_FLAGS, Options, add_command
 from ..settings import Settings
 from .common import run_on_redis
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from ..tools.scalesim import ScaleRule
+
+__all__ = ["ScaleSimOptions", "register"]
+
+SETTINGS = (*REDIS_FLAGS, "input_stream", "group")
+HELP = "replicas KEDA's lagCount trigger would ask for, from the live group lag"
+ABOUT = (
+    "Poll XINFO GROUPS of the input stream and print the replicas that KEDA's redis-streams trigger (lagCount) "
+    "and the HPA's behavior would set: ceil(lag / lagCount) bounded by min/max, then paced by the behavior."
+)
 
 
-async def _simulate(settings: Settings, url: str, args: argparse.Namespace) -> int:
-    from ..streams.client import connect
+class ScaleSimOptions(Options):
+    scaledobject: Path | None = Field(
+        None,
+        description="read lagCount, min/max and behavior from this ScaledObject "
+        "(e.g. deploy/k8s/keda-scaledobject.yaml); otherwise the flags below",
+    )
+    lag_count: int = Field(1000, ge=1, description="lagCount: the lag one replica is there for")
+    activation_lag_count: int = Field(
+        100, ge=0, description="activationLagCount: the lag above which the trigger is active (scales from zero)"
+    )
+    min_replicas: int = Field(2, ge=0, description="minReplicaCount")
+    max_replicas: int = Field(20, ge=1, description="maxReplicaCount")
+    interval: float = Field(5.0, gt=0, description="seconds between polls")
+    speed: float = Field(
+        1.0, gt=0, description="simulated seconds per real second, to see the behavior's windows pass sooner"
+    )
+    count: int | None = Field(None, ge=1, description="stop after N polls")
+    as_json: bool = Field(False, alias="json", description="one JSON object per poll")
+
+    def rule(self) -> ScaleRule:
+        from ..tools.scalesim import ScaleRule
+
+        if self.scaledobject:
+            return ScaleRule.from_scaledobject(self.scaledobject)
+        return ScaleRule(self.lag_count, self.activation_lag_count, self.min_replicas, self.max_replicas)
+
+
+async def _simulate(settings: Settings, redis: aioredis.Redis, options: ScaleSimOptions) -> int:
     from ..streams.info import stream_stats
-    from ..tools.scalesim import Sample, ScaleRule, poll
+    from ..tools.scalesim import Sample, poll
 
-    rule = ScaleRule.from_scaledobject(args.scaledobject) if args.scaledobject else ScaleRule(
-        args.lag_count, args.activation_lag_count, args.min_replicas, args.max_replicas)
-    redis = connect(url, timeout_s=settings.redis_timeout_s)
+    rule = options.rule()
 
     def show(sample: Sample) -> None:
-        if args.json:
+        if options.as_json:
             print(json.dumps(sample.as_dict()), flush=True)
         else:
             lag = "n/a (Redis < 7)" if sample.lag is None else sample.lag
-            print(f"t={sample.t:7.1f}s  lag={lag!s:>8}  pending={sample.pending!s:>6}  "
-                  f"ceil(lag/{rule.lag_count})={sample.wanted!s:>3}  replicas={sample.replicas}", flush=True)
+            print(
+                f"t={sample.t:7.1f}s  lag={lag!s:>8}  pending={sample.pending!s:>6}  "
+                f"ceil(lag/{rule.lag_count})={sample.wanted!s:>3}  replicas={sample.replicas}",
+                flush=True,
+            )
 
-    if not args.json:
-        print(f"lagCount {rule.lag_count}, activationLagCount {rule.activation_lag_count}, replicas "
-              f"{rule.min_replicas}–{rule.max_replicas}, simulated time x{args.speed:g}", flush=True)
-    try:
-        fetch = functools.partial(stream_stats, redis, settings.input_stream, settings.group)
-        await poll(fetch, rule, interval_s=args.interval, speed=args.speed, count=args.count, on_sample=show)
-    finally:
-        await redis.aclose()
+    if not options.as_json:
+        print(
+            f"lagCount {rule.lag_count}, activationLagCount {rule.activation_lag_count}, replicas "
+            f"{rule.min_replicas}–{rule.max_replicas}, simulated time x{options.speed:g}",
+            flush=True,
+        )
+    fetch = functools.partial(stream_stats, redis, settings.input_stream, settings.group)
+    await poll(fetch, rule, interval_s=options.interval, speed=options.speed, count=options.count, on_sample=show)
     return 0
 
 
-def cmd_scale_sim(args: argparse.Namespace) -> int:
-    return run_on_redis(args, _simulate)
+def cmd_scale_sim(options: ScaleSimOptions, settings: Settings) -> int:
+    return run_on_redis(settings, _simulate, options)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("scale-sim", help="replicas KEDA's lagCount trigger would ask for, from the live group lag",
-                       description="Poll XINFO GROUPS of the input stream and print the replicas that KEDA's "
-                       "redis-streams trigger (lagCount) and the HPA's behavior would set: ceil(lag / lagCount) "
-                       "bounded by min/max, then paced by the behavior.")
-    p.add_argument("--scaledobject", type=Path, help="read lagCount, min/max and behavior from this ScaledObject "
-                   "(e.g. deploy/k8s/keda-scaledobject.yaml); otherwise the flags below")
-    p.add_argument("--lag-count", type=int, default=1000, help="lagCount (default 1000)")
-    p.add_argument("--activation-lag-count", type=int, default=100, help="activationLagCount (default 100)")
-    p.add_argument("--min-replicas", type=int, default=2, help="minReplicaCount (default 2)")
-    p.add_argument("--max-replicas", type=int, default=20, help="maxReplicaCount (default 20)")
-    p.add_argument("--interval", type=float, default=5.0, help="seconds between polls (default 5)")
-    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second, to see the "
-                   "behavior's windows pass sooner (default 1)")
-    p.add_argument("--count", type=int, help="stop after N polls")
-    p.add_argument("--json", action="store_true", help="one JSON object per poll")
-    add_settings_flags(p, (*REDIS_FLAGS, "input_stream", "group"))
-    p.set_defaults(func=cmd_scale_sim)
+    add_command(
+        sub, "scale-sim", cmd_scale_sim, options=ScaleSimOptions, settings=SETTINGS, help=HELP, description=ABOUT
+    )

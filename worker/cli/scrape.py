@@ -4,54 +4,44 @@ ends or SIGINT/SIGTERM."""
 from __future__ import annotations
 
 import argparse
-import asyncio
+from typing import Annotated
 
-from ..options import REDIS_FLAGS, STREAM_FLAGS, add_settings_flags, settings_from_args
+from pydantic import Field
+
+from ..options import REDIS_AND_STREAMS, Flag, add_command
 from ..settings import Settings
-from .common import redis_for, run_async, stop_on_signals
+from .common import redis_for, run_async
+from .producing import ProducerOptions, live_feed
 
-__all__ = ["register"]
+__all__ = ["ScrapeOptions", "register"]
+
+HELP = "push a live chat (YouTube, Twitch) as it happens, exactly once"
+ABOUT = (
+    "Reads a live chat through chat-downloader (pip install 'livetopic[scrape]'); reconnects with back-off; a "
+    "message seen within --dedupe-window-s is pushed once."
+)
 
 
-async def _scrape(settings: Settings, url: str, args: argparse.Namespace) -> int:
-    from ..sources.feed import Feed
+class ScrapeOptions(ProducerOptions):
+    url: Annotated[str, Flag(positional=True, metavar="URL")] = Field(
+        description="a YouTube video or live URL, or a Twitch channel URL"
+    )
+
+
+async def _scrape(settings: Settings, url: str, options: ScrapeOptions) -> int:
     from ..sources.scrape import ChatDownloaderSource, scrape
-    from ..sources.status import Status
-    from ..streams.client import connect
-    from ..streams.keys import seen_key
-    from ..streams.producer import Dedupe, StreamProducer
 
-    stop = asyncio.Event()
-    stop_on_signals(stop, "stopping scrape (the chunk in hand is finished first)",
-                    "what was not yet confirmed is sent again, once, by the next run")
-    redis = connect(url, timeout_s=settings.redis_timeout_s)
-    producer = StreamProducer(redis, settings.input_stream, maxlen=args.maxlen,
-                              dedupe=Dedupe(seen_key(settings.input_stream), args.dedupe_window_s))
-    status = Status("scrape", enabled=not args.quiet)
-    try:
-        await producer.ensure_group(settings.group, settings.group_start_id)
-        await scrape(ChatDownloaderSource(args.url), Feed(producer, status), stop, channel=args.channel)
-    finally:
-        status.close()
-        await redis.aclose()
+    async with live_feed(settings, url, options, "scrape") as live:
+        await scrape(ChatDownloaderSource(options.url), live.feed, live.stop, channel=options.channel)
     return 0
 
 
-def cmd_scrape(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
+def cmd_scrape(options: ScrapeOptions, settings: Settings) -> int:
     with redis_for(settings) as url:
-        return run_async(_scrape(settings, url, args))
+        return run_async(_scrape(settings, url, options))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("scrape", help="push a live chat (YouTube, Twitch) as it happens, exactly once",
-                       description="Reads a live chat through chat-downloader (pip install 'livetopic[scrape]'); "
-                                   "reconnects with back-off; a message seen within --dedupe-window-s is pushed once.")
-    p.add_argument("url", help="a YouTube video or live URL, or a Twitch channel URL")
-    p.add_argument("--channel", help="channel field (default: the video id or Twitch channel)")
-    p.add_argument("--dedupe-window-s", type=float, default=3600.0,
-                   help="skip a message id pushed within this many seconds (reconnects and restarts)")
-    p.add_argument("--maxlen", type=int, help="approximate MAXLEN of the input stream")
-    p.add_argument("--quiet", action="store_true", help="no status line")
-    add_settings_flags(p, (*REDIS_FLAGS, *STREAM_FLAGS))
-    p.set_defaults(func=cmd_scrape)
+    add_command(
+        sub, "scrape", cmd_scrape, options=ScrapeOptions, settings=REDIS_AND_STREAMS, help=HELP, description=ABOUT
+    )

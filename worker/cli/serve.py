@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 
-from ..options import add_settings_flags, settings_from_args
+from ..options import add_command
 from ..settings import Settings
 from .common import redis_for, run_async, stop_on_signals
 
@@ -21,18 +21,21 @@ async def _serve(settings: Settings, url: str) -> int:
 
     worker = Worker(settings, url)
     stop = asyncio.Event()
-    stop_on_signals(stop, "stopping (drain within the grace period)",
-                    "unacked comments will be reclaimed by other workers", on_hup=worker.poke_reload)
+    stop_on_signals(
+        stop,
+        "stopping (drain within the grace period)",
+        "unacked comments will be reclaimed by other workers",
+        on_hup=worker.poke_reload,
+    )
     await worker.run(stop)
     log.info("worker stopped")
     return 0
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
+def cmd_worker(_: None, settings: Settings) -> int:
     from ..model.precision import prefer_passive_openmp
 
     prefer_passive_openmp()  # before torch loads
-    settings = settings_from_args(args)
     with redis_for(settings, fail_fast=False) as url:  # a worker waits for its Redis
         try:
             return run_async(_serve(settings, url))
@@ -44,6 +47,4 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("worker", help="classify comments from the input stream (the service)")
-    add_settings_flags(p)
-    p.set_defaults(func=cmd_worker)
+    add_command(sub, "worker", cmd_worker, settings=None, help="classify comments from the input stream (the service)")

@@ -10,16 +10,26 @@ import json
 import shutil
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field
 
 from ..display import cell, fit
-from ..errors import ConfigError
-from ..options import REDIS_FLAGS, STREAM_FLAGS, add_settings_flags
+from ..options import REDIS_AND_STREAMS, Flag, Options, add_command
 from ..settings import Settings
 from ..wire import entry_time_ms
 from .common import run_on_redis
 
-__all__ = ["json_record", "register", "row"]
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+__all__ = ["TailOptions", "json_record", "register", "row"]
+
+HELP = "print the latest results, then new ones as they arrive"
+ABOUT = (
+    "Print the newest results (time, channel, user, comment, topics), then follow the stream. Without --redis-url"
+    " it uses the embedded server of the data directory (the one `livetopic worker` started)."
+)
 
 _JSON_FIELDS = ("labels", "scores")  # JSON inside a stream field: decoded in --json
 _INT_FIELDS = ("latency_ms", "deliveries")
@@ -59,21 +69,42 @@ def row(entry_id: str, fields: dict[str, str], *, dead: bool, text_columns: int 
     when = _clock(fields.get("source_id", entry_id))
     text = fields.get("text")
     shown = "(text not published)" if text is None and not dead else (text or "")
-    head = (f"{when}  {cell(fields.get('channel', '-'), 10)}  {cell(fields.get('user', '-'), 12)}  "
-            f"{cell(shown, text_columns)}  ")
+    head = (
+        f"{when}  {cell(fields.get('channel', '-'), 10)}  {cell(fields.get('user', '-'), 12)}  "
+        f"{cell(shown, text_columns)}  "
+    )
     if dead:
         return head + f"✗ {fit(fields.get('error', '?'), 120)} (deliveries {fields.get('deliveries', '?')})"
     return head + _topics(fields)
 
 
 def _header(text_columns: int, dead: bool) -> str:
-    return (f"{'time':<8}  {cell('channel', 10)}  {cell('user', 12)}  {cell('comment', text_columns)}  "
-            f"{'why dead-lettered' if dead else 'topics'}")
+    return (
+        f"{'time':<8}  {cell('channel', 10)}  {cell('user', 12)}  {cell('comment', text_columns)}  "
+        f"{'why dead-lettered' if dead else 'topics'}"
+    )
+
+
+class TailOptions(Options):
+    last: Annotated[int, Flag(metavar="N", exclusive="where")] = Field(
+        10, ge=0, description="start with the newest N entries (0: only new ones)"
+    )
+    from_start: Annotated[bool, Flag(exclusive="where")] = Field(
+        False, description="start with the first entry of the stream"
+    )
+    count: Annotated[int | None, Flag(metavar="N")] = Field(None, ge=1, description="stop after N entries")
+    no_follow: bool = Field(False, description="print what is there and stop, without waiting")
+    dead: bool = Field(False, description="the dead-letter stream (with the reasons) instead")
+    as_json: bool = Field(
+        False,
+        alias="json",
+        description="one JSON object per entry: entry_id, the fields, labels and scores as JSON values",
+    )
 
 
 class _Printer:
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.json, self.dead = args.json, args.dead
+    def __init__(self, options: TailOptions) -> None:
+        self.json, self.dead = options.as_json, options.dead
         tty = sys.stdout.isatty()
         self.text_columns = max(20, min(60, shutil.get_terminal_size().columns - 64)) if tty else 40
         if tty and not self.json:
@@ -86,57 +117,35 @@ class _Printer:
             print(row(entry_id, fields, dead=self.dead, text_columns=self.text_columns), flush=True)
 
 
-async def _tail(settings: Settings, url: str, args: argparse.Namespace) -> int:
-    from ..streams.client import connect
+async def _tail(settings: Settings, redis: aioredis.Redis, options: TailOptions) -> int:
     from ..streams.reading import follow, last
     from ..streams.retry import Retrying
 
-    redis = connect(url, timeout_s=settings.redis_timeout_s)
-    stream = settings.dead_letter_stream if args.dead else settings.output_stream
-    show = _Printer(args)
+    stream = settings.dead_letter_stream if options.dead else settings.output_stream
+    show = _Printer(options)
     retry = Retrying(base_s=0.2, cap_s=5.0)
-    seen = 0
-    try:
-        after = "0-0"
-        if not args.from_start:
-            backlog = await retry.call("XREVRANGE", last, redis, stream, max(args.last, 1))
-            after = backlog[-1][0] if backlog else "0-0"  # the newest id: nothing added meanwhile is missed
-            for entry_id, fields in (backlog[-args.last:] if args.last > 0 else [])[: args.count]:
-                show(entry_id, fields)
-                seen += 1
-        while args.count is None or seen < args.count:
-            read = functools.partial(follow, redis, stream, after, block_ms=None if args.no_follow else 1000)
-            entries = await retry.call("XREAD", read)
-            if not entries and args.no_follow:
-                break
-            for entry_id, fields in entries[: None if args.count is None else args.count - seen]:
-                show(entry_id, fields)
-                seen += 1
-            after = entries[-1][0] if entries else after
-    finally:
-        await redis.aclose()
+    seen, after = 0, "0-0"
+    if not options.from_start:
+        backlog = await retry.call("XREVRANGE", last, redis, stream, max(options.last, 1))
+        after = backlog[-1][0] if backlog else "0-0"  # the newest id: nothing added meanwhile is missed
+        for entry_id, fields in (backlog[-options.last :] if options.last > 0 else [])[: options.count]:
+            show(entry_id, fields)
+            seen += 1
+    while options.count is None or seen < options.count:
+        read = functools.partial(follow, redis, stream, after, block_ms=None if options.no_follow else 1000)
+        entries = await retry.call("XREAD", read)
+        if not entries and options.no_follow:
+            break
+        for entry_id, fields in entries[: None if options.count is None else options.count - seen]:
+            show(entry_id, fields)
+            seen += 1
+        after = entries[-1][0] if entries else after
     return 0
 
 
-def cmd_tail(args: argparse.Namespace) -> int:
-    if args.last < 0 or (args.count is not None and args.count < 1):
-        raise ConfigError("--last must be >= 0 and --count >= 1")
-    return run_on_redis(args, _tail)
+def cmd_tail(options: TailOptions, settings: Settings) -> int:
+    return run_on_redis(settings, _tail, options)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tail", help="print the latest results, then new ones as they arrive",
-                       description="Print the newest results (time, channel, user, comment, topics), then follow "
-                                   "the stream. Without --redis-url it uses the embedded server of the data "
-                                   "directory (the one `livetopic worker` started).")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--last", type=int, default=10, metavar="N",
-                       help="start with the newest N entries (default 10; 0: only new ones)")
-    where.add_argument("--from-start", action="store_true", help="start with the first entry of the stream")
-    p.add_argument("--count", type=int, metavar="N", help="stop after N entries")
-    p.add_argument("--no-follow", action="store_true", help="print what is there and stop, without waiting")
-    p.add_argument("--dead", action="store_true", help="the dead-letter stream (with the reasons) instead")
-    p.add_argument("--json", action="store_true",
-                   help="one JSON object per entry: entry_id, the fields, labels and scores as JSON values")
-    add_settings_flags(p, (*REDIS_FLAGS, *STREAM_FLAGS))
-    p.set_defaults(func=cmd_tail)
+    add_command(sub, "tail", cmd_tail, options=TailOptions, settings=REDIS_AND_STREAMS, help=HELP, description=ABOUT)

@@ -3,12 +3,11 @@ backend, check the labels, smoke test."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from ..errors import ModelError, RepositoryError
-from .backends.base import Backend
+from .backends.base import Backend, config_labels, read_config
 from .contents import check_complete, check_inside, check_intact
 from .precision import Engine, engine_threads, resolve_engine
 from .repository import MANIFEST_NAME, Manifest, read_manifest, resolve_version
@@ -25,14 +24,17 @@ _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model",
 def _manifest_from_config(model_dir: Path) -> Manifest:
     """A plain Hugging Face directory (no livetopic.json): labels and problem type from config.json."""
     try:
-        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        config = read_config(model_dir)
+    except ModelError as exc:
         raise RepositoryError(f"{model_dir}: neither a model repository nor a model directory ({exc})") from exc
-    id2label = config.get("id2label") or {str(i): f"LABEL_{i}" for i in range(int(config.get("num_labels", 2)))}
-    labels = [id2label[k] for k in sorted(id2label, key=int)]
+    labels = config_labels(config)
     multi = config.get("problem_type") == "multi_label_classification"
-    return Manifest(name=model_dir.name, version=0, labels=labels,
-                    problem_type="multi_label_classification" if multi else "single_label_classification")
+    return Manifest(
+        name=model_dir.name,
+        version=0,
+        labels=labels,
+        problem_type="multi_label_classification" if multi else "single_label_classification",
+    )
 
 
 def locate_model(path: Path | str, version: int | None = None) -> tuple[Path, Manifest, int]:
@@ -70,8 +72,10 @@ def check_labels(model_dir: Path, manifest: Manifest, id2label: dict[int, str], 
     """The network's outputs are the manifest's labels: as many, and the same names where the config names
     them (``LABEL_<i>`` means unnamed)."""
     if num_labels != len(manifest.labels):
-        raise ModelError(f"{model_dir}: label mismatch: model has {num_labels} outputs, "
-                         f"manifest names {len(manifest.labels)} labels {manifest.labels}")
+        raise ModelError(
+            f"{model_dir}: label mismatch: model has {num_labels} outputs, "
+            f"manifest names {len(manifest.labels)} labels {manifest.labels}"
+        )
     named = [id2label.get(i, "") for i in range(num_labels)]
     if not all(n.startswith("LABEL_") for n in named) and named != list(manifest.labels):
         raise ModelError(f"{model_dir}: label mismatch: config.json names {named}, manifest {manifest.labels}")
@@ -101,13 +105,25 @@ def _backend(model_dir: Path, manifest: Manifest, device: str, dtype: str, backe
             raise
         # auto picked ONNX Runtime but this network does not export (or ORT cannot run it): PyTorch runs it
         fallback = resolve_engine(device, dtype if dtype != "int8" else "auto", "torch", manifest.dtype_agreement)
-        log.warning("%s: ONNX Runtime cannot serve this version (%s); serving it with PyTorch %s instead",
-                    model_dir, exc, fallback.dtype)
+        log.warning(
+            "%s: ONNX Runtime cannot serve this version (%s); serving it with PyTorch %s instead",
+            model_dir,
+            exc,
+            fallback.dtype,
+        )
         return load_backend(model_dir, fallback, compile=compile)
 
 
-def load_version(model_dir: Path, manifest: Manifest, number: int, *, device: str = "auto", dtype: str = "auto",
-                 backend: str = "auto", compile: bool = False) -> LoadedModel:
+def load_version(
+    model_dir: Path,
+    manifest: Manifest,
+    number: int,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    backend: str = "auto",
+    compile: bool = False,
+) -> LoadedModel:
     """Load the version in ``model_dir`` as ``manifest`` describes it (no smoke test)."""
     check_version(model_dir, manifest, number)
     check_files(model_dir)
@@ -117,13 +133,27 @@ def load_version(model_dir: Path, manifest: Manifest, number: int, *, device: st
     return LoadedModel(model_dir, manifest, number, tokenizer, network)
 
 
-def load_model(path: Path | str, version: int | None = None, *, device: str = "auto", dtype: str = "auto",
-               backend: str = "auto", compile: bool = False, smoke_test: bool = True) -> LoadedModel:
+def load_model(
+    path: Path | str,
+    version: int | None = None,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    backend: str = "auto",
+    compile: bool = False,
+    smoke_test: bool = True,
+) -> LoadedModel:
     """Load ``REPO`` (highest complete version, or ``version``), ``REPO/N``, or a plain HF directory."""
     vdir, manifest, number = locate_model(path, version)
     model = load_version(vdir, manifest, number, device=device, dtype=dtype, backend=backend, compile=compile)
     if smoke_test:
         model.smoke_test()
-    log.info("loaded model %s from %s on %s/%s (%s)", model.tag, vdir, model.device, model.dtype_name,
-             model.backend.description)
+    log.info(
+        "loaded model %s from %s on %s/%s (%s)",
+        model.tag,
+        vdir,
+        model.device,
+        model.dtype_name,
+        model.backend.description,
+    )
     return model

@@ -24,7 +24,6 @@ __all__ = [
     "auto_candidates",
     "cpu_features",
     "cpu_flags",
-    "cpu_has_int8_dot",
     "cpu_has_native_bf16",
     "cpu_model",
     "engine_threads",
@@ -99,11 +98,6 @@ def cpu_has_native_bf16() -> bool:
     Without them PyTorch still runs bfloat16 on CPU, but emulated and slower than float32.
     """
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
-
-
-def cpu_has_int8_dot() -> bool:
-    """True when the CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8)."""
-    return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 @functools.cache

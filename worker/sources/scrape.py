@@ -10,6 +10,7 @@ exhausted) it is opened again with back-off; when the library itself fails (the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.metadata
 import logging
 import re
@@ -22,15 +23,17 @@ from urllib.parse import parse_qs, urlparse
 from ..errors import SourceError
 from ..inputs import Record, chatdownloader
 from ..inputs.records import Converted
-from ..streams.retry import Backoff, sleep_or_stop
+from ..streams.retry import Backoff, with_backoff
 from .feed import CHUNK, Feed, take_batch
 
 __all__ = ["FALLBACK", "ChatDownloaderSource", "channel_of", "library_version", "scrape"]
 
 log = logging.getLogger(__name__)
 
-FALLBACK = ("fall back to yt-dlp and push --follow: `yt-dlp --skip-download --write-subs --sub-langs live_chat "
-            "--no-part -o '%(id)s' URL` and, beside it, `livetopic push --follow VIDEO_ID.live_chat.json`")
+FALLBACK = (
+    "fall back to yt-dlp and push --follow: `yt-dlp --skip-download --write-subs --sub-langs live_chat "
+    "--no-part -o '%(id)s' URL` and, beside it, `livetopic push --follow VIDEO_ID.live_chat.json`"
+)
 _END = object()
 
 
@@ -73,14 +76,16 @@ class ChatDownloaderSource:
             from chat_downloader import ChatDownloader
             from chat_downloader.sites import TwitchChatDownloader, YouTubeChatDownloader
         except ImportError as exc:
-            raise SourceError(f"chat-downloader is not installed (pip install 'livetopic[scrape]'); "
-                              f"or {FALLBACK}") from exc
+            raise SourceError(
+                f"chat-downloader is not installed (pip install 'livetopic[scrape]'); or {FALLBACK}"
+            ) from exc
         downloader = ChatDownloader()
         if self.prepare_session is not None:
             for site in (YouTubeChatDownloader, TwitchChatDownloader):
                 self.prepare_session(downloader.create_session(site).session)
-        chat = downloader.get_chat(self.url, message_groups=["all"], max_attempts=self.max_attempts,
-                                   interruptible_retry=False)
+        chat = downloader.get_chat(
+            self.url, message_groups=["all"], max_attempts=self.max_attempts, interruptible_retry=False
+        )
         return getattr(chat, "id", None), iter(chat)
 
     @staticmethod
@@ -135,28 +140,44 @@ async def _session(source: ChatDownloaderSource, feed: Feed, stop: asyncio.Event
     return True
 
 
-async def scrape(source: ChatDownloaderSource, feed: Feed, stop: asyncio.Event, *, channel: str | None = None,
-                 backoff: Backoff | None = None) -> None:
-    """Push ``source``'s chat until it ends or ``stop``; reconnect with back-off when it drops."""
-    backoff = backoff or Backoff(base_s=1.0, cap_s=60.0)
-    while not stop.is_set():
-        pushed = feed.status.pushed
-        try:
-            await _session(source, feed, stop, channel)
-            return
-        except SourceError:
+async def _connection(source: ChatDownloaderSource, feed: Feed, stop: asyncio.Event, channel: str | None) -> None:
+    """One session; a failure of the library itself (not a dropped source) as a :class:`SourceError`."""
+    try:
+        await _session(source, feed, stop, channel)
+    except SourceError:
+        raise
+    except Exception as exc:
+        if source.dropped(exc):
             raise
-        except Exception as exc:
-            if not source.dropped(exc):
-                version = library_version(source.name)
-                raise SourceError(f"{source.name} {version} failed: {type(exc).__name__}: {exc}. "
-                                  f"The site may have changed (upgrade {source.name}), or {FALLBACK}") from exc
-            if feed.status.pushed > pushed:
-                backoff.attempt = 0  # it had been working: start the back-off again from its base
-            delay = next(backoff)
-            feed.status.reconnects += 1
-            feed.status.tick(force=True)
-            log.warning("%s: the source dropped (%s: %s); reconnecting in %.1fs", source.name,
-                        type(exc).__name__, exc, delay)
-            if await sleep_or_stop(delay, stop):
-                return
+        raise SourceError(
+            f"{source.name} {library_version(source.name)} failed: {type(exc).__name__}: {exc}. "
+            f"The site may have changed (upgrade {source.name}), or {FALLBACK}"
+        ) from exc
+
+
+async def scrape(
+    source: ChatDownloaderSource,
+    feed: Feed,
+    stop: asyncio.Event,
+    *,
+    channel: str | None = None,
+    backoff: Backoff | None = None,
+) -> None:
+    """Push ``source``'s chat until it ends or ``stop``; reconnect with back-off when it drops (from the base
+    again after a connection that had pushed)."""
+
+    def dropped(exc: Exception, _attempt: int, delay_s: float) -> None:
+        feed.status.reconnects += 1
+        feed.status.tick(force=True)
+        log.warning(
+            "%s: the source dropped (%s: %s); reconnecting in %.1fs", source.name, type(exc).__name__, exc, delay_s
+        )
+
+    await with_backoff(
+        functools.partial(_connection, source, feed, stop, channel),
+        transient=lambda exc: not isinstance(exc, SourceError) and source.dropped(exc),
+        on_failure=dropped,
+        backoff=backoff or Backoff(base_s=1.0, cap_s=60.0),
+        stop=stop,
+        progress=lambda: feed.status.pushed,
+    )

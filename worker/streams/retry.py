@@ -4,12 +4,13 @@ back-off with jitter, retried until the call succeeds, a stop is asked for, or a
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from redis import exceptions as redis_errors
 
@@ -22,15 +23,30 @@ from ..errors import (
     RedisUnavailableError,
 )
 
-__all__ = ["Backoff", "Retrying", "error_code", "guarded", "sleep_or_stop", "translate"]
+__all__ = [
+    "STOPPED",
+    "Backoff",
+    "Retrying",
+    "Stopped",
+    "error_code",
+    "guarded",
+    "sleep_or_stop",
+    "translate",
+    "with_backoff",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Errors after which the same command may succeed once Redis is back; a write refused with one did not happen.
 _TRANSIENT: tuple[type[BaseException], ...] = (
-    redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError,
-    redis_errors.ReadOnlyError, redis_errors.TryAgainError, redis_errors.ClusterDownError, OSError,
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    redis_errors.ReadOnlyError,
+    redis_errors.TryAgainError,
+    redis_errors.ClusterDownError,
+    OSError,
 )
 # Error codes that mean "not now" rather than "never": a script running too long, a failover under way.
 _TRANSIENT_CODES = frozenset({"BUSY", "MASTERDOWN", "NOREPLICAS", "LOADING", "READONLY", "TRYAGAIN", "CLUSTERDOWN"})
@@ -51,8 +67,9 @@ def translate(exc: BaseException, command: str) -> RedisError:
     message = f"redis {command}: {type(exc).__name__}: {text}"
     code = error_code(text) if isinstance(exc, redis_errors.ResponseError) else ""
     if isinstance(exc, redis_errors.OutOfMemoryError) or code == "OOM":
-        return RedisOutOfMemoryError(f"redis {command}: Redis is out of memory (maxmemory reached, writes refused): "
-                                     f"{text}", command)
+        return RedisOutOfMemoryError(
+            f"redis {command}: Redis is out of memory (maxmemory reached, writes refused): {text}", command
+        )
     if isinstance(exc, _TRANSIENT) or code in _TRANSIENT_CODES:
         return RedisTransientError(message, command)
     if code == "NOGROUP":
@@ -70,7 +87,7 @@ async def guarded(command: str, call: Awaitable[T]) -> T:
 
 class Backoff:
     """``next()`` gives the next delay: uniform in [c/4, c] with c = min(cap, base·2^n) (jitter that never
-    collapses to a busy retry)."""
+    collapses to a busy retry); :meth:`reset` starts again from the base."""
 
     def __init__(self, base_s: float = 0.05, cap_s: float = 5.0, rng: random.Random | None = None) -> None:
         self.base_s, self.cap_s = base_s, cap_s
@@ -85,6 +102,9 @@ class Backoff:
         self.attempt += 1
         return self._rng.uniform(ceiling / 4, ceiling)
 
+    def reset(self) -> None:
+        self.attempt = 0
+
 
 async def sleep_or_stop(delay_s: float, stop: asyncio.Event | None) -> bool:
     """Sleep ``delay_s`` unless ``stop`` is set first; True if stopping."""
@@ -98,6 +118,44 @@ async def sleep_or_stop(delay_s: float, stop: asyncio.Event | None) -> bool:
     return True
 
 
+class Stopped(enum.Enum):
+    """What :func:`with_backoff` returns when its ``stop`` was set during a pause."""
+
+    STOPPED = "stopped"
+
+
+STOPPED = Stopped.STOPPED
+
+
+async def with_backoff(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    transient: Callable[[Exception], bool],
+    on_failure: Callable[[Exception, int, float], None],
+    backoff: Backoff,
+    stop: asyncio.Event | None = None,
+    progress: Callable[[], int] | None = None,
+) -> T | Literal[Stopped.STOPPED]:
+    """The one back-off loop: ``await attempt()`` again, after a growing pause, while it fails with an error that
+    is ``transient``; any other error is raised. ``on_failure(error, attempt, delay_s)`` is told of each failure
+    before its pause (it may raise instead: a budget spent). The pauses start again from the base when an attempt
+    made ``progress`` (a count that grew while it ran: a connection that had been working). Returns
+    :data:`STOPPED` when ``stop`` is set during a pause."""
+    while True:
+        before = progress() if progress is not None else 0
+        try:
+            return await attempt()
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            if progress is not None and progress() > before:
+                backoff.reset()
+            delay = next(backoff)
+            on_failure(exc, backoff.attempt, delay)
+            if await sleep_or_stop(delay, stop):
+                return STOPPED
+
+
 def _log_failure(what: str, exc: RedisError, attempt: int, delay_s: float) -> None:
     log.warning("redis %s failed (%s); retry %d in %.2fs", what, exc, attempt, delay_s)
 
@@ -108,36 +166,57 @@ class Retrying:
     the cause of a non-transient error (e.g. recreate a missing group): when it returns True the call is tried
     again at once, else the error is raised."""
 
-    def __init__(self, *, base_s: float = 0.05, cap_s: float = 5.0,
-                 on_failure: Callable[[str, RedisError, int, float], None] = _log_failure,
-                 on_success: Callable[[], None] | None = None,
-                 recover: Callable[[RedisError], Awaitable[bool]] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        base_s: float = 0.05,
+        cap_s: float = 5.0,
+        on_failure: Callable[[str, RedisError, int, float], None] = _log_failure,
+        on_success: Callable[[], None] | None = None,
+        recover: Callable[[RedisError], Awaitable[bool]] | None = None,
+    ) -> None:
         self.base_s, self.cap_s = base_s, cap_s
         self._on_failure, self._on_success, self._recover = on_failure, on_success, recover
 
-    async def call(self, what: str, fn: Callable[..., Awaitable[T]], *args: object, stop: asyncio.Event | None = None,
-                   budget_s: float | None = None) -> T:
+    async def call(
+        self,
+        what: str,
+        fn: Callable[..., Awaitable[T]],
+        *args: object,
+        stop: asyncio.Event | None = None,
+        budget_s: float | None = None,
+    ) -> T:
         """``await fn(*args)`` until it does not fail transiently. Raises :class:`asyncio.CancelledError` when
         ``stop`` is set while waiting, :class:`RedisUnavailableError` once ``budget_s`` is spent, and any
         non-transient error at once."""
-        backoff = Backoff(self.base_s, self.cap_s)
         started = time.monotonic()
-        while True:
-            try:
-                result = await fn(*args)
-            except RedisTransientError as exc:
-                if budget_s is not None and time.monotonic() - started > budget_s:
-                    raise RedisUnavailableError(f"redis {what}: still failing after {budget_s:.0f}s: {exc}",
-                                                exc.command) from exc
-                delay = next(backoff)
-                self._on_failure(what, exc, backoff.attempt, delay)
-                if await sleep_or_stop(delay, stop):
-                    raise asyncio.CancelledError from exc
-                continue
-            except RedisError as exc:
-                if self._recover is not None and await self._recover(exc):
-                    continue
-                raise
-            if self._on_success is not None:
-                self._on_success()
-            return result
+
+        async def attempt() -> T:
+            while True:
+                try:
+                    return await fn(*args)
+                except RedisError as exc:
+                    transient = isinstance(exc, RedisTransientError)
+                    if transient or self._recover is None or not await self._recover(exc):
+                        raise
+
+        def failed(exc: Exception, attempt: int, delay_s: float) -> None:
+            assert isinstance(exc, RedisTransientError)
+            if budget_s is not None and time.monotonic() - started > budget_s:
+                raise RedisUnavailableError(
+                    f"redis {what}: still failing after {budget_s:.0f}s: {exc}", exc.command
+                ) from exc
+            self._on_failure(what, exc, attempt, delay_s)
+
+        result = await with_backoff(
+            attempt,
+            transient=lambda exc: isinstance(exc, RedisTransientError),
+            on_failure=failed,
+            backoff=Backoff(self.base_s, self.cap_s),
+            stop=stop,
+        )
+        if result is STOPPED:
+            raise asyncio.CancelledError
+        if self._on_success is not None:
+            self._on_success()
+        return result

@@ -14,18 +14,25 @@ import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
 
 from ..display import cell
 from ..errors import LivetopicError
 from ..inputs import read_records
 from ..model.repository import latest_version
+from ..options import Flag, Options, add_command
+from ..settings import Settings, StreamNames
 from ..streams.client import connect
 from ..streams.producer import StreamProducer
 from ..streams.reading import follow
 from .embedded import EmbeddedRedis
 from .process import DashboardProcess, WorkerProcess
 
-__all__ = ["Train", "register", "sample_path"]
+__all__ = ["DemoOptions", "Train", "register", "sample_path"]
+
+HELP = "end-to-end demo on a bundled sample; no network, no server needed"
 
 # Trains a model on the files and publishes it into the repository; returns the version. The CLI passes the
 # trainer's (``trainer.train.train_model``): the tools do not import the trainer.
@@ -40,25 +47,32 @@ def _ensure_model(train: Train, repo: Path, sample: Path, minutes: float, run_di
     if latest_version(repo) is not None:
         print(f"model: {repo}/{latest_version(repo)} (already there)")
         return
-    print(f"model: none in {repo}; training a small one on the bundled sample (~{minutes:.0f} min on CPU)…",
-          flush=True)
+    print(f"model: none in {repo}; training a small one on the bundled sample (~{minutes:.0f} min on CPU)…", flush=True)
     trainer_log = logging.getLogger("trainer")
     level = trainer_log.level
     if not verbose:  # the training chatter (epochs, agreement, one-file warning) only with -v
         trainer_log.setLevel(logging.ERROR)
     try:
-        version = train([sample], repo, preset="tiny", max_minutes=minutes, name="demo-topics", run_dir=str(run_dir),
-                        progress=verbose)
+        version = train(
+            [sample],
+            repo,
+            preset="tiny",
+            max_minutes=minutes,
+            name="demo-topics",
+            run_dir=str(run_dir),
+            progress=verbose,
+        )
     finally:
         trainer_log.setLevel(level)
     print(f"model: published {repo}/{version} (training log in {run_dir})")
 
 
-async def _replay(url: str, records: list[dict[str, str]], rate: float, stream: str, out_stream: str,
-                  group: str) -> tuple[list[float], float]:
+async def _replay(
+    url: str, records: list[dict[str, str]], rate: float, streams: StreamNames
+) -> tuple[list[float], float]:
     redis = connect(url)
-    producer = StreamProducer(redis, stream)
-    await producer.ensure_group(group)
+    producer = StreamProducer(redis, streams.input)
+    await producer.ensure_group(streams.group)
     by_id: dict[str, dict[str, str]] = {}
     latencies: list[float] = []
     started = time.monotonic()
@@ -76,7 +90,7 @@ async def _replay(url: str, records: list[dict[str, str]], rate: float, stream: 
     print("-" * 80)
     try:
         while len(latencies) < len(records):
-            entries = await follow(redis, out_stream, last, block_ms=2000)
+            entries = await follow(redis, streams.output, last, block_ms=2000)
             if not entries and pusher.done() and time.monotonic() - started > 60 + len(records) / rate:
                 raise LivetopicError(f"only {len(latencies)} of {len(records)} results arrived")
             if entries:
@@ -85,8 +99,11 @@ async def _replay(url: str, records: list[dict[str, str]], rate: float, stream: 
                 latencies.append(float(fields["latency_ms"]))
                 src = by_id.get(fields["source_id"], {})
                 labels = ", ".join(json.loads(fields["labels"])) or "-"
-                print(f"{src.get('ts', ''):>7}  {cell(src.get('user', ''), 12)}  "
-                      f"{cell(src.get('text', ''), 34)}  {labels}", flush=True)
+                print(
+                    f"{src.get('ts', ''):>7}  {cell(src.get('user', ''), 12)}  "
+                    f"{cell(src.get('text', ''), 34)}  {labels}",
+                    flush=True,
+                )
         await pusher
     finally:
         pusher.cancel()
@@ -94,25 +111,46 @@ async def _replay(url: str, records: list[dict[str, str]], rate: float, stream: 
     return latencies, time.monotonic() - started
 
 
-def cmd_demo(args: argparse.Namespace, train: Train) -> int:
-    workdir = Path(args.workdir).resolve()
-    repo = Path(args.model_repo).resolve() if args.model_repo else workdir / "models"
+class DemoOptions(Options):
+    workdir: Path = Field(Path(".demo"), description="where the demo keeps Redis data, the model and logs")
+    model_repo: Path | None = Field(
+        None,
+        description="use this model repository instead of training one (default: "
+        "WORKDIR/models, trained there when empty)",
+    )
+    n: int | None = Field(None, ge=1, description="replay at most N comments of the sample (default: all)")
+    rate: float = Field(100.0, gt=0, description="comments per second offered")
+    train_minutes: float = Field(2.0, gt=0, description="training budget when no model exists")
+    verbose: Annotated[bool, Flag(short="-v")] = Field(False, description="show the training progress and log")
+
+
+def cmd_demo(options: DemoOptions, settings: Settings, train: Train) -> int:
+    workdir = options.workdir.resolve()
+    repo = options.model_repo.resolve() if options.model_repo else workdir / "models"
     sample = sample_path()
-    _ensure_model(train, repo, sample, args.train_minutes, workdir / "train-run", args.verbose)
-    records = [r.fields for r in read_records([sample], channel="demo", limit=args.n)]
+    _ensure_model(train, repo, sample, options.train_minutes, workdir / "train-run", options.verbose)
+    records = [r.fields for r in read_records([sample], channel="demo", limit=options.n)]
+    streams = settings.streams
     with EmbeddedRedis(workdir / "redis", appendonly=False) as server:
         print(f"redis: embedded redis-server at {server.url}")
-        flags = ["--redis-url", server.url, "--model-repo", str(repo), "--group-start-id", "0", "--max-wait-ms", "20"]
+        flags = ["--redis-url", server.url, *streams.flags()]
         # The worker inherits this environment: LIVETOPIC_* settings (device, dtype…) apply to it too.
-        with WorkerProcess(flags, workdir / "worker.log", env=os.environ) as worker, \
-                DashboardProcess(["--redis-url", server.url], workdir / "dashboard.log", env=os.environ) as dashboard:
+        with (
+            WorkerProcess(
+                [*flags, "--model-repo", str(repo), "--group-start-id", "0", "--max-wait-ms", "20"],
+                workdir / "worker.log",
+                env=os.environ,
+            ) as worker,
+            DashboardProcess(flags, workdir / "dashboard.log", env=os.environ) as dashboard,
+        ):
             worker.wait_ready(timeout_s=120)
-            print(f"worker: ready (pid {worker.popen.pid}, metrics {worker.url('/metrics')} while the demo runs, "
-                  f"log {worker.log_path})")
+            print(
+                f"worker: ready (pid {worker.popen.pid}, metrics {worker.url('/metrics')} while the demo runs, "
+                f"log {worker.log_path})"
+            )
             dashboard.wait_ready(timeout_s=60)
             print(f"dashboard: {dashboard.url('/')} (topic heat per channel, live: open it in a browser)", flush=True)
-            latencies, elapsed = asyncio.run(_replay(server.url, records, args.rate, "livetopic:comments",
-                                                     "livetopic:topics", "livetopic"))
+            latencies, elapsed = asyncio.run(_replay(server.url, records, options.rate, streams))
             classified = worker.metric('livetopic_comments_total{outcome="classified"}')
             code = worker.stop(timeout_s=60)
             if sys.stdin.isatty():
@@ -123,20 +161,17 @@ def cmd_demo(args: argparse.Namespace, train: Train) -> int:
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
 
     print("-" * 80)
-    print(f"summary: {len(latencies)} comments classified in {elapsed:.1f}s "
-          f"({len(latencies) / elapsed:.1f} comments/s offered at {args.rate:.0f}/s)")
+    print(
+        f"summary: {len(latencies)} comments classified in {elapsed:.1f}s "
+        f"({len(latencies) / elapsed:.1f} comments/s offered at {options.rate:.0f}/s)"
+    )
     print(f"latency: p50 {pct(0.50):.0f} ms, p99 {pct(0.99):.0f} ms (entry id time → publish)")
-    print(f"worker: stopped (exit code {code}) after counting {classified:.0f} classified; its metrics are gone "
-          f"with it. To keep one running: livetopic worker --model-repo {repo}")
+    print(
+        f"worker: stopped (exit code {code}) after counting {classified:.0f} classified; its metrics are gone "
+        f"with it. To keep one running: livetopic worker --model-repo {repo}"
+    )
     return 0 if len(latencies) == len(records) and code == 0 else 1
 
 
 def register(sub: argparse._SubParsersAction, train: Train) -> None:
-    p = sub.add_parser("demo", help="end-to-end demo on a bundled sample; no network, no server needed")
-    p.add_argument("--workdir", default=".demo", help="where the demo keeps Redis data, the model and logs")
-    p.add_argument("--model-repo", help="use this model repository instead of training one")
-    p.add_argument("--n", type=int, default=None, help="replay at most N comments of the sample")
-    p.add_argument("--rate", type=float, default=100.0, help="comments per second offered")
-    p.add_argument("--train-minutes", type=float, default=2.0, help="training budget when no model exists")
-    p.add_argument("-v", "--verbose", action="store_true", help="show the training progress and log")
-    p.set_defaults(func=functools.partial(cmd_demo, train=train))
+    add_command(sub, "demo", functools.partial(cmd_demo, train=train), options=DemoOptions, help=HELP)

@@ -30,10 +30,10 @@ __all__ = ["Autoscaler", "Sample", "ScaleRule", "poll", "wanted_replicas"]
 class ScaleRule:
     """The numbers of a ScaledObject that decide its replicas."""
 
-    lag_count: int = 1000
-    activation_lag_count: int = 0
-    min_replicas: int = 2
-    max_replicas: int = 20
+    lag_count: int
+    activation_lag_count: int
+    min_replicas: int
+    max_replicas: int
     behavior: Mapping[str, Any] = field(default_factory=dict)  # the HPA behavior block (empty: HPA defaults)
 
     @classmethod
@@ -50,8 +50,13 @@ class ScaleRule:
             raise ConfigError(f"{path}: no trigger with lagCount")
         meta = triggers[0]["metadata"]
         behavior = spec.get("advanced", {}).get("horizontalPodAutoscalerConfig", {}).get("behavior", {})
-        return cls(int(meta["lagCount"]), int(meta.get("activationLagCount", 0)), int(spec.get("minReplicaCount", 0)),
-                   int(spec.get("maxReplicaCount", 100)), behavior)
+        return cls(
+            int(meta["lagCount"]),
+            int(meta.get("activationLagCount", 0)),
+            int(spec.get("minReplicaCount", 0)),
+            int(spec.get("maxReplicaCount", 100)),
+            behavior,
+        )
 
 
 def wanted_replicas(lag: int, rule: ScaleRule) -> int:
@@ -62,11 +67,19 @@ def wanted_replicas(lag: int, rule: ScaleRule) -> int:
 
 
 # The HPA's defaults where a behavior leaves a direction out (Kubernetes documentation).
-_DEFAULT_UP = {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
-               "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15},
-                            {"type": "Pods", "value": 4, "periodSeconds": 15}]}
-_DEFAULT_DOWN = {"stabilizationWindowSeconds": 300, "selectPolicy": "Max",
-                 "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}
+_DEFAULT_UP = {
+    "stabilizationWindowSeconds": 0,
+    "selectPolicy": "Max",
+    "policies": [
+        {"type": "Percent", "value": 100, "periodSeconds": 15},
+        {"type": "Pods", "value": 4, "periodSeconds": 15},
+    ],
+}
+_DEFAULT_DOWN = {
+    "stabilizationWindowSeconds": 300,
+    "selectPolicy": "Max",
+    "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
+}
 
 
 class Autoscaler:
@@ -125,13 +138,26 @@ class Sample:
     replicas: int  # after the HPA behavior
 
     def as_dict(self) -> dict[str, Any]:
-        return {"t": round(self.t, 1), "lag": self.lag, "pending": self.pending, "length": self.length,
-                "wanted": self.wanted, "replicas": self.replicas}
+        return {
+            "t": round(self.t, 1),
+            "lag": self.lag,
+            "pending": self.pending,
+            "length": self.length,
+            "wanted": self.wanted,
+            "replicas": self.replicas,
+        }
 
 
-async def poll(fetch: Callable[[], Any], rule: ScaleRule, *, interval_s: float, speed: float = 1.0,
-               count: int | None = None, on_sample: Callable[[Sample], None] = lambda s: None,
-               stop: asyncio.Event | None = None) -> list[Sample]:
+async def poll(
+    fetch: Callable[[], Any],
+    rule: ScaleRule,
+    *,
+    interval_s: float,
+    speed: float = 1.0,
+    count: int | None = None,
+    on_sample: Callable[[Sample], None] = lambda s: None,
+    stop: asyncio.Event | None = None,
+) -> list[Sample]:
     """Every ``interval_s`` (real seconds), ``await fetch()`` (a :class:`StreamStats`) and step the autoscaler;
     simulated time runs ``speed`` times faster than real time, so the behavior's windows pass sooner."""
     scaler = Autoscaler(rule)
@@ -144,8 +170,9 @@ async def poll(fetch: Callable[[], Any], rule: ScaleRule, *, interval_s: float, 
         if stats.lag is None:
             sample = Sample(t, None, stats.pending, stream_length, None, scaler.replicas)
         else:
-            sample = Sample(t, stats.lag, stats.pending, stream_length, wanted_replicas(stats.lag, rule),
-                            scaler.step(t, stats.lag))
+            sample = Sample(
+                t, stats.lag, stats.pending, stream_length, wanted_replicas(stats.lag, rule), scaler.step(t, stats.lag)
+            )
         samples.append(sample)
         on_sample(sample)
         if stop is not None and stop.is_set():

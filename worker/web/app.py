@@ -10,33 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from ..settings import StreamNames
 from ..streams.client import connect
 from .aggregate import ALL, MAX_NAME_CHARS, WINDOWS
 from .assets import CONTENT_TYPES, static_text
-from .clients import DEFAULT_CLIENT_BUFFER_BYTES, DEFAULT_MAX_CLIENTS, ClientLimits, Clients
-from .live import Live, LiveOptions
+from .clients import Clients
+from .live import Live
 from .message import sse_event
+from .options import DashboardOptions
 
 __all__ = ["Dashboard", "DashboardOptions"]
 
 log = logging.getLogger("livetopic.dashboard")
 
-_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
-        "font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-
-
-@dataclass(frozen=True, slots=True)
-class DashboardOptions:
-    host: str = "127.0.0.1"
-    port: int = 9500
-    live: LiveOptions = field(default_factory=LiveOptions)
-    max_clients: int = DEFAULT_MAX_CLIENTS
-    client_buffer_bytes: int = DEFAULT_CLIENT_BUFFER_BYTES
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 def _query(request: web.Request) -> tuple[str, str]:
@@ -46,11 +40,19 @@ def _query(request: web.Request) -> tuple[str, str]:
 
 
 class Dashboard:
-    def __init__(self, redis_url: str, options: DashboardOptions, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        streams: StreamNames,
+        options: DashboardOptions,
+        *,
+        timeout_s: float = 10.0,
+        health_interval_s: float = 2.0,
+    ) -> None:
         self.options = options
         self.redis = connect(redis_url, timeout_s=timeout_s)
-        self.live = Live(self.redis, options.live)
-        self.clients = Clients(ClientLimits(options.max_clients, options.client_buffer_bytes))
+        self.live = Live(self.redis, streams, options, health_interval_s=health_interval_s)
+        self.clients = Clients(options)
         self.port = options.port
         self._streams: set[asyncio.Task[Any]] = set()
         self.app = web.Application()
@@ -64,8 +66,12 @@ class Dashboard:
     # --- handlers -----------------------------------------------------------------------------------
     @staticmethod
     def _file(name: str) -> web.Response:
-        return web.Response(text=static_text(name), content_type=CONTENT_TYPES[name], charset="utf-8",
-                            headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-cache"})
+        return web.Response(
+            text=static_text(name),
+            content_type=CONTENT_TYPES[name],
+            charset="utf-8",
+            headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-cache"},
+        )
 
     async def _page(self, _request: web.Request) -> web.Response:
         return self._file("index.html")
@@ -78,8 +84,9 @@ class Dashboard:
 
     async def _view(self, request: web.Request) -> web.Response:
         channel, window = _query(request)
-        return web.Response(body=await self.live.encoded_view(channel, window), content_type="application/json",
-                            charset="utf-8")
+        return web.Response(
+            body=await self.live.encoded_view(channel, window), content_type="application/json", charset="utf-8"
+        )
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         if not self.clients.admit():
@@ -90,8 +97,13 @@ class Dashboard:
             self.clients.release()
 
     async def _stream(self, request: web.Request, channel: str, window: str) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
-                                           "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
         await resp.prepare(request)
         task = asyncio.current_task()
         assert task is not None
@@ -122,8 +134,10 @@ class Dashboard:
         if not live.redis_ok:
             return web.json_response({"ready": False, "reason": "redis unreachable"}, status=503)
         if not live.history_loaded:
-            return web.json_response({"ready": False, "reason": "reading the output stream's history",
-                                      "ingested": live.board.ingested}, status=503)
+            return web.json_response(
+                {"ready": False, "reason": "reading the output stream's history", "ingested": live.board.ingested},
+                status=503,
+            )
         return web.json_response({"ready": True, "reason": "ok", "ingested": live.board.ingested})
 
     # --- lifecycle ----------------------------------------------------------------------------------

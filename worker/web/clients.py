@@ -17,40 +17,22 @@ import logging
 import socket
 import struct
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .message import MAX_EVENT_BYTES
+if TYPE_CHECKING:
+    from .options import DashboardOptions
 
-__all__ = ["DEFAULT_CLIENT_BUFFER_BYTES", "DEFAULT_MAX_CLIENTS", "MIN_CLIENT_BUFFER_BYTES", "ClientLimits", "Clients"]
+__all__ = ["Clients"]
 
 log = logging.getLogger("livetopic.dashboard")
 
 _REFUSAL_LOG_EVERY_S = 10.0
-DEFAULT_MAX_CLIENTS = 100
-DEFAULT_CLIENT_BUFFER_BYTES = 1024 * 1024
-MIN_CLIENT_BUFFER_BYTES = MAX_EVENT_BYTES  # room for one view, or no page could get the largest
-
-
-@dataclass(frozen=True, slots=True)
-class ClientLimits:
-    max_clients: int = DEFAULT_MAX_CLIENTS
-    client_buffer_bytes: int = DEFAULT_CLIENT_BUFFER_BYTES
-
-    def __post_init__(self) -> None:
-        if self.max_clients < 1:
-            raise ValueError(f"max_clients must be at least 1, got {self.max_clients}")
-        if self.client_buffer_bytes < MIN_CLIENT_BUFFER_BYTES:
-            raise ValueError(
-                f"client_buffer_bytes must be at least {MIN_CLIENT_BUFFER_BYTES} (one view), got "
-                f"{self.client_buffer_bytes}"
-            )
 
 
 class Clients:
     """Counts of the pages: connected now, refused and dropped since the start."""
 
-    def __init__(self, limits: ClientLimits, *, clock: Any = time.monotonic) -> None:
+    def __init__(self, limits: DashboardOptions, *, clock: Any = time.monotonic) -> None:
         self.limits, self.clock = limits, clock
         self.connected = self.refused = self.dropped = 0
         self._refusals_logged_at: float | None = None

@@ -9,39 +9,31 @@ retried (the page shows ``redis`` as unreachable meanwhile), never fatal.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from ..errors import RedisError, RedisTransientError
+from ..settings import StreamNames
 from ..streams.info import GroupState, group_state
 from ..streams.reading import count_since, follow, lengths, lookup, scan
-from ..streams.retry import Backoff, sleep_or_stop
+from ..streams.retry import Backoff, sleep_or_stop, with_backoff
 from .aggregate import WINDOWS, Aggregator, clip_text
 from .message import MAX_VIEW_BYTES, encode_view
+from .options import DashboardOptions
 
-__all__ = ["Live", "LiveOptions"]
+__all__ = ["Live"]
 
 log = logging.getLogger("livetopic.dashboard")
 
 MAX_CACHED_VIEWS = 32  # views kept for the current tick (each at most MAX_VIEW_BYTES); others are made per request
 
 
-@dataclass(frozen=True, slots=True)
-class LiveOptions:
-    output_stream: str = "livetopic:topics"
-    input_stream: str = "livetopic:comments"
-    dead_letter_stream: str = "livetopic:dead"
-    group: str = "livetopic"
-    update_interval_s: float = 0.5  # at most 1 / this updates a second to each page
-    health_interval_s: float = 2.0
-    read_count: int = 250  # entries per XREAD / XRANGE page: what is held at once while reading (not the view)
-    feed_size: int = 30  # comments sent to a page
-    max_channels: int = 50
+READ_COUNT = 250  # entries per XREAD / XRANGE page: what is held at once while reading (not the view)
 
 
 def _now_ms() -> int:
@@ -49,11 +41,21 @@ def _now_ms() -> int:
 
 
 class Live:
-    def __init__(self, redis: aioredis.Redis, options: LiveOptions, *, clock: Callable[[], int] = _now_ms) -> None:
-        self.redis, self.options, self.clock = redis, options, clock
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        streams: StreamNames,
+        options: DashboardOptions,
+        *,
+        health_interval_s: float = 2.0,
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.redis, self.streams, self.options, self.clock = redis, streams, options, clock
+        self.health_interval_s = health_interval_s
         self.board = Aggregator(max_channels=options.max_channels, feed_size=max(options.feed_size, 1))
         self.history_loaded = False
         self.redis_ok = False
+        self.answers = 0  # Redis replies so far: a guarded task that got one was working (its back-off starts over)
         self.group = GroupState(exists=False)
         self.dead_per_min: int | None = None
         self.dead_total: int | None = None
@@ -65,9 +67,14 @@ class Live:
     # --- tasks --------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Follow, poll and tick until ``stop`` is set (or a task fails: its error is raised)."""
-        tasks = [asyncio.create_task(c, name=n) for n, c in (
-            ("follow", self._guard(self._follow, stop)), ("health", self._guard(self._poll_health, stop)),
-            ("tick", self._ticker(stop)))]
+        tasks = [
+            asyncio.create_task(c, name=n)
+            for n, c in (
+                ("follow", self._guard(self._follow, stop)),
+                ("health", self._guard(self._poll_health, stop)),
+                ("tick", self._ticker(stop)),
+            )
+        ]
         stopper = asyncio.create_task(stop.wait(), name="stop")
         try:
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -82,41 +89,48 @@ class Live:
 
     async def _guard(self, body: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event) -> None:
         """Run ``body`` again after transient Redis faults (with back-off), until ``stop``."""
-        backoff = Backoff(base_s=0.1, cap_s=5.0)
-        while not stop.is_set():
-            try:
-                await body(stop)
-                return
-            except RedisTransientError as exc:
-                self.redis_ok = False
-                delay = next(backoff)
-                log.warning("dashboard: redis unavailable (%s); retrying in %.1fs", exc, delay)
-                await sleep_or_stop(delay, stop)
+
+        def failed(exc: Exception, _attempt: int, delay_s: float) -> None:
+            self.redis_ok = False
+            log.warning("dashboard: redis unavailable (%s); retrying in %.1fs", exc, delay_s)
+
+        await with_backoff(
+            functools.partial(body, stop),
+            transient=lambda exc: isinstance(exc, RedisTransientError),
+            on_failure=failed,
+            backoff=Backoff(base_s=0.1, cap_s=5.0),
+            stop=stop,
+            progress=lambda: self.answers,
+        )
+
+    def _answered(self) -> None:
+        self.redis_ok = True
+        self.answers += 1
 
     async def _follow(self, stop: asyncio.Event) -> None:
-        o, board = self.options, self.board
+        board, stream = self.board, self.streams.output
         board.prune(self.clock())
         if not self.history_loaded:
-            async for entry_id, fields in scan(self.redis, o.output_stream, start=f"({board.last_id}",
-                                               page=o.read_count):
-                self.redis_ok = True
+            async for entry_id, fields in scan(self.redis, stream, start=f"({board.last_id}", page=READ_COUNT):
+                self._answered()
                 board.add(entry_id, fields)
-            self.history_loaded = self.redis_ok = True
+            self.history_loaded = True
+            self._answered()
             log.info("dashboard: history read, %d entries up to %s", board.ingested, board.last_id)
         while not stop.is_set():
-            rows = await follow(self.redis, o.output_stream, board.last_id, count=o.read_count, block_ms=500)
-            self.redis_ok = True
+            rows = await follow(self.redis, stream, board.last_id, count=READ_COUNT, block_ms=500)
+            self._answered()
             for entry_id, fields in rows:
                 board.add(entry_id, fields)
 
     async def _poll_health(self, stop: asyncio.Event) -> None:
-        o = self.options
+        streams = self.streams
         while not stop.is_set():
-            self.group = await group_state(self.redis, o.input_stream, o.group)
-            self.dead_per_min = await count_since(self.redis, o.dead_letter_stream, self.clock() - 60_000)
-            self.dead_total = (await lengths(self.redis, o.dead_letter_stream))[0]
-            self.redis_ok = True
-            await sleep_or_stop(o.health_interval_s, stop)
+            self.group = await group_state(self.redis, streams.input, streams.group)
+            self.dead_per_min = await count_since(self.redis, streams.dead_letter, self.clock() - 60_000)
+            self.dead_total = (await lengths(self.redis, streams.dead_letter))[0]
+            self._answered()
+            await sleep_or_stop(self.health_interval_s, stop)
 
     async def _ticker(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -136,13 +150,22 @@ class Live:
     def health(self) -> dict[str, Any]:
         g = self.group
         return {
-            "redis": self.redis_ok, "loading": not self.history_loaded,
-            "group": {"exists": g.exists, "lag": g.lag, "lag_capped": g.lag_capped, "pending": g.pending,
-                      "consumers": g.consumers},
-            "dead_per_min": self.dead_per_min, "dead_total": self.dead_total,
+            "redis": self.redis_ok,
+            "loading": not self.history_loaded,
+            "group": {
+                "exists": g.exists,
+                "lag": g.lag,
+                "lag_capped": g.lag_capped,
+                "pending": g.pending,
+                "consumers": g.consumers,
+            },
+            "dead_per_min": self.dead_per_min,
+            "dead_total": self.dead_total,
             "models": dict(sorted(self.board.models.items(), key=lambda kv: -kv[1])),
             "latency_ms": self.board.latency(),
-            "ingested": self.board.ingested, "malformed": self.board.malformed, "last_id": self.board.last_id,
+            "ingested": self.board.ingested,
+            "malformed": self.board.malformed,
+            "last_id": self.board.last_id,
         }
 
     async def _fill_texts(self, items: list[Any]) -> None:
@@ -150,7 +173,7 @@ class Live:
         if not wanted:
             return
         try:
-            texts = await lookup(self.redis, self.options.input_stream, wanted)
+            texts = await lookup(self.redis, self.streams.input, wanted)
         except RedisError as exc:
             log.warning("dashboard: cannot look up comment texts (%s)", exc)
             return
@@ -182,9 +205,14 @@ class Live:
         items = self.board.feed(channel, self.options.feed_size)
         await self._fill_texts(items)
         view = {
-            "now": now, "tick": self.tick, "channel": channel, "window": window,
-            "labels": list(self.board.labels.names), "channels": self.board.channel_list(now),
+            "now": now,
+            "tick": self.tick,
+            "channel": channel,
+            "window": window,
+            "labels": list(self.board.labels.names),
+            "channels": self.board.channel_list(now),
             **self.board.heat(channel, window, now),
-            "feed": [item.view() for item in items], "health": self.health(),
+            "feed": [item.view() for item in items],
+            "health": self.health(),
         }
         return view

@@ -3,33 +3,49 @@ guard, batch statistics, percentiles, the CPU meter and the table."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from worker.cli import build_parser
-from worker.errors import LivetopicError
+from worker.errors import ConfigError, LivetopicError
+from worker.options import options_from_args, settings_from_args
+from worker.settings import Settings
 from worker.tools.bench import command as bench
 from worker.tools.bench.load import CpuMeter, percentiles
+from worker.tools.bench.records import DEFAULT_PRESET, BenchOptions
 from worker.tools.bench.steps import draw, load_texts
 from worker.tools.bench.table import render_table
 from worker.tools.bench.workers import batch_stats, worker_layout
 
 
-def test_parser_accepts_the_contract_flags() -> None:
-    args = build_parser().parse_args(["bench", "--preset", "bert-base-chinese", "--texts", "a", "b", "--n", "7",
-                                      "--device", "cpu", "--redis-url", "redis://x:1/0", "--json"])
-    assert args.func is bench.cmd_bench
-    assert (args.preset, args.texts, args.n, args.device, args.redis_url, args.json) == (
-        "bert-base-chinese", [Path("a"), Path("b")], 7, "cpu", "redis://x:1/0", True)
-    args = build_parser().parse_args(["bench", "--model", "repo", "--texts", "t"])
-    assert args.model == Path("repo") and args.preset is None and args.n == 2000 and args.device == "auto"
+def _bench_args(*argv: str) -> tuple[BenchOptions, Settings]:
+    args = build_parser().parse_args(["bench", *argv])
+    assert args.func.run is bench.cmd_bench
+    return options_from_args(args, BenchOptions), settings_from_args(args)
+
+
+def test_parser_accepts_the_contract_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in os.environ if k.startswith("LIVETOPIC_")]:
+        monkeypatch.delenv(key)
+    options, settings = _bench_args("--preset", "bert-base-chinese", "--texts", "a", "b", "--n", "7", "--device",
+                                    "cpu", "--redis-url", "redis://x:1/0", "--json", "--max-batch-size", "64")
+    assert (options.preset, options.texts, options.n, options.as_json) == (
+        "bert-base-chinese", [Path("a"), Path("b")], 7, True)
+    assert (settings.device, settings.redis_url, settings.max_batch_size) == ("cpu", "redis://x:1/0", 64)
+    options, settings = _bench_args("--model", "repo", "--texts", "t")
+    assert options.model == Path("repo") and options.preset is None and settings.device == "auto"
+    assert _bench_args("--texts", "t")[0].preset == DEFAULT_PRESET
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "--model", "r", "--preset", "tiny", "--texts", "t"])
+    with pytest.raises(ConfigError, match="--preset: 'huge' is not one of"):
+        _bench_args("--preset", "huge", "--texts", "t")
+    with pytest.raises(ConfigError, match="--preset null"):
+        bench.cmd_bench(*_bench_args("--texts", "t", "--backend", "null"))
 
 
 def test_draw_wraps_around_a_small_pool() -> None:
@@ -101,13 +117,6 @@ def test_null_table_reports_the_host_path() -> None:
     for text in ("null stand-in", "12,345.6 comments/s", "none of avx512f", "one worker process"):
         assert text in table, text
     assert "speedup" not in table
-
-
-def test_check_agreement_needs_comments() -> None:
-    args = argparse.Namespace(model=None, preset="tiny", n=10, baseline_n=5, agreement_n=0, check_agreement=True,
-                              workers=None)
-    with pytest.raises(LivetopicError):
-        bench.cmd_bench(args)
 
 
 def test_worker_layout(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,8 +17,9 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
+from worker.settings import Settings
 from worker.tools.embedded import EmbeddedRedis
-from worker.web.live import LiveOptions
+from worker.web.options import DashboardOptions
 
 from .hostile import channel_name, fill
 
@@ -36,10 +37,10 @@ def now_ms() -> int:
 @contextlib.asynccontextmanager
 async def serving(url: str, **options: Any) -> AsyncIterator[str]:
     """A :class:`Dashboard` in this event loop on a free port, ready (its history read); its base URL."""
-    from worker.web.app import Dashboard, DashboardOptions
+    from worker.web.app import Dashboard
 
-    live = LiveOptions(update_interval_s=0.05, health_interval_s=0.5)
-    dashboard = Dashboard(url, DashboardOptions("127.0.0.1", 0, live, **options))
+    dashboard = Dashboard(url, Settings().streams, DashboardOptions(port=0, update_interval_s=0.05, **options),
+                          health_interval_s=0.5)
     stop = asyncio.Event()
     started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(dashboard.run(stop, on_started=started.set_result))

@@ -12,7 +12,7 @@ import numpy as np
 from ...errors import ModelError
 from ..chunks import Chunk
 
-__all__ = ["Backend", "read_labels"]
+__all__ = ["Backend", "config_labels", "read_config", "read_labels"]
 
 
 class Backend(Protocol):
@@ -35,13 +35,30 @@ class Backend(Protocol):
         ...
 
 
-def read_labels(model_dir: Path) -> tuple[int, dict[int, str]]:
-    """(number of outputs, id → label name) from a model directory's ``config.json``, for backends that do not
-    load the network through transformers."""
+def config_labels(config: dict[str, Any]) -> list[str]:
+    """The label names of a Hugging Face ``config.json``, by transformers' own rule: ``num_labels`` outputs (else
+    as many as ``id2label`` names, else 2), named by ``id2label`` where it names that many, else LABEL_<i>."""
+    named = {int(k): str(v) for k, v in (config.get("id2label") or {}).items()}
+    given = config.get("num_labels")
+    count = int(given) if given is not None else (len(named) or 2)
+    if len(named) != count:  # transformers: a num_labels that disagrees with id2label wins, the names go
+        named = {}
+    return [named.get(i, f"LABEL_{i}") for i in range(count)]
+
+
+def read_config(model_dir: Path) -> dict[str, Any]:
+    """A model directory's ``config.json``."""
     try:
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelError(f"{model_dir}: unreadable config.json: {exc}") from exc
-    id2label = {int(k): str(v) for k, v in (config.get("id2label") or {}).items()}
-    num_labels = int(config.get("num_labels") or len(id2label) or 2)
-    return num_labels, id2label or {i: f"LABEL_{i}" for i in range(num_labels)}
+    if not isinstance(config, dict):
+        raise ModelError(f"{model_dir}: config.json is not a JSON object")
+    return config
+
+
+def read_labels(model_dir: Path) -> tuple[int, dict[int, str]]:
+    """(number of outputs, id → label name) from a model directory's ``config.json``, for backends that do not
+    load the network through transformers."""
+    labels = config_labels(read_config(model_dir))
+    return len(labels), dict(enumerate(labels))

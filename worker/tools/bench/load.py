@@ -22,30 +22,24 @@ import numpy as np
 import redis.asyncio as aioredis
 
 from ...errors import LivetopicError
+from ...settings import StreamNames
 from ...streams.client import connect
 from ...streams.producer import StreamProducer
 from ...streams.reading import delete_streams, lengths, scan
 from ...wire import entry_time_ms
 from ..process import WorkerProcess
 
-__all__ = ["CpuMeter", "Phase", "StreamNames", "delete_run_streams", "offer", "percentiles"]
+__all__ = ["CpuMeter", "Phase", "delete_run_streams", "fresh_names", "offer", "percentiles"]
 
 _PUSH_CHUNK = 500
 _STALL_S = 120.0  # fail a phase when no result arrives for this long
 
 
-@dataclass(frozen=True, slots=True)
-class StreamNames:
-    input: str
-    output: str
-    dead: str
-    group: str
-
-    @classmethod
-    def fresh(cls) -> StreamNames:
-        run = uuid.uuid4().hex[:10]
-        prefix = f"livetopic-bench:{run}"
-        return cls(f"{prefix}:comments", f"{prefix}:topics", f"{prefix}:dead", f"livetopic-bench-{run}")
+def fresh_names() -> StreamNames:
+    """Streams and a group of this run's own."""
+    run = uuid.uuid4().hex[:10]
+    prefix = f"livetopic-bench:{run}"
+    return StreamNames(f"{prefix}:comments", f"{prefix}:topics", f"{prefix}:dead", f"livetopic-bench-{run}")
 
 
 @dataclass(slots=True)
@@ -137,8 +131,9 @@ async def _push(producer: StreamProducer, texts: Sequence[str], rate: float | No
     return ids
 
 
-async def offer(url: str, names: StreamNames, texts: Sequence[str], workers: Sequence[WorkerProcess], *,
-                rate: float | None = None) -> Phase:
+async def offer(
+    url: str, names: StreamNames, texts: Sequence[str], workers: Sequence[WorkerProcess], *, rate: float | None = None
+) -> Phase:
     """Offer ``texts`` to the workers (one consumer group) and wait for all of them to be published (results
     or dead letters)."""
     redis = connect(url)
@@ -147,48 +142,76 @@ async def offer(url: str, names: StreamNames, texts: Sequence[str], workers: Seq
         await producer.ensure_group(names.group)
         before = await _count(redis, names)
         pusher = asyncio.create_task(_push(producer, texts, rate))
-        done, last_progress = before, time.monotonic()
-        while done < before + len(texts):
-            await asyncio.sleep(0.05)
-            for worker in workers:
-                worker.check_alive()
-            if pusher.done() and pusher.exception() is not None:
-                raise pusher.exception()  # type: ignore[misc]
-            now = await _count(redis, names)
-            if now > done:
-                done, last_progress = now, time.monotonic()
-            elif time.monotonic() - last_progress > _STALL_S:
-                raise LivetopicError(f"no result for {_STALL_S:.0f}s ({done - before} of {len(texts)} published); "
-                                     "workers' logs:\n" + "\n".join(w.log_tail() for w in workers))
+        await _until_published(redis, names, before, len(texts), pusher, workers)
         ids = await pusher
-        wanted = set(ids)
-        published: dict[str, tuple[int, list[str] | None]] = {}
-        dead = 0
-        for stream in (names.output, names.dead):
-            async for entry_id, fields in scan(redis, stream):
-                source = fields.get("source_id", "")
-                if source in wanted:
-                    labels = json.loads(fields["labels"]) if stream == names.output else None
-                    published[source] = (entry_time_ms(entry_id), labels)
-                    dead += int(stream == names.dead)
+        published, dead = await _published(redis, names, set(ids))
     finally:
         await redis.aclose()
     first_in = min(entry_time_ms(i) for i in ids)
     last_out = max(t for t, _ in published.values())
     seconds = max(1e-3, (last_out - first_in) / 1000)
     latencies = np.array([published[i][0] - entry_time_ms(i) for i in ids if i in published], dtype=np.float64)
-    return Phase(offered=len(texts), seconds=seconds, comments_per_s=len(published) / seconds,
-                 latencies_ms=latencies, labels=[published[i][1] if i in published else None for i in ids], dead=dead,
-                 offered_rate=rate)
+    return Phase(
+        offered=len(texts),
+        seconds=seconds,
+        comments_per_s=len(published) / seconds,
+        latencies_ms=latencies,
+        labels=[published[i][1] if i in published else None for i in ids],
+        dead=dead,
+        offered_rate=rate,
+    )
+
+
+async def _until_published(
+    redis: aioredis.Redis,
+    names: StreamNames,
+    before: int,
+    n: int,
+    pusher: asyncio.Task[list[str]],
+    workers: Sequence[WorkerProcess],
+) -> None:
+    """Until the output and dead-letter streams hold ``n`` entries more than ``before``; a dead worker, a failed
+    push or no progress for ``_STALL_S`` fails the phase."""
+    done, last_progress = before, time.monotonic()
+    while done < before + n:
+        await asyncio.sleep(0.05)
+        for worker in workers:
+            worker.check_alive()
+        if pusher.done() and pusher.exception() is not None:
+            raise pusher.exception()  # type: ignore[misc]
+        now = await _count(redis, names)
+        if now > done:
+            done, last_progress = now, time.monotonic()
+        elif time.monotonic() - last_progress > _STALL_S:
+            raise LivetopicError(
+                f"no result for {_STALL_S:.0f}s ({done - before} of {n} published); "
+                "workers' logs:\n" + "\n".join(w.log_tail() for w in workers)
+            )
+
+
+async def _published(
+    redis: aioredis.Redis, names: StreamNames, wanted: set[str]
+) -> tuple[dict[str, tuple[int, list[str] | None]], int]:
+    """(input id → (publish time, labels: None for a dead letter), dead letters) of the ``wanted`` comments."""
+    published: dict[str, tuple[int, list[str] | None]] = {}
+    dead = 0
+    for stream in (names.output, names.dead_letter):
+        async for entry_id, fields in scan(redis, stream):
+            source = fields.get("source_id", "")
+            if source in wanted:
+                labels = json.loads(fields["labels"]) if stream == names.output else None
+                published[source] = (entry_time_ms(entry_id), labels)
+                dead += int(stream == names.dead_letter)
+    return published, dead
 
 
 async def _count(redis: aioredis.Redis, names: StreamNames) -> int:
-    return sum(await lengths(redis, names.output, names.dead))
+    return sum(await lengths(redis, names.output, names.dead_letter))
 
 
 async def delete_run_streams(url: str, names: StreamNames) -> None:
     redis = connect(url)
     try:
-        await delete_streams(redis, names.input, names.output, names.dead)
+        await delete_streams(redis, names.input, names.output, names.dead_letter)
     finally:
         await redis.aclose()

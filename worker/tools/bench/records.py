@@ -6,47 +6,103 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, model_validator
 
 from ...model.agreement import DtypeAgreement
+from ...model.presets import PRESETS
+from ...options import Flag, Options
+from ...settings import DTYPE_CHOICES
+from .steps import NULL
 
-__all__ = ["HOST_PATH_KEYS", "REQUIRED_KEYS", "AgreementPhase", "BaselinePhase", "BenchOptions", "BenchResult",
-           "CeilingPhase", "Layout", "LoadPhase"]
+__all__ = [
+    "ALSO_DTYPES",
+    "DEFAULT_PRESET",
+    "HOST_PATH_KEYS",
+    "REQUIRED_KEYS",
+    "AgreementPhase",
+    "BaselinePhase",
+    "BenchOptions",
+    "BenchResult",
+    "CeilingPhase",
+    "Layout",
+    "LoadPhase",
+]
 
-REQUIRED_KEYS = ("baseline_comments_per_s", "worker_comments_per_s", "speedup", "latency_ms_p50", "latency_ms_p99",
-                 "half_load_latency_ms_p99", "compute_bound_comments_per_s", "fraction_of_ceiling", "device", "dtype",
-                 "n", "backend", "cpu_model", "cpu_features")
+_LOAD_KEYS = ("worker_comments_per_s", "latency_ms_p50", "latency_ms_p99", "half_load_latency_ms_p99")
+_SETUP_KEYS = ("device", "dtype", "n", "backend", "cpu_model", "cpu_features")
+REQUIRED_KEYS = (
+    "baseline_comments_per_s",
+    *_LOAD_KEYS,
+    "speedup",
+    "compute_bound_comments_per_s",
+    "fraction_of_ceiling",
+    *_SETUP_KEYS,
+)
 # ``--preset null``: the host path alone (no model, so no baseline, agreement or ceiling)
-HOST_PATH_KEYS = ("host_path_comments_per_s", "worker_comments_per_s", "latency_ms_p50", "latency_ms_p99",
-                  "half_load_latency_ms_p99", "device", "dtype", "n", "backend", "cpu_model", "cpu_features")
+HOST_PATH_KEYS = ("host_path_comments_per_s", *_LOAD_KEYS, *_SETUP_KEYS)
+DEFAULT_PRESET = "bert-base-chinese"  # without --model or --preset
+# --also-dtype: a dtype (on the backend auto gives it), or backend:dtype
+ALSO_DTYPES = (*DTYPE_CHOICES[1:], *(f"{b}:{d}" for b in ("torch", "onnxruntime") for d in DTYPE_CHOICES[1:]))
 
 
-@dataclass(frozen=True, slots=True)
-class BenchOptions:
-    """The command line of ``livetopic bench`` (None: the worker's default)."""
+class BenchOptions(Options):
+    """The command line of ``livetopic bench``, besides the worker's settings it takes (``--redis-url``,
+    ``--device``, ``--dtype``, ``--backend``, ``--max-batch-size``, ``--max-batch-tokens``, ``--max-wait-ms``,
+    ``--compile``)."""
 
-    texts: list[Path]
-    model: Path | None = None
-    preset: str | None = None
-    n: int = 2000
-    device: str = "auto"
-    dtype: str = "auto"
-    backend: str = "auto"
-    redis_url: str | None = None
-    baseline_n: int = 200
-    agreement_n: int = 1000
-    check_agreement: bool = False
-    also_dtype: tuple[str, ...] = ()
-    warmup_n: int = 256
-    half_load_seconds: float = 20.0
-    threads: int | None = None
-    workers: int | None = None
-    max_batch_size: int | None = None
-    max_batch_tokens: int | None = None
-    max_wait_ms: float | None = None
-    compile: bool = False
-    cache_dir: Path = Path(".bench")
-    seed: int = 0
+    model: Annotated[Path | None, Flag(exclusive="source")] = Field(
+        None, description="model repository (REPO or REPO/N) or Hugging Face directory"
+    )
+    preset: Annotated[str | None, Flag(exclusive="source", choices=(*PRESETS, NULL))] = Field(
+        None,
+        description=f"an untrained model of this shape, built once into --cache-dir (default: {DEFAULT_PRESET} "
+        "when no --model); null: no model, one worker with a stand-in that returns fixed scores instantly, to "
+        "measure the host path (Redis, parsing, tokenising, batching, publishing)",
+    )
+    texts: list[Path] = Field(description="comments (files or directories)")
+    n: int = Field(2000, ge=1, description="comments per worker run")
+    as_json: bool = Field(False, alias="json", description="print one JSON object instead of a table")
+    baseline_n: int = Field(
+        200, ge=1, description="time the baseline on min(N, this) comments and extrapolate its rate"
+    )
+    agreement_n: int = Field(
+        1000, ge=0, description="comments for the label-agreement check against float32; 0 skips it"
+    )
+    check_agreement: bool = Field(False, description="only the label-agreement check")
+    also_dtype: Annotated[tuple[str, ...], Flag(repeat=True, metavar="DTYPE", choices=ALSO_DTYPES)] = Field(
+        (),
+        description="also measure this dtype's (or backend:dtype's) label agreement and in-process speed "
+        "(repeatable; every engine the CPU offers is measured anyway)",
+    )
+    warmup_n: int = Field(256, ge=0, description="comments through the worker before timing")
+    half_load_seconds: float = Field(20.0, gt=0, description="length of the half-load phase, at most N comments")
+    threads: int | None = Field(
+        None, ge=1, description="torch intra-op threads everywhere (default: torch's, all cores)"
+    )
+    workers: int | None = Field(
+        None,
+        ge=1,
+        description="worker processes in the consumer group, each with --threads "
+        "or its share of the cores (default: on CPU one per core, one thread each; on CUDA "
+        "one)",
+    )
+    cache_dir: Path = Field(Path(".bench"), description="preset models and run logs")
+    seed: int = Field(0, description="which comments are drawn")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("model") is None and data.get("preset") is None:
+            return {**data, "preset": DEFAULT_PRESET}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> BenchOptions:
+        if self.check_agreement and self.agreement_n == 0:
+            raise ValueError("--check-agreement needs --agreement-n ≥ 1")
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,20 +129,32 @@ class AgreementPhase:
     def to_json(self) -> dict[str, Any]:
         chosen = self.found[self.chosen]
         out: dict[str, Any] = {
-            "agreement_n": self.n, "label_agreement": chosen.label_agreement,
-            "prob_max_abs_diff": chosen.prob_max_abs_diff, "near_threshold_fraction": chosen.near_threshold_fraction,
+            "agreement_n": self.n,
+            "label_agreement": chosen.label_agreement,
+            "prob_max_abs_diff": chosen.prob_max_abs_diff,
+            "near_threshold_fraction": chosen.near_threshold_fraction,
             "model_only_comments_per_s": chosen.comments_per_s,
-            "float32_model_only_comments_per_s": self.found["float32"].comments_per_s, "engines_threads": self.threads}
+            "float32_model_only_comments_per_s": self.found["float32"].comments_per_s,
+            "engines_threads": self.threads,
+        }
         for other, found in self.found.items():
             if other not in (self.chosen, "float32") and ":" not in other:  # --also-dtype DTYPE
-                out.update({f"{other}_label_agreement": found.label_agreement,
-                            f"{other}_prob_max_abs_diff": found.prob_max_abs_diff,
-                            f"{other}_model_only_comments_per_s": found.comments_per_s})
-        out["engines"] = {("torch:float32" if name == "float32" else name): {
-            "label_agreement": found.label_agreement, "prob_max_abs_diff": found.prob_max_abs_diff,
-            "comments_per_s": found.comments_per_s,
-            **{f"comments_per_s_batch_{size}": rate for size, rate in found.small_batch_comments_per_s.items()}}
-            for name, found in self.found.items()}
+                out.update(
+                    {
+                        f"{other}_label_agreement": found.label_agreement,
+                        f"{other}_prob_max_abs_diff": found.prob_max_abs_diff,
+                        f"{other}_model_only_comments_per_s": found.comments_per_s,
+                    }
+                )
+        out["engines"] = {
+            ("torch:float32" if name == "float32" else name): {
+                "label_agreement": found.label_agreement,
+                "prob_max_abs_diff": found.prob_max_abs_diff,
+                "comments_per_s": found.comments_per_s,
+                **{f"comments_per_s_batch_{size}": rate for size, rate in found.small_batch_comments_per_s.items()},
+            }
+            for name, found in self.found.items()
+        }
         return out
 
 
@@ -99,9 +167,13 @@ class BaselinePhase:
     label_agreement: float  # share of baseline comments whose worker labels are the same
 
     def to_json(self) -> dict[str, Any]:
-        return {"baseline_comments_per_s": self.comments_per_s, "baseline_n": self.n,
-                "baseline_extrapolated": self.extrapolated, "other_cpu_cores_baseline": self.other_cpu_cores,
-                "baseline_label_agreement": self.label_agreement}
+        return {
+            "baseline_comments_per_s": self.comments_per_s,
+            "baseline_n": self.n,
+            "baseline_extrapolated": self.extrapolated,
+            "other_cpu_cores_baseline": self.other_cpu_cores,
+            "baseline_label_agreement": self.label_agreement,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +211,16 @@ class CeilingPhase:
         return self.tflops[self.best_dtype] * 1e3 / self.gflops_per_comment
 
     def to_json(self, worker_rate: float) -> dict[str, Any]:
-        return {"mean_tokens_per_comment": self.mean_tokens, "gflops_per_comment": self.gflops_per_comment,
-                "matmul_tflops": self.matmul_tflops, "matmul_tflops_by_dtype": self.tflops,
-                "ceiling_dtype": self.best_dtype, "compute_bound_comments_per_s": self.comments_per_s,
-                "chosen_dtype_compute_bound_comments_per_s": self.matmul_tflops * 1e3 / self.gflops_per_comment,
-                "fraction_of_ceiling": worker_rate / self.comments_per_s}
+        return {
+            "mean_tokens_per_comment": self.mean_tokens,
+            "gflops_per_comment": self.gflops_per_comment,
+            "matmul_tflops": self.matmul_tflops,
+            "matmul_tflops_by_dtype": self.tflops,
+            "ceiling_dtype": self.best_dtype,
+            "compute_bound_comments_per_s": self.comments_per_s,
+            "chosen_dtype_compute_bound_comments_per_s": self.matmul_tflops * 1e3 / self.gflops_per_comment,
+            "fraction_of_ceiling": worker_rate / self.comments_per_s,
+        }
 
 
 @dataclass(slots=True)
@@ -161,10 +238,14 @@ class BenchResult:
 
     def to_json(self) -> dict[str, Any]:
         """The flat JSON object ``livetopic bench --json`` prints (non-finite numbers as null)."""
-        out: dict[str, Any] = {"device": self.layout.device, "dtype": self.layout.dtype,
-                               "backend": self.layout.backend, "workers": self.layout.workers,
-                               "worker_threads": self.layout.worker_threads,
-                               **self.setup}
+        out: dict[str, Any] = {
+            "device": self.layout.device,
+            "dtype": self.layout.dtype,
+            "backend": self.layout.backend,
+            "workers": self.layout.workers,
+            "worker_threads": self.layout.worker_threads,
+            **self.setup,
+        }
         for phase in (self.agreement, self.baseline):
             if phase is not None:
                 out.update(phase.to_json())
@@ -188,10 +269,17 @@ def _finite(value: Any) -> Any:
 
 
 def _load_json(sat: LoadPhase, half: LoadPhase) -> dict[str, Any]:
-    return {"worker_comments_per_s": sat.comments_per_s, "worker_seconds": sat.seconds,
-            **{f"latency_ms_p{q}": v for q, v in sat.latency_ms.items()}, "dead_lettered": sat.dead + half.dead,
-            "other_cpu_cores_worker": sat.other_cpu_cores, **sat.batches,
-            "half_load_rate": half.rate, "half_load_n": half.n, "other_cpu_cores_half_load": half.other_cpu_cores,
-            "half_load_comments_per_s": half.comments_per_s,
-            **{f"half_load_latency_ms_p{q}": v for q, v in half.latency_ms.items()},
-            **{f"half_load_{k}": v for k, v in half.batches.items()}}
+    return {
+        "worker_comments_per_s": sat.comments_per_s,
+        "worker_seconds": sat.seconds,
+        **{f"latency_ms_p{q}": v for q, v in sat.latency_ms.items()},
+        "dead_lettered": sat.dead + half.dead,
+        "other_cpu_cores_worker": sat.other_cpu_cores,
+        **sat.batches,
+        "half_load_rate": half.rate,
+        "half_load_n": half.n,
+        "other_cpu_cores_half_load": half.other_cpu_cores,
+        "half_load_comments_per_s": half.comments_per_s,
+        **{f"half_load_latency_ms_p{q}": v for q, v in half.latency_ms.items()},
+        **{f"half_load_{k}": v for k, v in half.batches.items()},
+    }

@@ -33,11 +33,6 @@ from .workers import run_load_phases, worker_layout
 __all__ = ["run_bench"]
 
 
-def _setting(opts: BenchOptions, name: str) -> Any:
-    value = getattr(opts, name)
-    return Settings.model_fields[name].default if value is None else value
-
-
 def side_by_side(layout: Layout, also: tuple[str, ...] = ()) -> list[str]:
     """The engines the agreement phase runs: the workers' one, every other one this device offers, and the
     ``--also-dtype`` ones (a dtype, on the backend ``auto`` gives it, or ``backend:dtype``)."""
@@ -57,19 +52,28 @@ def _load_engine(source: Path, device: str, name: str) -> LoadedModel:
     return load_model(source, device=device, dtype=dtype, backend=backend or "auto", smoke_test=False)
 
 
-def _agreement(opts: BenchOptions, layout: Layout, ref: ModelRef, texts: list[str]) -> AgreementPhase:
+def _agreement(
+    opts: BenchOptions, settings: Settings, layout: Layout, ref: ModelRef, texts: list[str]
+) -> AgreementPhase:
     names = side_by_side(layout, tuple(d for d in opts.also_dtype if d != "int8" or layout.device == "cpu"))
     chosen = agreement_key(layout.backend, layout.dtype)
     chosen = "float32" if chosen == "torch:float32" else chosen
     small = () if opts.check_agreement else (4, 1)
-    say(f"engines side by side, {layout.worker_threads} thread(s): {len(texts)} comments, float32 (PyTorch) vs "
-        f"{', '.join(names)}" + (f"; batches of {' and '.join(map(str, small))} on 64 of them" if small else ""))
+    say(
+        f"engines side by side, {layout.worker_threads} thread(s): {len(texts)} comments, float32 (PyTorch) vs "
+        f"{', '.join(names)}" + (f"; batches of {' and '.join(map(str, small))} on 64 of them" if small else "")
+    )
     source = ref.repo if ref.version is None else ref.path
     threads = set_torch_threads(layout.worker_threads)  # as one worker runs; the ORT backend follows torch's
     try:
-        found = measure_agreement(lambda name: _load_engine(source, layout.device, name), texts, names,
-                                  batch_size=int(_setting(opts, "max_batch_size")),
-                                  max_tokens=int(_setting(opts, "max_batch_tokens")), small_batches=small)
+        found = measure_agreement(
+            lambda name: _load_engine(source, layout.device, name),
+            texts,
+            names,
+            batch_size=settings.max_batch_size,
+            max_tokens=settings.max_batch_tokens,
+            small_batches=small,
+        )
     finally:
         set_torch_threads(opts.threads or os.cpu_count() or 1)
     return AgreementPhase(len(texts), chosen, found, threads)
@@ -93,12 +97,15 @@ def _ceiling(ref: ModelRef, layout: Layout, texts: list[str], threads: int) -> C
     lengths = token_lengths(ref, texts)
     say(f"ceiling: matrix-multiply rates on {layout.device} ({threads} thread(s))")
     rates = ceiling_rates(layout, shape, threads)
-    return CeilingPhase(mean_tokens=float(np.mean(lengths)),
-                        gflops_per_comment=mean_forward_flops(shape, lengths) / 1e9,
-                        dtype=layout.dtype, tflops={d: r / 1e12 for d, r in rates.items()})
+    return CeilingPhase(
+        mean_tokens=float(np.mean(lengths)),
+        gflops_per_comment=mean_forward_flops(shape, lengths) / 1e9,
+        dtype=layout.dtype,
+        tflops={d: r / 1e12 for d, r in rates.items()},
+    )
 
 
-def _setup(opts: BenchOptions, layout: Layout, ref: ModelRef, threads: int) -> dict[str, Any]:
+def _setup(opts: BenchOptions, settings: Settings, ref: ModelRef, threads: int) -> dict[str, Any]:
     import torch
 
     ort = None
@@ -106,15 +113,26 @@ def _setup(opts: BenchOptions, layout: Layout, ref: ModelRef, threads: int) -> d
         import onnxruntime
 
         ort = onnxruntime.__version__
-    return {"n": opts.n, "threads": threads, "torch": torch.__version__, "onnxruntime": ort, "cpu_model": cpu_model(),
-            "cpu_features": cpu_features(),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "model": str(ref.path), "untrained": ref.untrained,
-            "preset": opts.preset, "max_batch_size": int(_setting(opts, "max_batch_size")),
-            "max_batch_tokens": int(_setting(opts, "max_batch_tokens")),
-            "max_wait_ms": float(_setting(opts, "max_wait_ms"))}
+    return {
+        "n": opts.n,
+        "threads": threads,
+        "torch": torch.__version__,
+        "onnxruntime": ort,
+        "cpu_model": cpu_model(),
+        "cpu_features": cpu_features(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "model": str(ref.path),
+        "untrained": ref.untrained,
+        "preset": opts.preset,
+        "max_batch_size": settings.max_batch_size,
+        "max_batch_tokens": settings.max_batch_tokens,
+        "max_wait_ms": settings.max_wait_ms,
+    }
 
 
-def _with_workers(opts: BenchOptions, result: BenchResult, ref: ModelRef, pool: list[str], texts: list[str]) -> None:
+def _with_workers(
+    opts: BenchOptions, settings: Settings, result: BenchResult, ref: ModelRef, pool: list[str], texts: list[str]
+) -> None:
     """Baseline (half before, half after the workers, so that a change in what else runs on the machine affects
     both sides of the speedup alike), the load phases, and the ceiling."""
     base_texts = texts[: min(opts.n, opts.baseline_n)]
@@ -126,15 +144,22 @@ def _with_workers(opts: BenchOptions, result: BenchResult, ref: ModelRef, pool: 
     other = [meters[0].stop()]
     workdir = _workdir(opts)
     warm = draw(pool, opts.n + opts.agreement_n, min(opts.n, opts.warmup_n))
-    result.saturated, result.half_load, labels = run_load_phases(opts, result.layout, ref, texts, warm, workdir)
+    result.saturated, result.half_load, labels = run_load_phases(
+        opts, settings, result.layout, ref, texts, warm, workdir
+    )
     result.setup["worker_logs"] = str(workdir)
     if base_texts[half:]:
         meter = CpuMeter().start()
         baseline.run(base_texts[half:])
         other.append(meter.stop())
     same = [w == b for w, b in zip(labels, baseline.labels, strict=False) if w is not None]
-    result.baseline = BaselinePhase(baseline.comments_per_s, len(base_texts), len(base_texts) < opts.n,
-                                    float(np.mean(other)), sum(same) / len(same) if same else float("nan"))
+    result.baseline = BaselinePhase(
+        baseline.comments_per_s,
+        len(base_texts),
+        len(base_texts) < opts.n,
+        float(np.mean(other)),
+        sum(same) / len(same) if same else float("nan"),
+    )
     del baseline
     gc.collect()
     result.ceiling = _ceiling(ref, result.layout, texts, int(result.setup["threads"]))
@@ -144,29 +169,33 @@ def _workdir(opts: BenchOptions) -> Path:
     return Path(opts.cache_dir) / "runs" / time.strftime("%Y%m%d-%H%M%S")
 
 
-def run_bench(opts: BenchOptions) -> BenchResult:
+def run_bench(opts: BenchOptions, settings: Settings) -> BenchResult:
     started = time.perf_counter()
     threads = set_torch_threads(opts.threads)
-    pool = load_texts(opts.texts, int(Settings.model_fields["max_text_chars"].default))
+    pool = load_texts(opts.texts, settings.max_text_chars)
     ref = prepare_model(opts.model, opts.preset, opts.texts, opts.cache_dir, pool)
     # As the worker resolves it: auto consults the version's recorded label agreement.
-    engine = resolve_engine(opts.device, opts.dtype, "null" if opts.preset == "null" else opts.backend,
-                            ref.manifest.dtype_agreement)
+    engine = resolve_engine(
+        settings.device,
+        settings.dtype,
+        "null" if opts.preset == "null" else settings.backend,
+        ref.manifest.dtype_agreement,
+    )
     workers = 1 if engine.backend == "null" and opts.workers is None else opts.workers  # the host path: one process
     layout = Layout(engine.device, engine.dtype, engine.backend, *worker_layout(engine.device, workers, opts.threads))
-    result = BenchResult(layout, _setup(opts, layout, ref, threads))
+    result = BenchResult(layout, _setup(opts, settings, ref, threads))
     random.Random(opts.seed).shuffle(pool)
     texts = draw(pool, 0, opts.n)
     if engine.backend == "null":  # no model: nothing to agree with, no baseline, no ceiling
         warm = draw(pool, opts.n, min(opts.n, opts.warmup_n))
         workdir = _workdir(opts)
-        result.saturated, result.half_load, _ = run_load_phases(opts, layout, ref, texts, warm, workdir)
+        result.saturated, result.half_load, _ = run_load_phases(opts, settings, layout, ref, texts, warm, workdir)
         result.setup["worker_logs"] = str(workdir)
         result.elapsed_s = time.perf_counter() - started
         return result
     if opts.agreement_n > 0:  # comments held apart from the timed ones where the pool allows
-        result.agreement = _agreement(opts, layout, ref, draw(pool, opts.n, opts.agreement_n))
+        result.agreement = _agreement(opts, settings, layout, ref, draw(pool, opts.n, opts.agreement_n))
     if not opts.check_agreement:
-        _with_workers(opts, result, ref, pool, texts)
+        _with_workers(opts, settings, result, ref, pool, texts)
     result.elapsed_s = time.perf_counter() - started
     return result

@@ -11,9 +11,10 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from ...settings import Settings, StreamNames
 from ..embedded import EmbeddedRedis
 from ..process import WorkerProcess
-from .load import CpuMeter, Phase, StreamNames, delete_run_streams, offer, percentiles
+from .load import CpuMeter, Phase, delete_run_streams, fresh_names, offer, percentiles
 from .records import BenchOptions, Layout, LoadPhase
 from .steps import ModelRef, say
 
@@ -31,20 +32,37 @@ def worker_layout(device: str, workers: int | None, threads: int | None) -> tupl
     return workers, threads or max(1, cores // workers)
 
 
-def _worker_flags(opts: BenchOptions, layout: Layout, ref: ModelRef, url: str, names: StreamNames) -> list[str]:
-    flags = ["--redis-url", url, "--model-repo", str(ref.repo), "--input-stream", names.input,
-             "--output-stream", names.output, "--dead-letter-stream", names.dead, "--group", names.group,
-             "--group-start-id", "0", "--device", layout.device, "--dtype", layout.dtype, "--backend", layout.backend,
-             "--log-level", "WARNING",
-             "--torch-threads", str(layout.worker_threads)]
+def _worker_flags(settings: Settings, layout: Layout, ref: ModelRef, url: str, names: StreamNames) -> list[str]:
+    flags = [
+        "--redis-url",
+        url,
+        "--model-repo",
+        str(ref.repo),
+        *names.flags(),
+        "--group-start-id",
+        "0",
+        "--device",
+        layout.device,
+        "--dtype",
+        layout.dtype,
+        "--backend",
+        layout.backend,
+        "--log-level",
+        "WARNING",
+        "--torch-threads",
+        str(layout.worker_threads),
+        "--max-batch-size",
+        str(settings.max_batch_size),
+        "--max-batch-tokens",
+        str(settings.max_batch_tokens),
+        "--max-wait-ms",
+        str(settings.max_wait_ms),
+        "--max-text-chars",
+        str(settings.max_text_chars),
+        "--compile" if settings.compile else "--no-compile",
+    ]
     if ref.version is not None:
         flags += ["--model-version", str(ref.version)]
-    for name in ("max_batch_size", "max_batch_tokens", "max_wait_ms"):
-        value = getattr(opts, name)
-        if value is not None:
-            flags += ["--" + name.replace("_", "-"), str(value)]
-    if opts.compile:
-        flags.append("--compile")
     return flags
 
 
@@ -59,6 +77,7 @@ def _metrics(workers: Sequence[WorkerProcess]) -> dict[str, float]:
 
 def batch_stats(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """Mean batch size, forward time and padding fill between two snapshots of the workers' metrics."""
+
     def delta(name: str) -> float:
         return after.get(name, 0.0) - before.get(name, 0.0)
 
@@ -75,28 +94,58 @@ def batch_stats(before: dict[str, float], after: dict[str, float]) -> dict[str, 
     return stats
 
 
-def _measured(url: str, names: StreamNames, texts: list[str], workers: list[WorkerProcess], pids: set[int],
-              rate: float | None = None) -> tuple[LoadPhase, Phase]:
+def _measured(
+    url: str,
+    names: StreamNames,
+    texts: list[str],
+    workers: list[WorkerProcess],
+    pids: set[int],
+    rate: float | None = None,
+) -> tuple[LoadPhase, Phase]:
     meter = CpuMeter(pids).start()
     before = _metrics(workers)
     phase = asyncio.run(offer(url, names, texts, workers, rate=rate))
-    record = LoadPhase(n=len(texts), rate=rate, comments_per_s=phase.comments_per_s, seconds=phase.seconds,
-                       latency_ms=percentiles(phase.latencies_ms), dead=phase.dead,
-                       batches=batch_stats(before, _metrics(workers)), other_cpu_cores=meter.stop())
+    record = LoadPhase(
+        n=len(texts),
+        rate=rate,
+        comments_per_s=phase.comments_per_s,
+        seconds=phase.seconds,
+        latency_ms=percentiles(phase.latencies_ms),
+        dead=phase.dead,
+        batches=batch_stats(before, _metrics(workers)),
+        other_cpu_cores=meter.stop(),
+    )
     return record, phase
 
 
-def _phases(opts: BenchOptions, layout: Layout, ref: ModelRef, url: str, texts: list[str], warm: list[str],
-            workdir: Path, server: EmbeddedRedis | None) -> tuple[LoadPhase, LoadPhase, list[list[str] | None]]:
-    names = StreamNames.fresh()
-    flags = _worker_flags(opts, layout, ref, url, names)
+def _phases(
+    opts: BenchOptions,
+    settings: Settings,
+    layout: Layout,
+    ref: ModelRef,
+    url: str,
+    texts: list[str],
+    warm: list[str],
+    workdir: Path,
+    server: EmbeddedRedis | None,
+) -> tuple[LoadPhase, LoadPhase, list[list[str] | None]]:
+    names = fresh_names()
+    flags = _worker_flags(settings, layout, ref, url, names)
     with contextlib.ExitStack() as stack:
-        workers = [stack.enter_context(WorkerProcess([*flags, "--consumer", f"bench-{i}"], workdir / f"worker-{i}.log",
-                                                     threads=layout.worker_threads)) for i in range(layout.workers)]
+        workers = [
+            stack.enter_context(
+                WorkerProcess(
+                    [*flags, "--consumer", f"bench-{i}"], workdir / f"worker-{i}.log", threads=layout.worker_threads
+                )
+            )
+            for i in range(layout.workers)
+        ]
         for worker in workers:
             worker.wait_ready()
-        say(f"{len(workers)} worker process(es) ready, {layout.worker_threads} torch thread(s) each; warm-up "
-            f"with {len(warm)} comments")
+        say(
+            f"{len(workers)} worker process(es) ready, {layout.worker_threads} torch thread(s) each; warm-up "
+            f"with {len(warm)} comments"
+        )
         asyncio.run(offer(url, names, warm, workers))
         pids = {p.pid for p in [*(w.proc for w in workers), server.process if server else None] if p is not None}
         say(f"saturation: {len(texts)} comments pushed at once")
@@ -105,19 +154,26 @@ def _phases(opts: BenchOptions, layout: Layout, ref: ModelRef, url: str, texts: 
         half_n = min(len(texts), max(50, int(rate * opts.half_load_seconds)))
         say(f"half load: {half_n} comments offered at {rate:.1f}/s")
         half, _ = _measured(url, names, texts[:half_n], workers, pids, rate)
-    if opts.redis_url:
+    if settings.redis_url:
         asyncio.run(delete_run_streams(url, names))
     return saturated, half, phase.labels
 
 
-def run_load_phases(opts: BenchOptions, layout: Layout, ref: ModelRef, texts: list[str], warm: list[str],
-                    workdir: Path) -> tuple[LoadPhase, LoadPhase, list[list[str] | None]]:
+def run_load_phases(
+    opts: BenchOptions,
+    settings: Settings,
+    layout: Layout,
+    ref: ModelRef,
+    texts: list[str],
+    warm: list[str],
+    workdir: Path,
+) -> tuple[LoadPhase, LoadPhase, list[list[str] | None]]:
     """(saturated, half load, the labels published for ``texts`` in the saturated phase: None where none)."""
-    if opts.redis_url:
-        return _phases(opts, layout, ref, opts.redis_url, texts, warm, workdir, None)
+    if settings.redis_url:
+        return _phases(opts, settings, layout, ref, settings.redis_url, texts, warm, workdir, None)
     server = EmbeddedRedis(workdir / "redis", appendonly=False).start()
     try:
-        return _phases(opts, layout, ref, server.url, texts, warm, workdir, server)
+        return _phases(opts, settings, layout, ref, server.url, texts, warm, workdir, server)
     finally:
         server.stop()
         shutil.rmtree(workdir / "redis", ignore_errors=True)

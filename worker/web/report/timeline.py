@@ -8,13 +8,12 @@ of its highest); a peak's top comments are those of its window with the topic, b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Peak", "Run", "Scored", "Timeline", "build_timeline", "compare", "shared_labels"]
+__all__ = ["Peak", "Run", "Scored", "Timeline", "build_timeline", "compare"]
 
 STEPS_PER_WINDOW = 6
 
@@ -136,7 +135,3 @@ def compare(a: Timeline, b: Timeline) -> dict[str, float | None]:
         out[label] = None if x.std() == 0 or y.std() == 0 else round(float(np.corrcoef(x, y)[0, 1]), 3)
     return out
 
-
-def shared_labels(runs: Sequence[Run]) -> list[str]:
-    """Labels in every run, in the first run's order."""
-    return [label for label in runs[0].labels if all(label in r.labels for r in runs[1:])] if runs else []

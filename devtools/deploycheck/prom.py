@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ...service.metrics import Metrics
+from worker.service.metrics import Metrics
+
 from .promql import (
     Expression,
     alert_expressions,
@@ -60,23 +61,34 @@ def check_prometheus(deploy_dir: Path) -> tuple[list[str], list[str]]:
 
     prom = deploy_dir / "prometheus"
     problems: list[str] = []
-    for args in (("check", "config", str(prom / "prometheus.yml")), ("check", "rules", str(prom / "alerts.yml")),
-                 ("test", "rules", str(prom / "alerts.test.yml"))):
+    for args in (
+        ("check", "config", str(prom / "prometheus.yml")),
+        ("check", "rules", str(prom / "alerts.yml")),
+        ("test", "rules", str(prom / "alerts.test.yml")),
+    ):
         ok, output = promtool(*args)
         if not ok:
             problems.append(f"promtool {' '.join(args)}:\n{output}")
-    alerts = [e.where.split(" ", 1)[1] for e in alert_expressions(yaml.safe_load((prom / "alerts.yml").read_text()))
-              if e.where.startswith("alert ")]
+    alerts = [
+        e.where.split(" ", 1)[1]
+        for e in alert_expressions(yaml.safe_load((prom / "alerts.yml").read_text()))
+        if e.where.startswith("alert ")
+    ]
     tested = _alert_tests(prom / "alerts.test.yml")
     for alert in alerts:
         for kind in ("fires", "silent"):
             if kind not in tested.get(alert, set()):
-                problems.append(f"alerts.test.yml has no case where {alert} {kind} "
-                                f"({'non-empty' if kind == 'fires' else 'empty'} exp_alerts)")
-    problems += [f"alerts.test.yml tests {name}, which alerts.yml does not define" for name in tested
-                 if name not in alerts]
-    done = ["promtool check config prometheus.yml, check rules alerts.yml, test rules alerts.test.yml",
-            f"each of {len(alerts)} alerts has a firing and a silent test"]
+                problems.append(
+                    f"alerts.test.yml has no case where {alert} {kind} "
+                    f"({'non-empty' if kind == 'fires' else 'empty'} exp_alerts)"
+                )
+    problems += [
+        f"alerts.test.yml tests {name}, which alerts.yml does not define" for name in tested if name not in alerts
+    ]
+    done = [
+        "promtool check config prometheus.yml, check rules alerts.yml, test rules alerts.test.yml",
+        f"each of {len(alerts)} alerts has a firing and a silent test",
+    ]
     return done, problems
 
 
@@ -116,8 +128,10 @@ def check_metrics(deploy_dir: Path) -> tuple[list[str], list[str]]:
     problems = []
     for expression in [*panels, *rules]:
         for name in sorted(metric_names(expression.expr) - known):
-            problems.append(f"{expression.where}: metric {name} is not exported by the worker "
-                            f"(worker/service/metrics.py) nor by Prometheus")
+            problems.append(
+                f"{expression.where}: metric {name} is not exported by the worker "
+                f"(worker/service/metrics.py) nor by Prometheus"
+            )
     for var in variable_queries(dashboard):
         selected = variable_metric(var.expr)
         if selected is None:
@@ -125,6 +139,8 @@ def check_metrics(deploy_dir: Path) -> tuple[list[str], list[str]]:
         elif selected[0] not in known:
             problems.append(f"dashboard {var.where}: metric {selected[0]} is not exported by the worker")
     problems += _parse_with_promtool(panels)
-    done = [f"{len(panels)} dashboard queries and {len(rules)} alert expressions select only metrics the worker "
-            f"exports ({len(known)} series names); the dashboard's queries parse (promtool)"]
+    done = [
+        f"{len(panels)} dashboard queries and {len(rules)} alert expressions select only metrics the worker "
+        f"exports ({len(known)} series names); the dashboard's queries parse (promtool)"
+    ]
     return done, problems

@@ -22,53 +22,118 @@ _METADATA = {"name": str, "namespace": str, "labels": ANY, "annotations": ANY, R
 
 _SCALED_OBJECT_SPEC = {
     REQUIRED: ["scaleTargetRef", "triggers"],
-    "scaleTargetRef": {"apiVersion": str, "kind": str, "name": str, "envSourceContainerName": str,
-                       REQUIRED: ["name"]},
-    "pollingInterval": int, "cooldownPeriod": int, "initialCooldownPeriod": int, "idleReplicaCount": int,
-    "minReplicaCount": int, "maxReplicaCount": int,
+    "scaleTargetRef": {"apiVersion": str, "kind": str, "name": str, "envSourceContainerName": str, REQUIRED: ["name"]},
+    "pollingInterval": int,
+    "cooldownPeriod": int,
+    "initialCooldownPeriod": int,
+    "idleReplicaCount": int,
+    "minReplicaCount": int,
+    "maxReplicaCount": int,
     "fallback": {"failureThreshold": int, "replicas": int, "behavior": str, REQUIRED: ["failureThreshold", "replicas"]},
     "advanced": {
         "restoreToOriginalReplicaCount": bool,
         "horizontalPodAutoscalerConfig": {"name": str, "behavior": ANY},
         "scalingModifiers": {"activationTarget": str, "formula": str, "metricType": str, "target": str},
     },
-    "triggers": [{
-        REQUIRED: ["type", "metadata"],
-        "type": str, "name": str, "metadata": ANY, "useCachedMetrics": bool, "metricType": str,
-        "authenticationRef": {"kind": str, "name": str, REQUIRED: ["name"]},
-    }],
+    "triggers": [
+        {
+            REQUIRED: ["type", "metadata"],
+            "type": str,
+            "name": str,
+            "metadata": ANY,
+            "useCachedMetrics": bool,
+            "metricType": str,
+            "authenticationRef": {"kind": str, "name": str, REQUIRED: ["name"]},
+        }
+    ],
 }
 
 _TRIGGER_AUTHENTICATION_SPEC = {
     "secretTargetRef": [{"parameter": str, "name": str, "key": str, REQUIRED: ["parameter", "name", "key"]}],
     "configMapTargetRef": [{"parameter": str, "name": str, "key": str, REQUIRED: ["parameter", "name", "key"]}],
     "env": [{"parameter": str, "name": str, "containerName": str, REQUIRED: ["parameter", "name"]}],
-    "podIdentity": ANY, "hashiCorpVault": ANY, "azureKeyVault": ANY, "awsSecretManager": ANY,
-    "gcpSecretManager": ANY, "boundServiceAccountToken": ANY, "filePath": str, "oauth2": ANY,
+    "podIdentity": ANY,
+    "hashiCorpVault": ANY,
+    "azureKeyVault": ANY,
+    "awsSecretManager": ANY,
+    "gcpSecretManager": ANY,
+    "boundServiceAccountToken": ANY,
+    "filePath": str,
+    "oauth2": ANY,
 }
 
-_ENDPOINT = {name: ANY for name in (
-    "authorization", "basicAuth", "bearerTokenFile", "bearerTokenSecret", "enableHttp2", "filterRunning",
-    "followRedirects", "honorLabels", "honorTimestamps", "metricRelabelings", "noProxy", "oauth2", "params",
-    "proxyConnectHeader", "proxyFromEnvironment", "proxyUrl", "relabelings", "scheme", "targetPort", "tlsConfig",
-    "trackTimestampsStaleness")}
+_ENDPOINT = {
+    name: ANY
+    for name in (
+        "authorization",
+        "basicAuth",
+        "bearerTokenFile",
+        "bearerTokenSecret",
+        "enableHttp2",
+        "filterRunning",
+        "followRedirects",
+        "honorLabels",
+        "honorTimestamps",
+        "metricRelabelings",
+        "noProxy",
+        "oauth2",
+        "params",
+        "proxyConnectHeader",
+        "proxyFromEnvironment",
+        "proxyUrl",
+        "relabelings",
+        "scheme",
+        "targetPort",
+        "tlsConfig",
+        "trackTimestampsStaleness",
+    )
+}
 _ENDPOINT.update({"port": str, "path": str, "interval": str, "scrapeTimeout": str})
 
-_SERVICE_MONITOR_SPEC = {name: ANY for name in (
-    "attachMetadata", "bodySizeLimit", "convertClassicHistogramsToNHCB", "fallbackScrapeProtocol",
-    "keepDroppedTargets", "labelLimit", "labelNameLengthLimit", "labelValueLengthLimit",
-    "nativeHistogramBucketLimit", "nativeHistogramMinBucketFactor", "podTargetLabels", "sampleLimit",
-    "scrapeClass", "scrapeClassicHistograms", "scrapeNativeHistograms", "scrapeProtocols", "selectorMechanism",
-    "serviceDiscoveryRole", "targetLabels", "targetLimit")}
-_SERVICE_MONITOR_SPEC.update({
-    REQUIRED: ["selector", "endpoints"], "jobLabel": str, "selector": _LABEL_SELECTOR,
-    "namespaceSelector": {"any": bool, "matchNames": [str]}, "endpoints": [_ENDPOINT],
-})
+_SERVICE_MONITOR_SPEC = {
+    name: ANY
+    for name in (
+        "attachMetadata",
+        "bodySizeLimit",
+        "convertClassicHistogramsToNHCB",
+        "fallbackScrapeProtocol",
+        "keepDroppedTargets",
+        "labelLimit",
+        "labelNameLengthLimit",
+        "labelValueLengthLimit",
+        "nativeHistogramBucketLimit",
+        "nativeHistogramMinBucketFactor",
+        "podTargetLabels",
+        "sampleLimit",
+        "scrapeClass",
+        "scrapeClassicHistograms",
+        "scrapeNativeHistograms",
+        "scrapeProtocols",
+        "selectorMechanism",
+        "serviceDiscoveryRole",
+        "targetLabels",
+        "targetLimit",
+    )
+}
+_SERVICE_MONITOR_SPEC.update(
+    {
+        REQUIRED: ["selector", "endpoints"],
+        "jobLabel": str,
+        "selector": _LABEL_SELECTOR,
+        "namespaceSelector": {"any": bool, "matchNames": [str]},
+        "endpoints": [_ENDPOINT],
+    }
+)
 
 
 def _object(spec: Mapping[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": str, "kind": str, "metadata": _METADATA, "spec": spec,
-            REQUIRED: ["apiVersion", "kind", "metadata", "spec"]}
+    return {
+        "apiVersion": str,
+        "kind": str,
+        "metadata": _METADATA,
+        "spec": spec,
+        REQUIRED: ["apiVersion", "kind", "metadata", "spec"],
+    }
 
 
 SPECS: dict[tuple[str, str], dict[str, Any]] = {
@@ -103,9 +168,23 @@ def check_fields(value: Any, spec: Any, path: str = "") -> list[str]:
 
 # KEDA's redis-streams trigger (keda.sh/docs/<version>/scalers/redis-streams): every metadata value is a string.
 _STREAM_TRIGGER_KEYS = {
-    "address", "host", "port", "usernameFromEnv", "passwordFromEnv", "stream", "consumerGroup",
-    "pendingEntriesCount", "streamLength", "lagCount", "activationLagCount", "enableTLS", "unsafeSsl",
-    "databaseIndex", "addressFromEnv", "hostFromEnv", "portFromEnv",
+    "address",
+    "host",
+    "port",
+    "usernameFromEnv",
+    "passwordFromEnv",
+    "stream",
+    "consumerGroup",
+    "pendingEntriesCount",
+    "streamLength",
+    "lagCount",
+    "activationLagCount",
+    "enableTLS",
+    "unsafeSsl",
+    "databaseIndex",
+    "addressFromEnv",
+    "hostFromEnv",
+    "portFromEnv",
 }
 _COUNTS = ("pendingEntriesCount", "streamLength", "lagCount", "activationLagCount", "databaseIndex", "port")
 AUTH_PARAMETERS = {"username", "password", "tls", "ca", "cert", "key", "keyPassword"}
@@ -114,12 +193,16 @@ AUTH_PARAMETERS = {"username", "password", "tls", "ca", "cert", "key", "keyPassw
 def check_redis_streams_trigger(metadata: Mapping[str, Any], path: str) -> list[str]:
     """The documented rules of a ``redis-streams`` trigger's metadata."""
     problems = [f"{path}.{k}: not a redis-streams parameter" for k in metadata if k not in _STREAM_TRIGGER_KEYS]
-    problems += [f"{path}.{k}: must be a string (metadata is a map of strings), got {v!r}"
-                 for k, v in metadata.items() if not isinstance(v, str)]
+    problems += [
+        f"{path}.{k}: must be a string (metadata is a map of strings), got {v!r}"
+        for k, v in metadata.items()
+        if not isinstance(v, str)
+    ]
     for key in _COUNTS:
         value = metadata.get(key)
-        if isinstance(value, str) and not (value.isdigit() and (int(value) > 0 or key in ("activationLagCount",
-                                                                                          "databaseIndex"))):
+        if isinstance(value, str) and not (
+            value.isdigit() and (int(value) > 0 or key in ("activationLagCount", "databaseIndex"))
+        ):
             problems.append(f"{path}.{key}: {value!r} is not a {'positive ' if key != 'databaseIndex' else ''}count")
     if "stream" not in metadata:
         problems.append(f"{path}.stream: required")
@@ -128,8 +211,11 @@ def check_redis_streams_trigger(metadata: Mapping[str, Any], path: str) -> list[
     if "lagCount" in metadata:
         if "consumerGroup" not in metadata:
             problems.append(f"{path}.lagCount: needs consumerGroup (the lag is the group's)")
-        problems += [f"{path}.{k}: ignored by KEDA when lagCount is set" for k in ("pendingEntriesCount",
-                                                                                   "streamLength") if k in metadata]
+        problems += [
+            f"{path}.{k}: ignored by KEDA when lagCount is set"
+            for k in ("pendingEntriesCount", "streamLength")
+            if k in metadata
+        ]
         if "activationLagCount" not in metadata:
             problems.append(f"{path}.activationLagCount: KEDA's documentation asks for it with lagCount")
     elif "activationLagCount" in metadata:

@@ -11,11 +11,35 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Expression", "alert_expressions", "dashboard_expressions", "dashboard_variables", "grafana_substitute",
-           "metric_names", "variable_metric", "variable_queries"]
+__all__ = [
+    "Expression",
+    "alert_expressions",
+    "dashboard_expressions",
+    "dashboard_variables",
+    "grafana_substitute",
+    "metric_names",
+    "variable_metric",
+    "variable_queries",
+]
 
-_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
-             "offset", "inf", "nan", "atan2", "start", "end"}
+_KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+    "atan2",
+    "start",
+    "end",
+}
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
 _NUMBER = re.compile(r"(?<![\w:])(?:0x[0-9a-fA-F]+|\d+(?:\.\d+)?(?:e[+-]?\d+)?(?:ms|s|m|h|d|w|y)?)+(?![\w:])")
@@ -53,7 +77,7 @@ def metric_names(expr: str) -> set[str]:
     names = set()
     for match in _IDENT.finditer(text):
         name = match.group(0)
-        following = text[match.end():].lstrip()[:1]
+        following = text[match.end() :].lstrip()[:1]
         if following == "(" or name.lower() in _KEYWORDS:
             continue  # a function or aggregation, or a keyword
         names.add(name)
@@ -66,12 +90,17 @@ def variable_metric(query: str) -> tuple[str, str] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
-def dashboard_variables(dashboard: Mapping[str, Any], *, rate_interval: str = "1m",
-                        range_: str = "1h") -> dict[str, str]:
+def dashboard_variables(
+    dashboard: Mapping[str, Any], *, rate_interval: str = "1m", range_: str = "1h"
+) -> dict[str, str]:
     """Values for every template variable of ``dashboard`` as Grafana sends them with everything selected:
     a query variable's "All" value, a constant's value, and Grafana's built-in intervals."""
-    values = {"__rate_interval": rate_interval, "__interval": rate_interval, "__range": range_,
-              "datasource": "prometheus"}
+    values = {
+        "__rate_interval": rate_interval,
+        "__interval": rate_interval,
+        "__range": range_,
+        "datasource": "prometheus",
+    }
     for var in dashboard.get("templating", {}).get("list", []):
         if var.get("type") == "constant":
             values[var["name"]] = str(var["query"])
@@ -104,8 +133,9 @@ def dashboard_expressions(dashboard: Mapping[str, Any]) -> list[Expression]:
         for target in panel.get("targets", []):
             expr = target.get("expr")
             if expr:
-                found.append(Expression(f'panel "{panel.get("title", panel.get("id"))}" query {target.get("refId")}',
-                                        expr))
+                found.append(
+                    Expression(f'panel "{panel.get("title", panel.get("id"))}" query {target.get("refId")}', expr)
+                )
     return found
 
 

@@ -27,8 +27,13 @@ def check_yaml(deploy_dir: Path) -> Result:
         exe = shutil.which("yamllint") or exe
     if not Path(exe).exists():
         return [], ["yamllint is not installed (pip install the [deploy] extra)"]
-    proc = subprocess.run([exe, "--strict", "-c", str(deploy_dir / ".yamllint"), str(deploy_dir)],
-                          capture_output=True, text=True, check=False, timeout=120)
+    proc = subprocess.run(
+        [exe, "--strict", "-c", str(deploy_dir / ".yamllint"), str(deploy_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     problems = [] if proc.returncode == 0 else [f"yamllint:\n{(proc.stdout + proc.stderr).strip()}"]
     return [f"yamllint --strict {deploy_dir}"], problems
 
@@ -48,8 +53,10 @@ class _Kubernetes:
     def schemas(self) -> Result:
         core, everything, optional = self.rendered()
         kinds = sorted({f"{o['kind']}/{o['metadata']['name']}" for o in everything})
-        done = [f"kubectl kustomize: {len(core)} core objects, {len(everything)} with {', '.join(optional)}",
-                f"Kubernetes {self.version} schemas (strict) and CRD fields: {', '.join(kinds)}"]
+        done = [
+            f"kubectl kustomize: {len(core)} core objects, {len(everything)} with {', '.join(optional)}",
+            f"Kubernetes {self.version} schemas (strict) and CRD fields: {', '.join(kinds)}",
+        ]
         return done, validate_objects(everything, self.version)
 
     def agreement(self) -> Result:
@@ -59,13 +66,17 @@ class _Kubernetes:
 STEPS = ("yaml", "kubernetes", "agreement", "prometheus", "metrics", "compose")
 
 
-def run_steps(deploy_dir: Path, steps: tuple[str, ...] = STEPS, version: str = K8S_VERSION,
-              say: Callable[[str], None] = print) -> int:
+def run_steps(
+    deploy_dir: Path, steps: tuple[str, ...] = STEPS, version: str = K8S_VERSION, say: Callable[[str], None] = print
+) -> int:
     """Run ``steps``; returns the number of problems found (each said)."""
     k8s = _Kubernetes(deploy_dir, version)
     runners: dict[str, Callable[[], Result]] = {
-        "yaml": lambda: check_yaml(deploy_dir), "kubernetes": k8s.schemas, "agreement": k8s.agreement,
-        "prometheus": lambda: check_prometheus(deploy_dir), "metrics": lambda: check_metrics(deploy_dir),
+        "yaml": lambda: check_yaml(deploy_dir),
+        "kubernetes": k8s.schemas,
+        "agreement": k8s.agreement,
+        "prometheus": lambda: check_prometheus(deploy_dir),
+        "metrics": lambda: check_metrics(deploy_dir),
         "compose": lambda: check_compose(deploy_dir),
     }
     count = 0
@@ -84,8 +95,11 @@ def run_steps(deploy_dir: Path, steps: tuple[str, ...] = STEPS, version: str = K
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker.tools.deploycheck",
-                                     description="Check deploy/ with the real tools and against the worker.")
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.deploycheck",
+        allow_abbrev=False,
+        description="Check deploy/ with the real tools and against the worker.",
+    )
     parser.add_argument("--deploy-dir", type=Path, default=Path("deploy"))
     parser.add_argument("--only", nargs="+", choices=STEPS, help="run only these steps")
     parser.add_argument("--kubernetes-version", default=K8S_VERSION)

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ...settings import ENV_PREFIX, Settings
+from worker.settings import ENV_PREFIX, Settings
 
 __all__ = ["check_compose", "known_env", "load_compose"]
 
@@ -35,8 +35,9 @@ def _docker_compose_config(path: Path) -> list[str] | None:
     probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         return None
-    proc = subprocess.run(["docker", "compose", "-f", str(path), "config", "-q"], capture_output=True, text=True,
-                          check=False, timeout=60)
+    proc = subprocess.run(
+        ["docker", "compose", "-f", str(path), "config", "-q"], capture_output=True, text=True, check=False, timeout=60
+    )
     return [] if proc.returncode == 0 else [f"docker compose config: {proc.stderr.strip()}"]
 
 
@@ -45,8 +46,10 @@ def _schema_problems(data: dict[str, Any]) -> list[str]:
 
     schema = json.loads(resources.files(__package__).joinpath("schemas/compose-spec.json").read_text())
     validator = jsonschema.Draft7Validator(schema)
-    return [f"compose: {'.'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}"
-            for e in validator.iter_errors(data)]
+    return [
+        f"compose: {'.'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}"
+        for e in validator.iter_errors(data)
+    ]
 
 
 def _semantic_problems(data: dict[str, Any]) -> list[str]:
@@ -57,14 +60,20 @@ def _semantic_problems(data: dict[str, Any]) -> list[str]:
     for name, service in services.items():
         env = service.get("environment") or {}
         keys = env if isinstance(env, dict) else [item.split("=", 1)[0] for item in env]
-        problems += [f"compose: service {name}: {key} is not a livetopic setting (the worker would refuse to start)"
-                     for key in keys if key.startswith(ENV_PREFIX) and key not in known]
+        problems += [
+            f"compose: service {name}: {key} is not a livetopic setting (the worker would refuse to start)"
+            for key in keys
+            if key.startswith(ENV_PREFIX) and key not in known
+        ]
         for mount in service.get("volumes", []):
             source = mount.split(":", 1)[0] if isinstance(mount, str) else mount.get("source", "")
             if source and not source.startswith((".", "/", "$", "~")) and source not in volumes:
                 problems.append(f"compose: service {name} mounts volume {source!r}, which is not declared")
-        problems += [f"compose: service {name} depends on {dep!r}, which is not a service"
-                     for dep in service.get("depends_on", []) if dep not in services]
+        problems += [
+            f"compose: service {name} depends on {dep!r}, which is not a service"
+            for dep in service.get("depends_on", [])
+            if dep not in services
+        ]
     return problems
 
 

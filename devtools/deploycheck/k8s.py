@@ -68,21 +68,33 @@ def keda_hpa(scaled_object: dict[str, Any]) -> dict[str, Any]:
     target = spec["scaleTargetRef"]
     hpa_config = spec.get("advanced", {}).get("horizontalPodAutoscalerConfig", {})
     hpa_spec: dict[str, Any] = {
-        "scaleTargetRef": {"apiVersion": target.get("apiVersion", "apps/v1"), "kind": target.get("kind", "Deployment"),
-                           "name": target["name"]},
+        "scaleTargetRef": {
+            "apiVersion": target.get("apiVersion", "apps/v1"),
+            "kind": target.get("kind", "Deployment"),
+            "name": target["name"],
+        },
         "minReplicas": max(1, int(spec.get("minReplicaCount", 0))),
         "maxReplicas": int(spec.get("maxReplicaCount", 100)),
-        "metrics": [{"type": "External", "external": {
-            "metric": {"name": f"s{i}-{trigger['type']}"},
-            "target": {"type": trigger.get("metricType", "AverageValue"), "averageValue": "1"}}}
-            for i, trigger in enumerate(spec.get("triggers", []))],
+        "metrics": [
+            {
+                "type": "External",
+                "external": {
+                    "metric": {"name": f"s{i}-{trigger['type']}"},
+                    "target": {"type": trigger.get("metricType", "AverageValue"), "averageValue": "1"},
+                },
+            }
+            for i, trigger in enumerate(spec.get("triggers", []))
+        ],
     }
     if "behavior" in hpa_config:
         hpa_spec["behavior"] = hpa_config["behavior"]
     name = hpa_config.get("name") or f"keda-hpa-{scaled_object['metadata']['name']}"
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": name, "namespace": scaled_object["metadata"].get("namespace", "default")},
-            "spec": hpa_spec}
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": scaled_object["metadata"].get("namespace", "default")},
+        "spec": hpa_spec,
+    }
 
 
 def _validate_builtin(obj: dict[str, Any], version: str) -> list[str]:
@@ -92,8 +104,10 @@ def _validate_builtin(obj: dict[str, Any], version: str) -> list[str]:
     try:
         kubernetes_validate.validate(obj, version, strict=True)
     except SchemaNotFoundError:
-        return [f"{_name(obj)}: {obj.get('apiVersion')} {obj.get('kind')} is neither in Kubernetes {version} "
-                "nor a custom resource this check knows"]
+        return [
+            f"{_name(obj)}: {obj.get('apiVersion')} {obj.get('kind')} is neither in Kubernetes {version} "
+            "nor a custom resource this check knows"
+        ]
     except kubernetes_validate.ValidationError as exc:
         where = ".".join(str(p) for p in exc.path)
         return [f"{_name(obj)}: {where}: {exc.message}"]
@@ -114,10 +128,16 @@ def _check_custom(obj: dict[str, Any], objects: Iterable[dict[str, Any]], versio
         if ref is not None and ref not in auths:
             problems.append(f"{where}.authenticationRef: no TriggerAuthentication {ref!r} in the manifests")
         elif ref is not None:
-            unknown = [r["parameter"] for r in auths[ref]["spec"].get("secretTargetRef", [])
-                       if r["parameter"] not in AUTH_PARAMETERS]
-            problems += [f"TriggerAuthentication/{ref}: parameter {p!r} is not one of the trigger's "
-                         f"({', '.join(sorted(AUTH_PARAMETERS))})" for p in unknown]
+            unknown = [
+                r["parameter"]
+                for r in auths[ref]["spec"].get("secretTargetRef", [])
+                if r["parameter"] not in AUTH_PARAMETERS
+            ]
+            problems += [
+                f"TriggerAuthentication/{ref}: parameter {p!r} is not one of the trigger's "
+                f"({', '.join(sorted(AUTH_PARAMETERS))})"
+                for p in unknown
+            ]
     hpa = keda_hpa(obj)
     problems += [f"{_name(obj)} (as the HPA KEDA creates): {p}" for p in _validate_builtin(hpa, version)]
     return problems

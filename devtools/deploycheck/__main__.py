@@ -1,4 +1,4 @@
-"""``python -m worker.tools.deploycheck``: see the package's docstring."""
+"""``python -m devtools.deploycheck``: see the package's docstring."""
 
 from __future__ import annotations
 
