@@ -39,7 +39,7 @@ LINKED_PAGES = [*PAGES, ROOT / "deploy" / "README.md"]
 NEEDS = re.compile(r"^#\s*needs:\s*(?P<what>.*)$")
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<info>.*)$")
 LINK = re.compile(r"\[[^\]]*\]\((?P<target>[^)\s]+)\)")
-RUN_TIMEOUT_S = 480
+RUN_TIMEOUT_S = 360
 
 
 @dataclass(frozen=True)
