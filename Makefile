@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.livetopic-installed
-# cpu (default): torch==2.13.0, a CPU build. gpu: keep the CUDA torch you installed yourself (see README).
+# cpu (default): torch==2.13.0, a CPU build. gpu: keep the CUDA torch you installed yourself (docs/INSTALL.md).
 TORCH ?= cpu
 # where the CPU build comes from (requirements/cpu_torch.py falls back to pip's own configuration without it)
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu

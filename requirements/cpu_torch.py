@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if cuda:
         print(f"cpu_torch: refusing: this plan pulls CUDA packages ({', '.join(cuda)}), so the torch it found is a "
               f"CUDA build. Make the CPU wheel index reachable (or a mirror of it: make install TORCH_INDEX=URL), "
-              "or follow the README's GPU install.", file=sys.stderr)
+              "or follow the GPU install of docs/INSTALL.md.", file=sys.stderr)
         return 1
     plan = planned(report)
     print(f"cpu_torch: plan: {', '.join(plan) if plan else 'nothing to install (already there)'}", file=sys.stderr)

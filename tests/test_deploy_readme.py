@@ -7,7 +7,6 @@ the same."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,7 +70,8 @@ def test_default_column_is_the_settings_default(variable: str) -> None:
 def test_configmap_column_is_what_kubernetes_sets(variable: str) -> None:
     stated = TABLE[variable][1]
     assert stated == CONFIGMAP.get(variable, "–"), (
-        f"deploy/README.md says configmap.yaml sets {variable} to {stated}, it sets {CONFIGMAP.get(variable, '–')}")
+        f"deploy/README.md says configmap.yaml sets {variable} to {stated}, it sets {CONFIGMAP.get(variable, '–')}"
+    )
 
 
 def test_every_configmap_setting_is_in_the_table() -> None:
@@ -102,7 +102,3 @@ def test_trainer_job_runs_the_kustomized_image() -> None:
     job = _one("trainer-job.yaml", "Job")
     assert job["spec"]["template"]["spec"]["containers"][0]["image"] == f"{image['newName']}:{image['newTag']}"
     assert re.search(r"Not in the kustomization: its `image:` is set in the file", README)
-
-
-def test_the_readme_names_this_test() -> None:
-    assert Path(__file__).name in README

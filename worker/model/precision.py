@@ -122,7 +122,7 @@ def recorded_agreement(agreement: Mapping[str, float] | None, backend: str, dtyp
 def auto_candidates(device: str, backend: str = "auto") -> list[tuple[str, str]]:
     """(backend, dtype) pairs ``auto`` tries on ``device``, fastest first; the last one, float32, is always
     served. CUDA: PyTorch in bfloat16 (where the GPU has it), float16, float32. CPU: ONNX Runtime int8 (measured
-    fastest at every batch size on CPUs with and without VNNI, see README "Performance"), PyTorch bfloat16 on
+    fastest at every batch size on CPUs with and without VNNI, see docs/PERFORMANCE.md), PyTorch bfloat16 on
     CPUs with native bfloat16, then float32 (ONNX Runtime; PyTorch when ``backend`` says so)."""
     if device == "cuda":
         import torch

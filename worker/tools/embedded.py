@@ -58,8 +58,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedRedis:
     """Start/stop a redis-server subprocess. ``appendonly`` keeps acknowledged writes across restarts."""
 
-    def __init__(self, data_dir: Path | str, *, port: int | None = None, appendonly: bool = True,
-                 executable: str | None = None, start_timeout_s: float = 10.0, new_session: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        port: int | None = None,
+        appendonly: bool = True,
+        executable: str | None = None,
+        start_timeout_s: float = 10.0,
+        new_session: bool = False,
+    ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.appendonly = appendonly
@@ -75,21 +83,41 @@ class EmbeddedRedis:
     def start(self) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
-            self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-            "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
-            "--save", "", "--daemonize", "no", "--protected-mode", "yes",
-            "--logfile", str(self.data_dir / "redis.log"),
+            self.executable,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
         ]
         try:
-            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.PIPE, start_new_session=self.new_session)
+            self.process = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=self.new_session,
+            )
         except OSError as exc:
             raise EmbeddedRedisError(f"cannot start {self.executable}: {exc}") from exc
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-                log = (self.data_dir / "redis.log")
+                log = self.data_dir / "redis.log"
                 tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
                 raise EmbeddedRedisError(f"redis-server exited with {self.process.returncode}: {err}{tail}")
             if self._ping():
@@ -125,8 +153,9 @@ class EmbeddedRedis:
     def __enter__(self) -> EmbeddedRedis:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
@@ -145,9 +174,10 @@ class SharedRedis:
 
     The first command that needs it starts it (in its own session, so a Ctrl-C meant for the command does not
     stop it mid-drain) and records its address in ``DATA_DIR/livetopic-redis.json``; later commands on the same
-    directory find the record, check that the server answers and use it. On exit the starter stops the server,
-    unless other clients are still connected (a worker started meanwhile): then it stays up for them, and the
-    last command to leave a server whose starter is gone stops it. Stopped, the data stays in the directory
+    directory find the record, check that the server answers and use it. Each holds a connection from then until
+    it leaves, so it counts as a user even before it opens a client of its own (a worker loading its model). On
+    exit the starter stops the server, unless other clients are still connected: then it stays up for them, and
+    the last command to leave a server whose starter is gone stops it. Stopped, the data stays in the directory
     (append-only file) for the next start.
     """
 
@@ -158,6 +188,8 @@ class SharedRedis:
         self.server: EmbeddedRedis | None = None  # set when this process started it
         self.port = 0
         self.kept_for = 0  # clients the server was left running for
+        # held from start() to stop(): this command counts as the server's user before it opens a client of its own
+        self._presence: socket.socket | None = None
 
     @property
     def url(self) -> str:
@@ -189,16 +221,24 @@ class SharedRedis:
             found = self._read_record()
             if found is not None and _ask(found["port"], b"PING").startswith(b"+PONG"):
                 self.port = found["port"]
+                self._present()
                 return self
             self.record.unlink(missing_ok=True)  # stale: its server is gone
             self.server = EmbeddedRedis(self.data_dir, appendonly=self.appendonly, new_session=True).start()
             self.port = self.server.port
             pid = self.server.process.pid if self.server.process else 0
             tmp = self.record.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"port": self.port, "pid": pid, "owner": os.getpid(), "url": self.url}),
-                           encoding="utf-8")
+            tmp.write_text(
+                json.dumps({"port": self.port, "pid": pid, "owner": os.getpid(), "url": self.url}), encoding="utf-8"
+            )
             os.replace(tmp, self.record)
+            self._present()
         return self
+
+    def _present(self) -> None:
+        """A connection that says "in use" to whoever leaves next (see :meth:`_clients`)."""
+        with contextlib.suppress(OSError):
+            self._presence = socket.create_connection(("127.0.0.1", self.port), timeout=1.0)
 
     def _clients(self) -> int:
         """Connected clients other than the one asking (-1 when the server does not answer). A connection our
@@ -206,8 +246,14 @@ class SharedRedis:
         count = -1
         for attempt in range(4):
             reply = _ask(self.port, b"INFO clients")
-            count = next((int(line.split(":", 1)[1]) - 1 for line in reply.decode(errors="replace").splitlines()
-                          if line.startswith("connected_clients:")), -1)
+            count = next(
+                (
+                    int(line.split(":", 1)[1]) - 1
+                    for line in reply.decode(errors="replace").splitlines()
+                    if line.startswith("connected_clients:")
+                ),
+                -1,
+            )
             if count <= 0 or attempt == 3:
                 break
             time.sleep(0.05)
@@ -215,6 +261,9 @@ class SharedRedis:
 
     def stop(self) -> None:
         with self._locked():
+            if self._presence is not None:
+                self._presence.close()
+                self._presence = None
             found = self._read_record()
             others = self._clients()
             if others > 0:
@@ -222,8 +271,11 @@ class SharedRedis:
                     self.kept_for = others
                     self.server.process = None  # it outlives this process; whoever leaves last stops it
                 return
-            ours = found is not None and found["port"] == self.port and (
-                self.server is not None or not _alive(found["owner"]))
+            ours = (
+                found is not None
+                and found["port"] == self.port
+                and (self.server is not None or not _alive(found["owner"]))
+            )
             if self.server is not None:
                 self.server.stop()
             elif ours and others == 0:
@@ -234,6 +286,7 @@ class SharedRedis:
     def __enter__(self) -> SharedRedis:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
