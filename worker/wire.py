@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = [
     "MAX_DEAD_LETTER_FIELDS",
@@ -46,17 +46,20 @@ class Limits:
 
 @dataclass(slots=True)
 class Comment:
+    """A valid input entry: its text, the passthrough fields (cut to their limit; the names of those cut in
+    ``truncated``) and how often it was delivered."""
+
     entry_id: str
     text: str
     passthrough: dict[str, str]
     deliveries: int = 1
-    ids: list[int] = field(default_factory=list)  # token ids, filled by the model's encoder
-    encoded_by: object = None  # the model object that produced ``ids``
     truncated: tuple[str, ...] = ()  # the passthrough fields cut to max_passthrough_chars
 
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
+    """An entry that is not classified, why, and its fields for the dead letter."""
+
     entry_id: str
     error: str
     fields: dict[str, str]  # the original fields, decoded leniently for the dead letter
@@ -95,8 +98,13 @@ def trim_passthrough(fields: Mapping[str, str], max_chars: int) -> tuple[dict[st
     return kept, tuple(cut)
 
 
-def parse_entry(entry_id: str | bytes, raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str],
-                limits: Limits, deliveries: int = 1, max_deliveries: int | None = None) -> Comment | Rejection:
+def parse_entry(
+    entry_id: str | bytes,
+    raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str],
+    limits: Limits,
+    deliveries: int = 1,
+    max_deliveries: int | None = None,
+) -> Comment | Rejection:
     """Validate one input entry. Never raises: anything wrong becomes a :class:`Rejection`, and so does a valid
     comment delivered more than ``max_deliveries`` times (its consumers crashed or timed out on it)."""
     eid = _lenient(entry_id)
@@ -109,8 +117,10 @@ def parse_entry(entry_id: str | bytes, raw: Mapping[bytes, bytes] | Mapping[byte
     size = sum(len(k) + len(v) for k, v in raw.items())
     if size > limits.max_entry_bytes:
         # The dead letter keeps every field, each value cut to max_text_chars, so it stays bounded.
-        cut = {k: v if len(v) <= limits.max_text_chars else v[: limits.max_text_chars] + "…[truncated]"
-               for k, v in ((_lenient(k), _lenient(v)) for k, v in raw.items())}
+        cut = {
+            k: v if len(v) <= limits.max_text_chars else v[: limits.max_text_chars] + "…[truncated]"
+            for k, v in ((_lenient(k), _lenient(v)) for k, v in raw.items())
+        }
         return reject(f"entry too large: {size} bytes > max_entry_bytes {limits.max_entry_bytes}", cut)
     decoded: dict[str, str] = {}
     for key, value in raw.items():
@@ -132,8 +142,12 @@ def parse_entry(entry_id: str | bytes, raw: Mapping[bytes, bytes] | Mapping[byte
     passthrough, truncated = trim_passthrough(decoded, limits.max_passthrough_chars)
     if max_deliveries is not None and deliveries > max_deliveries:
         kept = dict(passthrough, text=text, **({TRUNCATED_FIELD: ",".join(truncated)} if truncated else {}))
-        return Rejection(eid, f"delivered {deliveries} times (max_deliveries {max_deliveries}); its consumers "
-                         "crashed or timed out", kept, deliveries)
+        return Rejection(
+            eid,
+            f"delivered {deliveries} times (max_deliveries {max_deliveries}); its consumers crashed or timed out",
+            kept,
+            deliveries,
+        )
     return Comment(eid, text, passthrough, deliveries, truncated=truncated)
 
 
@@ -168,9 +182,16 @@ class ResultRenderer:
         return fields
 
 
-def render_result(comment: Comment, labels: Sequence[str], label_names: Sequence[str],
-                  probs: Sequence[float], model_tag: str, now_ms: int | None = None, *,
-                  text: bool = True) -> dict[str, str]:
+def render_result(
+    comment: Comment,
+    labels: Sequence[str],
+    label_names: Sequence[str],
+    probs: Sequence[float],
+    model_tag: str,
+    now_ms: int | None = None,
+    *,
+    text: bool = True,
+) -> dict[str, str]:
     """Output-stream fields for one classified comment (its ``text`` too, unless ``text`` is False;
     :class:`ResultRenderer` renders many)."""
     now = int(time.time() * 1000) if now_ms is None else now_ms

@@ -12,7 +12,8 @@ import redis.asyncio as aioredis
 
 from worker.model.runtime import LoadedModel
 
-from .conftest import Server, assert_exactly_once, finished, make_worker, push, running, wait_finished
+from ..inprocess import make_worker
+from .conftest import Server, assert_exactly_once, finished, push, running, wait_finished
 
 
 @pytest.fixture

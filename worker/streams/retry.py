@@ -9,7 +9,7 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from redis import exceptions as redis_errors
 
@@ -29,8 +29,13 @@ T = TypeVar("T")
 
 # Errors after which the same command may succeed once Redis is back; a write refused with one did not happen.
 _TRANSIENT: tuple[type[BaseException], ...] = (
-    redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError,
-    redis_errors.ReadOnlyError, redis_errors.TryAgainError, redis_errors.ClusterDownError, OSError,
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    redis_errors.ReadOnlyError,
+    redis_errors.TryAgainError,
+    redis_errors.ClusterDownError,
+    OSError,
 )
 # Error codes that mean "not now" rather than "never": a script running too long, a failover under way.
 _TRANSIENT_CODES = frozenset({"BUSY", "MASTERDOWN", "NOREPLICAS", "LOADING", "READONLY", "TRYAGAIN", "CLUSTERDOWN"})
@@ -51,8 +56,9 @@ def translate(exc: BaseException, command: str) -> RedisError:
     message = f"redis {command}: {type(exc).__name__}: {text}"
     code = error_code(text) if isinstance(exc, redis_errors.ResponseError) else ""
     if isinstance(exc, redis_errors.OutOfMemoryError) or code == "OOM":
-        return RedisOutOfMemoryError(f"redis {command}: Redis is out of memory (maxmemory reached, writes refused): "
-                                     f"{text}", command)
+        return RedisOutOfMemoryError(
+            f"redis {command}: Redis is out of memory (maxmemory reached, writes refused): {text}", command
+        )
     if isinstance(exc, _TRANSIENT) or code in _TRANSIENT_CODES:
         return RedisTransientError(message, command)
     if code == "NOGROUP":
@@ -108,18 +114,41 @@ class Retrying:
     the cause of a non-transient error (e.g. recreate a missing group): when it returns True the call is tried
     again at once, else the error is raised."""
 
-    def __init__(self, *, base_s: float = 0.05, cap_s: float = 5.0,
-                 on_failure: Callable[[str, RedisError, int, float], None] = _log_failure,
-                 on_success: Callable[[], None] | None = None,
-                 recover: Callable[[RedisError], Awaitable[bool]] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        base_s: float = 0.05,
+        cap_s: float = 5.0,
+        on_failure: Callable[[str, RedisError, int, float], None] = _log_failure,
+        on_success: Callable[[], None] | None = None,
+        recover: Callable[[RedisError], Awaitable[bool]] | None = None,
+    ) -> None:
         self.base_s, self.cap_s = base_s, cap_s
         self._on_failure, self._on_success, self._recover = on_failure, on_success, recover
 
-    async def call(self, what: str, fn: Callable[..., Awaitable[T]], *args: object, stop: asyncio.Event | None = None,
-                   budget_s: float | None = None) -> T:
-        """``await fn(*args)`` until it does not fail transiently. Raises :class:`asyncio.CancelledError` when
-        ``stop`` is set while waiting, :class:`RedisUnavailableError` once ``budget_s`` is spent, and any
-        non-transient error at once."""
+    async def call(self, what: str, fn: Callable[..., Awaitable[T]], *args: object, budget_s: float | None = None) -> T:
+        """``await fn(*args)`` until it does not fail transiently. Raises :class:`RedisUnavailableError` once
+        ``budget_s`` is spent, and any non-transient error at once."""
+        done, result = await self._attempts(what, fn, args, None, budget_s)
+        assert done
+        return cast(T, result)
+
+    async def call_until(
+        self, stop: asyncio.Event, what: str, fn: Callable[..., Awaitable[T]], *args: object
+    ) -> T | None:
+        """As :meth:`call`, but when ``stop`` is set while waiting to try again: None (nothing more is tried)."""
+        done, result = await self._attempts(what, fn, args, stop, None)
+        return result if done else None
+
+    async def _attempts(
+        self,
+        what: str,
+        fn: Callable[..., Awaitable[T]],
+        args: tuple[object, ...],
+        stop: asyncio.Event | None,
+        budget_s: float | None,
+    ) -> tuple[bool, T | None]:
+        """(True, the result), or (False, None) when ``stop`` was set during a back-off."""
         backoff = Backoff(self.base_s, self.cap_s)
         started = time.monotonic()
         while True:
@@ -127,12 +156,13 @@ class Retrying:
                 result = await fn(*args)
             except RedisTransientError as exc:
                 if budget_s is not None and time.monotonic() - started > budget_s:
-                    raise RedisUnavailableError(f"redis {what}: still failing after {budget_s:.0f}s: {exc}",
-                                                exc.command) from exc
+                    raise RedisUnavailableError(
+                        f"redis {what}: still failing after {budget_s:.0f}s: {exc}", exc.command
+                    ) from exc
                 delay = next(backoff)
                 self._on_failure(what, exc, backoff.attempt, delay)
                 if await sleep_or_stop(delay, stop):
-                    raise asyncio.CancelledError from exc
+                    return False, None
                 continue
             except RedisError as exc:
                 if self._recover is not None and await self._recover(exc):
@@ -140,4 +170,4 @@ class Retrying:
                 raise
             if self._on_success is not None:
                 self._on_success()
-            return result
+            return True, result

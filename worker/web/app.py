@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..listen import listen
 from ..streams.client import connect
 from .aggregate import ALL, MAX_NAME_CHARS, WINDOWS
 from .assets import CONTENT_TYPES, static_text
@@ -26,8 +27,10 @@ __all__ = ["Dashboard", "DashboardOptions"]
 
 log = logging.getLogger("livetopic.dashboard")
 
-_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
-        "font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +67,12 @@ class Dashboard:
     # --- handlers -----------------------------------------------------------------------------------
     @staticmethod
     def _file(name: str) -> web.Response:
-        return web.Response(text=static_text(name), content_type=CONTENT_TYPES[name], charset="utf-8",
-                            headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-cache"})
+        return web.Response(
+            text=static_text(name),
+            content_type=CONTENT_TYPES[name],
+            charset="utf-8",
+            headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-cache"},
+        )
 
     async def _page(self, _request: web.Request) -> web.Response:
         return self._file("index.html")
@@ -78,8 +85,9 @@ class Dashboard:
 
     async def _view(self, request: web.Request) -> web.Response:
         channel, window = _query(request)
-        return web.Response(body=await self.live.encoded_view(channel, window), content_type="application/json",
-                            charset="utf-8")
+        return web.Response(
+            body=await self.live.encoded_view(channel, window), content_type="application/json", charset="utf-8"
+        )
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         if not self.clients.admit():
@@ -90,8 +98,13 @@ class Dashboard:
             self.clients.release()
 
     async def _stream(self, request: web.Request, channel: str, window: str) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
-                                           "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
         await resp.prepare(request)
         task = asyncio.current_task()
         assert task is not None
@@ -122,27 +135,33 @@ class Dashboard:
         if not live.redis_ok:
             return web.json_response({"ready": False, "reason": "redis unreachable"}, status=503)
         if not live.history_loaded:
-            return web.json_response({"ready": False, "reason": "reading the output stream's history",
-                                      "ingested": live.board.ingested}, status=503)
+            return web.json_response(
+                {"ready": False, "reason": "reading the output stream's history", "ingested": live.board.ingested},
+                status=503,
+            )
         return web.json_response({"ready": True, "reason": "ok", "ingested": live.board.ingested})
 
     # --- lifecycle ----------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, on_started: Any = None) -> None:
         """Serve until ``stop`` is set; ``on_started(url)`` is called once the port is bound."""
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
-        await runner.setup()
         try:
-            site = web.TCPSite(runner, self.options.host, self.options.port)
-            await site.start()
-            server = getattr(site, "_server", None)
-            if server is not None and server.sockets:
-                self.port = int(server.sockets[0].getsockname()[1])
-            log.info("dashboard at http://%s:%d/", self.options.host, self.port)
-            if on_started is not None:
-                on_started(f"http://{self.options.host}:{self.port}/")
-            await self.live.run(stop)
+            listening = await listen(
+                self.app,
+                self.options.host,
+                self.options.port,
+                what="the dashboard",
+                hint="choose another --port, or 0 for any free port",
+                shutdown_timeout_s=2.0,
+            )
+            self.port = listening.port
+            log.info("dashboard at %s", listening.url)
+            try:
+                if on_started is not None:
+                    on_started(listening.url)
+                await self.live.run(stop)
+            finally:
+                for task in list(self._streams):
+                    task.cancel()
+                await listening.close()
         finally:
-            for task in list(self._streams):
-                task.cancel()
-            await runner.cleanup()
             await self.redis.aclose()
