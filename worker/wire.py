@@ -9,10 +9,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = [
     "MAX_DEAD_LETTER_FIELDS",
     "MAX_PASSTHROUGH_CHARS",
     "PASSTHROUGH_FIELDS",
+    "SCORE_DECIMALS",
     "TRUNCATED_FIELD",
     "Comment",
     "Limits",
@@ -23,6 +26,7 @@ __all__ = [
     "parse_entry_id",
     "render_dead_letter",
     "render_result",
+    "rounded_scores",
     "trim_passthrough",
 ]
 
@@ -33,6 +37,7 @@ __all__ = [
 PASSTHROUGH_FIELDS: tuple[str, ...] = ("channel", "user", "ts", "id")
 MAX_PASSTHROUGH_CHARS = 256
 TRUNCATED_FIELD = "truncated"
+SCORE_DECIMALS = 4  # of each score in a result
 # Redis scripts unpack at most ~8,000 values into one command: a dead letter keeps this many fields.
 MAX_DEAD_LETTER_FIELDS = 256
 
@@ -98,6 +103,19 @@ def trim_passthrough(fields: Mapping[str, str], max_chars: int) -> tuple[dict[st
     return kept, tuple(cut)
 
 
+def _decode_each(raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]) -> dict[str, str] | str:
+    """The fields as text, or why not (the first field that is not valid UTF-8)."""
+    decoded: dict[str, str] = {}
+    for key, value in raw.items():
+        try:
+            k = key.decode("utf-8") if isinstance(key, bytes) else str(key)
+            v = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        except UnicodeDecodeError as exc:
+            return f"field {_lenient(key)!r} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+        decoded[k] = v
+    return decoded
+
+
 def parse_entry(
     entry_id: str | bytes,
     raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str],
@@ -114,7 +132,7 @@ def parse_entry(
 
     if not raw:  # XADD needs a field: an entry read back without any was deleted while pending
         return reject("entry has no fields: it was deleted from the input stream before it was processed")
-    size = sum(len(k) + len(v) for k, v in raw.items())
+    size = sum(map(len, raw)) + sum(map(len, raw.values()))
     if size > limits.max_entry_bytes:
         # The dead letter keeps every field, each value cut to max_text_chars, so it stays bounded.
         cut = {
@@ -122,18 +140,16 @@ def parse_entry(
             for k, v in ((_lenient(k), _lenient(v)) for k, v in raw.items())
         }
         return reject(f"entry too large: {size} bytes > max_entry_bytes {limits.max_entry_bytes}", cut)
-    decoded: dict[str, str] = {}
-    for key, value in raw.items():
-        try:
-            k = key.decode("utf-8") if isinstance(key, bytes) else str(key)
-            v = value.decode("utf-8") if isinstance(value, bytes) else str(value)
-        except UnicodeDecodeError as exc:
-            return reject(f"field {_lenient(key)!r} is not valid UTF-8 ({exc.reason} at byte {exc.start})")
-        decoded[k] = v
+    try:  # bytes from Redis, valid UTF-8: the usual case, in one step
+        decoded: dict[str, str] | str = {k.decode(): v.decode() for k, v in raw.items()}  # type: ignore[union-attr]
+    except (AttributeError, UnicodeDecodeError):
+        decoded = _decode_each(raw)
+    if isinstance(decoded, str):
+        return reject(decoded)
     if "text" not in decoded:
         return reject("missing field 'text'")
     text = decoded["text"]
-    if not text.strip():
+    if not text or text.isspace():
         return reject("empty or whitespace-only 'text'")
     if len(text) > limits.max_text_chars:
         return reject(f"text too long: {len(text)} chars > max_text_chars {limits.max_text_chars}")
@@ -164,8 +180,15 @@ class ResultRenderer:
         self._label_sets: dict[tuple[str, ...], str] = {}
 
     def render(self, comment: Comment, labels: Sequence[str], probs: Sequence[float], now_ms: int) -> dict[str, str]:
-        if len(probs) != len(self.label_names):
-            raise ValueError(f"{len(probs)} scores for {len(self.label_names)} labels")
+        """The result of ``comment`` scored ``probs`` (one per label name)."""
+        return self.render_rounded(comment, labels, rounded_scores(np.asarray([probs]))[0], now_ms)
+
+    def render_rounded(
+        self, comment: Comment, labels: Sequence[str], scores: Sequence[float], now_ms: int
+    ) -> dict[str, str]:
+        """As :meth:`render`, with ``scores`` rounded already (:func:`rounded_scores`: once for a whole batch)."""
+        if len(scores) != len(self.label_names):
+            raise ValueError(f"{len(scores)} scores for {len(self.label_names)} labels")
         key = tuple(labels)
         label_json = self._label_sets.get(key)
         if label_json is None:
@@ -176,10 +199,16 @@ class ResultRenderer:
         if self.text:
             fields["text"] = comment.text
         fields["labels"] = label_json
-        fields["scores"] = self._scores % tuple([round(float(p), 4) for p in probs])
+        fields["scores"] = self._scores % tuple(scores)
         fields["model"] = self.model_tag
         fields["latency_ms"] = str(max(0, now_ms - entry_time_ms(comment.entry_id)))
         return fields
+
+
+def rounded_scores(probs: np.ndarray) -> list[list[float]]:
+    """The rows of ``probs`` (comments × labels) as results carry them: floats to :data:`SCORE_DECIMALS`
+    decimals, rounded for all rows at once."""
+    return np.round(np.asarray(probs, dtype=np.float64), SCORE_DECIMALS).tolist()
 
 
 def render_result(

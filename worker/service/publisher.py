@@ -12,11 +12,13 @@ import collections
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Protocol, cast
+
+import numpy as np
 
 from ..streams.client import Outgoing, Published
 from ..streams.retry import Retrying
-from ..wire import ResultRenderer, entry_time_ms, render_dead_letter
+from ..wire import ResultRenderer, entry_time_ms, render_dead_letter, rounded_scores
 from .channel import Channel
 from .flow import Flow
 from .item import Item, Model
@@ -36,13 +38,28 @@ def _parts(records: Sequence[Outgoing], max_chars: int) -> Iterator[tuple[int, i
     """(start, stop) of consecutive runs of ``records`` of at most ``max_chars`` each (at least one record)."""
     start, size = 0, 0
     for i, record in enumerate(records):
-        chars = sum(len(k) + len(v) for k, v in record.fields.items())
+        chars = sum(map(len, record.fields)) + sum(map(len, record.fields.values()))
         if i > start and size + chars > max_chars:
             yield start, i
             start, size = i, 0
         size += chars
     if start < len(records):
         yield start, len(records)
+
+
+def _rounded(items: Sequence[Item]) -> list[list[float] | None]:
+    """Each scored item's scores as its result carries them (None for the rejected): rounded once per model in
+    the batch (normally one), not once per comment."""
+    out: list[list[float] | None] = [None] * len(items)
+    by_model: dict[int, list[int]] = {}
+    for i, item in enumerate(items):
+        if item.rejection is None:
+            by_model.setdefault(id(item.model), []).append(i)
+    for positions in by_model.values():
+        rows = rounded_scores(np.stack([cast(np.ndarray, items[i].probs) for i in positions]))
+        for i, row in zip(positions, rows, strict=True):
+            out[i] = row
+    return out
 
 
 class PublishTarget(Protocol):
@@ -102,14 +119,13 @@ class Publisher:
         """Stream records for ``items``, in the same order: a result, or a dead letter."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         records = []
-        for item in items:
+        for item, scores in zip(items, _rounded(items), strict=True):
             if (r := item.rejection) is not None:
-                records.append(
-                    Outgoing(r.entry_id, render_dead_letter(r.entry_id, r.error, r.deliveries, r.fields), dead=True)
-                )
+                fields = render_dead_letter(r.entry_id, r.error, r.deliveries, r.fields)
+                records.append(Outgoing(r.entry_id, fields, dead=True))
                 continue
-            assert item.comment is not None and item.model is not None and item.probs is not None
-            fields = self._renderer_of(item.model).render(item.comment, item.labels or [], item.probs.tolist(), now)
+            assert item.comment is not None and item.model is not None and scores is not None
+            fields = self._renderer_of(item.model).render_rounded(item.comment, item.labels or [], scores, now)
             records.append(Outgoing(item.entry_id, fields))
         return records
 
