@@ -73,8 +73,10 @@ async def test_a_group_recreated_at_0_by_someone_else_republishes_nothing(
     worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", max_batch_size=64)
     async with running(worker) as task:
         await wait_count(client, 700)
-        await client.xgroup_destroy(INPUT, GROUP)
-        await client.xgroup_create(INPUT, GROUP, id="0")  # at once, from the start
+        async with client.pipeline(transaction=True) as recreate:  # MULTI: no command of the worker in between
+            recreate.xgroup_destroy(INPUT, GROUP)
+            recreate.xgroup_create(INPUT, GROUP, id="0")  # at once, from the start
+            await recreate.execute()
         await wait_finished(client, ids, task=task, timeout_s=120)
         async with asyncio.timeout(30):
             while len(worker.flow):

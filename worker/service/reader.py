@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
 
 from ..settings import Settings
 from ..streams.client import RawEntry
@@ -23,6 +23,7 @@ from .metrics import Metrics
 __all__ = ["Reader", "StreamSource"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class StreamSource(Protocol):
@@ -56,6 +57,10 @@ class Reader:
         self.settings, self.shard, self.source, self.retry = settings, shard, source, retry
         self.flow, self.admit, self.metrics, self.stop = flow, admit, metrics, stop
 
+    async def _call(self, what: str, fn: Callable[..., Awaitable[T]], *args: object) -> T | None:
+        """``fn(*args)`` under the shard's retry policy; None when the stop comes while it backs off."""
+        return await self.retry.call_until(self.stop, what, fn, *args)
+
     async def _hand_on(self, entries: list[RawEntry], deliveries: dict[str, int]) -> None:
         fresh = self.flow.hold(entries)  # an entry this worker holds already is not taken twice
         if fresh:
@@ -70,9 +75,7 @@ class Reader:
             room = await self.flow.turn()
             if not room:
                 return
-            entries = await self.retry.call_until(
-                self.stop, "read", self.source.read_new, min(room, s.read_count), s.block_ms
-            )
+            entries = await self._call("read", self.source.read_new, min(room, s.read_count), s.block_ms)
             if entries is None:
                 return
             self.metrics.observe_queue_wait(e[0] for e in entries)
@@ -84,22 +87,16 @@ class Reader:
         after = "0"
         while not self.stop.is_set():
             room = await self.flow.room()
-            entries = (
-                await self.retry.call_until(
-                    self.stop, "read pending", self.source.read_own_pending, min(room, s.read_count), after
-                )
-                if room
-                else None
-            )
+            if not room:
+                return False
+            entries = await self._call("read pending", self.source.read_own_pending, min(room, s.read_count), after)
             if entries is None:
                 return False
             entries = [e for e in entries if e[0] not in self.flow]
             if not entries:
                 return True
             after = entries[-1][0]
-            counts = await self.retry.call_until(
-                self.stop, "xpending", self.source.delivery_counts, [e[0] for e in entries]
-            )
+            counts = await self._call("xpending", self.source.delivery_counts, [e[0] for e in entries])
             if counts is None:
                 return False
             await self._hand_on(entries, counts)
@@ -119,12 +116,10 @@ class Reader:
         cursor = "0-0"
         while not self.stop.is_set():
             room = await self.flow.room()
-            reply = (
-                await self.retry.call_until(
-                    self.stop, "autoclaim", self.source.autoclaim, s.claim_min_idle_ms, cursor, min(room, s.read_count)
-                )
-                if room
-                else None
+            if not room:
+                return False
+            reply = await self._call(
+                "autoclaim", self.source.autoclaim, s.claim_min_idle_ms, cursor, min(room, s.read_count)
             )
             if reply is None:
                 return False

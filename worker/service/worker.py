@@ -4,11 +4,12 @@ happens here: each comment goes from stage to stage through the queues below, ne
 ::
 
     Reader (per shard) ──Channel[Delivery]──► Admit ──MicroBatcher[Item]──► Score ──Channel[list[Item]]──► Publisher
-      XREADGROUP,                              parse, reject,                 model thread,                  one script
-      XAUTOCLAIM                               encode (tokenizer thread)      poison split                   per part
-                    └──────────────── rejected: Channel[list[Item]] ─────────────────────┘
-         ▲                                                                                        │
-         └──────────── Flow: the comments in hand (hold … started … release), room and turn ◄──────┘
+      XREADGROUP,                             parse, reject,                model thread,   ▲              one script
+      XAUTOCLAIM                              encode (tokenizer             poison split    │              per part
+                                              thread)                                       │
+                                               └─ rejected ─────────────────────────────────┘
+      ▲ hold                                                                                               │ release
+      └─── Flow: the comments in hand (hold … started … release), their room and the turn to read ◄────────┘
 
 Beside them: the model watcher (serves a new version: admit encodes with it from then on), the stream-stats
 poller, and the metrics server answered by :class:`~.health.Health`. Signal handlers are not installed here:
