@@ -11,8 +11,16 @@ import pytest
 
 from .conftest import ROOT
 
-LEAVES = ("worker.errors", "worker.settings", "worker.options", "worker.wire", "worker.text", "worker.inputs",
-          "worker.display")
+LEAVES = (
+    "worker.errors",
+    "worker.settings",
+    "worker.options",
+    "worker.wire",
+    "worker.text",
+    "worker.inputs",
+    "worker.display",
+    "worker.listen",
+)
 # layer → the layers it may import (besides itself). A module's layer is the longest prefix listed here.
 RULES: dict[str, tuple[str, ...]] = {
     **{leaf: LEAVES for leaf in LEAVES},
@@ -145,17 +153,41 @@ def _write(root: Path, files: dict[str, str]) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-@pytest.mark.parametrize(("files", "expect"), [
-    ({"worker/__init__.py": "", "worker/service/__init__.py": "", "worker/tools/__init__.py": "",
-      "worker/service/a.py": "from ..tools import demo\n", "worker/tools/demo.py": ""},
-     "worker.service.a (worker.service) imports worker.tools.demo (worker.tools)"),
-    ({"worker/__init__.py": "", "worker/model/__init__.py": "", "trainer/__init__.py": "",
-      "worker/model/x.py": "def f():\n    import trainer.train\n", "trainer/train.py": ""},
-     "worker.model.x (worker.model) imports trainer.train (trainer)"),
-    ({"worker/__init__.py": "", "worker/wire.py": "from .model.load import x\n", "worker/model/__init__.py": "",
-      "worker/model/load.py": "", "trainer/__init__.py": ""},
-     "worker.wire (worker.wire) imports worker.model.load (worker.model)"),
-])
+@pytest.mark.parametrize(
+    ("files", "expect"),
+    [
+        (
+            {
+                "worker/__init__.py": "",
+                "worker/service/__init__.py": "",
+                "worker/tools/__init__.py": "",
+                "worker/service/a.py": "from ..tools import demo\n",
+                "worker/tools/demo.py": "",
+            },
+            "worker.service.a (worker.service) imports worker.tools.demo (worker.tools)",
+        ),
+        (
+            {
+                "worker/__init__.py": "",
+                "worker/model/__init__.py": "",
+                "trainer/__init__.py": "",
+                "worker/model/x.py": "def f():\n    import trainer.train\n",
+                "trainer/train.py": "",
+            },
+            "worker.model.x (worker.model) imports trainer.train (trainer)",
+        ),
+        (
+            {
+                "worker/__init__.py": "",
+                "worker/wire.py": "from .model.load import x\n",
+                "worker/model/__init__.py": "",
+                "worker/model/load.py": "",
+                "trainer/__init__.py": "",
+            },
+            "worker.wire (worker.wire) imports worker.model.load (worker.model)",
+        ),
+    ],
+)
 def test_the_check_catches_a_wrong_direction(tmp_path: Path, files: dict[str, str], expect: str) -> None:
     _write(tmp_path, files)
     assert expect in violations(imports(module_files(tmp_path)))
@@ -171,11 +203,16 @@ def test_nothing_installed_imports_the_dev_tools(tmp_path: Path) -> None:
 
 
 def test_the_check_catches_a_type_only_cycle(tmp_path: Path) -> None:
-    _write(tmp_path, {
-        "worker/__init__.py": "", "trainer/__init__.py": "", "worker/service/__init__.py": "",
-        "worker/service/a.py": "from .b import B\n",
-        "worker/service/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import A\n",
-    })
+    _write(
+        tmp_path,
+        {
+            "worker/__init__.py": "",
+            "trainer/__init__.py": "",
+            "worker/service/__init__.py": "",
+            "worker/service/a.py": "from .b import B\n",
+            "worker/service/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import A\n",
+        },
+    )
     assert cycles(imports(module_files(tmp_path))) == [["worker.service.a", "worker.service.b"]]
 
 

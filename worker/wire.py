@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import numpy as np
 
 __all__ = [
     "MAX_DEAD_LETTER_FIELDS",
     "MAX_PASSTHROUGH_CHARS",
     "PASSTHROUGH_FIELDS",
+    "SCORE_DECIMALS",
     "TRUNCATED_FIELD",
     "Comment",
     "Limits",
@@ -23,6 +26,7 @@ __all__ = [
     "parse_entry_id",
     "render_dead_letter",
     "render_result",
+    "rounded_scores",
     "trim_passthrough",
 ]
 
@@ -33,6 +37,7 @@ __all__ = [
 PASSTHROUGH_FIELDS: tuple[str, ...] = ("channel", "user", "ts", "id")
 MAX_PASSTHROUGH_CHARS = 256
 TRUNCATED_FIELD = "truncated"
+SCORE_DECIMALS = 4  # of each score in a result
 # Redis scripts unpack at most ~8,000 values into one command: a dead letter keeps this many fields.
 MAX_DEAD_LETTER_FIELDS = 256
 
@@ -46,17 +51,20 @@ class Limits:
 
 @dataclass(slots=True)
 class Comment:
+    """A valid input entry: its text, the passthrough fields (cut to their limit; the names of those cut in
+    ``truncated``) and how often it was delivered."""
+
     entry_id: str
     text: str
     passthrough: dict[str, str]
     deliveries: int = 1
-    ids: list[int] = field(default_factory=list)  # token ids, filled by the model's encoder
-    encoded_by: object = None  # the model object that produced ``ids``
     truncated: tuple[str, ...] = ()  # the passthrough fields cut to max_passthrough_chars
 
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
+    """An entry that is not classified, why, and its fields for the dead letter."""
+
     entry_id: str
     error: str
     fields: dict[str, str]  # the original fields, decoded leniently for the dead letter
@@ -95,8 +103,26 @@ def trim_passthrough(fields: Mapping[str, str], max_chars: int) -> tuple[dict[st
     return kept, tuple(cut)
 
 
-def parse_entry(entry_id: str | bytes, raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str],
-                limits: Limits, deliveries: int = 1, max_deliveries: int | None = None) -> Comment | Rejection:
+def _decode_each(raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]) -> dict[str, str] | str:
+    """The fields as text, or why not (the first field that is not valid UTF-8)."""
+    decoded: dict[str, str] = {}
+    for key, value in raw.items():
+        try:
+            k = key.decode("utf-8") if isinstance(key, bytes) else str(key)
+            v = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        except UnicodeDecodeError as exc:
+            return f"field {_lenient(key)!r} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+        decoded[k] = v
+    return decoded
+
+
+def parse_entry(
+    entry_id: str | bytes,
+    raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str],
+    limits: Limits,
+    deliveries: int = 1,
+    max_deliveries: int | None = None,
+) -> Comment | Rejection:
     """Validate one input entry. Never raises: anything wrong becomes a :class:`Rejection`, and so does a valid
     comment delivered more than ``max_deliveries`` times (its consumers crashed or timed out on it)."""
     eid = _lenient(entry_id)
@@ -106,24 +132,24 @@ def parse_entry(entry_id: str | bytes, raw: Mapping[bytes, bytes] | Mapping[byte
 
     if not raw:  # XADD needs a field: an entry read back without any was deleted while pending
         return reject("entry has no fields: it was deleted from the input stream before it was processed")
-    size = sum(len(k) + len(v) for k, v in raw.items())
+    size = sum(map(len, raw)) + sum(map(len, raw.values()))
     if size > limits.max_entry_bytes:
         # The dead letter keeps every field, each value cut to max_text_chars, so it stays bounded.
-        cut = {k: v if len(v) <= limits.max_text_chars else v[: limits.max_text_chars] + "…[truncated]"
-               for k, v in ((_lenient(k), _lenient(v)) for k, v in raw.items())}
+        cut = {
+            k: v if len(v) <= limits.max_text_chars else v[: limits.max_text_chars] + "…[truncated]"
+            for k, v in ((_lenient(k), _lenient(v)) for k, v in raw.items())
+        }
         return reject(f"entry too large: {size} bytes > max_entry_bytes {limits.max_entry_bytes}", cut)
-    decoded: dict[str, str] = {}
-    for key, value in raw.items():
-        try:
-            k = key.decode("utf-8") if isinstance(key, bytes) else str(key)
-            v = value.decode("utf-8") if isinstance(value, bytes) else str(value)
-        except UnicodeDecodeError as exc:
-            return reject(f"field {_lenient(key)!r} is not valid UTF-8 ({exc.reason} at byte {exc.start})")
-        decoded[k] = v
+    try:  # bytes from Redis, valid UTF-8: the usual case, in one step
+        decoded: dict[str, str] | str = {k.decode(): v.decode() for k, v in raw.items()}  # type: ignore[union-attr]
+    except (AttributeError, UnicodeDecodeError):
+        decoded = _decode_each(raw)
+    if isinstance(decoded, str):
+        return reject(decoded)
     if "text" not in decoded:
         return reject("missing field 'text'")
     text = decoded["text"]
-    if not text.strip():
+    if not text or text.isspace():
         return reject("empty or whitespace-only 'text'")
     if len(text) > limits.max_text_chars:
         return reject(f"text too long: {len(text)} chars > max_text_chars {limits.max_text_chars}")
@@ -132,8 +158,12 @@ def parse_entry(entry_id: str | bytes, raw: Mapping[bytes, bytes] | Mapping[byte
     passthrough, truncated = trim_passthrough(decoded, limits.max_passthrough_chars)
     if max_deliveries is not None and deliveries > max_deliveries:
         kept = dict(passthrough, text=text, **({TRUNCATED_FIELD: ",".join(truncated)} if truncated else {}))
-        return Rejection(eid, f"delivered {deliveries} times (max_deliveries {max_deliveries}); its consumers "
-                         "crashed or timed out", kept, deliveries)
+        return Rejection(
+            eid,
+            f"delivered {deliveries} times (max_deliveries {max_deliveries}); its consumers crashed or timed out",
+            kept,
+            deliveries,
+        )
     return Comment(eid, text, passthrough, deliveries, truncated=truncated)
 
 
@@ -150,8 +180,15 @@ class ResultRenderer:
         self._label_sets: dict[tuple[str, ...], str] = {}
 
     def render(self, comment: Comment, labels: Sequence[str], probs: Sequence[float], now_ms: int) -> dict[str, str]:
-        if len(probs) != len(self.label_names):
-            raise ValueError(f"{len(probs)} scores for {len(self.label_names)} labels")
+        """The result of ``comment`` scored ``probs`` (one per label name)."""
+        return self.render_rounded(comment, labels, rounded_scores(np.asarray([probs]))[0], now_ms)
+
+    def render_rounded(
+        self, comment: Comment, labels: Sequence[str], scores: Sequence[float], now_ms: int
+    ) -> dict[str, str]:
+        """As :meth:`render`, with ``scores`` rounded already (:func:`rounded_scores`: once for a whole batch)."""
+        if len(scores) != len(self.label_names):
+            raise ValueError(f"{len(scores)} scores for {len(self.label_names)} labels")
         key = tuple(labels)
         label_json = self._label_sets.get(key)
         if label_json is None:
@@ -162,15 +199,28 @@ class ResultRenderer:
         if self.text:
             fields["text"] = comment.text
         fields["labels"] = label_json
-        fields["scores"] = self._scores % tuple([round(float(p), 4) for p in probs])
+        fields["scores"] = self._scores % tuple(scores)
         fields["model"] = self.model_tag
         fields["latency_ms"] = str(max(0, now_ms - entry_time_ms(comment.entry_id)))
         return fields
 
 
-def render_result(comment: Comment, labels: Sequence[str], label_names: Sequence[str],
-                  probs: Sequence[float], model_tag: str, now_ms: int | None = None, *,
-                  text: bool = True) -> dict[str, str]:
+def rounded_scores(probs: np.ndarray) -> list[list[float]]:
+    """The rows of ``probs`` (comments × labels) as results carry them: floats to :data:`SCORE_DECIMALS`
+    decimals, rounded for all rows at once."""
+    return np.round(np.asarray(probs, dtype=np.float64), SCORE_DECIMALS).tolist()
+
+
+def render_result(
+    comment: Comment,
+    labels: Sequence[str],
+    label_names: Sequence[str],
+    probs: Sequence[float],
+    model_tag: str,
+    now_ms: int | None = None,
+    *,
+    text: bool = True,
+) -> dict[str, str]:
     """Output-stream fields for one classified comment (its ``text`` too, unless ``text`` is False;
     :class:`ResultRenderer` renders many)."""
     now = int(time.time() * 1000) if now_ms is None else now_ms

@@ -19,7 +19,6 @@ import redis.asyncio as aioredis
 from worker.model.load import load_model
 from worker.model.runtime import LoadedModel
 from worker.service.worker import Worker
-from worker.settings import load_settings
 from worker.tools.embedded import EmbeddedRedis, find_redis_server
 
 from .soak import MEMORY_TOLERANCE_B, counted_memory
@@ -71,8 +70,11 @@ class Server:
 def _executables() -> list[object]:
     out: list[object] = [pytest.param(find_redis_server(), id="embedded-6.2")]
     system = shutil.which("redis-server")
-    out.append(pytest.param(system, id="system-7") if system else
-               pytest.param(None, id="system-7", marks=pytest.mark.skip(reason="no redis-server on PATH")))
+    out.append(
+        pytest.param(system, id="system-7")
+        if system
+        else pytest.param(None, id="system-7", marks=pytest.mark.skip(reason="no redis-server on PATH"))
+    )
     return out
 
 
@@ -85,9 +87,6 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
         srv.close()
     print(f"redis {srv.version}: memory (as Redis counts it) at most {srv.over_b} bytes over maxmemory")
     assert srv.over_b <= MEMORY_TOLERANCE_B, f"memory (as Redis counts it) went {srv.over_b} bytes over maxmemory"
-
-
-
 
 
 @pytest.fixture
@@ -121,12 +120,6 @@ def stuck_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     release.set()
 
 
-def make_worker(url: str, repo: Path, model: LoadedModel | None = None, **overrides: Any) -> Worker:
-    settings = load_settings({"model_repo": repo, "model_version": 1, "metrics_port": 0, "group_start_id": "0",
-                              "max_wait_ms": 5, "claim_interval_s": 0.2, "torch_threads": 1, **overrides})
-    return Worker(settings, url, model=model)
-
-
 @contextlib.asynccontextmanager
 async def running(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
     """Run ``worker`` in this event loop for the block; then stop it (SIGTERM semantics) and check it ended
@@ -158,8 +151,9 @@ async def finished(client: aioredis.Redis) -> tuple[list[dict[str, str]], list[d
     return out, dead
 
 
-async def wait_finished(client: aioredis.Redis, ids: Iterable[str], *, task: asyncio.Task[Any] | None = None,
-                        timeout_s: float = 60) -> None:
+async def wait_finished(
+    client: aioredis.Redis, ids: Iterable[str], *, task: asyncio.Task[Any] | None = None, timeout_s: float = 60
+) -> None:
     """Until every id in ``ids`` has a result or a dead letter (fails early if ``task`` ends)."""
     wanted = set(ids)
     async with asyncio.timeout(timeout_s):

@@ -23,6 +23,7 @@ from worker.errors import RedisCommandError
 from worker.model.runtime import LoadedModel
 from worker.tools.embedded import EmbeddedRedis
 
+from ..inprocess import make_worker, sample
 from .conftest import (
     DEAD,
     GROUP,
@@ -31,7 +32,6 @@ from .conftest import (
     Server,
     assert_exactly_once,
     finished,
-    make_worker,
     push,
     running,
     wait_finished,
@@ -43,9 +43,9 @@ def texts(n: int, tag: str = "") -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize("key", [OUTPUT, DEAD])
-async def test_a_wrong_key_type_stops_the_worker_before_any_write(server: Server, client: aioredis.Redis,
-                                                                  tiny_repo: Path, tiny_model: LoadedModel,
-                                                                  key: str) -> None:
+async def test_a_wrong_key_type_stops_the_worker_before_any_write(
+    server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel, key: str
+) -> None:
     ids = await push(client, [*texts(40), {"user": "no text"}, *texts(40, "b")])
     await client.set(key, "not a stream")
     worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1")
@@ -64,28 +64,30 @@ async def test_a_wrong_key_type_stops_the_worker_before_any_write(server: Server
     assert list(dead) == [ids[40]]
 
 
-async def test_out_of_memory_backs_off_keeps_pending_and_drains_once(server: Server, client: aioredis.Redis,
-                                                                     tiny_repo: Path, tiny_model: LoadedModel) -> None:
+async def test_out_of_memory_backs_off_keeps_pending_and_drains_once(
+    server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel
+) -> None:
     ids = await push(client, texts(3000))
     server.set_maxmemory(server.used_b() + 300_000)  # room for some of the results, not for 3,000
     worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", max_batch_size=64)
     async with running(worker) as task:
         async with asyncio.timeout(60):
-            while "out of memory" not in worker.readiness()[1]:
+            while "out of memory" not in worker.health.readiness()[1]:
                 assert not task.done()
                 await asyncio.sleep(0.05)
-        assert worker.metrics.redis_out_of_memory._value.get() == 1
+        assert sample(worker, "livetopic_redis_out_of_memory") == 1
         out, dead = await finished(client)
         assert len(out) < len(ids) and not dead  # stopped short: the rest waits, pending
         assert (await client.xpending(INPUT, GROUP))["pending"] > 0
         server.set_maxmemory(0)  # memory freed (here: no limit any more)
         await wait_finished(client, ids, task=task, timeout_s=120)
-        assert worker.readiness() == (True, "ok") and worker.metrics.redis_out_of_memory._value.get() == 0
+        assert worker.health.readiness() == (True, "ok") and sample(worker, "livetopic_redis_out_of_memory") == 0
     await assert_exactly_once(client, ids)
 
 
-async def test_busy_scripts_and_a_flushed_script_cache(server: Server, client: aioredis.Redis, tiny_repo: Path,
-                                                       tiny_model: LoadedModel) -> None:
+async def test_busy_scripts_and_a_flushed_script_cache(
+    server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel
+) -> None:
     """Another client's long script makes every command answer BUSY; SCRIPT KILL ends it; SCRIPT FLUSH drops
     the worker's scripts (NOSCRIPT): the worker rides all of it out."""
     server.sync.config_set("lua-time-limit", "50")
@@ -108,7 +110,7 @@ async def test_busy_scripts_and_a_flushed_script_cache(server: Server, client: a
         runner = threading.Thread(target=run_busy_script)
         runner.start()
         async with asyncio.timeout(30):
-            while worker.metrics.redis_errors._value.get() == 0:
+            while sample(worker, "livetopic_redis_errors_total") == 0:
                 await asyncio.sleep(0.05)
         killer = redis.Redis.from_url(server.url, socket_timeout=5)
         killer.script_kill()
@@ -122,12 +124,11 @@ async def test_busy_scripts_and_a_flushed_script_cache(server: Server, client: a
 
 
 @pytest.mark.parametrize("start_id", ["0", "$"])
-async def test_a_destroyed_group_is_recreated_skipping_nothing(server: Server, client: aioredis.Redis,
-                                                               tiny_repo: Path, tiny_model: LoadedModel,
-                                                               start_id: str) -> None:
+async def test_a_destroyed_group_is_recreated_skipping_nothing(
+    server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel, start_id: str
+) -> None:
     first = await push(client, texts(600))
-    worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", group_start_id=start_id,
-                         max_batch_size=32)
+    worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", group_start_id=start_id, max_batch_size=32)
     async with running(worker) as task:
         async with asyncio.timeout(30):
             while len((await finished(client))[0]) < 200:
@@ -136,14 +137,15 @@ async def test_a_destroyed_group_is_recreated_skipping_nothing(server: Server, c
         later = [(await client.xadd(INPUT, fields)).decode() for fields in texts(400, "after")]
         await wait_finished(client, first + later, task=task, timeout_s=60)
         async with asyncio.timeout(30):  # what was in hand is published once, then released
-            while worker.inflight:
+            while len(worker.flow):
                 await asyncio.sleep(0.02)
     await assert_exactly_once(client, first + later)  # nothing skipped, nothing repeated
-    assert worker.metrics.group_recreated._value.get() == 1
+    assert sample(worker, "livetopic_group_recreated_total") == 1
 
 
-async def test_a_stalled_pipeline_fails_healthz(server: Server, client: aioredis.Redis, tiny_repo: Path,
-                                                tiny_model: LoadedModel, stuck_model: threading.Event) -> None:
+async def test_a_stalled_pipeline_fails_healthz(
+    server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel, stuck_model: threading.Event
+) -> None:
     release = stuck_model
     ids = await push(client, texts(10))
     worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", stall_timeout_s=0.5)
@@ -163,8 +165,9 @@ async def test_a_stalled_pipeline_fails_healthz(server: Server, client: aioredis
     await assert_exactly_once(client, ids)
 
 
-def test_the_worker_process_exits_non_zero_on_a_configuration_fault(redis_server: EmbeddedRedis, tiny_repo: Path,
-                                                                   start_worker: Callable[..., Any]) -> None:
+def test_the_worker_process_exits_non_zero_on_a_configuration_fault(
+    redis_server: EmbeddedRedis, tiny_repo: Path, start_worker: Callable[..., Any]
+) -> None:
     """No silent hang: a fault that retrying cannot fix ends the process within seconds, non-zero, saying why."""
     client = redis.Redis.from_url(redis_server.url)
     client.set(OUTPUT, "not a stream")

@@ -18,13 +18,13 @@ import redis.asyncio as aioredis
 from worker.model.runtime import LoadedModel
 from worker.streams.producer import StreamProducer
 
+from ..inprocess import make_worker, sample
 from .conftest import (
     GROUP,
     INPUT,
     Server,
     assert_exactly_once,
     finished,
-    make_worker,
     push,
     running,
     wait_finished,
@@ -42,9 +42,9 @@ async def wait_count(client: aioredis.Redis, n: int, timeout_s: float = 60) -> N
 
 
 @pytest.mark.parametrize("first", ["worker at $", "push"])
-async def test_a_group_lost_while_workers_are_down_skips_no_backlog(server: Server, client: aioredis.Redis,
-                                                                     tiny_repo: Path, tiny_model: LoadedModel,
-                                                                     first: str) -> None:
+async def test_a_group_lost_while_workers_are_down_skips_no_backlog(
+    server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel, first: str
+) -> None:
     served = await push(client, texts(100, "a"))
     async with running(make_worker(server.url, tiny_repo, tiny_model, consumer="w1")) as task:
         await wait_finished(client, served, task=task)
@@ -58,46 +58,47 @@ async def test_a_group_lost_while_workers_are_down_skips_no_backlog(server: Serv
     await assert_exactly_once(client, served + backlog)
 
 
-async def test_a_group_recreated_at_0_by_someone_else_republishes_nothing(server: Server, client: aioredis.Redis,
-                                                                          tiny_repo: Path,
-                                                                          tiny_model: LoadedModel) -> None:
+async def test_a_group_recreated_at_0_by_someone_else_republishes_nothing(
+    server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel
+) -> None:
     ids = await push(client, texts(1500))
     worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", max_batch_size=64)
     async with running(worker) as task:
         await wait_count(client, 700)
-        await client.xgroup_destroy(INPUT, GROUP)
-        await client.xgroup_create(INPUT, GROUP, id="0")  # at once, from the start
+        async with client.pipeline(transaction=True) as recreate:  # MULTI: no command of the worker in between
+            recreate.xgroup_destroy(INPUT, GROUP)
+            recreate.xgroup_create(INPUT, GROUP, id="0")  # at once, from the start
+            await recreate.execute()
         await wait_finished(client, ids, task=task, timeout_s=120)
         async with asyncio.timeout(30):
-            while worker.inflight:
+            while len(worker.flow):
                 await asyncio.sleep(0.02)
     await assert_exactly_once(client, ids)
-    assert worker.metrics.group_moved.labels(reason="behind")._value.get() >= 1
+    assert sample(worker, "livetopic_group_moved_total", reason="behind") >= 1
 
 
-async def test_a_consumer_deleted_while_it_holds_comments_loses_none(server: Server, client: aioredis.Redis,
-                                                                     tiny_repo: Path, tiny_model: LoadedModel,
-                                                                     stuck_model: threading.Event) -> None:
+async def test_a_consumer_deleted_while_it_holds_comments_loses_none(
+    server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel, stuck_model: threading.Event
+) -> None:
     ids = await push(client, texts(58))
     worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1")
     async with running(worker) as task:
         async with asyncio.timeout(30):
-            while worker.inflight < 58:  # read and stuck in the model
+            while len(worker.flow) < 58:  # read and stuck in the model
                 await asyncio.sleep(0.02)
         await client.xgroup_delconsumer(INPUT, GROUP, "w1")
         assert (await client.xpending(INPUT, GROUP))["pending"] == 0  # the group forgot them
         stuck_model.set()
         await wait_finished(client, ids, task=task)
     await assert_exactly_once(client, ids)
-    assert worker.metrics.unpending_published._value.get() == 58
+    assert sample(worker, "livetopic_unpending_published_total") == 58
 
 
-async def test_the_drain_honours_the_grace_period_during_a_redis_stall(server: Server, client: aioredis.Redis,
-                                                                       tiny_repo: Path,
-                                                                       tiny_model: LoadedModel) -> None:
+async def test_the_drain_honours_the_grace_period_during_a_redis_stall(
+    server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel
+) -> None:
     ids = await push(client, texts(50))
-    worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", shutdown_grace_s=2.0,
-                         redis_timeout_s=10.0)
+    worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", shutdown_grace_s=2.0, redis_timeout_s=10.0)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     await wait_finished(client, ids, task=task)
@@ -117,17 +118,19 @@ async def test_the_drain_honours_the_grace_period_during_a_redis_stall(server: S
 
 
 async def test_out_of_memory_with_the_longest_comments_stays_within_the_documented_overshoot(
-        server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel) -> None:
+    server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel
+) -> None:
     """Each result carries its comment's text: 2,000 three-byte characters (max_text_chars) each. The fixture
     fails the test if Redis's memory ever went more than MEMORY_TOLERANCE_B over maxmemory."""
     longest = [{"text": ("加油好球" * 500)[:2000], "user": f"u{i}"} for i in range(600)]
     ids = await push(client, longest)
     server.set_maxmemory(server.used_b() + 1_000_000)  # room for some of the results, not for 600
-    worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", max_batch_size=256,
-                         max_batch_tokens=1_000_000)
+    worker = make_worker(
+        server.url, tiny_repo, tiny_model, consumer="w1", max_batch_size=256, max_batch_tokens=1_000_000
+    )
     async with running(worker) as task:
         async with asyncio.timeout(120):
-            while "out of memory" not in worker.readiness()[1]:
+            while "out of memory" not in worker.health.readiness()[1]:
                 assert not task.done()
                 await asyncio.sleep(0.05)
         server.set_maxmemory(0)

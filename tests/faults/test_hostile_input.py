@@ -21,12 +21,13 @@ from worker.service.worker import Worker
 from worker.tools.embedded import EmbeddedRedis
 from worker.wire import MAX_DEAD_LETTER_FIELDS
 
-from .conftest import DEAD, GROUP, INPUT, OUTPUT, assert_exactly_once, make_worker, push, running, wait_finished
+from ..inprocess import make_worker, sample
+from .conftest import DEAD, GROUP, INPUT, OUTPUT, assert_exactly_once, push, running, wait_finished
 
 
-async def test_invalid_entries_are_dead_lettered_with_reasons(redis_server: EmbeddedRedis,
-                                                              redis_client: aioredis.Redis, tiny_repo: Path,
-                                                              tiny_model: LoadedModel) -> None:
+async def test_invalid_entries_are_dead_lettered_with_reasons(
+    redis_server: EmbeddedRedis, redis_client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel
+) -> None:
     cases: dict[str, dict[Any, Any]] = {
         "missing field 'text'": {"user": "u", "channel": "c"},
         "empty or whitespace-only 'text'": {"text": ""},
@@ -37,8 +38,11 @@ async def test_invalid_entries_are_dead_lettered_with_reasons(redis_server: Embe
         "entry too large": {"text": "ok", "pad": "x" * 65_600},
         "text contains NUL": {"text": "a\x00b"},
     }
-    good = [{"text": "好球！", "user": "u1", "channel": "c", "ts": "1:02", "id": "m1", "extra": "dropped"},
-            {"text": "x" * 2000}, {"text": "加油 " * 10, **{f"f{i}": "v" for i in range(5000)}}]
+    good = [
+        {"text": "好球！", "user": "u1", "channel": "c", "ts": "1:02", "id": "m1", "extra": "dropped"},
+        {"text": "x" * 2000},
+        {"text": "加油 " * 10, **{f"f{i}": "v" for i in range(5000)}},
+    ]
     bad_ids = await push(redis_client, cases.values())
     good_ids = await push(redis_client, good)
     worker = make_worker(redis_server.url, tiny_repo, tiny_model)
@@ -57,12 +61,13 @@ async def test_invalid_entries_are_dead_lettered_with_reasons(redis_server: Embe
                 if isinstance(key, str) and isinstance(value, str):
                     assert letter[key] == value
     assert dead[bad_ids[3]]["text"] == "\\xff\\xfe\\xfa ok"  # undecodable bytes kept, escaped
-    assert worker.metrics.comments.labels(outcome="dead_lettered")._value.get() == len(bad_ids)
-    assert worker.metrics.comments.labels(outcome="classified")._value.get() == len(good_ids)
+    assert sample(worker, "livetopic_comments_total", outcome="dead_lettered") == len(bad_ids)
+    assert sample(worker, "livetopic_comments_total", outcome="classified") == len(good_ids)
 
 
 async def test_entry_with_thousands_of_fields_is_dead_lettered_not_fatal(
-        redis_server: EmbeddedRedis, redis_client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel) -> None:
+    redis_server: EmbeddedRedis, redis_client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel
+) -> None:
     """A dead letter copies the original fields into one XADD inside the publish script; Lua cannot unpack
     ~8,000 values, so copying all 5,000 fields used to crash the worker (and every worker after it)."""
     many = {f"k{i}": "v" for i in range(5000)}
@@ -76,9 +81,9 @@ async def test_entry_with_thousands_of_fields_is_dead_lettered_not_fatal(
     assert letter["dropped_fields"] == str(5000 - MAX_DEAD_LETTER_FIELDS) and letter["k0"] == "v"
 
 
-async def test_entry_deleted_while_pending_is_dead_lettered(redis_server: EmbeddedRedis,
-                                                            redis_client: aioredis.Redis, tiny_repo: Path,
-                                                            tiny_model: LoadedModel) -> None:
+async def test_entry_deleted_while_pending_is_dead_lettered(
+    redis_server: EmbeddedRedis, redis_client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel
+) -> None:
     ids = await push(redis_client, [{"text": "一"}, {"text": "二"}, {"text": "三"}])
     await redis_client.xreadgroup(GROUP, "crashed", {INPUT: ">"})  # a consumer that died holding them
     await redis_client.xdel(INPUT, ids[1])  # then the producer's MAXLEN trimmed one away
@@ -87,13 +92,29 @@ async def test_entry_deleted_while_pending_is_dead_lettered(redis_server: Embedd
         await wait_finished(redis_client, ids, task=task)
     dead = await assert_exactly_once(redis_client, ids)
     assert list(dead) == [ids[1]] and "deleted from the input stream" in dead[ids[1]]["error"]
-    assert worker.metrics.comments.labels(outcome="dead_lettered")._value.get() == 1
+    assert sample(worker, "livetopic_comments_total", outcome="dead_lettered") == 1
 
 
 # --- property-based ------------------------------------------------------------------------------------
 LIMITS = {"max_text_chars": 60, "max_entry_bytes": 600}  # small, so that examples reach them
-KEYS = st.one_of(st.sampled_from([b"text", b"user", b"channel", b"ts", b"id", b"source_id", b"error", b"deliveries",
-                                  b"dropped_fields", b"", b"TEXT"]), st.binary(max_size=12))
+KEYS = st.one_of(
+    st.sampled_from(
+        [
+            b"text",
+            b"user",
+            b"channel",
+            b"ts",
+            b"id",
+            b"source_id",
+            b"error",
+            b"deliveries",
+            b"dropped_fields",
+            b"",
+            b"TEXT",
+        ]
+    ),
+    st.binary(max_size=12),
+)
 TEXTS = st.one_of(
     st.text(max_size=80).map(str.encode),  # any Unicode, incl. NUL, controls, emoji, surrogate-free
     st.sampled_from([b"", b" ", b"\t\n", "\u3000".encode(), "加油！🔥".encode(), b"\xff", b"\xc3\x28", b"ok\x00"]),
@@ -146,13 +167,13 @@ class BackgroundWorker:
 
 
 @pytest.fixture
-def background_worker(redis_server: EmbeddedRedis, tiny_repo: Path, tiny_model: LoadedModel
-                      ) -> Iterator[tuple[BackgroundWorker, redis.Redis]]:
+def background_worker(
+    redis_server: EmbeddedRedis, tiny_repo: Path, tiny_model: LoadedModel
+) -> Iterator[tuple[BackgroundWorker, redis.Redis]]:
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()
     client.xgroup_create(INPUT, GROUP, id="0", mkstream=True)
-    bg = BackgroundWorker(make_worker(redis_server.url, tiny_repo, tiny_model, max_wait_ms=1, block_ms=50,
-                                      **LIMITS))
+    bg = BackgroundWorker(make_worker(redis_server.url, tiny_repo, tiny_model, max_wait_ms=1, block_ms=50, **LIMITS))
     bg.thread.start()
     try:
         yield bg, client
@@ -164,8 +185,9 @@ def background_worker(redis_server: EmbeddedRedis, tiny_repo: Path, tiny_model: 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=st.lists(FIELD_MAPS, min_size=1, max_size=5))
-def test_any_entry_is_classified_or_dead_lettered(background_worker: tuple[BackgroundWorker, redis.Redis],
-                                                 batch: list[dict[bytes, bytes]]) -> None:
+def test_any_entry_is_classified_or_dead_lettered(
+    background_worker: tuple[BackgroundWorker, redis.Redis], batch: list[dict[bytes, bytes]]
+) -> None:
     bg, client = background_worker
     ids = [client.xadd(INPUT, fields).decode() for fields in batch]  # type: ignore[arg-type]
     outcome: dict[str, list[str]] = {}

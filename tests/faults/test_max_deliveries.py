@@ -10,7 +10,8 @@ import redis.asyncio as aioredis
 from worker.model.runtime import LoadedModel
 from worker.tools.embedded import EmbeddedRedis
 
-from .conftest import GROUP, INPUT, assert_exactly_once, make_worker, push, running, wait_finished
+from ..inprocess import make_worker
+from .conftest import GROUP, INPUT, assert_exactly_once, push, running, wait_finished
 
 
 async def redeliver(client: aioredis.Redis, entry_id: str, times: int, total: int) -> None:
@@ -21,9 +22,9 @@ async def redeliver(client: aioredis.Redis, entry_id: str, times: int, total: in
     assert rows[0]["times_delivered"] == total
 
 
-async def test_reclaimed_past_max_deliveries_is_dead_lettered(redis_server: EmbeddedRedis,
-                                                              redis_client: aioredis.Redis, tiny_repo: Path,
-                                                              tiny_model: LoadedModel) -> None:
+async def test_reclaimed_past_max_deliveries_is_dead_lettered(
+    redis_server: EmbeddedRedis, redis_client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel
+) -> None:
     ids = await push(redis_client, [{"text": "致命留言", "user": "u"}, {"text": "還差一次"}, {"text": "新留言"}])
     await redis_client.xreadgroup(GROUP, "crashed-first", {INPUT: ">"}, count=2)  # delivery 1 of ids[0], ids[1]
     await redeliver(redis_client, ids[0], 4, total=5)  # the reclaim makes 6 > 5
@@ -38,9 +39,9 @@ async def test_reclaimed_past_max_deliveries_is_dead_lettered(redis_server: Embe
     assert letter["text"] == "致命留言" and letter["user"] == "u"
 
 
-async def test_restarted_consumer_name_past_max_deliveries(redis_server: EmbeddedRedis,
-                                                           redis_client: aioredis.Redis, tiny_repo: Path,
-                                                           tiny_model: LoadedModel) -> None:
+async def test_restarted_consumer_name_past_max_deliveries(
+    redis_server: EmbeddedRedis, redis_client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel
+) -> None:
     """A worker restarted under a fixed --consumer name first re-reads what that name holds; each such read
     counts a delivery, so a crash loop on one comment ends in a dead letter too."""
     ids = await push(redis_client, [{"text": "再來一次"}, {"text": "正常"}])

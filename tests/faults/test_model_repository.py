@@ -24,6 +24,7 @@ from worker.model import onnx_export
 from worker.model.contents import sha256_of
 from worker.model.load import load_model
 from worker.model.untrained import init_version
+from worker.service.health import Health
 from worker.service.metrics import Metrics
 from worker.service.reload import ModelWatcher
 from worker.tools.embedded import EmbeddedRedis
@@ -44,8 +45,9 @@ def repo(tiny_repo: Path, tmp_path: Path) -> Path:
 
 # --- a broken newest version: a new worker starts on the newest version that loads ----------------------------
 @pytest.mark.slow
-def test_a_new_worker_starts_on_the_newest_version_that_loads(redis_server: EmbeddedRedis, repo: Path,
-                                                              start_worker: Callable[..., Any]) -> None:
+def test_a_new_worker_starts_on_the_newest_version_that_loads(
+    redis_server: EmbeddedRedis, repo: Path, start_worker: Callable[..., Any]
+) -> None:
     """REPO/3 with truncated weights while 1 and 2 are fine: the worker process becomes ready on 2, with a WARNING
     naming 3 and why, and the skipped-versions metric; it serves every comment with version 2."""
     republish(repo, repo / "1")
@@ -53,8 +55,9 @@ def test_a_new_worker_starts_on_the_newest_version_that_loads(redis_server: Embe
     truncate_weights(repo / "3")  # after its publication: the newest version on disk is broken
     worker = start_worker(redis_server.url, repo)  # ready, not exited 2
     log = worker.log()
-    assert any("WARNING" in line and "version 3" in line and "model.safetensors" in line
-               for line in log.splitlines()), log
+    assert any(
+        "WARNING" in line and "version 3" in line and "model.safetensors" in line for line in log.splitlines()
+    ), log
     assert worker.metric('livetopic_model_versions_skipped{reason="incomplete"}') == 1
     assert worker.metric("livetopic_model_versions_skipped") == 1
     served = [k for k, v in worker.metrics().items() if k.startswith("livetopic_model_info{") and v == 1]
@@ -76,8 +79,19 @@ def test_soak_with_a_broken_newest_version_every_comment_once(tmp_path: Path) ->
     """The soak's broken-version phase in small: while comments flow through two workers, a broken newest version
     is published and one worker is restarted; the replacement starts on version 1, and every comment comes out
     exactly once."""
-    summary = run_soak(200, SAMPLE, tmp_path, kills=0, restarts=0, ooms=0, wrong_types=0, broken_versions=1,
-                       rate=25, timeout_s=120)
+    summary = run_soak(
+        200,
+        SAMPLE,
+        tmp_path,
+        kills=0,
+        restarts=0,
+        ooms=0,
+        wrong_types=0,
+        group_losses=0,
+        broken_versions=1,
+        rate=25,
+        timeout_s=120,
+    )
     assert summary["ok"], summary
     assert summary["pushed"] == 200 and summary["classified"] == 200 and summary["dead_lettered"] == 0
     phases = [e for e in summary["events"] if "broken_version" in e]
@@ -93,13 +107,25 @@ def pool() -> Iterator[ThreadPoolExecutor]:
 
 
 def watcher_of(repo: Path, pool: ThreadPoolExecutor, metrics: Metrics) -> ModelWatcher:
-    return ModelWatcher(repo, current=lambda: None, swap=lambda model: None, executor=pool, metrics=metrics,
-                        interval_s=0.1, device="cpu", dtype="float32", backend="torch")
+    return ModelWatcher(
+        repo,
+        executor=pool,
+        metrics=metrics,
+        health=Health(metrics),
+        interval_s=0.1,
+        device="cpu",
+        dtype="float32",
+        backend="torch",
+    )
 
 
 def skipped(metrics: Metrics) -> dict[str, float]:
-    return {s.labels["reason"]: s.value for family in metrics.registry.collect()
-            if family.name == "livetopic_model_versions_skipped" for s in family.samples}
+    return {
+        s.labels["reason"]: s.value
+        for family in metrics.registry.collect()
+        if family.name == "livetopic_model_versions_skipped"
+        for s in family.samples
+    }
 
 
 def link_outside(repo: Path, elsewhere: Path) -> None:
@@ -115,15 +141,24 @@ def legacy_truncated(repo: Path) -> None:
     strip_file_list(vdir)
 
 
-@pytest.mark.parametrize(("breakage", "reason"), [
-    (lambda repo, tmp: republish(repo, repo / "1", garbage_weights), "failed"),  # listed as published, broken
-    (lambda repo, tmp: truncate_weights(repo / str(republish(repo, repo / "1"))), "incomplete"),
-    (lambda repo, tmp: legacy_truncated(repo), "failed"),
-    (lambda repo, tmp: link_outside(repo, tmp / "elsewhere"), "outside"),
-], ids=["garbage-weights", "truncated", "truncated-without-checklist", "symlink-outside"])
-async def test_start_skips_a_broken_newest_version(repo: Path, tmp_path: Path, pool: ThreadPoolExecutor,
-                                                   breakage: Callable[[Path, Path], object], reason: str,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("breakage", "reason"),
+    [
+        (lambda repo, tmp: republish(repo, repo / "1", garbage_weights), "failed"),  # listed as published, broken
+        (lambda repo, tmp: truncate_weights(repo / str(republish(repo, repo / "1"))), "incomplete"),
+        (lambda repo, tmp: legacy_truncated(repo), "failed"),
+        (lambda repo, tmp: link_outside(repo, tmp / "elsewhere"), "outside"),
+    ],
+    ids=["garbage-weights", "truncated", "truncated-without-checklist", "symlink-outside"],
+)
+async def test_start_skips_a_broken_newest_version(
+    repo: Path,
+    tmp_path: Path,
+    pool: ThreadPoolExecutor,
+    breakage: Callable[[Path, Path], object],
+    reason: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     breakage(repo, tmp_path)
     metrics = Metrics()
     watcher = watcher_of(repo, pool, metrics)
@@ -182,13 +217,22 @@ def temp_root() -> Path:
 
 
 # how a graph is planted → why its directory is refused (None: the directory is trusted, the graph is checked)
-PLANTINGS = {"foreign-directory": "not owned by this user", "world-writable-directory": "writable by every user",
-             "replaced-graph": None, "graph-without-record": None}
+PLANTINGS = {
+    "foreign-directory": "not owned by this user",
+    "world-writable-directory": "writable by every user",
+    "replaced-graph": None,
+    "graph-without-record": None,
+}
 
 
 @pytest.mark.parametrize("planting", PLANTINGS)
-def test_a_planted_graph_is_never_served(read_only_version: Path, tmp_path: Path, planting: str,
-                                         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_planted_graph_is_never_served(
+    read_only_version: Path,
+    tmp_path: Path,
+    planting: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """A valid graph of another network at the path a worker looks its graph up in the temporary directory (the
     only place it can write here): never served. A directory someone else could write is not used at all (here
     nowhere else is left, so ONNX Runtime is refused and ``auto`` serves PyTorch); a graph whose sha256 is not

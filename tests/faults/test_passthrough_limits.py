@@ -10,7 +10,8 @@ import redis.asyncio as aioredis
 
 from worker.model.runtime import LoadedModel
 
-from .conftest import Server, assert_exactly_once, finished, make_worker, push, running, wait_finished
+from ..inprocess import make_worker
+from .conftest import Server, assert_exactly_once, finished, push, running, wait_finished
 
 
 async def test_a_60_kb_channel_is_cut_and_the_comment_classified_once(

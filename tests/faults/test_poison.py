@@ -14,7 +14,8 @@ from worker.model.chunks import Prepared
 from worker.model.runtime import LoadedModel
 from worker.tools.embedded import EmbeddedRedis
 
-from .conftest import assert_exactly_once, make_worker, push, running, wait_finished
+from ..inprocess import make_worker, sample
+from .conftest import assert_exactly_once, push, running, wait_finished
 
 POISON = "毒" * 37  # a distinctive token sequence the patched model recognises
 NAN = "壞" * 29
@@ -56,8 +57,12 @@ def batch_sizes(monkeypatch: pytest.MonkeyPatch, markers: dict[str, list[int]]) 
 
 
 async def test_poison_comment_is_isolated_and_the_rest_classified(
-        redis_server: EmbeddedRedis, redis_client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel,
-        batch_sizes: list[int]) -> None:
+    redis_server: EmbeddedRedis,
+    redis_client: aioredis.Redis,
+    tiny_repo: Path,
+    tiny_model: LoadedModel,
+    batch_sizes: list[int],
+) -> None:
     texts = [*TEXTS[:13], POISON, *TEXTS[13:27], NAN, *TEXTS[27:]]
     ids = await push(redis_client, [{"text": t, "user": f"u{i}"} for i, t in enumerate(texts)])
     # One big batch: the poison comment fails it, splitting isolates it.
@@ -72,12 +77,17 @@ async def test_poison_comment_is_isolated_and_the_rest_classified(
     assert dead[nan_id]["error"] == "model produced non-finite scores" and dead[nan_id]["text"] == NAN
     assert batch_sizes[0] == len(texts) and 1 in batch_sizes  # split down to the single culprit
     assert len(batch_sizes) <= 2 * 6 + 1  # a binary search, not one run per comment
-    assert worker.metrics.comments.labels(outcome="classified")._value.get() == len(texts) - 2
+    assert sample(worker, "livetopic_comments_total", outcome="classified") == len(texts) - 2
 
 
-async def test_cuda_oom_halves_the_batch(redis_server: EmbeddedRedis, redis_client: aioredis.Redis,
-                                         tiny_repo: Path, tiny_model: LoadedModel, markers: dict[str, list[int]],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_cuda_oom_halves_the_batch(
+    redis_server: EmbeddedRedis,
+    redis_client: aioredis.Redis,
+    tiny_repo: Path,
+    tiny_model: LoadedModel,
+    markers: dict[str, list[int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     seen: list[int] = []
     real_run = LoadedModel.run
 
@@ -96,12 +106,16 @@ async def test_cuda_oom_halves_the_batch(redis_server: EmbeddedRedis, redis_clie
     dead = await assert_exactly_once(redis_client, ids)
     assert list(dead) == [ids[-1]] and dead[ids[-1]]["error"] == "CUDA out of memory on a single comment"
     assert seen[:4] == [17, 8, 4, 4]  # halved until it fits
-    assert worker.metrics.comments.labels(outcome="classified")._value.get() == 16
+    assert sample(worker, "livetopic_comments_total", outcome="classified") == 16
 
 
-async def test_tokenizer_failure_is_isolated(redis_server: EmbeddedRedis, redis_client: aioredis.Redis,
-                                             tiny_repo: Path, tiny_model: LoadedModel,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_tokenizer_failure_is_isolated(
+    redis_server: EmbeddedRedis,
+    redis_client: aioredis.Redis,
+    tiny_repo: Path,
+    tiny_model: LoadedModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     real_encode = LoadedModel.encode
 
     def encode(self: LoadedModel, texts: list[str]) -> list[list[int]]:

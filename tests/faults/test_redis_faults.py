@@ -19,21 +19,39 @@ from worker.model.runtime import LoadedModel
 from worker.tools.embedded import EmbeddedRedis
 
 from ..conftest import ROOT, SAMPLE, worker_env
-from .conftest import assert_exactly_once, make_worker, push, running, wait_finished
+from ..inprocess import make_worker, sample
+from .conftest import assert_exactly_once, push, running, wait_finished
 from .soak import DEAD, OUTPUT, verify, wait_until
 
 
-def test_redis_restart_mid_stream_loses_nothing(redis_server: EmbeddedRedis, tiny_repo: Path,
-                                                start_worker: Callable[..., Any], tmp_path: Path) -> None:
+def test_redis_restart_mid_stream_loses_nothing(
+    redis_server: EmbeddedRedis, tiny_repo: Path, start_worker: Callable[..., Any], tmp_path: Path
+) -> None:
     client = redis.Redis.from_url(redis_server.url, socket_timeout=5)
     client.flushall()
-    worker = start_worker(redis_server.url, tiny_repo, "--claim-min-idle-ms", "1000", "--claim-interval-s", "0.5",
-                          "--max-wait-ms", "100")
+    worker = start_worker(
+        redis_server.url, tiny_repo, "--claim-min-idle-ms", "1000", "--claim-interval-s", "0.5", "--max-wait-ms", "100"
+    )
     texts = [r.fields["text"] for r in read_records([SAMPLE])]
     with open(tmp_path / "push.log", "wb") as log:
-        pusher = subprocess.Popen([sys.executable, "-m", "worker", "push", str(SAMPLE), "--rate", "80", "--quiet",
-                                   "--redis-url", redis_server.url], stdout=log, stderr=subprocess.STDOUT,
-                                  env=worker_env(), cwd=ROOT)
+        pusher = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "worker",
+                "push",
+                str(SAMPLE),
+                "--rate",
+                "80",
+                "--quiet",
+                "--redis-url",
+                redis_server.url,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=worker_env(),
+            cwd=ROOT,
+        )
     try:
         wait_until(lambda: client.xlen(OUTPUT) >= 60, 30, "results flowing")
         client.close()
@@ -61,13 +79,22 @@ def test_redis_restart_mid_stream_loses_nothing(redis_server: EmbeddedRedis, tin
     assert "push: redis unavailable" in (tmp_path / "push.log").read_text()
 
 
-async def test_dropped_connections_and_timeouts_lose_nothing(redis_server: EmbeddedRedis,
-                                                             redis_client: aioredis.Redis, tiny_repo: Path,
-                                                             tiny_model: LoadedModel) -> None:
+async def test_dropped_connections_and_timeouts_lose_nothing(
+    redis_server: EmbeddedRedis, redis_client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel
+) -> None:
     """CLIENT KILL drops the worker's connections (a reply can be lost after the publish script ran: the
     retry publishes nothing twice); CLIENT PAUSE makes its commands time out."""
-    worker = make_worker(redis_server.url, tiny_repo, tiny_model, redis_timeout_s=0.3, block_ms=50,
-                         claim_min_idle_ms=500, max_batch_size=4, read_count=16, max_inflight=64)
+    worker = make_worker(
+        redis_server.url,
+        tiny_repo,
+        tiny_model,
+        redis_timeout_s=0.3,
+        block_ms=50,
+        claim_min_idle_ms=500,
+        max_batch_size=4,
+        read_count=16,
+        max_inflight=64,
+    )
     chaos = aioredis.Redis.from_url(redis_server.url)
     spared = {await chaos.client_id(), await redis_client.client_id()}
     ids = await push(redis_client, [{"text": f"留言 {i} 號"} for i in range(600)])
@@ -88,9 +115,9 @@ async def test_dropped_connections_and_timeouts_lose_nothing(redis_server: Embed
             await wait_finished(redis_client, ids, task=task, timeout_s=90)
             # the last kill may have caught a call in flight: readiness comes back with the next success
             async with asyncio.timeout(10):
-                while worker.readiness() != (True, "ok"):
+                while worker.health.readiness() != (True, "ok"):
                     await asyncio.sleep(0.05)
     finally:
         await chaos.aclose()
     await assert_exactly_once(redis_client, ids)
-    assert worker.metrics.redis_errors._value.get() > 0
+    assert sample(worker, "livetopic_redis_errors_total") > 0

@@ -18,7 +18,8 @@ from worker.model.runtime import LoadedModel
 from worker.settings import Settings
 from worker.tools.embedded import EmbeddedRedis, free_port
 
-from .conftest import assert_exactly_once, make_worker, push, running, wait_finished
+from ..inprocess import make_worker
+from .conftest import assert_exactly_once, push, running, wait_finished
 from .soak import GROUP, INPUT, OUTPUT, wait_until
 
 ADMIN_PASSWORD = "adm1n-Pa55-never-logged"
@@ -26,8 +27,9 @@ WORKER_PASSWORD = "w0rker-S3cret-never-logged"
 MARKER = "這段留言只屬於輸出串流 4f1c"
 
 
-def test_acl_user_password_in_url_never_logged(redis_server: EmbeddedRedis, tiny_repo: Path,
-                                               start_worker: Callable[..., Any]) -> None:
+def test_acl_user_password_in_url_never_logged(
+    redis_server: EmbeddedRedis, tiny_repo: Path, start_worker: Callable[..., Any]
+) -> None:
     admin = redis.Redis.from_url(redis_server.url)
     admin.config_set("requirepass", ADMIN_PASSWORD)
     admin = redis.Redis.from_url(redis_server.url, password=ADMIN_PASSWORD)
@@ -36,8 +38,9 @@ def test_acl_user_password_in_url_never_logged(redis_server: EmbeddedRedis, tiny
     worker = start_worker(url, tiny_repo, wait=False)
     wait_until(lambda: "redis unreachable" in _readyz(worker), 90, "/readyz to report redis unreachable")
     assert worker.proc.poll() is None and worker.get("/healthz")[0] == 200
-    admin.execute_command("ACL", "SETUSER", "livetopic-worker", "on", f">{WORKER_PASSWORD}", "~livetopic:*",
-                          "+@all", "-@dangerous")
+    admin.execute_command(
+        "ACL", "SETUSER", "livetopic-worker", "on", f">{WORKER_PASSWORD}", "~livetopic:*", "+@all", "-@dangerous"
+    )
     worker.wait_ready(timeout_s=30)
     admin.xadd(INPUT, {"text": MARKER, "user": "someone"})
     wait_until(lambda: admin.xlen(OUTPUT) == 1, 30, "the comment classified")
@@ -84,18 +87,71 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     def ssl(*args: str) -> None:
         subprocess.run([openssl, *args], cwd=d, check=True, capture_output=True)
 
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-        "-subj", "/CN=livetopic-test-ca")
+    ssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=livetopic-test-ca",
+    )
     ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
     (d / "ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out",
-        "server.crt", "-days", "2", "-extfile", "ext")
+    ssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    )
     port = free_port()
-    proc = subprocess.Popen([server, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-                             "--tls-cert-file", "server.crt", "--tls-key-file", "server.key",
-                             "--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no", "--save", "",
-                             "--appendonly", "no", "--requirepass", ADMIN_PASSWORD, "--logfile", "redis.log"],
-                            cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            server,
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            "server.crt",
+            "--tls-key-file",
+            "server.key",
+            "--tls-ca-cert-file",
+            "ca.crt",
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            ADMIN_PASSWORD,
+            "--logfile",
+            "redis.log",
+        ],
+        cwd=d,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"rediss://:{ADMIN_PASSWORD}@127.0.0.1:{port}/0?ssl_ca_certs={d / 'ca.crt'}"
     try:
         deadline = time.monotonic() + 10

@@ -20,13 +20,24 @@ from worker.model.runtime import LoadedModel
 from worker.tools.embedded import EmbeddedRedis
 
 from ..conftest import SAMPLE
-from .conftest import assert_exactly_once, make_worker, push, running, wait_finished
+from ..inprocess import make_worker
+from .conftest import assert_exactly_once, push, running, wait_finished
 from .soak import GROUP, INPUT, OUTPUT, consumer_pending, verify, wait_until
 
 # Each worker reads a window of 200 comments and holds them in one batch for up to 60 s: at the signal,
 # they are all in flight.
-HOLD = ("--max-inflight", "200", "--max-batch-size", "512", "--max-batch-tokens", "100000", "--max-wait-ms",
-        "60000", "--read-count", "200")
+HOLD = (
+    "--max-inflight",
+    "200",
+    "--max-batch-size",
+    "512",
+    "--max-batch-tokens",
+    "100000",
+    "--max-wait-ms",
+    "60000",
+    "--read-count",
+    "200",
+)
 
 
 @pytest.fixture
@@ -46,8 +57,9 @@ def push_sample(client: redis.Redis, n: int) -> list[str]:
     return [i.decode() for i in pipe.execute()]
 
 
-def test_sigterm_publishes_in_flight_and_exits_0(redis_server: EmbeddedRedis, client: redis.Redis,
-                                                  tiny_repo: Path, start_worker: Callable[..., Any]) -> None:
+def test_sigterm_publishes_in_flight_and_exits_0(
+    redis_server: EmbeddedRedis, client: redis.Redis, tiny_repo: Path, start_worker: Callable[..., Any]
+) -> None:
     push_sample(client, 600)
     worker = start_worker(redis_server.url, tiny_repo, "--consumer", "draining", "--shutdown-grace-s", "10", *HOLD)
     wait_until(lambda: consumer_pending(client, "draining") == 200, 30, "a full in-flight window")
@@ -65,8 +77,9 @@ def test_sigterm_publishes_in_flight_and_exits_0(redis_server: EmbeddedRedis, cl
     assert "draining 200 in-flight comments" in worker.log()
 
 
-def test_one_sigterm_delivered_twice_is_one_stop(redis_server: EmbeddedRedis, client: redis.Redis,
-                                                  tiny_repo: Path, start_worker: Callable[..., Any]) -> None:
+def test_one_sigterm_delivered_twice_is_one_stop(
+    redis_server: EmbeddedRedis, client: redis.Redis, tiny_repo: Path, start_worker: Callable[..., Any]
+) -> None:
     """A supervisor signalling the whole process group delivers SIGTERM twice: still a graceful stop."""
     push_sample(client, 300)
     worker = start_worker(redis_server.url, tiny_repo, "--consumer", "twice", *HOLD)
@@ -84,12 +97,12 @@ def test_one_sigterm_delivered_twice_is_one_stop(redis_server: EmbeddedRedis, cl
     assert client.xlen(OUTPUT) == 200 and consumer_pending(client, "twice") == 0
 
 
-def test_second_signal_exits_at_once_and_others_reclaim(redis_server: EmbeddedRedis, client: redis.Redis,
-                                                         tiny_repo: Path, start_worker: Callable[..., Any]) -> None:
+def test_second_signal_exits_at_once_and_others_reclaim(
+    redis_server: EmbeddedRedis, client: redis.Redis, tiny_repo: Path, start_worker: Callable[..., Any]
+) -> None:
     ids = push_sample(client, 500)
     texts = [f[b"text"].decode() for _, f in client.xrange(INPUT)]
-    impatient = start_worker(redis_server.url, tiny_repo, "--consumer", "impatient", "--shutdown-grace-s", "60",
-                             *HOLD)
+    impatient = start_worker(redis_server.url, tiny_repo, "--consumer", "impatient", "--shutdown-grace-s", "60", *HOLD)
     wait_until(lambda: consumer_pending(client, "impatient") == 200, 30, "a full in-flight window")
     assert redis_server.process is not None
     redis_server.process.send_signal(signal.SIGSTOP)  # the drain cannot publish: it is still going on…
@@ -102,8 +115,9 @@ def test_second_signal_exits_at_once_and_others_reclaim(redis_server: EmbeddedRe
         redis_server.process.send_signal(signal.SIGCONT)
     held = consumer_pending(client, "impatient")
     assert held == 200 and client.xlen(OUTPUT) == 0
-    rescuer = start_worker(redis_server.url, tiny_repo, "--consumer", "rescuer", "--claim-min-idle-ms", "1000",
-                           "--claim-interval-s", "0.5")
+    rescuer = start_worker(
+        redis_server.url, tiny_repo, "--consumer", "rescuer", "--claim-min-idle-ms", "1000", "--claim-interval-s", "0.5"
+    )
     wait_until(lambda: verify(client, texts)["distinct_source_ids"] == len(ids), 60, "all comments finished")
     report = verify(client, texts)
     assert report["duplicates"] == 0 and report["missing"] == 0 and report["pending"] == 0, report
@@ -111,21 +125,26 @@ def test_second_signal_exits_at_once_and_others_reclaim(redis_server: EmbeddedRe
     assert rescuer.stop() == 0
 
 
-async def test_grace_period_over_leaves_the_rest_to_others(redis_server: EmbeddedRedis,
-                                                           redis_client: aioredis.Redis, tiny_repo: Path,
-                                                           tiny_model: LoadedModel, stuck_model: threading.Event,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_grace_period_over_leaves_the_rest_to_others(
+    redis_server: EmbeddedRedis,
+    redis_client: aioredis.Redis,
+    tiny_repo: Path,
+    tiny_model: LoadedModel,
+    stuck_model: threading.Event,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A batch stuck in the model past --shutdown-grace-s: the worker still stops in time, leaving those
     comments unacked, and another worker reclaims and publishes them once."""
     release = stuck_model
     ids = await push(redis_client, [{"text": f"卡住的留言 {i}"} for i in range(20)])
     # max_inflight 20: the reader is waiting for room when the stop comes, and must not wait forever
-    worker = make_worker(redis_server.url, tiny_repo, tiny_model, consumer="stuck", shutdown_grace_s=0.5,
-                         max_inflight=20)
+    worker = make_worker(
+        redis_server.url, tiny_repo, tiny_model, consumer="stuck", shutdown_grace_s=0.5, max_inflight=20
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     async with asyncio.timeout(30):
-        while worker.inflight < 20:
+        while len(worker.flow) < 20:
             await asyncio.sleep(0.05)
     started = time.monotonic()
     stop.set()

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
-from typing import Any
 
 import redis.asyncio as aioredis
 
-from worker.model.runtime import LoadedModel
 from worker.service.worker import Worker
-from worker.settings import load_settings
-
-
-def make_worker(url: str, repo: Path, *, model: LoadedModel | None = None, **overrides: Any) -> Worker:
-    settings = load_settings({"model_repo": repo, "metrics_port": 0, "group_start_id": "0", "max_wait_ms": 5,
-                              "claim_interval_s": 0.5, "reload_interval_s": 0.2, **overrides})
-    return Worker(settings, url, model=model)
 
 
 async def entries(client: aioredis.Redis, stream: str) -> list[dict[str, str]]:
@@ -36,7 +26,8 @@ async def run_until(worker: Worker, client: aioredis.Redis, n: int, timeout_s: f
                     task.result()
                     raise AssertionError("worker stopped early")
                 done = await client.xlen(worker.settings.output_stream) + await client.xlen(
-                    worker.settings.dead_letter_stream)
+                    worker.settings.dead_letter_stream
+                )
                 if done >= n:
                     break
                 await asyncio.sleep(0.05)

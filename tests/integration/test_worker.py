@@ -14,7 +14,8 @@ from worker.streams.producer import StreamProducer
 from worker.tools.embedded import EmbeddedRedis
 
 from ..conftest import LABELS, SAMPLE
-from .helpers import entries, make_worker, run_until, scores_of
+from ..inprocess import make_worker, sample
+from .helpers import entries, run_until, scores_of
 
 
 async def push_sample(client: aioredis.Redis, n: int | None = None, stream: str = "livetopic:comments") -> list[str]:
@@ -23,8 +24,9 @@ async def push_sample(client: aioredis.Redis, n: int | None = None, stream: str 
     return await producer.add([r.fields for r in records])
 
 
-async def test_every_comment_out_exactly_once(redis_server: EmbeddedRedis, redis_client: aioredis.Redis,
-                                              tiny_repo: Path) -> None:
+async def test_every_comment_out_exactly_once(
+    redis_server: EmbeddedRedis, redis_client: aioredis.Redis, tiny_repo: Path
+) -> None:
     ids = await push_sample(redis_client)
     worker = make_worker(redis_server.url, tiny_repo, max_batch_size=16)
     await run_until(worker, redis_client, len(ids))
@@ -46,16 +48,19 @@ async def test_every_comment_out_exactly_once(redis_server: EmbeddedRedis, redis
     assert pending["pending"] == 0
     sizes = worker.metrics.batch_size.collect()[0].samples
     assert any(s.name.endswith("_count") and s.value > 1 for s in sizes)
-    classified = worker.metrics.comments.labels(outcome="classified")._value.get()
+    classified = sample(worker, "livetopic_comments_total", outcome="classified")
     assert classified == len(ids)
 
 
-async def test_invalid_entries_are_dead_lettered(redis_server: EmbeddedRedis, redis_client: aioredis.Redis,
-                                                 tiny_repo: Path) -> None:
+async def test_invalid_entries_are_dead_lettered(
+    redis_server: EmbeddedRedis, redis_client: aioredis.Redis, tiny_repo: Path
+) -> None:
     await redis_client.xgroup_create("livetopic:comments", "livetopic", id="0", mkstream=True)
     good = await redis_client.xadd("livetopic:comments", {"text": "好球", "user": "u"})
-    bad = [await redis_client.xadd("livetopic:comments", f) for f in
-           ({"user": "u"}, {"text": "   "}, {"text": b"\xff\xfe"}, {"text": "x" * 50})]
+    bad = [
+        await redis_client.xadd("livetopic:comments", f)
+        for f in ({"user": "u"}, {"text": "   "}, {"text": b"\xff\xfe"}, {"text": "x" * 50})
+    ]
     worker = make_worker(redis_server.url, tiny_repo, max_text_chars=40)
     await run_until(worker, redis_client, 5)
     dead = await entries(redis_client, "livetopic:dead")
@@ -66,14 +71,18 @@ async def test_invalid_entries_are_dead_lettered(redis_server: EmbeddedRedis, re
     assert (await redis_client.xpending("livetopic:comments", "livetopic"))["pending"] == 0
 
 
-@pytest.mark.parametrize(("arch", "n_labels", "multi"), [
-    ("bert", 4, True),  # bert-base-chinese topics card
-    ("bert", 5, False),  # star-rating card
-    ("distilbert", 2, False),  # SST-2 card
-    ("roberta", 6, False),  # emotion card
-])
-async def test_reference_card_shapes_serve(redis_server: EmbeddedRedis, redis_client: aioredis.Redis,
-                                           tmp_path: Path, arch: str, n_labels: int, multi: bool) -> None:
+@pytest.mark.parametrize(
+    ("arch", "n_labels", "multi"),
+    [
+        ("bert", 4, True),  # bert-base-chinese topics card
+        ("bert", 5, False),  # star-rating card
+        ("distilbert", 2, False),  # SST-2 card
+        ("roberta", 6, False),  # emotion card
+    ],
+)
+async def test_reference_card_shapes_serve(
+    redis_server: EmbeddedRedis, redis_client: aioredis.Redis, tmp_path: Path, arch: str, n_labels: int, multi: bool
+) -> None:
     labels = [f"L{i}" for i in range(n_labels)]
     texts = SAMPLE.read_text(encoding="utf-8").splitlines()
     init_version(tmp_path / "repo", preset="tiny", arch=arch, labels=labels, multi_label=multi, texts=texts)  # type: ignore[arg-type]

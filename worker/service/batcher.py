@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 __all__ = ["FLUSH_REASONS", "FlushHook", "MicroBatcher"]
@@ -32,10 +33,17 @@ def _ignore_flush(reason: str, waited_s: float) -> None:
 
 
 class MicroBatcher(Generic[T]):
-    def __init__(self, *, max_items: int, max_tokens: int, max_wait_s: float, cost: Callable[[T], int],
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 on_flush: FlushHook = _ignore_flush) -> None:
+    def __init__(
+        self,
+        *,
+        max_items: int,
+        max_tokens: int,
+        max_wait_s: float,
+        cost: Callable[[T], int],
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_flush: FlushHook = _ignore_flush,
+    ) -> None:
         if max_items < 1 or max_tokens < 1 or max_wait_s < 0:
             raise ValueError("max_items and max_tokens must be >= 1 and max_wait_s >= 0")
         self.max_items, self.max_tokens, self.max_wait_s = max_items, max_tokens, max_wait_s
@@ -48,16 +56,17 @@ class MicroBatcher(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def put(self, item: T) -> None:
+        self.extend((item,))
+
+    def extend(self, items: Sequence[T]) -> None:
+        """Queue ``items``, arrived now (one clock reading for all)."""
         if self._closed:
             raise RuntimeError("batcher is closed")
-        self._items.append(item)
-        self._arrivals.append(self._clock())
-        self._arrived.set()
+        if items:
+            self._items.extend(items)
+            self._arrivals.extend(itertools.repeat(self._clock(), len(items)))
+            self._arrived.set()
 
     def close(self) -> None:
         """No more items; :meth:`next_batch` drains what is queued, then returns ``[]``."""

@@ -42,10 +42,18 @@ class StreamGauges(Collector):
         return self._families(everything=False)
 
     def _families(self, everything: bool) -> Iterator[Metric]:
-        single = (("livetopic_stream_lag", "Entries of the input stream not yet delivered to the consumer group "
-                   "(XINFO GROUPS lag; Redis 7+).", self.lag),
-                  ("livetopic_stream_pending", "Entries delivered to the consumer group and not yet acknowledged "
-                   "(XINFO GROUPS pending).", self.pending))
+        single = (
+            (
+                "livetopic_stream_lag",
+                "Entries of the input stream not yet delivered to the consumer group (XINFO GROUPS lag; Redis 7+).",
+                self.lag,
+            ),
+            (
+                "livetopic_stream_pending",
+                "Entries delivered to the consumer group and not yet acknowledged (XINFO GROUPS pending).",
+                self.pending,
+            ),
+        )
         for name, help_text, value in single:
             if everything or value is not None:
                 family = GaugeMetricFamily(name, help_text)
@@ -53,77 +61,145 @@ class StreamGauges(Collector):
                     family.add_metric([], value)
                 yield family
         if everything or self.lengths:
-            family = GaugeMetricFamily("livetopic_stream_length", "Entries in the input, output and dead-letter "
-                                       "streams (XLEN).", labels=["stream"])
+            family = GaugeMetricFamily(
+                "livetopic_stream_length",
+                "Entries in the input, output and dead-letter streams (XLEN).",
+                labels=["stream"],
+            )
             for stream, length in sorted(self.lengths.items()):
                 family.add_metric([stream], length)
             yield family
 
 
 class Metrics:
+    """Every metric of one worker, in its own registry, grouped by the part of the worker that observes it."""
+
     def __init__(self, registry: CollectorRegistry | None = None, channels: Iterable[str] = ()) -> None:
         disable_created_metrics()  # process-wide: no *_created series, whichever registry
         self.registry = registry or CollectorRegistry()
         self._channels = frozenset(channels)  # the allowlist of livetopic_label_total's channel label
-        r = self.registry
-        self.queue_wait_seconds = Histogram("livetopic_queue_wait_seconds", "From the input entry id's time to "
-                                            "a worker reading it.", buckets=_QUEUE_BUCKETS, registry=r)
-        self.batch_wait_seconds = Histogram("livetopic_batch_wait_seconds", "From a batch's first comment "
-                                            "arriving at the batcher to the batch's flush.",
-                                            buckets=_BATCH_WAIT_BUCKETS, registry=r)
-        self.batch_flushes = Counter("livetopic_batch_flushes", "Batches flushed, by why: size, tokens, deadline "
-                                     "(max wait after the first comment) or drain (shutdown).", ["reason"],
-                                     registry=r)
         self.stream = StreamGauges()
-        r.register(self.stream)
-        self.comments = Counter("livetopic_comments", "Comments finished, by outcome.", ["outcome"], registry=r)
-        self.batch_size = Histogram("livetopic_batch_size", "Comments per model batch.",
-                                    buckets=_SIZE_BUCKETS, registry=r)
-        self.batch_tokens = Histogram("livetopic_batch_tokens", "Real (unpadded) tokens per model batch.",
-                                      buckets=_TOKEN_BUCKETS, registry=r)
-        self.padded_tokens = Counter("livetopic_padded_tokens", "Tokens fed to the model, padding included.",
-                                     registry=r)
-        self.inference_seconds = Histogram("livetopic_inference_seconds", "Model forward time per batch.",
-                                           buckets=_LATENCY_BUCKETS, registry=r)
-        self.end_to_end_seconds = Histogram("livetopic_end_to_end_seconds",
-                                            "From the input entry id's time to publish.",
-                                            buckets=_LATENCY_BUCKETS, registry=r)
-        self.pending = Gauge("livetopic_pending_comments", "Comments read by this worker and not yet acked.",
-                             registry=r)
-        self.model_info = Gauge("livetopic_model_info", "The model version being served, and on what device, "
-                                "dtype and backend (value 1).", ["name", "version", "device", "dtype", "backend"],
-                                registry=r)
-        self.labels = Counter("livetopic_label", "Labels published, by label and channel (topic heat; channel is "
-                              "one of --metrics-channels, else 'other'; 'all' when none are listed).",
-                              ["label", "channel"], registry=r)
-        self.reloads = Counter("livetopic_model_reloads", "Model reload attempts, by result.", ["result"],
-                               registry=r)
-        self.versions_skipped = Gauge("livetopic_model_versions_skipped", "Versions of the model repository newer "
-                                      "than the one served that this worker does not serve, by why: incomplete "
-                                      "(files its manifest lists missing or of another size), failed (does not "
-                                      "load or validate), refused (changes the labels unannounced), outside (a "
-                                      "symlink out of the repository). All 0 while it serves the newest.",
-                                      ["reason"], registry=r)
-        self.redis_errors = Counter("livetopic_redis_errors", "Redis command failures (retried).", registry=r)
+        self.registry.register(self.stream)
+        self._define_reading(self.registry)
+        self._define_model(self.registry)
+        self._define_outcomes(self.registry)
+        self._define_health(self.registry)
+        self._preset_labels()
+
+    def _define_reading(self, r: CollectorRegistry) -> None:
+        """From the stream to the model: waits, batches."""
+        self.queue_wait_seconds = Histogram(
+            "livetopic_queue_wait_seconds",
+            "From the input entry id's time to a worker reading it.",
+            buckets=_QUEUE_BUCKETS,
+            registry=r,
+        )
+        self.batch_wait_seconds = Histogram(
+            "livetopic_batch_wait_seconds",
+            "From a batch's first comment arriving at the batcher to the batch's flush.",
+            buckets=_BATCH_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.batch_flushes = Counter(
+            "livetopic_batch_flushes",
+            "Batches flushed, by why: size, tokens, deadline (max wait after the first comment) or drain (shutdown).",
+            ["reason"],
+            registry=r,
+        )
+        self.pending = Gauge(
+            "livetopic_pending_comments", "Comments read by this worker and not yet acked.", registry=r
+        )
         self.reclaimed = Counter("livetopic_reclaimed", "Entries reclaimed from other consumers.", registry=r)
-        self.duplicates_suppressed = Counter("livetopic_duplicates_suppressed", "Results not published because "
-                                             "the comment was finished already (another consumer published it "
-                                             "first, or it was delivered again).", registry=r)
+
+    def _define_model(self, r: CollectorRegistry) -> None:
+        """The model: batches run, the version served, reloads."""
+        self.batch_size = Histogram(
+            "livetopic_batch_size", "Comments per model batch.", buckets=_SIZE_BUCKETS, registry=r
+        )
+        self.batch_tokens = Histogram(
+            "livetopic_batch_tokens", "Real (unpadded) tokens per model batch.", buckets=_TOKEN_BUCKETS, registry=r
+        )
+        self.padded_tokens = Counter(
+            "livetopic_padded_tokens", "Tokens fed to the model, padding included.", registry=r
+        )
+        self.inference_seconds = Histogram(
+            "livetopic_inference_seconds", "Model forward time per batch.", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.model_info = Gauge(
+            "livetopic_model_info",
+            "The model version being served, and on what device, dtype and backend (value 1).",
+            ["name", "version", "device", "dtype", "backend"],
+            registry=r,
+        )
+        self.reloads = Counter("livetopic_model_reloads", "Model reload attempts, by result.", ["result"], registry=r)
+        self.versions_skipped = Gauge(
+            "livetopic_model_versions_skipped",
+            "Versions of the model repository newer "
+            "than the one served that this worker does not serve, by why: incomplete "
+            "(files its manifest lists missing or of another size), failed (does not "
+            "load or validate), refused (changes the labels unannounced), outside (a "
+            "symlink out of the repository). All 0 while it serves the newest.",
+            ["reason"],
+            registry=r,
+        )
+
+    def _define_outcomes(self, r: CollectorRegistry) -> None:
+        """What the publish script published."""
+        self.comments = Counter("livetopic_comments", "Comments finished, by outcome.", ["outcome"], registry=r)
+        self.end_to_end_seconds = Histogram(
+            "livetopic_end_to_end_seconds",
+            "From the input entry id's time to publish.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.labels = Counter(
+            "livetopic_label",
+            "Labels published, by label and channel (topic heat; channel is "
+            "one of --metrics-channels, else 'other'; 'all' when none are listed).",
+            ["label", "channel"],
+            registry=r,
+        )
+        self.duplicates_suppressed = Counter(
+            "livetopic_duplicates_suppressed",
+            "Results not published because "
+            "the comment was finished already (another consumer published it "
+            "first, or it was delivered again).",
+            registry=r,
+        )
+        self.unpending_published = Counter(
+            "livetopic_unpending_published",
+            "Comments published that were in no "
+            "consumer's pending list (XGROUP DELCONSUMER, a recreated group): "
+            "unfinished, so published once all the same.",
+            registry=r,
+        )
+
+    def _define_health(self, r: CollectorRegistry) -> None:
+        """Readiness, Redis and the consumer group."""
         self.ready = Gauge("livetopic_ready", "1 when the model is loaded and Redis is reachable.", registry=r)
-        self.redis_out_of_memory = Gauge("livetopic_redis_out_of_memory",
-                                         "1 while Redis refuses writes at its maxmemory limit (the worker backs "
-                                         "off; what it holds stays pending).", registry=r)
-        self.group_recreated = Counter("livetopic_group_recreated",
-                                       "Times this worker recreated a lost consumer group (destroyed, or Redis "
-                                       "lost its data) at its resume mark: nothing skipped, nothing repeated.",
-                                       registry=r)
-        self.group_moved = Counter("livetopic_group_moved", "Times the consumer group was moved to its resume mark: "
-                                   "'behind' (it would have delivered finished comments again), 'lost' (comments "
-                                   "it had delivered were pending nowhere and would never have come again).",
-                                   ["reason"], registry=r)
-        self.unpending_published = Counter("livetopic_unpending_published", "Comments published that were in no "
-                                           "consumer's pending list (XGROUP DELCONSUMER, a recreated group): "
-                                           "unfinished, so published once all the same.", registry=r)
+        self.redis_errors = Counter("livetopic_redis_errors", "Redis command failures (retried).", registry=r)
+        self.redis_out_of_memory = Gauge(
+            "livetopic_redis_out_of_memory",
+            "1 while Redis refuses writes at its maxmemory limit (the worker backs off; what it holds stays pending).",
+            registry=r,
+        )
+        self.group_recreated = Counter(
+            "livetopic_group_recreated",
+            "Times this worker recreated a lost consumer group (destroyed, or Redis "
+            "lost its data) at its resume mark: nothing skipped, nothing repeated.",
+            registry=r,
+        )
+        self.group_moved = Counter(
+            "livetopic_group_moved",
+            "Times the consumer group was moved to its resume mark: "
+            "'behind' (it would have delivered finished comments again), 'lost' (comments "
+            "it had delivered were pending nowhere and would never have come again).",
+            ["reason"],
+            registry=r,
+        )
+
+    def _preset_labels(self) -> None:
+        """Every label value known in advance is exposed (at 0) before it is first observed."""
         for outcome in ("classified", "dead_lettered"):
             self.comments.labels(outcome=outcome)
         for result in ("ok", "failed", "refused"):
@@ -136,8 +212,7 @@ class Metrics:
 
     def set_model(self, name: str, version: int, device: str, dtype: str, backend: str) -> None:
         self.model_info.clear()
-        self.model_info.labels(name=name, version=str(version), device=device, dtype=dtype,
-                               backend=backend).set(1)
+        self.model_info.labels(name=name, version=str(version), device=device, dtype=dtype, backend=backend).set(1)
 
     def set_skipped(self, counts: Mapping[str, int]) -> None:
         """``livetopic_model_versions_skipped``: how many newer versions are skipped, by reason."""
@@ -167,8 +242,13 @@ class Metrics:
     def series_names(self) -> set[str]:
         """Every series name this worker can expose (``_total``, ``_bucket``… included), whether observed yet
         or not: what dashboards and alerts may refer to."""
-        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",),
-                    "summary": ("", "_sum", "_count"), "info": ("_info",)}
+        suffixes = {
+            "counter": ("_total",),
+            "histogram": ("_bucket", "_sum", "_count"),
+            "gauge": ("",),
+            "summary": ("", "_sum", "_count"),
+            "info": ("_info",),
+        }
         names: set[str] = set()
         families = [*self.registry.collect(), *self.stream.describe()]
         for family in families:

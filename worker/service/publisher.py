@@ -1,26 +1,32 @@
-"""The publish stage: render each :class:`~worker.service.scorer.Finished` into its stream record, ack and
-publish them in one script call per group of records (the commit point), count what was published, and
-release the entries from the worker's hands."""
+"""The publish stage: render each finished :class:`~.item.Item` into its stream record, publish and ack them
+through their shard's script (the commit point: one call per part of a batch), count what was published, and
+release the comments from the worker's hands (:meth:`~.flow.Flow.release`). Ends when its inbox is closed and
+empty.
+
+A retraction (moderation) would be one more kind of record here: rendered by :mod:`worker.wire`, published by
+the same script call as the results of its shard."""
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Iterator, Sequence
+from typing import Protocol, cast
+
+import numpy as np
 
 from ..streams.client import Outgoing, Published
 from ..streams.retry import Retrying
-from ..wire import ResultRenderer, entry_time_ms, render_dead_letter
+from ..wire import ResultRenderer, entry_time_ms, render_dead_letter, rounded_scores
+from .channel import Channel
+from .flow import Flow
+from .item import Item, Model
 from .metrics import Metrics
-from .scorer import Finished
 
-__all__ = ["PublishTarget", "Publisher", "render"]
+__all__ = ["PUBLISH_PART_CHARS", "PublishTarget", "Publisher", "Route"]
 
 log = logging.getLogger(__name__)
-
 
 # One script call publishes at most about this much (in characters of field names and values; one record more
 # when a single record is larger): a Redis at its maxmemory limit checks memory when a script starts (Redis 7)
@@ -32,7 +38,7 @@ def _parts(records: Sequence[Outgoing], max_chars: int) -> Iterator[tuple[int, i
     """(start, stop) of consecutive runs of ``records`` of at most ``max_chars`` each (at least one record)."""
     start, size = 0, 0
     for i, record in enumerate(records):
-        chars = sum(len(k) + len(v) for k, v in record.fields.items())
+        chars = sum(map(len, record.fields)) + sum(map(len, record.fields.values()))
         if i > start and size + chars > max_chars:
             yield start, i
             start, size = i, 0
@@ -41,83 +47,121 @@ def _parts(records: Sequence[Outgoing], max_chars: int) -> Iterator[tuple[int, i
         yield start, len(records)
 
 
+def _rounded(items: Sequence[Item]) -> list[list[float] | None]:
+    """Each scored item's scores as its result carries them (None for the rejected): rounded once per model in
+    the batch (normally one), not once per comment."""
+    out: list[list[float] | None] = [None] * len(items)
+    by_model: dict[int, list[int]] = {}
+    for i, item in enumerate(items):
+        if item.rejection is None:
+            by_model.setdefault(id(item.model), []).append(i)
+    for positions in by_model.values():
+        rows = rounded_scores(np.stack([cast(np.ndarray, items[i].probs) for i in positions]))
+        for i, row in zip(positions, rows, strict=True):
+            out[i] = row
+    return out
+
+
 class PublishTarget(Protocol):
     async def publish(self, records: Sequence[Outgoing]) -> Published: ...
 
 
-def render(finished: Sequence[Finished], now_ms: int | None = None, *, text: bool = True) -> list[Outgoing]:
-    """Stream records for ``finished``, in the same order (results with the comment's text unless ``text`` is
-    False)."""
-    now = int(time.time() * 1000) if now_ms is None else now_ms
-    records = []
-    renderers: dict[int, ResultRenderer] = {}  # one per model in the batch (normally one)
-    for item in finished:
-        if item.rejection is not None:
-            r = item.rejection
-            fields = render_dead_letter(r.entry_id, r.error, r.deliveries, r.fields)
-            records.append(Outgoing(r.entry_id, fields, dead=True))
-        else:
-            assert item.comment is not None and item.model is not None and item.probs is not None
-            renderer = renderers.get(id(item.model))
-            if renderer is None:
-                renderer = ResultRenderer(item.model.labels, item.model.tag, text=text)
-                renderers[id(item.model)] = renderer
-            fields = renderer.render(item.comment, item.labels or [], item.probs.tolist(), now)
-            records.append(Outgoing(item.entry_id, fields))
-    return records
+class Route(Protocol):
+    """Where a shard's records go (:class:`~.shard.Shard` is one)."""
+
+    @property
+    def client(self) -> PublishTarget: ...
+
+    @property
+    def retry(self) -> Retrying: ...
 
 
 class Publisher:
-    """A queue of outcomes and the task that publishes them (:meth:`run`, until :meth:`close`)."""
+    """From ``inbox`` to each item's shard in ``routes`` (results carry the comment's text unless ``text`` is
+    False: ``--no-output-text``)."""
 
-    def __init__(self, target: PublishTarget, retry: Retrying, metrics: Metrics,
-                 release: Callable[[Iterable[str]], Awaitable[None]], queue_size: int = 4, *,
-                 text: bool = True) -> None:
-        self.target, self.retry, self.metrics, self._release = target, retry, metrics, release
-        self.text = text  # copy each comment's text into its result (settings.output_text)
-        self._queue: asyncio.Queue[list[Finished] | None] = asyncio.Queue(maxsize=queue_size)
-
-    async def put(self, finished: list[Finished]) -> None:
-        if finished:
-            await self._queue.put(finished)
-
-    async def close(self) -> None:
-        """No more outcomes: :meth:`run` returns once the queue is published."""
-        await self._queue.put(None)
+    def __init__(
+        self, inbox: Channel[list[Item]], routes: Sequence[Route], flow: Flow, metrics: Metrics, *, text: bool = True
+    ) -> None:
+        self.inbox, self.routes, self.flow, self.metrics, self.text = inbox, routes, flow, metrics, text
+        self._renderer: tuple[Model, ResultRenderer] | None = None  # the last model's (normally the only one)
 
     async def run(self) -> None:
-        while (finished := await self._queue.get()) is not None:
-            records = render(finished, text=self.text)
-            for start, stop in _parts(records, PUBLISH_PART_CHARS):
-                published = await self.retry.call("publish", self.target.publish, records[start:stop])
-                self.account(finished[start:stop], published.flags, now_s=time.time())
-                self.report(records[start:stop], published)
-                await self._release(r.entry_id for r in records[start:stop])
+        while (items := await self.inbox.get()) is not None:
+            for shard, part in self._by_shard(items):
+                await self.publish(shard, part)
+
+    def _by_shard(self, items: list[Item]) -> Iterator[tuple[int, list[Item]]]:
+        if len(self.routes) == 1:
+            yield 0, items
+            return
+        groups: dict[int, list[Item]] = collections.defaultdict(list)
+        for item in items:
+            groups[item.shard].append(item)
+        yield from groups.items()
+
+    async def publish(self, shard: int, items: Sequence[Item]) -> None:
+        """Publish ``items`` through shard ``shard``'s script, in parts; release each part once published."""
+        route = self.routes[shard]
+        records = self.render(items)
+        for start, stop in _parts(records, PUBLISH_PART_CHARS):
+            published = await route.retry.call("publish", route.client.publish, records[start:stop])
+            self.account(items[start:stop], published.flags, now_s=time.time())
+            self.report(records[start:stop], published)
+            self.flow.release(r.entry_id for r in records[start:stop])
+
+    def _renderer_of(self, model: Model) -> ResultRenderer:
+        if self._renderer is None or self._renderer[0] is not model:
+            self._renderer = (model, ResultRenderer(model.labels, model.tag, text=self.text))
+        return self._renderer[1]
+
+    def render(self, items: Sequence[Item], now_ms: int | None = None) -> list[Outgoing]:
+        """Stream records for ``items``, in the same order: a result, or a dead letter."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        records = []
+        for item, scores in zip(items, _rounded(items), strict=True):
+            if (r := item.rejection) is not None:
+                fields = render_dead_letter(r.entry_id, r.error, r.deliveries, r.fields)
+                records.append(Outgoing(r.entry_id, fields, dead=True))
+                continue
+            assert item.comment is not None and item.model is not None and scores is not None
+            fields = self._renderer_of(item.model).render_rounded(item.comment, item.labels or [], scores, now)
+            records.append(Outgoing(item.entry_id, fields))
+        return records
 
     def report(self, records: Sequence[Outgoing], published: Published) -> None:
         """Count and say what the commit point found out of the ordinary (see :class:`Published`)."""
         span = f"ids {records[0].entry_id} … {records[-1].entry_id}"
         if published.lost:
             self.metrics.unpending_published.inc(published.lost)
-            log.warning("%d comments of this batch (%s) were in no consumer's pending list (a consumer deleted with "
-                        "XGROUP DELCONSUMER, or the group recreated): not finished, so published once all the same",
-                        published.lost, span)
+            log.warning(
+                "%d comments of this batch (%s) were in no consumer's pending list (a consumer deleted with "
+                "XGROUP DELCONSUMER, or the group recreated): not finished, so published once all the same",
+                published.lost,
+                span,
+            )
         if published.repeated:
-            log.warning("%d comments of this batch (%s) were delivered again though finished (the group was moved "
-                        "back or recreated at an earlier id): acked, not published again", published.repeated, span)
+            log.warning(
+                "%d comments of this batch (%s) were delivered again though finished (the group was moved "
+                "back or recreated at an earlier id): acked, not published again",
+                published.repeated,
+                span,
+            )
         if published.moved:
             self.metrics.group_moved.labels(reason=published.moved).inc()
-            log.warning("the consumer group was %s its resume mark %s: moved to it",
-                        "behind" if published.moved == "behind" else "past comments it lost, after",
-                        published.mark)
+            log.warning(
+                "the consumer group was %s its resume mark %s: moved to it",
+                "behind" if published.moved == "behind" else "past comments it lost, after",
+                published.mark,
+            )
 
-    def account(self, finished: Sequence[Finished], flags: Sequence[bool], now_s: float) -> None:
-        """Metrics for what the publish script actually published: counters once per batch."""
+    def account(self, items: Sequence[Item], flags: Sequence[bool], now_s: float) -> None:
+        """Metrics for what the publish script actually published: counters once per part."""
         m = self.metrics
         skipped = dead = classified = 0
         labels: collections.Counter[tuple[str, str]] = collections.Counter()
         end_to_end = m.end_to_end_seconds
-        for item, published in zip(finished, flags, strict=True):
+        for item, published in zip(items, flags, strict=True):
             if not published:
                 skipped += 1
             elif item.rejection is not None:
@@ -127,8 +171,11 @@ class Publisher:
                 channel = m.channel_label(item.comment.passthrough.get("channel") if item.comment else None)
                 labels.update((label, channel) for label in item.labels or ())
                 end_to_end.observe(max(0.0, now_s - entry_time_ms(item.entry_id) / 1000))
-        for count, counter in ((skipped, m.duplicates_suppressed), (dead, m.comments.labels(outcome="dead_lettered")),
-                               (classified, m.comments.labels(outcome="classified"))):
+        for count, counter in (
+            (skipped, m.duplicates_suppressed),
+            (dead, m.comments.labels(outcome="dead_lettered")),
+            (classified, m.comments.labels(outcome="classified")),
+        ):
             if count:
                 counter.inc(count)
         for (label, channel), count in labels.items():

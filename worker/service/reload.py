@@ -7,7 +7,6 @@ import asyncio
 import collections
 import functools
 import logging
-from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from ..model.contents import Fingerprint, IncompleteVersion, OutsideRepository, 
 from ..model.load import load_model
 from ..model.repository import latest_version, list_versions, read_manifest
 from ..model.runtime import LoadedModel
+from .health import Health
 from .metrics import Metrics
 
 __all__ = ["LabelChangeRefused", "ModelWatcher"]
@@ -52,7 +52,7 @@ class ModelWatcher:
 
     A candidate is loaded and validated off the event loop (inside the repository, complete and intact as its
     manifest lists, loads, labels as the manifest says, a smoke batch gives finite scores); only then is
-    ``swap(model)`` called. A version that fails is skipped, with a log line naming it and why, in
+    it served (:meth:`serve`). A version that fails is skipped, with a log line naming it and why, in
     ``livetopic_model_versions_skipped{reason}`` while it is newer than the one served, and in
     ``livetopic_model_reloads_total{result="failed"}`` when it was a reload; the next older version is tried,
     and the current model keeps serving. A skipped version is tried again as soon as any of its files changes
@@ -61,15 +61,34 @@ class ModelWatcher:
     ``livetopic train --change-labels``): consumers of the output stream rely on the labels they know.
     """
 
-    def __init__(self, repo: Path, *, current: Callable[[], LoadedModel | None],
-                 swap: Callable[[LoadedModel], None], executor: Executor, metrics: Metrics,
-                 interval_s: float, device: str, dtype: str, backend: str = "auto", compile: bool = False) -> None:
+    def __init__(
+        self,
+        repo: Path,
+        *,
+        executor: Executor,
+        metrics: Metrics,
+        health: Health,
+        interval_s: float,
+        device: str,
+        dtype: str,
+        backend: str = "auto",
+        compile: bool = False,
+        model: LoadedModel | None = None,
+    ) -> None:
         self.repo, self.interval_s = repo, interval_s
-        self._current, self._swap, self._executor, self._metrics = current, swap, executor, metrics
+        self._executor, self._metrics, self._health = executor, metrics, health
         self._device, self._dtype, self._backend, self._compile = device, dtype, backend, compile
         self._skipped: dict[int, Skipped] = {}
         self._poked = asyncio.Event()
+        self.model = model  # the model served (admit reads it once per delivery: a swap lands between two)
         self.waiting: str | None = None  # why there is no model yet (readiness says it)
+
+    def serve(self, model: LoadedModel) -> None:
+        """Serve ``model`` from now on (on the event loop: what admit encodes next is scored by it)."""
+        self.model = model
+        self.waiting = None
+        self._metrics.set_model(model.name, model.version, model.device, model.dtype_name, model.backend_name)
+        self._health.model_served()
 
     def _absent(self, version: int | None) -> str | None:
         """Why ``repo`` has nothing to load yet (no complete version, or not the pinned one), or None."""
@@ -97,6 +116,7 @@ class ModelWatcher:
                 reason = reason or self._nothing_loads()
             if reason != self.waiting:
                 log.warning("%s (checking every %.0fs; not ready until a version loads)", reason, self.interval_s)
+                self._health.model_waiting(reason)
             self.waiting = reason
             if await self._pause(stop):
                 return None
@@ -105,8 +125,15 @@ class ModelWatcher:
         if version is None and list_versions(self.repo):
             return await self._newest_loadable(0, executor, reloading=False)
         # the pinned version, or a plain Hugging Face directory given as the repository
-        load = functools.partial(load_model, self.repo, version, device=self._device, dtype=self._dtype,
-                                 backend=self._backend, compile=self._compile)
+        load = functools.partial(
+            load_model,
+            self.repo,
+            version,
+            device=self._device,
+            dtype=self._dtype,
+            backend=self._backend,
+            compile=self._compile,
+        )
         return await asyncio.get_running_loop().run_in_executor(executor, load)
 
     def _nothing_loads(self) -> str:
@@ -160,8 +187,11 @@ class ModelWatcher:
             self._skipped = {n: s for n, s in self._skipped.items() if n > number}
             self._count_skipped(number)
             if self._skipped and not reloading:
-                log.warning("starting on model version %d, not the newest: %s", number,
-                            ", ".join(f"{n} skipped ({s.reason})" for n, s in sorted(self._skipped.items())))
+                log.warning(
+                    "starting on model version %d, not the newest: %s",
+                    number,
+                    ", ".join(f"{n} skipped ({s.reason})" for n, s in sorted(self._skipped.items())),
+                )
             return model
         self._count_skipped(floor)
         return None
@@ -174,12 +204,23 @@ class ModelWatcher:
         unexpected = None if isinstance(exc, LivetopicError) else exc  # a bug: with its traceback
         said = f"unexpected {type(exc).__name__}: {exc}" if unexpected else str(exc)
         if reloading:
-            log.log(logging.WARNING if reason == "incomplete" else logging.ERROR, "model version %d refused, still "
-                    "serving %s: %s (%s; tried again once its files change)", number, self._tag(), said, reason,
-                    exc_info=unexpected)
+            log.log(
+                logging.WARNING if reason == "incomplete" else logging.ERROR,
+                "model version %d refused, still serving %s: %s (%s; tried again once its files change)",
+                number,
+                self._tag(),
+                said,
+                reason,
+                exc_info=unexpected,
+            )
         else:
-            log.warning("model version %d skipped (%s), trying an older one: %s (tried again once its files "
-                        "change)", number, reason, said, exc_info=unexpected)
+            log.warning(
+                "model version %d skipped (%s), trying an older one: %s (tried again once its files change)",
+                number,
+                reason,
+                said,
+                exc_info=unexpected,
+            )
 
     def _count_skipped(self, served: int) -> None:
         counts = collections.Counter(s.reason for n, s in self._skipped.items() if n > served)
@@ -187,30 +228,31 @@ class ModelWatcher:
 
     async def check(self) -> bool:
         """Try the versions newer than the one served once; True if a new model was swapped in."""
-        current = self._current()
+        current = self.model
         model = await self._newest_loadable(current.version if current else 0, self._executor, reloading=True)
         if model is None:
             return False
-        self._swap(model)
+        self.serve(model)
         self._metrics.reloads.labels(result="ok").inc()
         log.info("model reloaded: now serving %s", model.tag)
         return True
 
     def _load(self, number: int) -> LoadedModel:
         vdir = self.repo / str(number)
-        current = self._current()
+        current = self.model
         manifest = read_manifest(vdir)
         if current is not None and set(manifest.labels) != set(current.labels):
             change = f"it changes the labels from {current.labels} to {manifest.labels}"
             if not manifest.labels_change_intended:
-                raise LabelChangeRefused(f"{change} and its manifest does not say the change is intended (publish "
-                                         "it with `livetopic train --change-labels`)")
+                raise LabelChangeRefused(
+                    f"{change} and its manifest does not say the change is intended (publish "
+                    "it with `livetopic train --change-labels`)"
+                )
             log.warning("version %s: %s (intended, says its manifest)", vdir.name, change)
         return load_model(vdir, device=self._device, dtype=self._dtype, backend=self._backend, compile=self._compile)
 
     def _tag(self) -> str:
-        current = self._current()
-        return current.tag if current else "nothing"
+        return self.model.tag if self.model else "nothing"
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -25,28 +25,34 @@ log = logging.getLogger(__name__)
 class StreamStatsPoller:
     """``fetch()`` (e.g. a bound :func:`~worker.streams.info.stream_stats`) every ``interval_s``, into ``metrics``."""
 
-    def __init__(self, fetch: Callable[[], Awaitable[StreamStats]], retry: Retrying, metrics: Metrics,
-                 interval_s: float) -> None:
+    def __init__(
+        self, fetch: Callable[[], Awaitable[StreamStats]], retry: Retrying, metrics: Metrics, interval_s: float
+    ) -> None:
         self.fetch, self.retry, self.metrics, self.interval_s = fetch, retry, metrics, interval_s
         self._said_no_lag = False
         self._failing: str | None = None  # the last error said, until a poll succeeds
 
     async def poll_once(self, stop: asyncio.Event | None = None) -> StreamStats | None:
-        """One poll into the metrics; None (and no gauges) when Redis refuses it."""
+        """One poll into the metrics; None when Redis refuses it (and no gauges then) or ``stop`` is set while it
+        backs off."""
         try:
-            stats = await self.retry.call("stream stats", self.fetch, stop=stop)
+            stats = await self.retry.call_until(stop or asyncio.Event(), "stream stats", self.fetch)
         except RedisError as exc:
             self.metrics.set_stream_stats(None, None, {})
             if str(exc) != self._failing:
                 self._failing = str(exc)
                 log.warning("cannot poll the stream numbers (%s): livetopic_stream_* left out until it works", exc)
             return None
+        if stats is None:
+            return None
         self._failing = None
         self.metrics.set_stream_stats(stats.lag, stats.pending, stats.lengths)
         if stats.lag is None and stats.pending is not None and not self._said_no_lag:
             self._said_no_lag = True
-            log.info("Redis does not report the group's lag (Redis < 7, or deleted entries it cannot count past): "
-                     "livetopic_stream_lag is left out until it does")
+            log.info(
+                "Redis does not report the group's lag (Redis < 7, or deleted entries it cannot count past): "
+                "livetopic_stream_lag is left out until it does"
+            )
         return stats
 
     async def run(self, stop: asyncio.Event) -> None:

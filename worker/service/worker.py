@@ -1,12 +1,19 @@
-"""The worker's lifecycle: start, serve, drain, stop.
+"""The worker: wires the stages, starts them, drains them on stop and surfaces the first failure. Nothing else
+happens here: each comment goes from stage to stage through the queues below, never through :class:`Worker`.
 
 ::
 
-    Reader (XREADGROUP / XAUTOCLAIM) ─► admit: parse, dead-letter the invalid, encode (tokenizer thread)
-        ─► MicroBatcher ─► batch loop: Scorer (prepare, then the model thread) ─► Publisher (ack + XADD script)
+    Reader (per shard) ──Channel[Delivery]──► Admit ──MicroBatcher[Item]──► Score ──Channel[list[Item]]──► Publisher
+      XREADGROUP,                             parse, reject,                model thread,   ▲              one script
+      XAUTOCLAIM                              encode (tokenizer             poison split    │              per part
+                                              thread)                                       │
+                                               └─ rejected ─────────────────────────────────┘
+      ▲ hold                                                                                               │ release
+      └─── Flow: the comments in hand (hold … started … release), their room and the turn to read ◄────────┘
 
-Each arrow is one kept task; every task's exception is surfaced by :meth:`Worker.run`. Signal handlers are not
-installed here: the entry point sets ``stop`` (and calls :meth:`Worker.poke_reload`).
+Beside them: the model watcher (serves a new version: admit encodes with it from then on), the stream-stats
+poller, and the metrics server answered by :class:`~.health.Health`. Signal handlers are not installed here:
+the entry point sets ``stop`` (and calls :meth:`Worker.poke_reload`).
 """
 
 from __future__ import annotations
@@ -15,246 +22,195 @@ import asyncio
 import functools
 import gc
 import logging
-import time
-from collections.abc import Iterable
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-from ..errors import GroupMissingError, RedisError, RedisOutOfMemoryError
 from ..model.precision import set_torch_threads
 from ..model.runtime import LoadedModel
 from ..settings import Settings
-from ..streams.client import RawEntry, StreamClient, connect
-from ..streams.group import GroupState
+from ..streams.client import connect
 from ..streams.info import stream_stats
-from ..streams.retry import Retrying
-from ..wire import Comment, Limits, Rejection, parse_entry
+from .admit import Admit
 from .batcher import MicroBatcher
+from .channel import Channel
+from .flow import Flow
+from .health import Health
 from .http import HttpServer
+from .item import Delivery, Item
 from .metrics import Metrics
 from .publisher import Publisher
-from .reader import InHand, Reader, ReadTurn
+from .reader import Reader
 from .reload import ModelWatcher
-from .scorer import Finished, Scorer
+from .score import Score
+from .shard import open_shard
 from .streamstats import StreamStatsPoller
 
 __all__ = ["Worker"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_CHANNEL_SIZE = 4  # deliveries waiting for admit, or batches waiting for the publisher
 
 
 class Worker:
-    def __init__(self, settings: Settings, redis_url: str, *, metrics: Metrics | None = None,
-                 model: LoadedModel | None = None) -> None:
+    def __init__(
+        self, settings: Settings, redis_url: str, *, metrics: Metrics | None = None, model: LoadedModel | None = None
+    ) -> None:
         s = self.settings = settings
         self.metrics = metrics or Metrics(channels=s.metrics_channels)
-        self.registry = self.metrics.registry
-        self.model = model
+        self.health = Health(self.metrics, s.stall_timeout_s)
         self.redis = connect(redis_url, timeout_s=s.redis_timeout_s)
-        self.streams = StreamClient(self.redis, input_stream=s.input_stream, output_stream=s.output_stream,
-                                    dead_stream=s.dead_letter_stream, group=s.group, consumer=s.consumer,
-                                    output_maxlen=s.output_maxlen, dead_maxlen=s.dead_letter_maxlen)
-        self.limits = Limits(s.max_text_chars, s.max_entry_bytes, s.max_passthrough_chars)
-        self._pools = {name: ThreadPoolExecutor(1, thread_name_prefix=f"livetopic-{name}")
-                       for name in ("tokenize", "model", "reload")}
+        self.shards = [open_shard(0, self.redis, s, self.health, self.metrics)]
+        self.flow = Flow(s.max_inflight, ahead=s.max_batch_size, health=self.health)
+        self._pools = {
+            name: ThreadPoolExecutor(1, thread_name_prefix=f"livetopic-{name}")
+            for name in ("tokenize", "model", "reload")
+        }
+        self.watcher = ModelWatcher(
+            s.model_repo,
+            executor=self._pools["reload"],
+            metrics=self.metrics,
+            health=self.health,
+            interval_s=s.reload_interval_s,
+            device=s.device,
+            dtype=s.dtype,
+            backend=s.backend,
+            compile=s.compile,
+            model=model,
+        )
         self.stop_reading = asyncio.Event()
-        self.retry = Retrying(on_failure=self._redis_failed, on_success=self._redis_back, recover=self._recover)
-        self.in_hand = InHand(s.max_inflight, on_change=self._in_hand_changed)
-        self.batcher: MicroBatcher[Comment] = MicroBatcher(
-            max_items=s.max_batch_size, max_tokens=s.max_batch_tokens, max_wait_s=s.max_wait_ms / 1000,
-            cost=lambda c: len(c.ids), on_flush=self.metrics.observe_flush)
-        self.turn = ReadTurn(self._may_read)
-        self.reader = Reader(s, self.streams, self.retry, self.in_hand, self.turn, self._admit, self.metrics,
-                             self.stop_reading)
-        self.scorer = Scorer(lambda: self.model, tokenizer_pool=self._pools["tokenize"],
-                             model_pool=self._pools["model"], max_batch_tokens=s.max_batch_tokens,
-                             metrics=self.metrics)
-        self.publisher = Publisher(self.streams, self.retry, self.metrics, self._released, text=s.output_text)
-        fetch_stats = functools.partial(stream_stats, self.redis, s.input_stream, s.group,
-                                        (s.output_stream, s.dead_letter_stream))
-        self.stream_stats = StreamStatsPoller(fetch_stats, self.retry, self.metrics, s.stream_stats_interval_s)
-        self.http = HttpServer(self, s.metrics_host, s.metrics_port)
-        self.watcher = ModelWatcher(s.model_repo, current=lambda: self.model, swap=self._swap,
-                                    executor=self._pools["reload"], metrics=self.metrics,
-                                    interval_s=s.reload_interval_s, device=s.device, dtype=s.dtype,
-                                    backend=s.backend, compile=s.compile)
-        self._model_idle = False  # the batch loop waits for a batch
-        self._redis_ok = False
-        self._redis_oom = False
-        self._stopping = False
-        self._progress_at = time.monotonic()  # last batch scored or records published
-        self._held = 0
+        fetch_stats = functools.partial(
+            stream_stats, self.redis, s.input_stream, s.group, (s.output_stream, s.dead_letter_stream)
+        )
+        self.stream_stats = StreamStatsPoller(
+            fetch_stats, self.shards[0].retry, self.metrics, s.stream_stats_interval_s
+        )
+        self.http = HttpServer(self.health, self.metrics.registry, s.metrics_host, s.metrics_port)
+        self._wire_stages()
 
-    # --- state ------------------------------------------------------------------------------------
-    @property
-    def inflight(self) -> int:
-        return len(self.in_hand)
-
-    def readiness(self) -> tuple[bool, str]:
-        if self.model is None:
-            return False, self.watcher.waiting or "model not loaded"
-        if self._redis_oom:
-            return False, "redis out of memory (maxmemory reached): writes refused, comments stay pending"
-        if not self._redis_ok:
-            return False, "redis unreachable"
-        if self._stopping:
-            return False, "shutting down"
-        return True, "ok"
-
-    def liveness(self) -> tuple[bool, str]:
-        """Dead when comments are in hand and nothing moved for ``stall_timeout_s`` (an orchestrator restarts it)."""
-        idle_s = time.monotonic() - self._progress_at
-        if self.inflight and idle_s > self.settings.stall_timeout_s:
-            return False, f"{self.inflight} comments in hand and no progress for {idle_s:.0f}s"
-        return True, "ok"
-
-    def _moved(self) -> None:
-        self._progress_at = time.monotonic()
-
-    def _in_hand_changed(self, held: int) -> None:
-        if held and not self._held:  # work arrives after a quiet spell: the stall clock starts now
-            self._moved()
-        self._held = held
-        self.metrics.pending.set(held)
-
-    def _set_redis_state(self, ok: bool, oom: bool = False) -> None:
-        self._redis_ok, self._redis_oom = ok, oom
-        self.metrics.redis_out_of_memory.set(1 if oom else 0)
-        self.metrics.ready.set(1 if self.readiness()[0] else 0)
-
-    def _redis_failed(self, what: str, exc: RedisError, attempt: int, delay_s: float) -> None:
-        self.metrics.redis_errors.inc()
-        oom = isinstance(exc, RedisOutOfMemoryError)
-        self._set_redis_state(False, oom)
-        if oom:
-            log.warning("redis is out of memory (maxmemory reached) and refuses writes: %s failed; what this worker "
-                        "holds stays pending; retry %d in %.2fs", what, attempt, delay_s)
-        else:
-            log.warning("redis %s failed (%s); retry %d in %.2fs", what, exc, attempt, delay_s)
-
-    def _redis_back(self) -> None:
-        if not self._redis_ok or self._redis_oom:
-            self._set_redis_state(True)
-
-    async def _recover(self, exc: RedisError) -> bool:
-        """A lost consumer group is recreated at its resume mark: nothing in the stream is skipped or repeated."""
-        if not isinstance(exc, GroupMissingError):
-            return False
-        state = await self.retry.call("recreate group", self.streams.ensure_group, self.settings.group_start_id)
-        self._group_placed(state)
-        log.warning("consumer group %s of %s was missing (destroyed, or Redis lost its data); %s at its resume mark "
-                    "%s: entries after it are delivered again, and those finished already are not published again",
-                    self.settings.group, self.settings.input_stream,
-                    "recreated it" if state.created else "another worker recreated it", state.mark)
-        return True
-
-    def _group_placed(self, state: GroupState) -> None:
-        """Count and say what :meth:`StreamClient.ensure_group` found."""
-        if state.recreated:
-            self.metrics.group_recreated.inc()
-        if state.moved:
-            self.metrics.group_moved.labels(reason=state.moved).inc()
-        if (warning := state.warning()) is not None:
-            log.warning("%s", warning)
-
-    def _swap(self, model: LoadedModel) -> None:
-        # On the event loop; the batch loop reads self.model once per batch, so a swap lands between batches.
-        self.model = model
-        self.metrics.set_model(model.name, model.version, model.device, model.dtype_name, model.backend_name)
-
-    async def _released(self, ids: Iterable[str]) -> None:
-        self._moved()
-        await self.in_hand.release(ids)
+    def _wire_stages(self) -> None:
+        """read ─► admit ─► batcher ─► score ─► publish, each arrow a bounded queue (see the module's drawing)."""
+        s = self.settings
+        self.admitting: Channel[Delivery] = Channel(_CHANNEL_SIZE)
+        batcher: MicroBatcher[Item] = MicroBatcher(
+            max_items=s.max_batch_size,
+            max_tokens=s.max_batch_tokens,
+            max_wait_s=s.max_wait_ms / 1000,
+            cost=lambda item: len(item.ids),
+            on_flush=self.metrics.observe_flush,
+        )
+        publishing: Channel[list[Item]] = Channel(_CHANNEL_SIZE)
+        self.readers = [
+            Reader(
+                s, shard.index, shard.client, shard.retry, self.flow, self.admitting, self.metrics, self.stop_reading
+            )
+            for shard in self.shards
+        ]
+        self.admit = Admit(
+            self.admitting,
+            batcher,
+            publishing,
+            self.flow,
+            lambda: self.watcher.model,
+            pool=self._pools["tokenize"],
+            settings=s,
+        )
+        self.score = Score(
+            batcher,
+            publishing,
+            self.flow,
+            tokenizer_pool=self._pools["tokenize"],
+            model_pool=self._pools["model"],
+            max_batch_tokens=s.max_batch_tokens,
+            metrics=self.metrics,
+        )
+        self.publisher = Publisher(publishing, self.shards, self.flow, self.metrics, text=s.output_text)
 
     def poke_reload(self) -> None:
         self.watcher.poke()
 
-    def _may_read(self) -> bool:
-        """Take new entries only when this worker can start on them soon: while its model waits for a batch,
-        or while nothing is queued for the model. Otherwise new entries stay in Redis for whichever consumer
-        of the group frees up first; when this model frees up, the batch loop tops its batch up from Redis."""
-        return self._model_idle or len(self.batcher) == 0 or self.stop_reading.is_set()
-
     # --- lifecycle --------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set, then drain within ``shutdown_grace_s``."""
+        """Serve until ``stop`` is set, then drain within ``shutdown_grace_s``; raises the first failure."""
         port = await self.http.start()
         log.info("metrics on http://%s:%d/metrics", self.settings.metrics_host, port)
         try:
-            await self._start(stop)
-            await self._serve(stop)
-        except asyncio.CancelledError:
-            if not stop.is_set():
-                raise
+            if await self._start(stop):
+                await self._serve(stop)
         finally:
             await self._close()
 
-    async def _start(self, stop: asyncio.Event) -> None:
+    async def _start(self, stop: asyncio.Event) -> bool:
+        """The first model, then the consumer groups; False if ``stop`` came first."""
         s = self.settings
         set_torch_threads(s.torch_threads)  # --torch-threads (None: torch's default)
-        if self.model is None:  # an empty repository: wait (not ready) for the first version
-            self.model = await self.watcher.first_model(s.model_version, stop, self._pools["model"])
-            if self.model is None:
-                raise asyncio.CancelledError  # stopped while waiting
+        model = self.watcher.model  # given (tests), else: wait (not ready) for the first version that loads
+        if (
+            model is None
+            and (model := await self.watcher.first_model(s.model_version, stop, self._pools["model"])) is None
+        ):
+            return False
+        self.watcher.serve(model)
         # What is loaded now (libraries, the model) lives as long as the process: keep it out of the cyclic
         # garbage collector's full passes, which otherwise stall the worker now and then (~200 ms with
         # bert-base: 400k objects). Models hold no reference cycles, so a reloaded model's predecessor is
         # still freed (by reference counting) when its last batch is done.
         gc.collect()
         gc.freeze()
-        self.metrics.set_model(self.model.name, self.model.version, self.model.device, self.model.dtype_name,
-                               self.model.backend_name)
-        state = await self.retry.call("create group", self.streams.ensure_group, s.group_start_id, stop=stop)
-        self._group_placed(state)
-        log.info("consumer %s in group %s on %s (%s)", s.consumer, s.group, s.input_stream, state.describe())
+        for shard in self.shards:
+            if not await shard.start(stop):
+                return False
+        return True
 
     async def _serve(self, stop: asyncio.Event) -> None:
-        readers = [asyncio.create_task(self.reader.run(), name="read"),
-                   asyncio.create_task(self.reader.reclaim(), name="reclaim"),
-                   asyncio.create_task(self.stream_stats.run(self.stop_reading), name="stream-stats")]
+        feeders = [task(reader.run(), f"read-{reader.shard}") for reader in self.readers]
+        feeders += [task(reader.reclaim(), f"reclaim-{reader.shard}") for reader in self.readers]
+        feeders.append(task(self.stream_stats.run(self.stop_reading), "stream-stats"))
         if self.settings.model_version is None:
-            readers.append(asyncio.create_task(self.watcher.run(self.stop_reading), name="reload"))
-        stages = [asyncio.create_task(self._batch_loop(), name="batch"),
-                  asyncio.create_task(self.publisher.run(), name="publish")]
-        stopper = asyncio.create_task(stop.wait(), name="stop")
-        tasks = [*readers, *stages]
-        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-        failed = [t for t in done if t is not stopper and not t.cancelled() and t.exception()]
-        await self._stop_reading()
-        if not failed:  # a stage that broke cannot drain: cancel at once and surface its error
-            await self._drain(readers, stages)
-        for task in tasks:
-            task.cancel()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        stopper.cancel()
-        await asyncio.gather(stopper, return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
-        if errors:
-            log.error("stopping: %s: %s; what this worker held stays pending and is reclaimed once the cause is "
-                      "fixed", type(errors[0]).__name__, errors[0])
-            raise errors[0]
+            feeders.append(task(self.watcher.run(self.stop_reading), "reload"))
+        stages = [
+            task(self.admit.run(), "admit"),
+            task(self.score.run(), "score"),
+            task(self.publisher.run(), "publish"),
+        ]
+        stopper = task(stop.wait(), "stop")
+        failed: list[asyncio.Task[None]] = []
+        try:
+            done, _ = await asyncio.wait([*feeders, *stages, stopper], return_when=asyncio.FIRST_COMPLETED)
+            failed = [t for t in (*feeders, *stages) if t in done and not t.cancelled() and t.exception() is not None]
+            self._stop_reading()
+            if not failed:  # a stage that broke cannot drain: stop at once and surface its error
+                await self._drain(feeders, stages)
+        finally:
+            await _finish([*feeders, *stages, stopper], first=failed)
 
-    async def _stop_reading(self) -> None:
-        self._stopping = True
-        self.metrics.ready.set(0)
+    def _stop_reading(self) -> None:
+        self.health.stopping()
         self.stop_reading.set()
-        await self.in_hand.wake()  # a reader waiting for room re-checks the stop
-        await self.turn.changed()  # and one waiting for its turn
+        self.flow.stop()  # a reader waiting for room or its turn stops waiting
 
-    async def _drain(self, readers: list[asyncio.Task[None]], stages: list[asyncio.Task[None]]) -> None:
-        """Let what was read flow through the pipeline within the grace period, whatever Redis does: readers
-        stuck in a Redis call are cancelled when the grace runs out, and so are the stages."""
+    async def _drain(self, feeders: list[asyncio.Task[None]], stages: list[asyncio.Task[None]]) -> None:
+        """Let what was read flow through the stages within the grace period, whatever Redis does: a reader stuck
+        in a Redis call is cancelled when the grace runs out (what it would return stays in Redis for others), and
+        so are the stages."""
+        loop = asyncio.get_running_loop()
         grace_s = self.settings.shutdown_grace_s
-        deadline = asyncio.get_running_loop().time() + grace_s
-        _, stuck = await asyncio.wait(readers, timeout=grace_s)
-        for task in stuck:  # a read in flight: what it would return stays in Redis for others
-            task.cancel()
+        deadline = loop.time() + grace_s
+        _, stuck = await asyncio.wait(feeders, timeout=grace_s)
+        for stuck_task in stuck:
+            stuck_task.cancel()
         await asyncio.gather(*stuck, return_exceptions=True)
-        self.batcher.close()
-        log.info("draining %d in-flight comments (grace %.1fs)", self.inflight, grace_s)
-        left_s = max(0.0, deadline - asyncio.get_running_loop().time())
-        _, late = await asyncio.wait(stages, timeout=left_s) if left_s else (set(), set(stages))
-        if late:
-            log.warning("grace period over: %d comments left unacked (others will reclaim them)", self.inflight)
+        self.admitting.close()  # no more deliveries: each stage ends once what is upstream has
+        log.info("draining %d in-flight comments (grace %.1fs)", len(self.flow), grace_s)
+        left_s = deadline - loop.time()
+        done: set[asyncio.Task[None]] = set()
+        late = set(stages)
+        if left_s > 0:
+            done, late = await asyncio.wait(stages, timeout=left_s, return_when=asyncio.FIRST_EXCEPTION)
+        if late and not any(t.exception() for t in done):  # a stage that failed is said by _finish
+            log.warning("grace period over: %d comments left unacked (others will reclaim them)", len(self.flow))
 
     async def _close(self) -> None:
         await self.http.stop()
@@ -265,38 +221,24 @@ class Worker:
         for pool in self._pools.values():
             pool.shutdown(wait=False, cancel_futures=True)
 
-    # --- the pipeline -----------------------------------------------------------------------------
-    async def _admit(self, entries: list[RawEntry], deliveries: dict[str, int]) -> None:
-        """Parse (dead-letter what is invalid or delivered too often), encode and queue the rest."""
-        s = self.settings
-        comments: list[Comment] = []
-        rejected: list[Finished] = []
-        for entry_id, fields in entries:
-            parsed = parse_entry(entry_id, fields, self.limits, deliveries.get(entry_id, 1), s.max_deliveries)
-            if isinstance(parsed, Rejection):
-                rejected.append(Finished.rejected(parsed))
-            else:
-                comments.append(parsed)
-        await self.publisher.put(rejected)
-        if comments:
-            encoded, failures = await self.scorer.encode(comments)
-            await self.publisher.put(failures)
-            for comment in encoded:
-                self.batcher.put(comment)
 
-    async def _batch_loop(self) -> None:
-        """The model's turn: form a batch when the model is free, score it, hand it to the publisher."""
-        while True:
-            if not self._may_read() and len(self.batcher) < self.settings.max_batch_size:
-                await self.reader.top_up()  # the read loop holds back: fill the batch from Redis now
-            self._model_idle = True
-            await self.turn.changed()
-            batch = await self.batcher.next_batch()
-            self._model_idle = False
-            await self.turn.changed()  # the queue may be empty now
-            if not batch:
-                break
-            finished = await self.scorer.score_batch(batch)
-            self._moved()
-            await self.publisher.put(finished)
-        await self.publisher.close()
+def task(coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+    return asyncio.create_task(coro, name=name)
+
+
+async def _finish(tasks: list[asyncio.Task[Any]], first: list[asyncio.Task[Any]]) -> None:
+    """Cancel what still runs, wait for every task, and raise the first failure (``first``: those that failed
+    before the stop; else any that failed since)."""
+    for running in tasks:
+        running.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    errors = [t.exception() for t in [*first, *tasks] if not t.cancelled() and t.exception() is not None]
+    if errors:
+        error = errors[0]
+        assert error is not None
+        log.error(
+            "stopping: %s: %s; what this worker held stays pending and is reclaimed once the cause is fixed",
+            type(error).__name__,
+            error,
+        )
+        raise error

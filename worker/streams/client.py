@@ -36,7 +36,7 @@ RawEntry = tuple[str, dict[bytes, bytes]]
 DELETED_REASON = "entry was deleted from the input stream (XDEL or MAXLEN trimming) before it was processed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outgoing:
     """One record for :meth:`StreamClient.publish`: a result (``dead=False``) or a dead letter."""
 
@@ -62,8 +62,12 @@ def connect(url: str, *, timeout_s: float = 10.0) -> aioredis.Redis:
     Responses stay bytes, so the input path can detect invalid UTF-8 itself.
     """
     return aioredis.Redis.from_url(
-        url, decode_responses=False, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-        health_check_interval=30, retry_on_timeout=False,
+        url,
+        decode_responses=False,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        health_check_interval=30,
+        retry_on_timeout=False,
     )
 
 
@@ -72,8 +76,18 @@ def _s(value: bytes | str) -> str:
 
 
 class StreamClient:
-    def __init__(self, redis: aioredis.Redis, *, input_stream: str, output_stream: str, dead_stream: str,
-                 group: str, consumer: str, output_maxlen: int = 1_000_000, dead_maxlen: int = 100_000) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        input_stream: str,
+        output_stream: str,
+        dead_stream: str,
+        group: str,
+        consumer: str,
+        output_maxlen: int = 1_000_000,
+        dead_maxlen: int = 100_000,
+    ) -> None:
         self.redis = redis
         self.input_stream, self.output_stream, self.dead_stream = input_stream, output_stream, dead_stream
         self.group, self.consumer = group, consumer
@@ -88,8 +102,10 @@ class StreamClient:
         async with self._lock:
             if not self._scripts:
                 major = await self._server_major()
-                self._scripts = {key: self.redis.register_script(for_server(text, major)) for key, text in
-                                 (("publish", PUBLISH_LUA), ("reclaim", RECLAIM_LUA))}
+                self._scripts = {
+                    key: self.redis.register_script(for_server(text, major))
+                    for key, text in (("publish", PUBLISH_LUA), ("reclaim", RECLAIM_LUA))
+                }
         return self._scripts[name]
 
     async def _server_major(self) -> int:
@@ -107,14 +123,17 @@ class StreamClient:
 
     async def read_new(self, count: int, block_ms: int | None) -> list[RawEntry]:
         """New entries for this consumer (XREADGROUP ``>``); ``block_ms`` None: return at once."""
-        reply = await guarded("XREADGROUP", self.redis.xreadgroup(
-            self.group, self.consumer, {self.input_stream: ">"}, count=count, block=block_ms))
+        reply = await guarded(
+            "XREADGROUP",
+            self.redis.xreadgroup(self.group, self.consumer, {self.input_stream: ">"}, count=count, block=block_ms),
+        )
         return self._entries(reply)
 
     async def read_own_pending(self, count: int, after: str = "0") -> list[RawEntry]:
         """Entries already delivered to this consumer name and not acked (after a restart)."""
-        reply = await guarded("XREADGROUP", self.redis.xreadgroup(
-            self.group, self.consumer, {self.input_stream: after}, count=count))
+        reply = await guarded(
+            "XREADGROUP", self.redis.xreadgroup(self.group, self.consumer, {self.input_stream: after}, count=count)
+        )
         return self._entries(reply)
 
     @staticmethod
@@ -127,17 +146,22 @@ class StreamClient:
                 out.append((_s(entry_id), dict(fields or {})))
         return out
 
-    async def autoclaim(self, min_idle_ms: int, start: str,
-                        count: int) -> tuple[str, list[RawEntry], dict[str, int], list[str]]:
+    async def autoclaim(
+        self, min_idle_ms: int, start: str, count: int
+    ) -> tuple[str, list[RawEntry], dict[str, int], list[str]]:
         """XAUTOCLAIM entries idle ``min_idle_ms`` or longer, from ``start``.
 
         Returns (next cursor, claimed entries, their delivery counts, ids of entries that had been
         deleted from the input stream: those are already dead-lettered and acked by this call).
         """
         script = await self._script("reclaim")
-        reply = await guarded("reclaim script", script(
-            keys=[self.input_stream, self.dead_stream, self.done_key],
-            args=[self.group, self.consumer, min_idle_ms, start, count, self.dead_maxlen, DELETED_REASON]))
+        reply = await guarded(
+            "reclaim script",
+            script(
+                keys=[self.input_stream, self.dead_stream, self.done_key],
+                args=[self.group, self.consumer, min_idle_ms, start, count, self.dead_maxlen, DELETED_REASON],
+            ),
+        )
         claimed: list[RawEntry] = []
         counts: dict[str, int] = {}
         for raw_id, flat, times in reply[1]:
@@ -151,8 +175,12 @@ class StreamClient:
         if not ids:
             return {}
         lo, hi = min(ids, key=parse_entry_id), max(ids, key=parse_entry_id)
-        rows = await guarded("XPENDING", self.redis.xpending_range(
-            self.input_stream, self.group, min=lo, max=hi, count=max(len(ids) * 4, 100), consumername=self.consumer))
+        rows = await guarded(
+            "XPENDING",
+            self.redis.xpending_range(
+                self.input_stream, self.group, min=lo, max=hi, count=max(len(ids) * 4, 100), consumername=self.consumer
+            ),
+        )
         wanted = set(ids)
         counts = {}
         for row in rows:
@@ -165,10 +193,17 @@ class StreamClient:
         """Publish and ack ``records`` atomically: those not finished yet are published (see :class:`Published`)."""
         if not records:
             return Published([])
-        payload = json.dumps([["d" if r.dead else "r", r.entry_id, [x for pair in r.fields.items() for x in pair]]
-                              for r in records], ensure_ascii=False, separators=(",", ":"))
+        payload = json.dumps(
+            [["d" if r.dead else "r", r.entry_id, [x for pair in r.fields.items() for x in pair]] for r in records],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
         script = await self._script("publish")
-        flags, lost, repeated, moved, mark = await guarded("publish script", script(
-            keys=[self.input_stream, self.output_stream, self.dead_stream, self.resume_key, self.done_key],
-            args=[self.group, self.output_maxlen, self.dead_maxlen, payload]))
+        flags, lost, repeated, moved, mark = await guarded(
+            "publish script",
+            script(
+                keys=[self.input_stream, self.output_stream, self.dead_stream, self.resume_key, self.done_key],
+                args=[self.group, self.output_maxlen, self.dead_maxlen, payload],
+            ),
+        )
         return Published([bool(int(f)) for f in flags], int(lost), int(repeated), _s(moved), _s(mark))

@@ -178,17 +178,28 @@ class Retrying:
         self.base_s, self.cap_s = base_s, cap_s
         self._on_failure, self._on_success, self._recover = on_failure, on_success, recover
 
-    async def call(
+    async def call(self, what: str, fn: Callable[..., Awaitable[T]], *args: object, budget_s: float | None = None) -> T:
+        """``await fn(*args)`` until it does not fail transiently. Raises :class:`RedisUnavailableError` once
+        ``budget_s`` is spent, and any non-transient error at once."""
+        result = await self._attempts(what, fn, args, None, budget_s)
+        assert result is not STOPPED  # no stop event: it never stops waiting
+        return result
+
+    async def call_until(
+        self, stop: asyncio.Event, what: str, fn: Callable[..., Awaitable[T]], *args: object
+    ) -> T | None:
+        """As :meth:`call`, but when ``stop`` is set while waiting to try again: None (nothing more is tried)."""
+        result = await self._attempts(what, fn, args, stop, None)
+        return None if result is STOPPED else result
+
+    async def _attempts(
         self,
         what: str,
         fn: Callable[..., Awaitable[T]],
-        *args: object,
-        stop: asyncio.Event | None = None,
-        budget_s: float | None = None,
-    ) -> T:
-        """``await fn(*args)`` until it does not fail transiently. Raises :class:`asyncio.CancelledError` when
-        ``stop`` is set while waiting, :class:`RedisUnavailableError` once ``budget_s`` is spent, and any
-        non-transient error at once."""
+        args: tuple[object, ...],
+        stop: asyncio.Event | None,
+        budget_s: float | None,
+    ) -> T | Literal[Stopped.STOPPED]:
         started = time.monotonic()
 
         async def attempt() -> T:
@@ -215,8 +226,6 @@ class Retrying:
             backoff=Backoff(self.base_s, self.cap_s),
             stop=stop,
         )
-        if result is STOPPED:
-            raise asyncio.CancelledError
-        if self._on_success is not None:
+        if result is not STOPPED and self._on_success is not None:
             self._on_success()
         return result

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..listen import listen
 from ..settings import StreamNames
 from ..streams.client import connect
 from .aggregate import ALL, MAX_NAME_CHARS, WINDOWS
@@ -143,20 +144,24 @@ class Dashboard:
     # --- lifecycle ----------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, on_started: Any = None) -> None:
         """Serve until ``stop`` is set; ``on_started(url)`` is called once the port is bound."""
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
-        await runner.setup()
         try:
-            site = web.TCPSite(runner, self.options.host, self.options.port)
-            await site.start()
-            server = getattr(site, "_server", None)
-            if server is not None and server.sockets:
-                self.port = int(server.sockets[0].getsockname()[1])
-            log.info("dashboard at http://%s:%d/", self.options.host, self.port)
-            if on_started is not None:
-                on_started(f"http://{self.options.host}:{self.port}/")
-            await self.live.run(stop)
+            listening = await listen(
+                self.app,
+                self.options.host,
+                self.options.port,
+                what="the dashboard",
+                hint="choose another --port, or 0 for any free port",
+                shutdown_timeout_s=2.0,
+            )
+            self.port = listening.port
+            log.info("dashboard at %s", listening.url)
+            try:
+                if on_started is not None:
+                    on_started(listening.url)
+                await self.live.run(stop)
+            finally:
+                for task in list(self._streams):
+                    task.cancel()
+                await listening.close()
         finally:
-            for task in list(self._streams):
-                task.cancel()
-            await runner.cleanup()
             await self.redis.aclose()

@@ -187,3 +187,20 @@ async def test_a_batch_already_due_is_a_deadline_flush() -> None:
     clock.advance(0.3)
     assert await batcher.next_batch() == ["a"]
     assert flushes == [("deadline", 0.3)]
+
+
+async def test_extend_queues_many_arrived_at_once() -> None:
+    clock = FakeClock()
+    flushes: list[tuple[str, float]] = []
+    batcher = make(clock, on_flush=lambda reason, waited: flushes.append((reason, waited)))
+    batcher.extend([])  # nothing arrives: still waiting for a first item
+    task = asyncio.create_task(batcher.next_batch())
+    await settle()
+    assert not task.done()
+    batcher.extend(["a", "b"])
+    clock.advance(0.5)
+    await settle()
+    assert task.result() == ["a", "b"] and flushes == [("deadline", 0.5)]
+    batcher.close()
+    with pytest.raises(RuntimeError):
+        batcher.extend(["c"])

@@ -18,7 +18,8 @@ from worker.streams.producer import StreamProducer
 from worker.tools.embedded import EmbeddedRedis
 
 from ...conftest import SAMPLE
-from ...integration.helpers import entries, make_worker, run_until
+from ...inprocess import make_worker
+from ...integration.helpers import entries, run_until
 
 
 def test_channel_label_is_bounded_by_the_allowlist() -> None:
@@ -42,8 +43,9 @@ def label_samples(metrics: Metrics) -> Counter[tuple[str, str]]:
     return out
 
 
-async def test_worker_counts_labels_per_allowed_channel(redis_server: EmbeddedRedis, redis_client: aioredis.Redis,
-                                                        tiny_repo: Path) -> None:
+async def test_worker_counts_labels_per_allowed_channel(
+    redis_server: EmbeddedRedis, redis_client: aioredis.Redis, tiny_repo: Path
+) -> None:
     records = [r.fields for r in read_records([SAMPLE], limit=120)]
     for i, fields in enumerate(records):
         if i % 4:

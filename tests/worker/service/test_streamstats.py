@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 
 from prometheus_client import generate_latest
 
@@ -27,19 +26,28 @@ def exposition(metrics: Metrics) -> dict[str, float]:
 
 
 async def poll(url: str, metrics: Metrics) -> None:
+    """A first poll, one more entry, then the poller's loop: its first poll sees the entry; a stop ends the loop
+    (which would otherwise wait an hour for the next poll)."""
     r = connect(url)
     try:
         await r.xgroup_create("in", "g", id="0", mkstream=True)
         for i in range(12):
             await r.xadd("in", {"text": str(i)})
         await r.xreadgroup("g", "c", {"in": ">"}, count=5)
-        fetch = functools.partial(stream_stats, r, "in", "g", ("out", "dead"))
-        poller = StreamStatsPoller(fetch, Retrying(), metrics, interval_s=0.05)
+        polled = asyncio.Event()
+
+        async def fetch() -> StreamStats:
+            stats = await stream_stats(r, "in", "g", ("out", "dead"))
+            polled.set()
+            return stats
+
+        poller = StreamStatsPoller(fetch, Retrying(), metrics, interval_s=3600)
+        await poller.poll_once()
+        await r.xadd("in", {"text": "late"})  # seen by the loop's first poll
+        polled.clear()
         stop = asyncio.Event()
         task = asyncio.create_task(poller.run(stop))
-        await asyncio.sleep(0.02)
-        await r.xadd("in", {"text": "late"})  # seen by a later poll
-        await asyncio.sleep(0.2)
+        await asyncio.wait_for(polled.wait(), 5)
         stop.set()
         await asyncio.wait_for(task, 5)
     finally:
@@ -89,6 +97,7 @@ async def test_a_refused_poll_empties_the_gauges_and_never_stops_the_worker() ->
         seen.append({k: v for k, v in exposition(metrics).items() if k.startswith("livetopic_stream")})
     assert seen == [
         {"livetopic_stream_lag": 7, "livetopic_stream_pending": 2, 'livetopic_stream_length{stream="in"}': 9},
-        {}, {},
+        {},
+        {},
         {"livetopic_stream_lag": 0, "livetopic_stream_pending": 0, 'livetopic_stream_length{stream="in"}': 9},
     ]

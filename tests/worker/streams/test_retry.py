@@ -1,6 +1,7 @@
 """The one back-off loop (:func:`with_backoff`: Redis calls, the dashboard's tasks, a scraper's reconnects):
 transient errors are tried again after growing pauses, others raised at once; an attempt that made progress
-starts the pauses from the base again; a stop ends the waiting; a Redis call's budget ends the retries."""
+starts the pauses from the base again; a stop ends the waiting; a Redis call's budget ends the retries; a Redis
+call whose stop is set during a back-off ends with None (no exception)."""
 
 from __future__ import annotations
 
@@ -83,7 +84,40 @@ async def test_a_redis_call_gives_up_once_its_budget_is_spent() -> None:
     with pytest.raises(RedisUnavailableError, match="still failing after 0s"):
         await Retrying(base_s=0.001, cap_s=0.002).call("XADD", flaky, budget_s=0.0)
     assert flaky.calls == 1
+
+
+class Attempts:
+    """Fails with each of ``errors`` in turn, then answers "ok"."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors, self.calls = list(errors), 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "ok"
+
+
+async def test_retried_until_it_works() -> None:
+    fn = Attempts(RedisTransientError("reset"), RedisTransientError("LOADING"))
+    answered: list[bool] = []
+    retry = Retrying(base_s=0, on_failure=lambda *args: None, on_success=lambda: answered.append(True))
+    assert await retry.call("read", fn) == "ok" and fn.calls == 3 and answered == [True]
+    with pytest.raises(RedisCommandError):
+        await retry.call("read", Attempts(RedisCommandError("NOPERM")))
+
+
+async def test_a_stop_during_the_back_off_ends_the_attempts() -> None:
     stop = asyncio.Event()
-    stop.set()
-    with pytest.raises(asyncio.CancelledError):
-        await Retrying(base_s=3600.0, cap_s=3600.0).call("XADD", Flaky([transient(), None]), stop=stop)
+    fn = Attempts(*[RedisTransientError("refused")] * 5)
+    retry = Retrying(base_s=3600, cap_s=3600, on_failure=lambda *args: stop.set())
+    assert await asyncio.wait_for(retry.call_until(stop, "read", fn), 5) is None
+    assert fn.calls == 1
+    assert await Retrying(base_s=0).call_until(asyncio.Event(), "read", Attempts()) == "ok"
+
+
+async def test_a_budget_turns_into_unavailable() -> None:
+    retry = Retrying(base_s=0, on_failure=lambda *args: None)
+    with pytest.raises(RedisUnavailableError, match="still failing after 0s"):
+        await retry.call("xadd", Attempts(*[RedisTransientError("refused")] * 1000), budget_s=0)

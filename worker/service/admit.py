@@ -1,0 +1,101 @@
+"""The admit stage: each delivery's entries are parsed (the invalid, and those delivered too often, are rejected
+with a reason), encoded on the tokenizer thread by the model served now (which will score them: a swap lands
+here, so a comment is encoded once), and put in the batcher; what is rejected goes straight to the publisher.
+
+Knows nothing of Redis; ends when its inbox is closed and empty, then closes the batcher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+from ..settings import Settings
+from ..wire import Limits, Rejection, parse_entry
+from .batcher import MicroBatcher
+from .channel import Channel
+from .flow import Flow
+from .item import Delivery, Item, Model
+
+__all__ = ["Admit", "encode"]
+
+log = logging.getLogger(__name__)
+
+
+async def encode(model: Model, items: list[Item], pool: Executor) -> list[Item]:
+    """Token ids for ``items`` by ``model`` on ``pool`` (one call for all); when that fails, one call per item,
+    and an item the tokenizer fails on is rejected. Returns the items encoded."""
+    loop = asyncio.get_running_loop()
+    texts = [item.comment.text for item in items if item.comment is not None]
+    try:
+        rows = await loop.run_in_executor(pool, model.encode, texts)
+    except Exception:
+        return [item for item in items if await _encode_one(model, item, pool)]
+    for item, row in zip(items, rows, strict=True):
+        item.ids, item.model = row, model
+    return items
+
+
+async def _encode_one(model: Model, item: Item, pool: Executor) -> bool:
+    assert item.comment is not None
+    try:
+        [row] = await asyncio.get_running_loop().run_in_executor(pool, model.encode, [item.comment.text])
+    except Exception as exc:
+        item.reject(f"tokenizer failed: {type(exc).__name__}: {exc}")
+        return False
+    item.ids, item.model = row, model
+    return True
+
+
+class Admit:
+    """From ``inbox`` to ``batcher`` (and the rejected to ``rejected``). ``current()`` is the model served now; the
+    limits of a valid entry and ``max_deliveries`` come from ``settings``."""
+
+    def __init__(
+        self,
+        inbox: Channel[Delivery],
+        batcher: MicroBatcher[Item],
+        rejected: Channel[list[Item]],
+        flow: Flow,
+        current: Callable[[], Model | None],
+        *,
+        pool: Executor,
+        settings: Settings,
+    ) -> None:
+        self.inbox, self.batcher, self.rejected, self.flow, self._current = inbox, batcher, rejected, flow, current
+        self.pool = pool
+        self.limits = Limits(settings.max_text_chars, settings.max_entry_bytes, settings.max_passthrough_chars)
+        self.max_deliveries = settings.max_deliveries
+
+    async def run(self) -> None:
+        while (delivery := await self.inbox.get()) is not None:
+            await self.admit(delivery)
+        self.batcher.close()
+
+    def parse(self, delivery: Delivery) -> tuple[list[Item], list[Item]]:
+        """(items to encode, items rejected) for the entries of ``delivery``, in order."""
+        shard, counts, limits, most = delivery.shard, delivery.deliveries, self.limits, self.max_deliveries
+        valid: list[Item] = []
+        rejected: list[Item] = []
+        for entry_id, fields in delivery.entries:
+            parsed = parse_entry(entry_id, fields, limits, counts.get(entry_id, 1), most)
+            if isinstance(parsed, Rejection):
+                rejected.append(Item.rejected(parsed, shard))
+            else:
+                valid.append(Item(parsed.entry_id, shard, parsed))
+        return valid, rejected
+
+    async def admit(self, delivery: Delivery) -> None:
+        valid, rejected = self.parse(delivery)
+        if valid:
+            model = self._current()
+            if model is None:
+                raise RuntimeError("admit started before a model was served")
+            encoded = await encode(model, valid, self.pool)
+            if len(encoded) < len(valid):
+                rejected += [item for item in valid if item.rejection is not None]
+            self.batcher.extend(encoded)
+        if rejected:
+            self.flow.started(len(rejected))
+            await self.rejected.put(rejected)

@@ -1,0 +1,76 @@
+"""One record per comment through the stages: an :class:`Item` is made by admit from a stream entry, gains its
+token ids there (from the model that will score it), then its scores in the score stage, or a rejection
+anywhere along the way; the publisher renders it. Every item ends scored or rejected, never both, never neither.
+
+The wire types (:mod:`worker.wire`) stay what Redis carries: an Item holds the parsed :class:`~worker.wire.Comment`
+or the :class:`~worker.wire.Rejection`, and everything the worker adds to it lives here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..model.chunks import Prepared
+from ..wire import Comment, Rejection
+
+__all__ = ["Delivery", "Item", "Model"]
+
+
+class Model(Protocol):
+    """What the stages need of a model (:class:`~worker.model.runtime.LoadedModel` is one): admit encodes,
+    the score stage prepares, runs and decides, the publisher names the labels and the version."""
+
+    tag: str
+    labels: list[str]
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]: ...
+
+    def prepare(self, ids: Sequence[Sequence[int]], max_tokens: int) -> Prepared: ...
+
+    def run(self, prepared: Prepared) -> np.ndarray: ...
+
+    def decide(self, probs: np.ndarray) -> list[list[str]]: ...
+
+
+@dataclass(slots=True)
+class Delivery:
+    """Entries a reader took into the worker's hands, for admit: from which shard, and the delivery count of
+    those delivered before (entry id → times; absent: the first delivery)."""
+
+    shard: int
+    entries: list[tuple[str, dict[bytes, bytes]]]
+    deliveries: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class Item:
+    """One comment in the worker. ``shard``: the reader it came from (its result goes back through that shard's
+    publish script). ``model``: the model whose tokenizer made ``ids`` and that scores them (set together, by
+    admit: a model swap lands there, so each comment is encoded once, by the model that scores it)."""
+
+    entry_id: str
+    shard: int
+    comment: Comment | None = None
+    rejection: Rejection | None = None
+    ids: list[int] = field(default_factory=list)
+    model: Model | None = None
+    labels: list[str] | None = None
+    probs: np.ndarray | None = None  # this comment's row of the batch's probabilities
+
+    @classmethod
+    def rejected(cls, rejection: Rejection, shard: int) -> Item:
+        return cls(rejection.entry_id, shard, rejection=rejection)
+
+    def reject(self, error: str) -> None:
+        """Set aside with ``error``: its dead letter keeps the passthrough fields and the text."""
+        comment = self.comment
+        assert comment is not None, "only a parsed comment is rejected later"
+        fields = dict(comment.passthrough, text=comment.text)
+        self.rejection = Rejection(self.entry_id, error, fields, comment.deliveries)
+
+    def scored(self, labels: list[str], probs: np.ndarray) -> None:
+        self.labels, self.probs = labels, probs

@@ -1,0 +1,124 @@
+"""The score stage: take the next batch from the batcher when the model is free, prepare it (tokenizer thread),
+run it (model thread) and hand the scored items to the publisher. A batch that fails is split to find the
+comment(s) at fault; a device out of memory halves it; rows with non-finite scores are rejected one by one.
+
+Every item of a batch comes out scored or rejected with a reason; no path drops one. Each item is scored by
+the model that encoded it (admit's choice): a batch that straddles a model swap is scored in two parts.
+
+Where a cascade goes (a version whose further stages run on the items whose condition holds): after the first
+``run`` of :meth:`Score.score`, on the model thread, adding each stage's labels and scores to the same items."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ..errors import ModelOutOfMemoryError
+from ..model.chunks import Prepared
+from .batcher import MicroBatcher
+from .channel import Channel
+from .flow import Flow
+from .item import Item, Model
+from .metrics import Metrics
+
+__all__ = ["Score", "by_model"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def by_model(batch: list[Item]) -> Iterator[tuple[Model, list[Item]]]:
+    """The batch's items grouped by the model that encoded them (one group, but at a swap), in order."""
+    first = batch[0].model
+    if all(item.model is first for item in batch):
+        assert first is not None
+        yield first, batch
+        return
+    groups: dict[int, tuple[Model, list[Item]]] = {}
+    for item in batch:
+        assert item.model is not None
+        groups.setdefault(id(item.model), (item.model, []))[1].append(item)
+    yield from groups.values()
+
+
+class Score:
+    def __init__(
+        self,
+        batcher: MicroBatcher[Item],
+        outbox: Channel[list[Item]],
+        flow: Flow,
+        *,
+        tokenizer_pool: Executor,
+        model_pool: Executor,
+        max_batch_tokens: int,
+        metrics: Metrics,
+    ) -> None:
+        self.batcher, self.outbox, self.flow, self.metrics = batcher, outbox, flow, metrics
+        self._tokenizer_pool, self._model_pool = tokenizer_pool, model_pool
+        self.max_batch_tokens = max_batch_tokens
+
+    async def run(self) -> None:
+        """Until the batcher is closed and drained; then closes the outbox."""
+        while batch := await self.batcher.next_batch():
+            self.flow.started(len(batch))
+            for model, items in by_model(batch):
+                await self.score_batch(model, items)
+            await self.outbox.put(batch)
+        self.outbox.close()
+
+    async def _in(self, pool: Executor, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    async def score_batch(self, model: Model, items: list[Item]) -> None:
+        """Score ``items`` (all encoded by ``model``), observing the batch's size and tokens."""
+        try:
+            prepared: Prepared | None = await self._in(
+                self._tokenizer_pool, model.prepare, [item.ids for item in items], self.max_batch_tokens
+            )
+        except Exception:
+            prepared = None  # score() prepares again, and splits the batch if that keeps failing
+        self.metrics.batch_size.observe(len(items))
+        if prepared is not None:
+            self.metrics.batch_tokens.observe(prepared.tokens)
+            self.metrics.padded_tokens.inc(prepared.padded_tokens)
+        await self.score(model, items, prepared)
+
+    async def score(self, model: Model, items: list[Item], prepared: Prepared | None = None) -> None:
+        """Scores for ``items``. On an exception the batch is split to find the comment(s) at fault; when the
+        device runs out of memory it is halved and retried; non-finite rows are rejected one by one."""
+        try:
+            if prepared is None:
+                prepared = await self._in(
+                    self._tokenizer_pool, model.prepare, [item.ids for item in items], self.max_batch_tokens
+                )
+            started = time.perf_counter()
+            probs = await self._in(self._model_pool, model.run, prepared)
+            self.metrics.inference_seconds.observe(time.perf_counter() - started)
+        except Exception as exc:
+            await self._split(model, items, exc)
+            return
+        finite = np.isfinite(probs).all(axis=1)
+        decided = model.decide(probs)
+        for i, item in enumerate(items):
+            if finite[i]:
+                item.scored(decided[i], probs[i])
+            else:
+                item.reject("model produced non-finite scores")
+
+    async def _split(self, model: Model, items: list[Item], exc: Exception) -> None:
+        oom = isinstance(exc, ModelOutOfMemoryError)
+        if len(items) == 1:
+            reason = "CUDA out of memory on a single comment" if oom else f"model failed: {type(exc).__name__}: {exc}"
+            log.warning("dead-lettering %s: %s", items[0].entry_id, reason)
+            items[0].reject(reason)
+            return
+        log.warning("batch of %d failed (%s: %s); splitting it", len(items), type(exc).__name__, exc)
+        mid = len(items) // 2
+        await self.score(model, items[:mid])
+        await self.score(model, items[mid:])
