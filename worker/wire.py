@@ -29,8 +29,13 @@ __all__ = [
 # The fields an input entry may carry beside its text that its result carries too (the one list: producers
 # write these, the worker passes them through). Each is cut to ``max_passthrough_chars`` characters: a comment
 # with a 60 KB channel is still a comment someone wants classified, so it is not dead-lettered; its result names
-# the fields cut in TRUNCATED_FIELD ("channel,user").
-PASSTHROUGH_FIELDS: tuple[str, ...] = ("channel", "user", "ts", "id")
+# the fields cut in TRUNCATED_FIELD ("channel,user"). Beside the channel, the author's name, the time and the
+# message id, the scrapers fill (where the source has them; docs/INPUTS.md has the table per scraper): the
+# author's stable id, the message type (a Super Chat is ``paid_message``), a paid message's amount and
+# currency, the author's role badges ("moderator,member"), Twitch bits, and the source's own channel id.
+PASSTHROUGH_FIELDS: tuple[str, ...] = (
+    "channel", "user", "ts", "id", "author_id", "message_type", "amount", "currency", "badges", "bits", "channel_id",
+)
 MAX_PASSTHROUGH_CHARS = 256
 TRUNCATED_FIELD = "truncated"
 # Redis scripts unpack at most ~8,000 values into one command: a dead letter keeps this many fields.

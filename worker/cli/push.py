@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LivetopicError
+from ..inputs.shapes import FORMATS
 from ..options import REDIS_FLAGS, STREAM_FLAGS, add_settings_flags, settings_from_args
 from ..settings import Settings
 from .common import redis_for, run_async, stop_on_signals
@@ -48,14 +49,14 @@ async def _push_files(settings: Settings, url: str, args: argparse.Namespace) ->
     that failed midway and is run again sends only the rest; a complete push clears its record."""
     from tqdm import tqdm
 
-    from ..inputs import read_inputs, summary_of_skipped, summary_of_unreadable
+    from ..inputs import Record, read_inputs, summary_of_skipped, summary_of_unreadable
     from ..sources.replay import due_times, paced
     from ..streams.client import connect
     from ..streams.keys import push_key
     from ..streams.producer import Checkpoint, StreamProducer
 
-    reading = read_inputs(args.files, channel=args.channel, limit=args.limit)
-    records = reading.records
+    reading = read_inputs(args.files, channel=args.channel, limit=args.limit, fmt=args.format)
+    records = reading.entries  # comments and retractions, in order
     redis = connect(url, timeout_s=settings.redis_timeout_s)
     producer = StreamProducer(redis, settings.input_stream, maxlen=args.maxlen, max_retry_s=args.retry_s)
     key = push_key(settings.input_stream, _identity(records))
@@ -64,7 +65,7 @@ async def _push_files(settings: Settings, url: str, args: argparse.Namespace) ->
         done = 0 if args.restart else int((await producer.checkpoint(key)).get("pushed", 0))
         if done:
             print(
-                f"resuming: an earlier push of these files stopped after {done} of {len(records)} comments; "
+                f"resuming: an earlier push of these files stopped after {done} of {len(records)} entries; "
                 f"pushing the other {len(records) - done} (--restart pushes them all again)",
                 file=sys.stderr,
             )
@@ -77,7 +78,12 @@ async def _push_files(settings: Settings, url: str, args: argparse.Namespace) ->
                 bar.update(len(batch))
         await producer.clear(key)
         elapsed = time.monotonic() - started
-        print(f"pushed {len(todo)} comments to {settings.input_stream} in {elapsed:.2f}s", file=sys.stderr)
+        comments = sum(1 for r in todo if isinstance(r, Record))
+        print(
+            f"pushed {comments} comments and {len(todo) - comments} retractions to {settings.input_stream} "
+            f"in {elapsed:.2f}s",
+            file=sys.stderr,
+        )
         for summary in (summary_of_skipped(reading.skipped), summary_of_unreadable(reading.unreadable)):
             if summary:
                 print(summary, file=sys.stderr)
@@ -107,12 +113,14 @@ async def _push_live(settings: Settings, url: str, args: argparse.Namespace) -> 
     try:
         await producer.ensure_group(settings.group, settings.group_start_id)
         if args.follow:  # a followed file's position is kept by its absolute path
-            await follow_files([path.absolute() for path in args.files], feed, redis, stop, channel=args.channel)
+            paths = [path.absolute() for path in args.files]
+            await follow_files(paths, feed, redis, stop, channel=args.channel, fmt=args.format)
         else:
             pipe = args.files[0]
             stdin = str(pipe) == "-"
             source = sys.stdin.buffer if stdin else await asyncio.to_thread(open, pipe, "rb")
-            await read_pipe(source, feed, stop, channel=args.channel, where="<stdin>" if stdin else str(pipe))
+            where = "<stdin>" if stdin else str(pipe)
+            await read_pipe(source, feed, stop, channel=args.channel, where=where, fmt=args.format)
     finally:
         status.close()
         await redis.aclose()
@@ -138,7 +146,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "push",
         help="XADD comments from files, a pipe ('-') or growing files (--follow)",
         description="Formats are told from the content: chat-downloader (JSON, JSONL, CSV), "
-        "pytchat JSON, yt-dlp live_chat.json, livetopic JSONL/CSV/chat JSON, plain text.",
+        "pytchat JSON, YouTube actions (yt-dlp live_chat.json, pytchat JsonfileArchiver), livetopic "
+        "JSONL/CSV/chat JSON, plain text (see docs/INPUTS.md). Deletions and bans are pushed as retractions.",
     )
     p.add_argument("files", nargs="+", type=Path, help="files or directories; '-' reads standard input")
     p.add_argument(
@@ -172,5 +181,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="ride out Redis faults (restarts, out of memory…) this long before giving up (default 120)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or status line")
+    # issue 22: the shape the input must have (auto: told from the content; text: each line one comment)
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="auto",
+        help="the input's shape: auto (told from the content, the default), a tool's name (its items only), "
+        "livetopic, or text (each line one comment, even where it looks like another tool's log)",
+    )
     add_settings_flags(p, (*REDIS_FLAGS, *STREAM_FLAGS))
     p.set_defaults(func=cmd_push)

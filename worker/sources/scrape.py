@@ -1,10 +1,14 @@
 """``livetopic scrape``: a live chat read through a maintained library, each text message pushed exactly once.
 
-The library runs in a thread of its own (its calls block); its items are converted by the same mappers as
-its files (:mod:`worker.inputs`) and pushed with a message-id window kept in Redis, so the messages a source
-sends again after a reconnect or a restart land once. When the source drops (a connection error, retries
-exhausted) it is opened again with back-off; when the library itself fails (the site changed), a
-:class:`~worker.errors.SourceError` names the library, its version, the error and the fallback.
+The URL is checked first (:func:`check_url`: a YouTube or Twitch chat, else refused at once). The library runs
+in a thread of its own (its calls block); its items are converted by the same mappers as its files
+(:mod:`worker.inputs`; a hostile item is skipped with a WARNING and counted, never a reason to stop), deletions
+and bans included (retraction entries), and pushed with a message-id window kept in Redis, so what a source
+sends again after a reconnect or a restart lands once. When the source drops (a network error, named as such:
+:mod:`.chatnet`) it is opened again with back-off, until ``GiveUp`` says it has failed too often or too long
+(then a :class:`~worker.errors.SourceError`, exit non-zero); when the library itself fails (the site changed),
+a :class:`~worker.errors.SourceError` names the library, its version, the error and the fallback; a chat the
+site says does not exist is named as that. Stopped before it ever connected, ``scrape`` fails too.
 """
 
 from __future__ import annotations
@@ -20,17 +24,22 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from ..errors import SourceError
-from ..inputs import Record, chatdownloader
+from ..inputs import Record, Retraction
+from ..inputs.files import fill_channel
 from ..inputs.records import Converted
+from ..inputs.shapes import read_row
 from ..streams.retry import Backoff, sleep_or_stop
+from .chatnet import GiveUp, describe_drop, library_refusal, local_twitch_irc, own_library_logging
 from .feed import CHUNK, Feed, take_batch
 
-__all__ = ["FALLBACK", "ChatDownloaderSource", "channel_of", "library_version", "scrape"]
+__all__ = ["FALLBACK", "ChatDownloaderSource", "GiveUp", "channel_of", "library_version", "scrape"]
 
 log = logging.getLogger(__name__)
 
-FALLBACK = ("fall back to yt-dlp and push --follow: `yt-dlp --skip-download --write-subs --sub-langs live_chat "
-            "--no-part -o '%(id)s' URL` and, beside it, `livetopic push --follow VIDEO_ID.live_chat.json`")
+FALLBACK = (
+    "fall back to yt-dlp and push --follow: `yt-dlp --skip-download --write-subs --sub-langs live_chat "
+    "--no-part -o '%(id)s' URL` and, beside it, `livetopic push --follow VIDEO_ID.live_chat.json`"
+)
 _END = object()
 
 
@@ -61,26 +70,39 @@ def channel_of(url: str) -> str | None:
 @dataclass
 class ChatDownloaderSource:
     """chat-downloader: YouTube (live chat API) and Twitch (anonymous IRC). ``prepare_session`` may change the
-    ``requests.Session`` it fetches through (tests mount recorded responses there)."""
+    ``requests.Session`` it fetches through (tests mount recorded responses there); ``twitch_irc`` is the
+    (host, port) of an IRC server to read Twitch chat from instead of irc.chat.twitch.tv:6667 (a local
+    stand-in in tests). ``max_attempts``: the library's own tries per connection (our back-off does the rest).
+    ``connected``: a connection was made at least once."""
 
     url: str
     prepare_session: Callable[[Any], None] | None = None
-    max_attempts: int = 3
+    max_attempts: int = 1
+    twitch_irc: tuple[str, int] | None = None
     name: str = field(default="chat-downloader", init=False)
+    connected: bool = field(default=False, init=False)
+    items: int = field(default=0, init=False)
 
     def open(self) -> tuple[str | None, Iterator[dict[str, Any]]]:
         try:
             from chat_downloader import ChatDownloader
             from chat_downloader.sites import TwitchChatDownloader, YouTubeChatDownloader
         except ImportError as exc:
-            raise SourceError(f"chat-downloader is not installed (pip install 'livetopic[scrape]'); "
-                              f"or {FALLBACK}") from exc
+            raise SourceError(
+                f"chat-downloader is not installed (pip install 'livetopic[scrape]'); or {FALLBACK}"
+            ) from exc
+        own_library_logging()
+        if self.twitch_irc is not None:
+            local_twitch_irc(*self.twitch_irc)
         downloader = ChatDownloader()
         if self.prepare_session is not None:
             for site in (YouTubeChatDownloader, TwitchChatDownloader):
                 self.prepare_session(downloader.create_session(site).session)
-        chat = downloader.get_chat(self.url, message_groups=["all"], max_attempts=self.max_attempts,
-                                   interruptible_retry=False)
+        chat = downloader.get_chat(
+            self.url, message_groups=["all"], max_attempts=self.max_attempts, interruptible_retry=False
+        )
+        self.connected = True
+        log.info("%s: reading the chat of %s (%s)", self.name, self.url, getattr(chat, "title", None) or "untitled")
         return getattr(chat, "id", None), iter(chat)
 
     @staticmethod
@@ -89,11 +111,12 @@ class ChatDownloaderSource:
         import requests
         from chat_downloader.errors import RetriesExceeded
 
-        return isinstance(exc, requests.RequestException | RetriesExceeded | ConnectionError | TimeoutError)
+        return isinstance(exc, requests.RequestException | RetriesExceeded | OSError)
 
-    @staticmethod
-    def convert(item: dict[str, Any]) -> list[Converted]:
-        return chatdownloader.convert(item)
+    def convert(self, item: Any) -> list[Converted]:
+        """An item as entries; a hostile one (not an object, values of the wrong types) is one unreadable item."""
+        self.items += 1
+        return read_row(item, f"{self.url} item {self.items}", "chat-downloader")
 
 
 def _pump(items: Iterator[dict[str, Any]], loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]) -> None:
@@ -124,8 +147,8 @@ async def _session(source: ChatDownloaderSource, feed: Feed, stop: asyncio.Event
                 outcome = item
                 break
             for one in source.convert(item):
-                if isinstance(one, Record) and channel and "channel" not in one.fields:
-                    one.fields["channel"] = channel
+                if isinstance(one, Record | Retraction):
+                    fill_channel(one, channel)
                 converted.append(one)
         await feed.send(converted)
         if outcome is _END:
@@ -135,12 +158,22 @@ async def _session(source: ChatDownloaderSource, feed: Feed, stop: asyncio.Event
     return True
 
 
-async def scrape(source: ChatDownloaderSource, feed: Feed, stop: asyncio.Event, *, channel: str | None = None,
-                 backoff: Backoff | None = None) -> None:
-    """Push ``source``'s chat until it ends or ``stop``; reconnect with back-off when it drops."""
+async def scrape(
+    source: ChatDownloaderSource,
+    feed: Feed,
+    stop: asyncio.Event,
+    *,
+    channel: str | None = None,
+    backoff: Backoff | None = None,
+    give_up: GiveUp | None = None,
+) -> None:
+    """Push ``source``'s chat until it ends or ``stop``; reconnect with back-off when it drops, until
+    ``give_up`` says enough (then :class:`SourceError`). Stopped before it ever connected: :class:`SourceError`."""
     backoff = backoff or Backoff(base_s=1.0, cap_s=60.0)
+    give_up = give_up or GiveUp()
+    last = ""
     while not stop.is_set():
-        pushed = feed.status.pushed
+        pushed, items = feed.status.pushed, source.items
         try:
             await _session(source, feed, stop, channel)
             return
@@ -148,15 +181,23 @@ async def scrape(source: ChatDownloaderSource, feed: Feed, stop: asyncio.Event, 
             raise
         except Exception as exc:
             if not source.dropped(exc):
+                refusal = library_refusal(exc, source.url)
+                if refusal is not None:
+                    raise SourceError(refusal) from exc
                 version = library_version(source.name)
-                raise SourceError(f"{source.name} {version} failed: {type(exc).__name__}: {exc}. "
-                                  f"The site may have changed (upgrade {source.name}), or {FALLBACK}") from exc
+                raise SourceError(
+                    f"{source.name} {version} failed: {type(exc).__name__}: {exc}. "
+                    f"The site may have changed (upgrade {source.name}), or {FALLBACK}"
+                ) from exc
             if feed.status.pushed > pushed:
                 backoff.attempt = 0  # it had been working: start the back-off again from its base
+            last = describe_drop(exc, source.url)
+            give_up.failed(last, working=source.items > items)  # raises SourceError when it is time
             delay = next(backoff)
             feed.status.reconnects += 1
-            feed.status.tick(force=True)
-            log.warning("%s: the source dropped (%s: %s); reconnecting in %.1fs", source.name,
-                        type(exc).__name__, exc, delay)
+            log.warning("%s: %s; reconnecting in %.1fs (%s)", source.name, last, delay, give_up.left())
             if await sleep_or_stop(delay, stop):
-                return
+                break
+    if not source.connected:
+        why = f" (last error: {last})" if last else ""
+        raise SourceError(f"stopped before ever connecting to {source.url}{why}")
