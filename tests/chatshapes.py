@@ -1,6 +1,7 @@
 """Chat items written by hand in each scraper's exact shape (chat-downloader, pytchat, yt-dlp's live chat), for
 tests: text messages (with Unicode and custom emoji runs, CJK text), paid messages with and without text,
-membership items, stickers, deleted messages, tickers. Message texts come from the caller."""
+membership items, stickers, deleted messages (kind ``RETRACT``: pushed as retractions, not skipped), tickers.
+Message texts come from the caller. tests/livechat.py has fuller chats, written by the libraries themselves."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 T0_US = 1_714_564_800_000_000  # 2024-05-01T12:00:00Z
+RETRACT = "retract"  # the kind of a deletion: a retraction entry, not a skipped item
 SMILE = {"emojiId": "😂", "shortcuts": [":face_with_tears_of_joy:", ":joy:"], "searchTerms": ["joy"],
          "image": {"thumbnails": [{"url": "https://yt3.example/emoji/1f602.png"}]}}
 CUSTOM = {"emojiId": "UCabc123/Xyz789", "shortcuts": [":_hello:"], "searchTerms": ["_hello"], "isCustomEmoji": True,
@@ -85,7 +87,7 @@ def ytdlp_actions(m: Message, i: int) -> list[tuple[dict[str, Any], str | None]]
         out.append(({"addChatItemAction": {"item": {"liveChatPaidStickerRenderer": sticker}}}, "sticker"))
     if i % 17 == 0:
         out.append(({"markChatItemAsDeletedAction": {"deletedStateMessage": {"runs": [{"text": "[message retracted]"}]},
-                                                     "targetItemId": m.id + "-gone"}}, "deleted"))
+                                                     "targetItemId": m.id + "-gone"}}, RETRACT))
     if i % 19 == 0:
         paid = {**_renderer(m), "id": m.id + "-paid"}
         del paid["message"]
@@ -99,7 +101,7 @@ def ytdlp_file(ms: Sequence[Message], live: bool = False) -> tuple[str, dict[str
     for i, m in enumerate(ms):
         for action, kind in ytdlp_actions(m, i):
             lines.append(ytdlp_line(action, i * 250, live))
-            if kind:
+            if kind and kind != RETRACT:
                 skipped[kind] = skipped.get(kind, 0) + 1
     return "\n".join(lines) + "\n", skipped
 
@@ -134,13 +136,14 @@ def cd_items(ms: Sequence[Message]) -> tuple[list[dict[str, Any]], dict[str, int
                            "money": {"amount": 30.0, "currency": "TWD", "text": "NT$30.00"}}, "sticker"))
         if i % 17 == 0:
             extra.append(({"action_type": "mark_chat_item_as_deleted", "message_type": "deleted_message",
-                           "message": "[message retracted]", "target_message_id": m.id + "-gone"}, "deleted"))
+                           "message": "[message retracted]", "target_message_id": m.id + "-gone"}, RETRACT))
         if i % 23 == 0:
             extra.append(({"action_type": "add_chat_item", "author": author, "message_id": m.id + "-empty",
                            "message": "", "message_type": "text_message", "timestamp": m.us}, "empty message"))
         for row, kind in extra:
             items.append(row)
-            skipped[kind] = skipped.get(kind, 0) + 1
+            if kind != RETRACT:
+                skipped[kind] = skipped.get(kind, 0) + 1
     return items, skipped
 
 

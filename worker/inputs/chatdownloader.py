@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from .fields import badges_text, money_of, put, record, retract_author, retract_message
-from .records import Converted, Skipped, emoji_or_shortcut, number, parse_offset
+from .records import Converted, Retraction, Skipped, emoji_or_shortcut, number, parse_offset
 
 __all__ = ["NAME", "convert", "matches", "unflatten"]
 
@@ -118,7 +118,15 @@ def _badges(author: dict[str, Any]) -> str:
 
 
 def _moderation(row: dict[str, Any], message_type: str, author: dict[str, Any]) -> Converted:
-    """A deletion (by message id) or a ban/timeout (by author id) as a retraction; skipped without its target."""
+    """A deletion (by message id) or a ban/timeout (by author id) as a retraction (with the channel id where
+    the item has one); skipped without its target."""
+    out = _retraction(row, message_type, author)
+    if isinstance(out, Retraction):
+        put(out.fields, "channel_id", row.get("channel_id"))
+    return out
+
+
+def _retraction(row: dict[str, Any], message_type: str, author: dict[str, Any]) -> Retraction | Skipped:
     usec = number(row.get("timestamp"))
     offset = number(row.get("time_in_seconds"))
     target = row.get("target_message_id")

@@ -22,6 +22,7 @@ __all__ = [
     "ROLES",
     "amount_text",
     "badges_text",
+    "currency_code",
     "money_of",
     "put",
     "record",
@@ -66,6 +67,13 @@ def put(fields: dict[str, str], key: str, value: Any) -> None:
 def amount_text(value: float | int) -> str:
     """75.0 → '75', 4.99 → '4.99', 1234.5 → '1234.5'."""
     return f"{float(value):.2f}".rstrip("0").rstrip(".")
+
+
+def currency_code(value: Any) -> str | None:
+    """An ISO 4217 code for a currency the source names by its symbol ('NT$' → 'TWD'); codes as they are."""
+    if not isinstance(value, str) or not value:
+        return None
+    return CURRENCY_SYMBOLS.get(value.strip(), value.strip())
 
 
 def money_of(text: Any) -> tuple[str, str] | None:

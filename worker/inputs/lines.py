@@ -50,7 +50,7 @@ class LineDecoder:
             self.format = "text"
             return False
         stripped = line.lstrip()
-        if stripped.startswith("{"):
+        if self.items or stripped.startswith("{"):  # an item of a JSON list is JSON, whatever it holds
             self.format = "json"
             return False
         if stripped.startswith("["):

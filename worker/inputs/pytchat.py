@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fields import badges_text, put, record
+from .fields import badges_text, currency_code, put, record
 from .records import Converted, Skipped, emoji_or_shortcut, number, parse_offset
 
 __all__ = ["NAME", "convert", "matches"]
@@ -69,7 +69,7 @@ def convert(row: dict[str, Any]) -> list[Converted]:
     amount = number(row.get("amountValue"))
     if kind == "superChat" and amount is not None:
         put(fields, "amount", amount)
-        put(fields, "currency", row.get("currency"))
+        put(fields, "currency", currency_code(row.get("currency")))  # pytchat knows "￥" but not "¥"
     put(fields, "badges", badges_text(role for flag, role in ROLE_FLAGS.items() if author.get(flag) is True))
     ms = number(row.get("timestamp"))
     elapsed = row.get("elapsedTime")

@@ -119,14 +119,25 @@ class ChatDownloaderSource:
         return read_row(item, f"{self.url} item {self.items}", "chat-downloader")
 
 
+def _hand_over(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any], item: Any) -> bool:
+    """Queue ``item`` for the event loop; False once that loop is closed (nobody reads any more)."""
+    try:
+        loop.call_soon_threadsafe(queue.put_nowait, item)
+    except RuntimeError:
+        return False
+    return True
+
+
 def _pump(items: Iterator[dict[str, Any]], loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]) -> None:
     """Run the library's iterator (a thread): items, then the end marker or the exception."""
+    outcome: Any = _END
     try:
         for item in items:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        loop.call_soon_threadsafe(queue.put_nowait, _END)
+            if not _hand_over(loop, queue, item):
+                return
     except BaseException as exc:  # handed over to the event loop, raised there
-        loop.call_soon_threadsafe(queue.put_nowait, exc)
+        outcome = exc
+    _hand_over(loop, queue, outcome)
 
 
 async def _session(source: ChatDownloaderSource, feed: Feed, stop: asyncio.Event, channel: str | None) -> bool:
