@@ -13,6 +13,7 @@ __all__ = [
     "MAX_DEAD_LETTER_FIELDS",
     "MAX_PASSTHROUGH_CHARS",
     "PASSTHROUGH_FIELDS",
+    "RETRACTION_NOT_APPLIED",
     "TRUNCATED_FIELD",
     "Comment",
     "Limits",
@@ -38,6 +39,9 @@ PASSTHROUGH_FIELDS: tuple[str, ...] = (
 )
 MAX_PASSTHROUGH_CHARS = 256
 TRUNCATED_FIELD = "truncated"
+# An entry with kind=retract (a deletion or a ban, pushed by the scrapers' readers) is not a comment: until the
+# worker applies retractions it dead-letters them with this reason (docs/INPUTS.md, "Moderation").
+RETRACTION_NOT_APPLIED = "a retraction (kind=retract), not a comment: this worker does not apply retractions yet"
 # Redis scripts unpack at most ~8,000 values into one command: a dead letter keeps this many fields.
 MAX_DEAD_LETTER_FIELDS = 256
 
@@ -125,6 +129,8 @@ def parse_entry(entry_id: str | bytes, raw: Mapping[bytes, bytes] | Mapping[byte
         except UnicodeDecodeError as exc:
             return reject(f"field {_lenient(key)!r} is not valid UTF-8 ({exc.reason} at byte {exc.start})")
         decoded[k] = v
+    if decoded.get("kind") == "retract":  # a producer's retraction entry (docs/INPUTS.md): not a comment
+        return reject(RETRACTION_NOT_APPLIED)
     if "text" not in decoded:
         return reject("missing field 'text'")
     text = decoded["text"]
