@@ -35,30 +35,22 @@ def test_rejections_have_clear_reasons() -> None:
 
 def test_render_result_fields() -> None:
     comment = Comment("1700000000000-0", "加油", {"user": "u"})
-    fields = render_result(
-        comment, ["Cheer"], ["Cheer", "Game"], np.array([0.91234, 0.1]).tolist(), "m:3", now_ms=1700000000250
-    )
+    fields = render_result(comment, ["Cheer"], ["Cheer", "Game"], np.array([0.91234, 0.1]).tolist(), "m:3",
+                           now_ms=1700000000250)
     assert fields["source_id"] == "1700000000000-0" and fields["user"] == "u"
     assert json.loads(fields["labels"]) == ["Cheer"]
     assert json.loads(fields["scores"]) == {"Cheer": 0.9123, "Game": 0.1}
     assert fields["model"] == "m:3" and fields["latency_ms"] == "250"
     assert fields["text"] == "加油"  # on by default
-    private = render_result(
-        comment, ["Cheer"], ["Cheer", "Game"], [0.91234, 0.1], "m:3", now_ms=1700000000250, text=False
-    )
+    private = render_result(comment, ["Cheer"], ["Cheer", "Game"], [0.91234, 0.1], "m:3", now_ms=1700000000250,
+                            text=False)
     assert "text" not in private and {k: v for k, v in fields.items() if k != "text"} == private
 
 
 def test_dead_letter_keeps_original_fields_without_clobbering() -> None:
     fields = render_dead_letter("5-0", "bad", 3, {"text": "", "error": "user's own", "user": "u"})
-    assert fields == {
-        "text": "",
-        "orig_error": "user's own",
-        "user": "u",
-        "source_id": "5-0",
-        "error": "bad",
-        "deliveries": "3",
-    }
+    assert fields == {"text": "", "orig_error": "user's own", "user": "u", "source_id": "5-0", "error": "bad",
+                      "deliveries": "3"}
 
 
 def test_rendered_scores_are_what_json_makes() -> None:
@@ -73,9 +65,8 @@ def test_rendered_scores_are_what_json_makes() -> None:
         probs = [rng.choice([rng.random(), rng.random() * 1e-6, 1.0, 0.0, 0.5, 0.99995]) for _ in names]
         labels = [n for n, p in zip(names, probs, strict=True) if p > 0.5]
         fields = renderer.render(Comment("7-1", "t", {}), labels, probs, 10)
-        assert fields["scores"] == json.dumps(
-            {n: round(p, 4) for n, p in zip(names, probs, strict=True)}, ensure_ascii=False, separators=(",", ":")
-        )
+        assert fields["scores"] == json.dumps({n: round(p, 4) for n, p in zip(names, probs, strict=True)},
+                                              ensure_ascii=False, separators=(",", ":"))
         assert json.loads(fields["labels"]) == labels
     with pytest.raises(ValueError):
         renderer.render(Comment("7-1", "t", {}), [], [0.1], 10)
@@ -86,22 +77,16 @@ def test_long_passthrough_fields_are_cut_and_named() -> None:
     max_passthrough_chars (characters), the comment is kept, and its result names the fields cut."""
     limits = Limits(max_passthrough_chars=256)
     channel, user = "頻" * 20_000, "u" * 257  # 60 KB of UTF-8; one character over
-    raw = {
-        b"text": "好球".encode(),
-        b"channel": channel.encode(),
-        b"user": user.encode(),
-        b"id": b"x" * 256,
-        b"ts": b"1:02",
-    }
+    raw = {b"text": "好球".encode(), b"channel": channel.encode(), b"user": user.encode(), b"id": b"x" * 256,
+           b"ts": b"1:02"}
     parsed = parse_entry("1700000000000-0", raw, limits)
     assert isinstance(parsed, Comment)
     assert parsed.passthrough == {"channel": channel[:256], "user": user[:256], "ts": "1:02", "id": "x" * 256}
     assert parsed.truncated == ("channel", "user")
     fields = render_result(parsed, [], ["Cheer"], [0.1], "m:1", now_ms=1700000000001)
     assert fields["channel"] == channel[:256] and fields["truncated"] == "channel,user"
-    assert "truncated" not in render_result(
-        parse_entry("1-0", {b"text": b"a", b"channel": b"c"}, limits), [], ["Cheer"], [0.1], "m:1"
-    )
+    assert "truncated" not in render_result(parse_entry("1-0", {b"text": b"a", b"channel": b"c"}, limits), [],
+                                            ["Cheer"], [0.1], "m:1")
     assert Limits().max_passthrough_chars == 256  # the documented default
 
 
@@ -128,10 +113,5 @@ def test_a_retraction_is_dead_lettered_with_its_reason_not_classified() -> None:
     parsed = parse_entry("1-0", raw, Limits())
     assert isinstance(parsed, Rejection)
     assert parsed.error == "a retraction (kind=retract), not a comment: this worker does not apply retractions yet"
-    assert parsed.fields == {
-        "kind": "retract",
-        "action": "delete",
-        "target_id": "m1",
-        "channel": "c",
-        "id": "delete:m1",
-    }
+    assert parsed.fields == {"kind": "retract", "action": "delete", "target_id": "m1", "channel": "c",
+                             "id": "delete:m1"}
