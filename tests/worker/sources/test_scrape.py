@@ -7,7 +7,9 @@ item is skipped and counted. No test touches the network."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import socket
 import subprocess
 import sys
@@ -279,3 +281,24 @@ def test_channel_of_urls() -> None:
     assert channel_of("https://www.youtube.com/watch?v=abc_DEF-123&t=5") == "abc_DEF-123"
     assert channel_of("youtu.be/abc") == "abc" and channel_of("https://www.youtube.com/live/xyz") == "xyz"
     assert channel_of("https://www.twitch.tv/somechannel") == "somechannel"
+
+
+async def test_what_the_site_says_about_the_url_is_said_as_such(redis_client: aioredis.Redis) -> None:
+    class Gone(YouTubeSite):
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            response = super().send(request, **kwargs)
+            player = {
+                "playabilityStatus": {
+                    "status": "ERROR",
+                    "reason": "Video unavailable",
+                    "errorScreen": {"playerErrorMessageRenderer": {"reason": {"simpleText": "Video unavailable"}}},
+                }
+            }
+            response._content = (
+                f"<script>var ytInitialPlayerResponse = {json.dumps(player)};</script>"
+                '<script>var ytInitialData = {"contents": {}};</script>'
+            ).encode()
+            return response
+
+    with pytest.raises(SourceError, match=rf"^{re.escape(YOUTUBE_URL)}: Video unavailable\. \(VideoUnavailable\)$"):
+        await _run(redis_client, _youtube(Gone({})))
