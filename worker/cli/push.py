@@ -63,9 +63,10 @@ async def _push_files(settings: Settings, url: str, args: argparse.Namespace) ->
     try:
         await producer.ensure_group(settings.group, settings.group_start_id)
         done = 0 if args.restart else int((await producer.checkpoint(key)).get("pushed", 0))
+        unit = "entries (comments and retractions)" if reading.retractions else "comments"
         if done:
             print(
-                f"resuming: an earlier push of these files stopped after {done} of {len(records)} entries; "
+                f"resuming: an earlier push of these files stopped after {done} of {len(records)} {unit}; "
                 f"pushing the other {len(records) - done} (--restart pushes them all again)",
                 file=sys.stderr,
             )
