@@ -25,7 +25,8 @@ from worker.wire import RETRACTION_NOT_APPLIED
 
 from ..chatshapes import Message, cd_csv, cd_items, expected_text, messages, pytchat_items, ytdlp_file
 from ..conftest import ROOT, SHARED_DATA, worker_env
-from ..livechat import Chat, twitch_chat, youtube_chat
+from ..livechat import Chat, youtube_chat
+from ..twitchchat import twitch_chat
 
 pytestmark = pytest.mark.slow
 N = 1500  # text messages per file (plus a quarter as many other items)

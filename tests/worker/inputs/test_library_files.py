@@ -17,7 +17,8 @@ from worker.inputs import Reading, Record, Retraction, read_inputs
 from worker.sources.replay import due_times
 
 from ...chatwriters import VIDEO, write_twitch, write_youtube, write_ytdlp
-from ...livechat import Chat, twitch_chat, youtube_chat
+from ...livechat import Chat, youtube_chat
+from ...twitchchat import twitch_chat
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "livechat"
 N = 90

@@ -19,7 +19,7 @@ from worker.sources.tail import TailedFile
 from worker.streams.keys import seen_key
 from worker.streams.producer import Dedupe, StreamProducer
 
-from ...livechat import twitch_chat
+from ...twitchchat import twitch_chat
 
 pytest.importorskip("chat_downloader", reason="the [scrape] extra is not installed")
 STREAM = "livetopic:comments"

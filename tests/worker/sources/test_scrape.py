@@ -36,7 +36,8 @@ from ...chatwriters import (
     scrape_threads_joined,
 )
 from ...conftest import ROOT, worker_env
-from ...livechat import Chat, twitch_chat, youtube_chat
+from ...livechat import Chat, youtube_chat
+from ...twitchchat import twitch_chat
 
 requests = pytest.importorskip("requests", reason="the [scrape] extra is not installed")
 from worker.sources.chatnet import check_url, own_library_logging  # noqa: E402
