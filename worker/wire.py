@@ -15,6 +15,7 @@ __all__ = [
     "MAX_DEAD_LETTER_FIELDS",
     "MAX_PASSTHROUGH_CHARS",
     "PASSTHROUGH_FIELDS",
+    "RETRACTION_NOT_APPLIED",
     "SCORE_DECIMALS",
     "TRUNCATED_FIELD",
     "Comment",
@@ -33,11 +34,19 @@ __all__ = [
 # The fields an input entry may carry beside its text that its result carries too (the one list: producers
 # write these, the worker passes them through). Each is cut to ``max_passthrough_chars`` characters: a comment
 # with a 60 KB channel is still a comment someone wants classified, so it is not dead-lettered; its result names
-# the fields cut in TRUNCATED_FIELD ("channel,user").
-PASSTHROUGH_FIELDS: tuple[str, ...] = ("channel", "user", "ts", "id")
+# the fields cut in TRUNCATED_FIELD ("channel,user"). Beside the channel, the author's name, the time and the
+# message id, the scrapers fill (where the source has them; docs/INPUTS.md has the table per scraper): the
+# author's stable id, the message type (a Super Chat is ``paid_message``), a paid message's amount and
+# currency, the author's role badges ("moderator,member"), Twitch bits, and the source's own channel id.
+PASSTHROUGH_FIELDS: tuple[str, ...] = (
+    "channel", "user", "ts", "id", "author_id", "message_type", "amount", "currency", "badges", "bits", "channel_id",
+)
 MAX_PASSTHROUGH_CHARS = 256
 TRUNCATED_FIELD = "truncated"
 SCORE_DECIMALS = 4  # of each score in a result
+# An entry with kind=retract (a deletion or a ban, pushed by the scrapers' readers) is not a comment: until the
+# worker applies retractions it dead-letters them with this reason (docs/INPUTS.md, "Moderation").
+RETRACTION_NOT_APPLIED = "a retraction (kind=retract), not a comment: this worker does not apply retractions yet"
 # Redis scripts unpack at most ~8,000 values into one command: a dead letter keeps this many fields.
 MAX_DEAD_LETTER_FIELDS = 256
 
@@ -146,6 +155,8 @@ def parse_entry(
         decoded = _decode_each(raw)
     if isinstance(decoded, str):
         return reject(decoded)
+    if decoded.get("kind") == "retract":  # a producer's retraction entry (docs/INPUTS.md): not a comment
+        return reject(RETRACTION_NOT_APPLIED)
     if "text" not in decoded:
         return reject("missing field 'text'")
     text = decoded["text"]

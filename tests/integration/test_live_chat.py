@@ -1,6 +1,7 @@
 """Live chat in, against a running worker: scraper files pushed (every text message classified exactly once,
-with user, id and ts; the rest counted as skipped; nothing dead-lettered), and ``push --follow`` on a file
-growing at 200 lines/s, killed with -9 twice and restarted (each message exactly once)."""
+with user, id and ts and the fields the scrapers keep; the rest counted as skipped; deletions and bans pushed
+as retractions, which today's worker dead-letters with their reason), and ``push --follow`` on a file growing
+at 200 lines/s, killed with -9 twice and restarted (each message exactly once)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,12 @@ import redis
 
 from worker.inputs.records import iso_utc
 from worker.tools.embedded import EmbeddedRedis
+from worker.wire import RETRACTION_NOT_APPLIED
 
 from ..chatshapes import Message, cd_csv, cd_items, expected_text, messages, pytchat_items, ytdlp_file
 from ..conftest import ROOT, SHARED_DATA, worker_env
+from ..livechat import Chat, youtube_chat
+from ..twitchchat import twitch_chat
 
 pytestmark = pytest.mark.slow
 N = 1500  # text messages per file (plus a quarter as many other items)
@@ -40,8 +44,15 @@ def chat_texts() -> list[str]:
 
 
 def push(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "worker", "push", "--quiet", *args], capture_output=True,
-                          text=True, timeout=timeout_s, env=worker_env(), cwd=ROOT, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "push", "--quiet", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=worker_env(),
+        cwd=ROOT,
+        check=False,
+    )
 
 
 def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
@@ -73,7 +84,8 @@ def write_formats(tmp_path: Path, texts: list[str]) -> dict[Path, tuple[list[Mes
     ms = messages(texts, N, "pyt")
     items, skipped = pytchat_items(ms)
     (path := tmp_path / "pytchat.json").write_bytes(
-        b"\xef\xbb\xbf" + ("[" + ",".join(json.dumps(i, ensure_ascii=False) for i in items) + "]").encode())
+        b"\xef\xbb\xbf" + ("[" + ",".join(json.dumps(i, ensure_ascii=False) for i in items) + "]").encode()
+    )
     files[path] = (ms, skipped)
     ms = messages(texts, N, "ytdlp")
     text, skipped = ytdlp_file(ms, live=True)
@@ -82,8 +94,9 @@ def write_formats(tmp_path: Path, texts: list[str]) -> dict[Path, tuple[list[Mes
     return files
 
 
-def test_scraper_files_are_classified_exactly_once(redis_server: EmbeddedRedis, tiny_repo: Path,
-                                                   start_worker: Any, tmp_path: Path) -> None:
+def test_scraper_files_are_classified_exactly_once(
+    redis_server: EmbeddedRedis, tiny_repo: Path, start_worker: Any, tmp_path: Path
+) -> None:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     client.flushall()
     worker = start_worker(redis_server.url, tiny_repo)
@@ -97,10 +110,14 @@ def test_scraper_files_are_classified_exactly_once(redis_server: EmbeddedRedis, 
         for kind, n in skipped.items():
             assert f"{kind} {n}" in done.stderr
     expected = {m.id: m for ms, _ in files.values() for m in ms}
+    retractions = client.xlen("livetopic:comments") - len(expected)  # the deletions in chat-downloader's, yt-dlp's
+    assert retractions == 4 * len(range(0, N, 17))  # files (3 formats), and yt-dlp's
     wait_for(lambda: client.xlen("livetopic:topics") >= len(expected), 180, "every message classified")
+    wait_for(lambda: client.xlen("livetopic:dead") >= retractions, 60, "every retraction dead-lettered")
     out = {fields["id"]: fields for _id, fields in client.xrange("livetopic:topics")}
     assert client.xlen("livetopic:topics") == len(expected) == len(out) == 5 * N  # exactly once
-    assert client.xlen("livetopic:dead") == 0
+    dead = [fields for _id, fields in client.xrange("livetopic:dead")]
+    assert len(dead) == retractions and {d["error"] for d in dead} == {RETRACTION_NOT_APPLIED}
     pushed = dict(client.xrange("livetopic:comments"))
     for message_id, m in expected.items():
         fields = out[message_id]  # the output passes user, ts, id, channel through; the text is in the input
@@ -123,13 +140,15 @@ def _append(path: Path, lines: list[str], per_s: float, done: threading.Event) -
     done.set()
 
 
-def test_follow_killed_twice_pushes_each_message_once(redis_server: EmbeddedRedis, tiny_repo: Path,
-                                                      start_worker: Any, tmp_path: Path) -> None:
+def test_follow_killed_twice_pushes_each_message_once(
+    redis_server: EmbeddedRedis, tiny_repo: Path, start_worker: Any, tmp_path: Path
+) -> None:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     client.flushall()
     worker = start_worker(redis_server.url, tiny_repo)
     ms = messages(chat_texts(), 2000, "follow")
     items, _ = cd_items(ms)
+    deletions = len(range(0, len(ms), 17))  # pushed as retractions: entries too
     lines = [json.dumps(item, sort_keys=True) + "\n" for item in items]
     path = tmp_path / "growing.jsonl"
     path.write_text("", "utf-8")
@@ -138,8 +157,13 @@ def test_follow_killed_twice_pushes_each_message_once(redis_server: EmbeddedRedi
     log = open(tmp_path / "follow.log", "ab")  # noqa: SIM115
 
     def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "worker", "push", "--follow", str(path), "--redis-url",
-                                 redis_server.url], stdout=log, stderr=log, env=worker_env(), cwd=ROOT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "worker", "push", "--follow", str(path), "--redis-url", redis_server.url],
+            stdout=log,
+            stderr=log,
+            env=worker_env(),
+            cwd=ROOT,
+        )
 
     writer.start()
     follower = start()
@@ -153,7 +177,7 @@ def test_follow_killed_twice_pushes_each_message_once(redis_server: EmbeddedRedi
             follower = start()
         writer.join(timeout=60)
         assert done.is_set()
-        wait_for(lambda: client.xlen("livetopic:comments") >= len(ms), 60, "every line pushed")
+        wait_for(lambda: client.xlen("livetopic:comments") >= len(ms) + deletions, 60, "every line pushed")
         time.sleep(0.5)  # anything more would be a duplicate
         follower.send_signal(signal.SIGTERM)
         assert follower.wait(timeout=30) == 0
@@ -164,12 +188,66 @@ def test_follow_killed_twice_pushes_each_message_once(redis_server: EmbeddedRedi
         log.close()
     report = (tmp_path / "follow.log").read_text("utf-8", errors="replace")
     pushed = by_id(client, "livetopic:comments")
-    assert len(pushed) == len(ms) and set(pushed.values()) == {1}, report[-2000:]
+    assert len(pushed) == len(ms) + deletions and set(pushed.values()) == {1}, report[-2000:]
     assert report.count("following ") == 3 and "from line " in report
     assert "skipped" in report and "membership" in report  # the last run's summary, by kind
     wait_for(lambda: client.xlen("livetopic:topics") >= len(ms), 120, "every message classified")
     out = by_id(client, "livetopic:topics")
-    assert len(out) == len(ms) and set(out.values()) == {1} and client.xlen("livetopic:dead") == 0
+    assert len(out) == len(ms) and set(out.values()) == {1}
+    wait_for(lambda: client.xlen("livetopic:dead") >= deletions, 60, "every retraction dead-lettered")
+    assert client.xlen("livetopic:dead") == deletions
     assert set(out) == {m.id for m in ms}
     assert worker.stop() == 0
     assert os.path.getsize(path) == sum(len(line.encode()) for line in lines)
+
+
+def _push_chat(url: str, path: Path, chat: Chat, *extra: str) -> None:
+    done = push("--redis-url", url, str(path), *extra)
+    assert done.returncode == 0, done.stderr
+    assert f"pushed {len(chat.comments)} comments and {len(chat.retractions)} retractions" in done.stderr
+    for kind, n in chat.skipped.items():
+        assert f"{kind} {n}" in done.stderr
+
+
+def test_library_files_keep_their_fields_and_their_retractions(
+    redis_server: EmbeddedRedis, tiny_repo: Path, start_worker: Any, tmp_path: Path
+) -> None:
+    """Files written by chat-downloader (YouTube, Twitch), pushed: every comment classified once with
+    the fields its scraper keeps; every deletion and ban one dead letter with its reason, nothing lost; the text
+    output refused in one line, unless --format text."""
+    from ..chatwriters import write_twitch, write_youtube
+
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    client.flushall()
+    worker = start_worker(redis_server.url, tiny_repo)
+    youtube, twitch = youtube_chat(200, "ityt"), twitch_chat(200, "itw")
+    write_youtube(youtube.actions, tmp_path / "youtube.json")
+    write_twitch(twitch.lines, tmp_path / "twitch.jsonl", items=len(twitch.lines))
+    write_youtube(youtube.actions, tmp_path / "youtube.txt")
+    _push_chat(redis_server.url, tmp_path / "youtube.json", youtube, "--channel", "yt")
+    _push_chat(redis_server.url, tmp_path / "twitch.jsonl", twitch)
+    refused = push("--redis-url", redis_server.url, str(tmp_path / "youtube.txt"))
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "chat-downloader's text output" in refused.stderr and "--format text" in refused.stderr
+    forced = push("--redis-url", redis_server.url, str(tmp_path / "youtube.txt"), "--format", "text")
+    assert forced.returncode == 0, forced.stderr
+    lines = len((tmp_path / "youtube.txt").read_text("utf-8").splitlines())
+    comments = len(youtube.comments) + len(twitch.comments) + lines
+    retractions = len(youtube.retractions) + len(twitch.retractions)
+    assert client.xlen("livetopic:comments") == comments + retractions
+    wait_for(lambda: client.xlen("livetopic:topics") >= comments, 180, "every comment classified")
+    wait_for(lambda: client.xlen("livetopic:dead") >= retractions, 60, "every retraction dead-lettered")
+    out = {f["id"]: f for _id, f in client.xrange("livetopic:topics") if "id" in f}
+    assert client.xlen("livetopic:topics") == comments and len(out) == len(youtube.comments) + len(twitch.comments)
+    for chat, channel in ((youtube, "yt"), (twitch, "1234")):
+        for want in chat.comments:
+            got = out[want["id"]]
+            assert {k: got[k] for k in want if k != "text"} == {k: v for k, v in want.items() if k != "text"}
+            assert got["channel"] == channel
+    assert {out[c["id"]]["currency"] for c in youtube.comments if "currency" in c} == {"TWD", "USD", "JPY", "EUR"}
+    dead = [f for _id, f in client.xrange("livetopic:dead")]
+    assert len(dead) == retractions and {d["error"] for d in dead} == {RETRACTION_NOT_APPLIED}
+    assert {d.get("target_id") or d["target_author_id"] for d in dead} == {
+        r.get("target_id") or r["target_author_id"] for chat in (youtube, twitch) for r in chat.retractions
+    }
+    assert worker.stop() == 0

@@ -104,3 +104,14 @@ def test_the_passthrough_fields_are_listed_once() -> None:
 
     assert shapes.PASSTHROUGH_FIELDS is PASSTHROUGH_FIELDS
     assert not hasattr(shapes, "PASSTHROUGH")
+
+
+def test_a_retraction_is_dead_lettered_with_its_reason_not_classified() -> None:
+    """Issue 22, part 1: the producers push deletions and bans as kind=retract entries; until the worker applies
+    them (part 2), it dead-letters them with a reason that says what they are (it said "missing field 'text'")."""
+    raw = {b"kind": b"retract", b"action": b"delete", b"target_id": b"m1", b"channel": b"c", b"id": b"delete:m1"}
+    parsed = parse_entry("1-0", raw, Limits())
+    assert isinstance(parsed, Rejection)
+    assert parsed.error == "a retraction (kind=retract), not a comment: this worker does not apply retractions yet"
+    assert parsed.fields == {"kind": "retract", "action": "delete", "target_id": "m1", "channel": "c",
+                             "id": "delete:m1"}

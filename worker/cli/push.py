@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ..errors import LivetopicError
+from ..inputs.shapes import FORMATS
 from ..options import REDIS_AND_STREAMS, Flag, add_command
 from ..settings import Settings
 from .common import redis_for, run_async
@@ -27,8 +28,9 @@ __all__ = ["PushOptions", "register"]
 
 HELP = "XADD comments from files, a pipe ('-') or growing files (--follow)"
 ABOUT = (
-    "Formats are told from the content: chat-downloader (JSON, JSONL, CSV), pytchat JSON, yt-dlp live_chat.json, "
-    "livetopic JSONL/CSV/chat JSON, plain text."
+    "Formats are told from the content: chat-downloader (JSON, JSONL, CSV), pytchat JSON, YouTube actions (yt-dlp "
+    "live_chat.json, pytchat JsonfileArchiver), livetopic JSONL/CSV/chat JSON, plain text (see docs/INPUTS.md). "
+    "Deletions and bans are pushed as retractions."
 )
 
 
@@ -70,6 +72,11 @@ class PushOptions(ProducerOptions):
         "stopped midway (by default a push run again after a failure sends only what had not "
         "landed)",
     )
+    format: Annotated[str, Flag(choices=FORMATS)] = Field(
+        "auto",
+        description="the input's shape: auto (told from the content), a tool's name (its items only), livetopic, "
+        "or text (each line one comment, even where it looks like another tool's log)",
+    )
 
 
 async def _push_files(settings: Settings, url: str, options: PushOptions) -> int:
@@ -77,19 +84,20 @@ async def _push_files(settings: Settings, url: str, options: PushOptions) -> int
     that failed midway and is run again sends only the rest; a complete push clears its record."""
     from tqdm import tqdm
 
-    from ..inputs import read_inputs, summary_of_skipped, summary_of_unreadable
+    from ..inputs import Record, read_inputs, summary_of_skipped, summary_of_unreadable
     from ..sources.replay import due_times, paced
     from ..streams.keys import push_key
     from ..streams.producer import Checkpoint
 
-    reading = read_inputs(options.files, channel=options.channel, limit=options.limit)
-    records = reading.records
+    reading = read_inputs(options.files, channel=options.channel, limit=options.limit, fmt=options.format)
+    records = reading.entries  # comments and retractions, in order
     key = push_key(settings.input_stream, _identity(records))
     async with producer(settings, url, options) as made:
         done = 0 if options.restart else int((await made.checkpoint(key)).get("pushed", 0))
+        unit = "entries (comments and retractions)" if reading.retractions else "comments"
         if done:
             print(
-                f"resuming: an earlier push of these files stopped after {done} of {len(records)} comments; "
+                f"resuming: an earlier push of these files stopped after {done} of {len(records)} {unit}; "
                 f"pushing the other {len(records) - done} (--restart pushes them all again)",
                 file=sys.stderr,
             )
@@ -102,7 +110,9 @@ async def _push_files(settings: Settings, url: str, options: PushOptions) -> int
                 bar.update(len(batch))
         await made.clear(key)
     elapsed = time.monotonic() - started
-    print(f"pushed {len(todo)} comments to {settings.input_stream} in {elapsed:.2f}s", file=sys.stderr)
+    comments = sum(1 for r in todo if isinstance(r, Record))
+    retractions = f" and {len(todo) - comments} retractions" if len(todo) > comments else ""
+    print(f"pushed {comments} comments{retractions} to {settings.input_stream} in {elapsed:.2f}s", file=sys.stderr)
     for summary in (summary_of_skipped(reading.skipped), summary_of_unreadable(reading.unreadable)):
         if summary:
             print(summary, file=sys.stderr)
@@ -120,14 +130,14 @@ async def _push_live(settings: Settings, url: str, options: PushOptions) -> int:
                 live.feed.producer.redis,
                 live.stop,
                 channel=options.channel,
+                fmt=options.format,
             )
         else:
             pipe = options.files[0]
             stdin = str(pipe) == "-"
             source = sys.stdin.buffer if stdin else await asyncio.to_thread(open, pipe, "rb")
-            await read_pipe(
-                source, live.feed, live.stop, channel=options.channel, where="<stdin>" if stdin else str(pipe)
-            )
+            where = "<stdin>" if stdin else str(pipe)
+            await read_pipe(source, live.feed, live.stop, channel=options.channel, where=where, fmt=options.format)
     return 0
 
 

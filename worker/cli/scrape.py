@@ -1,5 +1,6 @@
-"""``livetopic scrape URL``: a live chat (YouTube, Twitch) into the input stream, exactly once, until the chat
-ends or SIGINT/SIGTERM."""
+"""``livetopic scrape URL``: a live chat (YouTube, Twitch) into the input stream, exactly once (messages, and
+deletions and bans as retractions), until the chat ends or SIGINT/SIGTERM; a URL that is not a chat is refused
+at once; a source that cannot be reached is given up after ``--max-retries``/``--give-up-after`` (exit 2)."""
 
 from __future__ import annotations
 
@@ -26,19 +27,27 @@ class ScrapeOptions(ProducerOptions):
     url: Annotated[str, Flag(positional=True, metavar="URL")] = Field(
         description="a YouTube video or live URL, or a Twitch channel URL"
     )
+    max_retries: int = Field(10, ge=0, description="give up (exit 2) after this many failed reconnects in a row")
+    give_up_after: Annotated[float, Flag(metavar="S")] = Field(
+        300.0, gt=0, description="give up (exit 2) once the source has not worked for S seconds"
+    )
 
 
-async def _scrape(settings: Settings, url: str, options: ScrapeOptions) -> int:
-    from ..sources.scrape import ChatDownloaderSource, scrape
+async def _scrape(settings: Settings, url: str, options: ScrapeOptions, chat_url: str) -> int:
+    from ..sources.scrape import ChatDownloaderSource, GiveUp, scrape
 
+    give_up = GiveUp(max_retries=options.max_retries, after_s=options.give_up_after)
     async with live_feed(settings, url, options, "scrape") as live:
-        await scrape(ChatDownloaderSource(options.url), live.feed, live.stop, channel=options.channel)
+        await scrape(ChatDownloaderSource(chat_url), live.feed, live.stop, channel=options.channel, give_up=give_up)
     return 0
 
 
 def cmd_scrape(options: ScrapeOptions, settings: Settings) -> int:
+    from ..sources.chatnet import check_url
+
+    chat_url = check_url(options.url)  # before anything else: a typo is refused at once
     with redis_for(settings) as url:
-        return run_async(_scrape(settings, url, options))
+        return run_async(_scrape(settings, url, options, chat_url))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

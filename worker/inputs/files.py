@@ -4,9 +4,11 @@ A PATH may be a directory: its files of :data:`SUFFIXES`, recursively, sorted, h
 container is told from its content, not its name: a JSON list; JSON objects one a line (JSONL, yt-dlp's
 live chat); CSV (a header row with a ``text``, ``content`` or ``message`` column, or chat-downloader's
 flattened ``author.name`` columns); else plain text, one comment a line. The name only breaks a tie: a
-``.json``/``.jsonl``/``.csv`` file that is not what its name says is an error, not plain text. Files are
-UTF-8, with or without a byte-order mark. Each row is then told apart by its fields (:mod:`.shapes`).
-Every error is an :class:`~worker.errors.InputFileError` that names the file (and line).
+``.json``/``.jsonl``/``.csv`` file that is not what its name says is an error, not plain text, and so is plain
+text that is another tool's output (:mod:`.textlogs`: chat-downloader's ``.txt``, pytchat's TSV, other logs)
+unless ``fmt`` is ``text``. Files are UTF-8, with or without a byte-order mark. Each row is then told apart by
+its fields (:mod:`.shapes`). Every error is an :class:`~worker.errors.InputFileError` that names the file (and
+line).
 
 Rows that cannot be read (a line that is not UTF-8, invalid JSON or CSV, not a chat shape): :func:`read_inputs`
 (``push``, ``bench``…) skips each with a WARNING naming its file and line, and reads the rest, as ``push -``
@@ -26,8 +28,9 @@ from typing import Any
 
 from ..errors import InputFileError
 from .chatdownloader import unflatten
-from .records import Reading, Record, Unreadable, not_utf8
+from .records import Entry, Reading, Record, Retraction, Unreadable, not_utf8
 from .shapes import ACCEPTED, read_row
+from .textlogs import SAMPLE_LINES, foreign_text
 from .ytdlp import video_id_of
 
 __all__ = [
@@ -210,7 +213,9 @@ def _text_lines(path: Path, lines: list[str]) -> list[Row]:
     ]
 
 
-def _container_rows(path: Path, text: str) -> list[Row]:
+def _container_rows(path: Path, text: str, fmt: str = "auto") -> list[Row]:
+    if fmt == "text":
+        return _text_lines(path, text.splitlines())
     suffix = path.suffix.lower()
     stripped = text.lstrip()
     if stripped.startswith("["):
@@ -232,6 +237,11 @@ def _container_rows(path: Path, text: str) -> list[Row]:
             f"{path}: CSV needs a 'text' column (or 'content', 'message'); found header "
             f"{first[:120]!r}. Accepted: {ACCEPTED}"
         )
+    if fmt not in ("auto", "livetopic"):
+        raise InputFileError(f"{path}: not a {fmt} file (--format {fmt}): plain text (first line: {first[:60]!r})")
+    foreign = foreign_text([line for line in lines[: SAMPLE_LINES * 4] if line.strip()])
+    if foreign is not None:
+        raise InputFileError(f"{path}: {foreign}")
     return _text_lines(path, lines)
 
 
@@ -255,7 +265,7 @@ def read_rows(path: Path, data: bytes | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def _tolerant_rows(path: Path) -> list[Row]:
+def _tolerant_rows(path: Path, fmt: str) -> list[Row]:
     """The rows of one file for ``push``, each line that is not UTF-8 an :class:`Unreadable` row (only a
     JSON list, one document, must be UTF-8 as a whole)."""
     data = _read_bytes(path)
@@ -265,32 +275,36 @@ def _tolerant_rows(path: Path) -> list[Row]:
         text = data.decode("utf-8-sig", "surrogateescape")
         if text.lstrip().startswith("["):
             decode(str(path), data)  # raises: a JSON document that is not UTF-8
-    return _container_rows(path, text)
+    return _container_rows(path, text, fmt)
 
 
 # --- comments -------------------------------------------------------------------------------------
-def fill_channel(record: Record, channel: str | None) -> Record:
-    if channel and "channel" not in record.fields:
-        record.fields["channel"] = channel
-    return record
+def fill_channel(entry: Entry, channel: str | None) -> Entry:
+    """Give ``entry`` a channel where it has none: ``channel`` (``--channel``, the file's or the chat's own),
+    else the source's channel id it carries (Twitch's room id)."""
+    value = channel or entry.fields.get("channel_id")
+    if value and "channel" not in entry.fields:
+        entry.fields["channel"] = value
+    return entry
 
 
-def _read_file(reading: Reading, item: InputFile, channel: str | None, limit: int | None) -> None:
-    """Add the comments of one file to ``reading`` (up to ``limit`` in all), skipping the rows that cannot be
-    read (each named in a WARNING). A file none of whose rows can be read is an error: not a chat file."""
+def _read_file(reading: Reading, item: InputFile, channel: str | None, limit: int | None, fmt: str) -> None:
+    """Add the entries of one file to ``reading`` (up to ``limit`` comments in all), skipping the rows that
+    cannot be read (each named in a WARNING). A file none of whose rows can be read is an error: not a chat
+    file."""
     file_channel = channel or video_id_of(item.path)
     held: list[Unreadable] = []  # the unreadable rows before the first readable one
     readable = False
-    for where, row in _tolerant_rows(item.path):
-        for one in [row] if isinstance(row, Unreadable) else read_row(row, where):
+    for where, row in _tolerant_rows(item.path, fmt):
+        for one in [row] if isinstance(row, Unreadable) else read_row(row, where, fmt):
             if isinstance(one, Unreadable) and not readable:
                 held.append(one)
                 continue
             if not readable:
                 readable = True
                 reading.add(held)
-            if isinstance(one, Record):
-                if limit is not None and len(reading.records) >= limit:
+            if isinstance(one, Record | Retraction):
+                if limit is not None and reading.comments >= limit:
                     return
                 fill_channel(one, file_channel)
             reading.add([one])
@@ -301,15 +315,18 @@ def _read_file(reading: Reading, item: InputFile, channel: str | None, limit: in
         )
 
 
-def read_inputs(paths: Iterable[Path | str], *, channel: str | None = None, limit: int | None = None) -> Reading:
-    """The comments of ``paths`` in order (each file's own order), at most ``limit``, the chat items skipped
-    (no viewer text), by kind, and the lines skipped as unreadable (each named in a WARNING). ``channel``
-    fills in the channel of comments that have none, else the video id where the file name has one (yt-dlp's
-    ``<id>.live_chat.json``)."""
+def read_inputs(
+    paths: Iterable[Path | str], *, channel: str | None = None, limit: int | None = None, fmt: str = "auto"
+) -> Reading:
+    """The comments and retractions of ``paths`` in order (each file's own order), at most ``limit`` comments,
+    the chat items skipped (no viewer text), by kind, and the lines skipped as unreadable (each named in a
+    WARNING). ``channel`` fills in the channel of entries that have none, else the video id where the file name
+    has one (yt-dlp's ``<id>.live_chat.json``), else the channel id an entry carries. ``fmt``: ``push --format``
+    (:data:`~.shapes.FORMATS`)."""
     reading = Reading()
     for item in expand_paths(paths, suffixes=None):
-        _read_file(reading, item, channel, limit)
-        if limit is not None and len(reading.records) >= limit:
+        _read_file(reading, item, channel, limit, fmt)
+        if limit is not None and reading.comments >= limit:
             break
     return reading
 

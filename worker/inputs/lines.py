@@ -1,8 +1,10 @@
 """Complete lines in, comments out: the reader of pipes (``push -``) and of files still being written
 (``push --follow``). The first non-blank line fixes the format: a JSON object (JSONL in any known shape,
-yt-dlp's live chat lines), a CSV header (then one row a line), or else plain text, one comment a line. A line
-that cannot be read (not UTF-8, invalid JSON or CSV, not a chat shape) is one :class:`Unreadable` item: the
-reader skips it and goes on (a producer never stops on one bad line)."""
+YouTube actions one a line; also each item of a followed JSON list, see :mod:`worker.sources.tail`), a CSV
+header (then one row a line), or else plain text, one comment a line — unless that line is another tool's text
+output (:mod:`.textlogs`) or a JSON list: then every line is refused (``--format text`` reads any line as a
+comment). A line that cannot be read (not UTF-8, invalid JSON or CSV, not a chat shape) is one
+:class:`Unreadable` item: the reader skips it and goes on (a producer never stops on one bad line)."""
 
 from __future__ import annotations
 
@@ -10,38 +12,64 @@ import csv
 import json
 
 from .files import csv_header, csv_row, fill_channel
-from .records import Converted, Record, Unreadable, not_utf8
+from .records import Converted, Record, Retraction, Unreadable, not_utf8
 from .shapes import read_row
+from .textlogs import foreign_text
 
 __all__ = ["LineDecoder"]
 
+JSON_LIST = (
+    "a JSON list cannot be read line by line: push the file whole (push FILE) or follow it (push --follow FILE); "
+    "a pipe takes JSONL, one object a line"
+)
+
 
 class LineDecoder:
-    """``decode(line, number)`` → the comments and skipped items of one complete line. ``where`` names the
-    source in errors; ``channel`` fills in the channel of comments that have none."""
+    """``decode(line, number)`` → the comments, retractions and skipped items of one complete line. ``where``
+    names the source in errors; ``channel`` fills in the channel of entries that have none; ``fmt`` is
+    ``push --format``; ``items``: the numbers count the items of a JSON list, not lines."""
 
-    def __init__(self, where: str, channel: str | None = None) -> None:
-        self.where, self.channel = where, channel
-        self.format: str | None = None  # "json", "csv" or "text", once the first non-blank line is seen
+    def __init__(self, where: str, channel: str | None = None, fmt: str = "auto", *, items: bool = False) -> None:
+        self.where, self.channel, self.fmt, self.items = where, channel, fmt, items
+        self.format: str | None = None  # "json", "csv", "text" or "refused", once the first non-blank line is seen
         self.header: list[str] | None = None
+        self.refusal = ""
 
     def prime(self, line: str) -> None:
         """Learn the format (and a CSV header) from the first line of a file resumed past it."""
         if self.format is None and line.strip():
             self._choose(line.lstrip("\ufeff"))
 
+    def _refuse(self, reason: str) -> bool:
+        self.format, self.refusal = "refused", reason
+        return False
+
     def _choose(self, line: str) -> bool:
         """Fix the format from ``line``; True if the line was a CSV header (no comment in it)."""
-        if line.lstrip().startswith("{"):
+        if self.fmt == "text":
+            self.format = "text"
+            return False
+        stripped = line.lstrip()
+        if self.items or stripped.startswith("{"):  # an item of a JSON list is JSON, whatever it holds
             self.format = "json"
             return False
+        if stripped.startswith("["):
+            return self._refuse(JSON_LIST)
         self.header = csv_header(line)
-        self.format = "csv" if self.header is not None else "text"
-        return self.header is not None
+        if self.header is not None:
+            self.format = "csv"
+            return True
+        foreign = foreign_text([line])
+        if foreign is not None:
+            return self._refuse(foreign)
+        if self.fmt not in ("auto", "livetopic"):
+            return self._refuse(f"not a {self.fmt} stream (--format {self.fmt}): plain text")
+        self.format = "text"
+        return False
 
     def decode(self, line: str | bytes, number: int) -> list[Converted]:
-        """The comments and skipped items of one complete line (``bytes``: decoded here, UTF-8)."""
-        where = f"{self.where}:{number}"
+        """The comments, retractions and skipped items of one complete line (``bytes``: decoded here, UTF-8)."""
+        where = f"{self.where} item {number}" if self.items else f"{self.where}:{number}"
         if isinstance(line, bytes):
             try:
                 line = line.decode("utf-8")
@@ -56,21 +84,23 @@ class LineDecoder:
             return []
         items = self._convert(line, where)
         for item in items:
-            if isinstance(item, Record):
+            if isinstance(item, Record | Retraction):
                 fill_channel(item, self.channel)
         return items
 
     def _convert(self, line: str, where: str) -> list[Converted]:
+        if self.format == "refused":
+            return [Unreadable(where, self.refusal)]
         if self.format == "json":
             try:
                 row = json.loads(line)
             except ValueError as exc:
                 return [Unreadable(where, f"invalid JSON: {exc}")]
-            return read_row(row, where)
+            return read_row(row, where, self.fmt)
         if self.format == "csv" and self.header is not None:
             try:
                 values = next(csv.reader([line]), [])
             except csv.Error as exc:
                 return [Unreadable(where, f"invalid CSV: {exc}")]
-            return read_row(csv_row(self.header, values), where)
-        return read_row({"text": line}, where)
+            return read_row(csv_row(self.header, values), where, self.fmt)
+        return read_row({"text": line}, where, self.fmt)

@@ -1,6 +1,7 @@
-"""What the readers produce: a :class:`Record` (one comment, as ``push`` sends it), a :class:`Skipped` item
-(a chat item without viewer text) or an :class:`Unreadable` line (skipped, with a WARNING naming it), and the
-small conversions every shape shares (times, emoji, numbers)."""
+"""What the readers produce: a :class:`Record` (one comment, as ``push`` sends it), a :class:`Retraction` (a
+moderator removed earlier comments: a deletion or a ban, pushed as an entry the worker turns into retractions),
+a :class:`Skipped` item (a chat item without viewer text) or an :class:`Unreadable` line (skipped, with a
+WARNING naming it), and the small conversions every shape shares (times, emoji, numbers)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from typing import Any
 
 __all__ = [
     "Converted",
+    "Entry",
     "Reading",
     "Record",
+    "Retraction",
     "Skipped",
     "Unreadable",
     "emoji_or_shortcut",
@@ -40,6 +43,21 @@ class Record:
     time_s: float | None = None  # when it was sent (seconds since the epoch), for --speed on live chat
 
 
+@dataclass(slots=True)
+class Retraction:
+    """A moderator's removal of earlier comments, as an input-stream entry without ``text``: ``kind=retract``,
+    ``action`` (``delete``, ``ban``, ``timeout``), ``target_id`` (a deletion: the message's ``id``) or
+    ``target_author_id`` (a ban or timeout: every earlier comment of that ``author_id``), ``id`` (its own, for
+    the de-duplication window), and ``channel``/``ts`` where known (see docs/INPUTS.md)."""
+
+    fields: dict[str, str]
+    offset_s: float | None = None
+    time_s: float | None = None
+
+
+Entry = Record | Retraction  # what a producer pushes, in order
+
+
 @dataclass(frozen=True, slots=True)
 class Skipped:
     """A chat item that carries no viewer text (a membership, a sticker, a deleted message…), by kind."""
@@ -59,7 +77,7 @@ class Unreadable:
         return f"{self.where}: {self.reason}"
 
 
-Converted = Record | Skipped | Unreadable
+Converted = Record | Retraction | Skipped | Unreadable
 
 
 def not_utf8(where: str, byte: int) -> Unreadable:
@@ -76,12 +94,22 @@ def warn_unreadable(item: Unreadable, seen: int) -> None:
 
 @dataclass(slots=True)
 class Reading:
-    """What the files held: the comments in order, the items skipped, counted by kind, and the unreadable
-    lines (each with a WARNING)."""
+    """What the files held: the entries in order (comments and retractions), the items skipped, counted by
+    kind, and the unreadable lines (each with a WARNING)."""
 
-    records: list[Record] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     unreadable: int = 0
+    comments: int = 0
+
+    @property
+    def records(self) -> list[Record]:
+        """The comments alone (what training, benchmarks and demos read)."""
+        return [entry for entry in self.entries if isinstance(entry, Record)]
+
+    @property
+    def retractions(self) -> int:
+        return len(self.entries) - self.comments
 
     def add(self, items: Iterable[Converted]) -> None:
         for item in items:
@@ -91,7 +119,8 @@ class Reading:
                 self.unreadable += 1
                 warn_unreadable(item, self.unreadable)
             else:
-                self.records.append(item)
+                self.entries.append(item)
+                self.comments += isinstance(item, Record)
 
 
 def summary_of_skipped(skipped: Counter[str]) -> str:

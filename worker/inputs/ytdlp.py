@@ -1,8 +1,17 @@
-"""yt-dlp's live chat (``yt-dlp --skip-download --write-subs --sub-langs live_chat URL`` → ``<id>.live_chat.json``):
-one raw YouTube action a line, wrapped in ``replayChatItemAction`` (replays: the offset inside it; live
-downloads: ``videoOffsetTimeMsec`` on the outer object). Chat messages are
-``addChatItemAction.item.liveChat…Renderer`` objects with ``message.runs`` (text and emoji runs),
-``authorName.simpleText``, ``timestampUsec`` and ``id``."""
+"""Raw YouTube live chat actions, as yt-dlp and pytchat write them:
+
+- yt-dlp's live chat (``yt-dlp --skip-download --write-subs --sub-langs live_chat URL`` →
+  ``<id>.live_chat.json``): one action a line, wrapped in ``replayChatItemAction`` (replays: the offset inside
+  it; live downloads: ``videoOffsetTimeMsec`` on the outer object);
+- pytchat's ``JsonfileArchiver``: one action a line, unwrapped (``{"addChatItemAction": …}``); and any JSON list
+  or JSONL of such actions.
+
+Chat messages are ``addChatItemAction.item.liveChat…Renderer`` objects with ``message.runs`` (text and emoji
+runs), ``authorName.simpleText``, ``authorExternalChannelId``, ``authorBadges``, ``timestampUsec``,
+``timestampText`` (replays), ``purchaseAmountText`` (Super Chats) and ``id``. A deletion
+(``markChatItemAsDeletedAction``, ``removeChatItemAction``: by ``targetItemId``) or a ban
+(``markChatItemsByAuthorAsDeletedAction``, ``removeChatItemByAuthorAction``: by ``externalChannelId``) is a
+:class:`~.records.Retraction`."""
 
 from __future__ import annotations
 
@@ -10,16 +19,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .records import Converted, Record, Skipped, emoji_or_shortcut, iso_utc, number
+from .fields import badges_text, money_of, put, record, retract_author, retract_message
+from .records import Converted, Skipped, emoji_or_shortcut, number, parse_offset
 
 __all__ = ["NAME", "convert", "matches", "runs_text", "video_id_of"]
 
-NAME = "yt-dlp live_chat.json"
-# renderers whose message is the viewer's own text (when present)
-TEXT_RENDERERS = {  # renderer → the skip kind when it has no text
-    "liveChatTextMessageRenderer": "empty message",
-    "liveChatPaidMessageRenderer": "paid message without text",
-    "liveChatMembershipItemRenderer": "membership",
+NAME = "YouTube actions"
+# renderers whose message is the viewer's own text (when present): their message type, and the skip kind without
+TEXT_RENDERERS = {
+    "liveChatTextMessageRenderer": ("text_message", "empty message"),
+    "liveChatPaidMessageRenderer": ("paid_message", "paid message without text"),
+    "liveChatMembershipItemRenderer": ("membership_item", "membership"),
 }
 OTHER_RENDERERS = {
     "liveChatPaidStickerRenderer": "sticker",
@@ -31,10 +41,6 @@ OTHER_RENDERERS = {
     "liveChatDonationAnnouncementRenderer": "donation",
 }
 ACTION_KINDS = {
-    "markChatItemAsDeletedAction": "deleted",
-    "markChatItemsByAuthorAsDeletedAction": "ban",
-    "removeChatItemAction": "deleted",
-    "removeChatItemByAuthorAction": "ban",
     "addLiveChatTickerItemAction": "ticker",
     "addBannerToLiveChatCommand": "banner",
     "removeBannerForLiveChatCommand": "banner",
@@ -43,11 +49,19 @@ ACTION_KINDS = {
     "showLiveChatActionPanelAction": "poll",
     "closeLiveChatActionPanelAction": "poll",
 }
+BY_ID = ("markChatItemAsDeletedAction", "removeChatItemAction")  # targetItemId
+BY_AUTHOR = ("markChatItemsByAuthorAsDeletedAction", "removeChatItemByAuthorAction")  # externalChannelId
 _VIDEO_ID = re.compile(r"^(?P<id>[\w-]+)\.live_chat\.json(\.part)?$")
 
 
+def _is_action(row: dict[str, Any]) -> bool:
+    """A raw action: every key (but ``clickTrackingParams``) an ``…Action`` or ``…Command`` holding an object."""
+    keys = [k for k in row if k != "clickTrackingParams"]
+    return bool(keys) and all(k.endswith(("Action", "Command")) and isinstance(row[k], dict) for k in keys)
+
+
 def matches(row: dict[str, Any]) -> bool:
-    return isinstance(row.get("replayChatItemAction"), dict)
+    return isinstance(row.get("replayChatItemAction"), dict) or _is_action(row)
 
 
 def video_id_of(path: Path) -> str | None:
@@ -76,43 +90,69 @@ def runs_text(message: Any) -> str:
     return "".join(parts)
 
 
-def _item(action: dict[str, Any]) -> tuple[str, dict[str, Any]] | str:
-    """The renderer of an action that adds (or replaces) a chat item, or the skip kind of any other."""
+def _badges(renderer: dict[str, Any]) -> str:
+    roles = []
+    for badge in renderer.get("authorBadges") or []:
+        inner = badge.get("liveChatAuthorBadgeRenderer") if isinstance(badge, dict) else None
+        if not isinstance(inner, dict):
+            continue
+        icon = inner.get("icon")
+        if isinstance(icon, dict) and icon.get("iconType"):
+            roles.append(str(icon["iconType"]))
+        elif inner.get("customThumbnail"):  # a channel's member badge
+            roles.append("member")
+    return badges_text(roles)
+
+
+def _message(name: str, renderer: dict[str, Any], offset_s: float | None) -> Converted:
+    message_type, without = TEXT_RENDERERS[name]
+    text = runs_text(renderer.get("message"))
+    if not text.strip():
+        return Skipped(without)
+    fields = {"text": text}
+    put(fields, "user", runs_text(renderer.get("authorName")))
+    put(fields, "author_id", renderer.get("authorExternalChannelId"))
+    put(fields, "id", renderer.get("id"))
+    fields["message_type"] = message_type
+    money = money_of(runs_text(renderer.get("purchaseAmountText")))
+    if money is not None:
+        fields["amount"], fields["currency"] = money
+    put(fields, "badges", _badges(renderer))
+    if offset_s is None:  # pytchat's archiver drops the replay wrapper: the renderer's own time text remains
+        offset_s = parse_offset(runs_text(renderer.get("timestampText")))
+    return record(fields, usec=renderer.get("timestampUsec"), offset_s=offset_s)
+
+
+def _moderation(name: str, body: dict[str, Any], offset_s: float | None) -> Converted:
+    if name in BY_ID:
+        target = body.get("targetItemId")
+        return retract_message(str(target), offset_s=offset_s) if target else Skipped("deleted")
+    author = body.get("externalChannelId")
+    return retract_author(str(author), offset_s=offset_s) if author else Skipped("ban")
+
+
+def _action(action: dict[str, Any], offset_s: float | None) -> Converted:
+    """One action: a chat message, a retraction, or the skip kind of anything else."""
     for key, inner in (("addChatItemAction", "item"), ("replaceChatItemAction", "replacementItem")):
         if isinstance(action.get(key), dict):
             item = action[key].get(inner) or {}
-            name = next(iter(item), "")
-            if name in TEXT_RENDERERS:
-                return name, item[name]
-            return OTHER_RENDERERS.get(name, name or "empty item")
+            name = next(iter(item), "") if isinstance(item, dict) else ""
+            if name in TEXT_RENDERERS and isinstance(item[name], dict):
+                return _message(name, item[name], offset_s)
+            return Skipped(OTHER_RENDERERS.get(name, name or "empty item"))
     name = next((k for k in action if k != "clickTrackingParams"), "empty action")
-    return ACTION_KINDS.get(name, name)
-
-
-def _message(name: str, renderer: dict[str, Any], offset_ms: float | None) -> Converted:
-    text = runs_text(renderer.get("message"))
-    if not text.strip():
-        return Skipped(TEXT_RENDERERS[name])
-    fields = {"text": text}
-    user = runs_text(renderer.get("authorName"))
-    if user:
-        fields["user"] = user
-    if renderer.get("id"):
-        fields["id"] = str(renderer["id"])
-    usec = number(renderer.get("timestampUsec"))
-    if usec is not None:
-        fields["ts"] = iso_utc(usec / 1e6)
-    return Record(fields, offset_ms / 1000 if offset_ms is not None else None, usec / 1e6 if usec is not None else None)
+    if name in BY_ID + BY_AUTHOR and isinstance(action[name], dict):
+        return _moderation(name, action[name], offset_s)
+    return Skipped(ACTION_KINDS.get(name, name))
 
 
 def convert(row: dict[str, Any]) -> list[Converted]:
-    wrapper = row["replayChatItemAction"]
+    wrapper = row.get("replayChatItemAction")
+    if not isinstance(wrapper, dict):  # a raw action (pytchat's archiver)
+        return [_action(row, None)]
     offset_ms = number(wrapper.get("videoOffsetTimeMsec", row.get("videoOffsetTimeMsec")))
-    out: list[Converted] = []
-    for action in wrapper.get("actions") or []:
-        found = _item(action) if isinstance(action, dict) else "empty action"
-        if isinstance(found, str):
-            out.append(Skipped(found))
-        else:
-            out.append(_message(*found, offset_ms))
+    offset_s = offset_ms / 1000 if offset_ms is not None else None
+    out = [
+        _action(a, offset_s) if isinstance(a, dict) else Skipped("empty action") for a in wrapper.get("actions") or []
+    ]
     return out or [Skipped("empty action")]

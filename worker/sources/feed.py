@@ -1,6 +1,7 @@
-"""Comments from sources that keep going into the stream, exactly once: files still being written
-(``push --follow``, position checkpointed with the entries it covers) and pipes (``push -``). A line that
-cannot be read is skipped with a WARNING naming it and counted; it never stops the rest."""
+"""Comments (and retractions) from sources that keep going into the stream, exactly once: files still being
+written (``push --follow``, position checkpointed with the entries it covers; a JSON list item by item) and
+pipes (``push -``). A line that cannot be read is skipped with a WARNING naming it and counted; it never stops
+the rest."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import BinaryIO, TypeVar
 
 import redis.asyncio as aioredis
 
-from ..inputs import LineDecoder, Record, Skipped, Unreadable
+from ..inputs import Entry, LineDecoder, Record, Skipped, Unreadable
 from ..inputs.records import Converted, warn_unreadable
 from ..inputs.ytdlp import video_id_of
 from ..streams.keys import follow_key
@@ -38,7 +39,7 @@ class Feed:
         self.producer, self.status = producer, status
 
     async def send(self, items: Iterable[Converted], checkpoint: Checkpoint | None = None) -> None:
-        records: list[Record] = []
+        entries: list[Entry] = []
         for item in items:
             if isinstance(item, Skipped):
                 self.status.skipped[item.kind] += 1
@@ -46,14 +47,18 @@ class Feed:
                 self.status.unreadable += 1
                 warn_unreadable(item, self.status.unreadable)
             else:
-                records.append(item)
-        if not records and checkpoint is None:
+                entries.append(item)
+        if not entries and checkpoint is None:
             return
-        before = self.producer.duplicates
-        await self.producer.add([r.fields for r in records], checkpoint)
-        duplicates = self.producer.duplicates - before
-        self.status.pushed += len(records) - duplicates
-        self.status.duplicates += duplicates
+        await self.producer.add([e.fields for e in entries], checkpoint)
+        duplicates = set(self.producer.last_duplicates)
+        for i, entry in enumerate(entries):
+            if i in duplicates:
+                self.status.duplicates += 1
+            elif isinstance(entry, Record):
+                self.status.pushed += 1
+            else:
+                self.status.retractions += 1
         self.status.tick()
 
 
@@ -65,17 +70,18 @@ class _Followed:
     channel: str | None
 
     def decode(self, lines: Sequence[Line]) -> list[Converted]:
+        self.decoder.items = bool(self.tail.json_list)  # a JSON list: its items are numbered, not its lines
         return [item for line in lines for item in self.decoder.decode(line.raw, line.number)]
 
 
-async def _open(path: Path, redis: aioredis.Redis, stream: str, channel: str | None) -> _Followed:
+async def _open(path: Path, redis: aioredis.Redis, stream: str, channel: str | None, fmt: str) -> _Followed:
     key = follow_key(stream, str(path))
     tail = TailedFile(path)
     how = await asyncio.to_thread(tail.resume, await read_checkpoint(redis, key))
     log.info("following %s %s", path, how)
-    followed = _Followed(tail, LineDecoder(str(path), channel or video_id_of(path)), key, channel)
+    followed = _Followed(tail, LineDecoder(str(path), channel or video_id_of(path), fmt), key, channel)
     first = tail.first_line()
-    if first is not None:
+    if first is not None and not tail.is_json_list():
         followed.decoder.prime(first.decode("utf-8", "replace"))
     return followed
 
@@ -94,7 +100,7 @@ async def _step(f: _Followed, feed: Feed) -> bool:
             await feed.send(f.decode(lines), Checkpoint(f.key, f.tail.checkpoint()))
     log.warning("%s was %s: reading it from the start", f.tail.path, what)
     f.tail.restart(reopen=what == "replaced")
-    f.decoder = LineDecoder(f.decoder.where, f.decoder.channel)
+    f.decoder = LineDecoder(f.decoder.where, f.decoder.channel, f.decoder.fmt)
     await feed.send([], Checkpoint(f.key, f.tail.checkpoint()))  # a restart from here reads the new file whole
     return True
 
@@ -107,10 +113,11 @@ async def follow_files(
     *,
     channel: str | None = None,
     poll_s: float = 0.1,
+    fmt: str = "auto",
 ) -> None:
     """Follow ``paths`` (absolute: a file's position is kept under its path) like ``tail -F`` until ``stop``:
-    each complete line pushed once, across restarts."""
-    followed = [await _open(path, redis, feed.producer.stream, channel) for path in paths]
+    each complete line (or item of a JSON list) pushed once, across restarts. ``fmt``: ``push --format``."""
+    followed = [await _open(path, redis, feed.producer.stream, channel, fmt) for path in paths]
     try:
         while not stop.is_set():
             busy = False
@@ -149,14 +156,20 @@ async def take_batch(queue: asyncio.Queue[T], stop: asyncio.Event, limit: int) -
 
 
 async def read_pipe(
-    stream: BinaryIO, feed: Feed, stop: asyncio.Event, *, channel: str | None = None, where: str = "<stdin>"
+    stream: BinaryIO,
+    feed: Feed,
+    stop: asyncio.Event,
+    *,
+    channel: str | None = None,
+    where: str = "<stdin>",
+    fmt: str = "auto",
 ) -> None:
     """Push each complete line of ``stream`` as it arrives, until its end or ``stop``."""
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
     threading.Thread(
         target=_reader, args=(stream, asyncio.get_running_loop(), queue), daemon=True, name="livetopic-pipe"
     ).start()
-    decoder = LineDecoder(where, channel)
+    decoder = LineDecoder(where, channel, fmt)
     number = 0
     ended = False
     while not ended:

@@ -7,12 +7,12 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 
-from ..inputs import Record
+from ..inputs import Entry
 
 __all__ = ["due_times", "paced"]
 
 
-def due_times(records: Sequence[Record], *, rate: float | None = None, speed: float | None = None) -> list[float]:
+def due_times(records: Sequence[Entry], *, rate: float | None = None, speed: float | None = None) -> list[float]:
     """Seconds after the start at which each record is due. ``speed`` uses the broadcast offsets when the first
     timed record has one, else the send times (live chat); a record without that clock goes with the one
     before it."""
@@ -34,7 +34,7 @@ def due_times(records: Sequence[Record], *, rate: float | None = None, speed: fl
     return due
 
 
-async def paced(records: Sequence[Record], due: Sequence[float], max_batch: int = 500) -> AsyncIterator[list[Record]]:
+async def paced(records: Sequence[Entry], due: Sequence[float], max_batch: int = 500) -> AsyncIterator[list[Entry]]:
     """``records`` in batches: each batch holds the records due by the time it is sent (at most ``max_batch``);
     between batches, sleep until the next record is due."""
     started = time.monotonic()

@@ -1,10 +1,14 @@
 """``livetopic scrape``: a live chat read through a maintained library, each text message pushed exactly once.
 
-The library runs in a thread of its own (its calls block); its items are converted by the same mappers as
-its files (:mod:`worker.inputs`) and pushed with a message-id window kept in Redis, so the messages a source
-sends again after a reconnect or a restart land once. When the source drops (a connection error, retries
-exhausted) it is opened again with back-off; when the library itself fails (the site changed), a
-:class:`~worker.errors.SourceError` names the library, its version, the error and the fallback.
+The URL is checked first (:func:`check_url`: a YouTube or Twitch chat, else refused at once). The library runs
+in a thread of its own (its calls block); its items are converted by the same mappers as its files
+(:mod:`worker.inputs`; a hostile item is skipped with a WARNING and counted, never a reason to stop), deletions
+and bans included (retraction entries), and pushed with a message-id window kept in Redis, so what a source
+sends again after a reconnect or a restart lands once. When the source drops (a network error, named as such:
+:mod:`.chatnet`) it is opened again with back-off, until ``GiveUp`` says it has failed too often or too long
+(then a :class:`~worker.errors.SourceError`, exit non-zero); when the library itself fails (the site changed),
+a :class:`~worker.errors.SourceError` names the library, its version, the error and the fallback; a chat the
+site says does not exist is named as that. Stopped before it ever connected, ``scrape`` fails too.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from ..errors import SourceError
-from ..inputs import Record, chatdownloader
+from ..inputs import Record, Retraction
+from ..inputs.files import fill_channel
 from ..inputs.records import Converted
+from ..inputs.shapes import read_row
 from ..streams.retry import Backoff, with_backoff
+from .chatnet import GiveUp, describe_drop, library_refusal, local_twitch_irc, own_library_logging
 from .feed import CHUNK, Feed, take_batch
 
-__all__ = ["FALLBACK", "ChatDownloaderSource", "channel_of", "library_version", "scrape"]
+__all__ = ["FALLBACK", "ChatDownloaderSource", "GiveUp", "channel_of", "library_version", "scrape"]
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +71,18 @@ def channel_of(url: str) -> str | None:
 @dataclass
 class ChatDownloaderSource:
     """chat-downloader: YouTube (live chat API) and Twitch (anonymous IRC). ``prepare_session`` may change the
-    ``requests.Session`` it fetches through (tests mount recorded responses there)."""
+    ``requests.Session`` it fetches through (tests mount recorded responses there); ``twitch_irc`` is the
+    (host, port) of an IRC server to read Twitch chat from instead of irc.chat.twitch.tv:6667 (a local
+    stand-in in tests). ``max_attempts``: the library's own tries per connection (our back-off does the rest).
+    ``connected``: a connection was made at least once."""
 
     url: str
     prepare_session: Callable[[Any], None] | None = None
-    max_attempts: int = 3
+    max_attempts: int = 1
+    twitch_irc: tuple[str, int] | None = None
     name: str = field(default="chat-downloader", init=False)
+    connected: bool = field(default=False, init=False)
+    items: int = field(default=0, init=False)
 
     def open(self) -> tuple[str | None, Iterator[dict[str, Any]]]:
         try:
@@ -79,6 +92,9 @@ class ChatDownloaderSource:
             raise SourceError(
                 f"chat-downloader is not installed (pip install 'livetopic[scrape]'); or {FALLBACK}"
             ) from exc
+        own_library_logging()
+        if self.twitch_irc is not None:
+            local_twitch_irc(*self.twitch_irc)
         downloader = ChatDownloader()
         if self.prepare_session is not None:
             for site in (YouTubeChatDownloader, TwitchChatDownloader):
@@ -86,6 +102,8 @@ class ChatDownloaderSource:
         chat = downloader.get_chat(
             self.url, message_groups=["all"], max_attempts=self.max_attempts, interruptible_retry=False
         )
+        self.connected = True
+        log.info("%s: reading the chat of %s (%s)", self.name, self.url, getattr(chat, "title", None) or "untitled")
         return getattr(chat, "id", None), iter(chat)
 
     @staticmethod
@@ -94,21 +112,33 @@ class ChatDownloaderSource:
         import requests
         from chat_downloader.errors import RetriesExceeded
 
-        return isinstance(exc, requests.RequestException | RetriesExceeded | ConnectionError | TimeoutError)
+        return isinstance(exc, requests.RequestException | RetriesExceeded | OSError)
 
-    @staticmethod
-    def convert(item: dict[str, Any]) -> list[Converted]:
-        return chatdownloader.convert(item)
+    def convert(self, item: Any) -> list[Converted]:
+        """An item as entries; a hostile one (not an object, values of the wrong types) is one unreadable item."""
+        self.items += 1
+        return read_row(item, f"{self.url} item {self.items}", "chat-downloader")
+
+
+def _hand_over(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any], item: Any) -> bool:
+    """Queue ``item`` for the event loop; False once that loop is closed (nobody reads any more)."""
+    try:
+        loop.call_soon_threadsafe(queue.put_nowait, item)
+    except RuntimeError:
+        return False
+    return True
 
 
 def _pump(items: Iterator[dict[str, Any]], loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]) -> None:
     """Run the library's iterator (a thread): items, then the end marker or the exception."""
+    outcome: Any = _END
     try:
         for item in items:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        loop.call_soon_threadsafe(queue.put_nowait, _END)
+            if not _hand_over(loop, queue, item):
+                return
     except BaseException as exc:  # handed over to the event loop, raised there
-        loop.call_soon_threadsafe(queue.put_nowait, exc)
+        outcome = exc
+    _hand_over(loop, queue, outcome)
 
 
 async def _session(source: ChatDownloaderSource, feed: Feed, stop: asyncio.Event, channel: str | None) -> bool:
@@ -129,8 +159,8 @@ async def _session(source: ChatDownloaderSource, feed: Feed, stop: asyncio.Event
                 outcome = item
                 break
             for one in source.convert(item):
-                if isinstance(one, Record) and channel and "channel" not in one.fields:
-                    one.fields["channel"] = channel
+                if isinstance(one, Record | Retraction):
+                    fill_channel(one, channel)
                 converted.append(one)
         await feed.send(converted)
         if outcome is _END:
@@ -149,6 +179,9 @@ async def _connection(source: ChatDownloaderSource, feed: Feed, stop: asyncio.Ev
     except Exception as exc:
         if source.dropped(exc):
             raise
+        refusal = library_refusal(exc, source.url)
+        if refusal is not None:
+            raise SourceError(refusal) from exc
         raise SourceError(
             f"{source.name} {library_version(source.name)} failed: {type(exc).__name__}: {exc}. "
             f"The site may have changed (upgrade {source.name}), or {FALLBACK}"
@@ -162,16 +195,22 @@ async def scrape(
     *,
     channel: str | None = None,
     backoff: Backoff | None = None,
+    give_up: GiveUp | None = None,
 ) -> None:
-    """Push ``source``'s chat until it ends or ``stop``; reconnect with back-off when it drops (from the base
-    again after a connection that had pushed)."""
+    """Push ``source``'s chat until it ends or ``stop``; reconnect with back-off when it drops (from the base again
+    after a connection that had pushed), until ``give_up`` says enough (then :class:`SourceError`). Stopped before
+    it ever connected: :class:`SourceError`."""
+    give_up = give_up or GiveUp()
+    last = ""
+    items = source.items  # what the source had delivered before the attempt that failed
 
     def dropped(exc: Exception, _attempt: int, delay_s: float) -> None:
+        nonlocal last, items
+        last = describe_drop(exc, source.url)
+        give_up.failed(last, working=source.items > items)  # raises SourceError when it is time
+        items = source.items
         feed.status.reconnects += 1
-        feed.status.tick(force=True)
-        log.warning(
-            "%s: the source dropped (%s: %s); reconnecting in %.1fs", source.name, type(exc).__name__, exc, delay_s
-        )
+        log.warning("%s: %s; reconnecting in %.1fs (%s)", source.name, last, delay_s, give_up.left())
 
     await with_backoff(
         functools.partial(_connection, source, feed, stop, channel),
@@ -181,3 +220,6 @@ async def scrape(
         stop=stop,
         progress=lambda: feed.status.pushed,
     )
+    if stop.is_set() and not source.connected:
+        why = f" (last error: {last})" if last else ""
+        raise SourceError(f"stopped before ever connecting to {source.url}{why}")

@@ -1,6 +1,6 @@
-"""The live status line of a producer that keeps running (``push --follow``, ``push -``, ``scrape``): messages/s,
-pushed, skipped, duplicates, unreadable lines, reconnects; redrawn in place on a terminal, a line every 10 s
-elsewhere."""
+"""The live status line of a producer that keeps running (``push --follow``, ``push -``, ``scrape``):
+messages/s, pushed, retractions, skipped, duplicates, unreadable lines, reconnects; redrawn in place on a
+terminal, a line every 10 s elsewhere."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class Status:
     def __init__(self, label: str, out: TextIO | None = None, enabled: bool = True) -> None:
         self.label, self.out, self.enabled = label, out or sys.stderr, enabled
         self.pushed = 0
+        self.retractions = 0  # deletions and bans pushed (entries with kind=retract)
         self.duplicates = 0
         self.reconnects = 0
         self.unreadable = 0  # lines skipped because they cannot be read (each named in a WARNING)
@@ -30,7 +31,8 @@ class Status:
 
     def line(self, rate: float) -> str:
         return (
-            f"{self.label}: {rate:.1f} msg/s, pushed {self.pushed}, skipped {sum(self.skipped.values())}, "
+            f"{self.label}: {rate:.1f} msg/s, pushed {self.pushed}, retractions {self.retractions}, "
+            f"skipped {sum(self.skipped.values())}, "
             f"duplicates {self.duplicates}, unreadable {self.unreadable}, reconnects {self.reconnects}"
         )
 
@@ -50,8 +52,8 @@ class Status:
     def summary(self) -> str:
         elapsed = time.monotonic() - self._started
         text = (
-            f"pushed {self.pushed} comments in {elapsed:.1f}s ({self.duplicates} duplicates skipped, "
-            f"{self.reconnects} reconnects)"
+            f"pushed {self.pushed} comments and {self.retractions} retractions in {elapsed:.1f}s "
+            f"({self.duplicates} duplicates skipped, {self.reconnects} reconnects)"
         )
         return "; ".join(
             part for part in (text, summary_of_skipped(self.skipped), summary_of_unreadable(self.unreadable)) if part

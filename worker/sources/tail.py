@@ -7,12 +7,18 @@ What was consumed is fingerprinted twice: the file's first bytes (``head``) and 
 position (``anchor``). Each batch of lines is checked after it is read: if the file no longer holds the same
 bytes at those places, the batch may come from the new content (a fragment of a line, or lines after an
 unread beginning), so it is dropped and the file is read again from its start. The fingerprints are also kept
-in the checkpoint, so a restarted reader resumes only in the file it had read."""
+in the checkpoint, so a restarted reader resumes only in the file it had read.
+
+A file that is a JSON list of objects (chat-downloader's ``.json``: its writer rewrites the closing ``]`` at
+every item, ``[{…}, {…}]`` on one line or indented over many) is read item by item instead of line by line:
+each complete object is a unit, the separators before it consumed with it and the closing ``]`` never, so the
+bytes the writer rewrites always lie after the position."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -24,12 +30,16 @@ __all__ = ["ANCHOR_BYTES", "HEAD_BYTES", "Line", "TailedFile"]
 HEAD_BYTES = 4096  # how much of a file's beginning identifies it
 ANCHOR_BYTES = 256  # how much of what precedes the position identifies it (a rewrite that kept the beginning)
 READ_BYTES = 65536  # one read; every read is at an explicit offset (no buffer that could hold a file's old bytes)
+_TOKEN = re.compile(rb'["{}\[\]]')
+_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # a JSON string after its opening quote
+_SCALAR = re.compile(rb"[^,\]\s]+(?=[,\]\s])")
+_BETWEEN = b" \t\r\n,["  # what may precede an item of a JSON list: the opening bracket, separators
 
 
 @dataclass(frozen=True, slots=True)
 class Line:
     raw: bytes  # the line as written, its newline included (decoding is the reader's: a bad line is skipped)
-    number: int  # 1-based line number in the file
+    number: int  # 1-based line number in the file (the item number in a JSON list)
     end: int  # the byte offset just past the line
 
 
@@ -48,6 +58,40 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _value_end(data: bytes, start: int) -> int | None:
+    """The end of the JSON value that starts at ``data[start]``, or None while it is incomplete."""
+    if data[start : start + 1] not in (b"{", b"[", b'"'):
+        scalar = _SCALAR.match(data, start)
+        return scalar.end() if scalar else None
+    depth, at = 0, start
+    while True:
+        token = _TOKEN.search(data, at)
+        if token is None:
+            return None
+        if token.group() == b'"':
+            rest = _STRING_REST.match(data, token.end())
+            if rest is None:
+                return None
+            at = rest.end()
+            if depth == 0:
+                return at
+            continue
+        depth += 1 if token.group() in (b"{", b"[") else -1
+        at = token.end()
+        if depth == 0:
+            return at
+
+
+def _next_item(pending: bytes) -> tuple[int, bytes] | None:
+    """(bytes consumed, the item) of the next complete item of a JSON list in ``pending``; None while there is
+    none yet (the closing ``]`` is never consumed: the writer rewrites it)."""
+    start = len(pending) - len(pending.lstrip(_BETWEEN))
+    if start == len(pending) or pending[start : start + 1] == b"]":
+        return None
+    end = _value_end(pending, start)
+    return None if end is None else (end, pending[start:end])
+
+
 class TailedFile:
     """``read_lines()`` gives the complete lines added since the last call (none that the file no longer
     holds); ``changed()`` tells whether the file was truncated, rewritten or replaced (then :meth:`restart`)."""
@@ -57,6 +101,7 @@ class TailedFile:
         self.at = _START
         self._fh: BinaryIO | None = None  # unbuffered: read with os.pread at the position
         self._ino: tuple[int, int] | None = None
+        self.json_list: bool | None = None  # read item by item (a JSON list); None until the file shows which
 
     @property
     def offset(self) -> int:
@@ -145,30 +190,53 @@ class TailedFile:
             and self._read_at(at.offset - len(at.anchor), len(at.anchor)) == at.anchor
         )
 
+    def is_json_list(self) -> bool | None:
+        """Whether the file is a JSON list of objects ('[' then '{' or ']'), from its first bytes; None while
+        they do not tell yet."""
+        if self.json_list is None:
+            first = self._read_at(0, HEAD_BYTES).lstrip(b" \t\r\n\xef\xbb\xbf")
+            if first[:1] != b"[":
+                self.json_list = False if first else None
+            elif first[1:].lstrip()[:1]:
+                self.json_list = first[1:].lstrip()[:1] in (b"{", b"]")
+        return self.json_list
+
+    def _unit(self, pending: bytes, final: bool) -> tuple[int, bytes] | None:
+        """(bytes consumed, the unit's bytes) of the next complete line (or item of a JSON list) in ``pending``."""
+        if self.json_list:
+            return _next_item(pending)
+        newline = pending.find(b"\n")
+        if newline < 0:
+            return (len(pending), pending) if final and pending else None
+        return newline + 1, pending[: newline + 1]
+
     def read_lines(self, max_lines: int = 500, final: bool = False) -> list[Line]:
-        """Complete lines added since the last call (at most ``max_lines``); ``final``: the file will not
-        grow any more, so a last line without a newline counts too. None at all when the file no longer holds
-        what was read before them (then :meth:`changed` says how it changed)."""
+        """Complete lines (or items of a JSON list) added since the last call (at most ``max_lines``);
+        ``final``: the file will not grow any more, so a last line without a newline counts too. None at all
+        when the file no longer holds what was read before them (then :meth:`changed` says how it changed)."""
         if self._fh is None:
             self._open()
             if self._fh is None:
                 return []
+        if self.is_json_list() is None:
+            return []
         before = at = self.at
         lines: list[Line] = []
-        pending = b""  # read past the last complete line (a line still being written waits for its newline)
+        pending = b""  # read past the last complete unit (a line still being written waits for its newline)
         while len(lines) < max_lines:
-            newline = pending.find(b"\n")
-            if newline < 0:
+            unit = self._unit(pending, final=False)
+            if unit is None:
                 chunk = self._read_at(at.offset + len(pending), READ_BYTES)
                 if chunk:
                     pending += chunk
                     continue
-                if not (final and pending):
+                unit = self._unit(pending, final)
+                if unit is None:
                     break
-                newline = len(pending) - 1
-            raw, pending = pending[: newline + 1], pending[newline + 1 :]
-            head = at.head if len(at.head) >= HEAD_BYTES else (at.head + raw)[:HEAD_BYTES]
-            at = _Position(at.offset + len(raw), at.line + 1, head, (at.anchor + raw)[-ANCHOR_BYTES:])
+            size, raw = unit
+            consumed, pending = pending[:size], pending[size:]
+            head = at.head if len(at.head) >= HEAD_BYTES else (at.head + consumed)[:HEAD_BYTES]
+            at = _Position(at.offset + size, at.line + 1, head, (at.anchor + consumed)[-ANCHOR_BYTES:])
             lines.append(Line(raw, at.line, at.offset))
         if lines and not self._holds(before):  # rewritten while we read: these may be fragments of new lines
             return []
@@ -194,6 +262,7 @@ class TailedFile:
     def restart(self, reopen: bool) -> None:
         """Read again from the beginning: of what is at the path now (``reopen``), or of the same file."""
         self.at = _START
+        self.json_list = None
         if reopen:
             self._open()
 

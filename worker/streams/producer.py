@@ -128,13 +128,15 @@ def _log_pause(what: str, exc: RedisError, attempt: int, delay_s: float) -> None
 class StreamProducer:
     """XADD with producer-chosen, increasing ids, a chunk at a time through :data:`PRODUCE_LUA`. Transient
     Redis faults are retried for up to ``max_retry_s`` (then :class:`~worker.errors.RedisUnavailableError`).
-    ``duplicates`` counts the entries skipped by ``dedupe``."""
+    ``duplicates`` counts the entries skipped by ``dedupe``; ``last_duplicates`` lists those of the last
+    :meth:`add` (their indices in its chunk)."""
 
     def __init__(self, redis: aioredis.Redis, stream: str, *, maxlen: int | None = None,
                  max_retry_s: float = 120.0, dedupe: Dedupe | None = None) -> None:
         self.redis, self.stream, self.maxlen, self.max_retry_s = redis, stream, maxlen, max_retry_s
         self.dedupe = dedupe
         self.duplicates = 0
+        self.last_duplicates: list[int] = []
         self._last = (0, 0)
         self._retry = Retrying(base_s=0.1, cap_s=5.0, on_failure=_log_pause)
         self._script = redis.register_script(PRODUCE_LUA)
@@ -209,7 +211,9 @@ class StreamProducer:
         reply = await guarded("produce script", self._script(keys=keys, args=args))
         status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if status == "ok":
-            self.duplicates += sum(1 for flag in reply[1] if not int(flag))
+            skipped = [i for i, flag in zip(todo, reply[1], strict=True) if not int(flag)]
+            self.duplicates += len(skipped)
+            self.last_duplicates += skipped
             return []
         error = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
         if "equal or smaller" not in error:
@@ -224,6 +228,7 @@ class StreamProducer:
         skipped as a duplicate has none in the stream)."""
         ids = [self._next_id() for _ in chunk]
         todo = list(range(len(chunk)))
+        self.last_duplicates = []
         pending = True  # the script still has to run (a chunk without entries may still carry a checkpoint)
         uncertain = False  # a fault hid whether the last attempt landed
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from worker.errors import InputFileError
-from worker.inputs import ACCEPTED, LineDecoder, Record, Unreadable, read_inputs, summary_of_skipped
+from worker.inputs import ACCEPTED, LineDecoder, Record, Retraction, Unreadable, read_inputs, summary_of_skipped
 from worker.inputs.records import iso_utc
 
 from ...chatshapes import cd_csv, cd_items, expected_text, messages, pytchat_items, ytdlp_file
@@ -38,7 +38,10 @@ def test_chat_downloader_files(tmp_path: Path, suffix: str) -> None:
         path.write_text("\n".join(json.dumps(i, sort_keys=True) for i in items) + "\n", "utf-8")
     reading = read_inputs([path], channel="ch1")
     _check(reading.records, skipped, reading.skipped)
-    assert {"membership", "sticker", "deleted", "empty message"} <= set(reading.skipped)
+    assert {"membership", "sticker", "empty message"} <= set(reading.skipped)
+    assert [e.fields["target_id"] for e in reading.entries if isinstance(e, Retraction)] == [
+        m.id + "-gone" for i, m in enumerate(MS) if i % 17 == 0
+    ]
     assert all(r.fields["channel"] == "ch1" for r in reading.records)
     assert reading.records[4].offset_s == 1.0 and reading.records[4].time_s == MS[4].us / 1e6
 

@@ -149,5 +149,5 @@ def test_a_pipe_is_pushed_line_by_line_before_it_ends(redis_server: EmbeddedRedi
     summary = proc.stderr.read().decode()
     proc.stderr.close()
     rows = [fields for _id, fields in client.xrange("livetopic:comments")]
-    assert rows == [{"text": "第一", "user": "u", "id": "a1"}]  # the repeated id pushed once
+    assert rows == [{"text": "第一", "user": "u", "id": "a1", "message_type": "text_message"}]  # the repeated id once
     assert "1 duplicates skipped" in summary and "membership 1" in summary
