@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from worker.model.export import publish_graphs
 from worker.model.repository import Manifest, PreprocessingSpec, publish_version
 
 from .config import TrainConfig
@@ -41,5 +42,6 @@ def publish(out_repo: Path | str, model: Any, tokenizer: Any, manifest: Manifest
 
     def write(out: Path) -> None:
         shutil.copytree(stage, out, dirs_exist_ok=True)
+        publish_graphs(out)  # made once, published with the version: workers export nothing
 
     return publish_version(out_repo, write, manifest), manifest

@@ -9,6 +9,7 @@ the whole family or one branch. Errors of third-party libraries are mapped into 
     ├── InputFileError           a file handed to ``push``/``train``/``label`` cannot be read
     ├── ModelError               a model version cannot be loaded, validated or run
     │   ├── RepositoryError      the model repository layout or a manifest is wrong
+    │   ├── HubError             the Hub gave no model: not found, no access, unknown revision, offline and not cached
     │   └── ModelOutOfMemoryError  the device had no memory for a batch (smaller ones may fit)
     ├── RedisError               a Redis command failed (the message names the command)
     │   ├── RedisTransientError  "not now": connection lost, timeout, LOADING, READONLY, BUSY…; retry later
@@ -27,6 +28,7 @@ __all__ = [
     "ConfigError",
     "EmbeddedRedisError",
     "GroupMissingError",
+    "HubError",
     "InputFileError",
     "LivetopicError",
     "ModelError",
@@ -60,6 +62,11 @@ class ModelError(LivetopicError):
 
 class RepositoryError(ModelError):
     """The model repository has no usable version, or a version's manifest is invalid."""
+
+
+class HubError(ModelError):
+    """``model pull``: the Hub has no such model or revision, refuses access, or cannot be reached and the files
+    are not in the local Hub cache."""
 
 
 class ModelOutOfMemoryError(ModelError):

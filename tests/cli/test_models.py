@@ -8,6 +8,7 @@ import json
 import stat
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 
@@ -15,7 +16,7 @@ from worker.tools.embedded import EmbeddedRedis
 from worker.tools.process import WorkerProcess, child_env
 
 from ..conftest import SAMPLE
-from .helpers import livetopic, wait_for
+from .helpers import livetopic, one_line_error, wait_for
 
 
 def _init(repo: Path, labels: list[str] | None = None) -> None:
@@ -76,3 +77,78 @@ def _readyz(worker: WorkerProcess) -> tuple[int, dict[str, object]]:
     except OSError:
         return 0, {}
     return status, json.loads(body)
+
+
+def _scores(redis_url: str) -> dict[str, tuple[str, dict[str, float]]]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    return {f["source_id"]: (f["model"], json.loads(f["scores"])) for _id, f in client.xrange("livetopic:topics")}
+
+
+@pytest.mark.slow
+def test_rollback_and_promote_are_hot_reloaded_by_running_workers(redis_server: EmbeddedRedis,
+                                                                 tmp_path: Path) -> None:
+    from worker.model.load import load_model
+    from worker.model.untrained import init_version
+
+    repo, texts = tmp_path / "models", SAMPLE.read_text(encoding="utf-8").splitlines()
+    for seed in (0, 1):  # two versions of the same labels, different weights
+        init_version(repo, preset="tiny", labels=["Cheer", "Game", "Broadcast", "Chat"], texts=texts, seed=seed)
+    flags = ["--redis-url", redis_server.url, "--model-repo", str(repo), "--torch-threads", "1", "--group-start-id",
+             "0", "--reload-interval-s", "0.5", "--dtype", "float32", "--backend", "torch"]
+    worker = WorkerProcess(flags, tmp_path / "worker.log", env=child_env(threads=1), cwd=tmp_path).start()
+    try:
+        worker.wait_ready(120)
+        assert 'version="2"' in worker.get("/metrics")[1]
+        proc = livetopic("model", "rollback", "--repo", str(repo), timeout_s=300)
+        assert proc.returncode == 0 and f"published {repo / '3'}: the files of version 1" in proc.stdout, proc.stderr
+        wait_for(lambda: worker.metric('livetopic_model_reloads_total{result="ok"}') == 1, 120,
+                 "the rollback is hot-reloaded", worker.log_path)
+        pushed = livetopic("push", "--redis-url", redis_server.url, "--quiet", "--limit", "20", str(SAMPLE))
+        assert pushed.returncode == 0, pushed.stderr
+        wait_for(lambda: len(_scores(redis_server.url)) == 20, 60, "the worker classifies", worker.log_path)
+        first = [json.loads(line)["text"] for line in texts[:20]]
+        expected, replaced = (load_model(repo / str(n), dtype="float32", backend="torch").predict_texts(first)
+                              for n in (1, 2))
+        results = _scores(redis_server.url)
+        in_order = [results[k] for k in sorted(results, key=lambda k: tuple(int(x) for x in k.split("-")))]
+        assert {model for model, _ in in_order} == {"livetopic:3"}
+        got = np.array([list(scores.values()) for _, scores in in_order])
+        assert np.abs(got - expected).max() < 1e-4 < 1e-2 < np.abs(got - replaced).max()  # version 1's scores
+        listed = livetopic("model", "list", "--repo", str(repo))
+        assert listed.returncode == 0 and any(line.split()[:2] == ["3", "served"] and "rollback to 1" in line
+                                              for line in listed.stdout.splitlines()), listed.stdout
+        one_line_error(livetopic("model", "remove", "3", "--repo", str(repo)), "version 3 is the one workers serve")
+        assert livetopic("model", "remove", "2", "--repo", str(repo)).returncode == 0
+
+        init_version(repo / "candidates", preset="tiny", labels=["Cheer", "Game", "Broadcast", "Chat"], texts=texts,
+                     seed=2)  # what `train` keeps back when its gate says no
+        proc = livetopic("model", "promote", "1", "--repo", str(repo), timeout_s=300)
+        assert proc.returncode == 0 and f"published {repo / '4'}" in proc.stdout, proc.stderr
+        wait_for(lambda: worker.metric('livetopic_model_reloads_total{result="ok"}') == 2, 120,
+                 "the promoted candidate is hot-reloaded", worker.log_path)
+        assert 'version="4"' in worker.get("/metrics")[1] and not (repo / "candidates" / "1").exists()
+        assert worker.stop() == 0
+    finally:
+        worker.stop()
+
+
+def test_add_a_local_directory_and_every_mistake_in_one_line(tmp_path: Path) -> None:
+    from ..hubseeds import SEEDS, write_seed
+
+    seed = next(s for s in SEEDS if s.name == "chinese-star-bert")  # pickled weights only
+    published, repo = write_seed(seed, tmp_path / "star"), tmp_path / "models"
+    proc = livetopic("model", "add", str(published), "--repo", str(repo), "--name", "stars", timeout_s=300)
+    assert proc.returncode == 0 and f"published {repo / '1'}" in proc.stdout, proc.stderr
+    shown = livetopic("model", "show", "1", "--repo", str(repo))
+    assert "pytorch_model.bin converted to model.safetensors" in shown.stdout
+    assert "labels      star 1, star 2, star 3, star 4, star 5" in shown.stdout
+    assert json.loads(livetopic("model", "show", "1", "--repo", str(repo), "--json").stdout)["manifest"]["name"] == \
+        "stars"
+    one_line_error(livetopic("model", "add", str(tmp_path / "nowhere"), "--repo", str(repo)), "not a directory")
+    one_line_error(livetopic("model", "add", str(tmp_path), "--repo", str(repo)), "no config.json")
+    one_line_error(livetopic("model", "show", "7", "--repo", str(repo)), "there is no version 7")
+    one_line_error(livetopic("model", "rollback", "--repo", str(repo)), "no version before 1 to roll back to")
+    one_line_error(livetopic("model", "promote", "1", "--repo", str(repo)), "there is no candidate 1")
+    one_line_error(livetopic("model", "pull", "a/b/c", "--repo", str(repo)), "expected a Hub model id")
+    one_line_error(livetopic("model", "add", str(published), "--repo", str(repo), "--labels", "a,b"),
+                   "--labels names 2 labels, the model has 5 outputs")

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    quiet_libraries()
+    quiet_libraries(hub=getattr(args, "reaches_hub", False))
     try:
         return _run(args)
     except KeyboardInterrupt:

@@ -34,10 +34,14 @@ __all__ = [
 log = logging.getLogger("livetopic")
 
 
-def quiet_libraries() -> None:
-    """Never reach a hub at run time; no progress bars or warnings from transformers."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+def quiet_libraries(*, hub: bool = False) -> None:
+    """Never reach a hub at run time (``hub``: the command may, as the environment allows: ``model pull``); no
+    progress bars or warnings from transformers."""
+    if not hub:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    for name in ("httpx", "httpx2"):  # huggingface_hub's HTTP clients log every request at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     with contextlib.suppress(Exception):
         from transformers.utils import logging as hf_logging

@@ -12,7 +12,8 @@
 
 The ``.onnx/`` folder of a version is a cache of graphs derived from its weights (:mod:`.onnx_export`): workers
 write it, so it takes no part in completeness, checksums or the fingerprint; a graph from it is checked when it
-is used (against its own record, else the manifest's).
+is used (against its own record, else the manifest's). The ``onnx/`` folder holds the graphs published with the
+version (:mod:`.export`): a part of it like any other file.
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ match (skip layer norms, GELU), the order the issue measured. On this project's 
 other work, so rough), quantising first was faster at batches of 128 in both of two runs than fusing first
 (which makes QAttention); for one comment the two orders traded places.
 
+A version published by livetopic (``model pull``, ``model add``, ``model init``, ``train``, ``promote``,
+``rollback``) carries its graphs in ``REPO/<n>/onnx/model-<dtype>.onnx``, made once at publication
+(:mod:`.export`) and listed in its manifest like every other file: a worker serves such a graph when it has the
+listed sha256, whatever library versions made it, and exports nothing. What follows is for versions without one.
+
 The graph is cached beside the version (``REPO/<n>/.onnx/``) under a name that holds a hash of the weights
 and config and the versions of the exporter, onnx and ONNX Runtime, so a changed file or library makes a new
 export and never serves a stale one. A worker that cannot write the repository uses the user's cache directory,
@@ -45,11 +50,13 @@ from ..errors import ModelError, RepositoryError
 from .contents import CACHE_DIR, sha256_of
 from .repository import read_manifest
 
-__all__ = ["ONNX_DIR", "cache_key", "cache_roots", "onnx_graph", "recorded_sha256"]
+__all__ = ["ONNX_DIR", "PUBLISHED_DIR", "cache_key", "cache_roots", "onnx_graph", "published_graph",
+           "published_name", "recorded_sha256"]
 
 log = logging.getLogger(__name__)
 
 ONNX_DIR = CACHE_DIR  # beside the weights, inside the version directory
+PUBLISHED_DIR = "onnx"  # the graphs published with the version, listed in its manifest
 RECORD_SUFFIX = ".sha256"
 _RECIPE = "1"  # bump when the steps below change what they write
 _OPSET = 17
@@ -162,11 +169,38 @@ def _verified(graph: Path, model_dir: Path) -> bool:
     return True
 
 
-def onnx_graph(model_dir: Path, dtype: str) -> Path:
-    """The ONNX graph of the version in ``model_dir`` for ONNX Runtime in ``dtype`` (float32 or int8): a cached
-    one that is verified, or exported now (seconds to a minute for a bert-base-sized model)."""
+def published_name(dtype: str) -> str:
+    return f"model-{dtype}.onnx"
+
+
+def published_graph(model_dir: Path, dtype: str) -> Path | None:
+    """The graph published inside the version for ``dtype``, when its manifest lists it and it has the listed
+    sha256 (a WARNING when it is there but does not); None otherwise."""
+    graph = model_dir / PUBLISHED_DIR / published_name(dtype)
+    if not graph.is_file():
+        return None
+    try:
+        listed = read_manifest(model_dir).files.get(f"{PUBLISHED_DIR}/{graph.name}")
+    except RepositoryError:
+        return None
+    if listed is None:
+        log.warning("%s: not listed in the version's manifest: not served", graph)
+        return None
+    if sha256_of(graph) != listed.sha256:
+        log.warning("%s: does not have the sha256 its manifest lists (changed after publication): not served", graph)
+        return None
+    return graph
+
+
+def onnx_graph(model_dir: Path, dtype: str, *, published: bool = True) -> Path:
+    """The ONNX graph of the version in ``model_dir`` for ONNX Runtime in ``dtype`` (float32 or int8): the one
+    published with it (unless ``published`` is False), a cached one that is verified, or exported now (seconds to
+    a minute for a bert-base-sized model)."""
     if dtype not in ("float32", "int8"):
         raise ModelError(f"ONNX Runtime runs float32 and int8 here, not {dtype}")
+    graph = published_graph(model_dir, dtype) if published else None
+    if graph is not None:
+        return graph
     try:
         name = f"model-{dtype}-{cache_key(model_dir, dtype)}.onnx"
     except OSError as exc:

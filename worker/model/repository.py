@@ -25,17 +25,23 @@ from ..text import Mode, Preprocessor
 from .contents import FileRecord, record_files
 
 __all__ = [
+    "CANDIDATES_DIR",
     "MANIFEST_NAME",
+    "CopyOf",
     "Manifest",
     "PreprocessingSpec",
+    "Source",
     "latest_version",
     "list_versions",
     "publish_version",
     "read_manifest",
+    "remove_version",
     "resolve_version",
+    "version_dirs",
 ]
 
 MANIFEST_NAME = "livetopic.json"
+CANDIDATES_DIR = "candidates"  # REPO/candidates/<n>: versions kept back by the publish gate (workers never see them)
 ProblemType = Literal["multi_label_classification", "single_label_classification"]
 
 
@@ -48,6 +54,40 @@ class PreprocessingSpec(BaseModel):
 
     def build(self) -> Preprocessor:
         return Preprocessor(self.mode, self.lowercase, self.normalize_whitespace)
+
+
+class Source(BaseModel):
+    """Where a version's files came from: a Hub repository at a commit (``model pull``) or a local Hugging Face
+    directory (``model add``), each file as it was there (size, sha256), and what livetopic changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["hub", "directory"]
+    hub_id: str | None = None
+    revision: str | None = None  # as asked: a branch, a tag or a commit
+    commit: str | None = None  # the commit it resolved to
+    path: str | None = None  # the directory (model add)
+    files: dict[str, FileRecord] = Field(default_factory=dict)  # as published there, before any conversion
+    converted: dict[str, str] = Field(default_factory=dict)  # e.g. pytorch_model.bin → model.safetensors
+    labels: list[str] = Field(default_factory=list)  # the labels as published there, when --labels renamed them
+
+    def describe(self) -> str:
+        if self.kind == "hub":
+            return f"hub {self.hub_id}@{(self.commit or self.revision or '?')[:12]}"
+        return f"directory {self.path}"
+
+
+class CopyOf(BaseModel):
+    """A version whose files are those of an earlier version (``model rollback``) or of a candidate
+    (``model promote``), published again under the next number."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["version", "candidate"]
+    number: int = Field(ge=1)
+
+    def describe(self) -> str:
+        return f"rollback to {self.number}" if self.kind == "version" else f"promoted candidate {self.number}"
 
 
 class Manifest(BaseModel):
@@ -75,6 +115,8 @@ class Manifest(BaseModel):
     # a worker serves the version once all are there (complete) and each has its sha256 (intact). Empty in
     # manifests of versions published before the list existed.
     files: dict[str, FileRecord] = Field(default_factory=dict)
+    source: Source | None = None  # pulled from a Hub or added from a directory (None: trained or made here)
+    copy_of: CopyOf | None = None  # published again from an earlier version or a candidate
     created_at: float = Field(default_factory=time.time)
 
     @model_validator(mode="after")
@@ -96,7 +138,8 @@ class Manifest(BaseModel):
         return self.thresholds.get(label, 0.5)
 
 
-def _version_dirs(repo: Path) -> list[tuple[int, Path]]:
+def version_dirs(repo: Path) -> list[tuple[int, Path]]:
+    """(number, directory) of every ``REPO/<n>``, complete or not, ascending."""
     if not repo.is_dir():
         return []
     found = []
@@ -108,7 +151,7 @@ def _version_dirs(repo: Path) -> list[tuple[int, Path]]:
 
 def list_versions(repo: Path | str) -> list[int]:
     """Complete versions (manifest present), ascending."""
-    return [n for n, path in _version_dirs(Path(repo)) if (path / MANIFEST_NAME).is_file()]
+    return [n for n, path in version_dirs(Path(repo)) if (path / MANIFEST_NAME).is_file()]
 
 
 def latest_version(repo: Path | str) -> int | None:
@@ -178,6 +221,20 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def remove_version(repo: Path | str, number: int) -> None:
+    """Delete ``REPO/<number>``: renamed out of sight first (readers never see half a version), then removed."""
+    repo = Path(repo)
+    target = repo / str(number)
+    if not (target.is_dir() or target.is_symlink()):
+        raise RepositoryError(f"{repo}: there is no version {number}")
+    hidden = Path(tempfile.mkdtemp(prefix=f".removed-{number}-", dir=repo))
+    os.replace(target, hidden / "version")
+    _fsync_dir(repo)
+    if (hidden / "version").is_symlink():
+        (hidden / "version").unlink()
+    shutil.rmtree(hidden)
+
+
 def publish_version(repo: Path | str, write: Callable[[Path], None], manifest: Manifest) -> int:
     """Publish the next version of ``repo`` atomically and return its number.
 
@@ -196,7 +253,7 @@ def publish_version(repo: Path | str, write: Callable[[Path], None], manifest: M
         _fsync_tree(tmp)
         files = record_files(tmp)
         for _attempt in range(100):
-            existing = [n for n, _ in _version_dirs(repo)]
+            existing = [n for n, _ in version_dirs(repo)]
             number = (existing[-1] if existing else 0) + 1
             target = repo / str(number)
             try:

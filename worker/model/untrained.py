@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import ModelError
 from ..text import Preprocessor
+from .export import publish_graphs
 from .presets import PRESETS, Arch, build_config
 from .repository import Manifest, PreprocessingSpec, publish_version
 
@@ -56,10 +57,12 @@ def build_char_tokenizer(texts: Iterable[str], out_dir: Path, *, vocab_size: int
 def init_version(repo: Path, *, preset: str, labels: list[str], texts: Iterable[str], arch: Arch = "bert",
                  multi_label: bool = True, name: str = "livetopic", max_length: int = 64,
                  preprocessing: PreprocessingSpec | None = None, seed: int = 0,
-                 dtype_agreement: dict[str, float] | None = None, labels_change_intended: bool = False) -> int:
+                 dtype_agreement: dict[str, float] | None = None, labels_change_intended: bool = False,
+                 graphs: bool = False) -> int:
     """Publish an untrained version (random weights) into ``repo``; returns its number. ``dtype_agreement``
     goes into the manifest as given (tests use it to exercise ``dtype=auto``); ``labels_change_intended`` lets
-    running workers swap it in though its labels differ from theirs."""
+    running workers swap it in though its labels differ from theirs; ``graphs``: its ONNX graphs are made and
+    published with it (``model init``; tests leave them to the workers)."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -74,6 +77,8 @@ def init_version(repo: Path, *, preset: str, labels: list[str], texts: Iterable[
         torch.manual_seed(seed)
         model = AutoModelForSequenceClassification.from_config(config)
         model.save_pretrained(str(out), safe_serialization=True)
+        if graphs:
+            publish_graphs(out)
 
     manifest = Manifest(
         name=name, labels=labels, preprocessing=spec, max_length=max_length,

@@ -3,6 +3,7 @@ transformer-optimised, int8 when asked) in an ORT session with the worker's intr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,12 @@ import numpy as np
 
 from ...errors import ModelError
 from ..chunks import Chunk
-from ..onnx_export import onnx_graph
+from ..onnx_export import PUBLISHED_DIR, onnx_graph
 from .base import read_labels
 
 __all__ = ["OnnxRuntimeBackend", "sigmoid", "softmax"]
+
+log = logging.getLogger(__name__)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -42,6 +45,15 @@ def session_options(threads: int) -> Any:
     return options
 
 
+def _session(graph: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(graph), session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own kinds (Fail, InvalidGraph…)
+        raise ModelError(f"{graph}: ONNX Runtime cannot load it: {type(exc).__name__}: {exc}") from exc
+
+
 class OnnxRuntimeBackend:
     """See :class:`~worker.model.backends.base.Backend`. CPU only; float32 or int8."""
 
@@ -53,10 +65,14 @@ class OnnxRuntimeBackend:
         self.num_labels, self.id2label = read_labels(model_dir)
         self.graph = onnx_graph(model_dir, dtype_name)
         try:
-            self.session = ort.InferenceSession(str(self.graph), session_options(threads),
-                                                providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises its own kinds (Fail, InvalidGraph…)
-            raise ModelError(f"{self.graph}: ONNX Runtime cannot load it: {type(exc).__name__}: {exc}") from exc
+            self.session = _session(self.graph, threads)
+        except ModelError as exc:
+            if self.graph.parent.name != PUBLISHED_DIR:
+                raise
+            # made by another exporter than this ONNX Runtime reads (an older ORT, a newer opset)
+            log.warning("%s; exporting the version again for this ONNX Runtime", exc)
+            self.graph = onnx_graph(model_dir, dtype_name, published=False)
+            self.session = _session(self.graph, threads)
         self._inputs = [i.name for i in self.session.get_inputs()]
         unknown = set(self._inputs) - {"input_ids", "attention_mask"}
         if unknown:
