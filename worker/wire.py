@@ -25,6 +25,7 @@ __all__ = [
     "ResultRenderer",
     "Retract",
     "entry_time_ms",
+    "is_retraction",
     "parse_entry",
     "parse_entry_id",
     "render_dead_letter",
@@ -226,6 +227,11 @@ def _parse_retract(
     if user := decoded.get("target_user"):
         kept["target_user"] = user[: limits.max_passthrough_chars]
     return Retract(eid, found[0], found[1], kept, deliveries)
+
+
+def is_retraction(fields: Mapping[str, str]) -> bool:
+    """An output entry (or an input entry) that is a retraction, not a comment's result."""
+    return fields.get("kind") == RETRACT_KIND
 
 
 def render_retraction(retract: Retract, now_ms: int) -> dict[str, str]:

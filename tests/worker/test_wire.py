@@ -145,7 +145,7 @@ def test_a_retraction_is_parsed_as_one_with_its_target_not_as_a_comment() -> Non
         ({"target_id": "m" * 300}, "retraction target too long: 300 chars"),
     ],
 )
-def test_a_retraction_without_a_target_is_dead_lettered_with_a_clear_reason(fields: dict[str, str], reason: str) -> None:
+def test_a_retraction_without_a_target_is_dead_lettered_with_a_reason(fields: dict[str, str], reason: str) -> None:
     raw = {"kind": "retract", **fields}
     parsed = parse_entry("1-0", {k.encode(): v.encode() for k, v in raw.items()}, Limits(), deliveries=2)
     assert isinstance(parsed, Rejection) and reason in parsed.error

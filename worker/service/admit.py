@@ -50,8 +50,8 @@ async def _encode_one(model: Model, item: Item, pool: Executor) -> bool:
 
 
 class Admit:
-    """From ``inbox`` to ``batcher`` (and the rejected and retractions to ``rejected``). ``current()`` is the model served now; the
-    limits of a valid entry and ``max_deliveries`` come from ``settings``."""
+    """From ``inbox`` to ``batcher`` (and the rejected and retractions to ``rejected``). ``current()`` is the model
+    served now; the limits of a valid entry and ``max_deliveries`` come from ``settings``."""
 
     def __init__(
         self,

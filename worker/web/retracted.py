@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from ..wire import RETRACT_ACTIONS, RETRACT_KIND, parse_entry_id
+from ..wire import RETRACT_ACTIONS, is_retraction, parse_entry_id
 
 __all__ = ["Ledger", "Order", "Retraction", "is_retraction", "order_of", "retraction_of"]
 
@@ -35,10 +35,6 @@ class Retraction:
     action: str  # delete, ban, timeout
     channel: str
     target: str  # the message id (delete) or the author id (ban, timeout)
-
-
-def is_retraction(fields: Mapping[str, str]) -> bool:
-    return fields.get("kind") == RETRACT_KIND
 
 
 def order_of(source_id: str) -> Order | None:

@@ -22,16 +22,23 @@ T0 = NOW - 30 * 60_000  # half an hour ago: inside every window
 
 
 def comment(seq: int, labels: list[str], mid: str, author: str, channel: str = "c1") -> tuple[str, dict[str, str]]:
-    fields = {"source_id": f"{T0 + seq * 1000}-0", "labels": json.dumps(labels, ensure_ascii=False),
-              "scores": json.dumps(dict.fromkeys(LABELS, 0.5), ensure_ascii=False), "model": "tvl:1",
-              "channel": channel, "id": mid, "author_id": author, "user": author, "text": f"text {seq}"}
+    fields = {
+        "source_id": f"{T0 + seq * 1000}-0",
+        "labels": json.dumps(labels, ensure_ascii=False),
+        "scores": json.dumps(dict.fromkeys(LABELS, 0.5), ensure_ascii=False),
+        "model": "tvl:1",
+        "channel": channel,
+        "id": mid,
+        "author_id": author,
+        "user": author,
+        "text": f"text {seq}",
+    }
     return f"{T0 + seq * 1000 + 5}-0", fields
 
 
 def retraction(seq: int, action: str, target: str, channel: str = "c1") -> tuple[str, dict[str, str]]:
     key = "target_id" if action == "delete" else "target_author_id"
-    fields = {"source_id": f"{T0 + seq * 1000}-0", "kind": "retract", "action": action, key: target,
-              "channel": channel}
+    fields = {"source_id": f"{T0 + seq * 1000}-0", "kind": "retract", "action": action, key: target, "channel": channel}
     return f"{T0 + seq * 1000 + 5}-1", fields
 
 
@@ -109,8 +116,9 @@ async def test_the_pages_view_drops_after_a_retraction(
     from .test_dashboard_bounds import http, now_ms, serving
 
     t0 = now_ms() - 60_000
-    for seq, (labels, mid, author) in enumerate([(["轉播"], "m1", "alice"), (["加油"], "m2", "bob"),
-                                                 (["加油"], "m3", "bob")]):
+    for seq, (labels, mid, author) in enumerate(
+        [(["轉播"], "m1", "alice"), (["加油"], "m2", "bob"), (["加油"], "m3", "bob")]
+    ):
         _id, fields = comment(seq, labels, mid, author)
         await redis_client.xadd("livetopic:topics", {**fields, "source_id": f"{t0 + seq}-0"})
 
@@ -128,8 +136,16 @@ async def test_the_pages_view_drops_after_a_retraction(
     async with serving(redis_server.url) as base, http() as session:
         body = await until_comments(session, base, 3)
         assert body["counts"]["labels"] == {"轉播": 1, "加油": 2, "閒聊": 0}
-        await redis_client.xadd("livetopic:topics", {"source_id": f"{t0 + 10}-0", "kind": "retract",
-                                                     "action": "ban", "target_author_id": "bob", "channel": "c1"})
+        await redis_client.xadd(
+            "livetopic:topics",
+            {
+                "source_id": f"{t0 + 10}-0",
+                "kind": "retract",
+                "action": "ban",
+                "target_author_id": "bob",
+                "channel": "c1",
+            },
+        )
         body = await until_comments(session, base, 1)
         assert body["counts"]["labels"] == {"轉播": 1, "加油": 0, "閒聊": 0}
         assert [item["user"] for item in body["feed"]] == ["alice"]
