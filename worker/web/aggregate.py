@@ -204,6 +204,7 @@ class Aggregator:
         self.channels[ALL].add(time_ms, indices, item)
 
     def _retract(self, fields: Mapping[str, str]) -> None:
+        """Take back the comments a retraction entry removes (or, through the ledger, will remove)."""
         retraction = retraction_of(fields, (fields.get("channel") or NONE)[:MAX_NAME_CHARS])
         if retraction is None:
             self.malformed += 1
@@ -211,7 +212,7 @@ class Aggregator:
         self.retractions += 1
         for key, time_ms, indices, source in self.ledger.retract(retraction):
             self.retracted += 1
-            for heat in {id(h): h for h in (self.channels[key], self.channels[ALL])}.values():
+            for heat in (self.channels[key], self.channels[ALL]):  # never ALL twice: no channel is "" (NONE)
                 heat.remove(time_ms, indices, source)
 
     def prune(self, now_ms: int) -> None:
