@@ -119,6 +119,7 @@ def test_a_live_twitch_chat_scraped_classified_and_retracted(
             cwd=ROOT,
         )
         try:
+            dashboard.wait_ready(60)
             twitch.wait_joined()
             twitch.send(*(line for _mid, line in chat))
             wait_for(lambda: client.xlen("livetopic:topics") >= N, 120, "every message classified")
