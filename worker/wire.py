@@ -1,6 +1,6 @@
-"""The wire format. Pure functions: parse an input entry into a :class:`Comment` or a
-:class:`Rejection` (with a clear reason), render results and dead letters into stream fields, and read
-stream entry ids (``<milliseconds>-<sequence>``)."""
+"""The wire format. Pure functions: parse an input entry into a :class:`Comment`, a :class:`Retract` (a
+moderator's deletion or ban, ``kind=retract``) or a :class:`Rejection` (with a clear reason), render results,
+retractions and dead letters into stream fields, and read stream entry ids (``<milliseconds>-<sequence>``)."""
 
 from __future__ import annotations
 
@@ -15,18 +15,22 @@ __all__ = [
     "MAX_DEAD_LETTER_FIELDS",
     "MAX_PASSTHROUGH_CHARS",
     "PASSTHROUGH_FIELDS",
-    "RETRACTION_NOT_APPLIED",
+    "RETRACT_ACTIONS",
+    "RETRACT_KIND",
     "SCORE_DECIMALS",
     "TRUNCATED_FIELD",
     "Comment",
     "Limits",
     "Rejection",
     "ResultRenderer",
+    "Retract",
     "entry_time_ms",
+    "is_retraction",
     "parse_entry",
     "parse_entry_id",
     "render_dead_letter",
     "render_result",
+    "render_retraction",
     "rounded_scores",
     "trim_passthrough",
 ]
@@ -44,9 +48,11 @@ PASSTHROUGH_FIELDS: tuple[str, ...] = (
 MAX_PASSTHROUGH_CHARS = 256
 TRUNCATED_FIELD = "truncated"
 SCORE_DECIMALS = 4  # of each score in a result
-# An entry with kind=retract (a deletion or a ban, pushed by the scrapers' readers) is not a comment: until the
-# worker applies retractions it dead-letters them with this reason (docs/INPUTS.md, "Moderation").
-RETRACTION_NOT_APPLIED = "a retraction (kind=retract), not a comment: this worker does not apply retractions yet"
+# An entry with kind=retract (a deletion or a ban, pushed by the scrapers' readers) is not a comment: the worker
+# publishes it as a retraction (docs/RESULTS.md, "Retractions"), unscored; its target is the message id (delete)
+# or the author id (ban, timeout) whose comments the consumers subtract.
+RETRACT_KIND = "retract"
+RETRACT_ACTIONS: dict[str, str] = {"delete": "target_id", "ban": "target_author_id", "timeout": "target_author_id"}
 # Redis scripts unpack at most ~8,000 values into one command: a dead letter keeps this many fields.
 MAX_DEAD_LETTER_FIELDS = 256
 
@@ -68,6 +74,18 @@ class Comment:
     passthrough: dict[str, str]
     deliveries: int = 1
     truncated: tuple[str, ...] = ()  # the passthrough fields cut to max_passthrough_chars
+
+
+@dataclass(frozen=True, slots=True)
+class Retract:
+    """A valid retraction entry: ``action`` (a key of :data:`RETRACT_ACTIONS`), ``target`` (the message id for
+    ``delete``, the author id for ``ban``/``timeout``) and the fields its output entry carries beside them."""
+
+    entry_id: str
+    action: str
+    target: str
+    passthrough: dict[str, str]  # the passthrough fields and target_user, each cut to max_passthrough_chars
+    deliveries: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +149,10 @@ def parse_entry(
     limits: Limits,
     deliveries: int = 1,
     max_deliveries: int | None = None,
-) -> Comment | Rejection:
-    """Validate one input entry. Never raises: anything wrong becomes a :class:`Rejection`, and so does a valid
-    comment delivered more than ``max_deliveries`` times (its consumers crashed or timed out on it)."""
+) -> Comment | Retract | Rejection:
+    """Validate one input entry: a comment, or a retraction (``kind=retract``). Never raises: anything wrong
+    becomes a :class:`Rejection`, and so does a valid entry delivered more than ``max_deliveries`` times (its
+    consumers crashed or timed out on it)."""
     eid = _lenient(entry_id)
 
     def reject(reason: str, fields: dict[str, str] | None = None) -> Rejection:  # the original fields, leniently
@@ -155,8 +174,8 @@ def parse_entry(
         decoded = _decode_each(raw)
     if isinstance(decoded, str):
         return reject(decoded)
-    if decoded.get("kind") == "retract":  # a producer's retraction entry (docs/INPUTS.md): not a comment
-        return reject(RETRACTION_NOT_APPLIED)
+    if decoded.get("kind") == RETRACT_KIND:  # a producer's retraction entry (docs/INPUTS.md): not a comment
+        return _parse_retract(eid, decoded, limits, deliveries, max_deliveries)
     if "text" not in decoded:
         return reject("missing field 'text'")
     text = decoded["text"]
@@ -176,6 +195,53 @@ def parse_entry(
             deliveries,
         )
     return Comment(eid, text, passthrough, deliveries, truncated=truncated)
+
+
+def _retract_problem(decoded: Mapping[str, str], limits: Limits) -> tuple[str, str] | str:
+    """(action, target) of a retraction entry, or why it is not one that can be applied."""
+    action = decoded.get("action") or next((a for a, k in RETRACT_ACTIONS.items() if decoded.get(k)), "")
+    if not action:
+        return "retraction without a target: it needs 'target_id' (delete) or 'target_author_id' (ban, timeout)"
+    key = RETRACT_ACTIONS.get(action)
+    if key is None:
+        return f"retraction with an unknown action {action[:64]!r} (one of: {', '.join(RETRACT_ACTIONS)})"
+    target = decoded.get(key, "")
+    if not target or target.isspace():
+        what = "the id of the comment removed" if key == "target_id" else "the author_id whose comments are removed"
+        return f"retraction without a target: action {action} needs '{key}' ({what})"
+    if len(target) > limits.max_passthrough_chars:
+        return f"retraction target too long: {len(target)} chars > max_passthrough_chars {limits.max_passthrough_chars}"
+    return action, target
+
+
+def _parse_retract(
+    eid: str, decoded: dict[str, str], limits: Limits, deliveries: int, max_deliveries: int | None
+) -> Retract | Rejection:
+    found = _retract_problem(decoded, limits)
+    if isinstance(found, str):
+        return Rejection(eid, found, decoded, deliveries)
+    if max_deliveries is not None and deliveries > max_deliveries:
+        reason = f"delivered {deliveries} times (max_deliveries {max_deliveries}); its consumers crashed or timed out"
+        return Rejection(eid, reason, decoded, deliveries)
+    kept, _cut = trim_passthrough(decoded, limits.max_passthrough_chars)
+    if user := decoded.get("target_user"):
+        kept["target_user"] = user[: limits.max_passthrough_chars]
+    return Retract(eid, found[0], found[1], kept, deliveries)
+
+
+def is_retraction(fields: Mapping[str, str]) -> bool:
+    """An output entry (or an input entry) that is a retraction, not a comment's result."""
+    return fields.get("kind") == RETRACT_KIND
+
+
+def render_retraction(retract: Retract, now_ms: int) -> dict[str, str]:
+    """Output-stream fields of an applied retraction: its own ``source_id``, ``kind=retract``, ``action``, the
+    target (``target_id`` or ``target_author_id``), the passthrough fields it carried and ``latency_ms``."""
+    fields = {"source_id": retract.entry_id, "kind": RETRACT_KIND, "action": retract.action}
+    fields[RETRACT_ACTIONS[retract.action]] = retract.target
+    fields.update(retract.passthrough)
+    fields["latency_ms"] = str(max(0, now_ms - entry_time_ms(retract.entry_id)))
+    return fields
 
 
 class ResultRenderer:

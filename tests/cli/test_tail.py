@@ -101,6 +101,23 @@ def test_dead_letters_show_the_reason(redis_server: EmbeddedRedis) -> None:
     assert dead[1]["deliveries"] == 5 and dead[1]["error"] == "missing field 'text'"
 
 
+def test_retractions_get_a_line_of_their_own(redis_server: EmbeddedRedis) -> None:
+    """Issue 22: a retraction on the output stream is shown as what it removes, not as a comment without topics."""
+    from worker.wire import Retract, render_retraction
+
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    publish_results(client, n=1)
+    for retract in (Retract("1-0", "delete", "chat-0", {"channel": "tvl"}),
+                    Retract("2-0", "timeout", "7001", {"channel": "tvl", "target_user": "viewer_1"})):
+        client.xadd("livetopic:topics", render_retraction(retract, 5))
+    rows = tail(redis_server.url)
+    assert len(rows) == 3
+    assert "tvl" in rows[1] and "deleted message chat-0" in rows[1] and rows[1].endswith("↩ retraction (delete)")
+    assert "timed out author 7001 (viewer_1)" in rows[2] and rows[2].endswith("↩ retraction (timeout)")
+    record = json.loads(tail(redis_server.url, "--json", "--last", "1")[0])
+    assert record["kind"] == "retract" and record["target_author_id"] == "7001"
+
+
 def test_follows_new_entries(redis_server: EmbeddedRedis, tmp_path: Path) -> None:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     publish_results(client, n=2)

@@ -1,7 +1,7 @@
 """Live chat in, against a running worker: scraper files pushed (every text message classified exactly once,
 with user, id and ts and the fields the scrapers keep; the rest counted as skipped; deletions and bans pushed
-as retractions, which today's worker dead-letters with their reason), and ``push --follow`` on a file growing
-at 200 lines/s, killed with -9 twice and restarted (each message exactly once)."""
+as retractions, which the worker publishes once each on the output stream, kind=retract), and ``push --follow``
+on a file growing at 200 lines/s, killed with -9 twice and restarted (each message exactly once)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import redis
 
 from worker.inputs.records import iso_utc
 from worker.tools.embedded import EmbeddedRedis
-from worker.wire import RETRACTION_NOT_APPLIED
+from worker.wire import is_retraction
 
 from ..chatshapes import Message, cd_csv, cd_items, expected_text, messages, pytchat_items, ytdlp_file
 from ..conftest import ROOT, SHARED_DATA, worker_env
@@ -65,6 +65,12 @@ def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
 
 def by_id(client: redis.Redis, stream: str) -> Counter[str]:
     return Counter(fields.get("id", "") for _id, fields in client.xrange(stream))
+
+
+def split_output(client: redis.Redis) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(results, retractions) of the output stream."""
+    entries = [fields for _id, fields in client.xrange("livetopic:topics")]
+    return [f for f in entries if not is_retraction(f)], [f for f in entries if is_retraction(f)]
 
 
 def write_formats(tmp_path: Path, texts: list[str]) -> dict[Path, tuple[list[Message], dict[str, int]]]:
@@ -112,12 +118,12 @@ def test_scraper_files_are_classified_exactly_once(
     expected = {m.id: m for ms, _ in files.values() for m in ms}
     retractions = client.xlen("livetopic:comments") - len(expected)  # the deletions in chat-downloader's, yt-dlp's
     assert retractions == 4 * len(range(0, N, 17))  # files (3 formats), and yt-dlp's
-    wait_for(lambda: client.xlen("livetopic:topics") >= len(expected), 180, "every message classified")
-    wait_for(lambda: client.xlen("livetopic:dead") >= retractions, 60, "every retraction dead-lettered")
-    out = {fields["id"]: fields for _id, fields in client.xrange("livetopic:topics")}
-    assert client.xlen("livetopic:topics") == len(expected) == len(out) == 5 * N  # exactly once
-    dead = [fields for _id, fields in client.xrange("livetopic:dead")]
-    assert len(dead) == retractions and {d["error"] for d in dead} == {RETRACTION_NOT_APPLIED}
+    wait_for(lambda: client.xlen("livetopic:topics") >= len(expected) + retractions, 180, "every entry published")
+    results, retracted = split_output(client)
+    out = {fields["id"]: fields for fields in results}
+    assert len(results) == len(expected) == len(out) == 5 * N  # exactly once
+    assert len(retracted) == retractions and all(r["action"] in ("delete", "ban") for r in retracted)
+    assert len({r["source_id"] for r in retracted}) == retractions and client.xlen("livetopic:dead") == 0
     pushed = dict(client.xrange("livetopic:comments"))
     for message_id, m in expected.items():
         fields = out[message_id]  # the output passes user, ts, id, channel through; the text is in the input
@@ -191,11 +197,11 @@ def test_follow_killed_twice_pushes_each_message_once(
     assert len(pushed) == len(ms) + deletions and set(pushed.values()) == {1}, report[-2000:]
     assert report.count("following ") == 3 and "from line " in report
     assert "skipped" in report and "membership" in report  # the last run's summary, by kind
-    wait_for(lambda: client.xlen("livetopic:topics") >= len(ms), 120, "every message classified")
-    out = by_id(client, "livetopic:topics")
+    wait_for(lambda: client.xlen("livetopic:topics") >= len(ms) + deletions, 120, "every entry published")
+    results, retracted = split_output(client)
+    out = Counter(fields.get("id", "") for fields in results)
     assert len(out) == len(ms) and set(out.values()) == {1}
-    wait_for(lambda: client.xlen("livetopic:dead") >= deletions, 60, "every retraction dead-lettered")
-    assert client.xlen("livetopic:dead") == deletions
+    assert len(retracted) == deletions and client.xlen("livetopic:dead") == 0
     assert set(out) == {m.id for m in ms}
     assert worker.stop() == 0
     assert os.path.getsize(path) == sum(len(line.encode()) for line in lines)
@@ -213,8 +219,8 @@ def test_library_files_keep_their_fields_and_their_retractions(
     redis_server: EmbeddedRedis, tiny_repo: Path, start_worker: Any, tmp_path: Path
 ) -> None:
     """Files written by chat-downloader (YouTube, Twitch), pushed: every comment classified once with
-    the fields its scraper keeps; every deletion and ban one dead letter with its reason, nothing lost; the text
-    output refused in one line, unless --format text."""
+    the fields its scraper keeps; every deletion and ban one retraction on the output stream, nothing lost; the
+    text output refused in one line, unless --format text."""
     from ..chatwriters import write_twitch, write_youtube
 
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
@@ -235,19 +241,18 @@ def test_library_files_keep_their_fields_and_their_retractions(
     comments = len(youtube.comments) + len(twitch.comments) + lines
     retractions = len(youtube.retractions) + len(twitch.retractions)
     assert client.xlen("livetopic:comments") == comments + retractions
-    wait_for(lambda: client.xlen("livetopic:topics") >= comments, 180, "every comment classified")
-    wait_for(lambda: client.xlen("livetopic:dead") >= retractions, 60, "every retraction dead-lettered")
-    out = {f["id"]: f for _id, f in client.xrange("livetopic:topics") if "id" in f}
-    assert client.xlen("livetopic:topics") == comments and len(out) == len(youtube.comments) + len(twitch.comments)
+    wait_for(lambda: client.xlen("livetopic:topics") >= comments + retractions, 180, "every entry published")
+    results, retracted = split_output(client)
+    out = {f["id"]: f for f in results if "id" in f}
+    assert len(results) == comments and len(out) == len(youtube.comments) + len(twitch.comments)
     for chat, channel in ((youtube, "yt"), (twitch, "1234")):
         for want in chat.comments:
             got = out[want["id"]]
             assert {k: got[k] for k in want if k != "text"} == {k: v for k, v in want.items() if k != "text"}
             assert got["channel"] == channel
     assert {out[c["id"]]["currency"] for c in youtube.comments if "currency" in c} == {"TWD", "USD", "JPY", "EUR"}
-    dead = [f for _id, f in client.xrange("livetopic:dead")]
-    assert len(dead) == retractions and {d["error"] for d in dead} == {RETRACTION_NOT_APPLIED}
-    assert {d.get("target_id") or d["target_author_id"] for d in dead} == {
+    assert len(retracted) == retractions and client.xlen("livetopic:dead") == 0
+    assert {d.get("target_id") or d["target_author_id"] for d in retracted} == {
         r.get("target_id") or r["target_author_id"] for chat in (youtube, twitch) for r in chat.retractions
     }
     assert worker.stop() == 0

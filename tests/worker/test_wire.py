@@ -5,7 +5,16 @@ import json
 import numpy as np
 import pytest
 
-from worker.wire import Comment, Limits, Rejection, parse_entry, render_dead_letter, render_result
+from worker.wire import (
+    Comment,
+    Limits,
+    Rejection,
+    Retract,
+    parse_entry,
+    render_dead_letter,
+    render_result,
+    render_retraction,
+)
 
 LIMITS = Limits(max_text_chars=20, max_entry_bytes=200)
 
@@ -106,12 +115,44 @@ def test_the_passthrough_fields_are_listed_once() -> None:
     assert not hasattr(shapes, "PASSTHROUGH")
 
 
-def test_a_retraction_is_dead_lettered_with_its_reason_not_classified() -> None:
-    """Issue 22, part 1: the producers push deletions and bans as kind=retract entries; until the worker applies
-    them (part 2), it dead-letters them with a reason that says what they are (it said "missing field 'text'")."""
-    raw = {b"kind": b"retract", b"action": b"delete", b"target_id": b"m1", b"channel": b"c", b"id": b"delete:m1"}
-    parsed = parse_entry("1-0", raw, Limits())
-    assert isinstance(parsed, Rejection)
-    assert parsed.error == "a retraction (kind=retract), not a comment: this worker does not apply retractions yet"
-    assert parsed.fields == {"kind": "retract", "action": "delete", "target_id": "m1", "channel": "c",
-                             "id": "delete:m1"}
+def test_a_retraction_is_parsed_as_one_with_its_target_not_as_a_comment() -> None:
+    """Issue 22: the producers push deletions and bans as kind=retract entries; the worker publishes each as a
+    retraction (part 1 dead-lettered them with RETRACTION_NOT_APPLIED)."""
+    raw = {b"kind": b"retract", b"action": b"delete", b"target_id": b"m1", b"channel": b"c", b"id": b"delete:m1",
+           b"target_user": b"bob", b"text": b"ignored"}
+    parsed = parse_entry("1700000000000-0", raw, Limits())
+    assert isinstance(parsed, Retract)
+    assert (parsed.action, parsed.target) == ("delete", "m1")
+    assert render_retraction(parsed, now_ms=1700000000250) == {
+        "source_id": "1700000000000-0", "kind": "retract", "action": "delete", "target_id": "m1", "channel": "c",
+        "id": "delete:m1", "target_user": "bob", "latency_ms": "250",
+    }
+    ban = parse_entry("2-0", {b"kind": b"retract", b"action": b"timeout", b"target_author_id": b"a7"}, Limits())
+    assert isinstance(ban, Retract) and render_retraction(ban, 2)["target_author_id"] == "a7"
+    assert "target_id" not in render_retraction(ban, 2)
+    inferred = parse_entry("3-0", {b"kind": b"retract", b"target_author_id": b"a7"}, Limits())
+    assert isinstance(inferred, Retract) and inferred.action == "ban"  # a producer of your own may leave it out
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"action": "delete", "target_author_id": "a1"}, "action delete needs 'target_id'"),
+        ({"action": "ban", "target_id": "m1"}, "action ban needs 'target_author_id'"),
+        ({"action": "timeout", "target_author_id": " "}, "action timeout needs 'target_author_id'"),
+        ({}, "it needs 'target_id' (delete) or 'target_author_id' (ban, timeout)"),
+        ({"action": "mute", "target_id": "m1"}, "unknown action 'mute' (one of: delete, ban, timeout)"),
+        ({"target_id": "m" * 300}, "retraction target too long: 300 chars"),
+    ],
+)
+def test_a_retraction_without_a_target_is_dead_lettered_with_a_reason(fields: dict[str, str], reason: str) -> None:
+    raw = {"kind": "retract", **fields}
+    parsed = parse_entry("1-0", {k.encode(): v.encode() for k, v in raw.items()}, Limits(), deliveries=2)
+    assert isinstance(parsed, Rejection) and reason in parsed.error
+    assert parsed.fields == raw and parsed.deliveries == 2
+
+
+def test_a_retraction_delivered_too_often_is_dead_lettered() -> None:
+    raw = {b"kind": b"retract", b"target_id": b"m1"}
+    parsed = parse_entry("1-0", raw, Limits(), deliveries=6, max_deliveries=5)
+    assert isinstance(parsed, Rejection) and parsed.error.startswith("delivered 6 times")

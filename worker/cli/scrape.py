@@ -5,9 +5,10 @@ at once; a source that cannot be reached is given up after ``--max-retries``/``-
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from ..options import REDIS_AND_STREAMS, Flag, add_command
 from ..settings import Settings
@@ -23,6 +24,12 @@ ABOUT = (
 )
 
 
+def _host_port(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[^\s:]+:[0-9]{1,5}", value):
+        raise ValueError(f"not HOST:PORT: {value!r} (e.g. 127.0.0.1:6667)")
+    return value
+
+
 class ScrapeOptions(ProducerOptions):
     url: Annotated[str, Flag(positional=True, metavar="URL")] = Field(
         description="a YouTube video or live URL, or a Twitch channel URL"
@@ -31,14 +38,28 @@ class ScrapeOptions(ProducerOptions):
     give_up_after: Annotated[float, Flag(metavar="S")] = Field(
         300.0, gt=0, description="give up (exit 2) once the source has not worked for S seconds"
     )
+    twitch_irc: Annotated[str | None, Flag(metavar="HOST:PORT"), AfterValidator(_host_port)] = Field(
+        None,
+        description="read Twitch chat from this IRC server instead of irc.chat.twitch.tv:6667 (a relay, a local "
+        "stand-in)",
+    )
+    twitch_api: Annotated[str | None, Flag(metavar="URL")] = Field(
+        None,
+        pattern=r"^https?://",
+        description="ask this GraphQL endpoint whether a Twitch channel is live, instead of https://gql.twitch.tv/gql",
+    )
 
 
 async def _scrape(settings: Settings, url: str, options: ScrapeOptions, chat_url: str) -> int:
     from ..sources.scrape import ChatDownloaderSource, GiveUp, scrape
 
     give_up = GiveUp(max_retries=options.max_retries, after_s=options.give_up_after)
+    irc = options.twitch_irc.rpartition(":") if options.twitch_irc else None
+    source = ChatDownloaderSource(
+        chat_url, twitch_irc=(irc[0], int(irc[2])) if irc else None, twitch_api=options.twitch_api
+    )
     async with live_feed(settings, url, options, "scrape") as live:
-        await scrape(ChatDownloaderSource(chat_url), live.feed, live.stop, channel=options.channel, give_up=give_up)
+        await scrape(source, live.feed, live.stop, channel=options.channel, give_up=give_up)
     return 0
 
 

@@ -17,7 +17,7 @@ from pydantic import Field
 from ..display import cell, fit
 from ..options import REDIS_AND_STREAMS, Flag, Options, add_command
 from ..settings import Settings
-from ..wire import entry_time_ms
+from ..wire import entry_time_ms, is_retraction
 from .common import run_on_redis
 
 if TYPE_CHECKING:
@@ -64,10 +64,23 @@ def _topics(fields: dict[str, str]) -> str:
     return ", ".join(str(label) for label in labels) or "-"
 
 
+def _retraction(fields: dict[str, str]) -> str:
+    """What a retraction removes, in words: 'deleted message m1', 'banned author 7001 (viewer_1)'."""
+    action = fields.get("action", "?")
+    if action == "delete":
+        return f"deleted message {fields.get('target_id', '?')}"
+    who = fields.get("target_author_id", "?") + (f" ({fields['target_user']})" if fields.get("target_user") else "")
+    return f"{'timed out' if action == 'timeout' else 'banned'} author {who}"
+
+
 def row(entry_id: str, fields: dict[str, str], *, dead: bool, text_columns: int = 40) -> str:
-    """One aligned line: time (of the comment's arrival), channel, user, text, then topics or the reason."""
+    """One aligned line: time (of the comment's arrival), channel, user, text, then topics or the reason; for a
+    retraction (``kind=retract``), what it removes and ``↩ retraction (action)``."""
     when = _clock(fields.get("source_id", entry_id))
     text = fields.get("text")
+    retraction = not dead and is_retraction(fields)
+    if retraction:
+        text = _retraction(fields)
     shown = "(text not published)" if text is None and not dead else (text or "")
     head = (
         f"{when}  {cell(fields.get('channel', '-'), 10)}  {cell(fields.get('user', '-'), 12)}  "
@@ -75,6 +88,8 @@ def row(entry_id: str, fields: dict[str, str], *, dead: bool, text_columns: int 
     )
     if dead:
         return head + f"✗ {fit(fields.get('error', '?'), 120)} (deliveries {fields.get('deliveries', '?')})"
+    if retraction:
+        return head + f"↩ retraction ({fit(fields.get('action', '?'), 16)})"
     return head + _topics(fields)
 
 

@@ -1,6 +1,7 @@
 """The admit stage: each delivery's entries are parsed (the invalid, and those delivered too often, are rejected
 with a reason), encoded on the tokenizer thread by the model served now (which will score them: a swap lands
-here, so a comment is encoded once), and put in the batcher; what is rejected goes straight to the publisher.
+here, so a comment is encoded once), and put in the batcher; what is rejected goes straight to the publisher,
+and so do retractions (``kind=retract``: nothing to score, so they never wait for a batch or hold one up).
 
 Knows nothing of Redis; ends when its inbox is closed and empty, then closes the batcher."""
 
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 
 from ..settings import Settings
-from ..wire import Limits, Rejection, parse_entry
+from ..wire import Limits, Rejection, Retract, parse_entry
 from .batcher import MicroBatcher
 from .channel import Channel
 from .flow import Flow
@@ -49,8 +50,8 @@ async def _encode_one(model: Model, item: Item, pool: Executor) -> bool:
 
 
 class Admit:
-    """From ``inbox`` to ``batcher`` (and the rejected to ``rejected``). ``current()`` is the model served now; the
-    limits of a valid entry and ``max_deliveries`` come from ``settings``."""
+    """From ``inbox`` to ``batcher`` (and the rejected and retractions to ``rejected``). ``current()`` is the model
+    served now; the limits of a valid entry and ``max_deliveries`` come from ``settings``."""
 
     def __init__(
         self,
@@ -74,28 +75,31 @@ class Admit:
         self.batcher.close()
 
     def parse(self, delivery: Delivery) -> tuple[list[Item], list[Item]]:
-        """(items to encode, items rejected) for the entries of ``delivery``, in order."""
+        """(items to encode, items for the publisher at once: rejected, or retractions) for the entries of
+        ``delivery``, in order."""
         shard, counts, limits, most = delivery.shard, delivery.deliveries, self.limits, self.max_deliveries
         valid: list[Item] = []
-        rejected: list[Item] = []
+        aside: list[Item] = []
         for entry_id, fields in delivery.entries:
             parsed = parse_entry(entry_id, fields, limits, counts.get(entry_id, 1), most)
             if isinstance(parsed, Rejection):
-                rejected.append(Item.rejected(parsed, shard))
+                aside.append(Item.rejected(parsed, shard))
+            elif isinstance(parsed, Retract):
+                aside.append(Item.retracting(parsed, shard))
             else:
                 valid.append(Item(parsed.entry_id, shard, parsed))
-        return valid, rejected
+        return valid, aside
 
     async def admit(self, delivery: Delivery) -> None:
-        valid, rejected = self.parse(delivery)
+        valid, aside = self.parse(delivery)
         if valid:
             model = self._current()
             if model is None:
                 raise RuntimeError("admit started before a model was served")
             encoded = await encode(model, valid, self.pool)
             if len(encoded) < len(valid):
-                rejected += [item for item in valid if item.rejection is not None]
+                aside += [item for item in valid if item.rejection is not None]
             self.batcher.extend(encoded)
-        if rejected:
-            self.flow.started(len(rejected))
-            await self.rejected.put(rejected)
+        if aside:
+            self.flow.started(len(aside))
+            await self.rejected.put(aside)

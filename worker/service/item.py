@@ -1,6 +1,8 @@
 """One record per comment through the stages: an :class:`Item` is made by admit from a stream entry, gains its
 token ids there (from the model that will score it), then its scores in the score stage, or a rejection
-anywhere along the way; the publisher renders it. Every item ends scored or rejected, never both, never neither.
+anywhere along the way; the publisher renders it. Every item ends scored or rejected, never both, never neither;
+but a retraction (a moderator's deletion or ban, :class:`~worker.wire.Retract`), which admit sends straight to
+the publisher: it needs no model and is published as it is.
 
 The wire types (:mod:`worker.wire`) stay what Redis carries: an Item holds the parsed :class:`~worker.wire.Comment`
 or the :class:`~worker.wire.Rejection`, and everything the worker adds to it lives here.
@@ -15,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from ..model.chunks import Prepared
-from ..wire import Comment, Rejection
+from ..wire import Comment, Rejection, Retract
 
 __all__ = ["Delivery", "Item", "Model"]
 
@@ -60,10 +62,15 @@ class Item:
     model: Model | None = None
     labels: list[str] | None = None
     probs: np.ndarray | None = None  # this comment's row of the batch's probabilities
+    retraction: Retract | None = None  # a retraction entry: never encoded, scored or batched
 
     @classmethod
     def rejected(cls, rejection: Rejection, shard: int) -> Item:
         return cls(rejection.entry_id, shard, rejection=rejection)
+
+    @classmethod
+    def retracting(cls, retraction: Retract, shard: int) -> Item:
+        return cls(retraction.entry_id, shard, retraction=retraction)
 
     def reject(self, error: str) -> None:
         """Set aside with ``error``: its dead letter keeps the passthrough fields and the text."""

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..wire import entry_time_ms
+from ..wire import RETRACT_ACTIONS, entry_time_ms
 from .batcher import FLUSH_REASONS
 
 __all__ = ["SKIP_REASONS", "Metrics", "StreamGauges"]
@@ -159,6 +159,13 @@ class Metrics:
             ["label", "channel"],
             registry=r,
         )
+        self.retractions = Counter(
+            "livetopic_retractions",
+            "Retractions published (a moderator's deletion of a comment, or ban or timeout of its author), by action: "
+            "delete, ban, timeout. Not counted in livetopic_comments.",
+            ["action"],
+            registry=r,
+        )
         self.duplicates_suppressed = Counter(
             "livetopic_duplicates_suppressed",
             "Results not published because "
@@ -208,6 +215,8 @@ class Metrics:
             self.batch_flushes.labels(reason=reason)
         for reason in ("behind", "lost"):
             self.group_moved.labels(reason=reason)
+        for action in RETRACT_ACTIONS:
+            self.retractions.labels(action=action)
         self.set_skipped({})
 
     def set_model(self, name: str, version: int, device: str, dtype: str, backend: str) -> None:

@@ -3,8 +3,9 @@ through their shard's script (the commit point: one call per part of a batch), c
 release the comments from the worker's hands (:meth:`~.flow.Flow.release`). Ends when its inbox is closed and
 empty.
 
-A retraction (moderation) would be one more kind of record here: rendered by :mod:`worker.wire`, published by
-the same script call as the results of its shard."""
+A retraction (a moderator's deletion or ban) is one more kind of record: rendered by :mod:`worker.wire` into an
+output-stream entry (``kind=retract``), published and acked by the same script call as the results of its
+shard, so each is published exactly once like a result; ``livetopic_retractions{action}`` counts them."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from ..streams.client import Outgoing, Published
 from ..streams.retry import Retrying
-from ..wire import ResultRenderer, entry_time_ms, render_dead_letter, rounded_scores
+from ..wire import ResultRenderer, entry_time_ms, render_dead_letter, render_retraction, rounded_scores
 from .channel import Channel
 from .flow import Flow
 from .item import Item, Model
@@ -48,12 +49,12 @@ def _parts(records: Sequence[Outgoing], max_chars: int) -> Iterator[tuple[int, i
 
 
 def _rounded(items: Sequence[Item]) -> list[list[float] | None]:
-    """Each scored item's scores as its result carries them (None for the rejected): rounded once per model in
-    the batch (normally one), not once per comment."""
+    """Each scored item's scores as its result carries them (None for the rejected and retractions): rounded once
+    per model in the batch (normally one), not once per comment."""
     out: list[list[float] | None] = [None] * len(items)
     by_model: dict[int, list[int]] = {}
     for i, item in enumerate(items):
-        if item.rejection is None:
+        if item.rejection is None and item.retraction is None:
             by_model.setdefault(id(item.model), []).append(i)
     for positions in by_model.values():
         rows = rounded_scores(np.stack([cast(np.ndarray, items[i].probs) for i in positions]))
@@ -116,13 +117,16 @@ class Publisher:
         return self._renderer[1]
 
     def render(self, items: Sequence[Item], now_ms: int | None = None) -> list[Outgoing]:
-        """Stream records for ``items``, in the same order: a result, or a dead letter."""
+        """Stream records for ``items``, in the same order: a result, a retraction, or a dead letter."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         records = []
         for item, scores in zip(items, _rounded(items), strict=True):
             if (r := item.rejection) is not None:
                 fields = render_dead_letter(r.entry_id, r.error, r.deliveries, r.fields)
                 records.append(Outgoing(r.entry_id, fields, dead=True))
+                continue
+            if (retraction := item.retraction) is not None:
+                records.append(Outgoing(item.entry_id, render_retraction(retraction, now)))
                 continue
             assert item.comment is not None and item.model is not None and scores is not None
             fields = self._renderer_of(item.model).render_rounded(item.comment, item.labels or [], scores, now)
@@ -160,12 +164,15 @@ class Publisher:
         m = self.metrics
         skipped = dead = classified = 0
         labels: collections.Counter[tuple[str, str]] = collections.Counter()
+        retracted: collections.Counter[str] = collections.Counter()
         end_to_end = m.end_to_end_seconds
         for item, published in zip(items, flags, strict=True):
             if not published:
                 skipped += 1
             elif item.rejection is not None:
                 dead += 1
+            elif item.retraction is not None:
+                retracted[item.retraction.action] += 1
             else:
                 classified += 1
                 channel = m.channel_label(item.comment.passthrough.get("channel") if item.comment else None)
@@ -180,3 +187,5 @@ class Publisher:
                 counter.inc(count)
         for (label, channel), count in labels.items():
             m.labels.labels(label=label, channel=channel).inc(count)
+        for action, count in retracted.items():
+            m.retractions.labels(action=action).inc(count)

@@ -8,7 +8,9 @@
 - :func:`own_library_logging`: chat-downloader attaches its own handler to its logger and to ``urllib3``'s and
   then logs through the ``urllib3`` logger (a rebound module global), so each of its lines came out twice, once
   relabelled ``urllib3``; its lines go through livetopic's logging once, under ``chat_downloader``;
-- :func:`local_twitch_irc`: read Twitch chat from another IRC server (a local stand-in in tests).
+- :func:`local_twitch_irc`, :func:`local_twitch_api`: read Twitch chat from another IRC server, and ask another
+  GraphQL endpoint whether the channel is live (``scrape --twitch-irc``/``--twitch-api``: a local stand-in in
+  tests, a relay).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "check_url",
     "describe_drop",
     "library_refusal",
+    "local_twitch_api",
     "local_twitch_irc",
     "own_library_logging",
 ]
@@ -192,3 +195,11 @@ def local_twitch_irc(host: str, port: int) -> None:
             self.send_raw("NICK justinfan67420")
 
     twitch.TwitchChatIRC = LocalIRC
+
+
+def local_twitch_api(url: str) -> None:
+    """Make chat-downloader ask Twitch's GraphQL questions (is the channel live, its badges) at ``url`` instead of
+    https://gql.twitch.tv/gql."""
+    from chat_downloader.sites import TwitchChatDownloader
+
+    TwitchChatDownloader._GQL_API_URL = url

@@ -30,7 +30,7 @@ from ..inputs.files import fill_channel
 from ..inputs.records import Converted
 from ..inputs.shapes import read_row
 from ..streams.retry import Backoff, with_backoff
-from .chatnet import GiveUp, describe_drop, library_refusal, local_twitch_irc, own_library_logging
+from .chatnet import GiveUp, describe_drop, library_refusal, local_twitch_api, local_twitch_irc, own_library_logging
 from .feed import CHUNK, Feed, take_batch
 
 __all__ = ["FALLBACK", "ChatDownloaderSource", "GiveUp", "channel_of", "library_version", "scrape"]
@@ -73,13 +73,15 @@ class ChatDownloaderSource:
     """chat-downloader: YouTube (live chat API) and Twitch (anonymous IRC). ``prepare_session`` may change the
     ``requests.Session`` it fetches through (tests mount recorded responses there); ``twitch_irc`` is the
     (host, port) of an IRC server to read Twitch chat from instead of irc.chat.twitch.tv:6667 (a local
-    stand-in in tests). ``max_attempts``: the library's own tries per connection (our back-off does the rest).
+    stand-in in tests), ``twitch_api`` the URL of a GraphQL endpoint to ask instead of gql.twitch.tv.
+    ``max_attempts``: the library's own tries per connection (our back-off does the rest).
     ``connected``: a connection was made at least once."""
 
     url: str
     prepare_session: Callable[[Any], None] | None = None
     max_attempts: int = 1
     twitch_irc: tuple[str, int] | None = None
+    twitch_api: str | None = None
     name: str = field(default="chat-downloader", init=False)
     connected: bool = field(default=False, init=False)
     items: int = field(default=0, init=False)
@@ -95,6 +97,8 @@ class ChatDownloaderSource:
         own_library_logging()
         if self.twitch_irc is not None:
             local_twitch_irc(*self.twitch_irc)
+        if self.twitch_api is not None:
+            local_twitch_api(self.twitch_api)
         downloader = ChatDownloader()
         if self.prepare_session is not None:
             for site in (YouTubeChatDownloader, TwitchChatDownloader):

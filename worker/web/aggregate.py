@@ -14,6 +14,13 @@ and recent end-to-end latencies. Pure Python (no asyncio, no Redis), bounded mem
   the worker's limits.
 
 A comment's time is its input entry id's (``source_id``): when it entered the input stream.
+
+Retractions (output entries with ``kind=retract``: a moderator deleted a comment, or banned or timed out its
+author) are subtracted (:mod:`.retracted`): each comment they remove leaves every count it was in (the recent
+buckets, the whole-stream buckets, the totals, of its channel and of all channels) and the feed. The aggregator
+remembers the newest :data:`REMEMBERED` comments that carry an ``id`` or ``author_id`` (and as many retractions
+of each kind, for the comments whose result comes after their retraction); a retraction of an older comment
+removes nothing.
 """
 
 from __future__ import annotations
@@ -28,10 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..wire import MAX_PASSTHROUGH_CHARS, entry_time_ms
-from .buckets import LabelIndex, MergingBuckets, RecentBuckets, Row, new_row
+from .buckets import LabelIndex, MergingBuckets, RecentBuckets, Row, new_row, subtract
+from .retracted import Ledger, is_retraction, order_of, retraction_of
 
 __all__ = ["ALL", "FINE_MS", "HORIZON_MS", "MAX_FEED_TEXT_CHARS", "MAX_LABEL_CHARS", "MAX_NAME_CHARS", "NONE",
-           "OTHER", "WINDOWS", "Aggregator", "ChannelHeat", "FeedItem", "clip_text"]
+           "OTHER", "REMEMBERED", "WINDOWS", "Aggregator", "ChannelHeat", "FeedItem", "clip_text"]
 
 FINE_MS = 5_000
 HORIZON_MS = 60 * 60_000
@@ -49,6 +57,8 @@ MAX_NAME_CHARS = MAX_PASSTHROUGH_CHARS  # channel, user, ts, model tag
 MAX_LABEL_CHARS = 64
 MAX_FEED_TEXT_CHARS = 500
 _ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+REMEMBERED = 50_000  # comments a retraction can still remove (~30 MB measured; ~60 MB when each has 64 labels)
+Counted = tuple[str, int, tuple[int, ...], str]  # what a retraction subtracts: channel key, time, labels, source
 
 
 def clip_text(text: str | None) -> str | None:
@@ -93,6 +103,16 @@ class ChannelHeat:
             totals[i] += 1
         self.feed.append(item)
 
+    def remove(self, time_ms: int, indices: Sequence[int], source_id: str) -> None:
+        """Take back what :meth:`add` counted (a retracted comment), and its feed item."""
+        self.recent.remove(time_ms, indices)
+        self.whole.remove(time_ms, indices)
+        subtract(self.totals, indices)
+        for item in self.feed:
+            if item.source_id == source_id:
+                self.feed.remove(item)
+                break
+
 
 def _percentile(sorted_values: Sequence[float], q: float) -> float | None:
     if not sorted_values:
@@ -109,20 +129,23 @@ class Aggregator:
         self.latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         self.ingested = 0
         self.malformed = 0
+        self.retractions = 0  # retraction entries read
+        self.retracted = 0  # comments they removed (or kept out, when the retraction came first)
+        self.ledger: Ledger[Counted] = Ledger(REMEMBERED)
         self.last_id = "0-0"
 
     def _heat(self) -> ChannelHeat:
         return ChannelHeat(RecentBuckets(FINE_MS, HORIZON_MS), MergingBuckets(60_000),
                            feed=deque(maxlen=self.feed_size))
 
-    def _channel(self, name: str) -> ChannelHeat:
-        heat = self.channels.get(name)
-        if heat is None:
+    def _channel(self, name: str) -> str:
+        """The key of ``name``'s counts (:data:`OTHER` past the cap), made when new."""
+        if name not in self.channels:
             real = len(self.channels) - 1 - (OTHER in self.channels)
             if real >= self.max_channels and name != OTHER:
                 return self._channel(OTHER)
-            heat = self.channels[name] = self._heat()
-        return heat
+            self.channels[name] = self._heat()
+        return name
 
     def _model(self, tag: str, scores: str | None) -> None:
         if tag in self.models:
@@ -139,8 +162,11 @@ class Aggregator:
         self.models[key] = self.models.get(key, 0) + 1
 
     def add(self, entry_id: str, fields: Mapping[str, str]) -> None:
-        """Count one output entry."""
+        """Count one output entry (a retraction: take back what it removes)."""
         self.last_id = entry_id
+        if is_retraction(fields):
+            self._retract(fields)
+            return
         try:
             labels = json.loads(fields["labels"])
             if not isinstance(labels, list):
@@ -166,9 +192,28 @@ class Aggregator:
         item = FeedItem(entry_id, source, time_ms, channel, [names[i - 1] for i in indices],
                         fields.get("user", "")[:MAX_NAME_CHARS], fields.get("ts", "")[:MAX_NAME_CHARS], text,
                         text_missing=text is None and not is_id)
-        heat = self._channel(channel)
-        heat.add(time_ms, indices, item)
+        key = self._channel(channel)
+        order = order_of(source) if is_id else None
+        if order is not None and not self.ledger.comment(
+            order, channel, fields.get("id", "")[:MAX_NAME_CHARS], fields.get("author_id", "")[:MAX_NAME_CHARS],
+            (key, time_ms, tuple(indices), source),
+        ):
+            self.retracted += 1  # its retraction came first
+            return
+        self.channels[key].add(time_ms, indices, item)
         self.channels[ALL].add(time_ms, indices, item)
+
+    def _retract(self, fields: Mapping[str, str]) -> None:
+        """Take back the comments a retraction entry removes (or, through the ledger, will remove)."""
+        retraction = retraction_of(fields, (fields.get("channel") or NONE)[:MAX_NAME_CHARS])
+        if retraction is None:
+            self.malformed += 1
+            return
+        self.retractions += 1
+        for key, time_ms, indices, source in self.ledger.retract(retraction):
+            self.retracted += 1
+            for heat in (self.channels[key], self.channels[ALL]):  # never ALL twice: no channel is "" (NONE)
+                heat.remove(time_ms, indices, source)
 
     def prune(self, now_ms: int) -> None:
         for heat in self.channels.values():

@@ -14,7 +14,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, MutableSequence, Sequence
 
-__all__ = ["LabelIndex", "MergingBuckets", "RecentBuckets", "Row", "new_row"]
+__all__ = ["LabelIndex", "MergingBuckets", "RecentBuckets", "Row", "new_row", "subtract"]
 
 Row = MutableSequence[int]
 
@@ -55,6 +55,14 @@ def _add(row: Row, indices: Sequence[int]) -> None:
         row[i] += 1
 
 
+def subtract(row: Row, indices: Sequence[int]) -> None:
+    """Take back one comment with labels ``indices`` from ``row`` (a retracted comment; never below 0)."""
+    row[0] = max(0, row[0] - 1)
+    for i in indices:
+        if i < len(row):
+            row[i] = max(0, row[i] - 1)
+
+
 def _sum_into(target: Row, source: Row) -> None:
     if len(source) > len(target):
         target.extend([0] * (len(source) - len(target)))
@@ -79,6 +87,12 @@ class RecentBuckets:
         if row is None:
             row = self.rows[b] = new_row()
         _add(row, indices)
+
+    def remove(self, time_ms: int, indices: Sequence[int]) -> None:
+        """Take back what :meth:`add` counted at ``time_ms`` (nothing once its bucket is dropped)."""
+        row = self.rows.get(time_ms // self.width_ms)
+        if row is not None:
+            subtract(row, indices)
 
     def prune(self, now_ms: int) -> None:
         floor = (now_ms - self.horizon_ms) // self.width_ms
@@ -125,6 +139,12 @@ class MergingBuckets:
             if row is None:
                 row = self.rows[b] = new_row()
         _add(row, indices)
+
+    def remove(self, time_ms: int, indices: Sequence[int]) -> None:
+        """Take back what :meth:`add` counted at ``time_ms`` (its bucket, merged since or not)."""
+        row = self.rows.get(time_ms // self.width_ms)
+        if row is not None:
+            subtract(row, indices)
 
     def _merge(self) -> None:
         merged: dict[int, Row] = {}

@@ -165,6 +165,8 @@ class Live:
             "latency_ms": self.board.latency(),
             "ingested": self.board.ingested,
             "malformed": self.board.malformed,
+            "retractions": self.board.retractions,
+            "retracted": self.board.retracted,
             "last_id": self.board.last_id,
         }
 

@@ -117,3 +117,19 @@ async def test_a_closed_inbox_closes_the_batcher(pool: ThreadPoolExecutor) -> No
     await asyncio.wait_for(task, 5)
     assert [i.entry_id for i in await h.batcher.next_batch()] == ["1-0"]
     assert await h.batcher.next_batch() == []  # drained and closed
+
+
+async def test_a_retraction_goes_to_the_publisher_at_once_unencoded_and_never_batched(pool: ThreadPoolExecutor) -> None:
+    """Issue 22: a retraction needs no model: it neither waits for a batch nor holds one up, and is not dropped."""
+    model = FakeModel()
+    h = Harness(pool, model)
+    retract = ("2-0", {b"kind": b"retract", b"action": b"ban", b"target_author_id": b"a7", b"channel": b"c"})
+    await h.deliver([entry(1, "ab"), retract, ("3-0", {b"kind": b"retract", b"action": b"delete"})])
+    [aside] = [await h.rejected.get()]
+    assert aside is not None and [i.entry_id for i in aside] == ["2-0", "3-0"]
+    ban, bad = aside
+    assert ban.retraction is not None and ban.rejection is None and ban.ids == [] and ban.model is None
+    assert (ban.retraction.action, ban.retraction.target) == ("ban", "a7")
+    assert bad.rejection is not None and "needs 'target_id'" in bad.rejection.error
+    assert model.encoded == ["ab"] and [i.entry_id for i in await h.batcher.next_batch()] == ["1-0"]
+    assert h.flow.waiting == 1

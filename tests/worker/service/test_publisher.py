@@ -16,7 +16,7 @@ from worker.service.health import Health
 from worker.service.item import Item
 from worker.service.metrics import Metrics
 from worker.service.publisher import PUBLISH_PART_CHARS, Publisher
-from worker.wire import Comment, Rejection
+from worker.wire import Comment, Rejection, Retract
 
 from .fakes import FakeModel, FakeTarget, Route, counter
 
@@ -108,3 +108,30 @@ async def test_the_output_can_leave_the_text_out() -> None:
     h.publisher.text = False
     await h.publish([scored(1)])
     assert "text" not in h.targets[0].published[0].fields
+
+
+def retraction(n: int, action: str = "delete", target: str = "m1") -> Item:
+    return Item.retracting(Retract(f"{n}-0", action, target, {"channel": "c1", "id": f"{action}:{target}"}), 0)
+
+
+async def test_retractions_are_published_as_results_once_and_counted_by_action() -> None:
+    """Issue 22: a retraction goes out through the same script call as the results (the commit point), on the
+    output stream, marked kind=retract with its target; one finished already is not published again."""
+    h = Harness()
+    [target] = h.targets
+    target.done.add("4-0")
+    await h.publish([scored(1), retraction(2), retraction(3, "ban", "a7"), retraction(4), rejected(5)])
+    assert target.calls == [["1-0", "2-0", "3-0", "4-0", "5-0"]]
+    out = {r.entry_id: r for r in target.published}
+    assert set(out) == {"1-0", "2-0", "3-0", "5-0"} and not out["2-0"].dead and not out["3-0"].dead
+    fields = dict(out["2-0"].fields)
+    assert int(fields.pop("latency_ms")) >= 0
+    assert fields == {"source_id": "2-0", "kind": "retract", "action": "delete", "target_id": "m1", "channel": "c1",
+                      "id": "delete:m1"}
+    assert out["3-0"].fields["target_author_id"] == "a7" and "labels" not in out["3-0"].fields
+    assert counter(h.metrics, "livetopic_retractions_total", action="delete") == 1
+    assert counter(h.metrics, "livetopic_retractions_total", action="ban") == 1
+    assert counter(h.metrics, "livetopic_retractions_total", action="timeout") == 0
+    assert counter(h.metrics, "livetopic_comments_total", outcome="classified") == 1  # retractions are not comments
+    assert counter(h.metrics, "livetopic_duplicates_suppressed_total") == 1
+    assert len(h.flow) == 0

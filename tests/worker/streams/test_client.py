@@ -226,3 +226,25 @@ async def test_the_commit_point_writes_nothing_when_a_key_has_the_wrong_type(r: 
     with pytest.raises(RedisCommandError, match="the dead-letter stream key dead holds a string, not a stream"):
         await a.publish([result(ids[0]), Outgoing(ids[1], {"source_id": ids[1], "error": "bad"}, dead=True)])
     assert not await r.exists(OUT) and (await r.xpending(IN, GROUP))["pending"] == 2  # no result, no ack
+
+
+async def test_a_retraction_goes_through_the_commit_point_once(r: aioredis.Redis) -> None:
+    """Issue 22: a retraction entry, parsed and rendered as the worker does, is published on the output stream and
+    acked by the same script as a result: once, even when the group is moved back and delivers it again."""
+    from worker.wire import Limits, Retract, parse_entry, render_retraction
+
+    a = client_for(r, "a")
+    await a.ensure_group("0")
+    [comment] = await add(r, 1)
+    retract_id = (await r.xadd(IN, {"kind": "retract", "action": "ban", "target_author_id": "7001"})).decode()
+    [_, (entry_id, raw)] = await a.read_new(10, 10)
+    parsed = parse_entry(entry_id, raw, Limits())
+    assert isinstance(parsed, Retract)
+    records = [result(comment), Outgoing(retract_id, render_retraction(parsed, 0))]
+    assert await flags(a, records) == [True, True]
+    await r.xgroup_setid(IN, GROUP, "0")  # an operator moves the group back: both come again
+    assert [e[0] for e in await a.read_new(10, 10)] == [comment, retract_id]
+    assert await flags(a, records) == [False, False]
+    out = [f for _, f in await r.xrange(OUT)]
+    assert len(out) == 2 and out[1][b"kind"] == b"retract" and out[1][b"target_author_id"] == b"7001"
+    assert (await r.xpending(IN, GROUP))["pending"] == 0 and await r.xlen(DEAD) == 0

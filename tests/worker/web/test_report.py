@@ -110,6 +110,41 @@ async def test_report_from_the_output_stream(tmp_path: Path, redis_server: Embed
     assert top and all(re.fullmatch(r"第\d*[13579]則 加油", c["text"]) for c in top)  # channel a, looked up
 
 
+async def test_report_from_a_stream_with_retractions_leaves_the_retracted_comments_out(
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: aioredis.Redis
+) -> None:
+    """Issue 22: a deletion removes its message, a ban its author's earlier comments of the channel (not later
+    ones, not another channel's), a retraction published before its comment's result too; the retraction entries
+    themselves are no comments."""
+    scores = json.dumps({"裁判": 0.1, "加油": 0.9}, ensure_ascii=False)
+    sources = []
+    for i in range(20):
+        channel = "a" if i != 19 else "b"
+        source = (await redis_client.xadd("livetopic:comments", {"text": f"第{i}則", "channel": channel})).decode()
+        sources.append(source)
+        if i == 12:  # a retraction of comment 12 (its id m12) published before comment 12's result
+            await redis_client.xadd("livetopic:topics", {"source_id": source.replace("-", "-9"), "kind": "retract",
+                                                         "action": "delete", "target_id": "m12", "channel": "a"})
+        await redis_client.xadd("livetopic:topics", {
+            "source_id": source, "channel": channel, "ts": f"0:{i:02d}", "labels": json.dumps(["加油"]),
+            "scores": scores, "model": "m:3", "id": f"m{i}", "author_id": "bob" if i % 5 == 0 else f"u{i}"})
+        if i == 3:
+            await redis_client.xadd("livetopic:topics", {"source_id": sources[2], "kind": "retract",
+                                                         "action": "delete", "target_id": "m1", "channel": "a"})
+        if i == 16:  # bans bob: comments 0, 5, 10 and 15 of channel a; 19 is in b, and after
+            await redis_client.xadd("livetopic:topics", {"source_id": f"{source.split('-')[0]}-99", "kind": "retract",
+                                                         "action": "ban", "target_author_id": "bob", "channel": "a"})
+    for channel, want in (("a", 19 - 1 - 1 - 4), ("b", 1)):
+        out = tmp_path / f"{channel}.html"
+        code = await _run_main(["report", "--stream", "--redis-url", redis_server.url, "--channel", channel,
+                                "--out", str(out)])
+        assert code == 0
+        data = embedded_data(out)
+        [run] = data["runs"]
+        assert run["comments"] == want and run["counts"]["加油"] == want and run["name"] == "model m:3"
+    assert "6 retracted comments left out" in (tmp_path / "a.html").read_text("utf-8")
+
+
 async def _run_main(argv: list[str]) -> int:
     import asyncio
 

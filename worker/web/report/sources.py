@@ -17,12 +17,13 @@ from ...errors import InputFileError, LivetopicError
 from ...inputs import expand_paths, label_columns, parse_offset, read_rows, to_record
 from ...streams.reading import lookup, scan
 from ...wire import entry_time_ms
+from ..retracted import Ledger, is_retraction, order_of, retraction_of
 from .timeline import Run, Scored
 
 if TYPE_CHECKING:
     from ...model.runtime import LoadedModel
 
-__all__ = ["ChatRows", "fill_texts", "read_chat", "run_from_stream", "runs_from_chat"]
+__all__ = ["ChatRows", "fill_texts", "read_chat", "run_from_stream", "runs_from_chat", "without_retracted"]
 
 TEACHER_THRESHOLD = 0.5  # a teacher score over this puts the label on (as in training)
 
@@ -126,16 +127,39 @@ def _labels_in_order(entries: Iterable[tuple[str, dict[str, str]]]) -> list[str]
     return list(order)
 
 
+def without_retracted(entries: Sequence[tuple[str, dict[str, str]]]) -> tuple[list[tuple[str, dict[str, str]]], int]:
+    """The results of ``entries`` (output entries in stream order) less the retractions and the comments they
+    remove (:mod:`worker.web.retracted`: a deletion its message ``id``, a ban or timeout its author's earlier
+    comments of the channel), and how many comments were removed. Only comments inside ``entries`` are removed."""
+    ledger: Ledger[int] = Ledger()
+    removed: set[int] = set()
+    for n, (entry_id, fields) in enumerate(entries):
+        channel = fields.get("channel", "")
+        if is_retraction(fields):
+            retraction = retraction_of(fields, channel)
+            removed.update(ledger.retract(retraction) if retraction is not None else ())
+            removed.add(n)
+            continue
+        order = order_of(fields.get("source_id") or entry_id)
+        message_id, author_id = fields.get("id", ""), fields.get("author_id", "")
+        if order is not None and not ledger.comment(order, channel, message_id, author_id, n):
+            removed.add(n)
+    kept = [entry for n, entry in enumerate(entries) if n not in removed]
+    return kept, len(removed) - sum(is_retraction(f) for _i, f in entries)
+
+
 async def run_from_stream(redis: aioredis.Redis, output_stream: str, *, channel: str | None = None,
                           start: str = "-", end: str = "+", max_entries: int = 1_000_000) -> tuple[str, Run]:
-    """A run from the output stream between ``start`` and ``end`` (ids or ``-``/``+``): (title, run). Times
-    are the comments' ``ts`` where every one has an ``M:SS`` time, else their input entry time."""
-    entries: list[tuple[str, dict[str, str]]] = []
+    """A run from the output stream between ``start`` and ``end`` (ids or ``-``/``+``): (title, run), less the
+    comments retracted in that range (:func:`without_retracted`). Times are the comments' ``ts`` where every one
+    has an ``M:SS`` time, else their input entry time."""
+    read: list[tuple[str, dict[str, str]]] = []
     async for entry_id, fields in scan(redis, output_stream, start=start, end=end, page=5000):
         if channel is None or fields.get("channel") == channel:
-            entries.append((entry_id, fields))
-            if len(entries) >= max_entries:
+            read.append((entry_id, fields))
+            if len(read) >= max_entries:
                 break
+    entries, retracted = without_retracted(read)
     if not entries:
         raise LivetopicError(f"no results in {output_stream} between {start} and {end}"
                              + (f" for channel {channel!r}" if channel is not None else ""))
@@ -156,6 +180,7 @@ async def run_from_stream(redis: aioredis.Redis, output_stream: str, *, channel:
     comments.sort(key=lambda c: c.offset_s)
     models = ", ".join(dict.fromkeys(f.get("model", "?") for _i, f in entries))
     title = f"{output_stream}" + (f" · channel {channel}" if channel is not None else "")
+    title += f" · {retracted} retracted comment{'s' if retracted != 1 else ''} left out" if retracted else ""
     axis = "match time (the comments' ts)" if by_ts else f"time since the first comment ({_clock(first_ms)})"
     return title, Run(f"model {models}", _labels_in_order(entries), comments, axis)
 

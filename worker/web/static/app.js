@@ -167,7 +167,8 @@
     text($("h-latency"), fmtMs(h.latency_ms.p50) + " / " + fmtMs(h.latency_ms.p99));
     var models = Object.keys(h.models);
     if (models.length) isolatedList($("h-models"), models); else text($("h-models"), "–");
-    text($("h-ingested"), h.ingested + (h.malformed ? " (" + h.malformed + " malformed)" : ""));
+    text($("h-ingested"), h.ingested + (h.malformed ? " (" + h.malformed + " malformed)" : "") +
+      (h.retracted ? " (" + h.retracted + " retracted)" : ""));
   }
 
   function render(view) {
