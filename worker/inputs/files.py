@@ -265,9 +265,9 @@ def read_rows(path: Path, data: bytes | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def _tolerant_rows(path: Path, fmt: str) -> list[Row]:
+def _tolerant_rows(path: Path, fmt: str) -> list[Row] | None:
     """The rows of one file for ``push``, each line that is not UTF-8 an :class:`Unreadable` row (only a
-    JSON list, one document, must be UTF-8 as a whole)."""
+    JSON list, one document, must be UTF-8 as a whole); None for a file that is empty or blank."""
     data = _read_bytes(path)
     try:
         text = data.decode("utf-8-sig")
@@ -275,6 +275,8 @@ def _tolerant_rows(path: Path, fmt: str) -> list[Row]:
         text = data.decode("utf-8-sig", "surrogateescape")
         if text.lstrip().startswith("["):
             decode(str(path), data)  # raises: a JSON document that is not UTF-8
+    if not text.strip():
+        return None
     return _container_rows(path, text, fmt)
 
 
@@ -291,11 +293,15 @@ def fill_channel(entry: Entry, channel: str | None) -> Entry:
 def _read_file(reading: Reading, item: InputFile, channel: str | None, limit: int | None, fmt: str) -> None:
     """Add the entries of one file to ``reading`` (up to ``limit`` comments in all), skipping the rows that
     cannot be read (each named in a WARNING). A file none of whose rows can be read is an error: not a chat
-    file."""
+    file; an empty one is noted in ``reading.empty``."""
+    rows = _tolerant_rows(item.path, fmt)
+    if rows is None:
+        reading.empty.append(item.path)
+        return
     file_channel = channel or video_id_of(item.path)
     held: list[Unreadable] = []  # the unreadable rows before the first readable one
     readable = False
-    for where, row in _tolerant_rows(item.path, fmt):
+    for where, row in rows:
         for one in [row] if isinstance(row, Unreadable) else read_row(row, where, fmt):
             if isinstance(one, Unreadable) and not readable:
                 held.append(one)

@@ -1,0 +1,67 @@
+"""A push of files interrupted (Ctrl-C, SIGTERM) says what it sent and exits 130 (143); run again, it says it
+resumes and sends the rest: every comment of the file lands exactly once."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from worker.tools.embedded import EmbeddedRedis
+from worker.tools.process import child_env
+
+from ..conftest import ROOT, SAMPLE
+from .helpers import livetopic, wait_for
+
+COMMENTS = 403  # the bundled sample
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_push_says_what_it_kept_and_resumes(
+    redis_server: EmbeddedRedis, tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    push = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "worker",
+            "push",
+            "--redis-url",
+            redis_server.url,
+            "--quiet",
+            "--rate",
+            "40",
+            str(SAMPLE),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=child_env(threads=1),
+    )
+    try:
+        wait_for(lambda: client.xlen("livetopic:comments") > 0, 60, "the push starts")
+        push.send_signal(sig)
+        _, stderr = push.communicate(timeout=60)
+    finally:
+        push.kill()
+        push.wait()
+    sent = client.xlen("livetopic:comments")
+    assert 0 < sent < COMMENTS and push.returncode == code, stderr
+    assert stderr.splitlines() == [
+        f"livetopic: interrupted: pushed {sent} of {COMMENTS} comments; run again to send the rest"
+    ], stderr
+
+    again = livetopic("push", "--redis-url", redis_server.url, "--quiet", str(SAMPLE))
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.splitlines()[0] == (
+        f"resuming: an earlier push of these files stopped after {sent} of {COMMENTS} comments; pushing the "
+        f"other {COMMENTS - sent} (--restart pushes them all again)"
+    ), again.stderr
+    assert client.xlen("livetopic:comments") == COMMENTS
+    client.close()
