@@ -53,7 +53,8 @@ def _autoscaled(name: str, objects: Objects) -> list[str]:
     scaled = [o for o in objects if o.get("kind") == "ScaledObject"]
     problems = []
     if len(hpas) + len(scaled) != 1:
-        what = [f"HPA/{o['metadata']['name']}" for o in hpas] + [f"ScaledObject/{o['metadata']['name']}" for o in scaled]
+        what = [f"HPA/{o['metadata']['name']}" for o in hpas]
+        what += [f"ScaledObject/{o['metadata']['name']}" for o in scaled]
         problems.append(f"{name}: {len(what)} autoscalers ({', '.join(what) or 'none'}); exactly one HPA wanted")
     targets = {o["spec"]["scaleTargetRef"]["name"] for o in hpas + scaled}
     problems += [

@@ -55,7 +55,8 @@ def test_deploy_passes_every_check() -> None:
     problems = run_steps(DEPLOY, say=lines.append)
     assert problems == 0, "\n".join(lines)
     assert [line for line in lines if line.startswith("[")] == [
-        "[ok] yaml", "[ok] kubernetes", "[ok] overlays", "[ok] agreement", "[ok] prometheus", "[ok] metrics", "[ok] compose"]
+        "[ok] yaml", "[ok] kubernetes", "[ok] overlays", "[ok] agreement", "[ok] prometheus", "[ok] metrics",
+        "[ok] compose"]
 
 
 def test_a_metric_renamed_in_the_dashboard_fails(tmp_path: Path) -> None:
@@ -121,8 +122,8 @@ def test_replicas_a_secret_or_a_tag_fail(tmp_path: Path) -> None:
     need("kubectl")
     copy = broken_copy(tmp_path, "k8s/deployment.yaml",
                        lambda text: text.replace("  revisionHistoryLimit: 5", "  replicas: 2\n  revisionHistoryLimit: 5"))
-    (copy / "k8s" / "kustomization.yaml").write_text(
-        (copy / "k8s" / "kustomization.yaml").read_text().replace("  - pvc.yaml", "  - secret.example.yaml\n  - pvc.yaml"))
+    base = copy / "k8s" / "kustomization.yaml"
+    base.write_text(base.read_text().replace("  - pvc.yaml", "  - secret.example.yaml\n  - pvc.yaml"))
     prod = copy / "overlays" / "production" / "kustomization.yaml"
     prod.write_text(prod.read_text().replace("    digest: sha256:", '    newTag: "0.1.0"  # '))
     code, out = check(copy, "overlays")
