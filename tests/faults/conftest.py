@@ -133,6 +133,15 @@ async def running(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
         await asyncio.wait_for(task, timeout=60)
 
 
+def comments(n: int, tag: str = "", *, ids: bool = False) -> list[dict[str, str]]:
+    """``n`` comments of many lengths (CJK and Latin), tagged; with ``ids``, an ``id`` field each (TAG<i>)."""
+    return [
+        {"text": f"第{i}則留言 {tag} 加油 nice block {'好' * (i % 30)}{'x' * (i % 40)}", "user": f"u{i}"}
+        | ({"id": f"{tag}{i}"} if ids else {})
+        for i in range(n)
+    ]
+
+
 async def push(client: aioredis.Redis, entries: Iterable[dict[Any, Any]]) -> list[str]:
     """XADD each field map (str or bytes keys and values) to the input stream; the group exists first."""
     with contextlib.suppress(aioredis.ResponseError):
