@@ -25,17 +25,12 @@ from .conftest import (
     Server,
     assert_exactly_once,
     comments,
-    finished,
     push,
     running,
+    until,
+    wait_count,
     wait_finished,
 )
-
-
-async def wait_count(client: aioredis.Redis, n: int, timeout_s: float = 60) -> None:
-    async with asyncio.timeout(timeout_s):
-        while sum(len(x) for x in await finished(client)) < n:
-            await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("first", ["worker at $", "push"])
@@ -67,9 +62,7 @@ async def test_a_group_recreated_at_0_by_someone_else_republishes_nothing(
             recreate.xgroup_create(INPUT, GROUP, id="0")  # at once, from the start
             await recreate.execute()
         await wait_finished(client, ids, task=task, timeout_s=120)
-        async with asyncio.timeout(30):
-            while len(worker.flow):
-                await asyncio.sleep(0.02)
+        await until(lambda: not len(worker.flow))
     await assert_exactly_once(client, ids)
     assert sample(worker, "livetopic_group_moved_total", reason="behind") >= 1
 
@@ -80,9 +73,7 @@ async def test_a_consumer_deleted_while_it_holds_comments_loses_none(
     ids = await push(client, comments(58, ids=True))
     worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1")
     async with running(worker) as task:
-        async with asyncio.timeout(30):
-            while len(worker.flow) < 58:  # read and stuck in the model
-                await asyncio.sleep(0.02)
+        await until(lambda: len(worker.flow) == 58)  # read and stuck in the model
         await client.xgroup_delconsumer(INPUT, GROUP, "w1")
         assert (await client.xpending(INPUT, GROUP))["pending"] == 0  # the group forgot them
         stuck_model.set()
@@ -126,10 +117,7 @@ async def test_out_of_memory_with_the_longest_comments_stays_within_the_document
         server.url, tiny_repo, tiny_model, consumer="w1", max_batch_size=256, max_batch_tokens=1_000_000
     )
     async with running(worker) as task:
-        async with asyncio.timeout(120):
-            while "out of memory" not in worker.health.readiness()[1]:
-                assert not task.done()
-                await asyncio.sleep(0.05)
+        await until(lambda: "out of memory" in worker.health.readiness()[1], 120, task=task)
         server.set_maxmemory(0)
         await wait_finished(client, ids, task=task, timeout_s=120)
     await assert_exactly_once(client, ids)
