@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -114,10 +115,34 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # --- handlers -------------------------------------------------------------------------------------------
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where training is, as Ctrl-C's KeyboardInterrupt is."""
+
+
+def _raise_terminated(signum: int, _frame: Any) -> None:
+    raise _Terminated(signum)
+
+
 def cmd_train(options: TrainOptions, _: Settings) -> int:
+    """Train and publish; interrupted (Ctrl-C, SIGTERM), it says that nothing was published and where the run's
+    log so far is, and exits 130 (143)."""
+    from .runlog import default_run_dir
     from .train import train
 
-    result = train(options.data, options.out, options)
+    if options.run_dir is None:  # named now, so that an interruption can say where it is
+        options = options.model_copy(update={"run_dir": str(default_run_dir())})
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        result = train(options.data, options.out, options)
+    except KeyboardInterrupt as stop:
+        print(
+            f"livetopic: interrupted: training stopped, nothing was published to {options.out}; the run's log so "
+            f"far is in {options.run_dir}; run train again to train anew",
+            file=sys.stderr,
+        )
+        return 128 + (signal.SIGTERM if isinstance(stop, _Terminated) else signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     from .metrics import summary_line
 
     how = f"best epoch {result.metrics.get('best_epoch')}, stopped by {result.metrics.get('stop_reason')}"

@@ -65,3 +65,24 @@ def test_interrupted_push_says_what_it_kept_and_resumes(
     ), again.stderr
     assert client.xlen("livetopic:comments") == COMMENTS
     client.close()
+
+
+def test_interrupted_train_says_nothing_was_published(tmp_path: Path) -> None:
+    run, out = tmp_path / "run", tmp_path / "models"
+    train = subprocess.Popen([sys.executable, "-m", "worker", "train", "--data", str(SAMPLE), "--out", str(out),
+                              "--preset", "tiny", "--max-minutes", "2", "--run-dir", str(run), "--quiet"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                             env=child_env(threads=1, extra={"LIVETOPIC_LOG_LEVEL": "WARNING"}))
+    try:
+        wait_for(lambda: (run / "metrics.jsonl").exists(), 120, "the run starts")
+        train.send_signal(signal.SIGTERM)
+        _, stderr = train.communicate(timeout=60)
+    finally:
+        train.kill()
+        train.wait()
+    assert train.returncode == 143, stderr
+    assert stderr.splitlines()[-1] == (
+        f"livetopic: interrupted: training stopped, nothing was published to {out}; the run's log so far is in "
+        f"{run}; run train again to train anew"
+    ), stderr
+    assert not out.exists() or not any(out.iterdir())
