@@ -69,10 +69,30 @@ def test_interrupted_push_says_what_it_kept_and_resumes(
 
 def test_interrupted_train_says_nothing_was_published(tmp_path: Path) -> None:
     run, out = tmp_path / "run", tmp_path / "models"
-    train = subprocess.Popen([sys.executable, "-m", "worker", "train", "--data", str(SAMPLE), "--out", str(out),
-                              "--preset", "tiny", "--max-minutes", "2", "--run-dir", str(run), "--quiet"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                             env=child_env(threads=1, extra={"LIVETOPIC_LOG_LEVEL": "WARNING"}))
+    train = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "worker",
+            "train",
+            "--data",
+            str(SAMPLE),
+            "--out",
+            str(out),
+            "--preset",
+            "tiny",
+            "--max-minutes",
+            "2",
+            "--run-dir",
+            str(run),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=child_env(threads=1, extra={"LIVETOPIC_LOG_LEVEL": "WARNING"}),
+    )
     try:
         wait_for(lambda: (run / "metrics.jsonl").exists(), 120, "the run starts")
         train.send_signal(signal.SIGTERM)

@@ -57,8 +57,7 @@ def used(admin: redis.Redis) -> set[str]:
     return {name.removeprefix("cmdstat_").lower() for name, stat in stats.items() if stat["calls"]}
 
 
-def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 90,
-             why: Callable[[], str] = lambda: "") -> None:
+def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 90, why: Callable[[], str] = lambda: "") -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:
@@ -79,8 +78,11 @@ def test_the_documented_acl_user_runs_everything_over_tls(tiny_repo: Path, tmp_p
         admin.execute_command("ACL", "SETUSER", user, *rules)
         url = server.url(user, PASSWORD)
         as_user = child_env(threads=1, extra={"LIVETOPIC_REDIS_URL": url})  # not on the command line
-        worker = WorkerProcess(["--model-repo", str(tiny_repo), "--torch-threads", "1", "--group-start-id", "0"],
-                               tmp_path / "worker.log", env=as_user)
+        worker = WorkerProcess(
+            ["--model-repo", str(tiny_repo), "--torch-threads", "1", "--group-start-id", "0"],
+            tmp_path / "worker.log",
+            env=as_user,
+        )
         dashboard = DashboardProcess([], tmp_path / "dashboard.log", env=as_user)
         admin.config_resetstat()
         admin.execute_command("ACL", "LOG", "RESET")
@@ -89,17 +91,31 @@ def test_the_documented_acl_user_runs_everything_over_tls(tiny_repo: Path, tmp_p
             dashboard.wait_ready(60)
             pushed = livetopic("push", "--quiet", "--limit", str(PUSHED), str(SAMPLE), env=as_user)
             assert pushed.returncode == 0, pushed.stderr
-            piped = subprocess.run([sys.executable, "-m", "worker", "push", "--quiet", "-"], input="\n".join(PIPED),
-                                   capture_output=True, text=True, env=as_user, cwd=ROOT, timeout=120, check=False)
+            piped = subprocess.run(
+                [sys.executable, "-m", "worker", "push", "--quiet", "-"],
+                input="\n".join(PIPED),
+                capture_output=True,
+                text=True,
+                env=as_user,
+                cwd=ROOT,
+                timeout=120,
+                check=False,
+            )
             assert piped.returncode == 0, piped.stderr
             total = PUSHED + len(PIPED)
-            wait_for(lambda: worker.metric('livetopic_comments_total{outcome="classified"}') == total,
-                     "the worker classifies what push sent")
+            wait_for(
+                lambda: worker.metric('livetopic_comments_total{outcome="classified"}') == total,
+                "the worker classifies what push sent",
+            )
             tail = livetopic("tail", "--last", "5", "--no-follow", "--json", env=as_user)
             assert tail.returncode == 0, tail.stderr
             assert len([json.loads(line) for line in tail.stdout.splitlines()]) == 5
-            wait_for(lambda: shown(dashboard) == total, "the dashboard shows them", 60,
-                     lambda: f"{dashboard.log_tail()}\n{admin.execute_command('ACL', 'LOG')}")
+            wait_for(
+                lambda: shown(dashboard) == total,
+                "the dashboard shows them",
+                60,
+                lambda: f"{dashboard.log_tail()}\n{admin.execute_command('ACL', 'LOG')}",
+            )
             assert worker.stop() == 0
         refused = admin.execute_command("ACL", "LOG")
         assert refused == [], refused  # nothing any of them did was refused
