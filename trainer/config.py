@@ -104,6 +104,9 @@ class TrainConfig(Options):
     run_dir: str | None = Field(None, description="where the metrics log and curves go (default runs/<timestamp>)")
     name: str = Field("livetopic", description="model name recorded in the manifest")
     quiet: bool = Field(False, description="no progress bars")
+    progress: bool = Field(
+        False, description="progress bars even where stderr is not a terminal (by default only on one: not in logs)"
+    )
 
     @field_validator("labels", "val_games", "test_games", mode="before")
     @classmethod

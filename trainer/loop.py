@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from worker.display import bars_disabled
+
 from .config import TrainConfig
 from .data import Dataset
 from .encoding import collate, length_batches
@@ -168,7 +170,8 @@ class _Run:
         self.built.model.train()
         total, count, window, window_n = 0.0, 0, 0.0, 0
         bar = tqdm(length_batches(self.lengths, self.cfg.batch_size, rng), desc=f"epoch {epoch}/{self.cfg.epochs}",
-                   file=sys.stderr, disable=self.cfg.quiet, leave=False, mininterval=1.0, dynamic_ncols=True)
+                   file=sys.stderr, disable=bars_disabled(self.cfg.quiet, self.cfg.progress), leave=False,
+                   mininterval=1.0, dynamic_ncols=True)
         out_of_time = False
         for rows in bar:
             now = time.monotonic()

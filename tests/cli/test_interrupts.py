@@ -1,5 +1,6 @@
-"""A push of files interrupted (Ctrl-C, SIGTERM) says what it sent and exits 130 (143); run again, it says it
-resumes and sends the rest: every comment of the file lands exactly once."""
+"""Long commands as people run them: a push of files interrupted (Ctrl-C, SIGTERM) says what it sent and exits 130
+(143); run again, it says it resumes and sends the rest, every comment exactly once. An interrupted train says
+nothing was published. No progress bar is written where stderr is not a terminal (a log), unless --progress."""
 
 from __future__ import annotations
 
@@ -106,3 +107,11 @@ def test_interrupted_train_says_nothing_was_published(tmp_path: Path) -> None:
         f"{run}; run train again to train anew"
     ), stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_no_progress_bar_in_a_log_unless_asked(redis_server: EmbeddedRedis) -> None:
+    args = ["push", "--redis-url", redis_server.url, "--limit", "5", "--restart", str(SAMPLE)]
+    plain = livetopic(*args)  # stderr is a pipe here, as it is a log file under a supervisor
+    assert plain.returncode == 0 and "it/s" not in plain.stderr and "comment/s" not in plain.stderr, plain.stderr
+    asked = livetopic(*args, "--progress")
+    assert asked.returncode == 0 and "5/5" in asked.stderr, asked.stderr

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from ..display import bars_disabled
 from ..errors import LivetopicError
 from ..inputs.records import Reading
 from ..inputs.shapes import FORMATS
@@ -71,6 +72,9 @@ class PushOptions(ProducerOptions):
         None, gt=0, description="replay with the files' own timing, X times faster"
     )
     limit: int | None = Field(None, ge=1, description="push at most N comments")
+    progress: bool = Field(
+        False, description="a progress bar even where stderr is not a terminal (by default only on one: not in logs)"
+    )
     restart: bool = Field(
         False,
         description="push all comments of the files, even if an earlier push of them "
@@ -110,7 +114,8 @@ async def _push_files(settings: Settings, url: str, options: PushOptions, readin
             )
         started, pushed = time.monotonic(), done
         todo = records[done:]
-        with tqdm(total=len(records), initial=done, unit="comment", disable=options.quiet, file=sys.stderr) as bar:
+        bars = bars_disabled(options.quiet, options.progress)
+        with tqdm(total=len(records), initial=done, unit="comment", disable=bars, file=sys.stderr) as bar:
             async for batch in paced(todo, due_times(todo, rate=options.rate, speed=options.speed), stop=stop):
                 pushed += len(batch)
                 await made.add([r.fields for r in batch], Checkpoint(key, {"pushed": str(pushed)}))
