@@ -353,5 +353,9 @@ def read_inputs(
 
 
 def read_records(paths: Iterable[Path | str], *, channel: str | None = None, limit: int | None = None) -> list[Record]:
-    """The comments of ``paths`` (see :func:`read_inputs`), without the count of skipped items."""
-    return read_inputs(paths, channel=channel, limit=limit).records
+    """The comments of ``paths`` (see :func:`read_inputs`), without the count of skipped items; files that are
+    all empty are an error (``push`` alone makes them a warning)."""
+    reading = read_inputs(paths, channel=channel, limit=limit)
+    if reading.empty and not reading.entries:
+        raise InputFileError(f"{', '.join(map(str, reading.empty))}: empty, no comments in it")
+    return reading.records
