@@ -14,8 +14,13 @@ from worker.service.metrics import Metrics
 def test_process_python_and_build_info_series() -> None:
     text = generate_latest(Metrics().registry).decode()
     names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if not line.startswith("#")}
-    for name in ("process_resident_memory_bytes", "process_cpu_seconds_total", "process_start_time_seconds",
-                 "python_info", "python_gc_objects_collected_total"):
+    for name in (
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_start_time_seconds",
+        "python_info",
+        "python_gc_objects_collected_total",
+    ):
         assert name in names, name
     assert f'livetopic_build_info{{python="{platform.python_version()}",version="{package_version()}"}} 1.0' in text
     assert package_version() != "unknown"  # installed: the version comes from the package's metadata
