@@ -1,11 +1,18 @@
 """Text for terminals: display width (East Asian wide characters take two columns, combining marks none), and
-cutting or padding to a width, so tables of Chinese or Japanese comments and labels line up."""
+cutting or padding to a width, so tables of Chinese or Japanese comments and labels line up; whether progress
+bars are drawn."""
 
 from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["cell", "fit", "pad", "width"]
+__all__ = ["bars_disabled", "cell", "fit", "pad", "width"]
+
+
+def bars_disabled(quiet: bool, progress: bool) -> bool | None:
+    """tqdm's ``disable``: off with ``quiet``, on with ``progress``, else only where the output is a terminal
+    (None: tqdm's own test), so that no progress bar is written into a log file."""
+    return True if quiet else (False if progress else None)
 
 
 def _char_width(ch: str) -> int:

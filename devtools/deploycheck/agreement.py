@@ -58,7 +58,7 @@ def facts(objects: Objects, deploy_dir: Path) -> dict[str, Any]:
         "trigger": trigger,
         "config": _one(objects, "ConfigMap")["data"],
         "compose_worker": compose_worker,
-        "replicas": deployment["spec"]["replicas"],
+        "replicas": hpa["spec"]["minReplicas"],  # the floor (the Deployment sets none: the autoscaler owns it)
         "max": hpa["spec"]["maxReplicas"],
         "cpu": _cpu(container["resources"]["limits"]["cpu"]),
         "memory": (
@@ -73,9 +73,8 @@ def facts(objects: Objects, deploy_dir: Path) -> dict[str, Any]:
 def _scaling(f: dict[str, Any]) -> list[str]:
     hpa, scaled = f["hpa"]["spec"], f["scaled"]["spec"]
     checks = [
-        ("deployment.yaml replicas", f["replicas"], "hpa.yaml minReplicas", hpa["minReplicas"]),
         (
-            "deployment.yaml replicas",
+            "hpa.yaml minReplicas",
             f["replicas"],
             "keda-scaledobject.yaml minReplicaCount",
             scaled["minReplicaCount"],
@@ -105,7 +104,7 @@ def _scaling(f: dict[str, Any]) -> list[str]:
             scaled["scaleTargetRef"]["name"],
         ),
         (
-            "deployment.yaml replicas",
+            "hpa.yaml minReplicas",
             f["replicas"],
             "docker-compose.yml worker deploy.replicas",
             f["compose_worker"].get("deploy", {}).get("replicas"),
@@ -196,7 +195,7 @@ def _monitoring(objects: Objects, f: dict[str, Any], deploy_dir: Path) -> list[s
 
 # What deploy/README.md states, as (what, pattern, the manifests' value from the facts).
 _README: list[tuple[str, str, Callable[[dict[str, Any]], tuple[Any, ...]]]] = [
-    ("worker replicas", r"Worker Deployment \((\d+) replicas", lambda f: (f["replicas"],)),
+    ("worker replicas", r"Worker Deployment \(no `replicas`: the autoscaler's, from (\d+)", lambda f: (f["replicas"],)),
     ("worker CPU", r"Worker Deployment \([^|]*?CPU (\d+(?:\.\d+)?)", lambda f: (f["cpu"],)),
     ("worker memory", r"Worker Deployment \([^|]*?memory (\d+(?:\.\d+)?)–(\d+(?:\.\d+)?) GiB", lambda f: f["memory"]),
     ("HPA replicas", r"CPU-based HPA, (\d+)–(\d+) replicas", lambda f: (f["replicas"], f["max"])),

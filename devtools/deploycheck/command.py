@@ -13,6 +13,7 @@ from typing import Any
 from .agreement import check_agreement
 from .compose import check_compose
 from .k8s import K8S_VERSION, render_with_optional, validate_objects
+from .overlays import BASE, check_renders, render_all
 from .prom import check_metrics, check_prometheus
 
 __all__ = ["STEPS", "main", "run_steps"]
@@ -39,31 +40,49 @@ def check_yaml(deploy_dir: Path) -> Result:
 
 
 class _Kubernetes:
-    """Renders deploy/k8s once for the kubernetes and agreement steps."""
+    """Renders deploy/k8s (the base, and with its optional files) and each overlay once, for the kubernetes,
+    overlays and agreement steps."""
 
     def __init__(self, deploy_dir: Path, version: str) -> None:
         self.deploy_dir, self.version = deploy_dir, version
         self._rendered: tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]] | None = None
+        self._renders: dict[str, list[dict[str, Any]]] | None = None
 
     def rendered(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
         if self._rendered is None:
             self._rendered = render_with_optional(self.deploy_dir / "k8s")
         return self._rendered
 
+    def renders(self) -> dict[str, list[dict[str, Any]]]:
+        if self._renders is None:
+            self._renders = render_all(self.deploy_dir)
+        return self._renders
+
     def schemas(self) -> Result:
         core, everything, optional = self.rendered()
+        overlays = {name: objects for name, objects in self.renders().items() if name != BASE}
         kinds = sorted({f"{o['kind']}/{o['metadata']['name']}" for o in everything})
         done = [
-            f"kubectl kustomize: {len(core)} core objects, {len(everything)} with {', '.join(optional)}",
-            f"Kubernetes {self.version} schemas (strict) and CRD fields: {', '.join(kinds)}",
+            f"kubectl kustomize: {len(core)} core objects, {len(everything)} with {', '.join(optional)}; "
+            f"overlays {', '.join(overlays) or 'none'}",
+            f"Kubernetes {self.version} schemas (strict) and CRD fields: {', '.join(kinds)}, and each overlay's",
         ]
-        return done, validate_objects(everything, self.version)
+        problems = validate_objects(everything, self.version)
+        for name, objects in overlays.items():
+            problems += [f"{name}: {p}" for p in validate_objects(objects, self.version)]
+        return done, problems
+
+    def overlays(self) -> Result:
+        return check_renders(self.deploy_dir, self.renders())
 
     def agreement(self) -> Result:
-        return check_agreement(self.rendered()[1], self.deploy_dir)
+        """Over the base with its optional files, and the KEDA overlay's ScaledObject (the numbers both share)."""
+        keda = [o for objects in self.renders().values() for o in objects if o.get("kind") == "ScaledObject"]
+        auth = [o for objects in self.renders().values() for o in objects if o.get("kind") == "TriggerAuthentication"]
+        return check_agreement([*self.rendered()[1], *keda[:1], *auth[:1]], self.deploy_dir)
 
 
-STEPS = ("yaml", "kubernetes", "agreement", "prometheus", "metrics", "compose")
+STEPS = ("yaml", "kubernetes", "overlays", "agreement", "prometheus", "metrics", "compose")
 
 
 def run_steps(
@@ -74,6 +93,7 @@ def run_steps(
     runners: dict[str, Callable[[], Result]] = {
         "yaml": lambda: check_yaml(deploy_dir),
         "kubernetes": k8s.schemas,
+        "overlays": k8s.overlays,
         "agreement": k8s.agreement,
         "prometheus": lambda: check_prometheus(deploy_dir),
         "metrics": lambda: check_metrics(deploy_dir),

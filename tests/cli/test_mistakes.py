@@ -10,7 +10,7 @@ from worker.tools.embedded import EmbeddedRedis
 from worker.tools.process import child_env
 
 from ..conftest import SAMPLE
-from .helpers import livetopic, one_line_error
+from .helpers import livetopic, one_line_error, start, wait_for
 
 NOWHERE = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
@@ -58,3 +58,58 @@ def test_debug_shows_the_traceback() -> None:
     assert "RedisUnavailableError: cannot reach Redis" in proc.stderr
     before = livetopic("--debug", "tail", "--redis-url", NOWHERE, timeout_s=60)
     assert "Traceback (most recent call last)" in before.stderr
+
+
+def test_dashboard_port_in_use(redis_server: EmbeddedRedis) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = livetopic("dashboard", "--redis-url", redis_server.url, "--port", str(port), timeout_s=60)
+    assert proc.returncode == 2
+    one_line_error(proc, f"cannot serve the dashboard on 127.0.0.1:{port}", "address already in use", "--port")
+
+
+def test_negative_rate_is_refused() -> None:
+    proc = livetopic("push", "--rate", "-5", "--redis-url", NOWHERE, str(SAMPLE))
+    assert proc.returncode == 2
+    one_line_error(proc, "--rate: Input should be greater than 0")
+
+
+def test_an_empty_file_is_a_warning(redis_server: EmbeddedRedis, tmp_path: Path) -> None:
+    empty = tmp_path / "chat.jsonl"
+    empty.touch()
+    proc = livetopic("push", "--redis-url", redis_server.url, "--quiet", str(empty))
+    assert proc.returncode == 1 and proc.stderr.splitlines() == [
+        f"livetopic: warning: nothing to push: {empty} is empty"
+    ], proc.stderr
+    both = livetopic("push", "--redis-url", redis_server.url, "--quiet", "--limit", "5", str(empty), str(SAMPLE))
+    assert both.returncode == 0 and f"livetopic: warning: {empty} is empty" in both.stderr.splitlines(), both.stderr
+    assert "pushed 5 comments" in both.stderr
+
+
+def test_worker_with_a_model_repo_that_does_not_exist(tmp_path: Path) -> None:
+    proc = livetopic("worker", "--redis-url", NOWHERE, "--model-repo", str(tmp_path / "modles"), timeout_s=60)
+    assert proc.returncode == 2
+    one_line_error(proc, f"--model-repo {tmp_path / 'modles'}: the directory does not exist")
+
+
+def test_worker_help_describes_the_service() -> None:
+    proc = livetopic("worker", "--help")
+    assert proc.returncode == 0
+    description = proc.stdout.split("\n\n")[1]  # argparse: usage, blank line, description
+    assert description.startswith("The service: reads the input stream"), proc.stdout[:600]
+
+
+def test_worker_says_its_redis_host_does_not_resolve(tiny_repo: Path, tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    worker = start("worker", "--redis-url", "redis://no-such-host.invalid:6379/0", "--model-repo", str(tiny_repo),
+                   "--metrics-port", "0", "--torch-threads", "1", cwd=tmp_path, log=log)
+    try:
+        wait_for(lambda: "cannot resolve" in log.read_text(errors="replace"), 120, "the worker says why", log)
+        line = next(line for line in log.read_text().splitlines() if "cannot resolve" in line)
+        assert "cannot resolve the Redis host 'no-such-host.invalid'" in line and "a typo in the URL" in line, line
+        assert worker.poll() is None  # it waits for its Redis (not ready), as it does for one that restarts
+    finally:
+        worker.terminate()
+        assert worker.wait(timeout=60) == 0

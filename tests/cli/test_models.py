@@ -30,7 +30,8 @@ def _init(repo: Path, labels: list[str] | None = None) -> None:
 @pytest.mark.slow
 def test_worker_waits_for_its_first_model_then_guards_its_labels(redis_server: EmbeddedRedis,
                                                                  tmp_path: Path) -> None:
-    repo = tmp_path / "models"  # does not exist yet: a volume the trainer has not written to
+    repo = tmp_path / "models"  # empty: a volume the trainer has not written to yet
+    repo.mkdir()
     flags = ["--redis-url", redis_server.url, "--model-repo", str(repo), "--torch-threads", "1",
              "--group-start-id", "0", "--reload-interval-s", "0.5", "--no-output-text"]
     worker = WorkerProcess(flags, tmp_path / "worker.log", env=child_env(threads=1), cwd=tmp_path).start()

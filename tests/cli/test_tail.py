@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import redis
@@ -134,3 +135,17 @@ def test_follows_new_entries(redis_server: EmbeddedRedis, tmp_path: Path) -> Non
         proc.kill()
     rows = log.read_text(encoding="utf-8").splitlines()
     assert len(rows) == 4 and COMMENTS[1][2] in rows[0] and COMMENTS[0][2] in rows[-1]
+
+
+def test_the_time_is_the_comments_own(redis_server: EmbeddedRedis) -> None:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    sent = "2024-05-01T12:00:07.250Z"
+    local = datetime.fromisoformat(sent).astimezone().strftime("%H:%M:%S")
+    for ts in ("1:02:03", sent, ""):
+        source = client.xadd("livetopic:comments", {"text": "加油"})
+        passthrough = {"channel": "tvl", "user": "u", **({"ts": ts} if ts else {})}
+        client.xadd("livetopic:topics", render_result(Comment(source, "加油", passthrough), ["Cheer"], LABELS,
+                                                      [0.9, 0.1, 0.1, 0.1], "tiny:1"))
+    offset, iso, none = tail(redis_server.url)
+    assert offset.startswith("1:02:03 ") and iso.startswith(f"{local}  ")
+    assert re.match(r"\d\d:\d\d:\d\d  ", none)  # no ts: when it arrived

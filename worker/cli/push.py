@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import json
 import os
+import signal
 import stat
 import sys
 import time
@@ -17,11 +18,13 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from ..display import bars_disabled
 from ..errors import LivetopicError
+from ..inputs.records import Reading
 from ..inputs.shapes import FORMATS
 from ..options import REDIS_AND_STREAMS, Flag, add_command
 from ..settings import Settings
-from .common import redis_for, run_async
+from .common import redis_for, run_async, stop_on_signals
 from .producing import ProducerOptions, live_feed, producer
 
 __all__ = ["PushOptions", "register"]
@@ -30,8 +33,11 @@ HELP = "XADD comments from files, a pipe ('-') or growing files (--follow)"
 ABOUT = (
     "Formats are told from the content: chat-downloader (JSON, JSONL, CSV), pytchat JSON, YouTube actions (yt-dlp "
     "live_chat.json, pytchat JsonfileArchiver), livetopic JSONL/CSV/chat JSON, plain text (see docs/INPUTS.md). "
-    "Deletions and bans are pushed as retractions."
+    "Deletions and bans are pushed as retractions. Interrupted (Ctrl-C, SIGTERM), a push of files finishes the "
+    "chunk in hand, says how many it sent and exits 130 (143 on SIGTERM); run again, it sends the rest. Files that "
+    "hold nothing are a warning; when nothing at all is left to push it exits 1."
 )
+NOTHING_TO_PUSH = 1  # the files were all empty (grep's "nothing found")
 
 
 def _is_pipe(path: Path) -> bool:
@@ -66,6 +72,9 @@ class PushOptions(ProducerOptions):
         None, gt=0, description="replay with the files' own timing, X times faster"
     )
     limit: int | None = Field(None, ge=1, description="push at most N comments")
+    progress: bool = Field(
+        False, description="a progress bar even where stderr is not a terminal (by default only on one: not in logs)"
+    )
     restart: bool = Field(
         False,
         description="push all comments of the files, even if an earlier push of them "
@@ -79,22 +88,24 @@ class PushOptions(ProducerOptions):
     )
 
 
-async def _push_files(settings: Settings, url: str, options: PushOptions) -> int:
+async def _push_files(settings: Settings, url: str, options: PushOptions, reading: Reading) -> int:
     """Push the files' comments; chunk by chunk the producer records how many landed (with the chunk), so a push
-    that failed midway and is run again sends only the rest; a complete push clears its record."""
+    that failed midway, or was interrupted, and is run again sends only the rest; a complete push clears its
+    record. SIGINT or SIGTERM ends the push after the chunk in hand, saying what was sent (exit 130, or 143)."""
     from tqdm import tqdm
 
-    from ..inputs import Record, read_inputs, summary_of_skipped, summary_of_unreadable
+    from ..inputs import Record, summary_of_skipped, summary_of_unreadable
     from ..sources.replay import due_times, paced
     from ..streams.keys import push_key
     from ..streams.producer import Checkpoint
 
-    reading = read_inputs(options.files, channel=options.channel, limit=options.limit, fmt=options.format)
     records = reading.entries  # comments and retractions, in order
     key = push_key(settings.input_stream, _identity(records))
+    stop = asyncio.Event()
+    signals = stop_on_signals(stop, None, "what was not yet confirmed is sent again, once, by the next run")
+    unit = "entries (comments and retractions)" if reading.retractions else "comments"
     async with producer(settings, url, options) as made:
         done = 0 if options.restart else int((await made.checkpoint(key)).get("pushed", 0))
-        unit = "entries (comments and retractions)" if reading.retractions else "comments"
         if done:
             print(
                 f"resuming: an earlier push of these files stopped after {done} of {len(records)} {unit}; "
@@ -103,11 +114,18 @@ async def _push_files(settings: Settings, url: str, options: PushOptions) -> int
             )
         started, pushed = time.monotonic(), done
         todo = records[done:]
-        with tqdm(total=len(records), initial=done, unit="comment", disable=options.quiet, file=sys.stderr) as bar:
-            async for batch in paced(todo, due_times(todo, rate=options.rate, speed=options.speed)):
+        bars = bars_disabled(options.quiet, options.progress)
+        with tqdm(total=len(records), initial=done, unit="comment", disable=bars, file=sys.stderr) as bar:
+            async for batch in paced(todo, due_times(todo, rate=options.rate, speed=options.speed), stop=stop):
                 pushed += len(batch)
                 await made.add([r.fields for r in batch], Checkpoint(key, {"pushed": str(pushed)}))
                 bar.update(len(batch))
+        if signals.received is not None:
+            print(
+                f"livetopic: interrupted: pushed {pushed} of {len(records)} {unit}; run again to send the rest",
+                file=sys.stderr,
+            )
+            return 128 + signal.Signals[signals.received].value
         await made.clear(key)
     elapsed = time.monotonic() - started
     comments = sum(1 for r in todo if isinstance(r, Record))
@@ -117,6 +135,23 @@ async def _push_files(settings: Settings, url: str, options: PushOptions) -> int
         if summary:
             print(summary, file=sys.stderr)
     return 0
+
+
+def _read_files(options: PushOptions) -> Reading | None:
+    """What the files hold, read before Redis is touched; an empty file is a warning (None: nothing at all)."""
+    from ..inputs import read_inputs
+
+    reading = read_inputs(options.files, channel=options.channel, limit=options.limit, fmt=options.format)
+    if not reading.entries and reading.empty:
+        named = ", ".join(map(str, reading.empty[:3])) + (" …" if len(reading.empty) > 3 else "")
+        print(
+            f"livetopic: warning: nothing to push: {named} {'is' if len(reading.empty) == 1 else 'are'} empty",
+            file=sys.stderr,
+        )
+        return None
+    for path in reading.empty:
+        print(f"livetopic: warning: {path} is empty", file=sys.stderr)
+    return reading
 
 
 async def _push_live(settings: Settings, url: str, options: PushOptions) -> int:
@@ -148,8 +183,14 @@ def cmd_push(options: PushOptions, settings: Settings) -> int:
         raise LivetopicError("a pipe ('-') is read on its own: give it alone, without --follow")
     if live and (options.rate or options.speed or options.limit):
         raise LivetopicError("--rate, --speed and --limit replay whole files; --follow and pipes push as lines come")
+    if live:
+        with redis_for(settings) as url:
+            return run_async(_push_live(settings, url, options))
+    reading = _read_files(options)
+    if reading is None:
+        return NOTHING_TO_PUSH
     with redis_for(settings) as url:
-        return run_async((_push_live if live else _push_files)(settings, url, options))
+        return run_async(_push_files(settings, url, options, reading))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -33,7 +33,7 @@ class ScaleSimOptions(Options):
     scaledobject: Path | None = Field(
         None,
         description="read lagCount, min/max and behavior from this ScaledObject "
-        "(e.g. deploy/k8s/keda-scaledobject.yaml); otherwise the flags below",
+        "(e.g. deploy/overlays/keda/keda-scaledobject.yaml); otherwise the flags below",
     )
     lag_count: int = Field(1000, ge=1, description="lagCount: the lag one replica is there for")
     activation_lag_count: int = Field(

@@ -10,11 +10,13 @@ import json
 import shutil
 import sys
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
 from ..display import cell, fit
+from ..inputs.records import parse_offset
 from ..options import REDIS_AND_STREAMS, Flag, Options, add_command
 from ..settings import Settings
 from ..wire import entry_time_ms, is_retraction
@@ -27,7 +29,9 @@ __all__ = ["TailOptions", "json_record", "register", "row"]
 
 HELP = "print the latest results, then new ones as they arrive"
 ABOUT = (
-    "Print the newest results (time, channel, user, comment, topics), then follow the stream. Without --redis-url"
+    "Print the newest results (time, channel, user, comment, topics), then follow the stream. The time is the "
+    "comment's own ts (a broadcast offset as written, a send time in local time), else when it arrived. Without "
+    "--redis-url"
     " it uses the embedded server of the data directory (the one `livetopic worker` started)."
 )
 
@@ -56,6 +60,21 @@ def _clock(entry_id: str) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ms / 1000)) if ms else "--:--:--"
 
 
+def _when(fields: dict[str, str], entry_id: str) -> str:
+    """The comment's own time: its ``ts`` (a broadcast offset as written, a send time in local time), else
+    when it arrived (its input entry's id)."""
+    ts = fields.get("ts", "").strip()
+    if not ts:
+        return _clock(fields.get("source_id", entry_id))
+    if parse_offset(ts) is not None:
+        return ts
+    try:
+        sent = datetime.fromisoformat(ts)
+    except ValueError:
+        return ts
+    return sent.astimezone().strftime("%H:%M:%S") if sent.tzinfo else sent.strftime("%H:%M:%S")
+
+
 def _topics(fields: dict[str, str]) -> str:
     try:
         labels = json.loads(fields.get("labels", "[]"))
@@ -74,9 +93,9 @@ def _retraction(fields: dict[str, str]) -> str:
 
 
 def row(entry_id: str, fields: dict[str, str], *, dead: bool, text_columns: int = 40) -> str:
-    """One aligned line: time (of the comment's arrival), channel, user, text, then topics or the reason; for a
-    retraction (``kind=retract``), what it removes and ``↩ retraction (action)``."""
-    when = _clock(fields.get("source_id", entry_id))
+    """One aligned line: the comment's time, channel, user, text, then topics or the reason; for a retraction
+    (``kind=retract``), what it removes and ``↩ retraction (action)``."""
+    when = cell(_when(fields, entry_id), 8)
     text = fields.get("text")
     retraction = not dead and is_retraction(fields)
     if retraction:

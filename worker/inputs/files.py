@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputFileError
+from ..errors import InputFileError, LivetopicError
 from .chatdownloader import unflatten
 from .records import Entry, Reading, Record, Retraction, Unreadable, not_utf8
 from .shapes import ACCEPTED, read_row
@@ -57,6 +57,21 @@ class InputFile:
 
 
 # --- files ----------------------------------------------------------------------------------------
+def json_object(
+    path: Path, error: type[LivetopicError] = InputFileError, name: str | None = None, *, encoding: str = "utf-8"
+) -> dict[str, Any]:
+    """The JSON object that ``path`` holds; ``error`` naming the file (as ``name``, else its path) where it cannot
+    be read or holds something else."""
+    where = name or str(path)
+    try:
+        value = json.loads(path.read_text(encoding=encoding))
+    except (OSError, ValueError) as exc:
+        raise error(f"{where}: unreadable: {exc}") from exc
+    if not isinstance(value, dict):
+        raise error(f"{where}: not a JSON object")
+    return value
+
+
 def expand_paths(paths: Iterable[Path | str], suffixes: Sequence[str] | None = SUFFIXES) -> list[InputFile]:
     """The files of ``paths``: files as given, directories expanded to their files with ``suffixes``.
 
@@ -265,9 +280,9 @@ def read_rows(path: Path, data: bytes | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def _tolerant_rows(path: Path, fmt: str) -> list[Row]:
+def _tolerant_rows(path: Path, fmt: str) -> list[Row] | None:
     """The rows of one file for ``push``, each line that is not UTF-8 an :class:`Unreadable` row (only a
-    JSON list, one document, must be UTF-8 as a whole)."""
+    JSON list, one document, must be UTF-8 as a whole); None for a file that is empty or blank."""
     data = _read_bytes(path)
     try:
         text = data.decode("utf-8-sig")
@@ -275,6 +290,8 @@ def _tolerant_rows(path: Path, fmt: str) -> list[Row]:
         text = data.decode("utf-8-sig", "surrogateescape")
         if text.lstrip().startswith("["):
             decode(str(path), data)  # raises: a JSON document that is not UTF-8
+    if not text.strip():
+        return None
     return _container_rows(path, text, fmt)
 
 
@@ -291,11 +308,15 @@ def fill_channel(entry: Entry, channel: str | None) -> Entry:
 def _read_file(reading: Reading, item: InputFile, channel: str | None, limit: int | None, fmt: str) -> None:
     """Add the entries of one file to ``reading`` (up to ``limit`` comments in all), skipping the rows that
     cannot be read (each named in a WARNING). A file none of whose rows can be read is an error: not a chat
-    file."""
+    file; an empty one is noted in ``reading.empty``."""
+    rows = _tolerant_rows(item.path, fmt)
+    if rows is None:
+        reading.empty.append(item.path)
+        return
     file_channel = channel or video_id_of(item.path)
     held: list[Unreadable] = []  # the unreadable rows before the first readable one
     readable = False
-    for where, row in _tolerant_rows(item.path, fmt):
+    for where, row in rows:
         for one in [row] if isinstance(row, Unreadable) else read_row(row, where, fmt):
             if isinstance(one, Unreadable) and not readable:
                 held.append(one)
@@ -332,5 +353,9 @@ def read_inputs(
 
 
 def read_records(paths: Iterable[Path | str], *, channel: str | None = None, limit: int | None = None) -> list[Record]:
-    """The comments of ``paths`` (see :func:`read_inputs`), without the count of skipped items."""
-    return read_inputs(paths, channel=channel, limit=limit).records
+    """The comments of ``paths`` (see :func:`read_inputs`), without the count of skipped items; files that are
+    all empty are an error (``push`` alone makes them a warning)."""
+    reading = read_inputs(paths, channel=channel, limit=limit)
+    if reading.empty and not reading.entries:
+        raise InputFileError(f"{', '.join(map(str, reading.empty))}: empty, no comments in it")
+    return reading.records

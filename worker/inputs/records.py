@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -95,9 +96,10 @@ def warn_unreadable(item: Unreadable, seen: int) -> None:
 @dataclass(slots=True)
 class Reading:
     """What the files held: the entries in order (comments and retractions), the items skipped, counted by
-    kind, and the unreadable lines (each with a WARNING)."""
+    kind, the unreadable lines (each with a WARNING), and the files that held nothing at all."""
 
     entries: list[Entry] = field(default_factory=list)
+    empty: list[Path] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     unreadable: int = 0
     comments: int = 0

@@ -3,13 +3,24 @@
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Iterable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .. import package_version
 from ..wire import RETRACT_ACTIONS, entry_time_ms
 from .batcher import FLUSH_REASONS
 
@@ -74,9 +85,22 @@ class StreamGauges(Collector):
 class Metrics:
     """Every metric of one worker, in its own registry, grouped by the part of the worker that observes it."""
 
-    def __init__(self, registry: CollectorRegistry | None = None, channels: Iterable[str] = ()) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, channels: Iterable[str] = (), *, process: bool = True
+    ) -> None:
         disable_created_metrics()  # process-wide: no *_created series, whichever registry
         self.registry = registry or CollectorRegistry()
+        if process:  # the standard process_* (RSS, CPU, start time: restarts) and python_* (GC, version) series
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
+        self.build_info = Gauge(
+            "livetopic_build_info",
+            "1, labelled with the livetopic and Python versions.",
+            ["version", "python"],
+            registry=self.registry,
+        )
+        self.build_info.labels(version=package_version(), python=platform.python_version()).set(1)
         self._channels = frozenset(channels)  # the allowlist of livetopic_label_total's channel label
         self.stream = StreamGauges()
         self.registry.register(self.stream)

@@ -34,18 +34,32 @@ def due_times(records: Sequence[Entry], *, rate: float | None = None, speed: flo
     return due
 
 
-async def paced(records: Sequence[Entry], due: Sequence[float], max_batch: int = 500) -> AsyncIterator[list[Entry]]:
+async def paced(
+    records: Sequence[Entry], due: Sequence[float], max_batch: int = 500, stop: asyncio.Event | None = None
+) -> AsyncIterator[list[Entry]]:
     """``records`` in batches: each batch holds the records due by the time it is sent (at most ``max_batch``);
-    between batches, sleep until the next record is due."""
+    between batches, sleep until the next record is due. Ends early once ``stop`` is set."""
     started = time.monotonic()
     i = 0
-    while i < len(records):
+    while i < len(records) and not (stop and stop.is_set()):
         delay = due[i] - (time.monotonic() - started)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        if delay > 0 and await _stopped_within(delay, stop):
+            return
         now = time.monotonic() - started
         j = i + 1
         while j < len(records) and j - i < max_batch and due[j] <= now:
             j += 1
         yield list(records[i:j])
         i = j
+
+
+async def _stopped_within(delay_s: float, stop: asyncio.Event | None) -> bool:
+    """Sleep ``delay_s`` unless ``stop`` is set first; True if it was."""
+    if stop is None:
+        await asyncio.sleep(delay_s)
+        return False
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=delay_s)
+    except TimeoutError:
+        return False
+    return True

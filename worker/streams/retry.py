@@ -61,10 +61,25 @@ def error_code(text: str) -> str:
     return match.group(1) if match else ""
 
 
+# redis-py's words for a failed connect: "Error -2 connecting to host:6379. Name or service not known." A
+# negative number is a resolver's (getaddrinfo) error: the host name does not resolve.
+_UNRESOLVED = re.compile(r"Error -\d+ connecting to (\S+?):\d+\.\s*(.*?)\.?$")
+
+
+def _in_words(exc: BaseException) -> str:
+    """What went wrong, for people: a host that does not resolve said so, else the library's own words."""
+    text = str(exc)
+    unresolved = _UNRESOLVED.search(text) if isinstance(exc, redis_errors.ConnectionError) else None
+    if unresolved:
+        host, why = unresolved.groups()
+        return f"cannot resolve the Redis host {host!r} ({why or 'no such name'}: a typo in the URL, or no DNS?)"
+    return f"{type(exc).__name__}: {text}"
+
+
 def translate(exc: BaseException, command: str) -> RedisError:
     """The livetopic error for a redis-py error (or OSError) raised by ``command``."""
     text = str(exc)
-    message = f"redis {command}: {type(exc).__name__}: {text}"
+    message = f"redis {command}: {_in_words(exc)}"
     code = error_code(text) if isinstance(exc, redis_errors.ResponseError) else ""
     if isinstance(exc, redis_errors.OutOfMemoryError) or code == "OOM":
         return RedisOutOfMemoryError(

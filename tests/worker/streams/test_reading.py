@@ -25,8 +25,10 @@ async def test_pages_new_entries_and_lookups(redis_server: EmbeddedRedis) -> Non
         assert [i for i, _ in rows] == ids
         assert rows[0][1]["text"] == "留言 0" and rows[0][1]["bad"] == "\ufffd"  # shown, not processed
         assert [i for i, _ in [r async for r in scan(redis, "in", start=f"({ids[1]}", end=ids[3])]] == ids[2:4]
-        waiting = asyncio.create_task(follow(redis, "in", ids[-1], block_ms=2000))
-        await asyncio.sleep(0.1)
+        waiting = asyncio.create_task(follow(redis, "in", ids[-1], block_ms=10_000))
+        async with asyncio.timeout(10):  # the read blocks: the entry added next is what ends it
+            while (await redis.info("clients"))["blocked_clients"] == 0:
+                await asyncio.sleep(0.01)
         new = (await redis.xadd("in", {"text": "新的"})).decode()
         assert [i for i, _ in await waiting] == [new]
         await redis.xdel("in", ids[1])

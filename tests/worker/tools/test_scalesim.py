@@ -40,6 +40,6 @@ def test_behavior_adds_fast_and_gives_back_slowly() -> None:
 
 
 def test_reads_the_scaled_object_of_deploy() -> None:
-    rule = ScaleRule.from_scaledobject(ROOT / "deploy" / "k8s" / "keda-scaledobject.yaml")
+    rule = ScaleRule.from_scaledobject(ROOT / "deploy" / "overlays" / "keda" / "keda-scaledobject.yaml")
     assert (rule.lag_count, rule.activation_lag_count, rule.min_replicas, rule.max_replicas) == (1000, 100, 2, 20)
     assert rule.behavior["scaleDown"]["stabilizationWindowSeconds"] == 300
