@@ -31,7 +31,7 @@ from ..conftest import ROOT
 from ..trainer.test_train_publish import write_sample
 from .helpers import livetopic, one_line_error
 
-BUDGET_MIN = 0.35
+BUDGET_MIN = 0.5  # room for one epoch after a slow start and the 10 s reserve on a busy 2-core machine
 QUICK = ["--preset", "tiny", "--batch-size", "16", "--threads", "1", "--agreement-n", "0", "--quiet"]
 
 
