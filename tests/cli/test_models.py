@@ -5,6 +5,7 @@ is intended; versions are readable by every user; results leave the comment text
 from __future__ import annotations
 
 import json
+import re
 import stat
 from pathlib import Path
 
@@ -12,11 +13,12 @@ import numpy as np
 import pytest
 import redis
 
+from worker.errors import LivetopicError
 from worker.tools.embedded import EmbeddedRedis
 from worker.tools.process import WorkerProcess, child_env
 
 from ..conftest import SAMPLE
-from .helpers import livetopic, one_line_error, wait_for
+from .helpers import livetopic, one_line_error, run_command, wait_for
 
 
 def _init(repo: Path, labels: list[str] | None = None) -> None:
@@ -86,8 +88,10 @@ def _scores(redis_url: str) -> dict[str, tuple[str, dict[str, float]]]:
 
 
 @pytest.mark.slow
-def test_rollback_and_promote_are_hot_reloaded_by_running_workers(redis_server: EmbeddedRedis,
-                                                                 tmp_path: Path) -> None:
+def test_rollback_and_promote_are_hot_reloaded_by_running_workers(
+    redis_server: EmbeddedRedis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The repository verbs run in this process (the workers are the processes that matter here)."""
     from worker.model.load import load_model
     from worker.model.untrained import init_version
 
@@ -100,8 +104,9 @@ def test_rollback_and_promote_are_hot_reloaded_by_running_workers(redis_server: 
     try:
         worker.wait_ready(120)
         assert 'version="2"' in worker.get("/metrics")[1]
-        proc = livetopic("model", "rollback", "--repo", str(repo), timeout_s=300)
-        assert proc.returncode == 0 and f"published {repo / '3'}: the files of version 1" in proc.stdout, proc.stderr
+        capsys.readouterr()
+        assert run_command("model", "rollback", "--repo", str(repo)) == 0
+        assert f"published {repo / '3'}: the files of version 1" in capsys.readouterr().out
         wait_for(lambda: worker.metric('livetopic_model_reloads_total{result="ok"}') == 1, 120,
                  "the rollback is hot-reloaded", worker.log_path)
         pushed = livetopic("push", "--redis-url", redis_server.url, "--quiet", "--limit", "20", str(SAMPLE))
@@ -115,16 +120,19 @@ def test_rollback_and_promote_are_hot_reloaded_by_running_workers(redis_server: 
         assert {model for model, _ in in_order} == {"livetopic:3"}
         got = np.array([list(scores.values()) for _, scores in in_order])
         assert np.abs(got - expected).max() < 1e-4 < 1e-2 < np.abs(got - replaced).max()  # version 1's scores
-        listed = livetopic("model", "list", "--repo", str(repo))
-        assert listed.returncode == 0 and any(line.split()[:2] == ["3", "served"] and "rollback to 1" in line
-                                              for line in listed.stdout.splitlines()), listed.stdout
-        one_line_error(livetopic("model", "remove", "3", "--repo", str(repo)), "version 3 is the one workers serve")
-        assert livetopic("model", "remove", "2", "--repo", str(repo)).returncode == 0
+        assert run_command("model", "list", "--repo", str(repo)) == 0
+        listed = capsys.readouterr().out
+        assert any(line.split()[:2] == ["3", "served"] and "rollback to 1" in line
+                   for line in listed.splitlines()), listed
+        with pytest.raises(LivetopicError, match="version 3 is the one workers serve"):
+            run_command("model", "remove", "3", "--repo", str(repo))
+        assert run_command("model", "remove", "2", "--repo", str(repo)) == 0
 
         init_version(repo / "candidates", preset="tiny", labels=["Cheer", "Game", "Broadcast", "Chat"], texts=texts,
                      seed=2)  # what `train` keeps back when its gate says no
-        proc = livetopic("model", "promote", "1", "--repo", str(repo), timeout_s=300)
-        assert proc.returncode == 0 and f"published {repo / '4'}" in proc.stdout, proc.stderr
+        capsys.readouterr()
+        assert run_command("model", "promote", "1", "--repo", str(repo)) == 0
+        assert f"published {repo / '4'}" in capsys.readouterr().out
         wait_for(lambda: worker.metric('livetopic_model_reloads_total{result="ok"}') == 2, 120,
                  "the promoted candidate is hot-reloaded", worker.log_path)
         assert 'version="4"' in worker.get("/metrics")[1] and not (repo / "candidates" / "1").exists()
@@ -133,23 +141,33 @@ def test_rollback_and_promote_are_hot_reloaded_by_running_workers(redis_server: 
         worker.stop()
 
 
-def test_add_a_local_directory_and_every_mistake_in_one_line(tmp_path: Path) -> None:
+def test_add_a_local_directory_and_every_mistake_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The verbs run in this process; each mistake is a LivetopicError, which `livetopic` prints as one line (the
+    first one is run as the command line to show it)."""
     from ..hubseeds import SEEDS, write_seed
 
     seed = next(s for s in SEEDS if s.name == "chinese-star-bert")  # pickled weights only
     published, repo = write_seed(seed, tmp_path / "star"), tmp_path / "models"
-    proc = livetopic("model", "add", str(published), "--repo", str(repo), "--name", "stars", timeout_s=300)
-    assert proc.returncode == 0 and f"published {repo / '1'}" in proc.stdout, proc.stderr
-    shown = livetopic("model", "show", "1", "--repo", str(repo))
-    assert "pytorch_model.bin converted to model.safetensors" in shown.stdout
-    assert "labels      star 1, star 2, star 3, star 4, star 5" in shown.stdout
-    assert json.loads(livetopic("model", "show", "1", "--repo", str(repo), "--json").stdout)["manifest"]["name"] == \
-        "stars"
+    capsys.readouterr()
+    assert run_command("model", "add", str(published), "--repo", str(repo), "--name", "stars") == 0
+    assert f"published {repo / '1'}" in capsys.readouterr().out
+    assert run_command("model", "show", "1", "--repo", str(repo)) == 0
+    shown = capsys.readouterr().out
+    assert "pytorch_model.bin converted to model.safetensors" in shown
+    assert "labels      star 1, star 2, star 3, star 4, star 5" in shown
+    assert run_command("model", "show", "1", "--repo", str(repo), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["manifest"]["name"] == "stars"
     one_line_error(livetopic("model", "add", str(tmp_path / "nowhere"), "--repo", str(repo)), "not a directory")
-    one_line_error(livetopic("model", "add", str(tmp_path), "--repo", str(repo)), "no config.json")
-    one_line_error(livetopic("model", "show", "7", "--repo", str(repo)), "there is no version 7")
-    one_line_error(livetopic("model", "rollback", "--repo", str(repo)), "no version before 1 to roll back to")
-    one_line_error(livetopic("model", "promote", "1", "--repo", str(repo)), "there is no candidate 1")
-    one_line_error(livetopic("model", "pull", "a/b/c", "--repo", str(repo)), "expected a Hub model id")
-    one_line_error(livetopic("model", "add", str(published), "--repo", str(repo), "--labels", "a,b"),
-                   "--labels names 2 labels, the model has 5 outputs")
+    mistakes = [
+        (["model", "add", str(tmp_path)], "no config.json"),
+        (["model", "show", "7"], "there is no version 7"),
+        (["model", "rollback"], "no version before 1 to roll back to"),
+        (["model", "promote", "1"], "there is no candidate 1"),
+        (["model", "pull", "a/b/c"], "expected a Hub model id"),
+        (["model", "add", str(published), "--labels", "a,b"], "--labels names 2 labels, the model has 5 outputs"),
+    ]
+    for argv, needle in mistakes:
+        with pytest.raises(LivetopicError, match=re.escape(needle)):
+            run_command(*argv, "--repo", str(repo))
