@@ -52,4 +52,3 @@ async def paced(
             j += 1
         yield list(records[i:j])
         i = j
-
