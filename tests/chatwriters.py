@@ -1,15 +1,14 @@
 """The scrapers' own code, run offline, writing the files livetopic must read: chat-downloader (its YouTube and
 Twitch parsers and its ``ContinuousWriter``, through ``get_chat(output=…)``) and yt-dlp (its
-``YoutubeLiveChatFD``), fed the raw chats of tests/livechat.py through canned pages: a ``requests`` adapter
-mounted on chat-downloader's session (YouTube's watch page, live chat page and get_live_chat replies, Twitch's
-GraphQL), a yt-dlp request handler, and a fake Twitch IRC server on localhost. Nothing reaches the network."""
+``YoutubeLiveChatFD``), fed the raw chats of tests/livechat.py and tests/twitchchat.py: a ``requests`` adapter
+mounted on chat-downloader's session (YouTube's watch page, live chat page and get_live_chat replies), a yt-dlp
+request handler, and tests/faketwitch.py (Twitch's IRC and GraphQL on loopback). Nothing reaches the network."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from .faketwitch import FakeTwitch
 from .livechat import continuation
 
 requests = pytest.importorskip("requests", reason="the [scrape] extra is not installed")
@@ -149,85 +149,6 @@ class YouTubeSite(requests.adapters.BaseAdapter):
         pass
 
 
-class TwitchGraphQL(requests.adapters.BaseAdapter):
-    """Twitch's GraphQL as chat-downloader asks it before joining a channel's chat: the stream is live; no
-    badge images."""
-
-    def send(self, request: Any, **kwargs: Any) -> Any:
-        ops = json.loads(request.body)
-        replies = []
-        for op in ops:
-            if op.get("operationName") == "StreamMetadata":
-                replies.append(
-                    {
-                        "data": {
-                            "user": {
-                                "stream": {"type": "live"},
-                                "channel": {"id": "1234"},
-                                "lastBroadcast": {"title": "排球直播"},
-                            }
-                        }
-                    }
-                )
-            else:
-                replies.append({"data": {"badges": [], "user": {"broadcastBadges": []}}})
-        response = requests.Response()
-        response.status_code, response.url, response.request = 200, request.url, request
-        response._content, response.encoding = json.dumps(replies).encode(), "utf-8"
-        response.headers["Content-Type"] = "application/json"
-        return response
-
-    def close(self) -> None:
-        pass
-
-
-class FakeTwitchIRC:
-    """A Twitch IRC server on localhost: each connection (a reconnect is a new one) waits for the client's JOIN,
-    then gets the next of ``sessions`` (lines without CRLF) and stays open until the server closes."""
-
-    def __init__(self, sessions: list[list[str]]) -> None:
-        self.sessions = list(sessions)
-        self.joined: list[str] = []
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.address = ("127.0.0.1", self._server.getsockname()[1])
-        self._conns: list[socket.socket] = []
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True, name="fake-twitch-irc")
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._closed.is_set():
-            try:
-                conn, _ = self._server.accept()
-            except OSError:
-                return
-            self._conns.append(conn)
-            threading.Thread(target=self._talk, args=(conn,), daemon=True, name="fake-twitch-irc-conn").start()
-
-    def _talk(self, conn: socket.socket) -> None:
-        received = b""
-        with contextlib.suppress(OSError):
-            while b"JOIN #" not in received:
-                data = conn.recv(4096)
-                if not data:
-                    return
-                received += data
-            self.joined.append(received.decode())
-            lines = self.sessions.pop(0) if self.sessions else []
-            conn.sendall("".join(line + "\r\n" for line in lines).encode())
-
-    def close(self) -> None:
-        self._closed.set()
-        with contextlib.suppress(OSError):  # wakes the accept() under way (a close alone would leave it listening)
-            self._server.shutdown(socket.SHUT_RDWR)
-        self._server.close()
-        self._thread.join(10)
-        for conn in self._conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-            conn.close()
-
-
 def downloader_for(site: Any, adapter: Any) -> Any:
     """A chat-downloader whose ``site`` session fetches through ``adapter``."""
     from chat_downloader import ChatDownloader
@@ -251,26 +172,26 @@ def write_youtube(actions: list[dict[str, Any]], path: Path) -> None:
 
 
 def write_twitch(lines: list[str], path: Path, items: int) -> None:
-    """chat-downloader reads ``lines`` from a fake Twitch IRC server and writes ``path`` (its ``items`` first)."""
-    from chat_downloader.sites import TwitchChatDownloader
+    """chat-downloader reads ``lines`` from a fake Twitch chat and writes ``path`` (its ``items`` first)."""
+    from chat_downloader import ChatDownloader
 
-    from worker.sources.chatnet import local_twitch_irc
+    from worker.sources.chatnet import local_twitch_api, local_twitch_irc
 
-    server = FakeTwitchIRC([lines])
-    local_twitch_irc(*server.address)
-    downloader = downloader_for(TwitchChatDownloader, TwitchGraphQL())
-    try:
-        chat = downloader.get_chat(
-            TWITCH_URL, output=str(path), message_groups=["all"], max_attempts=1, interruptible_retry=False
-        )
-        for n, _ in enumerate(chat, 1):
-            if n == items:
-                break
-        chat.chat.close()  # a live Twitch chat never ends: stop reading, and close the file as its end would
-        chat._output_writer.close()
-    finally:
-        server.close()
-        downloader.close()
+    with FakeTwitch([lines]) as twitch:
+        local_twitch_irc(*twitch.address)
+        local_twitch_api(twitch.api)
+        downloader = ChatDownloader()
+        try:
+            chat = downloader.get_chat(
+                TWITCH_URL, output=str(path), message_groups=["all"], max_attempts=1, interruptible_retry=False
+            )
+            for n, _ in enumerate(chat, 1):
+                if n == items:
+                    break
+            chat.chat.close()  # a live Twitch chat never ends: stop reading, and close the file as its end would
+            chat._output_writer.close()
+        finally:
+            downloader.close()
 
 
 def write_ytdlp(actions: list[dict[str, Any]], path: Path, *, replay: bool = False) -> None:

@@ -1,8 +1,10 @@
-"""A local stand-in for a live Twitch chat, on loopback, for ``livetopic scrape`` run as a process
-(``--twitch-irc``, ``--twitch-api``): an asyncio IRC server speaking as much of Twitch's IRC as chat-downloader
-uses (CAP, PASS, NICK, JOIN, PING answered; then the lines the test sends: PRIVMSG with tags, CLEARMSG for a
-deletion, CLEARCHAT with target-user-id for a ban or timeout) and Twitch's GraphQL over HTTP (the channel is
-live, no badges). It runs its own event loop in a thread, so a test may block meanwhile. Standard library only.
+"""A local stand-in for a live Twitch chat, on loopback, for ``livetopic scrape`` (a process: ``--twitch-irc``,
+``--twitch-api``; in-process: ``ChatDownloaderSource(twitch_irc=…, twitch_api=…)``) and for chat-downloader
+writing its files (tests/chatwriters.py): an asyncio IRC server speaking as much of Twitch's IRC as
+chat-downloader uses (CAP, PASS, NICK, JOIN, PING answered; then the lines of the chat: a scripted session per
+connection as it joins, and the lines a test sends when it likes; tests/twitchchat.py writes them) and Twitch's
+GraphQL over HTTP (the channel is live, no badges). It runs its own event loop in a thread, so a test may block
+meanwhile. Standard library only.
 """
 
 from __future__ import annotations
@@ -11,50 +13,12 @@ import asyncio
 import contextlib
 import json
 import threading
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["FakeTwitch", "clearchat", "clearmsg", "privmsg"]
+from .twitchchat import ROOM
 
-ROOM = "1234"
-
-
-def _tags(**tags: str) -> str:
-    return "@" + ";".join(f"{key.replace('_', '-')}={value}" for key, value in tags.items())
-
-
-def privmsg(channel: str, message_id: str, user_id: str, login: str, text: str, sent_ms: int) -> str:
-    """A viewer's chat message, tagged as Twitch tags it."""
-    tags = _tags(
-        badge_info="",
-        badges="",
-        color="#1E90FF",
-        display_name=login,
-        emotes="",
-        first_msg="0",
-        flags="",
-        id=message_id,
-        mod="0",
-        room_id=ROOM,
-        subscriber="0",
-        tmi_sent_ts=str(sent_ms),
-        turbo="0",
-        user_id=user_id,
-        user_type="",
-    )
-    return f"{tags} :{login}!{login}@{login}.tmi.twitch.tv PRIVMSG #{channel} :{text}"
-
-
-def clearmsg(channel: str, message_id: str, login: str, sent_ms: int) -> str:
-    """A moderator deleted the message ``message_id``."""
-    tags = _tags(login=login, room_id=ROOM, target_msg_id=message_id, tmi_sent_ts=str(sent_ms))
-    return f"{tags} :tmi.twitch.tv CLEARMSG #{channel} :the message"
-
-
-def clearchat(channel: str, user_id: str, login: str, sent_ms: int, timeout_s: int | None = None) -> str:
-    """A moderator banned (or, with ``timeout_s``, timed out) the user ``user_id``."""
-    duration = {"ban_duration": str(timeout_s)} if timeout_s is not None else {}
-    tags = _tags(**duration, room_id=ROOM, target_user_id=user_id, tmi_sent_ts=str(sent_ms))
-    return f"{tags} :tmi.twitch.tv CLEARCHAT #{channel} :{login}"
+__all__ = ["FakeTwitch"]
 
 
 def _graphql(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -69,13 +33,18 @@ def _graphql(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class FakeTwitch:
-    """Start with ``with FakeTwitch() as twitch``: ``twitch.irc`` ("127.0.0.1:PORT") and ``twitch.api`` (a URL)
-    for scrape's flags; :meth:`wait_joined` until a client joined a channel; :meth:`send` lines to every client
-    that joined; ``received`` holds every line the clients sent."""
+    """Start with ``with FakeTwitch() as twitch``: ``twitch.irc`` ("127.0.0.1:PORT", or ``twitch.address``) and
+    ``twitch.api`` (a URL) for scrape's flags. Each connection that joins a channel (a reconnect is a new one)
+    is sent the next of ``sessions`` (lines without CRLF) at once; :meth:`send` sends more lines to every
+    connection joined, when the test likes; :meth:`drop` closes them (the client reconnects).
+    :meth:`wait_joined` waits for joins; ``joins`` holds each connection's JOIN line, ``received`` every line
+    the clients sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, sessions: Sequence[Sequence[str]] = ()) -> None:
+        self.sessions = [list(lines) for lines in sessions]
         self.received: list[str] = []
-        self.joined = threading.Event()
+        self.joins: list[str] = []
+        self._joined = threading.Condition()
         self._clients: list[asyncio.StreamWriter] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="fake-twitch")
@@ -84,6 +53,7 @@ class FakeTwitch:
     def __enter__(self) -> FakeTwitch:
         self._thread.start()
         irc_port, api_port = self._call(self._start())
+        self.address = ("127.0.0.1", irc_port)
         self.irc, self.api = f"127.0.0.1:{irc_port}", f"http://127.0.0.1:{api_port}/gql"
         return self
 
@@ -105,24 +75,43 @@ class FakeTwitch:
     async def _stop(self) -> None:
         for server in self._servers:
             server.close()
-        for writer in self._clients:
-            writer.close()
+        await self._drop()
         for server in self._servers:
             await server.wait_closed()
 
-    def wait_joined(self, timeout_s: float = 60) -> None:
-        if not self.joined.wait(timeout_s):
-            raise AssertionError(f"no client joined a channel; received {self.received}")
+    def wait_joined(self, count: int = 1, timeout_s: float = 60) -> None:
+        """Until ``count`` connections in all have joined a channel."""
+        with self._joined:
+            if not self._joined.wait_for(lambda: len(self.joins) >= count, timeout_s):
+                raise AssertionError(f"{len(self.joins)} of {count} joins; received {self.received}")
 
     def send(self, *lines: str) -> None:
-        """``lines`` (without CRLF) to every client that joined a channel."""
-        self._call(self._send(lines))
+        """``lines`` (without CRLF) to every connection joined."""
+        self._call(self._send(self._clients, lines))
 
-    async def _send(self, lines: tuple[str, ...]) -> None:
+    def drop(self) -> None:
+        """Close every connection joined, as a network that drops them."""
+        self._call(self._drop())
+
+    async def _drop(self) -> None:
+        clients, self._clients = self._clients, []
+        for writer in clients:
+            writer.close()
+
+    @staticmethod
+    async def _send(writers: Sequence[asyncio.StreamWriter], lines: Sequence[str]) -> None:
         data = "".join(line + "\r\n" for line in lines).encode()
-        for writer in self._clients:
+        for writer in writers:
             writer.write(data)
             await writer.drain()
+
+    def _join(self, line: str, writer: asyncio.StreamWriter) -> list[str]:
+        """A connection joined: kept for :meth:`send`, counted; its session (the lines it gets first)."""
+        self._clients.append(writer)
+        with self._joined:
+            self.joins.append(line)
+            self._joined.notify_all()
+        return self.sessions.pop(0) if self.sessions else []
 
     async def _irc_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nick = "justinfan"
@@ -137,8 +126,7 @@ class FakeTwitch:
                     writer.write(f":tmi.twitch.tv 001 {nick} :Welcome, GLHF!\r\n".encode())
                 elif command == "JOIN":
                     writer.write(f":{nick}!{nick}@{nick}.tmi.twitch.tv JOIN {rest}\r\n".encode())
-                    self._clients.append(writer)
-                    self.joined.set()
+                    await self._send([writer], self._join(line, writer))
                 elif command == "PING":
                     writer.write(b":tmi.twitch.tv PONG tmi.twitch.tv\r\n")
                 await writer.drain()

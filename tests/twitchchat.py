@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .livechat import T0_US, TEXTS, Chat, iso
 
-__all__ = ["ROOM", "twitch_chat"]
+__all__ = ["ROOM", "clearchat", "clearmsg", "privmsg", "twitch_chat"]
 
 # --- Twitch ----------------------------------------------------------------------------------------------
 ROOM = "1234"
@@ -26,6 +26,41 @@ def _tw_user(k: int) -> tuple[str, str, str]:
 
 def _tags(**tags: str) -> str:
     return "@" + ";".join(f"{key.replace('_', '-')}={value}" for key, value in tags.items())
+
+
+def privmsg(channel: str, message_id: str, user_id: str, login: str, text: str, sent_ms: int) -> str:
+    """A viewer's plain chat message, tagged as Twitch tags it."""
+    tags = _tags(
+        badge_info="",
+        badges="",
+        color="#1E90FF",
+        display_name=login,
+        emotes="",
+        first_msg="0",
+        flags="",
+        id=message_id,
+        mod="0",
+        room_id=ROOM,
+        subscriber="0",
+        tmi_sent_ts=str(sent_ms),
+        turbo="0",
+        user_id=user_id,
+        user_type="",
+    )
+    return f"{tags} :{login}!{login}@{login}.tmi.twitch.tv PRIVMSG #{channel} :{text}"
+
+
+def clearmsg(channel: str, message_id: str, login: str, sent_ms: int) -> str:
+    """A moderator deleted the message ``message_id`` (of ``login``)."""
+    tags = _tags(login=login, room_id=ROOM, target_msg_id=message_id, tmi_sent_ts=str(sent_ms))
+    return f"{tags} :tmi.twitch.tv CLEARMSG #{channel} :whatever it said"
+
+
+def clearchat(channel: str, user_id: str, login: str, sent_ms: int, timeout_s: int | None = None) -> str:
+    """A moderator banned (or, with ``timeout_s``, timed out) the user ``user_id``."""
+    duration = {"ban_duration": str(timeout_s)} if timeout_s is not None else {}
+    tags = _tags(**duration, room_id=ROOM, target_user_id=user_id, tmi_sent_ts=str(sent_ms))
+    return f"{tags} :tmi.twitch.tv CLEARCHAT #{channel} :{login}"
 
 
 def _tw_message(chat: Chat, i: int, text: str, prefix: str, channel: str) -> tuple[str, str]:
@@ -136,10 +171,7 @@ def _tw_extras(chat: Chat, i: int, ids: list[str], uid: str, prefix: str, channe
     ms = T0_US // 1000 + i * 250 + 200
     if i % 9 == 8:  # a moderator deletes the message before this one
         login = _tw_user((i - 1) % 11)[1]
-        chat.lines.append(
-            f"@login={login};room-id={ROOM};target-msg-id={ids[-2]};tmi-sent-ts={ms} "
-            f":tmi.twitch.tv CLEARMSG #{channel} :whatever it said"
-        )
+        chat.lines.append(clearmsg(channel, ids[-2], login, ms))
         chat.retractions.append(
             {
                 "kind": "retract",
@@ -153,11 +185,7 @@ def _tw_extras(chat: Chat, i: int, ids: list[str], uid: str, prefix: str, channe
         )
     if i % 25 == 24 or i % 40 == 39:  # a timeout, or a ban, of this message's author
         timeout = i % 25 == 24
-        duration = "ban-duration=600;" if timeout else ""
-        chat.lines.append(
-            f"@{duration}room-id={ROOM};target-user-id={uid};tmi-sent-ts={ms} "
-            f":tmi.twitch.tv CLEARCHAT #{channel} :{_tw_user(k)[1]}"
-        )
+        chat.lines.append(clearchat(channel, uid, _tw_user(k)[1], ms, 600 if timeout else None))
         action = "timeout" if timeout else "ban"
         chat.retractions.append(
             {

@@ -14,11 +14,11 @@ from worker.tools.process import child_env
 from ..conftest import ROOT
 
 
-def livetopic(*args: str, cwd: Path = ROOT, timeout_s: float = 120,
-              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``livetopic ARGS`` to its end."""
-    return subprocess.run([sys.executable, "-m", "worker", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout_s, env=env or child_env(threads=1), check=False)
+def livetopic(*args: str, cwd: Path = ROOT, timeout_s: float = 120, env: dict[str, str] | None = None,
+              input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``livetopic ARGS`` to its end (``input`` on its standard input)."""
+    return subprocess.run([sys.executable, "-m", "worker", *args], input=input, capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout_s, env=env or child_env(threads=1), check=False)
 
 
 def run_command(*argv: str) -> int:

@@ -1,13 +1,16 @@
-"""Helpers for integration tests: run a worker in-process until the output holds N results."""
+"""Helpers for integration tests: run a worker in-process until the output holds N results; the output stream's
+results and retractions."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 
+import redis
 import redis.asyncio as aioredis
 
 from worker.service.worker import Worker
+from worker.wire import is_retraction
 
 
 async def entries(client: aioredis.Redis, stream: str) -> list[dict[str, str]]:
@@ -38,3 +41,11 @@ async def run_until(worker: Worker, client: aioredis.Redis, n: int, timeout_s: f
 
 def scores_of(entry: dict[str, str]) -> dict[str, float]:
     return json.loads(entry["scores"])
+
+
+def split_output(
+    client: redis.Redis, stream: str = "livetopic:topics"
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(results, retractions) of the output ``stream`` (``client`` with text replies)."""
+    entries = [fields for _id, fields in client.xrange(stream)]
+    return [f for f in entries if not is_retraction(f)], [f for f in entries if is_retraction(f)]

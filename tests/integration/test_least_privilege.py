@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -91,16 +89,7 @@ def test_the_documented_acl_user_runs_everything_over_tls(tiny_repo: Path, tmp_p
             dashboard.wait_ready(60)
             pushed = livetopic("push", "--quiet", "--limit", str(PUSHED), str(SAMPLE), env=as_user)
             assert pushed.returncode == 0, pushed.stderr
-            piped = subprocess.run(
-                [sys.executable, "-m", "worker", "push", "--quiet", "-"],
-                input="\n".join(PIPED),
-                capture_output=True,
-                text=True,
-                env=as_user,
-                cwd=ROOT,
-                timeout=120,
-                check=False,
-            )
+            piped = livetopic("push", "--quiet", "-", input="\n".join(PIPED), env=as_user)
             assert piped.returncode == 0, piped.stderr
             total = PUSHED + len(PIPED)
             wait_for(

@@ -21,12 +21,13 @@ import redis
 
 from worker.inputs.records import iso_utc
 from worker.tools.embedded import EmbeddedRedis
-from worker.wire import is_retraction
 
 from ..chatshapes import Message, cd_csv, cd_items, expected_text, messages, pytchat_items, ytdlp_file
+from ..cli.helpers import livetopic, wait_for
 from ..conftest import ROOT, SHARED_DATA, worker_env
 from ..livechat import Chat, youtube_chat
 from ..twitchchat import twitch_chat
+from .helpers import split_output
 
 pytestmark = pytest.mark.slow
 N = 1500  # text messages per file (plus a quarter as many other items)
@@ -52,33 +53,11 @@ def chat_texts() -> list[str]:
 
 
 def push(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "worker", "push", "--quiet", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        env=worker_env(),
-        cwd=ROOT,
-        check=False,
-    )
-
-
-def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+    return livetopic("push", "--quiet", *args, timeout_s=timeout_s)
 
 
 def by_id(client: redis.Redis, stream: str) -> Counter[str]:
     return Counter(fields.get("id", "") for _id, fields in client.xrange(stream))
-
-
-def split_output(client: redis.Redis) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """(results, retractions) of the output stream."""
-    entries = [fields for _id, fields in client.xrange("livetopic:topics")]
-    return [f for f in entries if not is_retraction(f)], [f for f in entries if is_retraction(f)]
 
 
 def write_formats(tmp_path: Path, texts: list[str]) -> dict[Path, tuple[list[Message], dict[str, int]]]:

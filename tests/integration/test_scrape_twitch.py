@@ -1,7 +1,8 @@
 """``livetopic scrape`` (a real process) against a local stand-in for a live Twitch chat (tests/faketwitch.py: IRC
-and GraphQL on loopback), a real worker (an untrained tiny model) and a real dashboard process: the messages are
-classified once each, a deletion and a ban land once each as retractions on the output stream, and the
-dashboard's counts (its /api/view JSON) drop by the comments they remove. Nothing reaches the network."""
+and GraphQL on loopback; the lines from tests/twitchchat.py, sent when the test says), a real worker (an untrained
+tiny model) and a real dashboard process: the messages are classified once each, a deletion and a ban land once
+each as retractions on the output stream, and the dashboard's counts (its /api/view JSON) drop by the comments
+they remove. Nothing reaches the network."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ import redis
 
 from worker.tools.embedded import EmbeddedRedis
 from worker.tools.process import DashboardProcess
-from worker.wire import is_retraction
 
+from ..cli.helpers import wait_for
 from ..conftest import ROOT, worker_env
-from ..faketwitch import FakeTwitch, clearchat, clearmsg, privmsg
+from ..faketwitch import FakeTwitch
+from ..twitchchat import clearchat, clearmsg, privmsg
+from .helpers import split_output
 
 pytest.importorskip("chat_downloader", reason="the [scrape] extra is not installed")
 pytestmark = pytest.mark.slow
@@ -31,14 +34,6 @@ CHANNEL = "somechannel"
 N = 30
 BANNED = ("7001", "viewer_1")  # wrote messages 1, 6, 11, 16, 21, 26
 DELETED = "msg-003"  # viewer_3's
-
-
-def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def messages(t0_ms: int) -> list[tuple[str, str]]:
@@ -73,11 +68,6 @@ def until_view(dashboard: DashboardProcess, want: dict[str, Any]) -> dict[str, A
         if time.monotonic() > deadline:
             raise AssertionError(f"the dashboard shows {got}, not {want}")
         time.sleep(0.1)
-
-
-def output(client: redis.Redis) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    entries = [fields for _id, fields in client.xrange("livetopic:topics")]
-    return [f for f in entries if not is_retraction(f)], [f for f in entries if is_retraction(f)]
 
 
 def test_a_live_twitch_chat_scraped_classified_and_retracted(
@@ -123,7 +113,7 @@ def test_a_live_twitch_chat_scraped_classified_and_retracted(
             twitch.wait_joined()
             twitch.send(*(line for _mid, line in chat))
             wait_for(lambda: client.xlen("livetopic:topics") >= N, 120, "every message classified")
-            results, _ = output(client)
+            results, _ = split_output(client)
             until_view(dashboard, expected_counts(results))
             now = int(time.time() * 1000)
             twitch.send(clearmsg(CHANNEL, DELETED, "viewer_3", now), clearchat(CHANNEL, *BANNED, now + 1))
@@ -135,7 +125,7 @@ def test_a_live_twitch_chat_scraped_classified_and_retracted(
                 scraper.kill()
                 scraper.wait()
         wait_for(lambda: worker.metric("livetopic_pending_comments") == 0, 30, "the worker done")
-        results, retractions = output(client)
+        results, retractions = split_output(client)
         # exactly once: everything the scraper pushed is finished, each entry once
         assert client.xlen("livetopic:comments") == N + 2 == client.xlen("livetopic:topics")
         assert Counter(f["id"] for f in results) == Counter(mid for mid, _line in chat)

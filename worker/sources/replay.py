@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 
 from ..inputs import Entry
+from ..streams.retry import sleep_or_stop
 
 __all__ = ["due_times", "paced"]
 
@@ -43,7 +44,7 @@ async def paced(
     i = 0
     while i < len(records) and not (stop and stop.is_set()):
         delay = due[i] - (time.monotonic() - started)
-        if delay > 0 and await _stopped_within(delay, stop):
+        if delay > 0 and await sleep_or_stop(delay, stop):
             return
         now = time.monotonic() - started
         j = i + 1
@@ -51,15 +52,3 @@ async def paced(
             j += 1
         yield list(records[i:j])
         i = j
-
-
-async def _stopped_within(delay_s: float, stop: asyncio.Event | None) -> bool:
-    """Sleep ``delay_s`` unless ``stop`` is set first; True if it was."""
-    if stop is None:
-        await asyncio.sleep(delay_s)
-        return False
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=delay_s)
-    except TimeoutError:
-        return False
-    return True

@@ -70,29 +70,41 @@ def _sum_into(target: Row, source: Row) -> None:
         target[i] += value
 
 
-class RecentBuckets:
-    """Buckets of ``width_ms`` for the last ``horizon_ms``: :meth:`prune` drops older ones, :meth:`add`
-    ignores them."""
+class _Buckets:
+    """Rows of counts by bucket number (``time_ms // width_ms``): what both kinds of buckets share."""
 
-    def __init__(self, width_ms: int, horizon_ms: int) -> None:
-        self.width_ms, self.horizon_ms = width_ms, horizon_ms
+    def __init__(self, width_ms: int) -> None:
+        self.width_ms = width_ms
         self.rows: dict[int, Row] = {}
-        self._floor = 0  # bucket numbers below this are gone
 
-    def add(self, time_ms: int, indices: Sequence[int]) -> None:
-        b = time_ms // self.width_ms
-        if b < self._floor:
-            return
+    def _count(self, b: int, indices: Sequence[int]) -> None:
+        """Count one comment with labels ``indices`` in bucket ``b`` (made when it is new)."""
         row = self.rows.get(b)
         if row is None:
             row = self.rows[b] = new_row()
         _add(row, indices)
 
     def remove(self, time_ms: int, indices: Sequence[int]) -> None:
-        """Take back what :meth:`add` counted at ``time_ms`` (nothing once its bucket is dropped)."""
+        """Take back what ``add`` counted at ``time_ms`` (nothing once its bucket is dropped; a merged bucket
+        holds what its halves held)."""
         row = self.rows.get(time_ms // self.width_ms)
         if row is not None:
             subtract(row, indices)
+
+
+class RecentBuckets(_Buckets):
+    """Buckets of ``width_ms`` for the last ``horizon_ms``: :meth:`prune` drops older ones, :meth:`add`
+    ignores them."""
+
+    def __init__(self, width_ms: int, horizon_ms: int) -> None:
+        super().__init__(width_ms)
+        self.horizon_ms = horizon_ms
+        self._floor = 0  # bucket numbers below this are gone
+
+    def add(self, time_ms: int, indices: Sequence[int]) -> None:
+        b = time_ms // self.width_ms
+        if b >= self._floor:
+            self._count(b, indices)
 
     def prune(self, now_ms: int) -> None:
         floor = (now_ms - self.horizon_ms) // self.width_ms
@@ -115,36 +127,26 @@ class RecentBuckets:
         return first * step_ms, out
 
 
-class MergingBuckets:
+class MergingBuckets(_Buckets):
     """Buckets covering all time added, at most ``cap`` of them: when a new one would exceed the cap, the
     width doubles and neighbours merge, so memory stays bounded while the whole stream is kept."""
 
     def __init__(self, width_ms: int, cap: int = 720) -> None:
-        self.width_ms, self.cap = width_ms, cap
-        self.rows: dict[int, Row] = {}
+        super().__init__(width_ms)
+        self.cap = cap
         self._lo: int | None = None
         self._hi: int | None = None
 
     def add(self, time_ms: int, indices: Sequence[int]) -> None:
         b = time_ms // self.width_ms
-        row = self.rows.get(b)
-        if row is None:
+        if b not in self.rows:
             lo = b if self._lo is None else min(self._lo, b)
             hi = b if self._hi is None else max(self._hi, b)
             while hi - lo + 1 > self.cap:
                 self._merge()
                 b, lo, hi = b // 2, lo // 2, hi // 2
             self._lo, self._hi = lo, hi
-            row = self.rows.get(b)
-            if row is None:
-                row = self.rows[b] = new_row()
-        _add(row, indices)
-
-    def remove(self, time_ms: int, indices: Sequence[int]) -> None:
-        """Take back what :meth:`add` counted at ``time_ms`` (its bucket, merged since or not)."""
-        row = self.rows.get(time_ms // self.width_ms)
-        if row is not None:
-            subtract(row, indices)
+        self._count(b, indices)
 
     def _merge(self) -> None:
         merged: dict[int, Row] = {}

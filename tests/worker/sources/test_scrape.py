@@ -1,6 +1,6 @@
 """``scrape`` through chat-downloader against local stand-ins for a live chat: YouTube's pages (canned, mounted
-on the library's ``requests.Session``) and a fake Twitch IRC server on localhost. Messages, deletions and bans
-land exactly once, across a dropped connection and a restart; a network failure is named and given up on; a
+on the library's ``requests.Session``) and a fake Twitch (IRC and GraphQL) on localhost. Messages, deletions and
+bans land exactly once, across a dropped connection and a restart; a network failure is named and given up on; a
 URL that is not a chat is refused at once; chat-downloader's log lines come once, under its own name; a hostile
 item is skipped and counted. No test touches the network."""
 
@@ -27,13 +27,12 @@ from ...chatwriters import (
     TWITCH_URL,
     VIDEO,
     YOUTUBE_URL,
-    FakeTwitchIRC,
-    TwitchGraphQL,
     YouTubeSite,
     pages_of,
     scrape_threads_joined,
 )
 from ...cli.helpers import livetopic
+from ...faketwitch import FakeTwitch
 from ...livechat import Chat, youtube_chat
 from ...twitchchat import twitch_chat
 
@@ -114,28 +113,21 @@ async def test_twitch_from_a_local_irc_server_lands_once_across_a_reconnect(redi
     Twitch IRC server; it drops the first connection midway, and the second one sends some lines again."""
     chat = twitch_chat(80)
     half = len(chat.lines) // 2
-    server = FakeTwitchIRC([chat.lines[:half], chat.lines[half - 20 :]])
-    source = ChatDownloaderSource(
-        TWITCH_URL, prepare_session=lambda s: s.mount("https://", TwitchGraphQL()), twitch_irc=server.address
-    )
     status = Status("scrape", enabled=False)
     stop = asyncio.Event()
-    with scrape_threads_joined():
+    with scrape_threads_joined(), FakeTwitch([chat.lines[:half], chat.lines[half - 20 :]]) as twitch:
+        source = ChatDownloaderSource(TWITCH_URL, twitch_irc=twitch.address, twitch_api=twitch.api)
         task = asyncio.create_task(scrape(source, Feed(_producer(redis_client), status), stop))
-        try:
-            while status.pushed + status.retractions < half // 2:  # the first connection's lines are in
-                await asyncio.sleep(0.05)
-            for conn in list(server._conns):  # the connection drops: the library reconnects
-                conn.shutdown(socket.SHUT_RDWR)
-            expected = len(chat.comments) + len(chat.retractions)
-            while status.pushed + status.retractions < expected:
-                assert not task.done(), task
-                await asyncio.sleep(0.05)
-            stop.set()
-            await asyncio.wait_for(task, 30)
-        finally:
-            server.close()
-    assert len(server.joined) == 2 and "JOIN #somechannel" in server.joined[0]
+        while status.pushed + status.retractions < half // 2:  # the first connection's lines are in
+            await asyncio.sleep(0.05)
+        twitch.drop()  # the connection drops: the library reconnects
+        expected = len(chat.comments) + len(chat.retractions)
+        while status.pushed + status.retractions < expected:
+            assert not task.done(), task
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    assert len(twitch.joins) == 2 and twitch.joins[0] == "JOIN #somechannel"
     _check_stream(await _entries(redis_client), chat, "somechannel")
     assert status.duplicates > 0 and status.unreadable == 0  # the lines sent again landed once
     assert status.skipped["subscription"] >= chat.skipped["subscription"]
