@@ -94,6 +94,7 @@ class FakeModel:
         self, tag: str = "fake:1", *, poison: str = "", nan: str = "", max_rows: int = 10**9, bad_token: str = ""
     ) -> None:
         self.labels = ["A", "B"]
+        self.stage_name, self.stages = "model", ()
         self.tag, self.poison, self.nan, self.max_rows, self.bad_token = tag, poison, nan, max_rows, bad_token
         self.runs: list[int] = []
         self.encoded: list[str] = []
