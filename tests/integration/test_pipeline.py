@@ -1,0 +1,89 @@
+"""A pipeline version served by a running worker process: general labels for every comment, game labels exactly
+when general gave Game, sentiment for every comment; exactly once across hot reloads single → pipeline →
+single."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from worker.model.manage import link_files
+from worker.model.repository import publish_version, read_manifest
+from worker.streams.producer import StreamProducer
+from worker.tools.embedded import EmbeddedRedis
+
+from ..cli.helpers import livetopic
+from ..pipelines import GAME_LABELS, SENTIMENT_LABELS, make_layers, sample_texts, stage_flags
+from .helpers import entries
+
+STAGE_FIELDS = {"game_labels", "game_scores", "sentiment_labels", "sentiment_scores"}
+
+
+def check_pipeline_result(out: dict[str, str]) -> bool:
+    """Asserts the fields of a result the pipeline scored; returns whether Game was on."""
+    game_on = "Game" in json.loads(out["labels"])
+    assert ("game_labels" in out) == ("game_scores" in out) == game_on, out
+    if game_on:
+        assert set(json.loads(out["game_scores"])) == set(GAME_LABELS)
+        assert set(json.loads(out["game_labels"])) <= set(GAME_LABELS)
+    assert set(json.loads(out["sentiment_scores"])) == set(SENTIMENT_LABELS)
+    assert len(json.loads(out["sentiment_labels"])) == 1  # softmax: the top class
+    return game_on
+
+
+async def test_a_worker_serves_a_pipeline_across_hot_reloads(
+    redis_server: EmbeddedRedis, redis_client: aioredis.Redis, tmp_path: Path, start_worker: Callable[..., object]
+) -> None:
+    layers = await asyncio.to_thread(make_layers, tmp_path / "layers")
+    repo = tmp_path / "served"
+    general = layers["general"] / "1"
+    publish_version(repo, lambda out: link_files(general, out), read_manifest(general))  # version 1: single
+    start_worker(redis_server.url, str(repo), "--reload-interval-s", "0.2")
+    producer = StreamProducer(redis_client, "livetopic:comments")
+    texts = sample_texts()
+    pushed: list[str] = []
+
+    async def push_until(model: str) -> None:
+        """Push comments, 10 at a time, until a result names ``model``."""
+        async with asyncio.timeout(120):
+            while True:
+                start = len(pushed) % (len(texts) - 10)
+                pushed.extend(await producer.add([{"text": t} for t in texts[start : start + 10]]))
+                rows = await redis_client.xrevrange("livetopic:topics", count=20)
+                if any(fields.get(b"model") == model.encode() for _, fields in rows):
+                    return
+                await asyncio.sleep(0.1)
+
+    await push_until("general:1")
+    build = await asyncio.to_thread(
+        livetopic, "pipeline", "build", *stage_flags(layers), "--out", str(repo), "--name", "cascade"
+    )
+    assert build.returncode == 0, build.stderr
+    assert "published pipeline version 2" in build.stdout
+    await push_until("cascade:2")
+    await push_until("cascade:2")  # and a few batches more on it
+    back = await asyncio.to_thread(livetopic, "model", "rollback", "1", "--repo", str(repo))
+    assert back.returncode == 0, back.stderr
+    await push_until("general:3")
+    async with asyncio.timeout(60):
+        while await redis_client.xlen("livetopic:topics") < len(pushed):
+            await asyncio.sleep(0.05)
+
+    out = await entries(redis_client, "livetopic:topics")
+    assert sorted(o["source_id"] for o in out) == sorted(pushed)  # every comment, exactly once
+    assert await redis_client.xlen("livetopic:dead") == 0
+    assert [m for i, m in enumerate(o["model"] for o in out) if i == 0 or m != out[i - 1]["model"]] == [
+        "general:1", "cascade:2", "general:3"
+    ]  # each swap between two batches, in order
+    game = []
+    for o in out:
+        assert json.loads(o["labels"]) is not None
+        if o["model"] == "cascade:2":
+            game.append(check_pipeline_result(o))
+        else:
+            assert not STAGE_FIELDS & set(o), o  # a single model adds no stage fields
+    assert any(game) and not all(game)  # the game layer ran on some comments, not on all
