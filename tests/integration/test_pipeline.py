@@ -12,13 +12,15 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from worker.model.manage import link_files
+from worker.model.pipeline import build_pipeline, parse_stage
 from worker.model.repository import publish_version, read_manifest
 from worker.streams.producer import StreamProducer
 from worker.tools.embedded import EmbeddedRedis
 
 from ..cli.helpers import livetopic
+from ..inprocess import make_worker, sample
 from ..pipelines import GAME_LABELS, SENTIMENT_LABELS, make_layers, sample_texts, stage_flags
-from .helpers import entries
+from .helpers import entries, run_until
 
 STAGE_FIELDS = {"game_labels", "game_scores", "sentiment_labels", "sentiment_scores"}
 
@@ -87,3 +89,30 @@ async def test_a_worker_serves_a_pipeline_across_hot_reloads(
         else:
             assert not STAGE_FIELDS & set(o), o  # a single model adds no stage fields
     assert any(game) and not all(game)  # the game layer ran on some comments, not on all
+
+
+async def test_each_stage_is_measured_and_labels_count_by_stage(
+    redis_server: EmbeddedRedis, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    layers = await asyncio.to_thread(make_layers, tmp_path / "layers")
+    repo = tmp_path / "served"
+    sources = [parse_stage(f"{name}={layers[name]}" + (":when=general.Game" if name == "game" else ""))
+               for name in ("general", "game", "sentiment")]
+    await asyncio.to_thread(build_pipeline, repo, sources, name="cascade")
+    texts = sample_texts()[:120]
+    await StreamProducer(redis_client, "livetopic:comments").add([{"text": t} for t in texts])
+    worker = make_worker(redis_server.url, repo, backend="torch", dtype="float32")
+    await run_until(worker, redis_client, len(texts))
+    out = await entries(redis_client, "livetopic:topics")
+    games = sum(check_pipeline_result(o) for o in out)
+    assert len(out) == len(texts) and 0 < games < len(texts)
+    comments = {s: sample(worker, "livetopic_stage_comments_total", stage=s) for s in ("general", "game", "sentiment")}
+    assert comments == {"general": len(texts), "game": games, "sentiment": len(texts)}
+    for stage in comments:
+        assert sample(worker, "livetopic_stage_inference_seconds_count", stage=stage) >= 1
+    heat = {(s.labels["stage"], s.labels["label"]): s.value for s in worker.metrics.labels.collect()[0].samples
+            if s.name == "livetopic_label_total"}
+    assert sum(v for (stage, _), v in heat.items() if stage == "game") == sum(
+        len(json.loads(o.get("game_labels", "[]"))) for o in out
+    )
+    assert heat[("general", "Game")] == games
