@@ -31,7 +31,8 @@ ABOUT = (
     " it uses the embedded server of the data directory (the one `livetopic worker` started)."
 )
 
-_JSON_FIELDS = ("labels", "scores")  # JSON inside a stream field: decoded in --json
+_JSON_FIELDS = ("labels", "scores")  # JSON inside a stream field: decoded in --json (and a pipeline's <stage>_…)
+_STAGE_SUFFIXES = ("_labels", "_scores")
 _INT_FIELDS = ("latency_ms", "deliveries")
 
 
@@ -40,7 +41,7 @@ def json_record(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
     its name), labels as a list, scores as an object, latency and deliveries as numbers."""
     out: dict[str, Any] = {"entry_id": entry_id}
     for key, value in fields.items():
-        if key in _JSON_FIELDS:
+        if key in _JSON_FIELDS or key.endswith(_STAGE_SUFFIXES):
             with contextlib.suppress(ValueError):
                 out[key] = json.loads(value)
                 continue
@@ -56,12 +57,18 @@ def _clock(entry_id: str) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ms / 1000)) if ms else "--:--:--"
 
 
-def _topics(fields: dict[str, str]) -> str:
+def _names(value: str) -> str:
     try:
-        labels = json.loads(fields.get("labels", "[]"))
+        labels = json.loads(value)
     except ValueError:
-        return fields.get("labels", "")
+        return value
     return ", ".join(str(label) for label in labels) or "-"
+
+
+def _topics(fields: dict[str, str]) -> str:
+    """The labels, then each further stage's of a pipeline version (``game: Player``), where it ran."""
+    layers = [f"{key[: -len('_labels')]}: {_names(value)}" for key, value in fields.items() if key.endswith("_labels")]
+    return " · ".join([_names(fields.get("labels", "[]")), *layers])
 
 
 def row(entry_id: str, fields: dict[str, str], *, dead: bool, text_columns: int = 40) -> str:
