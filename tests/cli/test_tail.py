@@ -12,10 +12,10 @@ from pathlib import Path
 
 import redis
 
+from worker.cli import tail as tail_command
 from worker.display import width
 from worker.tools.embedded import EmbeddedRedis
 from worker.tools.process import child_env
-from worker.cli.tail import json_record, row
 from worker.wire import Comment, render_dead_letter, render_result
 
 from ..conftest import ROOT
@@ -124,6 +124,6 @@ def test_a_pipeline_result_shows_each_layer_that_ran() -> None:
     fields = {"source_id": "1700000000000-0", "text": "好球", "labels": '["Game"]', "scores": '{"Game":0.9}',
               "game_labels": '["Player"]', "game_scores": '{"Player":0.8}', "sentiment_labels": '["positive"]',
               "sentiment_scores": '{"positive":0.7}', "model": "cascade:2"}
-    assert row("1-0", fields, dead=False).endswith("Game · game: Player · sentiment: positive")
-    assert json_record("1-0", fields)["game_scores"] == {"Player": 0.8}
-    assert row("1-0", {"labels": "[]"}, dead=False).endswith("  -")
+    assert tail_command.row("1-0", fields, dead=False).endswith("Game · game: Player · sentiment: positive")
+    assert tail_command.json_record("1-0", fields)["game_scores"] == {"Player": 0.8}
+    assert tail_command.row("1-0", {"labels": "[]"}, dead=False).endswith("  -")

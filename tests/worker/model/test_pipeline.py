@@ -15,8 +15,8 @@ from worker.model.pipeline import build_pipeline, parse_stage
 from worker.model.repository import Manifest, publish_version, read_manifest
 from worker.model.stages import StageSpec
 
-from ...pipelines import GAME_LABELS, SENTIMENT_LABELS, make_layers
 from ...conftest import LABELS
+from ...pipelines import GAME_LABELS, SENTIMENT_LABELS, make_layers
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_parse_stage() -> None:
     stage = parse_stage("game=models/game:3:when=general.Game")
     assert (stage.name, stage.repo, stage.version, stage.when) == ("game", Path("models/game"), 3, "general.Game")
     assert parse_stage("general=/m/general").version is None
-    with pytest.raises(ConfigError, match="STAGE.LABEL"):
+    with pytest.raises(ConfigError, match=r"STAGE\.LABEL"):
         parse_stage("game=m:when=Game")
     with pytest.raises(ConfigError, match="NAME=REPO"):
         parse_stage("models/game")
