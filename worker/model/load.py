@@ -50,10 +50,13 @@ def _manifest_from_config(model_dir: Path) -> Manifest:
 
 def locate_model(path: Path | str, version: int | None = None) -> tuple[Path, Manifest, int]:
     """(directory, manifest, version number) of ``REPO`` (highest complete version, or ``version``), ``REPO/N``,
-    or a plain HF directory (number 0, its manifest made up from config.json)."""
+    a plain HF directory (number 0, its manifest made up from config.json), or a model directory with its manifest
+    that is not a numbered version (a pipeline's stage: number 0)."""
     path = Path(path)
     if (path / "config.json").is_file() and not (path / MANIFEST_NAME).is_file():
         return path, _manifest_from_config(path), 0
+    if (path / "config.json").is_file() and not path.name.isdigit():  # a pipeline's stage directory, by itself
+        return path, read_manifest(path), 0
     vdir, number = resolve_version(path, version)
     return vdir, read_manifest(vdir), number
 

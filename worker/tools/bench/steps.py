@@ -15,7 +15,7 @@ import numpy as np
 from ...errors import LivetopicError
 from ...inputs import expand_paths, read_records
 from ...model.labels import decide, label_names
-from ...model.load import locate_model
+from ...model.load import locate_model, stage_location
 from ...model.repository import Manifest, latest_version
 from ...model.tokenizer import encode_texts, load_tokenizer, serving_backend
 from ...model.untrained import init_version
@@ -37,6 +37,7 @@ class ModelRef:
     path: Path  # the directory with the weights
     manifest: Manifest  # made up from config.json for a plain Hugging Face directory
     untrained: bool
+    pipeline: Path | None = None  # a pipeline version (``path`` and ``manifest`` are then its first stage's)
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -68,6 +69,10 @@ def prepare_model(model: Path | None, preset: str | None, text_paths: list[Path]
         vdir, manifest, number = locate_model(model)
         if number == 0:  # a plain Hugging Face directory
             return ModelRef(vdir, None, vdir, manifest, untrained=False)
+        if manifest.pipeline:  # the baseline, the agreement and the ceiling take its first stage
+            first, first_manifest, _ = stage_location(vdir, manifest.pipeline[0])
+            untrained = bool(first_manifest.training_args.get("untrained"))
+            return ModelRef(vdir.parent, number, first, first_manifest, untrained, pipeline=vdir)
         return ModelRef(vdir.parent, number, vdir, manifest, bool(manifest.training_args.get("untrained")))
     assert preset is not None
     repo = Path(cache_dir) / "models" / f"{preset}-{_fingerprint(text_paths, preset)}"
