@@ -12,21 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-T0_US = 1_714_564_800_000_000  # 2024-05-01T12:00:00Z
+from .livechat import CUSTOM, SMILE, T0_US
+
 RETRACT = "retract"  # the kind of a deletion: a retraction entry, not a skipped item
-SMILE = {
-    "emojiId": "😂",
-    "shortcuts": [":face_with_tears_of_joy:", ":joy:"],
-    "searchTerms": ["joy"],
-    "image": {"thumbnails": [{"url": "https://yt3.example/emoji/1f602.png"}]},
-}
-CUSTOM = {
-    "emojiId": "UCabc123/Xyz789",
-    "shortcuts": [":_hello:"],
-    "searchTerms": ["_hello"],
-    "isCustomEmoji": True,
-    "image": {"thumbnails": [{"url": "https://yt3.example/custom/hello.png"}]},
-}
 
 
 @dataclass(frozen=True)
@@ -137,6 +125,48 @@ def ytdlp_file(ms: Sequence[Message], live: bool = False) -> tuple[str, dict[str
 
 
 # --- chat-downloader -----------------------------------------------------------------------------------
+# chat-downloader's items that carry no viewer text, every Nth message: (N, id suffix, the item's fields, kind)
+_CD_EXTRAS: tuple[tuple[int, str, dict[str, Any], str], ...] = (
+    (
+        11,
+        "-member",
+        {"message": None, "message_type": "membership_item", "header_secondary_text": "Welcome to the club!"},
+        "membership",
+    ),
+    (
+        13,
+        "-sticker",
+        {
+            "message": None,
+            "message_type": "paid_sticker",
+            "money": {"amount": 30.0, "currency": "TWD", "text": "NT$30.00"},
+        },
+        "sticker",
+    ),
+    (17, "-gone", {"message": "[message retracted]", "message_type": "deleted_message"}, RETRACT),
+    (23, "-empty", {"message": "", "message_type": "text_message"}, "empty message"),
+)
+
+
+def _cd_extras(m: Message, i: int, author: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    out = []
+    for every, suffix, fields, kind in _CD_EXTRAS:
+        if i % every:
+            continue
+        if kind == RETRACT:  # a deletion names the message it deletes
+            row = {"action_type": "mark_chat_item_as_deleted", "target_message_id": m.id + suffix, **fields}
+        else:
+            row = {
+                "action_type": "add_chat_item",
+                "author": author,
+                "message_id": m.id + suffix,
+                "timestamp": m.us,
+                **fields,
+            }
+        out.append((row, kind))
+    return out
+
+
 def cd_items(ms: Sequence[Message]) -> tuple[list[dict[str, Any]], dict[str, int]]:
     items, skipped = [], {}
     for i, m in enumerate(ms):
@@ -169,63 +199,7 @@ def cd_items(ms: Sequence[Message]) -> tuple[list[dict[str, Any]], dict[str, int
         if i % 5 == 4:
             item["money"] = {"amount": 75.0, "currency": "TWD", "currency_symbol": "NT$", "text": "NT$75.00"}
         items.append(item)
-        extra = []
-        if i % 11 == 0:
-            extra.append(
-                (
-                    {
-                        "action_type": "add_chat_item",
-                        "author": author,
-                        "message_id": m.id + "-member",
-                        "message": None,
-                        "message_type": "membership_item",
-                        "timestamp": m.us,
-                        "header_secondary_text": "Welcome to the club!",
-                    },
-                    "membership",
-                )
-            )
-        if i % 13 == 0:
-            extra.append(
-                (
-                    {
-                        "action_type": "add_chat_item",
-                        "author": author,
-                        "message_id": m.id + "-sticker",
-                        "message": None,
-                        "message_type": "paid_sticker",
-                        "timestamp": m.us,
-                        "money": {"amount": 30.0, "currency": "TWD", "text": "NT$30.00"},
-                    },
-                    "sticker",
-                )
-            )
-        if i % 17 == 0:
-            extra.append(
-                (
-                    {
-                        "action_type": "mark_chat_item_as_deleted",
-                        "message_type": "deleted_message",
-                        "message": "[message retracted]",
-                        "target_message_id": m.id + "-gone",
-                    },
-                    RETRACT,
-                )
-            )
-        if i % 23 == 0:
-            extra.append(
-                (
-                    {
-                        "action_type": "add_chat_item",
-                        "author": author,
-                        "message_id": m.id + "-empty",
-                        "message": "",
-                        "message_type": "text_message",
-                        "timestamp": m.us,
-                    },
-                    "empty message",
-                )
-            )
+        extra = _cd_extras(m, i, author)
         for row, kind in extra:
             items.append(row)
             if kind != RETRACT:

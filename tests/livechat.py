@@ -137,6 +137,35 @@ def _add(item_name: str, renderer: dict[str, Any]) -> dict[str, Any]:
     return {"clickTrackingParams": "CAEQl98BIhMI", "addChatItemAction": {"item": {item_name: renderer}, "clientId": ""}}
 
 
+def _paid(shown: str) -> dict[str, Any]:
+    """A Super Chat renderer's amount and colours."""
+    return {
+        "purchaseAmountText": {"simpleText": shown},
+        "headerBackgroundColor": 4278239141,
+        "bodyBackgroundColor": 4280150454,
+        "headerTextColor": 4278190080,
+        "bodyTextColor": 4278190080,
+        "authorNameTextColor": 2315255808,
+        "timestampColor": 2147483648,
+    }
+
+
+def _yt_fields(k: int, mid: str, us: int, text: str, message_type: str) -> dict[str, str]:
+    """The fields livetopic pushes for a YouTube message by author ``k``."""
+    name, author_id = _yt_author(k)
+    fields = {
+        "text": text,
+        "user": name,
+        "author_id": author_id,
+        "id": mid,
+        "ts": iso(us),
+        "message_type": message_type,
+    }
+    if _YT_BADGES.get(k):
+        fields["badges"] = _YT_BADGES[k]
+    return fields
+
+
 def _yt_message(chat: Chat, i: int, text: str, prefix: str) -> tuple[str, str]:
     """Message ``i`` (a text message, or every 5th a Super Chat), added to ``chat``; its id and author id."""
     k, us, mid = i % 13, T0_US + i * 250_000, f"{prefix}{i:05d}-ChwKGkNJ"
@@ -146,30 +175,11 @@ def _yt_message(chat: Chat, i: int, text: str, prefix: str) -> tuple[str, str]:
         runs += [{"emoji": SMILE}, {"emoji": CUSTOM}]
         expected_text += "😂:_hello:"
     renderer = _yt_renderer(mid, k, us, runs)
-    name, author_id = _yt_author(k)
-    fields = {
-        "text": expected_text,
-        "user": name,
-        "author_id": author_id,
-        "id": mid,
-        "ts": iso(us),
-        "message_type": "text_message",
-    }
-    if _YT_BADGES.get(k):
-        fields["badges"] = _YT_BADGES[k]
+    fields = _yt_fields(k, mid, us, expected_text, "text_message")
+    author_id = fields["author_id"]
     if i % 5 == 4:
         shown, amount, currency = YT_PAID[(i // 5) % len(YT_PAID)]
-        renderer.update(
-            {
-                "purchaseAmountText": {"simpleText": shown},
-                "headerBackgroundColor": 4278239141,
-                "bodyBackgroundColor": 4280150454,
-                "headerTextColor": 4278190080,
-                "bodyTextColor": 4278190080,
-                "authorNameTextColor": 2315255808,
-                "timestampColor": 2147483648,
-            }
-        )
+        renderer.update(_paid(shown))
         fields.update(message_type="paid_message", amount=amount, currency=currency)
         chat.actions.append(_add("liveChatPaidMessageRenderer", renderer))
     else:
@@ -191,18 +201,7 @@ def _yt_extras(chat: Chat, i: int, ids: list[str], author_id: str, prefix: str) 
         milestone["headerPrimaryText"] = {"runs": [{"text": "Member for "}, {"text": "6"}, {"text": " months"}]}
         milestone["headerSubtext"] = {"simpleText": "the club"}
         chat.actions.append(_add("liveChatMembershipItemRenderer", milestone))
-        name, aid = _yt_author(k)
-        fields = {
-            "text": f"六個月了 {i}",
-            "user": name,
-            "author_id": aid,
-            "id": mid,
-            "ts": iso(us),
-            "message_type": "membership_item",
-        }
-        if _YT_BADGES.get(k):
-            fields["badges"] = _YT_BADGES[k]
-        chat.comments.append(fields)
+        chat.comments.append(_yt_fields(k, mid, us, f"六個月了 {i}", "membership_item"))
     if i % 13 == 0:
         sticker = _yt_renderer(f"{prefix}{i:05d}-sticker", k, us, None)
         sticker.update(
@@ -220,17 +219,7 @@ def _yt_extras(chat: Chat, i: int, ids: list[str], author_id: str, prefix: str) 
         chat.skipped["sticker"] += 1
     if i % 19 == 0:
         paid = _yt_renderer(f"{prefix}{i:05d}-paid", k, us, None)
-        paid.update(
-            {
-                "purchaseAmountText": {"simpleText": "$2.00"},
-                "headerBackgroundColor": 1,
-                "bodyBackgroundColor": 2,
-                "headerTextColor": 3,
-                "bodyTextColor": 4,
-                "authorNameTextColor": 5,
-                "timestampColor": 6,
-            }
-        )
+        paid.update(_paid("$2.00"))
         chat.actions.append(_add("liveChatPaidMessageRenderer", paid))
         chat.skipped["paid message without text"] += 1
     if i % 23 == 5:

@@ -1,67 +1,123 @@
-"""The options of a training run and what it returns."""
+"""The options of a training run (``livetopic train``'s flags, declared once) and what it returns."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from worker.errors import ConfigError
-from worker.text import MODES
+from pydantic import Field, field_validator
+
+from worker.model.presets import PRESETS
+from worker.options import Flag, Options
+from worker.settings import Device
+from worker.text import Mode
 
 from .data import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION
 
-__all__ = ["TrainConfig", "TrainResult"]
+__all__ = ["TrainConfig", "TrainOptions", "TrainResult", "names"]
+
+_NAMES = Flag(metavar="LABEL")
 
 
-@dataclass
-class TrainConfig:
-    """Every option of ``livetopic train``; recorded in the manifest's ``training_args``."""
+def names(values: Any) -> list[str] | None:
+    """``--labels a b`` or ``--labels a,b`` → [a, b]; none given → None."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    found = [name.strip() for value in values for name in str(value).split(",") if name.strip()]
+    return found or None
 
-    labels: list[str] | None = None
-    base: str | None = None
-    preset: str = "mini"
-    preprocess: str | None = None  # None: the base version's, else "raw"
-    lowercase: bool = True
-    epochs: int = 10
-    max_minutes: float | None = None
-    seed: int = 0
-    lr: float | None = None  # None: 1e-5 from a base model, more from scratch (see modeling.default_lr)
-    batch_size: int = 32
-    max_length: int = 64
-    val_fraction: float = DEFAULT_VAL_FRACTION
-    test_fraction: float = DEFAULT_TEST_FRACTION
-    val_games: list[str] | None = None
-    test_games: list[str] | None = None
-    targets: str = "auto"  # soft | hard | auto (soft when the data has soft scores)
-    patience: int = 5
-    warmup: float = 0.06
-    weight_decay: float = 0.01
-    device: str = "auto"
-    threads: int | None = None
-    limit: int | None = None
-    dropout: float | None = None  # from scratch: hidden and attention dropout (None: 0.1)
-    run_dir: str | None = None
-    name: str = "livetopic"
-    progress: bool = True
-    log_every: int = 50
-    agreement_n: int = 2000  # validation comments for the dtype agreement check before publishing (0: skip)
-    force: bool = False  # publish even when worse than the version it replaces (else: a candidate)
-    change_labels: bool = False  # a different label set is intended (recorded in the manifest)
 
-    def check(self) -> None:
-        if self.preprocess is not None and self.preprocess not in MODES:
-            raise ConfigError(f"--preprocess must be one of {', '.join(MODES)}, got {self.preprocess!r}")
-        if self.targets not in ("soft", "hard", "auto"):
-            raise ConfigError(f"--targets must be soft, hard or auto, got {self.targets!r}")
-        if self.epochs < 1 or self.batch_size < 1 or not 8 <= self.max_length <= 4096:
-            raise ConfigError("--epochs and --batch-size must be >= 1, --max-length in [8, 4096]")
-        if not (0.0 <= self.val_fraction < 1.0 and 0.0 <= self.test_fraction < 1.0):
-            raise ConfigError("--val-fraction and --test-fraction must be in [0, 1)")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ConfigError("--max-minutes must be > 0")
-        if self.agreement_n < 0:
-            raise ConfigError("--agreement-n must be >= 0")
+class TrainConfig(Options):
+    """Every option of a training run; recorded in the manifest's ``training_args``."""
+
+    base: Annotated[str | None, Flag(metavar="DIR")] = Field(
+        None,
+        description="start from a local Hugging Face model directory, a version REPO/N or a repository (its latest "
+        "version); default: from scratch",
+    )
+    labels: Annotated[list[str] | None, _NAMES] = Field(
+        None, description="label columns (space- or comma-separated); default: every non-metadata numeric column"
+    )
+    preprocess: Mode | None = Field(None, description="text preprocessing mode (default: the base version's, else raw)")
+    lowercase: bool = Field(True, description="lowercase the text (--no-lowercase keeps letter case)")
+    epochs: int = Field(10, ge=1, description="maximum epochs")
+    max_minutes: float | None = Field(None, gt=0, description="wall-clock budget of the whole run, minutes")
+    seed: int = Field(0, description="random seed")
+    lr: float | None = Field(
+        None, description="peak learning rate (default 1e-5 with --base; from scratch tiny 2e-3, mini and small 5e-4)"
+    )
+    batch_size: int = Field(32, ge=1, description="comments per training step")
+    max_length: int = Field(64, ge=8, le=4096, description="tokens per comment, special tokens included")
+    preset: Annotated[str, Flag(choices=tuple(PRESETS))] = Field(
+        "mini",
+        description="from-scratch model size: tiny (2x64), mini (6 layers x 128, default), small (4x256), "
+        "bert-base-chinese (12x768)",
+    )
+    val_fraction: float = Field(
+        DEFAULT_VAL_FRACTION,
+        ge=0.0,
+        lt=1.0,
+        description=f"fraction of games for validation (default {DEFAULT_VAL_FRACTION}, as evaluate)",
+    )
+    test_fraction: float = Field(
+        DEFAULT_TEST_FRACTION,
+        ge=0.0,
+        lt=1.0,
+        description="fraction of games held out entirely, scored once at the end and by `evaluate --split test` "
+        f"(default {DEFAULT_TEST_FRACTION}, as evaluate)",
+    )
+    val_games: Annotated[list[str] | None, Flag(metavar="GAME")] = Field(
+        None, description="explicit validation games (file names)"
+    )
+    test_games: Annotated[list[str] | None, Flag(metavar="GAME")] = Field(
+        None, description="explicit test games (file names)"
+    )
+    targets: Literal["auto", "soft", "hard"] = Field(
+        "auto", description="train on the soft scores or on 0/1 (auto: soft when the data has soft scores)"
+    )
+    patience: int = Field(5, description="epochs without improvement before stopping")
+    warmup: float = Field(0.06, description="warm-up fraction of the schedule")
+    weight_decay: float = Field(0.01, description="AdamW weight decay")
+    dropout: float | None = Field(None, description="from scratch: hidden and attention dropout (default 0.1)")
+    device: Device = Field("auto", description="training device")
+    threads: int | None = Field(None, description="torch CPU threads (default: torch's choice)")
+    limit: int | None = Field(None, description="use at most N training rows (quick experiments)")
+    agreement_n: int = Field(
+        2000,
+        ge=0,
+        description="validation comments on which to check the label agreement of int8 and bfloat16 with float32 "
+        "before publishing; recorded in the manifest, read by dtype=auto (0: skip)",
+    )
+    force: bool = Field(
+        False,
+        description="publish even when the new version scores below the one it replaces on the same validation "
+        "games (default: keep it as a candidate in REPO/candidates/ and say why)",
+    )
+    change_labels: bool = Field(
+        False,
+        description="the label set differs from the version this one replaces, on purpose: publish it and let "
+        "running workers swap it in (they refuse an unannounced label change)",
+    )
+    run_dir: str | None = Field(None, description="where the metrics log and curves go (default runs/<timestamp>)")
+    name: str = Field("livetopic", description="model name recorded in the manifest")
+    quiet: bool = Field(False, description="no progress bars")
+
+    @field_validator("labels", "val_games", "test_games", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> list[str] | None:
+        return names(value)
+
+
+class TrainOptions(TrainConfig):
+    """``livetopic train``: the run's options and what it reads and publishes into."""
+
+    data: Annotated[list[Path], Flag(metavar="PATH")] = Field(
+        description="labelled files (chat JSON, JSONL, CSV) or directories of them"
+    )
+    out: Annotated[Path, Flag(metavar="REPO")] = Field(description="model repository to publish into")
 
 
 @dataclass

@@ -14,7 +14,6 @@ Matching is case-insensitive substring search; emoji variation selectors (U+FE0F
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from worker.errors import InputFileError
+from worker.inputs import json_object
 
 __all__ = ["LABELS", "KeywordLabeller", "Lexicon"]
 
@@ -52,12 +52,7 @@ class Lexicon:
     def load(cls, directory: Path | str) -> Lexicon:
         root = Path(directory)
         keywords_path = root / "keywords.json"
-        try:
-            keywords = json.loads(keywords_path.read_text(encoding="utf-8-sig"))
-        except (OSError, ValueError) as exc:
-            raise InputFileError(f"{keywords_path}: cannot read the lexicon: {exc}") from exc
-        if not isinstance(keywords, dict):
-            raise InputFileError(f"{keywords_path}: expected a JSON object")
+        keywords = json_object(keywords_path, name=f"{keywords_path} (the lexicon)", encoding="utf-8-sig")
         lists: dict[str, list[str]] = {}
         for key in KEYWORD_KEYS:
             value = keywords.get(key, [])

@@ -28,6 +28,7 @@ from .runlog import RunLog
 __all__ = ["BestEpoch", "Fitted", "fit", "lr_factor", "reserve_s"]
 
 log = logging.getLogger(__name__)
+LOG_EVERY = 50  # training steps between two log lines
 
 
 def lr_factor(progress: float, warmup: float) -> float:
@@ -167,7 +168,7 @@ class _Run:
         self.built.model.train()
         total, count, window, window_n = 0.0, 0, 0.0, 0
         bar = tqdm(length_batches(self.lengths, self.cfg.batch_size, rng), desc=f"epoch {epoch}/{self.cfg.epochs}",
-                   file=sys.stderr, disable=not self.cfg.progress, leave=False, mininterval=1.0, dynamic_ncols=True)
+                   file=sys.stderr, disable=self.cfg.quiet, leave=False, mininterval=1.0, dynamic_ncols=True)
         out_of_time = False
         for rows in bar:
             now = time.monotonic()
@@ -177,7 +178,7 @@ class _Run:
             factor = self._factor(now)
             value = self._train_step(rows, factor)
             total, count, window, window_n = total + value, count + 1, window + value, window_n + 1
-            if self.step % self.cfg.log_every == 0:
+            if self.step % LOG_EVERY == 0:
                 self.runlog.write({"type": "step", "epoch": epoch, "step": self.step, "loss": window / window_n,
                                    "lr": self.lr * factor, "elapsed_s": round(time.monotonic() - self.started, 1)})
                 bar.set_postfix(loss=f"{window / window_n:.4f}", refresh=False)

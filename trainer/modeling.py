@@ -74,7 +74,7 @@ def _from_base(cfg: TrainConfig, labels: list[str]) -> tuple[Any, Any, Preproces
     base_dir, base_spec, base_labels = resolve_base(cfg.base)
     spec = base_spec or PreprocessingSpec()
     if cfg.preprocess is not None:
-        spec = PreprocessingSpec(mode=cfg.preprocess, lowercase=cfg.lowercase)  # type: ignore[arg-type]
+        spec = PreprocessingSpec(mode=cfg.preprocess, lowercase=cfg.lowercase)
     try:
         tokenizer = load_tokenizer(base_dir)
         config = AutoConfig.from_pretrained(str(base_dir), local_files_only=True, trust_remote_code=False)
@@ -113,7 +113,7 @@ def build_model(cfg: TrainConfig, labels: list[str], texts: list[str], workdir: 
     else:
         if cfg.preset not in PRESETS:
             raise ConfigError(f"unknown --preset {cfg.preset!r}; expected one of {', '.join(PRESETS)}")
-        spec = PreprocessingSpec(mode=cfg.preprocess or "raw", lowercase=cfg.lowercase)  # type: ignore[arg-type]
+        spec = PreprocessingSpec(mode=cfg.preprocess or "raw", lowercase=cfg.lowercase)
         tok_dir = workdir / "tokenizer"
         vocab = build_char_tokenizer(texts, tok_dir, vocab_size=PRESETS[cfg.preset].vocab, preprocess=spec.build())
         tokenizer = load_tokenizer(tok_dir)

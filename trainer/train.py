@@ -3,7 +3,6 @@ publish (:mod:`.publish`) as the next version of a model repository, or keep it 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import tempfile
@@ -17,6 +16,7 @@ import numpy as np
 from worker.errors import InputFileError, LivetopicError
 from worker.model.repository import latest_version
 from worker.model.tokenizer import encode_texts, serving_backend
+from worker.options import validate_options
 
 from .config import TrainConfig, TrainResult
 from .data import Dataset, Split, load_dataset, split_games
@@ -78,7 +78,7 @@ def _after_fit(cfg: TrainConfig, fitted: Fitted) -> TrainConfig:
     log.warning("--max-minutes leaves little time after training: the test games are not scored in this run "
                 "(`livetopic evaluate --split test` scores them) and the dtype agreement uses %d comments",
                 min(cfg.agreement_n, SHORT_AGREEMENT))
-    return dataclasses.replace(cfg, agreement_n=min(cfg.agreement_n, SHORT_AGREEMENT))
+    return cfg.model_copy(update={"agreement_n": min(cfg.agreement_n, SHORT_AGREEMENT)})
 
 
 def _result_metrics(fitted: Fitted) -> dict[str, Any]:
@@ -94,7 +94,6 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
     started = time.monotonic()
     import torch
 
-    cfg.check()
     deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -123,7 +122,8 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
             cfg = _after_fit(cfg, fitted)
             if len(test_set) and not fitted.trimmed:
                 metrics["test"] = _test_metrics(built, test_set, fitted.thresholds, encode)
-            training_args = {**dataclasses.asdict(cfg), "data": [str(p) for p in data_paths], "files": data.files,
+            options = cfg.model_dump(mode="json", include=set(TrainConfig.model_fields))  # not TrainOptions' paths
+            training_args = {**options, "data": [str(p) for p in data_paths], "files": data.files,
                              "lr": lr, "soft_targets": soft, "vocab_size": int(built.model.config.vocab_size),
                              "n_train": len(train_set), "n_val": len(val_set), "n_test": len(test_set),
                              **split.to_dict(), "elapsed_s": round(time.monotonic() - started, 1),
@@ -167,14 +167,14 @@ def train_model(data_paths: Sequence[Path | str], out_repo: Path | str, labels: 
 
     The defaults suit a demo: a tiny model from scratch, at most 40 epochs or 2 minutes (a few hundred
     labelled comments train in well under a minute on one CPU core). ``options`` are further
-    :class:`TrainConfig` fields (``lr``, ``batch_size``, ``seed``, ``run_dir``, ``threads``, ``progress``…).
+    :class:`TrainConfig` fields (``lr``, ``batch_size``, ``seed``, ``run_dir``, ``threads``, ``quiet``…), checked
+    as their flags are (:class:`~worker.errors.ConfigError` naming the flag of an invalid value).
     """
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(options) - fields)
+    unknown = sorted(set(options) - set(TrainConfig.model_fields))
     if unknown:
         raise TypeError(f"unknown training options: {', '.join(unknown)}")
-    cfg = TrainConfig(labels=list(labels) if labels else None, preset=preset, epochs=epochs,
-                      max_minutes=max_minutes, **options)
+    cfg = validate_options(TrainConfig, {"labels": labels, "preset": preset, "epochs": epochs,
+                                         "max_minutes": max_minutes, **options})
     result = train(data_paths, out_repo, cfg)
     if not result.published:
         raise LivetopicError(f"not published (kept as candidate {result.path}): {result.reason}")

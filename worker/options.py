@@ -18,7 +18,7 @@ import logging
 import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic.fields import FieldInfo
@@ -39,6 +39,7 @@ __all__ = [
     "add_settings_flags",
     "options_from_args",
     "settings_from_args",
+    "validate_options",
 ]
 
 REDIS_FLAGS = ("redis_url", "redis_url_file", "redis_password", "redis_data_dir", "redis_timeout_s")
@@ -84,6 +85,9 @@ class Options(BaseModel):
             if wrong:
                 raise ValueError(f"{_flag_name(name, info)}: {wrong[0]!r} is not one of {', '.join(allowed)}")
         return self
+
+
+OptionsT = TypeVar("OptionsT", bound=Options)
 
 
 def _flag_of(info: FieldInfo) -> Flag:
@@ -201,8 +205,14 @@ def _where(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
 def options_from_args(args: argparse.Namespace, model: type[Options]) -> Any:
     """The ``model`` of the given flags (the others take their defaults); :class:`ConfigError` naming the flag
     of each invalid value."""
+    return validate_options(model, _given(args, _OPTION))
+
+
+def validate_options(model: type[OptionsT], values: dict[str, Any]) -> OptionsT:
+    """``model`` of ``values`` (field names), checked as the flags are: :class:`ConfigError` naming the flag of
+    each invalid value."""
     try:
-        return model.model_validate(_given(args, _OPTION))
+        return model.model_validate(values)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

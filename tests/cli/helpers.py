@@ -21,6 +21,15 @@ def livetopic(*args: str, cwd: Path = ROOT, timeout_s: float = 120,
                           timeout=timeout_s, env=env or child_env(threads=1), check=False)
 
 
+def run_command(*argv: str) -> int:
+    """``livetopic ARGV`` in this process: its flags parsed and checked as the command line's."""
+    from worker.cli import build_parser
+    from worker.settings import load_settings
+
+    args = build_parser().parse_args(argv)
+    return int(args.func(args, load_settings()))
+
+
 def start(*args: str, cwd: Path, log: Path) -> subprocess.Popen[bytes]:
     """Start ``livetopic ARGS`` in the background, its output in ``log``."""
     with open(log, "wb") as out:

@@ -18,9 +18,6 @@ from worker.tools.process import child_env
 from ..conftest import SAMPLE
 from .helpers import livetopic, one_line_error
 
-# The trainer's commands keep their hand-written flags until issue 21 (which rewrites them) has landed.
-NOT_YET = {"train", "evaluate", "label", "pretrain"}
-
 
 def _parsers(parser: Parser, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Parser]]:
     found = []
@@ -31,7 +28,7 @@ def _parsers(parser: Parser, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[s
 
 
 PARSERS = _parsers(build_parser())
-COMMANDS = [(names, p) for names, p in PARSERS if not p.commands and names[0] not in NOT_YET]
+COMMANDS = [(names, p) for names, p in PARSERS if not p.commands]
 
 
 def test_every_parser_refuses_abbreviations() -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import shutil
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,15 @@ async def running(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
         await asyncio.wait_for(task, timeout=60)
 
 
+def comments(n: int, tag: str = "", *, ids: bool = False) -> list[dict[str, str]]:
+    """``n`` comments of many lengths (CJK and Latin), tagged; with ``ids``, an ``id`` field each (TAG<i>)."""
+    return [
+        {"text": f"第{i}則留言 {tag} 加油 nice block {'x' * (i % 40)}", "user": f"u{i}"}
+        | ({"id": f"{tag}{i}"} if ids else {})
+        for i in range(n)
+    ]
+
+
 async def push(client: aioredis.Redis, entries: Iterable[dict[Any, Any]]) -> list[str]:
     """XADD each field map (str or bytes keys and values) to the input stream; the group exists first."""
     with contextlib.suppress(aioredis.ResponseError):
@@ -151,20 +161,49 @@ async def finished(client: aioredis.Redis) -> tuple[list[dict[str, str]], list[d
     return out, dead
 
 
-async def wait_finished(
-    client: aioredis.Redis, ids: Iterable[str], *, task: asyncio.Task[Any] | None = None, timeout_s: float = 60
+async def until(
+    check: Callable[[], bool | Awaitable[bool]],
+    timeout_s: float = 30,
+    *,
+    task: asyncio.Task[Any] | None = None,
+    every_s: float = 0.02,
 ) -> None:
-    """Until every id in ``ids`` has a result or a dead letter (fails early if ``task`` ends)."""
-    wanted = set(ids)
+    """Until ``check()`` (a function, or one that returns an awaitable) holds: the state of Redis or of the worker
+    polled, as nothing signals it; fails early where ``task`` (the worker's) ends."""
     async with asyncio.timeout(timeout_s):
         while True:
             if task is not None and task.done():
                 task.result()
                 raise AssertionError("worker stopped early")
-            out, dead = await finished(client)
-            if wanted <= {e["source_id"] for e in out + dead}:
+            held = check()
+            if await held if inspect.isawaitable(held) else held:
                 return
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(every_s)
+
+
+async def wait_finished(
+    client: aioredis.Redis, ids: Iterable[str], *, task: asyncio.Task[Any] | None = None, timeout_s: float = 60
+) -> None:
+    """Until every id in ``ids`` has a result or a dead letter (fails early if ``task`` ends)."""
+    wanted = set(ids)
+
+    async def all_in() -> bool:
+        out, dead = await finished(client)
+        return wanted <= {e["source_id"] for e in out + dead}
+
+    await until(all_in, timeout_s, task=task, every_s=0.05)
+
+
+async def wait_count(
+    client: aioredis.Redis, n: int, streams: Iterable[str] = (OUTPUT, DEAD), timeout_s: float = 30
+) -> None:
+    """Until ``streams`` (results and dead letters) hold ``n`` entries together."""
+    named = list(streams)
+
+    async def enough() -> bool:
+        return sum([await client.xlen(name) for name in named]) >= n
+
+    await until(enough, timeout_s)
 
 
 async def assert_exactly_once(client: aioredis.Redis, ids: Iterable[str]) -> dict[str, dict[str, str]]:

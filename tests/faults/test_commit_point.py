@@ -31,22 +31,21 @@ from .conftest import (
     OUTPUT,
     Server,
     assert_exactly_once,
+    comments,
     finished,
     push,
     running,
+    until,
+    wait_count,
     wait_finished,
 )
-
-
-def texts(n: int, tag: str = "") -> list[dict[str, str]]:
-    return [{"text": f"第{i}則留言 {tag} 加油 nice block {'x' * (i % 40)}", "user": f"u{i}"} for i in range(n)]
 
 
 @pytest.mark.parametrize("key", [OUTPUT, DEAD])
 async def test_a_wrong_key_type_stops_the_worker_before_any_write(
     server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel, key: str
 ) -> None:
-    ids = await push(client, [*texts(40), {"user": "no text"}, *texts(40, "b")])
+    ids = await push(client, [*comments(40), {"user": "no text"}, *comments(40, "b")])
     await client.set(key, "not a stream")
     worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1")
     started = time.monotonic()
@@ -67,14 +66,11 @@ async def test_a_wrong_key_type_stops_the_worker_before_any_write(
 async def test_out_of_memory_backs_off_keeps_pending_and_drains_once(
     server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel
 ) -> None:
-    ids = await push(client, texts(3000))
+    ids = await push(client, comments(3000))
     server.set_maxmemory(server.used_b() + 300_000)  # room for some of the results, not for 3,000
     worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", max_batch_size=64)
     async with running(worker) as task:
-        async with asyncio.timeout(60):
-            while "out of memory" not in worker.health.readiness()[1]:
-                assert not task.done()
-                await asyncio.sleep(0.05)
+        await until(lambda: "out of memory" in worker.health.readiness()[1], 60, task=task)
         assert sample(worker, "livetopic_redis_out_of_memory") == 1
         out, dead = await finished(client)
         assert len(out) < len(ids) and not dead  # stopped short: the rest waits, pending
@@ -91,14 +87,12 @@ async def test_busy_scripts_and_a_flushed_script_cache(
     """Another client's long script makes every command answer BUSY; SCRIPT KILL ends it; SCRIPT FLUSH drops
     the worker's scripts (NOSCRIPT): the worker rides all of it out."""
     server.sync.config_set("lua-time-limit", "50")
-    ids = await push(client, texts(300))
+    ids = await push(client, comments(300))
     worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", max_batch_size=16)
     blocker = redis.Redis.from_url(server.url, socket_timeout=30)
     busy_loop = "local t = redis.call('TIME')[1] + 20 while tonumber(redis.call('TIME')[1]) < t do end return 1"
     async with running(worker) as task:
-        async with asyncio.timeout(30):
-            while len((await finished(client))[0]) < 50:
-                await asyncio.sleep(0.02)
+        await wait_count(client, 50, [OUTPUT])
         killed: list[Exception] = []
 
         def run_busy_script() -> None:
@@ -109,9 +103,7 @@ async def test_busy_scripts_and_a_flushed_script_cache(
 
         runner = threading.Thread(target=run_busy_script)
         runner.start()
-        async with asyncio.timeout(30):
-            while sample(worker, "livetopic_redis_errors_total") == 0:
-                await asyncio.sleep(0.05)
+        await until(lambda: sample(worker, "livetopic_redis_errors_total") > 0)
         killer = redis.Redis.from_url(server.url, socket_timeout=5)
         killer.script_kill()
         runner.join(30)
@@ -127,18 +119,14 @@ async def test_busy_scripts_and_a_flushed_script_cache(
 async def test_a_destroyed_group_is_recreated_skipping_nothing(
     server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel, start_id: str
 ) -> None:
-    first = await push(client, texts(600))
+    first = await push(client, comments(600))
     worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", group_start_id=start_id, max_batch_size=32)
     async with running(worker) as task:
-        async with asyncio.timeout(30):
-            while len((await finished(client))[0]) < 200:
-                await asyncio.sleep(0.01)
+        await wait_count(client, 200, [OUTPUT])
         await client.xgroup_destroy(INPUT, GROUP)
-        later = [(await client.xadd(INPUT, fields)).decode() for fields in texts(400, "after")]
+        later = [(await client.xadd(INPUT, fields)).decode() for fields in comments(400, "after")]
         await wait_finished(client, first + later, task=task, timeout_s=60)
-        async with asyncio.timeout(30):  # what was in hand is published once, then released
-            while len(worker.flow):
-                await asyncio.sleep(0.02)
+        await until(lambda: not len(worker.flow))  # what was in hand is published once, then released
     await assert_exactly_once(client, first + later)  # nothing skipped, nothing repeated
     assert sample(worker, "livetopic_group_recreated_total") == 1
 
@@ -147,16 +135,16 @@ async def test_a_stalled_pipeline_fails_healthz(
     server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel, stuck_model: threading.Event
 ) -> None:
     release = stuck_model
-    ids = await push(client, texts(10))
+    ids = await push(client, comments(10))
     worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", stall_timeout_s=0.5)
     async with running(worker) as task, aiohttp.ClientSession() as http:
-        async with asyncio.timeout(20):
-            while worker.http.port == 0:  # bound once the worker starts
-                await asyncio.sleep(0.02)
+        await until(lambda: worker.http.port != 0, 20)  # bound once the worker starts
         url = f"http://127.0.0.1:{worker.http.port}/healthz"
-        async with asyncio.timeout(20):
-            while (await http.get(url)).status == 200:
-                await asyncio.sleep(0.1)
+
+        async def failing() -> bool:
+            return (await http.get(url)).status != 200
+
+        await until(failing, 20, every_s=0.1)
         body = await (await http.get(url)).json()
         assert body["status"] == "stalled" and "no progress" in body["reason"]
         release.set()

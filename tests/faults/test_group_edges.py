@@ -24,31 +24,23 @@ from .conftest import (
     INPUT,
     Server,
     assert_exactly_once,
-    finished,
+    comments,
     push,
     running,
+    until,
+    wait_count,
     wait_finished,
 )
-
-
-def texts(n: int, tag: str = "") -> list[dict[str, str]]:
-    return [{"text": f"第{i}則 {tag} 加油 {'好' * (i % 30)}", "user": f"u{i}", "id": f"{tag}{i}"} for i in range(n)]
-
-
-async def wait_count(client: aioredis.Redis, n: int, timeout_s: float = 60) -> None:
-    async with asyncio.timeout(timeout_s):
-        while sum(len(x) for x in await finished(client)) < n:
-            await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("first", ["worker at $", "push"])
 async def test_a_group_lost_while_workers_are_down_skips_no_backlog(
     server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel, first: str
 ) -> None:
-    served = await push(client, texts(100, "a"))
+    served = await push(client, comments(100, "a", ids=True))
     async with running(make_worker(server.url, tiny_repo, tiny_model, consumer="w1")) as task:
         await wait_finished(client, served, task=task)
-    backlog = [(await client.xadd(INPUT, f)).decode() for f in texts(1000, "b")]  # no worker runs
+    backlog = [(await client.xadd(INPUT, f)).decode() for f in comments(1000, "b", ids=True)]  # no worker runs
     await client.xgroup_destroy(INPUT, GROUP)
     if first == "push":  # livetopic push makes sure the group exists before it pushes
         await StreamProducer(client, INPUT).ensure_group(GROUP, "$")
@@ -61,7 +53,7 @@ async def test_a_group_lost_while_workers_are_down_skips_no_backlog(
 async def test_a_group_recreated_at_0_by_someone_else_republishes_nothing(
     server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel
 ) -> None:
-    ids = await push(client, texts(1500))
+    ids = await push(client, comments(1500, ids=True))
     worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", max_batch_size=64)
     async with running(worker) as task:
         await wait_count(client, 700)
@@ -70,9 +62,7 @@ async def test_a_group_recreated_at_0_by_someone_else_republishes_nothing(
             recreate.xgroup_create(INPUT, GROUP, id="0")  # at once, from the start
             await recreate.execute()
         await wait_finished(client, ids, task=task, timeout_s=120)
-        async with asyncio.timeout(30):
-            while len(worker.flow):
-                await asyncio.sleep(0.02)
+        await until(lambda: not len(worker.flow))
     await assert_exactly_once(client, ids)
     assert sample(worker, "livetopic_group_moved_total", reason="behind") >= 1
 
@@ -80,12 +70,10 @@ async def test_a_group_recreated_at_0_by_someone_else_republishes_nothing(
 async def test_a_consumer_deleted_while_it_holds_comments_loses_none(
     server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel, stuck_model: threading.Event
 ) -> None:
-    ids = await push(client, texts(58))
+    ids = await push(client, comments(58, ids=True))
     worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1")
     async with running(worker) as task:
-        async with asyncio.timeout(30):
-            while len(worker.flow) < 58:  # read and stuck in the model
-                await asyncio.sleep(0.02)
+        await until(lambda: len(worker.flow) == 58)  # read and stuck in the model
         await client.xgroup_delconsumer(INPUT, GROUP, "w1")
         assert (await client.xpending(INPUT, GROUP))["pending"] == 0  # the group forgot them
         stuck_model.set()
@@ -97,7 +85,7 @@ async def test_a_consumer_deleted_while_it_holds_comments_loses_none(
 async def test_the_drain_honours_the_grace_period_during_a_redis_stall(
     server: Server, client: aioredis.Redis, tiny_repo: Path, tiny_model: LoadedModel
 ) -> None:
-    ids = await push(client, texts(50))
+    ids = await push(client, comments(50, ids=True))
     worker = make_worker(server.url, tiny_repo, tiny_model, consumer="w1", shutdown_grace_s=2.0, redis_timeout_s=10.0)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
@@ -129,10 +117,7 @@ async def test_out_of_memory_with_the_longest_comments_stays_within_the_document
         server.url, tiny_repo, tiny_model, consumer="w1", max_batch_size=256, max_batch_tokens=1_000_000
     )
     async with running(worker) as task:
-        async with asyncio.timeout(120):
-            while "out of memory" not in worker.health.readiness()[1]:
-                assert not task.done()
-                await asyncio.sleep(0.05)
+        await until(lambda: "out of memory" in worker.health.readiness()[1], 120, task=task)
         server.set_maxmemory(0)
         await wait_finished(client, ids, task=task, timeout_s=120)
     await assert_exactly_once(client, ids)

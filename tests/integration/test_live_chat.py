@@ -32,6 +32,14 @@ pytestmark = pytest.mark.slow
 N = 1500  # text messages per file (plus a quarter as many other items)
 
 
+@pytest.fixture
+def served(redis_server: EmbeddedRedis, tiny_repo: Path, start_worker: Any) -> tuple[redis.Redis, Any]:
+    """A client of the emptied Redis (text replies) and a worker process serving it."""
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    client.flushall()
+    return client, start_worker(redis_server.url, tiny_repo)
+
+
 def chat_texts() -> list[str]:
     """Real chat text from ../shared/data when present (read at test time, never stored), else made up."""
     folder = SHARED_DATA / "tvl19_chat"
@@ -95,11 +103,9 @@ def write_formats(tmp_path: Path, texts: list[str]) -> dict[Path, tuple[list[Mes
 
 
 def test_scraper_files_are_classified_exactly_once(
-    redis_server: EmbeddedRedis, tiny_repo: Path, start_worker: Any, tmp_path: Path
+    redis_server: EmbeddedRedis, served: tuple[redis.Redis, Any], tmp_path: Path
 ) -> None:
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    client.flushall()
-    worker = start_worker(redis_server.url, tiny_repo)
+    client, worker = served
     files = write_formats(tmp_path, chat_texts())
     for path, (ms, skipped) in files.items():
         done = push("--redis-url", redis_server.url, str(path))
@@ -141,11 +147,9 @@ def _append(path: Path, lines: list[str], per_s: float, done: threading.Event) -
 
 
 def test_follow_killed_twice_pushes_each_message_once(
-    redis_server: EmbeddedRedis, tiny_repo: Path, start_worker: Any, tmp_path: Path
+    redis_server: EmbeddedRedis, served: tuple[redis.Redis, Any], tmp_path: Path
 ) -> None:
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    client.flushall()
-    worker = start_worker(redis_server.url, tiny_repo)
+    client, worker = served
     ms = messages(chat_texts(), 2000, "follow")
     items, _ = cd_items(ms)
     deletions = len(range(0, len(ms), 17))  # pushed as retractions: entries too
@@ -210,16 +214,14 @@ def _push_chat(url: str, path: Path, chat: Chat, *extra: str) -> None:
 
 
 def test_library_files_keep_their_fields_and_their_retractions(
-    redis_server: EmbeddedRedis, tiny_repo: Path, start_worker: Any, tmp_path: Path
+    redis_server: EmbeddedRedis, served: tuple[redis.Redis, Any], tmp_path: Path
 ) -> None:
     """Files written by chat-downloader (YouTube, Twitch), pushed: every comment classified once with
     the fields its scraper keeps; every deletion and ban one dead letter with its reason, nothing lost; the text
     output refused in one line, unless --format text."""
     from ..chatwriters import write_twitch, write_youtube
 
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    client.flushall()
-    worker = start_worker(redis_server.url, tiny_repo)
+    client, worker = served
     youtube, twitch = youtube_chat(200, "ityt"), twitch_chat(200, "itw")
     write_youtube(youtube.actions, tmp_path / "youtube.json")
     write_twitch(twitch.lines, tmp_path / "twitch.jsonl", items=len(twitch.lines))

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from trainer import commands
 from trainer.labeller import LABELS, KeywordLabeller, Lexicon
 from worker.errors import InputFileError
+
+from ..cli.helpers import run_command
 
 
 @pytest.fixture
@@ -81,11 +81,8 @@ def test_label_command_writes_jsonl(lexicon_dir: Path, tmp_path: Path) -> None:
     chat = tmp_path / "G6.json"
     chat.write_text(json.dumps([{"time": "0:01", "user": "u", "content": "畫面卡"}], ensure_ascii=False),
                     encoding="utf-8")
-    parser = argparse.ArgumentParser()
-    commands.register(parser.add_subparsers())
     out = tmp_path / "labelled.jsonl"
-    args = parser.parse_args(["label", "--lexicon", str(lexicon_dir), str(comments), str(chat), "--out", str(out)])
-    assert args.func(args) == 0
+    assert run_command("label", "--lexicon", str(lexicon_dir), str(comments), str(chat), "--out", str(out)) == 0
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["text"] for r in rows] == ["衝衝衝", "晚餐吃什麼", "畫面卡"]
     assert [r["game"] for r in rows] == ["g5", "g5", "G6"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from pathlib import Path
@@ -14,8 +13,12 @@ import pytest
 import trainer.train as train_module
 from trainer import commands
 from trainer.train import train_model
+from worker.cli import build_parser
 from worker.model.load import load_model
 from worker.model.repository import list_versions, read_manifest
+from worker.options import options_from_args
+
+from ..cli.helpers import run_command
 
 LABELS = ["Cheer", "Game", "Broadcast", "Chat"]
 # Made-up phrases, one pool per label; a comment mixes 1-2 pools plus filler.
@@ -47,16 +50,9 @@ def write_sample(root: Path, games: int = 4, per_game: int = 60, seed: int = 1) 
     return root
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser()
-    commands.register(parser.add_subparsers())
-    return parser
-
-
 def _evaluate_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
-    args = _parser().parse_args(["evaluate", *argv, "--json"])
     capsys.readouterr()
-    assert args.func(args) == 0
+    assert run_command("evaluate", *argv, "--json") == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1, out  # one JSON object
     result: dict[str, Any] = json.loads(out[0])
@@ -80,7 +76,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     try:
         version = train_model([data], root / "repo", labels=LABELS, preset="tiny", epochs=2, max_minutes=2,
                               preprocess="demojize", lr=3e-3, batch_size=16, val_fraction=0.25, seed=3,
-                              threads=1, progress=False, run_dir=str(root / "run"))
+                              threads=1, quiet=True, run_dir=str(root / "run"))
     finally:
         train_module.encode_texts = original  # type: ignore[assignment]
     return {"root": root, "data": data, "repo": root / "repo", "version": version, "fed": fed}
@@ -189,7 +185,7 @@ def test_fine_tune_from_an_earlier_version(trained: dict[str, Any], tmp_path: Pa
     """--base REPO/N: the version's tokenizer and preprocessing carry over; a new label set gets a new head."""
     repo = tmp_path / "repo2"
     version = train_model([trained["data"]], repo, labels=["Chat", "Cheer"], base=str(trained["repo"] / "1"),
-                          epochs=1, lr=1e-3, batch_size=32, val_fraction=0.25, threads=1, progress=False,
+                          epochs=1, lr=1e-3, batch_size=32, val_fraction=0.25, threads=1, quiet=True,
                           run_dir=str(tmp_path / "run"))
     manifest = read_manifest(repo / str(version))
     assert manifest.labels == ["Chat", "Cheer"] and manifest.preprocessing.mode == "demojize"
@@ -201,10 +197,12 @@ def test_fine_tune_from_an_earlier_version(trained: dict[str, Any], tmp_path: Pa
 
 
 def test_cli_registers_the_commands() -> None:
-    from worker.cli import build_parser
-
     parser = build_parser()
-    args = parser.parse_args(["evaluate", "--model", "m", "--data", "d", "--json"])
-    assert args.func is commands.cmd_evaluate
-    args = parser.parse_args(["train", "--data", "d", "--out", "r", "--epochs", "3", "--max-minutes", "1.5"])
-    assert args.func is commands.cmd_train and args.epochs == 3 and args.max_minutes == 1.5
+    args = parser.parse_args(["evaluate", "--model", "m", "--data", "d", "--json", "--labels", "a,b", "c"])
+    evaluate = options_from_args(args, args.func.options)
+    assert args.func.run is commands.cmd_evaluate and evaluate.as_json and evaluate.labels == ["a", "b", "c"]
+    args = parser.parse_args(["train", "--data", "d", "--out", "r", "--epochs", "3", "--max-minutes", "1.5",
+                              "--no-lowercase", "--val-games", "g1,g2"])
+    train = options_from_args(args, args.func.options)
+    assert args.func.run is commands.cmd_train and (train.epochs, train.max_minutes) == (3, 1.5)
+    assert not train.lowercase and train.val_games == ["g1", "g2"] and train.data == [Path("d")]

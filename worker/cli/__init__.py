@@ -91,9 +91,8 @@ def _run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if not args.debug:
         logging.getLogger().setLevel(settings.log_level)
-    if isinstance(args.func, Command):
-        return int(args.func(args, settings))
-    return int(args.func(args))  # the trainer's commands, until they declare their options (issue 21)
+    command: Command = args.func
+    return int(command(args, settings))
 
 
 def main(argv: list[str] | None = None) -> int:

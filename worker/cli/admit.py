@@ -95,7 +95,7 @@ def _judge(staged: Staged, manifest: Manifest, options: Admission) -> tuple[Any,
     validation = score_model(model, rows, manifest.labels) if len(rows) else {}
     del model
     verdict = judge(options.repo, manifest.labels, rows, validation,
-                    TrainConfig(force=options.force, change_labels=options.change_labels), "cpu")
+                    TrainConfig.model_validate({"force": options.force, "change_labels": options.change_labels}), "cpu")
     texts = _texts(options.texts) if options.texts else list(rows.texts) or _texts([_sample_chat()])
     return verdict, validation, texts
 

@@ -21,7 +21,16 @@ empty messages, tickers…) are :class:`Skipped`, counted by kind. A line or row
 
 from __future__ import annotations
 
-from .files import LABELLED_SUFFIXES, SUFFIXES, InputFile, expand_paths, read_inputs, read_records, read_rows
+from .files import (
+    LABELLED_SUFFIXES,
+    SUFFIXES,
+    InputFile,
+    expand_paths,
+    json_object,
+    read_inputs,
+    read_records,
+    read_rows,
+)
 from .lines import LineDecoder
 from .records import (
     Entry,
@@ -52,6 +61,7 @@ __all__ = [
     "Unreadable",
     "convert_row",
     "expand_paths",
+    "json_object",
     "label_columns",
     "parse_offset",
     "read_inputs",

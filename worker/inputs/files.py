@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputFileError
+from ..errors import InputFileError, LivetopicError
 from .chatdownloader import unflatten
 from .records import Entry, Reading, Record, Retraction, Unreadable, not_utf8
 from .shapes import ACCEPTED, read_row
@@ -57,6 +57,21 @@ class InputFile:
 
 
 # --- files ----------------------------------------------------------------------------------------
+def json_object(
+    path: Path, error: type[LivetopicError] = InputFileError, name: str | None = None, *, encoding: str = "utf-8"
+) -> dict[str, Any]:
+    """The JSON object that ``path`` holds; ``error`` naming the file (as ``name``, else its path) where it cannot
+    be read or holds something else."""
+    where = name or str(path)
+    try:
+        value = json.loads(path.read_text(encoding=encoding))
+    except (OSError, ValueError) as exc:
+        raise error(f"{where}: unreadable: {exc}") from exc
+    if not isinstance(value, dict):
+        raise error(f"{where}: not a JSON object")
+    return value
+
+
 def expand_paths(paths: Iterable[Path | str], suffixes: Sequence[str] | None = SUFFIXES) -> list[InputFile]:
     """The files of ``paths``: files as given, directories expanded to their files with ``suffixes``.
 

@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import HubError, ModelError
+from ..inputs import json_object
 from ..text import Mode
 from .contents import FileRecord, sha256_of
 from .convert import convert_pickles
@@ -80,12 +81,7 @@ def choose_files(names: Iterable[str], where: str) -> list[str]:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path.name}: unreadable: {exc}") from exc
-    if not isinstance(config, dict):
-        raise ModelError(f"{path.name}: not a JSON object")
+    config = json_object(path, ModelError, path.name)
     if config.get("auto_map"):
         raise ModelError(f"{path.name}: this model needs its own Python code (auto_map); livetopic never runs a "
                          "model's code")

@@ -73,14 +73,5 @@ class Shard:
 def open_shard(index: int, redis: aioredis.Redis, settings: Settings, health: Health, metrics: Metrics) -> Shard:
     """Shard ``index`` of ``settings``' streams (one shard: the streams as named) on ``redis``."""
     s = settings
-    client = StreamClient(
-        redis,
-        input_stream=s.input_stream,
-        output_stream=s.output_stream,
-        dead_stream=s.dead_letter_stream,
-        group=s.group,
-        consumer=s.consumer,
-        output_maxlen=s.output_maxlen,
-        dead_maxlen=s.dead_letter_maxlen,
-    )
+    client = StreamClient(redis, s.streams, s.consumer, output_maxlen=s.output_maxlen, dead_maxlen=s.dead_letter_maxlen)
     return Shard(index, client, settings, health, metrics)

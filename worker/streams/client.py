@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from ..errors import RedisCommandError
+from ..settings import StreamNames
 from ..wire import parse_entry_id
 from .group import GroupState, ensure_group
 from .keys import done_key, resume_key
@@ -76,24 +77,24 @@ def _s(value: bytes | str) -> str:
 
 
 class StreamClient:
+    """``consumer`` of the group of ``streams`` on ``redis``: reads, claims, publishes (capped at the maxlens)."""
+
     def __init__(
         self,
         redis: aioredis.Redis,
-        *,
-        input_stream: str,
-        output_stream: str,
-        dead_stream: str,
-        group: str,
+        streams: StreamNames,
         consumer: str,
+        *,
         output_maxlen: int = 1_000_000,
         dead_maxlen: int = 100_000,
     ) -> None:
         self.redis = redis
-        self.input_stream, self.output_stream, self.dead_stream = input_stream, output_stream, dead_stream
-        self.group, self.consumer = group, consumer
+        self.input_stream, self.output_stream, self.dead_stream = streams.input, streams.output, streams.dead_letter
+        group = self.group = streams.group
+        self.consumer = consumer
         self.output_maxlen, self.dead_maxlen = output_maxlen, dead_maxlen
-        self.resume_key = resume_key(input_stream, group)
-        self.done_key = done_key(input_stream, group)
+        self.resume_key = resume_key(self.input_stream, group)
+        self.done_key = done_key(self.input_stream, group)
         self._scripts: dict[str, AsyncScript] = {}
         self._lock = asyncio.Lock()
 

@@ -60,7 +60,7 @@ def _ensure_model(train: Train, repo: Path, sample: Path, minutes: float, run_di
             max_minutes=minutes,
             name="demo-topics",
             run_dir=str(run_dir),
-            progress=verbose,
+            quiet=not verbose,
         )
     finally:
         trainer_log.setLevel(level)

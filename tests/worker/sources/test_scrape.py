@@ -11,8 +11,6 @@ import json
 import logging
 import re
 import socket
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -35,7 +33,7 @@ from ...chatwriters import (
     pages_of,
     scrape_threads_joined,
 )
-from ...conftest import ROOT, worker_env
+from ...cli.helpers import livetopic
 from ...livechat import Chat, youtube_chat
 from ...twitchchat import twitch_chat
 
@@ -254,15 +252,7 @@ def test_urls_are_checked_before_anything() -> None:
     ):
         with pytest.raises(SourceError, match=r"not a YouTube or Twitch chat URL.*Accepted: .*twitch\.tv/CHANNEL"):
             check_url(url)
-    done = subprocess.run(
-        [sys.executable, "-m", "worker", "scrape", "https://example.com/foo"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=worker_env(),
-        cwd=ROOT,
-        check=False,
-    )
+    done = livetopic("scrape", "https://example.com/foo", timeout_s=60)
     assert done.returncode == 2 and done.stderr.startswith("livetopic: error: not a YouTube or Twitch chat URL")
     assert "redis" not in done.stderr  # refused before anything was started
 

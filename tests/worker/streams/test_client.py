@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from worker.settings import StreamNames
 from worker.streams.client import DELETED_REASON, Outgoing, StreamClient, connect
 from worker.tools.embedded import EmbeddedRedis, find_redis_server
 
@@ -19,8 +20,7 @@ IN, OUT, DEAD, GROUP = "in", "out", "dead", "g"
 
 
 def client_for(redis: aioredis.Redis, consumer: str, **kw: int) -> StreamClient:
-    return StreamClient(redis, input_stream=IN, output_stream=OUT, dead_stream=DEAD, group=GROUP, consumer=consumer,
-                        **kw)
+    return StreamClient(redis, StreamNames(IN, OUT, DEAD, GROUP), consumer, **kw)
 
 
 def result(entry_id: str, **fields: str) -> Outgoing:

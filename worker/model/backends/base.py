@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -10,6 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ...errors import ModelError
+from ...inputs import json_object
 from ..chunks import Chunk
 
 __all__ = ["Backend", "config_labels", "read_config", "read_labels"]
@@ -48,13 +48,7 @@ def config_labels(config: dict[str, Any]) -> list[str]:
 
 def read_config(model_dir: Path) -> dict[str, Any]:
     """A model directory's ``config.json``."""
-    try:
-        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{model_dir}: unreadable config.json: {exc}") from exc
-    if not isinstance(config, dict):
-        raise ModelError(f"{model_dir}: config.json is not a JSON object")
-    return config
+    return json_object(model_dir / "config.json", ModelError)
 
 
 def read_labels(model_dir: Path) -> tuple[int, dict[int, str]]:
