@@ -95,7 +95,8 @@ def token_lengths(ref: ModelRef, texts: list[str]) -> list[int]:
 # --- in-process steps -----------------------------------------------------------------------------
 class Baseline:
     """The model card's usage code, one comment at a time, float32: ``tokenizer(text, return_tensors="pt",
-    padding=True, truncation=True, max_length=512)``, the model, ``torch.sigmoid``, under ``torch.no_grad()``."""
+    padding=True, truncation=True, max_length=512)`` (fewer where the model takes fewer positions), the model,
+    ``torch.sigmoid``, under ``torch.no_grad()``."""
 
     def __init__(self, ref: ModelRef, device: str) -> None:
         import torch
@@ -108,13 +109,15 @@ class Baseline:
         self.tokenizer = AutoTokenizer.from_pretrained(str(ref.path), local_files_only=True)
         self.model = AutoModelForSequenceClassification.from_pretrained(
             str(ref.path), local_files_only=True, dtype=torch.float32).to(device).eval()
+        # the card's 512, or fewer where the model takes fewer positions (a small preset: 128)
+        self.max_length = min(512, int(getattr(self.model.config, "max_position_embeddings", 512)))
         self.seconds, self.count = 0.0, 0
         self.labels: list[list[str]] = []
 
     def classify(self, text: str) -> np.ndarray:
         import torch
 
-        inputs = self.tokenizer(text, return_tensors="pt", padding=True, truncation=True, max_length=512)
+        inputs = self.tokenizer(text, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length)
         with torch.no_grad():
             probs = torch.sigmoid(self.model(**inputs.to(self.device)).logits)
         return probs[0].cpu().numpy()
