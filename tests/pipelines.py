@@ -33,12 +33,25 @@ def make_layers(root: Path) -> dict[str, Path]:
     manifest = read_manifest(vdir).model_copy(update={"thresholds": {"Game": game_threshold}})
     (vdir / MANIFEST_NAME).write_text(manifest.model_dump_json(), encoding="utf-8")
     init_version(root / "game", preset="tiny", labels=GAME_LABELS, texts=texts, name="game", seed=1)
-    init_version(root / "sentiment", preset="tiny", labels=SENTIMENT_LABELS, texts=texts, name="sentiment",
-                 multi_label=False, seed=2)
+    init_version(
+        root / "sentiment",
+        preset="tiny",
+        labels=SENTIMENT_LABELS,
+        texts=texts,
+        name="sentiment",
+        multi_label=False,
+        seed=2,
+    )
     return {"general": general, "game": root / "game", "sentiment": root / "sentiment"}
 
 
 def stage_flags(layers: dict[str, Path]) -> list[str]:
     """``pipeline build``'s flags for the three layers (game only where general says Game)."""
-    return ["--stage", f"general={layers['general']}", "--stage", f"game={layers['game']}:1:when=general.Game",
-            "--stage", f"sentiment={layers['sentiment']}"]
+    return [
+        "--stage",
+        f"general={layers['general']}",
+        "--stage",
+        f"game={layers['game']}:1:when=general.Game",
+        "--stage",
+        f"sentiment={layers['sentiment']}",
+    ]

@@ -66,12 +66,16 @@ def _topics_of_cascade(model: LoadedModel, texts: list[str], layers: dict[str, s
 
 def _micro(truth: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     metrics = compute_metrics(truth, predicted, list(CHAT_TOPICS))
-    return {"micro_f1": metrics["micro_f1"], "macro_f1": metrics["macro_f1"],
-            "per_topic_f1": {k: v["f1"] for k, v in metrics["per_label"].items()}}
+    return {
+        "micro_f1": metrics["micro_f1"],
+        "macro_f1": metrics["macro_f1"],
+        "per_topic_f1": {k: v["f1"] for k, v in metrics["per_label"].items()},
+    }
 
 
-def evaluate_pipeline(model: LoadedModel, data_paths: Sequence[Path | str], *,
-                      flat: LoadedModel | None = None) -> dict[str, Any]:
+def evaluate_pipeline(
+    model: LoadedModel, data_paths: Sequence[Path | str], *, flat: LoadedModel | None = None
+) -> dict[str, Any]:
     """Per-stage F1 and the 8 topics of ``model`` (a loaded pipeline version) on the held-out games."""
     stages = [(model.stage_name, model), *((s.name, s.model) for s in model.stages)]
     layers = {name: layer for name, m in stages if (layer := _layer_of(m.labels)) is not None}
@@ -81,8 +85,7 @@ def evaluate_pipeline(model: LoadedModel, data_paths: Sequence[Path | str], *,
     if not held:
         raise ConfigError("no game of the data is held out from every stage (each trained or validated on all)")
     rows = topics.in_groups(held)
-    out: dict[str, Any] = {"source": "pipeline", "model": model.tag, "games": len(held), "n": len(rows),
-                           "stages": {}}
+    out: dict[str, Any] = {"source": "pipeline", "model": model.tag, "games": len(held), "n": len(rows), "stages": {}}
     for name, stage_model in stages:
         layer = layers.get(name)
         if layer is None:

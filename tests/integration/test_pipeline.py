@@ -79,7 +79,9 @@ async def test_a_worker_serves_a_pipeline_across_hot_reloads(
     assert sorted(o["source_id"] for o in out) == sorted(pushed)  # every comment, exactly once
     assert await redis_client.xlen("livetopic:dead") == 0
     assert [m for i, m in enumerate(o["model"] for o in out) if i == 0 or m != out[i - 1]["model"]] == [
-        "general:1", "cascade:2", "general:3"
+        "general:1",
+        "cascade:2",
+        "general:3",
     ]  # each swap between two batches, in order
     game = []
     for o in out:
@@ -96,8 +98,10 @@ async def test_each_stage_is_measured_and_labels_count_by_stage(
 ) -> None:
     layers = await asyncio.to_thread(make_layers, tmp_path / "layers")
     repo = tmp_path / "served"
-    sources = [parse_stage(f"{name}={layers[name]}" + (":when=general.Game" if name == "game" else ""))
-               for name in ("general", "game", "sentiment")]
+    sources = [
+        parse_stage(f"{name}={layers[name]}" + (":when=general.Game" if name == "game" else ""))
+        for name in ("general", "game", "sentiment")
+    ]
     await asyncio.to_thread(build_pipeline, repo, sources, name="cascade")
     texts = sample_texts()[:120]
     await StreamProducer(redis_client, "livetopic:comments").add([{"text": t} for t in texts])
@@ -110,8 +114,11 @@ async def test_each_stage_is_measured_and_labels_count_by_stage(
     assert comments == {"general": len(texts), "game": games, "sentiment": len(texts)}
     for stage in comments:
         assert sample(worker, "livetopic_stage_inference_seconds_count", stage=stage) >= 1
-    heat = {(s.labels["stage"], s.labels["label"]): s.value for s in worker.metrics.labels.collect()[0].samples
-            if s.name == "livetopic_label_total"}
+    heat = {
+        (s.labels["stage"], s.labels["label"]): s.value
+        for s in worker.metrics.labels.collect()[0].samples
+        if s.name == "livetopic_label_total"
+    }
     assert sum(v for (stage, _), v in heat.items() if stage == "game") == sum(
         len(json.loads(o.get("game_labels", "[]"))) for o in out
     )

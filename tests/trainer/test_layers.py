@@ -20,8 +20,16 @@ from worker.model.repository import read_manifest
 
 from ..cli.helpers import run_command
 
-PHRASES = {"轉播": "畫面卡住", "加油": "衝呀衝呀", "閒聊": "晚餐吃啥", "球員": "三號好強", "教練": "教練叫暫停",
-           "裁判": "裁判眼殘", "戰術": "快攻戰術", "球隊": "主隊加油"}
+PHRASES = {
+    "轉播": "畫面卡住",
+    "加油": "衝呀衝呀",
+    "閒聊": "晚餐吃啥",
+    "球員": "三號好強",
+    "教練": "教練叫暫停",
+    "裁判": "裁判眼殘",
+    "戰術": "快攻戰術",
+    "球隊": "主隊加油",
+}
 SENTIMENT = {"negative": "好爛", "neutral": "嗯嗯", "positive": "好棒"}
 
 
@@ -34,8 +42,11 @@ def write_exports(root: Path, games: int = 6, per_game: int = 80, seed: int = 2)
         for i in range(per_game):
             topics = rng.sample(CHAT_TOPICS, rng.choice([1, 1, 2]))
             mood = rng.choice(list(SENTIMENT))
-            row: dict[str, Any] = {"time": f"{i // 60}:{i % 60:02d}", "user": f"u{i % 5}",
-                                   "content": " ".join([*(PHRASES[t] for t in topics), SENTIMENT[mood]])}
+            row: dict[str, Any] = {
+                "time": f"{i // 60}:{i % 60:02d}",
+                "user": f"u{i % 5}",
+                "content": " ".join([*(PHRASES[t] for t in topics), SENTIMENT[mood]]),
+            }
             row.update({t: float(t in topics) for t in CHAT_TOPICS})
             if g % 2 == 0:
                 row.update({s: 0.9 if s == mood else 0.05 for s in SENTIMENT})
@@ -58,16 +69,43 @@ def test_each_layer_takes_its_comments(tmp_path: Path) -> None:
 def cascade(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("layers")
     data = write_exports(root / "data")
-    common: dict[str, Any] = {"preset": "tiny", "epochs": 2, "max_minutes": 2, "lr": 3e-3, "batch_size": 16,
-                              "threads": 1, "quiet": True, "agreement_n": 0}
+    common: dict[str, Any] = {
+        "preset": "tiny",
+        "epochs": 2,
+        "max_minutes": 2,
+        "lr": 3e-3,
+        "batch_size": 16,
+        "threads": 1,
+        "quiet": True,
+        "agreement_n": 0,
+    }
     for layer in ("general", "game", "sentiment"):  # G0 and G1 held out (sentiment: only G0 has its scores)
-        train_model([data], root / layer, layer=layer, run_dir=str(root / f"run-{layer}"),
-                    test_games=["G0"] if layer == "sentiment" else ["G0", "G1"], **common)
-    train_model([data], root / "flat", labels=list(CHAT_TOPICS), name="flat", run_dir=str(root / "run-flat"),
-                test_games=["G0", "G1"], **common)
-    build_pipeline(root / "cascade", [parse_stage(f"general={root / 'general'}"),
-                                      parse_stage(f"game={root / 'game'}:when=general.Game"),
-                                      parse_stage(f"sentiment={root / 'sentiment'}")], name="cascade")
+        train_model(
+            [data],
+            root / layer,
+            layer=layer,
+            run_dir=str(root / f"run-{layer}"),
+            test_games=["G0"] if layer == "sentiment" else ["G0", "G1"],
+            **common,
+        )
+    train_model(
+        [data],
+        root / "flat",
+        labels=list(CHAT_TOPICS),
+        name="flat",
+        run_dir=str(root / "run-flat"),
+        test_games=["G0", "G1"],
+        **common,
+    )
+    build_pipeline(
+        root / "cascade",
+        [
+            parse_stage(f"general={root / 'general'}"),
+            parse_stage(f"game={root / 'game'}:when=general.Game"),
+            parse_stage(f"sentiment={root / 'sentiment'}"),
+        ],
+        name="cascade",
+    )
     return {"root": root, "data": data}
 
 
@@ -81,12 +119,26 @@ def test_layers_train_as_the_research_has_them(cascade: dict[str, Path]) -> None
     assert np.isclose(probs.sum(), 1.0, atol=1e-4)  # served as one class per comment (softmax)
 
 
-def test_evaluate_scores_each_stage_and_the_eight_topics(cascade: dict[str, Path],
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_scores_each_stage_and_the_eight_topics(
+    cascade: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     root = cascade["root"]
     capsys.readouterr()
-    assert run_command("evaluate", "--model", str(root / "cascade"), "--flat", str(root / "flat"), "--data",
-                       str(cascade["data"]), "--dtype", "float32", "--json") == 0
+    assert (
+        run_command(
+            "evaluate",
+            "--model",
+            str(root / "cascade"),
+            "--flat",
+            str(root / "flat"),
+            "--data",
+            str(cascade["data"]),
+            "--dtype",
+            "float32",
+            "--json",
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["games"] == 2  # G0 and G1: held out by every stage and by the flat model
     assert set(result["stages"]) == {"general", "game", "sentiment"}
@@ -95,8 +147,10 @@ def test_evaluate_scores_each_stage_and_the_eight_topics(cascade: dict[str, Path
     for key in ("topics_cascade", "topics_flat"):
         assert set(result[key]["per_topic_f1"]) == set(CHAT_TOPICS)
         assert 0.0 <= result[key]["micro_f1"] <= 1.0
-    assert run_command("evaluate", "--model", str(root / "cascade"), "--data", str(cascade["data"]),
-                       "--dtype", "float32") == 0
+    assert (
+        run_command("evaluate", "--model", str(root / "cascade"), "--data", str(cascade["data"]), "--dtype", "float32")
+        == 0
+    )
     assert "8 topics, cascade: micro_f1" in capsys.readouterr().out
 
 

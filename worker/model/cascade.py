@@ -28,15 +28,19 @@ class StageOutput:
     seconds: float
 
 
-def run_cascade(model: LoadedModel, texts: Sequence[str], *, batch_size: int = 64,
-                max_tokens: int = 8192, first_only: bool = False) -> list[StageOutput]:
+def run_cascade(
+    model: LoadedModel, texts: Sequence[str], *, batch_size: int = 64, max_tokens: int = 8192, first_only: bool = False
+) -> list[StageOutput]:
     """Every stage of ``model`` over ``texts`` in order (a single-model version: one stage); ``first_only``: the
     first stage alone (what the cascade costs is measured against it)."""
     started = time.perf_counter()
     probs = model.predict_texts(texts, batch_size, max_tokens)
     every = np.arange(len(texts))
-    outputs = [StageOutput(model.stage_name, every, probs, model.decide(probs), list(model.labels),
-                           time.perf_counter() - started)]
+    outputs = [
+        StageOutput(
+            model.stage_name, every, probs, model.decide(probs), list(model.labels), time.perf_counter() - started
+        )
+    ]
     if first_only:
         return outputs
     given: list[dict[str, list[str]]] = [{model.stage_name: labels} for labels in outputs[0].labels]
@@ -47,6 +51,7 @@ def run_cascade(model: LoadedModel, texts: Sequence[str], *, batch_size: int = 6
         decided = stage.model.decide(stage_probs) if len(rows) else []
         for i, labels in zip(rows, decided, strict=True):
             given[i][stage.name] = labels
-        outputs.append(StageOutput(stage.name, rows, stage_probs, decided, list(stage.model.labels),
-                                   time.perf_counter() - started))
+        outputs.append(
+            StageOutput(stage.name, rows, stage_probs, decided, list(stage.model.labels), time.perf_counter() - started)
+        )
     return outputs

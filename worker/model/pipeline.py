@@ -71,8 +71,10 @@ def build_pipeline(out: Path, sources: list[StageSource], *, name: str, change_l
         raise ConfigError("a pipeline has at least one --stage")
     for source in sources:
         if not re.fullmatch(STAGE_NAME[1:-1], source.name):
-            raise ConfigError(f"stage name {source.name!r}: lowercase letters, digits and _ (it names the result's "
-                              "fields <name>_labels and <name>_scores)")
+            raise ConfigError(
+                f"stage name {source.name!r}: lowercase letters, digits and _ (it names the result's "
+                "fields <name>_labels and <name>_scores)"
+            )
     specs = [StageSpec(name=s.name, path=s.name, when=s.when) for s in sources]
     try:
         check_stages(specs)
@@ -81,8 +83,10 @@ def build_pipeline(out: Path, sources: list[StageSource], *, name: str, change_l
     checked = {s.name: _checked(s) for s in sources}
     for spec in specs:
         if (condition := spec.condition()) is not None and condition.label not in checked[condition.stage][2]:
-            raise ModelError(f"stage {spec.name!r}: {condition.stage} has no label {condition.label!r} "
-                             f"(its labels: {checked[condition.stage][2]})")
+            raise ModelError(
+                f"stage {spec.name!r}: {condition.stage} has no label {condition.label!r} "
+                f"(its labels: {checked[condition.stage][2]})"
+            )
     first = checked[sources[0].name][1]
     intended = labels_change(out, first.labels, change_labels, "the pipeline's first stage")
 

@@ -25,8 +25,11 @@ def layers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def sources(layers: dict[str, Path], when: str = "general.Game") -> list:  # type: ignore[type-arg]
-    return [parse_stage(f"general={layers['general']}"), parse_stage(f"game={layers['game']}:1:when={when}"),
-            parse_stage(f"sentiment={layers['sentiment']}")]
+    return [
+        parse_stage(f"general={layers['general']}"),
+        parse_stage(f"game={layers['game']}:1:when={when}"),
+        parse_stage(f"sentiment={layers['sentiment']}"),
+    ]
 
 
 def test_parse_stage() -> None:
@@ -48,7 +51,8 @@ def test_a_pipeline_is_built_and_loads_as_one_model(layers: dict[str, Path], tmp
     model = load_model(tmp_path / "p", device="cpu", dtype="float32", backend="torch")
     assert (model.tag, model.stage_name, model.labels) == ("cascade:1", "general", LABELS)
     assert [(s.name, s.model.labels, str(s.when)) for s in model.stages] == [
-        ("game", GAME_LABELS, "general.Game"), ("sentiment", SENTIMENT_LABELS, "None")
+        ("game", GAME_LABELS, "general.Game"),
+        ("sentiment", SENTIMENT_LABELS, "None"),
     ]
 
 
@@ -81,10 +85,14 @@ def test_a_stage_may_be_a_pinned_version_of_another_repository(layers: dict[str,
     repo = tmp_path / "models" / "p"
     shutil.copytree(layers["general"], tmp_path / "models" / "general")
     general = read_manifest(tmp_path / "models" / "general" / "1")
-    manifest = Manifest(name="pinned", labels=general.labels, pipeline=[
-        StageSpec(name="general", repo="general", version=1),  # relative: beside this repository
-        StageSpec(name="sentiment", repo=str(layers["sentiment"]), version=1, when="general.Chat"),
-    ])
+    manifest = Manifest(
+        name="pinned",
+        labels=general.labels,
+        pipeline=[
+            StageSpec(name="general", repo="general", version=1),  # relative: beside this repository
+            StageSpec(name="sentiment", repo=str(layers["sentiment"]), version=1, when="general.Chat"),
+        ],
+    )
     publish_version(repo, lambda out: None, manifest)
     model = load_model(repo, device="cpu", dtype="float32", backend="torch")
     assert [s.name for s in model.stages] == ["sentiment"] and model.tag == "pinned:1"
