@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
 from worker.model.manage import link_files
@@ -60,6 +61,11 @@ async def test_a_worker_serves_a_pipeline_across_hot_reloads(
                     return
                 await asyncio.sleep(0.1)
 
+    async def finished() -> None:
+        async with asyncio.timeout(60):
+            while await redis_client.xlen("livetopic:topics") < len(pushed):
+                await asyncio.sleep(0.05)
+
     await push_until("general:1")
     build = await asyncio.to_thread(
         livetopic, "pipeline", "build", *stage_flags(layers), "--out", str(repo), "--name", "cascade"
@@ -67,13 +73,12 @@ async def test_a_worker_serves_a_pipeline_across_hot_reloads(
     assert build.returncode == 0, build.stderr
     assert "published pipeline version 2" in build.stdout
     await push_until("cascade:2")
-    await push_until("cascade:2")  # and a few batches more on it
+    pushed.extend(await producer.add([{"text": t} for t in texts]))  # the whole sample on the pipeline
+    await finished()
     back = await asyncio.to_thread(livetopic, "model", "rollback", "1", "--repo", str(repo))
     assert back.returncode == 0, back.stderr
     await push_until("general:3")
-    async with asyncio.timeout(60):
-        while await redis_client.xlen("livetopic:topics") < len(pushed):
-            await asyncio.sleep(0.05)
+    await finished()
 
     out = await entries(redis_client, "livetopic:topics")
     assert sorted(o["source_id"] for o in out) == sorted(pushed)  # every comment, exactly once
@@ -123,3 +128,40 @@ async def test_each_stage_is_measured_and_labels_count_by_stage(
         len(json.loads(o.get("game_labels", "[]"))) for o in out
     )
     assert heat[("general", "Game")] == games
+
+
+async def test_a_pipeline_with_a_stage_that_does_not_load_is_refused_while_serving(
+    redis_server: EmbeddedRedis, redis_client: aioredis.Redis, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hot reload validates the whole pipeline: one broken stage refuses the version, the served one goes on."""
+    layers = await asyncio.to_thread(make_layers, tmp_path / "layers")
+    repo = tmp_path / "served"
+    general = layers["general"] / "1"
+    publish_version(repo, lambda out: link_files(general, out), read_manifest(general))
+    staging = tmp_path / "staging"
+    sources = [parse_stage(f"general={layers['general']}"), parse_stage(f"sentiment={layers['sentiment']}")]
+    await asyncio.to_thread(build_pipeline, staging, sources, name="cascade")
+
+    def broken_sentiment(out: Path) -> None:
+        link_files(staging / "1", out)
+        (out / "sentiment" / "model.safetensors").unlink()
+        (out / "sentiment" / "model.safetensors").write_bytes(b"not weights")
+
+    worker = make_worker(redis_server.url, repo, backend="torch", dtype="float32")
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(60):
+            while not worker.health.readiness()[0]:
+                await asyncio.sleep(0.05)
+            publish_version(repo, broken_sentiment, read_manifest(staging / "1"))  # intact as published
+            worker.poke_reload()
+            while sample(worker, "livetopic_model_reloads_total", result="failed") < 1:
+                assert not task.done()
+                await asyncio.sleep(0.05)
+        assert worker.watcher.model is not None and worker.watcher.model.tag == "general:1"
+        assert not worker.watcher.model.stages
+        assert "stage 'sentiment' does not load" in caplog.text
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
