@@ -45,6 +45,11 @@ class EvaluateOptions(Options):
     data: Annotated[list[Path], Flag(metavar="PATH")] = Field(
         description="labelled files (chat JSON, JSONL, CSV) or directories of them"
     )
+    flat: Annotated[str | None, Flag(metavar="REPO[/VERSION]")] = Field(
+        None,
+        description="with a pipeline --model: a flat model of the 8 chat topics scored beside the cascade on the "
+        "same held-out games",
+    )
     split: Literal["all", "train", "val", "test"] | None = Field(
         None,
         description="which games (default: test for --baseline and for a trained version, whose games come from "
@@ -194,6 +199,8 @@ def cmd_evaluate(options: EvaluateOptions, _: Settings) -> int:
 
         torch.set_num_threads(options.threads)
     held_out: dict[str, Any] = {"val_fraction": options.val_fraction, "test_fraction": options.test_fraction}
+    if options.model and _is_pipeline(options.model):
+        return _evaluate_pipeline(options)
     if options.model:
         metrics = evaluate.evaluate_model(
             options.model,
@@ -214,6 +221,39 @@ def cmd_evaluate(options: EvaluateOptions, _: Settings) -> int:
         print(json.dumps(metrics, ensure_ascii=False))
     else:
         print("\n".join(metrics_table(metrics)))
+    return 0
+
+
+def _is_pipeline(path: str) -> bool:
+    from worker.model.load import locate_model
+
+    return bool(locate_model(path)[1].pipeline)
+
+
+def pipeline_lines(metrics: dict[str, Any]) -> list[str]:
+    """``evaluate``'s table for a pipeline: each stage's F1 on its comments, then the 8 topics."""
+    lines = [f"pipeline {metrics['model']} on {metrics['n']} comments of {metrics['games']} held-out games"]
+    for name, m in metrics["stages"].items():
+        lines.append(f"  stage {name} ({m['layer']}): {m['n']} comments, micro_f1 {m['micro_f1']:.4f}  macro_f1 "
+                     f"{m['macro_f1']:.4f}")
+    for key, what in (("topics_cascade", "cascade"), ("topics_flat", "flat model")):
+        if key in metrics:
+            t = metrics[key]
+            per = "  ".join(f"{k} {v:.3f}" for k, v in t["per_topic_f1"].items())
+            lines.append(f"  8 topics, {what}: micro_f1 {t['micro_f1']:.4f}  macro_f1 {t['macro_f1']:.4f}  ({per})")
+    return lines
+
+
+def _evaluate_pipeline(options: EvaluateOptions) -> int:
+    from worker.model.load import load_model
+
+    from .pipeline_eval import evaluate_pipeline
+
+    assert options.model is not None
+    model = load_model(options.model, device=options.device, dtype=options.dtype)
+    flat = load_model(options.flat, device=options.device, dtype=options.dtype) if options.flat else None
+    metrics = evaluate_pipeline(model, options.data, flat=flat)
+    print(json.dumps(metrics, ensure_ascii=False) if options.as_json else "\n".join(pipeline_lines(metrics)))
     return 0
 
 

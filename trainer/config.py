@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from worker.model.presets import PRESETS
 from worker.options import Flag, Options
@@ -40,6 +40,13 @@ class TrainConfig(Options):
     )
     labels: Annotated[list[str] | None, _NAMES] = Field(
         None, description="label columns (space- or comma-separated); default: every non-metadata numeric column"
+    )
+    layer: Literal["general", "game", "sentiment"] | None = Field(
+        None,
+        description="one of the research's three layers, from the chat exports' topics (instead of --labels): "
+        "general (Cheer, Game, Broadcast, Chat), game (Player, Team, Judge, Coach, Tactics, on the game comments "
+        "only) or sentiment (negative, neutral, positive: the top one, from the games that have them; served as "
+        "one class per comment); the model's name defaults to the layer's",
     )
     preprocess: Mode | None = Field(None, description="text preprocessing mode (default: the base version's, else raw)")
     lowercase: bool = Field(True, description="lowercase the text (--no-lowercase keeps letter case)")
@@ -112,6 +119,19 @@ class TrainConfig(Options):
     @classmethod
     def _split_commas(cls, value: Any) -> list[str] | None:
         return names(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_as_the_layer(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("layer") and data.get("name") in (None, "livetopic"):
+            return {**data, "name": data["layer"]}
+        return data
+
+    @model_validator(mode="after")
+    def _layer_or_labels(self) -> TrainConfig:
+        if self.layer is not None and self.labels is not None:
+            raise ValueError("--layer chooses the labels: give --layer or --labels, not both")
+        return self
 
 
 class TrainOptions(TrainConfig):

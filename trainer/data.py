@@ -52,6 +52,7 @@ DERIVED_LABELS: dict[str, tuple[str, ...]] = {
     "Coach": ("教練",),
     "Judge": ("裁判",),
     "Tactic": ("戰術",),
+    "Tactics": ("戰術",),
     "Team": ("球隊",),
 }
 

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from worker.model.export import publish_graphs
-from worker.model.repository import Manifest, PreprocessingSpec, publish_version
+from worker.model.repository import Manifest, PreprocessingSpec, ProblemType, publish_version
 
 from .config import TrainConfig
+from .layers import single_label
 from .precision import record_agreement
 
 __all__ = ["CANDIDATES", "manifest_for", "publish"]
@@ -22,7 +23,8 @@ CANDIDATES = "candidates"  # REPO/candidates/<n>: runs that were not published (
 
 def manifest_for(cfg: TrainConfig, labels: list[str], thresholds: dict[str, float], spec: PreprocessingSpec,
                  metrics: dict[str, Any], fingerprint: str, training_args: dict[str, Any]) -> Manifest:
-    return Manifest(name=cfg.name, labels=labels, problem_type="multi_label_classification", thresholds=thresholds,
+    problem: ProblemType = "single_label_classification" if single_label(cfg.layer) else "multi_label_classification"
+    return Manifest(name=cfg.name, labels=labels, problem_type=problem, thresholds=thresholds,
                     preprocessing=spec, max_length=cfg.max_length, metrics=metrics, data_fingerprint=fingerprint,
                     training_args=training_args, labels_change_intended=cfg.change_labels)
 

@@ -21,6 +21,7 @@ from worker.options import validate_options
 from .config import TrainConfig, TrainResult
 from .data import Dataset, Split, load_dataset, split_games
 from .gate import Verdict, judge
+from .layers import load_layer
 from .loop import Fitted, fit
 from .metrics import apply_thresholds, compute_metrics, summary_line
 from .modeling import Built, build_model, default_lr, predict_probs
@@ -98,7 +99,7 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    data = load_dataset(data_paths, cfg.labels)
+    data = load_layer(data_paths, cfg.layer) if cfg.layer else load_dataset(data_paths, cfg.labels)
     train_set, val_set, test_set, split = _split(cfg, data)
     soft = cfg.targets == "soft" or (cfg.targets == "auto" and data.is_soft)
     log.info("data: %d rows, %d labels; train %d rows (%d games), validation %d (%d), test %d (%d); %s targets",

@@ -244,39 +244,73 @@ def render_retraction(retract: Retract, now_ms: int) -> dict[str, str]:
     return fields
 
 
-class ResultRenderer:
-    """Output-stream fields for the classified comments of one model, made without a JSON encoder call per
-    comment: the scores object is a template over the model's label names (the numbers formatted as
-    ``json.dumps`` formats them), and each distinct label set's JSON is made once. ``text``: include the
-    comment's text."""
+class _Scores:
+    """One label set's JSON, made without a JSON encoder call per comment: the scores object is a template over
+    the label names (the numbers formatted as ``json.dumps`` formats them), each distinct label list's JSON made
+    once."""
 
-    def __init__(self, label_names: Sequence[str], model_tag: str, *, text: bool = True) -> None:
-        self.label_names, self.model_tag, self.text = list(label_names), model_tag, text
+    def __init__(self, label_names: Sequence[str]) -> None:
+        self.label_names = list(label_names)
         keys = [json.dumps(name, ensure_ascii=False).replace("%", "%%") for name in self.label_names]
         self._scores = "{" + ",".join(f"{key}:%r" for key in keys) + "}"
         self._label_sets: dict[tuple[str, ...], str] = {}
+
+    def labels(self, labels: Sequence[str]) -> str:
+        key = tuple(labels)
+        label_json = self._label_sets.get(key)
+        if label_json is None:
+            label_json = self._label_sets[key] = json.dumps(list(key), ensure_ascii=False)
+        return label_json
+
+    def scores(self, scores: Sequence[float]) -> str:
+        if len(scores) != len(self.label_names):
+            raise ValueError(f"{len(scores)} scores for {len(self.label_names)} labels")
+        return self._scores % tuple(scores)
+
+
+class ResultRenderer:
+    """Output-stream fields for the classified comments of one model (:class:`_Scores`: no JSON encoder call per
+    comment). ``text``: include the comment's text. ``stages``: the further stages of a pipeline (name, label
+    names): a comment a stage ran on gets ``<name>_labels`` and ``<name>_scores``."""
+
+    def __init__(
+        self,
+        label_names: Sequence[str],
+        model_tag: str,
+        *,
+        text: bool = True,
+        stages: Sequence[tuple[str, Sequence[str]]] = (),
+    ) -> None:
+        self.label_names, self.model_tag, self.text = list(label_names), model_tag, text
+        self._first = _Scores(label_names)
+        self._stages = {name: _Scores(names) for name, names in stages}
 
     def render(self, comment: Comment, labels: Sequence[str], probs: Sequence[float], now_ms: int) -> dict[str, str]:
         """The result of ``comment`` scored ``probs`` (one per label name)."""
         return self.render_rounded(comment, labels, rounded_scores(np.asarray([probs]))[0], now_ms)
 
     def render_rounded(
-        self, comment: Comment, labels: Sequence[str], scores: Sequence[float], now_ms: int
+        self,
+        comment: Comment,
+        labels: Sequence[str],
+        scores: Sequence[float],
+        now_ms: int,
+        staged: Mapping[str, tuple[Sequence[str], Sequence[float]]] | None = None,
     ) -> dict[str, str]:
-        """As :meth:`render`, with ``scores`` rounded already (:func:`rounded_scores`: once for a whole batch)."""
-        if len(scores) != len(self.label_names):
-            raise ValueError(f"{len(scores)} scores for {len(self.label_names)} labels")
-        key = tuple(labels)
-        label_json = self._label_sets.get(key)
-        if label_json is None:
-            label_json = self._label_sets[key] = json.dumps(list(key), ensure_ascii=False)
+        """As :meth:`render`, with ``scores`` rounded already (:func:`rounded_scores`: once for a whole batch);
+        ``staged``: stage name → (labels, rounded scores) of the further stages that ran on the comment."""
+        scores_json = self._first.scores(scores)
         fields = {"source_id": comment.entry_id, **comment.passthrough}
         if comment.truncated:
             fields[TRUNCATED_FIELD] = ",".join(comment.truncated)
         if self.text:
             fields["text"] = comment.text
-        fields["labels"] = label_json
-        fields["scores"] = self._scores % tuple(scores)
+        fields["labels"] = self._first.labels(labels)
+        fields["scores"] = scores_json
+        for name, (stage_labels, stage_scores) in (staged or {}).items():
+            layer = self._stages[name]
+            fields[f"{name}_labels"] = layer.labels(stage_labels)
+            fields[f"{name}_scores"] = layer.scores(stage_scores)
         fields["model"] = self.model_tag
         fields["latency_ms"] = str(max(0, now_ms - entry_time_ms(comment.entry_id)))
         return fields

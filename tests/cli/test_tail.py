@@ -13,6 +13,7 @@ from pathlib import Path
 
 import redis
 
+from worker.cli import tail as tail_command
 from worker.display import width
 from worker.tools.embedded import EmbeddedRedis
 from worker.tools.process import child_env
@@ -149,3 +150,12 @@ def test_the_time_is_the_comments_own(redis_server: EmbeddedRedis) -> None:
     offset, iso, none = tail(redis_server.url)
     assert offset.startswith("1:02:03 ") and iso.startswith(f"{local}  ")
     assert re.match(r"\d\d:\d\d:\d\d  ", none)  # no ts: when it arrived
+
+
+def test_a_pipeline_result_shows_each_layer_that_ran() -> None:
+    fields = {"source_id": "1700000000000-0", "text": "好球", "labels": '["Game"]', "scores": '{"Game":0.9}',
+              "game_labels": '["Player"]', "game_scores": '{"Player":0.8}', "sentiment_labels": '["positive"]',
+              "sentiment_scores": '{"positive":0.7}', "model": "cascade:2"}
+    assert tail_command.row("1-0", fields, dead=False).endswith("Game · game: Player · sentiment: positive")
+    assert tail_command.json_record("1-0", fields)["game_scores"] == {"Player": 0.8}
+    assert tail_command.row("1-0", {"labels": "[]"}, dead=False).endswith("  -")

@@ -82,3 +82,25 @@ def test_bench_rejects_a_missing_model(tmp_path: Path) -> None:
                   "--cache-dir", str(tmp_path / "cache"), timeout_s=120)
     assert done.returncode == 2
     assert "livetopic: error:" in done.stderr
+
+
+def test_bench_measures_a_pipeline_against_its_first_stage(tmp_path: Path) -> None:
+    from worker.model.pipeline import build_pipeline, parse_stage
+
+    from ..pipelines import make_layers
+
+    layers = make_layers(tmp_path / "layers")
+    sources = [parse_stage(f"general={layers['general']}"), parse_stage(f"game={layers['game']}:when=general.Game"),
+               parse_stage(f"sentiment={layers['sentiment']}")]
+    build_pipeline(tmp_path / "cascade", sources, name="cascade")
+    done = _bench("--model", str(tmp_path / "cascade"), "--texts", str(SAMPLE), "--n", "40", "--baseline-n", "30",
+                  "--agreement-n", "0", "--dtype", "float32", "--backend", "torch", "--warmup-n", "5", "--workers",
+                  "1", "--half-load-seconds", "1", "--threads", "1", "--cache-dir", str(tmp_path / "cache"), "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    cascade = result["cascade"]
+    assert cascade["n"] == 30 and set(cascade["stages"]) == {"general", "game", "sentiment"}
+    assert cascade["stages"]["general"]["comments"] == cascade["stages"]["sentiment"]["comments"] == 30
+    assert 0 < cascade["stages"]["game"]["comments"] < 30  # Game on for some comments only
+    assert result["cascade_cost_vs_first_stage"] == cascade["cost_vs_first_stage"] > 1
+    assert result["dead_lettered"] == 0 and result["worker_comments_per_s"] > 0

@@ -217,3 +217,32 @@ async def test_right_to_left_text_cannot_reorder_what_follows(tmp_path: Path, re
         reversed_runs.update(await reversed_in(browser, IN_CHANNEL))
         assert reversed_runs == {}
         assert browser.errors == []
+
+
+async def test_the_page_switches_between_a_pipelines_layers(tmp_path: Path, redis_server: EmbeddedRedis,
+                                                            redis_client: aioredis.Redis) -> None:
+    """Results of a pipeline version (game labels where Game is on, sentiment everywhere): one button per layer;
+    the legend, the shares and the feed's chips show the chosen layer's labels."""
+    find_chromium()
+    general = json.dumps({"Cheer": 0.1, "Game": 0.9})
+    for i, game_on in enumerate([True, False, True]):
+        text = f"comment {i}"
+        source = (await redis_client.xadd("livetopic:comments", {"text": text, "channel": "c"})).decode()
+        fields = {"source_id": source, "channel": "c", "text": text, "labels": json.dumps(["Game"] if game_on else []),
+                  "scores": general, "sentiment_labels": '["positive"]',
+                  "sentiment_scores": '{"negative":0.1,"neutral":0.2,"positive":0.7}', "model": "cascade:2",
+                  "latency_ms": "5"}
+        if game_on:
+            fields |= {"game_labels": '["Player"]', "game_scores": '{"Player":0.8,"Team":0.1}'}
+        await redis_client.xadd("livetopic:topics", fields)
+    legend = 'Array.from(document.querySelectorAll("#legend .chip")).map(c => c.textContent).join(",")'
+    async with page_of(tmp_path, redis_server.url) as (_dashboard, browser):
+        await browser.wait_for('document.querySelectorAll("#layers button").length === 3')
+        assert await browser.eval(legend) == "Cheer,Game"
+        await browser.eval('Array.from(document.querySelectorAll("#layers button")).find(b => b.textContent === "game")'
+                           '.click() || true')
+        await browser.wait_for(f'{legend} === "game:Player,game:Team"')
+        chips = 'Array.from(document.querySelectorAll("#feed .chip")).map(c => c.textContent).join(",")'
+        assert "game:Player" in await browser.eval(chips) and "positive" not in await browser.eval(chips)
+        await browser.screenshot(tmp_path / "layers.png")
+        assert browser.errors == []

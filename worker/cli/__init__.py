@@ -13,7 +13,7 @@ from typing import Any
 from .. import package_version
 from ..errors import LivetopicError
 from ..options import Command, settings_from_args
-from . import dashboard, models, push, report, scalesim, scrape, serve, tail
+from . import dashboard, models, pipeline, push, report, scalesim, scrape, serve, tail
 from .common import quiet_libraries
 
 __all__ = ["Parser", "build_parser", "main"]
@@ -70,6 +70,7 @@ def build_parser() -> Parser:
     report.register(sub)
     scalesim.register(sub)
     models.register(sub)
+    pipeline.register(sub)
     demo.register(sub, train=train_model)
     bench.register(sub)
     commands.register(sub)

@@ -15,8 +15,14 @@ from ..model.repository import Manifest
 __all__ = ["entry_json", "show_lines", "table_lines"]
 
 
+def _stages(manifest: Manifest) -> str:
+    return " → ".join(s.name + (f" (when {s.when})" if s.when else "") for s in manifest.pipeline)
+
+
 def _origin(manifest: Manifest) -> str:
-    if manifest.source is not None:
+    if manifest.pipeline:
+        where = f"pipeline: {_stages(manifest)}"
+    elif manifest.source is not None:
         where = manifest.source.describe()
     elif manifest.training_args.get("untrained"):
         where = "untrained (model init)"
@@ -92,6 +98,12 @@ def show_lines(entry: Entry) -> list[str]:
              f"text        preprocessing {p.mode}, lowercase {'yes' if p.lowercase else 'no'}, whitespace "
              f"{'normalised' if p.normalize_whitespace else 'as is'}; at most {m.max_length} tokens",
              *_source_lines(m)]
+    if m.pipeline:  # each stage has its own decision, text handling and graphs (its own manifest)
+        graphs = sorted(n for n in m.files if n.split("/")[-2:-1] == [PUBLISHED_DIR])
+        where = "; ".join(f"{s.name} in {s.path}/" if s.path else f"{s.name} from {s.repo}:{s.version}"
+                          for s in m.pipeline)
+        lines[3:5] = [f"decision    the first stage's ({m.pipeline[0].name}); each stage's own manifest "
+                      "(<stage>/livetopic.json) says its decision and text handling", f"pipeline    {where}"]
     if m.copy_of:
         lines.append(f"copy of     {m.copy_of.describe()}")
     lines.append(f"files       {len(m.files)}, {_size(sum(r.size for r in m.files.values()))}; ONNX graphs: "
@@ -116,4 +128,5 @@ def entry_json(entry: Entry, *, full: bool = False) -> dict[str, Any]:
     return {**out, "name": m.name, "labels": m.labels, "problem_type": m.problem_type, "origin": _origin(m),
             "source": m.source.model_dump(mode="json", exclude={"files"}) if m.source else None,
             "copy_of": m.copy_of.model_dump(mode="json") if m.copy_of else None, "score": _score(m),
+            "pipeline": [s.model_dump(mode="json", exclude_none=True) for s in m.pipeline],
             "created_at": m.created_at}

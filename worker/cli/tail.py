@@ -35,7 +35,8 @@ ABOUT = (
     " it uses the embedded server of the data directory (the one `livetopic worker` started)."
 )
 
-_JSON_FIELDS = ("labels", "scores")  # JSON inside a stream field: decoded in --json
+_JSON_FIELDS = ("labels", "scores")  # JSON inside a stream field: decoded in --json (and a pipeline's <stage>_…)
+_STAGE_SUFFIXES = ("_labels", "_scores")
 _INT_FIELDS = ("latency_ms", "deliveries")
 
 
@@ -44,7 +45,7 @@ def json_record(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
     its name), labels as a list, scores as an object, latency and deliveries as numbers."""
     out: dict[str, Any] = {"entry_id": entry_id}
     for key, value in fields.items():
-        if key in _JSON_FIELDS:
+        if key in _JSON_FIELDS or key.endswith(_STAGE_SUFFIXES):
             with contextlib.suppress(ValueError):
                 out[key] = json.loads(value)
                 continue
@@ -75,11 +76,11 @@ def _when(fields: dict[str, str], entry_id: str) -> str:
     return sent.astimezone().strftime("%H:%M:%S") if sent.tzinfo else sent.strftime("%H:%M:%S")
 
 
-def _topics(fields: dict[str, str]) -> str:
+def _names(value: str) -> str:
     try:
-        labels = json.loads(fields.get("labels", "[]"))
+        labels = json.loads(value)
     except ValueError:
-        return fields.get("labels", "")
+        return value
     return ", ".join(str(label) for label in labels) or "-"
 
 
@@ -90,6 +91,12 @@ def _retraction(fields: dict[str, str]) -> str:
         return f"deleted message {fields.get('target_id', '?')}"
     who = fields.get("target_author_id", "?") + (f" ({fields['target_user']})" if fields.get("target_user") else "")
     return f"{'timed out' if action == 'timeout' else 'banned'} author {who}"
+
+
+def _topics(fields: dict[str, str]) -> str:
+    """The labels, then each further stage's of a pipeline version (``game: Player``), where it ran."""
+    layers = [f"{key[: -len('_labels')]}: {_names(value)}" for key, value in fields.items() if key.endswith("_labels")]
+    return " · ".join([_names(fields.get("labels", "[]")), *layers])
 
 
 def row(entry_id: str, fields: dict[str, str], *, dead: bool, text_columns: int = 40) -> str:

@@ -68,7 +68,8 @@ def _files(root: Path) -> list[str]:
 
 
 def _cached(rel: str) -> bool:
-    return rel.split("/", 1)[0] == CACHE_DIR
+    """A file of a worker's graph cache: the version's ``.onnx/``, or a pipeline stage's."""
+    return CACHE_DIR in rel.split("/")[:-1]
 
 
 def record_files(root: Path) -> dict[str, FileRecord]:

@@ -5,16 +5,27 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from ..errors import ModelError, RepositoryError
 from .backends.base import Backend, config_labels, read_config
 from .contents import check_complete, check_inside, check_intact
 from .precision import Engine, engine_threads, resolve_engine
 from .repository import MANIFEST_NAME, Manifest, read_manifest, resolve_version
-from .runtime import LoadedModel
+from .runtime import LoadedModel, Stage
+from .stages import StageSpec
 from .tokenizer import load_tokenizer
 
-__all__ = ["check_files", "check_version", "load_backend", "load_model", "load_version", "locate_model"]
+__all__ = [
+    "check_files",
+    "check_version",
+    "load_backend",
+    "load_model",
+    "load_pipeline",
+    "load_version",
+    "locate_model",
+    "stage_location",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +50,13 @@ def _manifest_from_config(model_dir: Path) -> Manifest:
 
 def locate_model(path: Path | str, version: int | None = None) -> tuple[Path, Manifest, int]:
     """(directory, manifest, version number) of ``REPO`` (highest complete version, or ``version``), ``REPO/N``,
-    or a plain HF directory (number 0, its manifest made up from config.json)."""
+    a plain HF directory (number 0, its manifest made up from config.json), or a model directory with its manifest
+    that is not a numbered version (a pipeline's stage: number 0)."""
     path = Path(path)
     if (path / "config.json").is_file() and not (path / MANIFEST_NAME).is_file():
         return path, _manifest_from_config(path), 0
+    if (path / "config.json").is_file() and not path.name.isdigit():  # a pipeline's stage directory, by itself
+        return path, read_manifest(path), 0
     vdir, number = resolve_version(path, version)
     return vdir, read_manifest(vdir), number
 
@@ -133,6 +147,49 @@ def load_version(
     return LoadedModel(model_dir, manifest, number, tokenizer, network)
 
 
+def stage_location(version_dir: Path, spec: StageSpec) -> tuple[Path, Manifest, int]:
+    """(directory, manifest, number) of a pipeline stage: a directory inside the version (its files are checked
+    with the version's, so not again here: number 0), or the pinned version of another repository."""
+    if spec.path is not None:
+        stage_dir = version_dir / spec.path
+        if not (stage_dir / MANIFEST_NAME).is_file():
+            raise RepositoryError(f"{version_dir}: stage {spec.name!r}: no model in {spec.path}/ ({MANIFEST_NAME})")
+        check_inside(stage_dir, version_dir)
+        return stage_dir, read_manifest(stage_dir).model_copy(update={"files": {}}), 0
+    assert spec.repo is not None and spec.version is not None
+    repo = Path(spec.repo)
+    if not repo.is_absolute():
+        repo = version_dir.parent.parent / repo
+    stage_dir, number = resolve_version(repo, spec.version)
+    return stage_dir, read_manifest(stage_dir), number
+
+
+def load_pipeline(version_dir: Path, manifest: Manifest, number: int, **engine: Any) -> LoadedModel:
+    """Every stage of a pipeline version, each loaded and smoke-tested (one that fails fails the version): the
+    first stage's model leading the others (:meth:`LoadedModel.lead`). ``engine``: as :func:`load_version`."""
+    check_version(version_dir, manifest, number)
+    loaded: list[tuple[StageSpec, LoadedModel]] = []
+    for spec in manifest.pipeline:
+        try:
+            stage_dir, stage_manifest, stage_number = stage_location(version_dir, spec)
+            model = load_version(stage_dir, stage_manifest, stage_number, **engine)
+            model.smoke_test()
+        except (ModelError, RepositoryError) as exc:
+            raise type(exc)(f"{version_dir}: stage {spec.name!r} does not load: {exc}") from exc
+        if (condition := spec.condition()) is not None:
+            labels = dict((s.name, m.labels) for s, m in loaded)[condition.stage]
+            if condition.label not in labels:
+                raise ModelError(f"{version_dir}: stage {spec.name!r}: {condition.stage} has no label "
+                                 f"{condition.label!r} (its labels: {labels})")
+        loaded.append((spec, model))
+    (first_spec, first), rest = loaded[0], loaded[1:]
+    if first.labels != list(manifest.labels):
+        raise ModelError(f"{version_dir}: the manifest names the labels {manifest.labels}, its first stage "
+                         f"{first_spec.name!r} gives {first.labels}")
+    first.lead(manifest.name, number, first_spec.name, [Stage(s.name, m, s.condition()) for s, m in rest])
+    return first
+
+
 def load_model(
     path: Path | str,
     version: int | None = None,
@@ -145,15 +202,20 @@ def load_model(
 ) -> LoadedModel:
     """Load ``REPO`` (highest complete version, or ``version``), ``REPO/N``, or a plain HF directory."""
     vdir, manifest, number = locate_model(path, version)
-    model = load_version(vdir, manifest, number, device=device, dtype=dtype, backend=backend, compile=compile)
-    if smoke_test:
-        model.smoke_test()
+    engine: dict[str, Any] = {"device": device, "dtype": dtype, "backend": backend, "compile": compile}
+    if manifest.pipeline:
+        model = load_pipeline(vdir, manifest, number, **engine)  # every stage smoke-tested
+    else:
+        model = load_version(vdir, manifest, number, **engine)
+        if smoke_test:
+            model.smoke_test()
     log.info(
-        "loaded model %s from %s on %s/%s (%s)",
+        "loaded model %s from %s on %s/%s (%s)%s",
         model.tag,
         vdir,
         model.device,
         model.dtype_name,
         model.backend.description,
+        f"; a pipeline: {model.stage_name}, then {', '.join(s.name for s in model.stages)}" if model.stages else "",
     )
     return model

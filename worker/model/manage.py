@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RepositoryError
-from .contents import IncompleteVersion, check_complete, check_inside, check_intact
+from .contents import CACHE_DIR, IncompleteVersion, check_complete, check_inside, check_intact
 from .export import publish_graphs
 from .repository import (
     CANDIDATES_DIR,
@@ -42,7 +42,17 @@ from .repository import (
     version_dirs,
 )
 
-__all__ = ["Entry", "candidates", "promote", "remove", "rollback", "served_version", "versions"]
+__all__ = [
+    "Entry",
+    "candidates",
+    "labels_change",
+    "link_files",
+    "promote",
+    "remove",
+    "rollback",
+    "served_version",
+    "versions",
+]
 
 
 @dataclass(frozen=True)
@@ -91,7 +101,7 @@ def _verified(entry: Entry, repo: Path, what: str) -> Manifest:
     return entry.manifest
 
 
-def _labels_change(repo: Path, labels: list[str], intended: bool, what: str) -> bool:
+def labels_change(repo: Path, labels: list[str], intended: bool, what: str) -> bool:
     """Whether publishing ``labels`` changes the served version's label set (allowed only when ``intended``)."""
     served = served_version(repo)
     if served is None:
@@ -106,18 +116,26 @@ def _labels_change(repo: Path, labels: list[str], intended: bool, what: str) -> 
     return True
 
 
+def link_files(source: Path, out: Path, *, manifest: bool = False) -> None:
+    """The files of the version directory ``source`` into ``out`` as hard links where the file system allows
+    (else copies); its manifest too when ``manifest``, a worker's ``.onnx/`` cache never."""
+    for dirpath, _dirnames, filenames in os.walk(source):
+        rel = Path(dirpath).relative_to(source)
+        if CACHE_DIR in rel.parts:
+            continue  # a worker's cache of graphs, made again where needed
+        for name in filenames:
+            if rel == Path() and name == MANIFEST_NAME and not manifest:
+                continue
+            (out / rel).mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source / rel / name, out / rel / name)
+            except OSError:  # another file system, or one without hard links
+                shutil.copy2(source / rel / name, out / rel / name)
+
+
 def _linked_copy(source: Path) -> Callable[[Path], None]:
     def write(out: Path) -> None:
-        for dirpath, _dirnames, filenames in os.walk(source):
-            rel = Path(dirpath).relative_to(source)
-            for name in filenames:
-                if rel == Path() and name == MANIFEST_NAME:
-                    continue
-                (out / rel).mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(source / rel / name, out / rel / name)
-                except OSError:  # another file system, or one without hard links
-                    shutil.copy2(source / rel / name, out / rel / name)
+        link_files(source, out)
         publish_graphs(out)  # a version published before graphs were: made now
 
     return write
@@ -134,7 +152,7 @@ def promote(repo: Path, number: int, *, change_labels: bool = False) -> int:
     if number not in found:
         raise RepositoryError(f"{repo}: there is no candidate {number} (`livetopic model list` shows them)")
     manifest = _verified(found[number], repo, f"candidate {number}")
-    intended = _labels_change(repo, manifest.labels, change_labels or manifest.labels_change_intended,
+    intended = labels_change(repo, manifest.labels, change_labels or manifest.labels_change_intended,
                               f"candidate {number}")
     published = _publish_copy(repo, found[number].path, manifest, CopyOf(kind="candidate", number=number), intended)
     remove_version(repo / CANDIDATES_DIR, number)
@@ -177,7 +195,7 @@ def rollback(repo: Path, to: int | None = None, *, change_labels: bool = False) 
     if to == served.number:
         raise RepositoryError(f"version {to} is the one served already")
     manifest = _verified(entry, repo, f"version {to}")
-    intended = _labels_change(repo, manifest.labels, change_labels, f"version {to}")
+    intended = labels_change(repo, manifest.labels, change_labels, f"version {to}")
     return _publish_copy(repo, entry.path, manifest, CopyOf(kind="version", number=to), intended), to
 
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ..errors import RepositoryError
 from ..text import Mode, Preprocessor
 from .contents import FileRecord, record_files
+from .stages import StageSpec, check_stages
 
 __all__ = [
     "CANDIDATES_DIR",
@@ -117,6 +118,8 @@ class Manifest(BaseModel):
     files: dict[str, FileRecord] = Field(default_factory=dict)
     source: Source | None = None  # pulled from a Hub or added from a directory (None: trained or made here)
     copy_of: CopyOf | None = None  # published again from an earlier version or a candidate
+    # A pipeline version (:mod:`.stages`): its stages in order; ``labels`` are then the first stage's.
+    pipeline: list[StageSpec] = Field(default_factory=list)
     created_at: float = Field(default_factory=time.time)
 
     @model_validator(mode="after")
@@ -132,6 +135,7 @@ class Manifest(BaseModel):
         for dtype, value in self.dtype_agreement.items():
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"dtype_agreement of {dtype!r} must be in [0, 1], got {value}")
+        check_stages(self.pipeline)
         return self
 
     def threshold(self, label: str) -> float:

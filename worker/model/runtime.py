@@ -8,7 +8,8 @@ through dedicated executors, never on the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +20,19 @@ from .backends.base import Backend
 from .chunks import Prepared, pad_chunks
 from .labels import decide, label_names
 from .repository import Manifest
+from .stages import Condition
 from .tokenizer import encode_texts, serving_backend
 
-__all__ = ["LoadedModel"]
+__all__ = ["LoadedModel", "Stage"]
 
 _SMOKE_TEXTS = ("加油！", "好球 nice block", "轉播卡住了", "😂😂😂")
 
 
 class LoadedModel:
     """A version ready to serve: manifest (labels, thresholds, preprocessing), tokenizer and backend.
-    Built by :func:`worker.model.load.load_model`."""
+    Built by :func:`worker.model.load.load_model`. Of a pipeline version, the first stage's model, named as the
+    version (``tag``, ``version``), holding the further ``stages`` (:meth:`lead`); ``stage_name``: the
+    ``stage`` label of its metrics (``model`` for a single-model version)."""
 
     def __init__(self, model_dir: Path, manifest: Manifest, version: int, tokenizer: Any, backend: Backend) -> None:
         self.path, self.manifest, self.version = model_dir, manifest, version
@@ -43,6 +47,13 @@ class LoadedModel:
         self.device, self.dtype_name, self.backend_name = backend.device, backend.dtype_name, backend.name
         self._tokenizer = serving_backend(tokenizer, self.max_length)
         self.pad_id = int(tokenizer.pad_token_id or 0)
+        self.stage_name = "model"
+        self.stages: tuple[Stage, ...] = ()
+
+    def lead(self, name: str, version: int, stage_name: str, stages: Sequence[Stage]) -> None:
+        """Make this model the first stage of the pipeline version ``name:version``, followed by ``stages``."""
+        self.name, self.version, self.tag = name, version, f"{name}:{version}"
+        self.stage_name, self.stages = stage_name, tuple(stages)
 
     # --- tokenizer thread -------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
@@ -83,3 +94,18 @@ class LoadedModel:
             raise ModelError(f"{self.path}: smoke batch failed: {type(exc).__name__}: {exc}") from exc
         if probs.shape != (len(texts), len(self.labels)) or not np.isfinite(probs).all():
             raise ModelError(f"{self.path}: smoke batch gave non-finite or misshapen scores")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A further stage of a pipeline: its name (the result's ``<name>_labels``, ``<name>_scores``), its model,
+    and the condition a comment meets for it to run (None: every comment)."""
+
+    name: str
+    model: LoadedModel
+    when: Condition | None = None
+
+    def applies(self, labels: Mapping[str, Sequence[str]]) -> bool:
+        """Whether a comment with ``labels`` (stage name → the labels that stage gave it, for the stages that ran
+        on it) meets this stage's condition."""
+        return self.when is None or self.when.label in labels.get(self.when.stage, ())

@@ -24,28 +24,35 @@ __all__ = ["Admit", "encode"]
 log = logging.getLogger(__name__)
 
 
-async def encode(model: Model, items: list[Item], pool: Executor) -> list[Item]:
+async def encode(model: Model, items: list[Item], pool: Executor, *, scorer: bool = True) -> list[Item]:
     """Token ids for ``items`` by ``model`` on ``pool`` (one call for all); when that fails, one call per item,
-    and an item the tokenizer fails on is rejected. Returns the items encoded."""
+    and an item the tokenizer fails on is rejected. Returns the items encoded. ``scorer``: ``model`` becomes the
+    items' model (admit); else (a further stage of a pipeline) only their ids are replaced."""
     loop = asyncio.get_running_loop()
     texts = [item.comment.text for item in items if item.comment is not None]
     try:
         rows = await loop.run_in_executor(pool, model.encode, texts)
     except Exception:
-        return [item for item in items if await _encode_one(model, item, pool)]
+        return [item for item in items if await _encode_one(model, item, pool, scorer)]
     for item, row in zip(items, rows, strict=True):
-        item.ids, item.model = row, model
+        _encoded(item, row, model, scorer)
     return items
 
 
-async def _encode_one(model: Model, item: Item, pool: Executor) -> bool:
+def _encoded(item: Item, row: list[int], model: Model, scorer: bool) -> None:
+    item.ids = row
+    if scorer:
+        item.model = model
+
+
+async def _encode_one(model: Model, item: Item, pool: Executor, scorer: bool) -> bool:
     assert item.comment is not None
     try:
         [row] = await asyncio.get_running_loop().run_in_executor(pool, model.encode, [item.comment.text])
     except Exception as exc:
         item.reject(f"tokenizer failed: {type(exc).__name__}: {exc}")
         return False
-    item.ids, item.model = row, model
+    _encoded(item, row, model, scorer)
     return True
 
 

@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from ..model.chunks import Prepared
+from ..model.runtime import Stage
 from ..wire import Comment, Rejection, Retract
 
 __all__ = ["Delivery", "Item", "Model"]
@@ -24,10 +25,14 @@ __all__ = ["Delivery", "Item", "Model"]
 
 class Model(Protocol):
     """What the stages need of a model (:class:`~worker.model.runtime.LoadedModel` is one): admit encodes,
-    the score stage prepares, runs and decides, the publisher names the labels and the version."""
+    the score stage prepares, runs and decides (then each further stage of a pipeline, on the comments that meet
+    its condition), the publisher names the labels and the version. ``stage_name``: the ``stage`` label of its
+    metrics."""
 
     tag: str
     labels: list[str]
+    stage_name: str
+    stages: tuple[Stage, ...]
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]: ...
 
@@ -63,6 +68,8 @@ class Item:
     labels: list[str] | None = None
     probs: np.ndarray | None = None  # this comment's row of the batch's probabilities
     retraction: Retract | None = None  # a retraction entry: never encoded, scored or batched
+    # the further stages of a pipeline that ran on it: stage name → (labels, probabilities)
+    stages: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
 
     @classmethod
     def rejected(cls, rejection: Rejection, shard: int) -> Item:
@@ -81,3 +88,11 @@ class Item:
 
     def scored(self, labels: list[str], probs: np.ndarray) -> None:
         self.labels, self.probs = labels, probs
+
+    def staged(self, stage: str, labels: list[str], probs: np.ndarray) -> None:
+        """A further stage of the pipeline scored it."""
+        self.stages[stage] = (labels, probs)
+
+    def labels_by_stage(self, first: str) -> dict[str, list[str]]:
+        """Stage name → the labels each stage that ran on it gave (``first``: the first stage's name)."""
+        return {first: self.labels or [], **{name: labels for name, (labels, _) in self.stages.items()}}

@@ -147,7 +147,23 @@ class Metrics:
             "livetopic_padded_tokens", "Tokens fed to the model, padding included.", registry=r
         )
         self.inference_seconds = Histogram(
-            "livetopic_inference_seconds", "Model forward time per batch.", buckets=_LATENCY_BUCKETS, registry=r
+            "livetopic_inference_seconds",
+            "Model forward time per batch (of a pipeline: its first stage).",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stage_inference_seconds = Histogram(
+            "livetopic_stage_inference_seconds",
+            "Forward time per batch of each stage of the version served (a single model: stage 'model').",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stage_comments = Counter(
+            "livetopic_stage_comments",
+            "Comments each stage of the version served ran on (a further stage: those that met its condition).",
+            ["stage"],
+            registry=r,
         )
         self.model_info = Gauge(
             "livetopic_model_info",
@@ -178,9 +194,10 @@ class Metrics:
         )
         self.labels = Counter(
             "livetopic_label",
-            "Labels published, by label and channel (topic heat; channel is "
-            "one of --metrics-channels, else 'other'; 'all' when none are listed).",
-            ["label", "channel"],
+            "Labels published, by label, channel and stage (topic heat; channel is "
+            "one of --metrics-channels, else 'other'; 'all' when none are listed; stage: the pipeline stage that "
+            "gave the label, 'model' for a single model).",
+            ["label", "channel", "stage"],
             registry=r,
         )
         self.retractions = Counter(
@@ -257,6 +274,13 @@ class Metrics:
         if not self._channels:
             return "all"
         return channel if channel in self._channels else "other"
+
+    def observe_stage(self, stage: str, seconds: float, comments: int, *, first: bool) -> None:
+        """One forward run of a stage: its time and how many comments it scored."""
+        if first:
+            self.inference_seconds.observe(seconds)
+        self.stage_inference_seconds.labels(stage=stage).observe(seconds)
+        self.stage_comments.labels(stage=stage).inc(comments)
 
     def observe_flush(self, reason: str, waited_s: float) -> None:
         """The batcher's ``on_flush``."""

@@ -113,7 +113,8 @@ class Publisher:
 
     def _renderer_of(self, model: Model) -> ResultRenderer:
         if self._renderer is None or self._renderer[0] is not model:
-            self._renderer = (model, ResultRenderer(model.labels, model.tag, text=self.text))
+            stages = [(stage.name, stage.model.labels) for stage in model.stages]
+            self._renderer = (model, ResultRenderer(model.labels, model.tag, text=self.text, stages=stages))
         return self._renderer[1]
 
     def render(self, items: Sequence[Item], now_ms: int | None = None) -> list[Outgoing]:
@@ -129,7 +130,9 @@ class Publisher:
                 records.append(Outgoing(item.entry_id, render_retraction(retraction, now)))
                 continue
             assert item.comment is not None and item.model is not None and scores is not None
-            fields = self._renderer_of(item.model).render_rounded(item.comment, item.labels or [], scores, now)
+            staged = {name: (labels, rounded_scores(probs[None])[0]) for name, (labels, probs) in item.stages.items()}
+            renderer = self._renderer_of(item.model)
+            fields = renderer.render_rounded(item.comment, item.labels or [], scores, now, staged)
             records.append(Outgoing(item.entry_id, fields))
         return records
 
@@ -163,7 +166,7 @@ class Publisher:
         """Metrics for what the publish script actually published: counters once per part."""
         m = self.metrics
         skipped = dead = classified = 0
-        labels: collections.Counter[tuple[str, str]] = collections.Counter()
+        labels: collections.Counter[tuple[str, str, str]] = collections.Counter()
         retracted: collections.Counter[str] = collections.Counter()
         end_to_end = m.end_to_end_seconds
         for item, published in zip(items, flags, strict=True):
@@ -176,7 +179,10 @@ class Publisher:
             else:
                 classified += 1
                 channel = m.channel_label(item.comment.passthrough.get("channel") if item.comment else None)
-                labels.update((label, channel) for label in item.labels or ())
+                first = item.model.stage_name if item.model is not None else "model"
+                labels.update((label, channel, first) for label in item.labels or ())
+                for stage, (stage_labels, _) in item.stages.items():
+                    labels.update((label, channel, stage) for label in stage_labels)
                 end_to_end.observe(max(0.0, now_s - entry_time_ms(item.entry_id) / 1000))
         for count, counter in (
             (skipped, m.duplicates_suppressed),
@@ -185,7 +191,7 @@ class Publisher:
         ):
             if count:
                 counter.inc(count)
-        for (label, channel), count in labels.items():
-            m.labels.labels(label=label, channel=channel).inc(count)
+        for (label, channel, stage), count in labels.items():
+            m.labels.labels(label=label, channel=channel, stage=stage).inc(count)
         for action, count in retracted.items():
             m.retractions.labels(action=action).inc(count)

@@ -5,8 +5,10 @@ comment(s) at fault; a device out of memory halves it; rows with non-finite scor
 Every item of a batch comes out scored or rejected with a reason; no path drops one. Each item is scored by
 the model that encoded it (admit's choice): a batch that straddles a model swap is scored in two parts.
 
-Where a cascade goes (a version whose further stages run on the items whose condition holds): after the first
-``run`` of :meth:`Score.score`, on the model thread, adding each stage's labels and scores to the same items."""
+A pipeline version (a cascade): after the first stage, each further stage runs on the items of the batch that
+meet its condition (and were not rejected), one stage after another: encoded by its tokenizer and prepared
+(tokenizer thread), run (model thread), split like the first on a failure; its labels and scores are added to the
+same items (:meth:`Item.staged`). A comment a further stage cannot score is rejected, as by the first."""
 
 from __future__ import annotations
 
@@ -15,12 +17,15 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 
 from ..errors import ModelOutOfMemoryError
 from ..model.chunks import Prepared
+from ..model.runtime import Stage
+from .admit import encode
 from .batcher import MicroBatcher
 from .channel import Channel
 from .flow import Flow
@@ -45,6 +50,22 @@ def by_model(batch: list[Item]) -> Iterator[tuple[Model, list[Item]]]:
         assert item.model is not None
         groups.setdefault(id(item.model), (item.model, []))[1].append(item)
     yield from groups.values()
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A stage of the version at work on a batch: its name (the ``stage`` label of its metrics), its model, and
+    whether it is a further stage (its scores go to :meth:`Item.staged`) or the first (:meth:`Item.scored`)."""
+
+    name: str
+    model: Model
+    further: bool = False
+
+    def apply(self, item: Item, labels: list[str], probs: np.ndarray) -> None:
+        if self.further:
+            item.staged(self.name, labels, probs)
+        else:
+            item.scored(labels, probs)
 
 
 class Score:
@@ -87,11 +108,22 @@ class Score:
         if prepared is not None:
             self.metrics.batch_tokens.observe(prepared.tokens)
             self.metrics.padded_tokens.inc(prepared.padded_tokens)
-        await self.score(model, items, prepared)
+        await self.score(Layer(model.stage_name, model), items, prepared)
+        for stage in model.stages:
+            await self.cascade(model.stage_name, stage, items)
 
-    async def score(self, model: Model, items: list[Item], prepared: Prepared | None = None) -> None:
-        """Scores for ``items``. On an exception the batch is split to find the comment(s) at fault; when the
-        device runs out of memory it is halved and retried; non-finite rows are rejected one by one."""
+    async def cascade(self, first: str, stage: Stage, items: list[Item]) -> None:
+        """The further ``stage`` on the ``items`` that meet its condition (``first``: the first stage's name)."""
+        chosen = [item for item in items if item.rejection is None and stage.applies(item.labels_by_stage(first))]
+        if chosen:
+            chosen = await encode(stage.model, chosen, self._tokenizer_pool, scorer=False)
+        if chosen:
+            await self.score(Layer(stage.name, stage.model, further=True), chosen)
+
+    async def score(self, layer: Layer, items: list[Item], prepared: Prepared | None = None) -> None:
+        """``layer``'s scores for ``items``. On an exception the batch is split to find the comment(s) at fault;
+        when the device runs out of memory it is halved and retried; non-finite rows are rejected one by one."""
+        model = layer.model
         try:
             if prepared is None:
                 prepared = await self._in(
@@ -99,19 +131,19 @@ class Score:
                 )
             started = time.perf_counter()
             probs = await self._in(self._model_pool, model.run, prepared)
-            self.metrics.inference_seconds.observe(time.perf_counter() - started)
+            self.metrics.observe_stage(layer.name, time.perf_counter() - started, len(items), first=not layer.further)
         except Exception as exc:
-            await self._split(model, items, exc)
+            await self._split(layer, items, exc)
             return
         finite = np.isfinite(probs).all(axis=1)
         decided = model.decide(probs)
         for i, item in enumerate(items):
             if finite[i]:
-                item.scored(decided[i], probs[i])
+                layer.apply(item, decided[i], probs[i])
             else:
-                item.reject("model produced non-finite scores")
+                item.reject(f"model produced non-finite scores{f' (stage {layer.name})' if layer.further else ''}")
 
-    async def _split(self, model: Model, items: list[Item], exc: Exception) -> None:
+    async def _split(self, layer: Layer, items: list[Item], exc: Exception) -> None:
         oom = isinstance(exc, ModelOutOfMemoryError)
         if len(items) == 1:
             reason = "CUDA out of memory on a single comment" if oom else f"model failed: {type(exc).__name__}: {exc}"
@@ -120,5 +152,5 @@ class Score:
             return
         log.warning("batch of %d failed (%s: %s); splitting it", len(items), type(exc).__name__, exc)
         mid = len(items) // 2
-        await self.score(model, items[:mid])
-        await self.score(model, items[mid:])
+        await self.score(layer, items[:mid])
+        await self.score(layer, items[mid:])

@@ -21,6 +21,11 @@ buckets, the whole-stream buckets, the totals, of its channel and of all channel
 remembers the newest :data:`REMEMBERED` comments that carry an ``id`` or ``author_id`` (and as many retractions
 of each kind, for the comments whose result comes after their retraction); a retraction of an older comment
 removes nothing.
+
+**Layers.** The results of a pipeline version carry each further stage's labels (``game_labels``…): they are
+counted as labels of their own, ``game:Player``, in the same buckets, and :meth:`Aggregator.layers` says which
+labels belong to which layer (``""``: the first stage's ``labels``), so that the page can switch between layers.
+At most :data:`MAX_LAYERS` layers.
 """
 
 from __future__ import annotations
@@ -38,8 +43,23 @@ from ..wire import MAX_PASSTHROUGH_CHARS, entry_time_ms
 from .buckets import LabelIndex, MergingBuckets, RecentBuckets, Row, new_row, subtract
 from .retracted import Ledger, is_retraction, order_of, retraction_of
 
-__all__ = ["ALL", "FINE_MS", "HORIZON_MS", "MAX_FEED_TEXT_CHARS", "MAX_LABEL_CHARS", "MAX_NAME_CHARS", "NONE",
-           "OTHER", "REMEMBERED", "WINDOWS", "Aggregator", "ChannelHeat", "FeedItem", "clip_text"]
+__all__ = [
+    "ALL",
+    "FINE_MS",
+    "HORIZON_MS",
+    "MAX_FEED_TEXT_CHARS",
+    "MAX_LABEL_CHARS",
+    "MAX_LAYERS",
+    "MAX_NAME_CHARS",
+    "NONE",
+    "OTHER",
+    "REMEMBERED",
+    "WINDOWS",
+    "Aggregator",
+    "ChannelHeat",
+    "FeedItem",
+    "clip_text",
+]
 
 FINE_MS = 5_000
 HORIZON_MS = 60 * 60_000
@@ -51,6 +71,8 @@ ALL = ""  # the channel key of all channels together
 OTHER = "(other)"  # channels beyond the cap
 NONE = "(none)"  # entries without a channel field
 MAX_MODELS = 16
+MAX_LAYERS = 8
+_STAGE_LABELS, _STAGE_SCORES = "_labels", "_scores"
 LATENCY_SAMPLES = 4096
 MAX_POINTS = 240  # whole-stream series are regrouped to at most this many points
 MAX_NAME_CHARS = MAX_PASSTHROUGH_CHARS  # channel, user, ts, model tag
@@ -126,6 +148,8 @@ class Aggregator:
         self.labels = LabelIndex(max_labels)
         self.channels: dict[str, ChannelHeat] = {ALL: self._heat()}
         self.models: dict[str, int] = {}
+        self._layer_of: dict[str, str] = {}  # a label name (as counted) → its layer ("": the first stage's)
+        self._layers: list[str] = [""]
         self.latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         self.ingested = 0
         self.malformed = 0
@@ -147,17 +171,40 @@ class Aggregator:
             self.channels[name] = self._heat()
         return name
 
-    def _model(self, tag: str, scores: str | None) -> None:
+    def _name(self, layer: str, label: object) -> str | None:
+        """The label ``label`` of ``layer`` as counted (``layer:label`` for a further stage), or None past
+        :data:`MAX_LAYERS` layers."""
+        if layer not in self._layers:
+            if len(self._layers) >= MAX_LAYERS:
+                return None
+            self._layers.append(layer)
+        name = str(label)[:MAX_LABEL_CHARS] if not layer else f"{layer}:{label}"[:MAX_LABEL_CHARS]
+        if name not in self._layer_of and len(self._layer_of) < self.labels.cap:
+            self._layer_of[name] = layer
+        return name
+
+    def _indices(self, layer: str, labels: Sequence[object]) -> list[int]:
+        names = (self._name(layer, x) for x in labels[: self.labels.cap])
+        return [i for i in (self.labels.index(n) for n in names if n is not None) if i]
+
+    @staticmethod
+    def _layer_fields(fields: Mapping[str, str], suffix: str) -> list[tuple[str, str]]:
+        """(layer, value) of the fields ``<layer><suffix>`` (a pipeline's further stages), the first stage's as
+        layer ``""``."""
+        out = [("", fields[suffix[1:]])] if suffix[1:] in fields else []
+        return out + [(k[: -len(suffix)][:MAX_LABEL_CHARS], v) for k, v in fields.items() if k.endswith(suffix)]
+
+    def _model(self, tag: str, fields: Mapping[str, str]) -> None:
         if tag in self.models:
             self.models[tag] += 1
             return
-        if scores:  # the label order of a new model: its scores object lists every label in model order
+        for layer, scores in self._layer_fields(fields, _STAGE_SCORES):  # a new model's label order, each layer's
             try:
                 order = json.loads(scores)
             except ValueError:
                 order = {}
             if isinstance(order, dict):
-                self.labels.indices(str(k)[:MAX_LABEL_CHARS] for k in itertools.islice(order, self.labels.cap))
+                self._indices(layer, list(itertools.islice(order, self.labels.cap)))
         key = tag if len(self.models) < MAX_MODELS else OTHER
         self.models[key] = self.models.get(key, 0) + 1
 
@@ -179,13 +226,18 @@ class Aggregator:
         is_id = _ENTRY_ID.fullmatch(source) is not None
         source = source if is_id else source[:MAX_NAME_CHARS]
         time_ms = (entry_time_ms(source) if is_id else 0) or entry_time_ms(entry_id)
-        self._model(fields.get("model", "")[:MAX_NAME_CHARS], fields.get("scores"))
+        self._model(fields.get("model", "")[:MAX_NAME_CHARS], fields)
         latency = fields.get("latency_ms")
         if latency:
             with contextlib.suppress(ValueError):
                 self.latencies.append(float(latency))
         # labels past the index's cap are neither counted nor shown
-        indices = [i for i in (self.labels.index(str(x)[:MAX_LABEL_CHARS]) for x in labels[: self.labels.cap]) if i]
+        indices = self._indices("", labels)
+        for layer, value in self._layer_fields(fields, _STAGE_LABELS)[1:]:
+            with contextlib.suppress(ValueError):
+                stage_labels = json.loads(value)
+                if isinstance(stage_labels, list):
+                    indices += self._indices(layer, stage_labels)
         names = self.labels.names  # the index's own strings: feed items share them
         channel = (fields.get("channel") or NONE)[:MAX_NAME_CHARS]
         text = clip_text(fields.get("text"))
@@ -275,6 +327,14 @@ class Aggregator:
         items = list(heat.feed)[-n:]
         items.reverse()
         return items
+
+    def layers(self) -> dict[str, list[str]]:
+        """Layer → its label names as counted, in the order they were registered; ``""`` (the first stage's
+        labels) first."""
+        out: dict[str, list[str]] = {"": []}
+        for name in self.labels.names:
+            out.setdefault(self._layer_of.get(name, ""), []).append(name)
+        return out
 
     def latency(self) -> dict[str, Any]:
         values = sorted(self.latencies)

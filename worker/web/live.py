@@ -212,6 +212,7 @@ class Live:
             "channel": channel,
             "window": window,
             "labels": list(self.board.labels.names),
+            "layers": self.board.layers(),
             "channels": self.board.channel_list(now),
             **self.board.heat(channel, window, now),
             "feed": [item.view() for item in items],

@@ -12,6 +12,7 @@ import numpy as np
 
 from worker.errors import ModelOutOfMemoryError
 from worker.model.chunks import Prepared, pad_chunks
+from worker.model.runtime import Stage
 from worker.service.metrics import Metrics
 from worker.settings import Settings, load_settings
 from worker.streams.client import Outgoing, Published, RawEntry
@@ -94,6 +95,8 @@ class FakeModel:
         self, tag: str = "fake:1", *, poison: str = "", nan: str = "", max_rows: int = 10**9, bad_token: str = ""
     ) -> None:
         self.labels = ["A", "B"]
+        self.stage_name = "model"
+        self.stages: tuple[Stage, ...] = ()
         self.tag, self.poison, self.nan, self.max_rows, self.bad_token = tag, poison, nan, max_rows, bad_token
         self.runs: list[int] = []
         self.encoded: list[str] = []

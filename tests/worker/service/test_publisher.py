@@ -66,8 +66,8 @@ async def test_results_and_dead_letters_in_order_then_released() -> None:
     assert len(h.flow) == 0
     assert counter(h.metrics, "livetopic_comments_total", outcome="classified") == 2
     assert counter(h.metrics, "livetopic_comments_total", outcome="dead_lettered") == 1
-    assert counter(h.metrics, "livetopic_label_total", label="A", channel="c1") == 1
-    assert counter(h.metrics, "livetopic_label_total", label="A", channel="other") == 1
+    assert counter(h.metrics, "livetopic_label_total", label="A", channel="c1", stage="model") == 1
+    assert counter(h.metrics, "livetopic_label_total", label="A", channel="other", stage="model") == 1
 
 
 async def test_large_batches_go_out_in_parts_each_released_when_published() -> None:

@@ -113,3 +113,35 @@ async def test_a_batch_across_a_swap_is_scored_by_each_items_model(
     batch = await h.outbox.get()
     assert batch is not None and [i.entry_id for i in batch] == ["1-0", "2-0", "3-0"]  # in order
     assert old.runs == [2] and new.runs == [1] and old.encoded == new.encoded == []
+
+
+async def test_a_further_stage_runs_on_the_comments_meeting_its_condition(
+    pools: tuple[ThreadPoolExecutor, ThreadPoolExecutor],
+) -> None:
+    """A pipeline: the stage ``second`` only where the first gave A; a comment it fails on is rejected (the rest
+    of its batch scored), one it never ran on has no stage output."""
+    from worker.model.runtime import Stage
+    from worker.model.stages import Condition
+
+    first, second = FakeModel(), FakeModel(poison="boom a")
+    first.stage_name = "first"
+    first.stages = (Stage("second", second, Condition(stage="first", label="A")),)  # type: ignore[arg-type]
+    h = Harness(pools)
+    items = encoded(first, "abc", "xyz", "boom a", "banana")
+    h.flow.hold([(i.entry_id, None) for i in items])
+    h.batcher.extend(items)
+    h.batcher.close()
+    await asyncio.wait_for(h.score.run(), 5)
+    [batch] = [b async for b in _batches(h.outbox)]
+    assert [i.rejection.error if i.rejection else i.labels for i in batch] == [
+        ["A"], [], "model failed: RuntimeError: index out of range", ["A"]
+    ]
+    assert [sorted(i.stages) for i in batch] == [["second"], [], [], ["second"]]
+    assert second.encoded == ["abc", "boom a", "banana"]  # encoded by its own tokenizer, once each
+    assert counter(h.metrics, "livetopic_stage_comments_total", stage="first") == 4
+    assert counter(h.metrics, "livetopic_stage_comments_total", stage="second") == 2  # the scored ones
+
+
+async def _batches(outbox: Channel[list[Item]]):  # type: ignore[no-untyped-def]
+    while (batch := await outbox.get()) is not None:
+        yield batch

@@ -179,3 +179,39 @@ def test_png_without_matplotlib_says_what_to_install(tmp_path: Path, monkeypatch
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as in a base install
     with pytest.raises(ReportError, match=r"pip install 'livetopic\[report\]'"):
         _pyplot()
+
+
+async def test_a_report_on_a_stream_shows_each_pipeline_layer(redis_client: aioredis.Redis) -> None:
+    from worker.web.report.sources import run_from_stream
+
+    general = json.dumps({"Cheer": 0.1, "Game": 0.9})
+    for i, game_on in enumerate([True, False]):
+        fields = {"source_id": f"{1700000000000 + i * 1000}-0", "text": f"c{i}", "model": "cascade:2",
+                  "labels": json.dumps(["Game"] if game_on else []), "scores": general,
+                  "sentiment_labels": '["positive"]', "sentiment_scores": '{"negative":0.2,"positive":0.8}'}
+        if game_on:
+            fields |= {"game_labels": '["Player"]', "game_scores": '{"Player":0.8,"Team":0.1}'}
+        await redis_client.xadd("livetopic:topics", fields)
+    _title, run = await run_from_stream(redis_client, "livetopic:topics")
+    assert run.labels == ["Cheer", "Game", "sentiment:negative", "sentiment:positive", "game:Player", "game:Team"]
+    assert [c.labels for c in run.comments] == [("Game", "sentiment:positive", "game:Player"),
+                                                ("sentiment:positive",)]
+    assert run.comments[0].scores["game:Player"] == 0.8 and "game:Player" not in run.comments[1].scores
+
+
+def test_a_report_scored_by_a_pipeline_shows_each_layer(tmp_path: Path) -> None:
+    from worker.model.load import load_model
+    from worker.model.pipeline import build_pipeline, parse_stage
+    from worker.web.report.sources import read_chat, runs_from_chat
+
+    from ...conftest import SAMPLE
+    from ...pipelines import make_layers
+
+    layers = make_layers(tmp_path / "layers")
+    build_pipeline(tmp_path / "p", [parse_stage(f"general={layers['general']}"),
+                                    parse_stage(f"game={layers['game']}:when=general.Game")], name="cascade")
+    model = load_model(tmp_path / "p", device="cpu", dtype="float32", backend="torch")
+    [run] = runs_from_chat(read_chat([SAMPLE]), teacher=False, model=model)
+    assert run.labels[-5:] == ["game:Player", "game:Team", "game:Judge", "game:Coach", "game:Tactics"]
+    for comment in run.comments:
+        assert ("game:Player" in comment.scores) == ("Game" in comment.labels)

@@ -223,6 +223,32 @@ class CeilingPhase:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class CascadePhase:
+    """A pipeline version in-process with one worker's threads: its first stage alone on the texts, then the
+    whole cascade (each further stage on the texts meeting its condition); per stage, comments and seconds."""
+
+    n: int
+    first_stage_s: float
+    stages: dict[str, tuple[int, float]]  # stage → (comments it ran on, seconds), the first included
+
+    def to_json(self) -> dict[str, Any]:
+        cascade_s = sum(seconds for _, seconds in self.stages.values())
+        return {
+            "cascade_cost_vs_first_stage": cascade_s / self.first_stage_s,
+            "cascade": {
+                "n": self.n,
+                "first_stage_comments_per_s": self.n / self.first_stage_s,
+                "cascade_comments_per_s": self.n / cascade_s,
+                "cost_vs_first_stage": cascade_s / self.first_stage_s,
+                "stages": {
+                    name: {"comments": comments, "share": comments / self.n, "seconds": seconds}
+                    for name, (comments, seconds) in self.stages.items()
+                },
+            },
+        }
+
+
 @dataclass(slots=True)
 class BenchResult:
     """Everything one run measured; phases not run are None."""
@@ -234,6 +260,7 @@ class BenchResult:
     saturated: LoadPhase | None = None
     half_load: LoadPhase | None = None
     ceiling: CeilingPhase | None = None
+    cascade: CascadePhase | None = None
     elapsed_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -246,7 +273,7 @@ class BenchResult:
             "worker_threads": self.layout.worker_threads,
             **self.setup,
         }
-        for phase in (self.agreement, self.baseline):
+        for phase in (self.agreement, self.baseline, self.cascade):
             if phase is not None:
                 out.update(phase.to_json())
         if self.saturated is not None and self.half_load is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import random
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ...model.agreement import measure_agreement
+from ...model.cascade import run_cascade
 from ...model.load import load_model
 from ...model.precision import (
     agreement_key,
@@ -26,7 +28,7 @@ from ...model.runtime import LoadedModel
 from ...settings import Settings
 from .flops import EncoderShape, encoder_shape, matmul_rate, mean_forward_flops, onnxruntime_int8_rate
 from .load import CpuMeter
-from .records import AgreementPhase, BaselinePhase, BenchOptions, BenchResult, CeilingPhase, Layout
+from .records import AgreementPhase, BaselinePhase, BenchOptions, BenchResult, CascadePhase, CeilingPhase, Layout
 from .steps import Baseline, ModelRef, draw, load_texts, prepare_model, say, token_lengths
 from .workers import run_load_phases, worker_layout
 
@@ -77,6 +79,22 @@ def _agreement(
     finally:
         set_torch_threads(opts.threads or os.cpu_count() or 1)
     return AgreementPhase(len(texts), chosen, found, threads)
+
+
+def _cascade(opts: BenchOptions, settings: Settings, layout: Layout, pipeline: Path, texts: list[str]) -> CascadePhase:
+    """A pipeline version's cost against its first stage alone, in-process with one worker's threads."""
+    say(f"cascade: {len(texts)} comments through the first stage alone, then the whole pipeline")
+    model = load_model(pipeline, device=layout.device, dtype=layout.dtype, backend=layout.backend)
+    set_torch_threads(layout.worker_threads)
+    try:
+        run = functools.partial(run_cascade, model, batch_size=settings.max_batch_size,
+                                max_tokens=settings.max_batch_tokens)
+        run(texts[:64])  # warm-up
+        [first] = run(texts, first_only=True)
+        stages = run(texts)
+    finally:
+        set_torch_threads(opts.threads or os.cpu_count() or 1)
+    return CascadePhase(len(texts), first.seconds, {s.name: (len(s.rows), s.seconds) for s in stages})
 
 
 def ceiling_rates(layout: Layout, shape: EncoderShape, threads: int) -> dict[str, float]:
@@ -195,6 +213,8 @@ def run_bench(opts: BenchOptions, settings: Settings) -> BenchResult:
         return result
     if opts.agreement_n > 0:  # comments held apart from the timed ones where the pool allows
         result.agreement = _agreement(opts, settings, layout, ref, draw(pool, opts.n, opts.agreement_n))
+    if ref.pipeline is not None and not opts.check_agreement:
+        result.cascade = _cascade(opts, settings, layout, ref.pipeline, texts[: opts.baseline_n])
     if not opts.check_agreement:
         _with_workers(opts, settings, result, ref, pool, texts)
     result.elapsed_s = time.perf_counter() - started

@@ -15,7 +15,7 @@ import numpy as np
 from ...errors import LivetopicError
 from ...inputs import expand_paths, read_records
 from ...model.labels import decide, label_names
-from ...model.load import locate_model
+from ...model.load import locate_model, stage_location
 from ...model.repository import Manifest, latest_version
 from ...model.tokenizer import encode_texts, load_tokenizer, serving_backend
 from ...model.untrained import init_version
@@ -37,6 +37,7 @@ class ModelRef:
     path: Path  # the directory with the weights
     manifest: Manifest  # made up from config.json for a plain Hugging Face directory
     untrained: bool
+    pipeline: Path | None = None  # a pipeline version (``path`` and ``manifest`` are then its first stage's)
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -68,6 +69,10 @@ def prepare_model(model: Path | None, preset: str | None, text_paths: list[Path]
         vdir, manifest, number = locate_model(model)
         if number == 0:  # a plain Hugging Face directory
             return ModelRef(vdir, None, vdir, manifest, untrained=False)
+        if manifest.pipeline:  # the baseline, the agreement and the ceiling take its first stage
+            first, first_manifest, _ = stage_location(vdir, manifest.pipeline[0])
+            untrained = bool(first_manifest.training_args.get("untrained"))
+            return ModelRef(vdir.parent, number, first, first_manifest, untrained, pipeline=vdir)
         return ModelRef(vdir.parent, number, vdir, manifest, bool(manifest.training_args.get("untrained")))
     assert preset is not None
     repo = Path(cache_dir) / "models" / f"{preset}-{_fingerprint(text_paths, preset)}"
@@ -90,7 +95,8 @@ def token_lengths(ref: ModelRef, texts: list[str]) -> list[int]:
 # --- in-process steps -----------------------------------------------------------------------------
 class Baseline:
     """The model card's usage code, one comment at a time, float32: ``tokenizer(text, return_tensors="pt",
-    padding=True, truncation=True, max_length=512)``, the model, ``torch.sigmoid``, under ``torch.no_grad()``."""
+    padding=True, truncation=True, max_length=512)`` (fewer where the model takes fewer positions), the model,
+    ``torch.sigmoid``, under ``torch.no_grad()``."""
 
     def __init__(self, ref: ModelRef, device: str) -> None:
         import torch
@@ -103,13 +109,15 @@ class Baseline:
         self.tokenizer = AutoTokenizer.from_pretrained(str(ref.path), local_files_only=True)
         self.model = AutoModelForSequenceClassification.from_pretrained(
             str(ref.path), local_files_only=True, dtype=torch.float32).to(device).eval()
+        # the card's 512, or fewer where the model takes fewer positions (a small preset: 128)
+        self.max_length = min(512, int(getattr(self.model.config, "max_position_embeddings", 512)))
         self.seconds, self.count = 0.0, 0
         self.labels: list[list[str]] = []
 
     def classify(self, text: str) -> np.ndarray:
         import torch
 
-        inputs = self.tokenizer(text, return_tensors="pt", padding=True, truncation=True, max_length=512)
+        inputs = self.tokenizer(text, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length)
         with torch.no_grad():
             probs = torch.sigmoid(self.model(**inputs.to(self.device)).logits)
         return probs[0].cpu().numpy()

@@ -88,6 +88,15 @@ def _host_path_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _cascade_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    c = r["cascade"]
+    stages = ", ".join(f"{name} {100 * s['share']:.0f}% of comments, {s['seconds']:.2f} s"
+                       for name, s in c["stages"].items())
+    return [(f"pipeline, in-process ({c['n']} comments): first stage alone / whole cascade",
+             f"{_fmt(c['first_stage_comments_per_s'])} / {_fmt(c['cascade_comments_per_s'])} comments/s "
+             f"(cost ×{c['cost_vs_first_stage']:.2f})"), ("pipeline stages", stages)]
+
+
 def render_table(r: dict[str, Any]) -> str:
     """``r``: the bench's JSON object."""
     null = r.get("backend") == "null"
@@ -98,6 +107,8 @@ def render_table(r: dict[str, Any]) -> str:
                                     f"{r['device']} / {r.get('backend')} / {r['dtype']} (workers: {r['workers']} × "
                                     f"{r['worker_threads']} thread(s))")]
     rows += _agreement_rows(r)
+    if "cascade" in r:
+        rows += _cascade_rows(r)
     if "speedup" in r:
         rows += _run_rows(r)
     if null and "host_path_comments_per_s" in r:

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from ...errors import InputFileError, LivetopicError
 from ...inputs import expand_paths, label_columns, parse_offset, read_rows, to_record
+from ...model.cascade import run_cascade
 from ...streams.reading import lookup, scan
 from ...wire import entry_time_ms
 from ..retracted import Ledger, is_retraction, order_of, retraction_of
@@ -77,12 +78,34 @@ def _teacher(chat: ChatRows, labels: Sequence[str]) -> Run:
 
 
 def _scored_by(chat: ChatRows, model: LoadedModel) -> Run:
-    probs = model.predict_texts(chat.texts)
-    decided = model.decide(probs)
-    comments = [Scored(offset, text, tuple(on), {k: float(p) for k, p in zip(model.labels, row, strict=True)},
-                       str(raw.get("user", "")))
-                for raw, offset, text, on, row in zip(chat.rows, chat.offsets, chat.texts, decided, probs, strict=True)]
-    return Run(f"model {model.tag}", list(model.labels), comments)
+    """``model``'s topics for each comment; of a pipeline version, each further stage's too, as ``stage:Label``
+    (on the comments it ran on)."""
+    stages = run_cascade(model, chat.texts)
+    labels: list[list[str]] = [[] for _ in chat.texts]
+    scores: list[dict[str, float]] = [{} for _ in chat.texts]
+    names: list[str] = []
+    for i, stage in enumerate(stages):
+        prefix = f"{stage.name}:" if i else ""
+        names += [prefix + x for x in stage.label_names]
+        for row, on, probs in zip(stage.rows.tolist(), stage.labels, stage.probs, strict=True):
+            labels[row] += [prefix + x for x in on]
+            scores[row].update({prefix + k: float(p) for k, p in zip(stage.label_names, probs, strict=True)})
+    comments = [Scored(offset, text, tuple(on), sc, str(raw.get("user", "")))
+                for raw, offset, text, on, sc in zip(chat.rows, chat.offsets, chat.texts, labels, scores, strict=True)]
+    return Run(f"model {model.tag}", names, comments)
+
+
+def _layered(fields: dict[str, str]) -> tuple[list[str], dict[str, float]]:
+    """A result's labels and scores, a pipeline's further stages' (``game_labels``…) as ``game:Player``."""
+    labels = [str(x) for x in json.loads(fields.get("labels") or "[]")]
+    scores = {str(k): float(v) for k, v in json.loads(fields.get("scores") or "{}").items()}
+    for key, value in fields.items():
+        if key.endswith("_labels") and key != "labels":
+            stage = key[: -len("_labels")]
+            labels += [f"{stage}:{x}" for x in json.loads(value)]
+            stage_scores = json.loads(fields.get(f"{stage}_scores") or "{}")
+            scores.update({f"{stage}:{k}": float(v) for k, v in stage_scores.items()})
+    return labels, scores
 
 
 def runs_from_chat(chat: ChatRows, *, teacher: bool, model: LoadedModel | None,
@@ -115,15 +138,18 @@ def _clock(ms: int) -> str:
 
 
 def _labels_in_order(entries: Iterable[tuple[str, dict[str, str]]]) -> list[str]:
-    """Labels in model order (the keys of each model's first ``scores``), then any others seen."""
-    seen_models: set[str] = set()
+    """Labels in model order (the keys of each model's first ``scores``), then each further stage's of a
+    pipeline (``game:Player``, from the first ``game_scores`` of each model)."""
+    seen: set[tuple[str, str]] = set()
     order: dict[str, None] = {}
     for _id, fields in entries:
         model = fields.get("model", "")
-        if model not in seen_models:
-            seen_models.add(model)
-            with contextlib.suppress(ValueError):
-                order.update(dict.fromkeys(json.loads(fields.get("scores") or "{}")))
+        for key, value in fields.items():
+            if key.endswith("scores") and (model, key) not in seen:
+                seen.add((model, key))
+                prefix = "" if key == "scores" else key[: -len("_scores")] + ":"
+                with contextlib.suppress(ValueError, TypeError):
+                    order.update(dict.fromkeys(prefix + str(k) for k in json.loads(value or "{}")))
     return list(order)
 
 
@@ -171,11 +197,10 @@ async def run_from_stream(redis: aioredis.Redis, output_stream: str, *, channel:
         source_ms = entry_time_ms(fields.get("source_id") or entry_id)
         offset = ts if by_ts and ts is not None else (source_ms - first_ms) / 1000
         try:
-            labels, scores = json.loads(fields.get("labels") or "[]"), json.loads(fields.get("scores") or "{}")
-        except ValueError:
+            labels, scores = _layered(fields)
+        except (ValueError, TypeError, AttributeError):
             continue
-        comments.append(Scored(offset, fields.get("text", ""), tuple(str(x) for x in labels),
-                               {str(k): float(v) for k, v in scores.items()}, fields.get("user", ""),
+        comments.append(Scored(offset, fields.get("text", ""), tuple(labels), scores, fields.get("user", ""),
                                fields.get("source_id", "")))
     comments.sort(key=lambda c: c.offset_s)
     models = ", ".join(dict.fromkeys(f.get("model", "?") for _i, f in entries))

@@ -2,7 +2,7 @@
    the whole view (channels, heat series, counts, feed, health), drawn as it comes. */
 (function () {
   "use strict";
-  var state = {channel: "", window: "15m", mode: "lines", paused: false, held: null, source: null, view: null};
+  var state = {channel: "", window: "15m", layer: "", mode: "lines", paused: false, held: null, source: null, view: null};
   var $ = function (id) { return document.getElementById(id); };
 
   function channelName(name) { return name === "" ? "All channels" : name; }
@@ -171,8 +171,33 @@
       (h.retracted ? " (" + h.retracted + " retracted)" : ""));
   }
 
-  function render(view) {
-    if (view.channel !== state.channel || view.window !== state.window) return;  // an old stream's message
+  // A pipeline's layers (the first stage's labels, then each further stage's, counted as "stage:Label"): one
+  // button each, shown once there is more than one; the chart, shares and feed chips show the chosen layer's.
+  function renderLayers(view) {
+    var names = Object.keys(view.layers || {"": []}), box = $("layers");
+    box.hidden = names.length < 2;
+    if (names.indexOf(state.layer) < 0) state.layer = "";
+    box.textContent = "";
+    names.forEach(function (name) {
+      var b = isolate(make("button", name === state.layer ? "active" : "", box, name === "" ? "topics" : name));
+      b.addEventListener("click", function () { state.layer = name; if (state.raw) render(state.raw); });
+    });
+  }
+
+  function layerView(view) {
+    if (!view.layers) return view;
+    var names = view.layers[state.layer] || view.layers[""] || [];
+    var feed = view.feed.map(function (item) {
+      return Object.assign({}, item, {labels: item.labels.filter(function (l) { return names.indexOf(l) >= 0; })});
+    });
+    return Object.assign({}, view, {labels: names, feed: feed});
+  }
+
+  function render(raw) {
+    if (raw.channel !== state.channel || raw.window !== state.window) return;  // an old stream's message
+    state.raw = raw;
+    renderLayers(raw);
+    var view = layerView(raw);
     state.view = view;
     text($("channel-title"), channelName(view.channel));
     document.title = "livetopic · \u2068" + channelName(view.channel) + "\u2069";  // FIRST STRONG ISOLATE … POP
