@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import ModelError
 from ...model.agreement import measure_agreement
 from ...model.load import load_model
+from ...model.openvino_export import int8_model
 from ...model.precision import (
     CPU_ENGINES,
     agreement_key,
@@ -48,6 +50,14 @@ def side_by_side(layout: Layout, also: tuple[str, ...] = ()) -> list[str]:
     return [n for n in unique if n != "float32"]
 
 
+def _has_openvino_int8(ref: ModelRef) -> bool:
+    try:
+        int8_model(ref.path)
+    except ModelError:
+        return False
+    return True
+
+
 def _load_engine(source: Path, device: str, name: str) -> LoadedModel:
     backend, _, dtype = name.rpartition(":")
     if name == "float32":  # the reference: what the trainer measures and the baseline runs
@@ -59,6 +69,9 @@ def _agreement(
     opts: BenchOptions, settings: Settings, layout: Layout, ref: ModelRef, texts: list[str]
 ) -> AgreementPhase:
     names = side_by_side(layout, tuple(d for d in opts.also_dtype if d != "int8" or layout.device == "cpu"))
+    if "openvino:int8" in names and not _has_openvino_int8(ref):
+        say("openvino:int8 left out: this version was published without an OpenVINO int8 model")
+        names.remove("openvino:int8")
     chosen = agreement_key(layout.backend, layout.dtype)
     chosen = "float32" if chosen == "torch:float32" else chosen
     small = () if opts.check_agreement else (4, 1)
