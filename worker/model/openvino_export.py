@@ -24,8 +24,15 @@ import numpy as np
 from ..errors import ModelError
 from .onnx_export import cache_key, onnx_graph, published_file, quiet, trusted_cache, verified, write_verified
 
-__all__ = ["OPENVINO_DIR", "calibration_texts", "int8_model", "nncf_available", "openvino_available",
-           "prepare_int8", "publish_openvino"]
+__all__ = [
+    "OPENVINO_DIR",
+    "calibration_texts",
+    "int8_model",
+    "nncf_available",
+    "openvino_available",
+    "prepare_int8",
+    "publish_openvino",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +70,10 @@ def int8_model(model_dir: Path) -> Path:
             staged = None
         if staged is not None and all(p.is_file() and verified(p, model_dir) for p in _pair(staged)):
             return staged
-    raise ModelError(f"{model_dir}: no intact OpenVINO int8 model published with this version (it is made when a "
-                     "version is published: livetopic train, model add or pull, model init)")
+    raise ModelError(
+        f"{model_dir}: no intact OpenVINO int8 model published with this version (it is made when a "
+        "version is published: livetopic train, model add or pull, model init)"
+    )
 
 
 def calibration_texts(texts: Sequence[str] | None = None) -> list[str]:
@@ -98,8 +107,9 @@ def _quantise(model_dir: Path, texts: Sequence[str], out_xml: Path) -> None:
     try:
         with quiet():
             model = ov.Core().read_model(str(onnx_graph(model_dir, "float32")))
-            quantised = nncf.quantize(model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
-                                      subset_size=len(batches))
+            quantised = nncf.quantize(
+                model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches)
+            )
             ov.save_model(quantised, str(out_xml), compress_to_fp16=False)
     except ModelError:
         raise

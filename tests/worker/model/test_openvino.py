@@ -79,8 +79,9 @@ def test_a_changed_int8_model_is_refused(published: Path, tmp_path: Path) -> Non
         int8_model(repo / "1")
 
 
-def test_a_version_without_one_is_served_by_the_next_engine(tiny_repo: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_a_version_without_one_is_served_by_the_next_engine(
+    tiny_repo: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_vnni"}))
     before = _written(tiny_repo / "1")
     with pytest.raises(ModelError, match="no intact OpenVINO int8 model"):
@@ -110,25 +111,37 @@ def test_publication_records_agreement_and_rates_for_this_cpu_class(published: P
     assert all(rate > 0 for rate in measured.values())
 
 
-@pytest.mark.parametrize(("rates", "agreement", "expected"), [
-    ({"vnni": {"onnxruntime:int8": 300.0, "openvino:int8": 200.0}}, None, "onnxruntime:int8"),
-    ({"vnni": {"onnxruntime:int8": 100.0, "openvino:int8": 200.0}}, None, "openvino:int8"),
-    ({"vnni": {"onnxruntime:int8": 300.0, "openvino:int8": 200.0}}, {"onnxruntime:int8": 0.99}, "openvino:int8"),
-    ({"amx": {"openvino:float32": 900.0}}, None, precision.CLASS_ORDER["vnni"][0]),  # another class's: not counted
-    ({"vnni": {"openvino:float32": 900.0}}, None, precision.CLASS_ORDER["vnni"][0]),  # float32 stays last
-])
+@pytest.mark.parametrize(
+    ("rates", "agreement", "expected"),
+    [
+        ({"vnni": {"onnxruntime:int8": 300.0, "openvino:int8": 200.0}}, None, "onnxruntime:int8"),
+        ({"vnni": {"onnxruntime:int8": 100.0, "openvino:int8": 200.0}}, None, "openvino:int8"),
+        ({"vnni": {"onnxruntime:int8": 300.0, "openvino:int8": 200.0}}, {"onnxruntime:int8": 0.99}, "openvino:int8"),
+        ({"amx": {"openvino:float32": 900.0}}, None, precision.CLASS_ORDER["vnni"][0]),  # another class's: not counted
+        ({"vnni": {"openvino:float32": 900.0}}, None, precision.CLASS_ORDER["vnni"][0]),  # float32 stays last
+    ],
+)
 def test_auto_ranks_engines_by_the_rates_recorded_for_this_cpu_class(
-        monkeypatch: pytest.MonkeyPatch, rates: dict[str, dict[str, float]], agreement: dict[str, float] | None,
-        expected: str) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+    rates: dict[str, dict[str, float]],
+    agreement: dict[str, float] | None,
+    expected: str,
+) -> None:
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_vnni"}))
     engine = precision.resolve_engine("cpu", "auto", "auto", agreement, rates)
     assert f"{engine.backend}:{engine.dtype}" == expected
 
 
-@pytest.mark.parametrize(("flags", "expected"), [
-    ({"avx2"}, "no-vnni"), ({"avx2", "avx512f"}, "no-vnni"), ({"avx2", "avx_vnni"}, "vnni"),
-    ({"avx512f", "avx512_vnni", "avx512_bf16"}, "vnni"), ({"avx512_vnni", "amx_int8", "amx_bf16"}, "amx"),
-])
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"avx2"}, "no-vnni"),
+        ({"avx2", "avx512f"}, "no-vnni"),
+        ({"avx2", "avx_vnni"}, "vnni"),
+        ({"avx512f", "avx512_vnni", "avx512_bf16"}, "vnni"),
+        ({"avx512_vnni", "amx_int8", "amx_bf16"}, "amx"),
+    ],
+)
 def test_cpu_classes(monkeypatch: pytest.MonkeyPatch, flags: set[str], expected: str) -> None:
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags))
     assert precision.cpu_class() == expected
