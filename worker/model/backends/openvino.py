@@ -25,7 +25,8 @@ DTYPES = ("float32", "bfloat16", "int8")
 
 
 def compile_config(dtype_name: str, threads: int) -> dict[str, Any]:
-    """One stream, ``threads`` threads, latency mode (one worker per core, as ONNX Runtime's sessions), and the
+    """One stream, ``threads`` threads, latency mode (one worker per core, as ONNX Runtime's sessions), no pinning
+    of threads to cores (OpenVINO pins by default: every worker process would pin to the same first core), and the
     inference precision: bf16 only when asked for (OpenVINO would pick it by itself on AMX CPUs)."""
     import openvino.properties as props
     import openvino.properties.hint as hints
@@ -34,6 +35,7 @@ def compile_config(dtype_name: str, threads: int) -> dict[str, Any]:
         props.inference_num_threads: max(1, threads),
         props.num_streams: 1,
         hints.performance_mode: hints.PerformanceMode.LATENCY,
+        hints.enable_cpu_pinning: False,
         hints.inference_precision: "bf16" if dtype_name == "bfloat16" else "f32",
     }
 
