@@ -10,10 +10,12 @@ OpenVINO float32 and bfloat16 need nothing of their own: OpenVINO reads the publ
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -104,8 +106,9 @@ def _quantise(model_dir: Path, texts: Sequence[str], out_xml: Path) -> None:
     import openvino as ov
 
     batches = _calibration_batches(model_dir, texts)
-    try:
-        with quiet():
+    nncf.set_log_level(logging.ERROR)  # its own handler, on the standard output
+    try:  # its progress bars go to the standard output: keep it for what the command prints (bench --json)
+        with quiet(), contextlib.redirect_stdout(sys.stderr):
             model = ov.Core().read_model(str(onnx_graph(model_dir, "float32")))
             quantised = nncf.quantize(
                 model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches)

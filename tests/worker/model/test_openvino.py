@@ -145,3 +145,21 @@ def test_auto_ranks_engines_by_the_rates_recorded_for_this_cpu_class(
 def test_cpu_classes(monkeypatch: pytest.MonkeyPatch, flags: set[str], expected: str) -> None:
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags))
     assert precision.cpu_class() == expected
+
+
+def test_workers_do_not_pin_their_threads_to_one_core() -> None:
+    import openvino.properties as props
+    import openvino.properties.hint as hints
+
+    from worker.model.backends.openvino import compile_config
+
+    config = compile_config("int8", 1)
+    assert config[hints.enable_cpu_pinning] is False  # OpenVINO's default pins every process to the same core
+    assert config[props.inference_num_threads] == 1 and config[hints.inference_precision] == "f32"
+    assert compile_config("bfloat16", 2)[hints.inference_precision] == "bf16"
+
+
+def test_making_it_prints_nothing_on_the_standard_output(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    init_version(tmp_path / "repo", preset="tiny", labels=LABELS, texts=TEXTS[:40], graphs=True)
+    assert (tmp_path / "repo" / "1" / "openvino" / "model-int8.xml").is_file()
+    assert capfd.readouterr().out == ""  # what `livetopic bench --json` prints is one JSON object
