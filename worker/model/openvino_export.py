@@ -155,8 +155,10 @@ def prepare_int8(stage: Path, texts: Sequence[str] = ()) -> Path | None:
 
 
 def publish_openvino(stage: Path, texts: Sequence[str] = ()) -> list[str]:
-    """Put the OpenVINO int8 model of the version in ``stage`` into ``stage/openvino/``; returns the files made
-    (relative)."""
+    """Put the OpenVINO int8 model of the version in ``stage`` into ``stage/openvino/`` unless it is there (a
+    version published again: promote, rollback); returns the files made (relative)."""
+    if all(p.is_file() for p in _pair(stage / OPENVINO_DIR / f"{INT8_NAME}.xml")):
+        return []
     xml = prepare_int8(stage, texts)
     if xml is None:
         return []

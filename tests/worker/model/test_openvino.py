@@ -163,3 +163,18 @@ def test_making_it_prints_nothing_on_the_standard_output(tmp_path: Path, capfd: 
     init_version(tmp_path / "repo", preset="tiny", labels=LABELS, texts=TEXTS[:40], graphs=True)
     assert (tmp_path / "repo" / "1" / "openvino" / "model-int8.xml").is_file()
     assert capfd.readouterr().out == ""  # what `livetopic bench --json` prints is one JSON object
+
+
+def test_a_version_published_again_keeps_its_model(published: Path, tmp_path: Path) -> None:
+    from worker.model import manage
+
+    repo = tmp_path / "repo"
+    shutil.copytree(published, repo)
+    shutil.copytree(repo / "1", repo / "2")  # a second version, so that there is one to roll back to
+    files = [repo / "1" / "openvino" / name for name in ("model-int8.xml", "model-int8.bin")]
+    written = [f.stat().st_mtime_ns for f in files]
+    assert manage.rollback(repo, 1) == (3, 1)
+    for file, before in zip(files, written, strict=True):  # hard-linked as they are: not quantised, not rewritten
+        assert (repo / "3" / "openvino" / file.name).stat().st_ino == file.stat().st_ino
+        assert file.stat().st_mtime_ns == before
+    assert int8_model(repo / "3") == repo / "3" / "openvino" / "model-int8.xml"
