@@ -38,12 +38,12 @@ def publish(out_repo: Path | str, model: Any, tokenizer: Any, manifest: Manifest
     model.save_pretrained(str(stage))
     tokenizer.save_pretrained(str(stage))
     if cfg.agreement_n > 0 and val_texts:
-        agreement = record_agreement(stage, manifest, val_texts, cfg.agreement_n, cfg.seed)
-        manifest = manifest.model_copy(update={"dtype_agreement": agreement,
+        agreement, rates = record_agreement(stage, manifest, val_texts, cfg.agreement_n, cfg.seed)
+        manifest = manifest.model_copy(update={"dtype_agreement": agreement, "engine_rates": rates,
                                                "metrics": {**manifest.metrics, "dtype_agreement": agreement}})
 
     def write(out: Path) -> None:
         shutil.copytree(stage, out, dirs_exist_ok=True)
-        publish_graphs(out)  # made once, published with the version: workers export nothing
+        publish_graphs(out, texts=val_texts)  # made once, published with the version: workers export nothing
 
     return publish_version(out_repo, write, manifest), manifest

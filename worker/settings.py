@@ -37,7 +37,7 @@ __all__ = [
 Device = Literal["auto", "cpu", "cuda"]  # what --device accepts everywhere
 Dtype = Literal["auto", "float32", "float16", "bfloat16", "int8"]
 DTYPE_CHOICES: tuple[str, ...] = get_args(Dtype)  # "auto" first; what --dtype accepts everywhere
-Backend = Literal["auto", "torch", "onnxruntime", "null"]
+Backend = Literal["auto", "torch", "onnxruntime", "openvino", "null"]
 BACKEND_CHOICES: tuple[str, ...] = get_args(Backend)  # "auto" first; what --backend accepts everywhere
 
 ENV_PREFIX = "LIVETOPIC_"

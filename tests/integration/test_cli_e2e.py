@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from worker.model.precision import resolve_engine
+from worker.model.load import load_model
 from worker.tools.embedded import EmbeddedRedis
 
 from ..conftest import LABELS, ROOT, SAMPLE, worker_env
@@ -62,7 +62,8 @@ def test_worker_push_tail_processes(redis_server: EmbeddedRedis, tiny_repo: Path
     for name in ("livetopic_batch_size_bucket", "livetopic_batch_tokens_bucket", "livetopic_inference_seconds",
                  "livetopic_end_to_end_seconds", "livetopic_pending_comments", "livetopic_label_total"):
         assert name in metrics
-    device, backend, dtype = resolve_engine("cpu", "auto")
+    served = load_model(tiny_repo, device="cpu", smoke_test=False)  # auto, as the worker resolves it (fallbacks too)
+    device, backend, dtype = served.device, served.backend_name, served.dtype_name
     info = f'livetopic_model_info{{backend="{backend}",device="{device}",dtype="{dtype}",name="tiny",version="1"}} 1.0'
     assert info in metrics.splitlines()
     assert worker.stop() == 0  # SIGTERM: graceful, exit 0

@@ -114,11 +114,12 @@ def admit(stage: Callable[[Path], Staged], default_name: str, options: Admission
                                 preprocess=options.preprocess, max_length=options.max_length,
                                 thresholds=options.thresholds, change_labels=options.change_labels)
         verdict, validation, texts = _judge(staged, manifest, options)
-        agreement = record_agreement(staged.path, manifest, texts, AGREEMENT_N)
+        agreement, rates = record_agreement(staged.path, manifest, texts, AGREEMENT_N)
         metrics = {"publish": verdict.record(), "dtype_agreement": agreement,
                    **({"validation": validation} if validation else {})}
-        manifest = manifest.model_copy(update={"dtype_agreement": agreement, "metrics": metrics})
-        graphs = publish_graphs(staged.path)
+        manifest = manifest.model_copy(update={"dtype_agreement": agreement, "engine_rates": rates,
+                                               "metrics": metrics})
+        graphs = publish_graphs(staged.path, texts=texts)
         log.info("%s: ONNX graphs published with it: %s", staged.source.describe(), ", ".join(graphs) or "none")
         target = options.repo if verdict.publish else options.repo / CANDIDATES_DIR
         number = publish_version(target, _moved(staged.path), manifest)

@@ -110,6 +110,9 @@ def show_lines(entry: Entry) -> list[str]:
                  f"{', '.join(graphs) or 'none (exported by each worker that serves it with ONNX Runtime)'}")
     if m.dtype_agreement:
         lines.append("agreement   " + ", ".join(f"{k} {100 * v:.2f}%" for k, v in sorted(m.dtype_agreement.items())))
+    for cpu, rates in sorted(m.engine_rates.items()):
+        ranked = sorted(rates.items(), key=lambda item: -item[1])
+        lines.append(f"rates       {cpu} CPUs: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in ranked))
     verdict = m.metrics.get("publish")
     if isinstance(verdict, dict) and verdict.get("reason"):
         lines.append(f"gate        {fit(str(verdict['reason']), 160)}")

@@ -1,7 +1,8 @@
 """What is made once when a version is published: its ONNX graphs for ONNX Runtime (float32 and int8, int8 being
-dynamic quantisation: nothing to calibrate), stored inside the version as ``onnx/model-<dtype>.onnx`` and listed
-in its manifest with their sha256 like every other file. A worker or pod with a read-only model volume then
-serves them as they are and exports nothing (:func:`~worker.model.onnx_export.onnx_graph`)."""
+dynamic quantisation: nothing to calibrate), stored inside the version as ``onnx/model-<dtype>.onnx``, and
+OpenVINO's int8 model (NNCF, calibrated: ``openvino/model-int8.xml``/``.bin``), all listed in its manifest with
+their sha256 like every other file. A worker or pod with a read-only model volume then serves them as they are
+and exports nothing (:func:`~worker.model.onnx_export.onnx_graph`, :func:`~.openvino_export.int8_model`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from ..errors import ModelError
 from .onnx_export import ONNX_DIR, PUBLISHED_DIR, onnx_graph, published_name
+from .openvino_export import publish_openvino
 from .precision import onnxruntime_available
 
 __all__ = ["GRAPH_DTYPES", "publish_graphs"]
@@ -21,9 +23,10 @@ log = logging.getLogger(__name__)
 GRAPH_DTYPES: tuple[str, ...] = ("float32", "int8")  # what ONNX Runtime serves on CPUs (precision._SUPPORTED)
 
 
-def publish_graphs(stage: Path, dtypes: Sequence[str] = GRAPH_DTYPES) -> list[str]:
+def publish_graphs(stage: Path, dtypes: Sequence[str] = GRAPH_DTYPES, texts: Sequence[str] = ()) -> list[str]:
     """Put the version in ``stage`` (its Hugging Face files, not yet published) into ONNX, one graph per dtype
-    that ``stage/onnx/`` lacks, and remove the stage's ``.onnx/`` cache; returns the files made (relative).
+    that ``stage/onnx/`` lacks, and into OpenVINO int8 (:mod:`.openvino_export`, calibrated on ``texts``, else the
+    bundled sample), and remove the stage's ``.onnx/`` cache; returns the files made (relative).
 
     A verified graph already cached (the label agreement's, the user's cache) is copied instead of exported again.
     A network that does not export gets no graph (a WARNING): workers serve it with PyTorch."""
@@ -44,6 +47,8 @@ def publish_graphs(stage: Path, dtypes: Sequence[str] = GRAPH_DTYPES) -> list[st
             target.parent.mkdir(exist_ok=True)
             shutil.copyfile(graph, target)
             made.append(target.relative_to(stage).as_posix())
+        if "float32" in dtypes and (stage / PUBLISHED_DIR / published_name("float32")).is_file():
+            made += publish_openvino(stage, texts)
     finally:
         shutil.rmtree(stage / ONNX_DIR, ignore_errors=True)
     return made

@@ -101,6 +101,10 @@ def load_backend(model_dir: Path, engine: Engine, *, compile: bool = False) -> B
         from .backends.onnxruntime import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(model_dir, dtype_name=engine.dtype, threads=engine_threads())
+    if engine.backend == "openvino":
+        from .backends.openvino import OpenVinoBackend
+
+        return OpenVinoBackend(model_dir, dtype_name=engine.dtype, threads=engine_threads())
     if engine.backend == "null":
         from .backends.null import NullBackend
 
@@ -111,21 +115,32 @@ def load_backend(model_dir: Path, engine: Engine, *, compile: bool = False) -> B
 
 
 def _backend(model_dir: Path, manifest: Manifest, device: str, dtype: str, backend: str, compile: bool) -> Backend:
-    engine = resolve_engine(device, dtype, backend, manifest.dtype_agreement)
-    try:
-        return load_backend(model_dir, engine, compile=compile)
-    except ModelError as exc:
-        if backend != "auto" or engine.backend != "onnxruntime":
-            raise
-        # auto picked ONNX Runtime but this network does not export (or ORT cannot run it): PyTorch runs it
-        fallback = resolve_engine(device, dtype if dtype != "int8" else "auto", "torch", manifest.dtype_agreement)
-        log.warning(
-            "%s: ONNX Runtime cannot serve this version (%s); serving it with PyTorch %s instead",
-            model_dir,
-            exc,
-            fallback.dtype,
-        )
-        return load_backend(model_dir, fallback, compile=compile)
+    engine = resolve_engine(device, dtype, backend, manifest.dtype_agreement, manifest.engine_rates)
+    tried: set[Engine] = set()
+    while True:
+        try:
+            return load_backend(model_dir, engine, compile=compile)
+        except ModelError as exc:
+            if backend != "auto" or engine.backend not in ("onnxruntime", "openvino"):
+                raise
+            tried.add(engine)
+            # auto picked an engine that cannot serve this version (a network that does not export, a version
+            # published without an OpenVINO model): the next that auto would pick, else PyTorch
+            fallback = _next_engine(manifest, device, dtype, tried)
+            log.warning("%s: %s %s cannot serve this version (%s); serving it with %s %s instead", model_dir,
+                        engine.backend, engine.dtype, exc, fallback.backend, fallback.dtype)
+            engine = fallback
+
+
+def _next_engine(manifest: Manifest, device: str, dtype: str, tried: set[Engine]) -> Engine:
+    for backend in ("onnxruntime", "openvino"):
+        try:
+            engine = resolve_engine(device, dtype, backend, manifest.dtype_agreement, manifest.engine_rates)
+        except ModelError:
+            continue
+        if engine not in tried:
+            return engine
+    return resolve_engine(device, dtype if dtype != "int8" else "auto", "torch", manifest.dtype_agreement)
 
 
 def load_version(

@@ -50,8 +50,9 @@ from ..errors import ModelError, RepositoryError
 from .contents import CACHE_DIR, sha256_of
 from .repository import read_manifest
 
-__all__ = ["ONNX_DIR", "PUBLISHED_DIR", "cache_key", "cache_roots", "onnx_graph", "published_graph",
-           "published_name", "recorded_sha256"]
+__all__ = ["ONNX_DIR", "PUBLISHED_DIR", "cache_key", "cache_roots", "onnx_graph", "published_file", "published_graph",
+           "published_name", "quiet", "recorded_sha256", "trusted_cache", "verified",
+           "write_verified"]
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,26 @@ def _trusted_roots(model_dir: Path) -> tuple[list[Path], list[str]]:
     return roots, problems
 
 
+def trusted_cache(model_dir: Path) -> Path | None:
+    """The version's own cache folder (``model_dir/.onnx``) when only those who may write the version can write
+    it (it need not exist yet); None (a WARNING) otherwise."""
+    root = model_dir / ONNX_DIR
+    try:
+        _check_trusted(root, model_dir)
+    except _Untrusted as exc:
+        log.warning("not using the cache %s: %s", root, exc)
+        return None
+    return root
+
+
+def write_verified(built: Path, target: Path) -> None:
+    """Move ``built`` to ``target`` with the record of its sha256 written first (both renamed into place)."""
+    record = built.with_name(built.name + ".record")
+    record.write_text(sha256_of(built) + "\n", encoding="ascii")
+    os.replace(record, target.with_name(target.name + RECORD_SUFFIX))
+    os.replace(built, target)
+
+
 def recorded_sha256(graph: Path, model_dir: Path) -> str | None:
     """The sha256 recorded for ``graph``: its ``.sha256`` record, else (a graph published inside the version)
     the one the version's manifest lists; None when there is neither."""
@@ -154,7 +175,7 @@ def recorded_sha256(graph: Path, model_dir: Path) -> str | None:
     return listed.sha256 if listed else None
 
 
-def _verified(graph: Path, model_dir: Path) -> bool:
+def verified(graph: Path, model_dir: Path) -> bool:
     """Whether the cached ``graph`` has the sha256 recorded when it was written (a WARNING when not)."""
     expected = recorded_sha256(graph, model_dir)
     if expected is None:
@@ -173,23 +194,28 @@ def published_name(dtype: str) -> str:
     return f"model-{dtype}.onnx"
 
 
-def published_graph(model_dir: Path, dtype: str) -> Path | None:
-    """The graph published inside the version for ``dtype``, when its manifest lists it and it has the listed
-    sha256 (a WARNING when it is there but does not); None otherwise."""
-    graph = model_dir / PUBLISHED_DIR / published_name(dtype)
-    if not graph.is_file():
+def published_file(model_dir: Path, relative: str) -> Path | None:
+    """``model_dir/relative`` (a file published inside the version: a graph), when the version's manifest lists it
+    and it has the listed sha256 (a WARNING when it is there but does not); None otherwise."""
+    path = model_dir / relative
+    if not path.is_file():
         return None
     try:
-        listed = read_manifest(model_dir).files.get(f"{PUBLISHED_DIR}/{graph.name}")
+        listed = read_manifest(model_dir).files.get(relative)
     except RepositoryError:
         return None
     if listed is None:
-        log.warning("%s: not listed in the version's manifest: not served", graph)
+        log.warning("%s: not listed in the version's manifest: not served", path)
         return None
-    if sha256_of(graph) != listed.sha256:
-        log.warning("%s: does not have the sha256 its manifest lists (changed after publication): not served", graph)
+    if sha256_of(path) != listed.sha256:
+        log.warning("%s: does not have the sha256 its manifest lists (changed after publication): not served", path)
         return None
-    return graph
+    return path
+
+
+def published_graph(model_dir: Path, dtype: str) -> Path | None:
+    """The ONNX graph published inside the version for ``dtype`` (see :func:`published_file`)."""
+    return published_file(model_dir, f"{PUBLISHED_DIR}/{published_name(dtype)}")
 
 
 def onnx_graph(model_dir: Path, dtype: str, *, published: bool = True) -> Path:
@@ -208,7 +234,7 @@ def onnx_graph(model_dir: Path, dtype: str, *, published: bool = True) -> Path:
     roots, problems = _trusted_roots(model_dir)
     for root in roots:
         try:
-            if (root / name).is_file() and _verified(root / name, model_dir):
+            if (root / name).is_file() and verified(root / name, model_dir):
                 return root / name
         except OSError as exc:
             log.warning("%s: cannot read the cached ONNX graph (%s); exporting again", root / name, exc)
@@ -229,10 +255,7 @@ def _export_into(root: Path, name: str, model_dir: Path, dtype: str) -> Path:
     with tempfile.TemporaryDirectory(prefix=".export-", dir=root) as work:
         started = time.perf_counter()
         built = _build(model_dir, dtype, Path(work))
-        record = Path(work) / "record"
-        record.write_text(sha256_of(built) + "\n", encoding="ascii")
-        os.replace(record, root / (name + RECORD_SUFFIX))
-        os.replace(built, root / name)
+        write_verified(built, root / name)
     log.info("exported %s to ONNX (%s) in %.1f s: %s", model_dir, dtype, time.perf_counter() - started, root / name)
     return root / name
 
@@ -265,7 +288,7 @@ class _LibraryChatter(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """The exporter, optimiser and quantiser log and warn about their work (each fusion, the legacy exporter's
     deprecation, tracer notes, "consider pre-processing"): keep that out of the worker's log and of warnings."""
     chatter = _LibraryChatter()
@@ -302,7 +325,7 @@ def _export(model_dir: Path, out: Path) -> Any:
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
             "logits": {0: "batch"}}
     try:
-        with _quiet(), torch.no_grad():
+        with quiet(), torch.no_grad():
             torch.onnx.export(network, (ids, mask), str(out), input_names=["input_ids", "attention_mask"],
                               output_names=["logits"], dynamic_axes=axes, opset_version=_OPSET, dynamo=False)
     except Exception as exc:  # the exporter raises many kinds; all mean "this network does not export"
@@ -314,7 +337,7 @@ def _quantise(source: Path, out: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     try:
-        with _quiet():
+        with quiet():
             quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=True)
     except Exception as exc:
         raise ModelError(f"int8 quantisation of the ONNX graph failed: {type(exc).__name__}: {exc}") from exc
@@ -327,7 +350,7 @@ def _optimise(source: Path, out: Path, config: Any) -> None:
     heads = int(getattr(config, "num_attention_heads", None) or getattr(config, "n_heads", 0) or 0)
     hidden = int(getattr(config, "hidden_size", None) or getattr(config, "dim", 0) or 0)
     try:
-        with _quiet():
+        with quiet():
             model = optimize_model(str(source), model_type="bert", num_heads=heads, hidden_size=hidden,
                                    opt_level=0, use_gpu=False)
             model.save_model_to_file(str(out))

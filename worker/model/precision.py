@@ -16,18 +16,23 @@ from ..settings import BACKEND_CHOICES, DTYPE_CHOICES
 
 __all__ = [
     "BACKENDS",
+    "CLASS_ORDER",
+    "CPU_ENGINES",
     "CPU_FEATURES",
     "DTYPES",
     "MIN_LABEL_AGREEMENT",
     "Engine",
     "agreement_key",
     "auto_candidates",
+    "cpu_class",
     "cpu_features",
     "cpu_flags",
     "cpu_has_native_bf16",
     "cpu_model",
+    "engine_runs_here",
     "engine_threads",
     "onnxruntime_available",
+    "openvino_available",
     "prefer_passive_openmp",
     "recorded_agreement",
     "resolve_engine",
@@ -43,6 +48,7 @@ _SUPPORTED: dict[tuple[str, str], tuple[str, ...]] = {
     ("onnxruntime", "cpu"): ("float32", "int8"),
     ("torch", "cpu"): ("float32", "bfloat16", "float16"),
     ("torch", "cuda"): ("float32", "bfloat16", "float16"),
+    ("openvino", "cpu"): ("float32", "int8", "bfloat16"),
     ("null", "cpu"): ("float32",),
 }
 
@@ -105,6 +111,11 @@ def onnxruntime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
 
 
+@functools.cache
+def openvino_available() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
 def agreement_key(backend: str, dtype: str) -> str:
     """The manifest's ``dtype_agreement`` key of a backend and dtype (``"onnxruntime:int8"``)."""
     return f"{backend}:{dtype}"
@@ -119,22 +130,59 @@ def recorded_agreement(agreement: Mapping[str, float] | None, backend: str, dtyp
     return None if value is None else float(value)
 
 
-def auto_candidates(device: str, backend: str = "auto") -> list[tuple[str, str]]:
+def cpu_class() -> str:
+    """The CPU class engines are ranked by: ``amx`` (AMX int8/bf16), ``vnni`` (AVX512-VNNI or AVX-VNNI, no AMX),
+    ``no-vnni`` (integer products with 16-bit intermediate sums: AVX2, AVX-512 without VNNI, others)."""
+    flags = cpu_flags()
+    if flags & {"amx_int8", "amx_bf16"}:
+        return "amx"
+    return "vnni" if flags & {"avx512_vnni", "avx_vnni"} else "no-vnni"
+
+
+# ``auto``'s order per CPU class, fastest first at the worker's batch size, as ``livetopic bench`` measured it
+# (docs/PERFORMANCE.md): AMX on the 2-core Xeon (OpenVINO not measured there), VNNI on the 2-core AMD EPYC (Zen 4;
+# PyTorch bfloat16 lost to OpenVINO's at every batch size there). No-VNNI CPUs are not measured: the order auto
+# had before OpenVINO, which a version's recorded rates for the class re-rank. An engine this machine lacks (a
+# library not installed, bf16 without native bf16) is skipped; a float32 engine comes last, always.
+CLASS_ORDER: dict[str, tuple[str, ...]] = {
+    "amx": ("onnxruntime:int8", "torch:bfloat16"),
+    "vnni": ("openvino:int8", "onnxruntime:int8", "openvino:bfloat16"),
+    "no-vnni": ("onnxruntime:int8", "openvino:int8"),
+}
+_FLOAT32_ORDER = ("openvino:float32", "onnxruntime:float32", "torch:float32")
+# every CPU engine ``livetopic bench`` measures side by side where it runs (besides PyTorch float32, the reference)
+CPU_ENGINES = ("openvino:int8", "onnxruntime:int8", "openvino:bfloat16", "torch:bfloat16", "openvino:float32",
+               "onnxruntime:float32")
+
+
+def engine_runs_here(name: str, backend: str = "auto") -> bool:
+    """Whether the CPU engine ``name`` (``"backend:dtype"``) can run here, within ``backend`` (or ``auto``)."""
+    engine, _, dtype = name.partition(":")
+    if backend not in ("auto", engine):
+        return False
+    if engine == "onnxruntime" and not onnxruntime_available():
+        return False
+    if engine == "openvino" and not (openvino_available() and onnxruntime_available()):
+        return False
+    return dtype != "bfloat16" or cpu_has_native_bf16()
+
+
+def auto_candidates(device: str, backend: str = "auto",
+                    rates: Mapping[str, Mapping[str, float]] | None = None) -> list[tuple[str, str]]:
     """(backend, dtype) pairs ``auto`` tries on ``device``, fastest first; the last one, float32, is always
-    served. CUDA: PyTorch in bfloat16 (where the GPU has it), float16, float32. CPU: ONNX Runtime int8 (measured
-    fastest at every batch size on CPUs with and without VNNI, see docs/PERFORMANCE.md), PyTorch bfloat16 on
-    CPUs with native bfloat16, then float32 (ONNX Runtime; PyTorch when ``backend`` says so)."""
+    served. CUDA: PyTorch in bfloat16 (where the GPU has it), float16, float32. CPU: this CPU class's order
+    (:data:`CLASS_ORDER`), re-ranked by the in-process rates the version's manifest records for this class where
+    it records them (``engine_rates``: measured when it was published), then the fastest float32 engine."""
     if device == "cuda":
         import torch
 
         dtypes = (["bfloat16"] if torch.cuda.is_bf16_supported() else []) + ["float16", "float32"]
         return [("torch", d) for d in dtypes] if backend in ("auto", "torch") else []
-    ort = backend in ("auto", "onnxruntime") and onnxruntime_available()
-    found = [("onnxruntime", "int8")] if ort else []
-    if backend in ("auto", "torch") and cpu_has_native_bf16():
-        found.append(("torch", "bfloat16"))
-    found.append(("onnxruntime", "float32") if ort else ("torch", "float32"))
-    return found
+    measured = dict((rates or {}).get(cpu_class(), {}))
+    order = [n for n in CLASS_ORDER[cpu_class()] if engine_runs_here(n, backend)]
+    order.sort(key=lambda n: -measured.get(n, -1.0))  # stable: unmeasured ones keep the class order, after
+    fallback = next(n for n in _FLOAT32_ORDER if engine_runs_here(n, backend) or n == "torch:float32")
+    return [(n.partition(":")[0], n.partition(":")[2]) for n in [*order, fallback]]
 
 
 def _device(device: str) -> str:
@@ -153,19 +201,21 @@ def _backend_for(device: str, dtype: str) -> str:
     """``backend=auto`` with a dtype asked for by name: the first of the auto order that runs it."""
     for backend, dtypes in _SUPPORTED.items():
         if backend[1] == device and dtype in dtypes and backend[0] != "null" and (
-                backend[0] != "onnxruntime" or onnxruntime_available()):
+                backend[0] == "torch" or engine_runs_here(f"{backend[0]}:{dtype}", backend[0])):
             return backend[0]
     raise ModelError(f"no backend runs {dtype} on {device}"
                      + (" (int8 runs on CPU only, through ONNX Runtime)" if dtype == "int8" else ""))
 
 
 def resolve_engine(device: str = "auto", dtype: str = "auto", backend: str = "auto",
-                   agreement: Mapping[str, float] | None = None) -> Engine:
+                   agreement: Mapping[str, float] | None = None,
+                   rates: Mapping[str, Mapping[str, float]] | None = None) -> Engine:
     """('auto'|'cpu'|'cuda', 'auto'|dtype, 'auto'|backend) → concrete :class:`Engine`.
 
     ``auto`` device: CUDA when torch sees one. ``auto`` dtype (and backend): the first of
     :func:`auto_candidates` whose label agreement with float32 in ``agreement`` (the manifest's record, see
-    :func:`recorded_agreement`) is not below :data:`MIN_LABEL_AGREEMENT`. A dtype or backend asked for by name is
+    :func:`recorded_agreement`) is not below :data:`MIN_LABEL_AGREEMENT`, ranked by ``rates`` (the manifest's
+    ``engine_rates``) where they are recorded for this CPU class. A dtype or backend asked for by name is
     served as asked, or refused with the reason.
     """
     device = _device(device)
@@ -179,8 +229,10 @@ def resolve_engine(device: str = "auto", dtype: str = "auto", backend: str = "au
         return Engine("cpu", "null", "float32")
     if backend == "onnxruntime" and not onnxruntime_available():
         raise ModelError("backend onnxruntime asked for, but onnxruntime (and onnx) are not installed")
+    if backend == "openvino" and not (openvino_available() and onnxruntime_available()):
+        raise ModelError("backend openvino asked for, but openvino (and onnx, onnxruntime) are not installed")
     if dtype == "auto":
-        found = auto_candidates(device, backend)
+        found = auto_candidates(device, backend, rates)
         if not found:
             raise ModelError(f"backend {backend} does not run on {device}")
         for candidate_backend, candidate_dtype in found:

@@ -109,6 +109,9 @@ class Manifest(BaseModel):
     # Label agreement of reduced precisions (bfloat16, int8…) with float32, measured on validation
     # comments when the version was published; ``dtype=auto`` skips any below 99.5%.
     dtype_agreement: dict[str, float] = Field(default_factory=dict)
+    # In-process comments/s of each engine ("backend:dtype") measured with the agreement, per CPU class
+    # (precision.cpu_class: "amx", "vnni", "no-vnni") of the machine that published it; ``auto`` ranks by it.
+    engine_rates: dict[str, dict[str, float]] = Field(default_factory=dict)
     # A version whose label set differs from the one it replaces is refused by running workers unless this
     # says the change is intended (``livetopic train --change-labels``).
     labels_change_intended: bool = False

@@ -91,13 +91,17 @@ def test_session_threads_follow_the_workers_threads(tiny_repo: Path) -> None:
 
 def test_auto_falls_back_to_torch_when_the_export_fails(tiny_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from worker.model.backends import onnxruntime as backend_mod
+    from worker.model.backends import openvino as openvino_mod
 
     def refuse(model_dir: Path, dtype: str) -> Path:
         raise ModelError(f"{model_dir}: ONNX export failed: not this one")
 
     monkeypatch.setattr(backend_mod, "onnx_graph", refuse)
+    monkeypatch.setattr(openvino_mod, "onnx_graph", refuse)  # OpenVINO reads the same graph
     model = load_model(tiny_repo, device="cpu", dtype="float32", smoke_test=False)
     assert model.backend_name == "torch"
+    for dtype in ("auto", "int8"):  # every engine tried in turn (OpenVINO int8 first on VNNI CPUs), then PyTorch
+        assert load_model(tiny_repo, device="cpu", dtype=dtype, smoke_test=False).backend_name == "torch"
     with pytest.raises(ModelError, match="ONNX export failed"):
         load_model(tiny_repo, device="cpu", dtype="float32", backend="onnxruntime", smoke_test=False)
 

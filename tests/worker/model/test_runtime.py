@@ -70,20 +70,24 @@ def test_reduced_precision_stays_close_to_float32(tiny_repo: Path, dtype: str) -
     assert np.abs(probs - ref).max() < 0.02
 
 
+AMX = {"amx_int8", "amx_bf16", "avx512_bf16"}  # the class where PyTorch bfloat16 follows int8
+
+
 @pytest.mark.parametrize(("flags", "agreement", "expected"), [
     ({"avx512_vnni", "avx512_bf16"}, None, ("onnxruntime", "int8")),
     (set(), None, ("onnxruntime", "int8")),  # ONNX Runtime's int8 runs (and wins) without VNNI too
     ({"amx_int8", "amx_bf16"}, {"torch:bfloat16": 0.999}, ("onnxruntime", "int8")),
-    ({"avx512_bf16"}, {"onnxruntime:int8": 0.99}, ("torch", "bfloat16")),  # recorded too low: skipped
-    ({"avx512_bf16"}, {"int8": 0.99}, ("torch", "bfloat16")),  # an old manifest's plain key counts too
-    ({"avx512_bf16"}, {"onnxruntime:int8": 0.99, "torch:bfloat16": 0.9}, ("onnxruntime", "float32")),
-    ({"avx512_bf16"}, {"onnxruntime:int8": 0.99, "bfloat16": 0.9}, ("onnxruntime", "float32")),
+    (AMX, {"onnxruntime:int8": 0.99}, ("torch", "bfloat16")),  # recorded too low: skipped
+    (AMX, {"int8": 0.99}, ("torch", "bfloat16")),  # an old manifest's plain key counts too
+    (AMX, {"onnxruntime:int8": 0.99, "torch:bfloat16": 0.9}, ("onnxruntime", "float32")),
+    (AMX, {"onnxruntime:int8": 0.99, "bfloat16": 0.9}, ("onnxruntime", "float32")),
     ({"avx2"}, {"onnxruntime:int8": 0.995}, ("onnxruntime", "int8")),
     ({"avx2"}, {"onnxruntime:int8": 0.1, "float32": 0.1}, ("onnxruntime", "float32")),  # float32 always serves
 ])
 def test_auto_engine_on_cpu(monkeypatch: pytest.MonkeyPatch, flags: set[str], agreement: dict[str, float] | None,
                             expected: tuple[str, str]) -> None:
     monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(device_mod, "openvino_available", lambda: False)  # OpenVINO's place: test_openvino.py
     assert resolve_engine("cpu", "auto", "auto", agreement) == ("cpu", *expected)
     # asked for by name: served as asked, whatever the record says
     assert resolve_engine("cpu", "int8", "auto", agreement) == ("cpu", "onnxruntime", "int8")
@@ -96,8 +100,8 @@ def test_auto_engine_on_cpu(monkeypatch: pytest.MonkeyPatch, flags: set[str], ag
 
 
 @pytest.mark.parametrize(("flags", "agreement", "expected"), [
-    ({"avx512_bf16"}, None, "bfloat16"),
-    ({"avx512_bf16"}, {"torch:bfloat16": 0.99}, "float32"),
+    (AMX, None, "bfloat16"),
+    (AMX, {"torch:bfloat16": 0.99}, "float32"),
     ({"avx2"}, None, "float32"),
 ])
 def test_auto_dtype_on_the_torch_backend(monkeypatch: pytest.MonkeyPatch, flags: set[str],
@@ -107,7 +111,7 @@ def test_auto_dtype_on_the_torch_backend(monkeypatch: pytest.MonkeyPatch, flags:
 
 
 def test_without_onnxruntime_auto_is_torch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset(AMX))
     monkeypatch.setattr(device_mod, "onnxruntime_available", lambda: False)
     assert resolve_engine("cpu") == ("cpu", "torch", "bfloat16")
     with pytest.raises(ModelError, match="not installed"):
@@ -118,7 +122,7 @@ def test_auto_engine_follows_the_manifest_record(tmp_path: Path, monkeypatch: py
     from worker.model.repository import read_manifest, resolve_version
     from worker.model.untrained import init_version
 
-    monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset({"avx512_vnni", "avx512_bf16"}))
+    monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset(AMX))
     init_version(tmp_path, preset="tiny", labels=["A", "B"], texts=["加油", "好球"], name="t",
                  dtype_agreement={"onnxruntime:int8": 0.9, "torch:bfloat16": 0.999, "int8": 0.99})
     vdir, _ = resolve_version(tmp_path)

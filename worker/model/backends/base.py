@@ -18,7 +18,7 @@ __all__ = ["Backend", "config_labels", "read_config", "read_labels"]
 class Backend(Protocol):
     """A loaded network on a device, in a dtype. Called from one thread at a time (the model thread)."""
 
-    name: str  # "torch", "onnxruntime", "null"
+    name: str  # "torch", "onnxruntime", "openvino", "null"
     device: str  # "cpu" or "cuda"
     dtype_name: str  # "float32", "bfloat16", "int8"…
     num_labels: int

@@ -44,7 +44,8 @@ REQUIRED_KEYS = (
 HOST_PATH_KEYS = ("host_path_comments_per_s", *_LOAD_KEYS, *_SETUP_KEYS)
 DEFAULT_PRESET = "bert-base-chinese"  # without --model or --preset
 # --also-dtype: a dtype (on the backend auto gives it), or backend:dtype
-ALSO_DTYPES = (*DTYPE_CHOICES[1:], *(f"{b}:{d}" for b in ("torch", "onnxruntime") for d in DTYPE_CHOICES[1:]))
+ALSO_DTYPES = (*DTYPE_CHOICES[1:],
+               *(f"{b}:{d}" for b in ("torch", "onnxruntime", "openvino") for d in DTYPE_CHOICES[1:]))
 
 
 class BenchOptions(Options):
@@ -282,6 +283,10 @@ class BenchResult:
             out["speedup"] = self.saturated.comments_per_s / self.baseline.comments_per_s
         if self.ceiling is not None and self.saturated is not None:
             out.update(self.ceiling.to_json(self.saturated.comments_per_s))
+        if self.ceiling is not None and "engines" in out:
+            for engine in out["engines"].values():  # as the workers would run it: workers × its in-process rate
+                share = engine["comments_per_s"] * self.layout.workers / self.ceiling.comments_per_s
+                engine["fraction_of_ceiling"] = share
         if self.layout.backend == "null" and self.saturated is not None:
             out["host_path_comments_per_s"] = self.saturated.comments_per_s
         out["elapsed_s"] = self.elapsed_s

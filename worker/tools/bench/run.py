@@ -12,14 +12,19 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import ModelError
 from ...model.agreement import measure_agreement
 from ...model.cascade import run_cascade
 from ...model.load import load_model
+from ...model.openvino_export import int8_model
 from ...model.precision import (
+    CPU_ENGINES,
     agreement_key,
+    cpu_class,
     cpu_features,
     cpu_has_native_bf16,
     cpu_model,
+    engine_runs_here,
     onnxruntime_available,
     resolve_engine,
     set_torch_threads,
@@ -36,15 +41,23 @@ __all__ = ["run_bench"]
 
 
 def side_by_side(layout: Layout, also: tuple[str, ...] = ()) -> list[str]:
-    """The engines the agreement phase runs: the workers' one, every other one this device offers, and the
-    ``--also-dtype`` ones (a dtype, on the backend ``auto`` gives it, or ``backend:dtype``)."""
+    """The engines the agreement phase runs: the workers' one, every other one this device offers
+    (:data:`~worker.model.precision.CPU_ENGINES` on CPU), and the ``--also-dtype`` ones (a dtype, on the backend
+    ``auto`` gives it, or ``backend:dtype``)."""
     names = [agreement_key(layout.backend, layout.dtype)]
     if layout.device == "cpu":
-        names += [agreement_key("onnxruntime", d) for d in ("int8", "float32") if onnxruntime_available()]
-        names += [agreement_key("torch", "bfloat16")] if cpu_has_native_bf16() else []
+        names += [n for n in CPU_ENGINES if engine_runs_here(n)]
     names += list(also)
     unique = list(dict.fromkeys("float32" if n == "torch:float32" else n for n in names))
     return [n for n in unique if n != "float32"]
+
+
+def _has_openvino_int8(ref: ModelRef) -> bool:
+    try:
+        int8_model(ref.path)
+    except ModelError:
+        return False
+    return True
 
 
 def _load_engine(source: Path, device: str, name: str) -> LoadedModel:
@@ -58,6 +71,9 @@ def _agreement(
     opts: BenchOptions, settings: Settings, layout: Layout, ref: ModelRef, texts: list[str]
 ) -> AgreementPhase:
     names = side_by_side(layout, tuple(d for d in opts.also_dtype if d != "int8" or layout.device == "cpu"))
+    if "openvino:int8" in names and not _has_openvino_int8(ref):
+        say("openvino:int8 left out: this version was published without an OpenVINO int8 model")
+        names.remove("openvino:int8")
     chosen = agreement_key(layout.backend, layout.dtype)
     chosen = "float32" if chosen == "torch:float32" else chosen
     small = () if opts.check_agreement else (4, 1)
@@ -138,6 +154,7 @@ def _setup(opts: BenchOptions, settings: Settings, ref: ModelRef, threads: int) 
         "onnxruntime": ort,
         "cpu_model": cpu_model(),
         "cpu_features": cpu_features(),
+        "cpu_class": cpu_class(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "model": str(ref.path),
         "untrained": ref.untrained,
@@ -198,6 +215,7 @@ def run_bench(opts: BenchOptions, settings: Settings) -> BenchResult:
         settings.dtype,
         "null" if opts.preset == "null" else settings.backend,
         ref.manifest.dtype_agreement,
+        ref.manifest.engine_rates,
     )
     workers = 1 if engine.backend == "null" and opts.workers is None else opts.workers  # the host path: one process
     layout = Layout(engine.device, engine.dtype, engine.backend, *worker_layout(engine.device, workers, opts.threads))

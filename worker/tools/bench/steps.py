@@ -55,7 +55,7 @@ def draw(pool: list[str], start: int, n: int) -> list[str]:
 
 
 def _fingerprint(paths: list[Path], preset: str) -> str:
-    digest = hashlib.sha256(f"{preset}|{','.join(LABELS)}".encode())
+    digest = hashlib.sha256(f"{preset}|{','.join(LABELS)}|published engines 2".encode())
     for item in expand_paths(paths, suffixes=None):
         stat = item.path.stat()
         digest.update(f"|{item.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
@@ -81,7 +81,7 @@ def prepare_model(model: Path | None, preset: str | None, text_paths: list[Path]
         say(f"building an untrained {preset} model in {repo} (once; vocabulary from the texts)"
             + (": its tokenizer and labels only, the null backend stands in for its network" if preset == NULL else ""))
         version = init_version(repo, preset="tiny" if preset == NULL else preset, labels=LABELS, texts=texts,
-                               name=f"bench-{preset}")
+                               name=f"bench-{preset}", graphs=preset != NULL)
     vdir, manifest, number = locate_model(repo, version)
     return ModelRef(repo, number, vdir, manifest, untrained=True)
 

@@ -31,7 +31,9 @@ def _agreement_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         small = ", ".join(f"{_fmt(e[k])} at batch {k.rsplit('_', 1)[1]}" for k in e if k.startswith("comments_per_s_"))
         rows.append((f"  {name}, in-process, {r.get('engines_threads', '?')} thread(s)",
                      f"{_fmt(e['comments_per_s'])} comments/s{', ' + small if small else ''}; label agreement "
-                     f"{_fmt(100 * e['label_agreement'] if e['label_agreement'] is not None else None, 2)}%"))
+                     f"{_fmt(100 * e['label_agreement'] if e['label_agreement'] is not None else None, 2)}%"
+                     + (f"; {100 * e['fraction_of_ceiling']:.0f}% of the ceiling as {r['workers']} worker(s)"
+                        if e.get("fraction_of_ceiling") is not None else "")))
     return rows
 
 

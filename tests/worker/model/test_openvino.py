@@ -1,0 +1,180 @@
+"""The OpenVINO backend: float32 from the version's published ONNX graph and int8 from the OpenVINO model NNCF
+made at publication (stored in ``openvino/``, listed in the manifest), label agreement with PyTorch float32,
+nothing written or exported when serving, and a changed model refused."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worker.errors import ModelError, RepositoryError
+from worker.model import precision
+from worker.model.labels import decide
+from worker.model.load import load_model
+from worker.model.openvino_export import int8_model, nncf_available
+from worker.model.repository import read_manifest
+from worker.model.untrained import init_version
+
+from ...conftest import LABELS, SAMPLE
+
+pytestmark = pytest.mark.skipif(not nncf_available(), reason="openvino and nncf are not installed")
+
+TEXTS = [line for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()][:120]
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny version published with its ONNX graphs and its OpenVINO int8 model (shared: copy before changing)."""
+    repo = tmp_path_factory.mktemp("published")
+    init_version(repo, preset="tiny", labels=LABELS, texts=TEXTS, graphs=True)
+    return repo
+
+
+def _written(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")}
+
+
+def test_the_int8_model_is_published_with_the_version(published: Path) -> None:
+    listed = read_manifest(published / "1").files
+    assert {"openvino/model-int8.xml", "openvino/model-int8.bin"} <= set(listed)
+    assert not (published / "1" / ".onnx").exists()  # the stage's cache is not published
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [("float32", 1e-4), ("int8", 0.02)])
+def test_labels_agree_with_torch_float32(published: Path, dtype: str, tolerance: float) -> None:
+    reference = load_model(published, dtype="float32", backend="torch", smoke_test=False)
+    model = load_model(published, dtype=dtype, backend="openvino")  # includes the smoke test
+    assert (model.backend_name, model.dtype_name) == ("openvino", dtype)
+    expected, probs = reference.predict_texts(TEXTS), model.predict_texts(TEXTS)
+    assert np.abs(probs - expected).max() < tolerance
+    agreement = (decide(probs, reference.thresholds, True) == decide(expected, reference.thresholds, True)).all(1)
+    assert agreement.mean() >= 0.95
+
+
+def test_serving_loads_only_the_published_files(published: Path, caplog: pytest.LogCaptureFixture) -> None:
+    before = _written(published)
+    with caplog.at_level(logging.INFO, logger="worker"):
+        int8 = load_model(published, dtype="int8", backend="openvino", smoke_test=False)
+        float32 = load_model(published, dtype="float32", backend="openvino", smoke_test=False)
+    assert int8.backend.source == published / "1" / "openvino" / "model-int8.xml"  # type: ignore[attr-defined]
+    assert float32.backend.source == published / "1" / "onnx" / "model-float32.onnx"  # type: ignore[attr-defined]
+    assert _written(published) == before
+    assert not any("exported" in r.getMessage() or "made the OpenVINO" in r.getMessage() for r in caplog.records)
+
+
+def test_a_changed_int8_model_is_refused(published: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(published, repo)
+    weights = repo / "1" / "openvino" / "model-int8.bin"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(RepositoryError, match=r"openvino/model-int8\.bin does not have the sha256"):
+        load_model(repo, dtype="int8", backend="openvino")
+    with pytest.raises(ModelError, match="no intact OpenVINO int8 model"):  # nor would the backend read it
+        int8_model(repo / "1")
+
+
+def test_a_version_without_one_is_served_by_the_next_engine(
+    tiny_repo: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_vnni"}))
+    before = _written(tiny_repo / "1")
+    with pytest.raises(ModelError, match="no intact OpenVINO int8 model"):
+        load_model(tiny_repo, dtype="int8", backend="openvino", smoke_test=False)
+    with caplog.at_level(logging.WARNING, logger="worker"):
+        model = load_model(tiny_repo, smoke_test=False)
+    assert (model.backend_name, model.dtype_name) == ("onnxruntime", "int8")
+    assert any("openvino int8 cannot serve" in r.getMessage() for r in caplog.records)
+    assert not any(name.startswith("openvino") for name in _written(tiny_repo / "1") - before)  # never made here
+
+
+def test_bfloat16_needs_native_bf16(published: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2"}))
+    with pytest.raises(ModelError, match="native bf16"):
+        load_model(published, dtype="bfloat16", backend="openvino", smoke_test=False)
+
+
+def test_publication_records_agreement_and_rates_for_this_cpu_class(published: Path) -> None:
+    from trainer.precision import record_agreement
+
+    vdir = published / "1"
+    agreement, rates = record_agreement(vdir, read_manifest(vdir), TEXTS, 40)
+    assert "openvino:int8" in agreement and 0.0 <= agreement["openvino:int8"] <= 1.0
+    assert set(rates) == {precision.cpu_class()}
+    measured = rates[precision.cpu_class()]
+    assert {"torch:float32", "openvino:int8", *agreement} <= set(measured)
+    assert all(rate > 0 for rate in measured.values())
+
+
+@pytest.mark.parametrize(
+    ("rates", "agreement", "expected"),
+    [
+        ({"vnni": {"onnxruntime:int8": 300.0, "openvino:int8": 200.0}}, None, "onnxruntime:int8"),
+        ({"vnni": {"onnxruntime:int8": 100.0, "openvino:int8": 200.0}}, None, "openvino:int8"),
+        ({"vnni": {"onnxruntime:int8": 300.0, "openvino:int8": 200.0}}, {"onnxruntime:int8": 0.99}, "openvino:int8"),
+        ({"amx": {"openvino:float32": 900.0}}, None, precision.CLASS_ORDER["vnni"][0]),  # another class's: not counted
+        ({"vnni": {"openvino:float32": 900.0}}, None, precision.CLASS_ORDER["vnni"][0]),  # float32 stays last
+    ],
+)
+def test_auto_ranks_engines_by_the_rates_recorded_for_this_cpu_class(
+    monkeypatch: pytest.MonkeyPatch,
+    rates: dict[str, dict[str, float]],
+    agreement: dict[str, float] | None,
+    expected: str,
+) -> None:
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_vnni"}))
+    engine = precision.resolve_engine("cpu", "auto", "auto", agreement, rates)
+    assert f"{engine.backend}:{engine.dtype}" == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"avx2"}, "no-vnni"),
+        ({"avx2", "avx512f"}, "no-vnni"),
+        ({"avx2", "avx_vnni"}, "vnni"),
+        ({"avx512f", "avx512_vnni", "avx512_bf16"}, "vnni"),
+        ({"avx512_vnni", "amx_int8", "amx_bf16"}, "amx"),
+    ],
+)
+def test_cpu_classes(monkeypatch: pytest.MonkeyPatch, flags: set[str], expected: str) -> None:
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags))
+    assert precision.cpu_class() == expected
+
+
+def test_workers_do_not_pin_their_threads_to_one_core() -> None:
+    import openvino.properties as props
+    import openvino.properties.hint as hints
+
+    from worker.model.backends.openvino import compile_config
+
+    config = compile_config("int8", 1)
+    assert config[hints.enable_cpu_pinning] is False  # OpenVINO's default pins every process to the same core
+    assert config[props.inference_num_threads] == 1 and config[hints.inference_precision] == "f32"
+    assert compile_config("bfloat16", 2)[hints.inference_precision] == "bf16"
+
+
+def test_making_it_prints_nothing_on_the_standard_output(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    init_version(tmp_path / "repo", preset="tiny", labels=LABELS, texts=TEXTS[:40], graphs=True)
+    assert (tmp_path / "repo" / "1" / "openvino" / "model-int8.xml").is_file()
+    assert capfd.readouterr().out == ""  # what `livetopic bench --json` prints is one JSON object
+
+
+def test_a_version_published_again_keeps_its_model(published: Path, tmp_path: Path) -> None:
+    from worker.model import manage
+
+    repo = tmp_path / "repo"
+    shutil.copytree(published, repo)
+    shutil.copytree(repo / "1", repo / "2")  # a second version, so that there is one to roll back to
+    files = [repo / "1" / "openvino" / name for name in ("model-int8.xml", "model-int8.bin")]
+    written = [f.stat().st_mtime_ns for f in files]
+    assert manage.rollback(repo, 1) == (3, 1)
+    for file, before in zip(files, written, strict=True):  # hard-linked as they are: not quantised, not rewritten
+        assert (repo / "3" / "openvino" / file.name).stat().st_ino == file.stat().st_ino
+        assert file.stat().st_mtime_ns == before
+    assert int8_model(repo / "3") == repo / "3" / "openvino" / "model-int8.xml"
