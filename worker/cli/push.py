@@ -19,7 +19,7 @@ from pydantic import Field
 
 from ..errors import LivetopicError
 from ..inputs.shapes import FORMATS
-from ..options import REDIS_AND_STREAMS, Flag, add_command
+from ..options import REDIS_AND_STREAMS, WAIT_FLAGS, Flag, add_command
 from ..settings import Settings
 from .common import redis_for, run_async
 from .producing import ProducerOptions, live_feed, producer
@@ -153,4 +153,12 @@ def cmd_push(options: PushOptions, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    add_command(sub, "push", cmd_push, options=PushOptions, settings=REDIS_AND_STREAMS, help=HELP, description=ABOUT)
+    add_command(
+        sub,
+        "push",
+        cmd_push,
+        options=PushOptions,
+        settings=(*REDIS_AND_STREAMS, *WAIT_FLAGS),
+        help=HELP,
+        description=ABOUT,
+    )

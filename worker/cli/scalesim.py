@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ScaleSimOptions", "register"]
 
-SETTINGS = (*REDIS_FLAGS, "input_stream", "group")
+SETTINGS = (*REDIS_FLAGS, "input_stream", "group", "shards")
 HELP = "replicas KEDA's lagCount trigger would ask for, from the live group lag"
 ABOUT = (
     "Poll XINFO GROUPS of the input stream and print the replicas that KEDA's redis-streams trigger (lagCount) "

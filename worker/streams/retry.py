@@ -46,10 +46,14 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     redis_errors.ReadOnlyError,
     redis_errors.TryAgainError,
     redis_errors.ClusterDownError,
+    redis_errors.SlotNotCoveredError,
+    redis_errors.MaxConnectionsError,
     OSError,
 )
 # Error codes that mean "not now" rather than "never": a script running too long, a failover under way.
-_TRANSIENT_CODES = frozenset({"BUSY", "MASTERDOWN", "NOREPLICAS", "LOADING", "READONLY", "TRYAGAIN", "CLUSTERDOWN"})
+_TRANSIENT_CODES = frozenset(
+    {"BUSY", "MASTERDOWN", "NOREPLICAS", "LOADING", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "MOVED", "ASK"}
+)
 # The code of an error reply: its first word, or (Redis 6.2 wraps errors raised inside a script) the first
 # capitalised word after a colon: "Error running script (…): @user_script:1: NOGROUP No such key…".
 _CODE = re.compile(r"(?:^|: -?)([A-Z]{2,})\b")
