@@ -98,12 +98,13 @@ class RedisCluster:
         for i in range(count):
             port, data = cluster_port(), self.root / f"node{i}"
             data.mkdir(parents=True)
-            log = open(data / "redis.log", "wb")  # noqa: SIM115 (kept open by the child)
-            proc = subprocess.Popen(
-                [self.server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--cluster-enabled",
-                 "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-                 "--appendonly", "no", "--save", "", "--protected-mode", "no", "--repl-diskless-sync-delay", "0"],
-                stdout=log, stderr=subprocess.STDOUT)
+            with open(data / "redis.log", "wb") as log:
+                proc = subprocess.Popen(
+                    [self.server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+                     "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout",
+                     str(NODE_TIMEOUT_MS), "--appendonly", "no", "--save", "", "--protected-mode", "no",
+                     "--repl-diskless-sync-delay", "0"],
+                    stdout=log, stderr=subprocess.STDOUT)
             self.nodes.append(Node(port, proc))
         for node in self.nodes:
             until(lambda n=node: "cluster_state" in n.info(), 20, f"redis-server on {node.port}")

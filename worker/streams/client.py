@@ -74,7 +74,6 @@ def connect(url: str, *, timeout_s: float = 10.0, cluster: bool = False) -> aior
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             health_check_interval=30,
-            retry_on_timeout=False,
         ))
     return aioredis.Redis.from_url(
         url,
