@@ -71,6 +71,12 @@ def push(cluster: RedisCluster, path: Path, *extra: str) -> subprocess.Popen[byt
                             cwd=ROOT, env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def stopped(workers: list[WorkerProcess]) -> None:
+    codes = [worker.stop() for worker in workers]  # all of them, then the verdict
+    for worker, code in zip(workers, codes, strict=True):
+        assert code == 0, worker.log()
+
+
 def finished(producers: list[subprocess.Popen[bytes]]) -> None:
     for proc in producers:
         _, err = proc.communicate(timeout=120)
@@ -109,8 +115,7 @@ def test_four_shards_two_workers_three_producers_exactly_once(cluster: RedisClus
     finished([push(cluster, path) for path in files])
     client = redis.RedisCluster.from_url(cluster.url)
     until(lambda: output_length(client) >= len(expected), 120, "20,000 results")
-    for worker in workers:
-        assert worker.stop() == 0, worker.log()
+    stopped(workers)
     found = results(client)
     assert tally(found, expected) == (0, 0)
     assert sum(client.xlen(name) for name in LAYOUT.all("livetopic:dead")) == 0
@@ -150,8 +155,7 @@ def test_master_killed_mid_stream(cluster: RedisCluster, tiny_repo: Path, tmp_pa
 
     until(quiet, 90, "the results to settle", every_s=0.1)
     elapsed = time.monotonic() - started
-    for worker in workers:
-        assert worker.stop() == 0, worker.log()
+    stopped(workers)
     lost, duplicated = tally(results(client), expected)
     client.close()
     print(f"\nfailover (master on port {victim.port} killed -9, replica promoted), --wait-replicas {wait_replicas}: "

@@ -17,6 +17,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from ..errors import RedisTransientError
 from .retry import guarded
 
 __all__ = ["Durability", "run_script"]
@@ -47,7 +48,10 @@ async def run_script(
         cluster_pipe = redis.pipeline()
         cluster_pipe.eval(script.script, len(keys), *keys, *args)
         cluster_pipe.execute_command(*wait, target_nodes=redis.get_node_from_key(keys[0]))
-        reply, acked = await guarded(what, cluster_pipe.execute())
+        try:
+            reply, acked = await guarded(what, cluster_pipe.execute())
+        except AttributeError as exc:  # redis-py: a connection closed under the pipeline by a topology refresh
+            raise RedisTransientError(f"redis {what}: the connection closed during a failover ({exc})", what) from exc
     else:
         async with redis.pipeline(transaction=False) as pipe:
             pipe.eval(script.script, len(keys), *keys, *args)  # type: ignore[arg-type]
