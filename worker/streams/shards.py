@@ -25,15 +25,17 @@ __all__ = ["ShardLayout"]
 
 @dataclass(frozen=True, slots=True)
 class ShardLayout:
-    """``count`` shards of ``streams``; ``tagged``: key names carry the shard's hash tag."""
+    """``count`` shards of ``streams``; ``tagged``: key names carry the shard's hash tag (see the module)."""
 
     streams: StreamNames
     count: int = 1
     tagged: bool = False
+    cluster: bool = False  # on a Redis Cluster (--redis-cluster)
 
     @classmethod
     def of(cls, settings: Settings) -> ShardLayout:
-        return cls(settings.streams, settings.shards, tagged=settings.shards > 1 or settings.redis_cluster)
+        return cls(settings.streams, settings.shards, tagged=settings.shards > 1 or settings.redis_cluster,
+                   cluster=settings.redis_cluster)
 
     @staticmethod
     def served(settings: Settings) -> list[int]:

@@ -96,8 +96,16 @@ async def test_a_refused_poll_empties_the_gauges_and_never_stops_the_worker() ->
         await poller.poll_once()
         seen.append({k: v for k, v in exposition(metrics).items() if k.startswith("livetopic_stream")})
     assert seen == [
-        {'livetopic_stream_lag{shard="0"}': 7, 'livetopic_stream_pending{shard="0"}': 2, 'livetopic_stream_length{shard="0",stream="in"}': 9},
+        {
+            'livetopic_stream_lag{shard="0"}': 7,
+            'livetopic_stream_pending{shard="0"}': 2,
+            'livetopic_stream_length{shard="0",stream="in"}': 9,
+        },
         {},
         {},
-        {'livetopic_stream_lag{shard="0"}': 0, 'livetopic_stream_pending{shard="0"}': 0, 'livetopic_stream_length{shard="0",stream="in"}': 9},
+        {
+            'livetopic_stream_lag{shard="0"}': 0,
+            'livetopic_stream_pending{shard="0"}': 0,
+            'livetopic_stream_length{shard="0",stream="in"}': 9,
+        },
     ]

@@ -127,15 +127,20 @@ def _labels_in_order(entries: Iterable[tuple[str, dict[str, str]]]) -> list[str]
 
 
 async def run_from_stream(redis: aioredis.Redis, output_stream: str, *, channel: str | None = None,
-                          start: str = "-", end: str = "+", max_entries: int = 1_000_000) -> tuple[str, Run]:
-    """A run from the output stream between ``start`` and ``end`` (ids or ``-``/``+``): (title, run). Times
-    are the comments' ``ts`` where every one has an ``M:SS`` time, else their input entry time."""
+                          start: str = "-", end: str = "+", max_entries: int = 1_000_000,
+                          shards: Sequence[str] = ()) -> tuple[str, Run]:
+    """A run from the output stream (``shards``: the output stream of each shard, else ``output_stream`` alone)
+    between ``start`` and ``end`` (ids or ``-``/``+``): (title, run). Times are the comments' ``ts`` where every
+    one has an ``M:SS`` time, else their input entry time."""
     entries: list[tuple[str, dict[str, str]]] = []
-    async for entry_id, fields in scan(redis, output_stream, start=start, end=end, page=5000):
-        if channel is None or fields.get("channel") == channel:
-            entries.append((entry_id, fields))
+    where: list[int] = []  # each entry's shard
+    for shard, stream in enumerate(shards or [output_stream]):
+        async for entry_id, fields in scan(redis, stream, start=start, end=end, page=5000):
             if len(entries) >= max_entries:
                 break
+            if channel is None or fields.get("channel") == channel:
+                entries.append((entry_id, fields))
+                where.append(shard)
     if not entries:
         raise LivetopicError(f"no results in {output_stream} between {start} and {end}"
                              + (f" for channel {channel!r}" if channel is not None else ""))
@@ -143,7 +148,7 @@ async def run_from_stream(redis: aioredis.Redis, output_stream: str, *, channel:
     by_ts = all(t is not None for t in times)
     first_ms = min(entry_time_ms(f.get("source_id") or i) for i, f in entries)
     comments = []
-    for (entry_id, fields), ts in zip(entries, times, strict=True):
+    for (entry_id, fields), ts, shard in zip(entries, times, where, strict=True):
         source_ms = entry_time_ms(fields.get("source_id") or entry_id)
         offset = ts if by_ts and ts is not None else (source_ms - first_ms) / 1000
         try:
@@ -152,7 +157,7 @@ async def run_from_stream(redis: aioredis.Redis, output_stream: str, *, channel:
             continue
         comments.append(Scored(offset, fields.get("text", ""), tuple(str(x) for x in labels),
                                {str(k): float(v) for k, v in scores.items()}, fields.get("user", ""),
-                               fields.get("source_id", "")))
+                               fields.get("source_id", ""), shard))
     comments.sort(key=lambda c: c.offset_s)
     models = ", ".join(dict.fromkeys(f.get("model", "?") for _i, f in entries))
     title = f"{output_stream}" + (f" · channel {channel}" if channel is not None else "")
@@ -160,9 +165,13 @@ async def run_from_stream(redis: aioredis.Redis, output_stream: str, *, channel:
     return title, Run(f"model {models}", _labels_in_order(entries), comments, axis)
 
 
-async def fill_texts(redis: aioredis.Redis, input_stream: str, comments: Iterable[Scored]) -> None:
-    """Look up the texts of ``comments`` that have none (output entries without ``text``) in the input stream."""
+async def fill_texts(redis: aioredis.Redis, input_stream: str | Sequence[str], comments: Iterable[Scored]) -> None:
+    """Look up the texts of ``comments`` that have none (output entries without ``text``) in the input stream (of
+    each one's shard: ``input_stream`` lists them by shard)."""
+    streams = [input_stream] if isinstance(input_stream, str) else list(input_stream)
     wanted = [c for c in comments if not c.text and c.source_id]
-    found = await lookup(redis, input_stream, list(dict.fromkeys(c.source_id for c in wanted)))
-    for c in wanted:
-        c.text = found.get(c.source_id) or "(text no longer in the input stream)"
+    for shard, stream in enumerate(streams):
+        mine = [c for c in wanted if c.shard == shard]
+        found = await lookup(redis, stream, list(dict.fromkeys(c.source_id for c in mine)))
+        for c in mine:
+            c.text = found.get(c.source_id) or "(text no longer in the input stream)"
