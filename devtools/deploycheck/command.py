@@ -12,7 +12,7 @@ from typing import Any
 
 from .agreement import check_agreement
 from .compose import check_compose
-from .k8s import K8S_VERSION, render_with_optional, validate_objects
+from .k8s import K8S_VERSION, render, render_with_optional, validate_objects
 from .prom import check_metrics, check_prometheus
 
 __all__ = ["STEPS", "main", "run_steps"]
@@ -57,7 +57,13 @@ class _Kubernetes:
             f"kubectl kustomize: {len(core)} core objects, {len(everything)} with {', '.join(optional)}",
             f"Kubernetes {self.version} schemas (strict) and CRD fields: {', '.join(kinds)}",
         ]
-        return done, validate_objects(everything, self.version)
+        problems = validate_objects(everything, self.version)
+        cluster_dir = self.deploy_dir / "redis-cluster"  # the Redis Cluster option, applied after deploy/k8s
+        if (cluster_dir / "kustomization.yaml").exists():
+            cluster = render(cluster_dir)
+            done.append(f"kubectl kustomize {cluster_dir.name}: {len(cluster)} objects, checked the same way")
+            problems += validate_objects(cluster, self.version, context=everything)
+        return done, problems
 
     def agreement(self) -> Result:
         return check_agreement(self.rendered()[1], self.deploy_dir)
