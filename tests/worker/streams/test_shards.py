@@ -24,8 +24,9 @@ def test_one_shard_on_a_plain_redis_keeps_the_names() -> None:
 
 def test_shard_names_share_one_hash_tag_per_shard() -> None:
     layout = ShardLayout.of(Settings(shards=4))
-    assert layout.names(3) == StreamNames("livetopic:comments:{3}", "livetopic:topics:{3}", "livetopic:dead:{3}",
-                                          "livetopic")
+    assert layout.names(3) == StreamNames(
+        "livetopic:comments:{3}", "livetopic:topics:{3}", "livetopic:dead:{3}", "livetopic"
+    )
     assert layout.companion("livetopic:comments:push:ab", 3) == "livetopic:comments:{3}:push:ab"
     assert ShardLayout.of(Settings(redis_cluster=True)).names(0).input == "livetopic:comments:{0}"
 
