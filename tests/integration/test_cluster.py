@@ -155,6 +155,29 @@ def test_four_shards_two_workers_three_producers_exactly_once(
     assert {c: sorted(s) for c, s in shards_of.items()} == {c: [LAYOUT.shard_of({"channel": c})] for c in CHANNELS}
     assert len({LAYOUT.shard_of({"channel": c}) for c in CHANNELS}) > 1  # the load is spread
     client.close()
+    observers_read_every_shard(cluster, expected)
+
+
+def cli(cluster: RedisCluster, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", *args, *flags(cluster)],
+        cwd=ROOT,
+        env=worker_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def observers_read_every_shard(cluster: RedisCluster, expected: list[str]) -> None:
+    """tail and scale-sim on the cluster: every shard's results, the lag summed over the shards."""
+    tailed = [json.loads(line) for line in cli(cluster, "tail", "--from-start", "--no-follow", "--json").splitlines()]
+    assert sorted(row["id"] for row in tailed) == sorted(expected)
+    sample = json.loads(cli(cluster, "scale-sim", "--count", "1", "--json").splitlines()[-1])
+    assert sample["lag"] == 0 and sample["pending"] == 0
 
 
 @pytest.mark.parametrize("wait_replicas", [0, 1])
