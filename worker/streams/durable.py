@@ -17,7 +17,6 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from ..errors import RedisTransientError
 from .retry import guarded
 
 __all__ = ["Durability", "run_script"]
@@ -48,10 +47,7 @@ async def run_script(
         cluster_pipe = redis.pipeline()
         cluster_pipe.eval(script.script, len(keys), *keys, *args)
         cluster_pipe.execute_command(*wait, target_nodes=redis.get_node_from_key(keys[0]))
-        try:
-            reply, acked = await guarded(what, cluster_pipe.execute())
-        except AttributeError as exc:  # redis-py: a connection closed under the pipeline by a topology refresh
-            raise RedisTransientError(f"redis {what}: the connection closed during a failover ({exc})", what) from exc
+        reply, acked = await guarded(what, cluster_pipe.execute())
     else:
         async with redis.pipeline(transaction=False) as pipe:
             pipe.eval(script.script, len(keys), *keys, *args)  # type: ignore[arg-type]

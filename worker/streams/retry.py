@@ -81,12 +81,21 @@ def translate(exc: BaseException, command: str) -> RedisError:
     return RedisCommandError(message, command)
 
 
+# redis-py's cluster client may close a connection (a topology refresh after a failover) while another task
+# still uses it: asyncio then refuses the write ("… the handler is closed"), or the connection's stream is gone.
+_CLOSED_UNDER_US = re.compile(r"handler is closed|'NoneType' object has no attribute '(write|writelines|drain|read)")
+
+
 async def guarded(command: str, call: Awaitable[T]) -> T:
     """Await ``call`` (a Redis command), mapping its errors with :func:`translate`."""
     try:
         return await call
     except (redis_errors.RedisError, OSError) as exc:
         raise translate(exc, command) from exc
+    except (RuntimeError, AttributeError) as exc:
+        if not _CLOSED_UNDER_US.search(str(exc)):
+            raise
+        raise RedisTransientError(f"redis {command}: the connection was closed under it ({exc})", command) from exc
 
 
 class Backoff:
