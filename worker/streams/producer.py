@@ -223,6 +223,10 @@ class StreamProducer:
         error = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
         if "equal or smaller" not in error:
             raise RedisCommandError(f"redis XADD: {error}", "XADD")
+        if len(await self._missing(chunk, ids, todo)) < len(todo):
+            # our own chunk is there, whole (one script): it landed on an attempt whose reply was lost and that
+            # the client sent again by itself (redis-py retries a command after a connection fault, a failover)
+            return []
         await self._sync_top()  # another producer wrote past our ids: take new ones above its last
         for i in todo:
             ids[i] = self._next_id()

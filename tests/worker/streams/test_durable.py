@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from worker.streams.client import Outgoing, StreamClient, connect
 from worker.streams.durable import Durability
+from worker.streams.producer import StreamProducer
 from worker.tools.embedded import EmbeddedRedis
 
 
@@ -62,3 +63,23 @@ async def test_wait_counts_the_replica_that_has_the_publish(
 async def test_without_a_replica_wait_times_out_and_says_so(redis_client: aioredis.Redis) -> None:
     assert await publish_one(redis_client, Durability(replicas=1, timeout_ms=50)) == 0
     assert await publish_one(redis_client, Durability()) is None  # no WAIT asked for
+
+
+async def test_a_chunk_the_client_sent_twice_lands_once(redis_client: aioredis.Redis) -> None:
+    """redis-py sends a command again by itself after a connection fault (as in a failover): the produce script
+    then runs twice, the second time clashing with its own ids. The chunk is there, whole: it is not sent again
+    under new ids."""
+    producer = StreamProducer(redis_client, "in")
+    script = producer._script
+    calls = 0
+
+    async def twice(*, keys: list[str], args: list[object]) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await script(keys=keys, args=args)  # landed; its reply lost with the connection
+        return await script(keys=keys, args=args)
+
+    producer._script = twice  # type: ignore[assignment]
+    await producer.add([{"text": f"{i}", "channel": "c"} for i in range(20)])
+    assert await redis_client.xlen("in") == 20
