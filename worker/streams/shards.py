@@ -34,8 +34,12 @@ class ShardLayout:
 
     @classmethod
     def of(cls, settings: Settings) -> ShardLayout:
-        return cls(settings.streams, settings.shards, tagged=settings.shards > 1 or settings.redis_cluster,
-                   cluster=settings.redis_cluster)
+        return cls(
+            settings.streams,
+            settings.shards,
+            tagged=settings.shards > 1 or settings.redis_cluster,
+            cluster=settings.redis_cluster,
+        )
 
     @staticmethod
     def served(settings: Settings) -> list[int]:
