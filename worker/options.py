@@ -31,6 +31,7 @@ log = logging.getLogger("livetopic")
 __all__ = [
     "REDIS_FLAGS",
     "STREAM_FLAGS",
+    "WAIT_FLAGS",
     "Command",
     "Flag",
     "Options",
@@ -42,8 +43,9 @@ __all__ = [
     "validate_options",
 ]
 
-REDIS_FLAGS = ("redis_url", "redis_url_file", "redis_password", "redis_data_dir", "redis_timeout_s")
-STREAM_FLAGS = ("input_stream", "output_stream", "dead_letter_stream", "group")
+REDIS_FLAGS = ("redis_url", "redis_url_file", "redis_password", "redis_data_dir", "redis_timeout_s", "redis_cluster")
+STREAM_FLAGS = ("input_stream", "output_stream", "dead_letter_stream", "group", "shards")
+WAIT_FLAGS = ("wait_replicas", "wait_timeout_ms")  # a command that writes: push, scrape (the worker has them all)
 REDIS_AND_STREAMS = (*REDIS_FLAGS, *STREAM_FLAGS)  # a command that talks to the workers' Redis and streams
 _SETTING = "setting__"
 _OPTION = "option__"

@@ -106,6 +106,25 @@ class Settings(BaseSettings):
     read_count: int = Field(256, ge=1, description="entries asked for per XREADGROUP")
     block_ms: int = Field(500, ge=1, le=60_000, description="XREADGROUP block time")
     redis_timeout_s: float = Field(10.0, gt=0, description="socket timeout of Redis commands")
+    shards: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="split the input, output and dead-letter streams into this many shards (keys tagged {k}: "
+        "livetopic:comments:{3}…); producers route each comment by channel; 1 on a plain Redis keeps the names as "
+        "they are",
+    )
+    shard_set: Annotated[tuple[int, ...], NoDecode] = Field(
+        (), description="the shards this worker serves, comma-separated (default: all)"
+    )
+    redis_cluster: bool = Field(False, description="the Redis URL names a node of a Redis Cluster")
+    wait_replicas: int = Field(
+        0,
+        ge=0,
+        description="after each publish and each producer write, WAIT until this many replicas have it "
+        "(a write acknowledged then survives a failover; 0: no WAIT, replication stays asynchronous)",
+    )
+    wait_timeout_ms: int = Field(1_000, ge=1, description="longest WAIT for --wait-replicas")
     output_text: bool = Field(
         True,
         description="copy each comment's text into its result (--no-output-text leaves it out, where privacy asks)",
@@ -195,6 +214,13 @@ class Settings(BaseSettings):
             raise ValueError("'all' and 'other' are the metric's own channel values, not channel names to list")
         return value
 
+    @field_validator("shard_set", mode="before")
+    @classmethod
+    def _split_shards(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(sorted({int(part) for part in value.split(",") if part.strip()}))
+        return value
+
     @field_validator("group_start_id")
     @classmethod
     def _check_start(cls, value: str) -> str:
@@ -223,6 +249,10 @@ class Settings(BaseSettings):
         names = {self.input_stream, self.output_stream, self.dead_letter_stream}
         if len(names) != 3:
             raise ValueError("input_stream, output_stream and dead_letter_stream must differ")
+        if any(k >= self.shards for k in self.shard_set):
+            raise ValueError(f"shard_set names shards beyond 0…{self.shards - 1} (--shards {self.shards})")
+        if (self.shards > 1 or self.redis_cluster) and any(c in n for n in names for c in "{}"):
+            raise ValueError("sharded or cluster stream names get their own hash tag: leave { and } out of them")
         if self.block_ms / 1000 >= self.redis_timeout_s:
             raise ValueError("block_ms must be shorter than redis_timeout_s, or every idle read times out")
         return self

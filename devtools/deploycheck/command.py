@@ -12,7 +12,7 @@ from typing import Any
 
 from .agreement import check_agreement
 from .compose import check_compose
-from .k8s import K8S_VERSION, render_with_optional, validate_objects
+from .k8s import K8S_VERSION, render, render_with_optional, validate_objects
 from .overlays import BASE, check_renders, render_all
 from .prom import check_metrics, check_prometheus
 
@@ -70,6 +70,11 @@ class _Kubernetes:
         problems = validate_objects(everything, self.version)
         for name, objects in overlays.items():
             problems += [f"{name}: {p}" for p in validate_objects(objects, self.version)]
+        cluster_dir = self.deploy_dir / "redis-cluster"  # the Redis Cluster option, applied after deploy/k8s
+        if (cluster_dir / "kustomization.yaml").exists():
+            cluster = render(cluster_dir)
+            done.append(f"kubectl kustomize {cluster_dir.name}: {len(cluster)} objects, checked the same way")
+            problems += validate_objects(cluster, self.version, context=everything)
         return done, problems
 
     def overlays(self) -> Result:

@@ -185,6 +185,9 @@ _STREAM_TRIGGER_KEYS = {
     "addressFromEnv",
     "hostFromEnv",
     "portFromEnv",
+    "addresses",  # redis-cluster-streams: seed nodes
+    "hosts",
+    "ports",
 }
 _COUNTS = ("pendingEntriesCount", "streamLength", "lagCount", "activationLagCount", "databaseIndex", "port")
 AUTH_PARAMETERS = {"username", "password", "tls", "ca", "cert", "key", "keyPassword"}
@@ -206,7 +209,8 @@ def check_redis_streams_trigger(metadata: Mapping[str, Any], path: str) -> list[
             problems.append(f"{path}.{key}: {value!r} is not a {'positive ' if key != 'databaseIndex' else ''}count")
     if "stream" not in metadata:
         problems.append(f"{path}.stream: required")
-    if not ({"address", "addressFromEnv"} & metadata.keys() or {"host", "hostFromEnv"} & metadata.keys()):
+    addresses = {"address", "addressFromEnv", "addresses", "host", "hostFromEnv", "hosts"}  # hosts: cluster seeds
+    if not addresses & metadata.keys():
         problems.append(f"{path}: needs address (or host and port, or their *FromEnv forms)")
     if "lagCount" in metadata:
         if "consumerGroup" not in metadata:

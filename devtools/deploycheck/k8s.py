@@ -143,9 +143,13 @@ def _check_custom(obj: dict[str, Any], objects: Iterable[dict[str, Any]], versio
     return problems
 
 
-def validate_objects(objects: list[dict[str, Any]], version: str = K8S_VERSION) -> list[str]:
+def validate_objects(
+    objects: list[dict[str, Any]], version: str = K8S_VERSION, context: Iterable[dict[str, Any]] = ()
+) -> list[str]:
+    """Problems of ``objects`` (``context``: objects applied beside them, that they may refer to)."""
     problems: list[str] = []
+    known = [*objects, *context]
     for obj in objects:
         key = (obj.get("apiVersion", ""), obj.get("kind", ""))
-        problems += _check_custom(obj, objects, version) if key in SPECS else _validate_builtin(obj, version)
+        problems += _check_custom(obj, known, version) if key in SPECS else _validate_builtin(obj, version)
     return problems

@@ -39,7 +39,7 @@ pytestmark = pytest.mark.slow
 DEPLOY = ROOT / "deploy"
 NEW_METRICS = ("livetopic_queue_wait_seconds_bucket", "livetopic_batch_wait_seconds_bucket",
                'livetopic_batch_flushes_total{reason="size"}', "livetopic_stream_lag", "livetopic_stream_pending",
-               'livetopic_stream_length{stream="livetopic:comments"}')
+               'livetopic_stream_length{shard="0",stream="livetopic:comments"}')
 
 
 class Prometheus:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import RedisError, RedisUnavailableError
+from ..errors import ConfigError, RedisError, RedisUnavailableError
 from ..settings import Settings
 
 if TYPE_CHECKING:
@@ -105,6 +105,8 @@ def redis_for(settings: Settings, announce: bool = True, *, fail_fast: bool = Tr
     stderr; ``announce`` says which one is used in either case). With
     ``fail_fast`` a configured server that does not answer is an error at once; a worker (``fail_fast=False``)
     waits for its Redis instead, not ready meanwhile."""
+    if settings.redis_cluster and not settings.redis_url:
+        raise ConfigError("--redis-cluster needs --redis-url (a node of the cluster): the embedded server is none")
     if settings.redis_url:
         if fail_fast:
             reach(settings.redis_url, min(settings.redis_timeout_s, 5.0))
@@ -187,7 +189,7 @@ def run_on_redis(
     from ..streams.client import connect
 
     async def connected(url: str) -> int:
-        redis = connect(url, timeout_s=settings.redis_timeout_s)
+        redis = connect(url, timeout_s=settings.redis_timeout_s, cluster=settings.redis_cluster)
         try:
             return await main(settings, redis, options)
         finally:

@@ -17,6 +17,7 @@ HELP = "a live web page of topic heat per channel, with a feed and health"
 
 
 def cmd_dashboard(options: DashboardOptions, settings: Settings) -> int:
+    from ..streams.shards import ShardLayout
     from ..web.app import Dashboard
 
     def started(url: str) -> None:
@@ -24,7 +25,13 @@ def cmd_dashboard(options: DashboardOptions, settings: Settings) -> int:
 
     # the workers' Redis: --redis-url, else the embedded server of the data directory
     with redis_for(settings) as redis_url:
-        dashboard = Dashboard(redis_url, settings.streams, options, timeout_s=settings.redis_timeout_s)
+        dashboard = Dashboard(
+            redis_url,
+            settings.streams,
+            options,
+            timeout_s=settings.redis_timeout_s,
+            layout=ShardLayout.of(settings),
+        )
 
         async def serve() -> int:
             await dashboard.run(asyncio.Event(), on_started=started)

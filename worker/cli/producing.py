@@ -17,7 +17,7 @@ from .common import stop_on_signals
 
 if TYPE_CHECKING:
     from ..sources.feed import Feed
-    from ..streams.producer import StreamProducer
+    from ..streams.sharded import ShardedProducer
 
 __all__ = ["LiveFeed", "ProducerOptions", "live_feed", "producer"]
 
@@ -43,20 +43,22 @@ class ProducerOptions(Options):
 @contextlib.asynccontextmanager
 async def producer(
     settings: Settings, url: str, options: ProducerOptions, *, dedupe: bool = False
-) -> AsyncIterator[StreamProducer]:
-    """A producer into the input stream (with the message-id window where ``dedupe``), its group made."""
+) -> AsyncIterator[ShardedProducer]:
+    """A producer into the input stream's shards, each comment to its channel's (with the message-id window where
+    ``dedupe``), the groups made."""
     from ..streams.client import connect
-    from ..streams.keys import seen_key
-    from ..streams.producer import Dedupe, StreamProducer
+    from ..streams.durable import Durability
+    from ..streams.sharded import ShardedProducer
+    from ..streams.shards import ShardLayout
 
-    redis = connect(url, timeout_s=settings.redis_timeout_s)
-    window_s = options.dedupe_window_s if dedupe else 0.0
-    made = StreamProducer(
+    redis = connect(url, timeout_s=settings.redis_timeout_s, cluster=settings.redis_cluster)
+    made = ShardedProducer(
         redis,
-        settings.input_stream,
+        ShardLayout.of(settings),
         maxlen=options.maxlen,
         max_retry_s=options.retry_s,
-        dedupe=Dedupe(seen_key(settings.input_stream), window_s) if window_s > 0 else None,
+        dedupe_window_s=options.dedupe_window_s if dedupe else 0.0,
+        durability=Durability(settings.wait_replicas, settings.wait_timeout_ms),
     )
     try:
         await made.ensure_group(settings.group, settings.group_start_id)

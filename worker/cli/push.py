@@ -22,7 +22,7 @@ from ..display import bars_disabled
 from ..errors import LivetopicError
 from ..inputs.records import Reading
 from ..inputs.shapes import FORMATS
-from ..options import REDIS_AND_STREAMS, Flag, add_command
+from ..options import REDIS_AND_STREAMS, WAIT_FLAGS, Flag, add_command
 from ..settings import Settings
 from .common import redis_for, run_async, stop_on_signals
 from .producing import ProducerOptions, live_feed, producer
@@ -194,4 +194,12 @@ def cmd_push(options: PushOptions, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    add_command(sub, "push", cmd_push, options=PushOptions, settings=REDIS_AND_STREAMS, help=HELP, description=ABOUT)
+    add_command(
+        sub,
+        "push",
+        cmd_push,
+        options=PushOptions,
+        settings=(*REDIS_AND_STREAMS, *WAIT_FLAGS),
+        help=HELP,
+        description=ABOUT,
+    )

@@ -66,17 +66,24 @@ class ReportOptions(Options):
 
 async def _stream_timelines(settings: Settings, url: str, options: ReportOptions) -> tuple[str, list]:
     from ..streams.client import connect
+    from ..streams.shards import ShardLayout
     from ..web.report.sources import fill_texts, run_from_stream
     from ..web.report.write import timelines_of
 
-    redis = connect(url, timeout_s=settings.redis_timeout_s)
+    layout = ShardLayout.of(settings)
+    redis = connect(url, timeout_s=settings.redis_timeout_s, cluster=settings.redis_cluster)
     try:
         title, run = await run_from_stream(
-            redis, settings.output_stream, channel=options.channel, start=options.start, end=options.end
+            redis,
+            settings.output_stream,
+            channel=options.channel,
+            start=options.start,
+            end=options.end,
+            shards=layout.all(settings.output_stream),
         )
         timelines = timelines_of([run], options.window, peaks=options.peaks, top=options.top)
         shown = [c for t in timelines for ps in t.peaks.values() for p in ps for c in p.top]
-        await fill_texts(redis, settings.input_stream, shown)
+        await fill_texts(redis, layout.all(settings.input_stream), shown)
     finally:
         await redis.aclose()
     return title, timelines

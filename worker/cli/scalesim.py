@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ScaleSimOptions", "register"]
 
-SETTINGS = (*REDIS_FLAGS, "input_stream", "group")
+SETTINGS = (*REDIS_FLAGS, "input_stream", "group", "shards")
 HELP = "replicas KEDA's lagCount trigger would ask for, from the live group lag"
 ABOUT = (
     "Poll XINFO GROUPS of the input stream and print the replicas that KEDA's redis-streams trigger (lagCount) "
@@ -57,7 +57,8 @@ class ScaleSimOptions(Options):
 
 
 async def _simulate(settings: Settings, redis: aioredis.Redis, options: ScaleSimOptions) -> int:
-    from ..streams.info import stream_stats
+    from ..streams.info import total_stats
+    from ..streams.shards import ShardLayout
     from ..tools.scalesim import Sample, poll
 
     rule = options.rule()
@@ -79,7 +80,7 @@ async def _simulate(settings: Settings, redis: aioredis.Redis, options: ScaleSim
             f"{rule.min_replicas}–{rule.max_replicas}, simulated time x{options.speed:g}",
             flush=True,
         )
-    fetch = functools.partial(stream_stats, redis, settings.input_stream, settings.group)
+    fetch = functools.partial(total_stats, redis, ShardLayout.of(settings).all(settings.input_stream), settings.group)
     await poll(fetch, rule, interval_s=options.interval, speed=options.speed, count=options.count, on_sample=show)
     return 0
 

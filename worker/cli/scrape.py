@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from ..options import REDIS_AND_STREAMS, Flag, add_command
+from ..options import REDIS_AND_STREAMS, WAIT_FLAGS, Flag, add_command
 from ..settings import Settings
 from .common import redis_for, run_async
 from .producing import ProducerOptions, live_feed
@@ -73,5 +73,11 @@ def cmd_scrape(options: ScrapeOptions, settings: Settings) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     add_command(
-        sub, "scrape", cmd_scrape, options=ScrapeOptions, settings=REDIS_AND_STREAMS, help=HELP, description=ABOUT
+        sub,
+        "scrape",
+        cmd_scrape,
+        options=ScrapeOptions,
+        settings=(*REDIS_AND_STREAMS, *WAIT_FLAGS),
+        help=HELP,
+        description=ABOUT,
     )

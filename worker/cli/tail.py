@@ -159,28 +159,35 @@ class _Printer:
 
 
 async def _tail(settings: Settings, redis: aioredis.Redis, options: TailOptions) -> int:
-    from ..streams.reading import follow, last
+    from ..streams.reading import follow_all, last
     from ..streams.retry import Retrying
+    from ..streams.shards import ShardLayout
 
     stream = settings.dead_letter_stream if options.dead else settings.output_stream
     show = _Printer(options)
     retry = Retrying(base_s=0.2, cap_s=5.0)
-    seen, after = 0, "0-0"
+    after = dict.fromkeys(ShardLayout.of(settings).all(stream), "0-0")  # every shard's stream
+    seen = 0
     if not options.from_start:
-        backlog = await retry.call("XREVRANGE", last, redis, stream, max(options.last, 1))
-        after = backlog[-1][0] if backlog else "0-0"  # the newest id: nothing added meanwhile is missed
-        for entry_id, fields in (backlog[-options.last :] if options.last > 0 else [])[: options.count]:
+        backlog = []
+        for name in after:
+            newest = await retry.call("XREVRANGE", last, redis, name, max(options.last, 1))
+            after[name] = newest[-1][0] if newest else "0-0"  # nothing added meanwhile is missed
+            backlog += newest[-options.last :] if options.last > 0 else []
+        backlog.sort(key=lambda row: tuple(int(x) for x in row[0].split("-")))
+        for entry_id, fields in backlog[-options.last :][: options.count] if options.last > 0 else []:
             show(entry_id, fields)
             seen += 1
     while options.count is None or seen < options.count:
-        read = functools.partial(follow, redis, stream, after, block_ms=None if options.no_follow else 1000)
+        read = functools.partial(follow_all, redis, dict(after), block_ms=None if options.no_follow else 1000)
         entries = await retry.call("XREAD", read)
         if not entries and options.no_follow:
             break
-        for entry_id, fields in entries[: None if options.count is None else options.count - seen]:
+        for name, entry_id, _ in entries:
+            after[name] = entry_id
+        for _, entry_id, fields in entries[: None if options.count is None else options.count - seen]:
             show(entry_id, fields)
             seen += 1
-        after = entries[-1][0] if entries else after
     return 0
 
 

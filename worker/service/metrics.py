@@ -37,14 +37,24 @@ SKIP_REASONS = ("incomplete", "failed", "refused", "outside")
 
 
 class StreamGauges(Collector):
-    """``livetopic_stream_lag``, ``livetopic_stream_pending`` and ``livetopic_stream_length{stream}``, as last
-    polled. A value Redis did not report (lag on Redis < 7, a group not created yet) is left out rather than
-    shown as 0; nothing is exposed before the first poll."""
+    """``livetopic_stream_lag{shard}``, ``livetopic_stream_pending{shard}`` and
+    ``livetopic_stream_length{stream,shard}``, as last polled (one poll per shard). A value Redis did not report
+    (lag on Redis < 7, a group not created yet) is left out rather than shown as 0; nothing is exposed before the
+    first poll."""
 
     def __init__(self) -> None:
-        self.lag: int | None = None
-        self.pending: int | None = None
-        self.lengths: dict[str, int] = {}
+        self.lag: dict[str, int] = {}
+        self.pending: dict[str, int] = {}
+        self.lengths: dict[tuple[str, str], int] = {}  # (stream, shard) → XLEN
+
+    def set(self, shard: str, lag: int | None, pending: int | None, lengths: Mapping[str, int]) -> None:
+        for values, value in ((self.lag, lag), (self.pending, pending)):
+            if value is None:
+                values.pop(shard, None)
+            else:
+                values[shard] = value
+        self.lengths = {key: n for key, n in self.lengths.items() if key[1] != shard}
+        self.lengths.update(((stream, shard), n) for stream, n in lengths.items())
 
     def describe(self) -> Iterable[Metric]:
         return self._families(everything=True)
@@ -56,29 +66,30 @@ class StreamGauges(Collector):
         single = (
             (
                 "livetopic_stream_lag",
-                "Entries of the input stream not yet delivered to the consumer group (XINFO GROUPS lag; Redis 7+).",
+                "Entries of the shard's input stream not yet delivered to the consumer group (XINFO GROUPS lag; "
+                "Redis 7+).",
                 self.lag,
             ),
             (
                 "livetopic_stream_pending",
-                "Entries delivered to the consumer group and not yet acknowledged (XINFO GROUPS pending).",
+                "Entries delivered to the shard's consumer group and not yet acknowledged (XINFO GROUPS pending).",
                 self.pending,
             ),
         )
-        for name, help_text, value in single:
-            if everything or value is not None:
-                family = GaugeMetricFamily(name, help_text)
-                if value is not None:
-                    family.add_metric([], value)
+        for name, help_text, values in single:
+            if everything or values:
+                family = GaugeMetricFamily(name, help_text, labels=["shard"])
+                for shard, value in sorted(values.items()):
+                    family.add_metric([shard], value)
                 yield family
         if everything or self.lengths:
             family = GaugeMetricFamily(
                 "livetopic_stream_length",
-                "Entries in the input, output and dead-letter streams (XLEN).",
-                labels=["stream"],
+                "Entries in the input, output and dead-letter streams of each shard (XLEN).",
+                labels=["stream", "shard"],
             )
-            for stream, length in sorted(self.lengths.items()):
-                family.add_metric([stream], length)
+            for (stream, shard), length in sorted(self.lengths.items()):
+                family.add_metric([stream, shard], length)
             yield family
 
 
@@ -293,8 +304,10 @@ class Metrics:
         for entry_id in entry_ids:
             self.queue_wait_seconds.observe(max(0.0, now - entry_time_ms(entry_id) / 1000))
 
-    def set_stream_stats(self, lag: int | None, pending: int | None, lengths: Mapping[str, int]) -> None:
-        self.stream.lag, self.stream.pending, self.stream.lengths = lag, pending, dict(lengths)
+    def set_stream_stats(
+        self, lag: int | None, pending: int | None, lengths: Mapping[str, int], shard: int = 0
+    ) -> None:
+        self.stream.set(str(shard), lag, pending, lengths)
 
     def series_names(self) -> set[str]:
         """Every series name this worker can expose (``_total``, ``_bucket``… included), whether observed yet

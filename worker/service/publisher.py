@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol, cast
 
 import numpy as np
@@ -82,9 +82,17 @@ class Publisher:
     False: ``--no-output-text``)."""
 
     def __init__(
-        self, inbox: Channel[list[Item]], routes: Sequence[Route], flow: Flow, metrics: Metrics, *, text: bool = True
+        self,
+        inbox: Channel[list[Item]],
+        routes: Sequence[Route] | Mapping[int, Route],
+        flow: Flow,
+        metrics: Metrics,
+        *,
+        text: bool = True,
+        replicas: int = 0,
     ) -> None:
-        self.inbox, self.routes, self.flow, self.metrics, self.text = inbox, routes, flow, metrics, text
+        self.inbox, self.flow, self.metrics, self.text, self.replicas = inbox, flow, metrics, text, replicas
+        self.routes = dict(routes) if isinstance(routes, Mapping) else dict(enumerate(routes))  # by shard index
         self._renderer: tuple[Model, ResultRenderer] | None = None  # the last model's (normally the only one)
 
     async def run(self) -> None:
@@ -94,7 +102,7 @@ class Publisher:
 
     def _by_shard(self, items: list[Item]) -> Iterator[tuple[int, list[Item]]]:
         if len(self.routes) == 1:
-            yield 0, items
+            yield next(iter(self.routes)), items
             return
         groups: dict[int, list[Item]] = collections.defaultdict(list)
         for item in items:
@@ -139,6 +147,14 @@ class Publisher:
     def report(self, records: Sequence[Outgoing], published: Published) -> None:
         """Count and say what the commit point found out of the ordinary (see :class:`Published`)."""
         span = f"ids {records[0].entry_id} … {records[-1].entry_id}"
+        if published.replicas is not None and published.replicas < self.replicas:
+            log.warning(
+                "%s: only %d of %d replicas acknowledged the publish within --wait-timeout-ms (a failover now "
+                "may take it back: delivered again, published once)",
+                span,
+                published.replicas,
+                self.replicas,
+            )
         if published.lost:
             self.metrics.unpending_published.inc(published.lost)
             log.warning(

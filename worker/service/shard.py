@@ -1,8 +1,8 @@
 """A shard: one input stream with its consumer group, resume mark and publish script (a
 :class:`~worker.streams.client.StreamClient`), under its own retry policy, whose recovery recreates that group
-at its resume mark when it is lost. A worker serves one shard today; each :class:`~.item.Item` knows its shard,
-so that several (one reader each, one admit stage for all, results routed back by the publisher) need no change
-to the stages."""
+at its resume mark when it is lost. A worker serves the shards of ``--shard-set`` (all by default; the names of
+each: :class:`~worker.streams.shards.ShardLayout`): one reader each, one admit stage for all, and each
+:class:`~.item.Item` routed back to its shard's script by the publisher."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ import redis.asyncio as aioredis
 from ..errors import GroupMissingError, RedisError
 from ..settings import Settings
 from ..streams.client import StreamClient
+from ..streams.durable import Durability
 from ..streams.group import GroupState
 from ..streams.retry import Retrying
+from ..streams.shards import ShardLayout
 from .health import Health
 from .metrics import Metrics
 
@@ -39,7 +41,8 @@ class Shard:
         if state is None:
             return False
         self._placed(state)
-        log.info("consumer %s in group %s on %s (%s)", s.consumer, s.group, s.input_stream, state.describe())
+        log.info("consumer %s in group %s on %s (%s)", s.consumer, s.group, self.client.input_stream,
+                 state.describe())
         return True
 
     async def recover(self, exc: RedisError) -> bool:
@@ -54,7 +57,7 @@ class Shard:
             "consumer group %s of %s was missing (destroyed, or Redis lost its data); %s at its resume mark "
             "%s: entries after it are delivered again, and those finished already are not published again",
             s.group,
-            s.input_stream,
+            self.client.input_stream,
             "recreated it" if state.created else "another worker recreated it",
             state.mark,
         )
@@ -71,7 +74,14 @@ class Shard:
 
 
 def open_shard(index: int, redis: aioredis.Redis, settings: Settings, health: Health, metrics: Metrics) -> Shard:
-    """Shard ``index`` of ``settings``' streams (one shard: the streams as named) on ``redis``."""
+    """Shard ``index`` of ``settings``' streams (one shard on a plain Redis: the streams as named) on ``redis``."""
     s = settings
-    client = StreamClient(redis, s.streams, s.consumer, output_maxlen=s.output_maxlen, dead_maxlen=s.dead_letter_maxlen)
+    client = StreamClient(
+        redis,
+        ShardLayout.of(s).names(index),
+        s.consumer,
+        output_maxlen=s.output_maxlen,
+        dead_maxlen=s.dead_letter_maxlen,
+        durability=Durability(s.wait_replicas, s.wait_timeout_ms),
+    )
     return Shard(index, client, settings, health, metrics)

@@ -23,12 +23,18 @@ log = logging.getLogger(__name__)
 
 
 class StreamStatsPoller:
-    """``fetch()`` (e.g. a bound :func:`~worker.streams.info.stream_stats`) every ``interval_s``, into ``metrics``."""
+    """``fetch()`` (e.g. a bound :func:`~worker.streams.info.stream_stats`) every ``interval_s``, into ``metrics``
+    (labelled ``shard``)."""
 
     def __init__(
-        self, fetch: Callable[[], Awaitable[StreamStats]], retry: Retrying, metrics: Metrics, interval_s: float
+        self,
+        fetch: Callable[[], Awaitable[StreamStats]],
+        retry: Retrying,
+        metrics: Metrics,
+        interval_s: float,
+        shard: int = 0,
     ) -> None:
-        self.fetch, self.retry, self.metrics, self.interval_s = fetch, retry, metrics, interval_s
+        self.fetch, self.retry, self.metrics, self.interval_s, self.shard = fetch, retry, metrics, interval_s, shard
         self._said_no_lag = False
         self._failing: str | None = None  # the last error said, until a poll succeeds
 
@@ -38,7 +44,7 @@ class StreamStatsPoller:
         try:
             stats = await self.retry.call_until(stop or asyncio.Event(), "stream stats", self.fetch)
         except RedisError as exc:
-            self.metrics.set_stream_stats(None, None, {})
+            self.metrics.set_stream_stats(None, None, {}, self.shard)
             if str(exc) != self._failing:
                 self._failing = str(exc)
                 log.warning("cannot poll the stream numbers (%s): livetopic_stream_* left out until it works", exc)
@@ -46,7 +52,7 @@ class StreamStatsPoller:
         if stats is None:
             return None
         self._failing = None
-        self.metrics.set_stream_stats(stats.lag, stats.pending, stats.lengths)
+        self.metrics.set_stream_stats(stats.lag, stats.pending, stats.lengths, self.shard)
         if stats.lag is None and stats.pending is not None and not self._said_no_lag:
             self._said_no_lag = True
             log.info(

@@ -31,6 +31,7 @@ from ..model.runtime import LoadedModel
 from ..settings import Settings
 from ..streams.client import connect
 from ..streams.info import stream_stats
+from ..streams.shards import ShardLayout
 from .admit import Admit
 from .batcher import MicroBatcher
 from .channel import Channel
@@ -61,8 +62,8 @@ class Worker:
         s = self.settings = settings
         self.metrics = metrics or Metrics(channels=s.metrics_channels)
         self.health = Health(self.metrics, s.stall_timeout_s)
-        self.redis = connect(redis_url, timeout_s=s.redis_timeout_s)
-        self.shards = [open_shard(0, self.redis, s, self.health, self.metrics)]
+        self.redis = connect(redis_url, timeout_s=s.redis_timeout_s, cluster=s.redis_cluster)
+        self.shards = [open_shard(k, self.redis, s, self.health, self.metrics) for k in ShardLayout.served(s)]
         self.flow = Flow(s.max_inflight, ahead=s.max_batch_size, health=self.health)
         self._pools = {
             name: ThreadPoolExecutor(1, thread_name_prefix=f"livetopic-{name}")
@@ -81,12 +82,17 @@ class Worker:
             model=model,
         )
         self.stop_reading = asyncio.Event()
-        fetch_stats = functools.partial(
-            stream_stats, self.redis, s.input_stream, s.group, (s.output_stream, s.dead_letter_stream)
-        )
-        self.stream_stats = StreamStatsPoller(
-            fetch_stats, self.shards[0].retry, self.metrics, s.stream_stats_interval_s
-        )
+        self.stream_stats = [
+            StreamStatsPoller(
+                functools.partial(stream_stats, self.redis, c.input_stream, s.group, (c.output_stream, c.dead_stream)),
+                shard.retry,
+                self.metrics,
+                s.stream_stats_interval_s,
+                shard.index,
+            )
+            for shard in self.shards
+            for c in (shard.client,)
+        ]
         self.http = HttpServer(self.health, self.metrics.registry, s.metrics_host, s.metrics_port)
         self._wire_stages()
 
@@ -126,7 +132,14 @@ class Worker:
             max_batch_tokens=s.max_batch_tokens,
             metrics=self.metrics,
         )
-        self.publisher = Publisher(publishing, self.shards, self.flow, self.metrics, text=s.output_text)
+        self.publisher = Publisher(
+            publishing,
+            {shard.index: shard for shard in self.shards},
+            self.flow,
+            self.metrics,
+            text=s.output_text,
+            replicas=s.wait_replicas,
+        )
 
     def poke_reload(self) -> None:
         self.watcher.poke()
@@ -167,7 +180,7 @@ class Worker:
     async def _serve(self, stop: asyncio.Event) -> None:
         feeders = [task(reader.run(), f"read-{reader.shard}") for reader in self.readers]
         feeders += [task(reader.reclaim(), f"reclaim-{reader.shard}") for reader in self.readers]
-        feeders.append(task(self.stream_stats.run(self.stop_reading), "stream-stats"))
+        feeders += [task(p.run(self.stop_reading), f"stream-stats-{p.shard}") for p in self.stream_stats]
         if self.settings.model_version is None:
             feeders.append(task(self.watcher.run(self.stop_reading), "reload"))
         stages = [

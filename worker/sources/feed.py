@@ -19,9 +19,9 @@ from ..inputs import Entry, LineDecoder, Record, Skipped, Unreadable
 from ..inputs.records import Converted, warn_unreadable
 from ..inputs.ytdlp import video_id_of
 from ..streams.keys import follow_key
-from ..streams.positions import read_checkpoint
-from ..streams.producer import Checkpoint, StreamProducer
+from ..streams.producer import Checkpoint
 from ..streams.retry import sleep_or_stop
+from ..streams.sharded import ShardedProducer
 from .status import Status
 from .tail import Line, TailedFile
 
@@ -35,7 +35,7 @@ CHUNK = 500
 class Feed:
     """Send converted items to the producer (with a checkpoint, when given) and count them on ``status``."""
 
-    def __init__(self, producer: StreamProducer, status: Status) -> None:
+    def __init__(self, producer: ShardedProducer, status: Status) -> None:
         self.producer, self.status = producer, status
 
     async def send(self, items: Iterable[Converted], checkpoint: Checkpoint | None = None) -> None:
@@ -74,10 +74,10 @@ class _Followed:
         return [item for line in lines for item in self.decoder.decode(line.raw, line.number)]
 
 
-async def _open(path: Path, redis: aioredis.Redis, stream: str, channel: str | None, fmt: str) -> _Followed:
-    key = follow_key(stream, str(path))
+async def _open(path: Path, producer: ShardedProducer, channel: str | None, fmt: str) -> _Followed:
+    key = follow_key(producer.stream, str(path))
     tail = TailedFile(path)
-    how = await asyncio.to_thread(tail.resume, await read_checkpoint(redis, key))
+    how = await asyncio.to_thread(tail.resume, await producer.checkpoint(key))
     log.info("following %s %s", path, how)
     followed = _Followed(tail, LineDecoder(str(path), channel or video_id_of(path), fmt), key, channel)
     first = tail.first_line()
@@ -117,7 +117,7 @@ async def follow_files(
 ) -> None:
     """Follow ``paths`` (absolute: a file's position is kept under its path) like ``tail -F`` until ``stop``:
     each complete line (or item of a JSON list) pushed once, across restarts. ``fmt``: ``push --format``."""
-    followed = [await _open(path, redis, feed.producer.stream, channel, fmt) for path in paths]
+    followed = [await _open(path, feed.producer, channel, fmt) for path in paths]
     try:
         while not stop.is_set():
             busy = False

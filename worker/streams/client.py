@@ -26,6 +26,7 @@ from redis.commands.core import AsyncScript
 from ..errors import RedisCommandError
 from ..settings import StreamNames
 from ..wire import parse_entry_id
+from .durable import Durability, run_script
 from .group import GroupState, ensure_group
 from .keys import done_key, resume_key
 from .retry import guarded
@@ -55,13 +56,26 @@ class Published:
     repeated: int = 0  # finished records delivered again (acked, not published)
     moved: str = ""  # how the script moved the group ("behind", "lost", "": not at all)
     mark: str = ""  # the resume mark after the call
+    replicas: int | None = None  # replicas that acknowledged the call's writes (None: no WAIT asked for)
 
 
-def connect(url: str, *, timeout_s: float = 10.0) -> aioredis.Redis:
-    """An asyncio client for ``url`` (redis://, rediss:// with TLS, password or ACL user in the URL).
+def connect(url: str, *, timeout_s: float = 10.0, cluster: bool = False) -> aioredis.Redis:
+    """An asyncio client for ``url`` (redis://, rediss:// with TLS, password or ACL user in the URL); with
+    ``cluster``, redis-py's cluster client from that seed node (it follows MOVED and ASK, and learns the slots
+    again after a failover).
 
     Responses stay bytes, so the input path can detect invalid UTF-8 itself.
     """
+    if cluster:
+        # The cluster client offers the same commands; livetopic sends only single-slot ones (see .shards), so
+        # it stands in for a Redis client everywhere.
+        return cast(aioredis.Redis, aioredis.RedisCluster.from_url(
+            url,
+            decode_responses=False,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            health_check_interval=30,
+        ))
     return aioredis.Redis.from_url(
         url,
         decode_responses=False,
@@ -87,12 +101,14 @@ class StreamClient:
         *,
         output_maxlen: int = 1_000_000,
         dead_maxlen: int = 100_000,
+        durability: Durability | None = None,
     ) -> None:
         self.redis = redis
         self.input_stream, self.output_stream, self.dead_stream = streams.input, streams.output, streams.dead_letter
         group = self.group = streams.group
         self.consumer = consumer
         self.output_maxlen, self.dead_maxlen = output_maxlen, dead_maxlen
+        self.durability = durability or Durability()
         self.resume_key = resume_key(self.input_stream, group)
         self.done_key = done_key(self.input_stream, group)
         self._scripts: dict[str, AsyncScript] = {}
@@ -115,6 +131,8 @@ class StreamClient:
             info = await guarded("INFO", self.redis.info("server"))
         except RedisCommandError:
             return 6
+        if "redis_version" not in info and info and isinstance(next(iter(info.values())), dict):
+            info = min(info.values(), key=lambda node: str(node.get("redis_version", "6")))  # a cluster's nodes
         return int(str(info.get("redis_version", "6")).split(".")[0])
 
     async def ensure_group(self, start_id: str = "0") -> GroupState:
@@ -200,11 +218,13 @@ class StreamClient:
             separators=(",", ":"),
         )
         script = await self._script("publish")
-        flags, lost, repeated, moved, mark = await guarded(
+        reply, replicas = await run_script(
+            self.redis,
+            script,
+            [self.input_stream, self.output_stream, self.dead_stream, self.resume_key, self.done_key],
+            [self.group, self.output_maxlen, self.dead_maxlen, payload],
+            self.durability,
             "publish script",
-            script(
-                keys=[self.input_stream, self.output_stream, self.dead_stream, self.resume_key, self.done_key],
-                args=[self.group, self.output_maxlen, self.dead_maxlen, payload],
-            ),
         )
-        return Published([bool(int(f)) for f in flags], int(lost), int(repeated), _s(moved), _s(mark))
+        flags, lost, repeated, moved, mark = reply
+        return Published([bool(int(f)) for f in flags], int(lost), int(repeated), _s(moved), _s(mark), replicas)

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from ..errors import RedisCommandError
 from .retry import guarded, translate
 
-__all__ = ["GroupState", "StreamStats", "group_state", "stream_stats"]
+__all__ = ["GroupState", "StreamStats", "group_state", "stream_stats", "total_group_state", "total_stats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +80,17 @@ async def stream_stats(redis: aioredis.Redis, stream: str, group: str, others: S
                        lengths={n: int(v) for n, v in lengths.items() if not isinstance(v, Exception)})
 
 
+async def total_stats(redis: aioredis.Redis, streams: Sequence[str], group: str) -> StreamStats:
+    """:func:`stream_stats` of ``group`` summed over the input streams of every shard (lag None when a shard
+    does not report it: a sum without it would be a guess)."""
+    shards = [await stream_stats(redis, stream, group) for stream in streams]
+    lags, pendings = [s.lag for s in shards], [s.pending for s in shards]
+    lengths = {name: n for s in shards for name, n in s.lengths.items()}
+    return StreamStats(lag=None if None in lags else sum(x for x in lags if x is not None),
+                       pending=None if None in pendings else sum(x for x in pendings if x is not None),
+                       lengths=lengths)
+
+
 @dataclass(frozen=True, slots=True)
 class GroupState:
     """A consumer group: entries not yet delivered (``lag``; ``lag_capped`` when counted up to a cap) and
@@ -111,3 +122,12 @@ async def group_state(redis: aioredis.Redis, stream: str, group: str, lag_cap: i
     rows: Any = await guarded("XRANGE", redis.xrange(stream, f"({last}", "+", count=lag_cap))
     n = len(rows or [])
     return GroupState(True, pending, n, n >= lag_cap, consumers)
+
+
+def total_group_state(shards: Sequence[GroupState]) -> GroupState:
+    """The consumer groups of every shard as one: exists when all do; lag and pending summed; the most
+    consumers any shard has."""
+    if not shards:
+        return GroupState(exists=False)
+    return GroupState(all(g.exists for g in shards), sum(g.pending for g in shards), sum(g.lag for g in shards),
+                      any(g.lag_capped for g in shards), max(g.consumers for g in shards))

@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 
 from ..errors import RedisCommandError, RedisError, RedisTransientError
 from ..wire import parse_entry_id
+from .durable import Durability, run_script
 from .group import GroupState, ensure_group
 from .positions import clear_checkpoint, read_checkpoint
 from .retry import Retrying, guarded
@@ -132,9 +133,10 @@ class StreamProducer:
     :meth:`add` (their indices in its chunk)."""
 
     def __init__(self, redis: aioredis.Redis, stream: str, *, maxlen: int | None = None,
-                 max_retry_s: float = 120.0, dedupe: Dedupe | None = None) -> None:
+                 max_retry_s: float = 120.0, dedupe: Dedupe | None = None,
+                 durability: Durability | None = None) -> None:
         self.redis, self.stream, self.maxlen, self.max_retry_s = redis, stream, maxlen, max_retry_s
-        self.dedupe = dedupe
+        self.dedupe, self.durability = dedupe, durability or Durability()
         self.duplicates = 0
         self.last_duplicates: list[int] = []
         self._last = (0, 0)
@@ -208,7 +210,10 @@ class StreamProducer:
         """Send ``todo`` (and the checkpoint) in one script call; returns what is still to send (ids renewed
         where another producer took them)."""
         keys, args = self._call(chunk, ids, todo, checkpoint)
-        reply = await guarded("produce script", self._script(keys=keys, args=args))
+        reply, replicas = await run_script(self.redis, self._script, keys, args, self.durability, "produce script")
+        if replicas is not None and replicas < self.durability.replicas:
+            log.warning("push: only %d of %d replicas acknowledged a chunk within --wait-timeout-ms (a failover now "
+                        "may lose it)", replicas, self.durability.replicas)
         status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if status == "ok":
             skipped = [i for i, flag in zip(todo, reply[1], strict=True) if not int(flag)]
@@ -218,6 +223,10 @@ class StreamProducer:
         error = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
         if "equal or smaller" not in error:
             raise RedisCommandError(f"redis XADD: {error}", "XADD")
+        if len(await self._missing(chunk, ids, todo)) < len(todo):
+            # our own chunk is there, whole (one script): it landed on an attempt whose reply was lost and that
+            # the client sent again by itself (redis-py retries a command after a connection fault, a failover)
+            return []
         await self._sync_top()  # another producer wrote past our ids: take new ones above its last
         for i in todo:
             ids[i] = self._next_id()

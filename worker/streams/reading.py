@@ -4,15 +4,16 @@ count, delete streams. For ``tail``, the demo, the bench, the dashboard and the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from .retry import guarded
 
-__all__ = ["Entry", "count_since", "decode_fields", "delete_streams", "follow", "last", "lengths", "lookup", "ping",
-           "scan"]
+__all__ = ["Entry", "count_since", "decode_fields", "delete_streams", "follow", "follow_all", "last", "lengths",
+           "lookup", "ping", "scan"]
 
 Entry = tuple[str, dict[str, str]]  # entry id, fields
 
@@ -27,6 +28,22 @@ async def follow(redis: aioredis.Redis, stream: str, after: str, *, count: int =
     """Entries of ``stream`` after id ``after`` (``$``: only those added from now on), waiting up to ``block_ms``."""
     reply: Any = await guarded("XREAD", redis.xread({stream: after}, count=count, block=block_ms))
     return [(entry_id.decode(), decode_fields(raw)) for _name, entries in reply or [] for entry_id, raw in entries]
+
+
+async def follow_all(redis: aioredis.Redis, positions: Mapping[str, str], *, count: int = 100,
+                     block_ms: int | None = 1000) -> list[tuple[str, str, dict[str, str]]]:
+    """(stream, entry id, fields) after each stream's position, oldest first: one XREAD per stream, all at once
+    (the shards of a cluster live in different slots, which one XREAD may not span)."""
+    replies = await asyncio.gather(*(follow(redis, stream, after, count=count, block_ms=block_ms)
+                                     for stream, after in positions.items()))
+    rows = [(stream, entry_id, fields) for stream, entries in zip(positions, replies, strict=True)
+            for entry_id, fields in entries]
+    return sorted(rows, key=lambda row: _id_key(row[1]))
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 async def scan(redis: aioredis.Redis, stream: str, *, start: str = "-", end: str = "+",

@@ -46,10 +46,14 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     redis_errors.ReadOnlyError,
     redis_errors.TryAgainError,
     redis_errors.ClusterDownError,
+    redis_errors.SlotNotCoveredError,
+    redis_errors.MaxConnectionsError,
     OSError,
 )
 # Error codes that mean "not now" rather than "never": a script running too long, a failover under way.
-_TRANSIENT_CODES = frozenset({"BUSY", "MASTERDOWN", "NOREPLICAS", "LOADING", "READONLY", "TRYAGAIN", "CLUSTERDOWN"})
+_TRANSIENT_CODES = frozenset(
+    {"BUSY", "MASTERDOWN", "NOREPLICAS", "LOADING", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "MOVED", "ASK"}
+)
 # The code of an error reply: its first word, or (Redis 6.2 wraps errors raised inside a script) the first
 # capitalised word after a colon: "Error running script (…): @user_script:1: NOGROUP No such key…".
 _CODE = re.compile(r"(?:^|: -?)([A-Z]{2,})\b")
@@ -92,12 +96,21 @@ def translate(exc: BaseException, command: str) -> RedisError:
     return RedisCommandError(message, command)
 
 
+# redis-py's cluster client may close a connection (a topology refresh after a failover) while another task
+# still uses it: asyncio then refuses the write ("… the handler is closed"), or the connection's stream is gone.
+_CLOSED_UNDER_US = re.compile(r"handler is closed|'NoneType' object has no attribute '(write|writelines|drain|read)")
+
+
 async def guarded(command: str, call: Awaitable[T]) -> T:
     """Await ``call`` (a Redis command), mapping its errors with :func:`translate`."""
     try:
         return await call
     except (redis_errors.RedisError, OSError) as exc:
         raise translate(exc, command) from exc
+    except (RuntimeError, AttributeError) as exc:
+        if not _CLOSED_UNDER_US.search(str(exc)):
+            raise
+        raise RedisTransientError(f"redis {command}: the connection was closed under it ({exc})", command) from exc
 
 
 class Backoff:

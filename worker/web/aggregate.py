@@ -101,6 +101,7 @@ class FeedItem:
     ts: str = ""
     text: str | None = None  # None until looked up in the input stream
     text_missing: bool = False
+    shard: int = 0  # whose input stream holds source_id
 
     def view(self) -> dict[str, Any]:
         return {"id": self.source_id, "time": self.time_ms, "channel": self.channel, "user": self.user,
@@ -208,8 +209,8 @@ class Aggregator:
         key = tag if len(self.models) < MAX_MODELS else OTHER
         self.models[key] = self.models.get(key, 0) + 1
 
-    def add(self, entry_id: str, fields: Mapping[str, str]) -> None:
-        """Count one output entry (a retraction: take back what it removes)."""
+    def add(self, entry_id: str, fields: Mapping[str, str], shard: int = 0) -> None:
+        """Count one output entry (of shard ``shard``'s output stream; a retraction: take back what it removes)."""
         self.last_id = entry_id
         if is_retraction(fields):
             self._retract(fields)
@@ -243,7 +244,7 @@ class Aggregator:
         text = clip_text(fields.get("text"))
         item = FeedItem(entry_id, source, time_ms, channel, [names[i - 1] for i in indices],
                         fields.get("user", "")[:MAX_NAME_CHARS], fields.get("ts", "")[:MAX_NAME_CHARS], text,
-                        text_missing=text is None and not is_id)
+                        text_missing=text is None and not is_id, shard=shard)
         key = self._channel(channel)
         order = order_of(source) if is_id else None
         if order is not None and not self.ledger.comment(

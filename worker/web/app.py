@@ -17,6 +17,7 @@ from aiohttp import web
 from ..listen import listen
 from ..settings import StreamNames
 from ..streams.client import connect
+from ..streams.shards import ShardLayout
 from .aggregate import ALL, MAX_NAME_CHARS, WINDOWS
 from .assets import CONTENT_TYPES, static_text
 from .clients import Clients
@@ -49,10 +50,11 @@ class Dashboard:
         *,
         timeout_s: float = 10.0,
         health_interval_s: float = 2.0,
+        layout: ShardLayout | None = None,
     ) -> None:
         self.options = options
-        self.redis = connect(redis_url, timeout_s=timeout_s)
-        self.live = Live(self.redis, streams, options, health_interval_s=health_interval_s)
+        self.redis = connect(redis_url, timeout_s=timeout_s, cluster=layout is not None and layout.cluster)
+        self.live = Live(self.redis, streams, options, health_interval_s=health_interval_s, layout=layout)
         self.clients = Clients(options)
         self.port = options.port
         self._streams: set[asyncio.Task[Any]] = set()

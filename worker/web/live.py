@@ -19,9 +19,10 @@ import redis.asyncio as aioredis
 
 from ..errors import RedisError, RedisTransientError
 from ..settings import StreamNames
-from ..streams.info import GroupState, group_state
-from ..streams.reading import count_since, follow, lengths, lookup, scan
+from ..streams.info import GroupState, group_state, total_group_state
+from ..streams.reading import count_since, follow_all, lengths, lookup, scan
 from ..streams.retry import Backoff, sleep_or_stop, with_backoff
+from ..streams.shards import ShardLayout
 from .aggregate import WINDOWS, Aggregator, clip_text
 from .message import MAX_VIEW_BYTES, encode_view
 from .options import DashboardOptions
@@ -49,8 +50,13 @@ class Live:
         *,
         health_interval_s: float = 2.0,
         clock: Callable[[], int] = _now_ms,
+        layout: ShardLayout | None = None,
     ) -> None:
         self.redis, self.streams, self.options, self.clock = redis, streams, options, clock
+        self.layout = layout or ShardLayout(streams)
+        self.inputs = self.layout.all(streams.input)
+        self.outputs = {name: k for k, name in enumerate(self.layout.all(streams.output))}  # name → shard
+        self.positions = dict.fromkeys(self.outputs, "0-0")  # the last entry read of each shard's output
         self.health_interval_s = health_interval_s
         self.board = Aggregator(max_channels=options.max_channels, feed_size=max(options.feed_size, 1))
         self.history_loaded = False
@@ -108,27 +114,30 @@ class Live:
         self.answers += 1
 
     async def _follow(self, stop: asyncio.Event) -> None:
-        board, stream = self.board, self.streams.output
+        board, positions = self.board, self.positions
         board.prune(self.clock())
         if not self.history_loaded:
-            async for entry_id, fields in scan(self.redis, stream, start=f"({board.last_id}", page=READ_COUNT):
-                self._answered()
-                board.add(entry_id, fields)
+            for stream, shard in self.outputs.items():
+                async for entry_id, fields in scan(self.redis, stream, start=f"({positions[stream]}", page=READ_COUNT):
+                    self._answered()
+                    board.add(entry_id, fields, shard)
+                    positions[stream] = entry_id
             self.history_loaded = True
             self._answered()
             log.info("dashboard: history read, %d entries up to %s", board.ingested, board.last_id)
         while not stop.is_set():
-            rows = await follow(self.redis, stream, board.last_id, count=READ_COUNT, block_ms=500)
+            rows = await follow_all(self.redis, dict(positions), count=READ_COUNT, block_ms=500)
             self._answered()
-            for entry_id, fields in rows:
-                board.add(entry_id, fields)
+            for stream, entry_id, fields in rows:
+                board.add(entry_id, fields, self.outputs[stream])
+                positions[stream] = entry_id
 
     async def _poll_health(self, stop: asyncio.Event) -> None:
-        streams = self.streams
+        streams, dead = self.streams, self.layout.all(self.streams.dead_letter)
         while not stop.is_set():
-            self.group = await group_state(self.redis, streams.input, streams.group)
-            self.dead_per_min = await count_since(self.redis, streams.dead_letter, self.clock() - 60_000)
-            self.dead_total = (await lengths(self.redis, streams.dead_letter))[0]
+            self.group = total_group_state([await group_state(self.redis, name, streams.group) for name in self.inputs])
+            self.dead_per_min = sum([await count_since(self.redis, name, self.clock() - 60_000) for name in dead])
+            self.dead_total = sum([(await lengths(self.redis, name))[0] for name in dead])
             self._answered()
             await sleep_or_stop(self.health_interval_s, stop)
 
@@ -171,18 +180,20 @@ class Live:
         }
 
     async def _fill_texts(self, items: list[Any]) -> None:
-        wanted = [item.source_id for item in items if item.text is None and not item.text_missing]
-        if not wanted:
-            return
-        try:
-            texts = await lookup(self.redis, self.streams.input, wanted)
-        except RedisError as exc:
-            log.warning("dashboard: cannot look up comment texts (%s)", exc)
-            return
-        for item in items:
-            if item.source_id in texts:
-                text = texts[item.source_id]
-                item.text, item.text_missing = (clip_text(text) or ""), text is None
+        wanted = [item for item in items if item.text is None and not item.text_missing]
+        for shard, stream in enumerate(self.inputs):
+            mine = [item for item in wanted if item.shard == shard]
+            if not mine:
+                continue
+            try:
+                texts = await lookup(self.redis, stream, [item.source_id for item in mine])
+            except RedisError as exc:
+                log.warning("dashboard: cannot look up comment texts (%s)", exc)
+                return
+            for item in mine:
+                if item.source_id in texts:
+                    text = texts[item.source_id]
+                    item.text, item.text_missing = (clip_text(text) or ""), text is None
 
     async def encoded_view(self, channel: str, window: str) -> bytes:
         """:meth:`view` as JSON of at most :data:`~worker.web.message.MAX_VIEW_BYTES`, made once per tick for

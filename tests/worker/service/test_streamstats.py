@@ -59,10 +59,10 @@ async def test_gauges_follow_redis_7(redis7_server: EmbeddedRedis) -> None:
     assert "livetopic_stream_lag" not in exposition(metrics)  # nothing before the first poll
     await poll(redis7_server.url, metrics)
     samples = exposition(metrics)
-    assert samples["livetopic_stream_lag"] == 8
-    assert samples["livetopic_stream_pending"] == 5
-    assert samples['livetopic_stream_length{stream="in"}'] == 13
-    assert samples['livetopic_stream_length{stream="out"}'] == 0
+    assert samples['livetopic_stream_lag{shard="0"}'] == 8
+    assert samples['livetopic_stream_pending{shard="0"}'] == 5
+    assert samples['livetopic_stream_length{shard="0",stream="in"}'] == 13
+    assert samples['livetopic_stream_length{shard="0",stream="out"}'] == 0
     assert not [name for name in samples if "_created" in name]
 
 
@@ -71,7 +71,7 @@ async def test_lag_left_out_on_redis_6_2(redis_server: EmbeddedRedis) -> None:
     await poll(redis_server.url, metrics)
     samples = exposition(metrics)
     assert "livetopic_stream_lag" not in samples
-    assert samples["livetopic_stream_pending"] == 5
+    assert samples['livetopic_stream_pending{shard="0"}'] == 5
 
 
 async def test_a_refused_poll_empties_the_gauges_and_never_stops_the_worker() -> None:
@@ -96,8 +96,16 @@ async def test_a_refused_poll_empties_the_gauges_and_never_stops_the_worker() ->
         await poller.poll_once()
         seen.append({k: v for k, v in exposition(metrics).items() if k.startswith("livetopic_stream")})
     assert seen == [
-        {"livetopic_stream_lag": 7, "livetopic_stream_pending": 2, 'livetopic_stream_length{stream="in"}': 9},
+        {
+            'livetopic_stream_lag{shard="0"}': 7,
+            'livetopic_stream_pending{shard="0"}': 2,
+            'livetopic_stream_length{shard="0",stream="in"}': 9,
+        },
         {},
         {},
-        {"livetopic_stream_lag": 0, "livetopic_stream_pending": 0, 'livetopic_stream_length{stream="in"}': 9},
+        {
+            'livetopic_stream_lag{shard="0"}': 0,
+            'livetopic_stream_pending{shard="0"}': 0,
+            'livetopic_stream_length{shard="0",stream="in"}': 9,
+        },
     ]

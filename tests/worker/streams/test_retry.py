@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from worker.errors import RedisCommandError, RedisTransientError, RedisUnavailableError
-from worker.streams.retry import STOPPED, Backoff, Retrying, with_backoff
+from worker.streams.retry import STOPPED, Backoff, Retrying, guarded, with_backoff
 
 
 class Flaky:
@@ -121,3 +121,28 @@ async def test_a_budget_turns_into_unavailable() -> None:
     retry = Retrying(base_s=0, on_failure=lambda *args: None)
     with pytest.raises(RedisUnavailableError, match="still failing after 0s"):
         await retry.call("xadd", Attempts(*[RedisTransientError("refused")] * 1000), budget_s=0)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("unable to perform operation on <TCPTransport closed=True>; the handler is closed"),
+        AttributeError("'NoneType' object has no attribute 'writelines'"),
+    ],
+)
+async def test_a_connection_closed_under_a_command_is_transient(error: Exception) -> None:
+    """What redis-py's cluster client raises when a topology refresh (a failover) closes a connection in use."""
+
+    async def call() -> None:
+        raise error
+
+    with pytest.raises(RedisTransientError, match="closed under it"):
+        await guarded("XREADGROUP", call())
+
+
+async def test_other_runtime_errors_are_not_redis_errors() -> None:
+    async def call() -> None:
+        raise AttributeError("'Item' object has no attribute 'labels'")
+
+    with pytest.raises(AttributeError):
+        await guarded("XREADGROUP", call())

@@ -175,17 +175,26 @@ def without_retracted(entries: Sequence[tuple[str, dict[str, str]]]) -> tuple[li
 
 
 async def run_from_stream(redis: aioredis.Redis, output_stream: str, *, channel: str | None = None,
-                          start: str = "-", end: str = "+", max_entries: int = 1_000_000) -> tuple[str, Run]:
-    """A run from the output stream between ``start`` and ``end`` (ids or ``-``/``+``): (title, run), less the
-    comments retracted in that range (:func:`without_retracted`). Times are the comments' ``ts`` where every one
-    has an ``M:SS`` time, else their input entry time."""
-    read: list[tuple[str, dict[str, str]]] = []
-    async for entry_id, fields in scan(redis, output_stream, start=start, end=end, page=5000):
-        if channel is None or fields.get("channel") == channel:
-            read.append((entry_id, fields))
-            if len(read) >= max_entries:
+                          start: str = "-", end: str = "+", max_entries: int = 1_000_000,
+                          shards: Sequence[str] = ()) -> tuple[str, Run]:
+    """A run from the output stream (``shards``: the output stream of each shard, else ``output_stream`` alone)
+    between ``start`` and ``end`` (ids or ``-``/``+``): (title, run), less the comments retracted in that range
+    (:func:`without_retracted`, per shard: a channel's comments and retractions share one). Times are the
+    comments' ``ts`` where every one has an ``M:SS`` time, else their input entry time."""
+    entries: list[tuple[str, dict[str, str]]] = []
+    where: list[int] = []  # each entry's shard
+    retracted = 0
+    for shard, stream in enumerate(shards or [output_stream]):
+        read: list[tuple[str, dict[str, str]]] = []
+        async for entry_id, fields in scan(redis, stream, start=start, end=end, page=5000):
+            if len(entries) + len(read) >= max_entries:
                 break
-    entries, retracted = without_retracted(read)
+            if channel is None or fields.get("channel") == channel:
+                read.append((entry_id, fields))
+        kept, removed = without_retracted(read)
+        entries += kept
+        where += [shard] * len(kept)
+        retracted += removed
     if not entries:
         raise LivetopicError(f"no results in {output_stream} between {start} and {end}"
                              + (f" for channel {channel!r}" if channel is not None else ""))
@@ -193,7 +202,7 @@ async def run_from_stream(redis: aioredis.Redis, output_stream: str, *, channel:
     by_ts = all(t is not None for t in times)
     first_ms = min(entry_time_ms(f.get("source_id") or i) for i, f in entries)
     comments = []
-    for (entry_id, fields), ts in zip(entries, times, strict=True):
+    for (entry_id, fields), ts, shard in zip(entries, times, where, strict=True):
         source_ms = entry_time_ms(fields.get("source_id") or entry_id)
         offset = ts if by_ts and ts is not None else (source_ms - first_ms) / 1000
         try:
@@ -201,7 +210,7 @@ async def run_from_stream(redis: aioredis.Redis, output_stream: str, *, channel:
         except (ValueError, TypeError, AttributeError):
             continue
         comments.append(Scored(offset, fields.get("text", ""), tuple(labels), scores, fields.get("user", ""),
-                               fields.get("source_id", "")))
+                               fields.get("source_id", ""), shard))
     comments.sort(key=lambda c: c.offset_s)
     models = ", ".join(dict.fromkeys(f.get("model", "?") for _i, f in entries))
     title = f"{output_stream}" + (f" · channel {channel}" if channel is not None else "")
@@ -210,9 +219,13 @@ async def run_from_stream(redis: aioredis.Redis, output_stream: str, *, channel:
     return title, Run(f"model {models}", _labels_in_order(entries), comments, axis)
 
 
-async def fill_texts(redis: aioredis.Redis, input_stream: str, comments: Iterable[Scored]) -> None:
-    """Look up the texts of ``comments`` that have none (output entries without ``text``) in the input stream."""
+async def fill_texts(redis: aioredis.Redis, input_stream: str | Sequence[str], comments: Iterable[Scored]) -> None:
+    """Look up the texts of ``comments`` that have none (output entries without ``text``) in the input stream (of
+    each one's shard: ``input_stream`` lists them by shard)."""
+    streams = [input_stream] if isinstance(input_stream, str) else list(input_stream)
     wanted = [c for c in comments if not c.text and c.source_id]
-    found = await lookup(redis, input_stream, list(dict.fromkeys(c.source_id for c in wanted)))
-    for c in wanted:
-        c.text = found.get(c.source_id) or "(text no longer in the input stream)"
+    for shard, stream in enumerate(streams):
+        mine = [c for c in wanted if c.shard == shard]
+        found = await lookup(redis, stream, list(dict.fromkeys(c.source_id for c in mine)))
+        for c in mine:
+            c.text = found.get(c.source_id) or "(text no longer in the input stream)"

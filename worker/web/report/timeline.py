@@ -28,6 +28,7 @@ class Scored:
     scores: dict[str, float] = field(default_factory=dict)
     user: str = ""
     source_id: str = ""  # the input entry, for comments read from the output stream (text looked up later)
+    shard: int = 0  # whose input stream holds source_id
 
 
 @dataclass(slots=True)
