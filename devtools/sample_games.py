@@ -1,7 +1,7 @@
 """Write the bundled sample's extra games, ``worker/data/games/*.jsonl``: fictional volleyball matches whose chat
 is put together from the hand-written Traditional-Chinese phrases below (nothing is copied from real chat).
 
-Each game has its own teams, players and viewers, about 300 comments over two hours, and a heat that rises at
+Each game has its own teams, players and viewers, about 200 comments over two hours, and a heat that rises at
 the start, at each set's close and at the decider, and falls between. Deterministic: the same seed writes the
 same files, so the committed files are reproducible with ``python devtools/sample_games.py``.
 """
@@ -98,7 +98,7 @@ def _text(rng: random.Random, labels: tuple[str, ...], match: Match, t: float) -
     return phrase + rng.choice(SUFFIXES) if not phrase.endswith(("!", "🔥", "👏", "💪")) else phrase
 
 
-def game_rows(match: Match, seed: int, n: int = 300, minutes: float = 120.0) -> list[dict[str, object]]:
+def game_rows(match: Match, seed: int, n: int = 200, minutes: float = 120.0) -> list[dict[str, object]]:
     rng = random.Random(seed)
     peaks = [2.0, *sorted(rng.uniform(20, 110) for _ in range(4)), minutes - 8]
     rows: list[dict[str, object]] = []

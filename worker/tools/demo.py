@@ -68,6 +68,9 @@ def _ensure_model(train: Train, repo: Path, data: Path, minutes: float, run_dir:
             name="demo-topics",
             run_dir=str(run_dir),
             quiet=not verbose,
+            # the demo needs no test-game scores, and a short dtype check leaves the minutes to training
+            test_fraction=0.0,
+            agreement_n=100,
         )
     finally:
         trainer_log.setLevel(level)
