@@ -159,6 +159,9 @@ def cmd_demo(options: DemoOptions, settings: Settings, train: Train) -> int:
     streams = settings.streams
     with EmbeddedRedis(workdir / "redis", appendonly=False) as server:
         print(f"redis: embedded redis-server at {server.url}")
+        limitation = server.limitation()
+        if limitation:
+            print(f"redis: {limitation}")
         flags = ["--redis-url", server.url, *streams.flags()]
         # The worker inherits this environment: LIVETOPIC_* settings (device, dtype…) apply to it too.
         with (
