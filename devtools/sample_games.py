@@ -30,18 +30,87 @@ MATCHES = [
 
 # Phrases by label set; {A}/{B} a team, {P} a player, {C} the commentator, {S} a score.
 PHRASES: dict[tuple[str, ...], list[str]] = {
-    ("Cheer",): ["{A}加油!!", "加油加油", "衝啊{A}", "{A}必勝", "🔥🔥🔥", "👏👏👏", "好耶!!", "太強了吧",
-                 "穩住 加油", "{A}衝一波", "撐住啊", "今天一定贏", "💪💪", "可以的 相信", "燃起來了"],
-    ("Game",): ["{P}今天狀態很好", "{B}換人了", "這球出界吧", "{S}了", "挑戰 看重播", "{P}發球失誤",
-                "{B}叫暫停", "攔網沒跟上", "二傳分配很平均", "{A}接發不太穩", "這局拉開了", "{P}上場了",
-                "裁判判觸網", "{B}教練在調整站位", "舉球太低了", "又是快攻", "{A}落後兩分", "輪轉到{P}發球",
-                "這局{B}先到二十分", "防守站位很前面"],
-    ("Broadcast",): ["畫面卡住了", "聲音不同步", "有人也lag嗎", "{C}講得好", "重播看不清楚", "鏡頭一直晃",
-                     "畫質可以調高嗎", "廣告好長", "換台了?", "連結壞了 重開", "字幕比分沒更新", "收音好小聲"],
-    ("Chat",): ["晚安", "來了來了", "有人吃宵夜嗎", "剛下班", "明天要上班QQ", "哈哈哈哈", "第一次看排球",
-                "想吃鹹酥雞", "好睏", "大家好", "貓在鍵盤上走", "今天好冷", "簽到", "哈囉", "笑死"],
-    ("Cheer", "Game"): ["{P}好球!!", "漂亮的攔網!!", "{P}扣殺 爽", "救起來了 好強", "{A}追平了 加油",
-                        "ACE!! {P}太猛", "這防守太神了", "局點 {A}拿下來!!", "反擊成功 讚"],
+    ("Cheer",): [
+        "{A}加油!!",
+        "加油加油",
+        "衝啊{A}",
+        "{A}必勝",
+        "🔥🔥🔥",
+        "👏👏👏",
+        "好耶!!",
+        "太強了吧",
+        "穩住 加油",
+        "{A}衝一波",
+        "撐住啊",
+        "今天一定贏",
+        "💪💪",
+        "可以的 相信",
+        "燃起來了",
+    ],
+    ("Game",): [
+        "{P}今天狀態很好",
+        "{B}換人了",
+        "這球出界吧",
+        "{S}了",
+        "挑戰 看重播",
+        "{P}發球失誤",
+        "{B}叫暫停",
+        "攔網沒跟上",
+        "二傳分配很平均",
+        "{A}接發不太穩",
+        "這局拉開了",
+        "{P}上場了",
+        "裁判判觸網",
+        "{B}教練在調整站位",
+        "舉球太低了",
+        "又是快攻",
+        "{A}落後兩分",
+        "輪轉到{P}發球",
+        "這局{B}先到二十分",
+        "防守站位很前面",
+    ],
+    ("Broadcast",): [
+        "畫面卡住了",
+        "聲音不同步",
+        "有人也lag嗎",
+        "{C}講得好",
+        "重播看不清楚",
+        "鏡頭一直晃",
+        "畫質可以調高嗎",
+        "廣告好長",
+        "換台了?",
+        "連結壞了 重開",
+        "字幕比分沒更新",
+        "收音好小聲",
+    ],
+    ("Chat",): [
+        "晚安",
+        "來了來了",
+        "有人吃宵夜嗎",
+        "剛下班",
+        "明天要上班QQ",
+        "哈哈哈哈",
+        "第一次看排球",
+        "想吃鹹酥雞",
+        "好睏",
+        "大家好",
+        "貓在鍵盤上走",
+        "今天好冷",
+        "簽到",
+        "哈囉",
+        "笑死",
+    ],
+    ("Cheer", "Game"): [
+        "{P}好球!!",
+        "漂亮的攔網!!",
+        "{P}扣殺 爽",
+        "救起來了 好強",
+        "{A}追平了 加油",
+        "ACE!! {P}太猛",
+        "這防守太神了",
+        "局點 {A}拿下來!!",
+        "反擊成功 讚",
+    ],
     ("Game", "Broadcast"): ["重播看是有碰到", "{C}說是觸網", "比分牌跟畫面不一樣", "鏡頭沒拍到落點"],
     ("Cheer", "Broadcast"): ["{C}也好激動 哈哈", "重播再看一次 太帥"],
     ("Game", "Chat"): ["我阿嬤也在看{A}", "看{P}打球好療癒"],
@@ -49,14 +118,47 @@ PHRASES: dict[tuple[str, ...], list[str]] = {
     ("Cheer", "Chat"): ["今晚值得熬夜 加油"],
 }
 # Label-set weights in quiet stretches and in hot ones (a close set, the decider).
-QUIET = {("Chat",): 5, ("Game",): 5, ("Broadcast",): 3, ("Cheer",): 2, ("Game", "Broadcast"): 1,
-         ("Game", "Chat"): 1, ("Broadcast", "Chat"): 1}
-HOT = {("Cheer",): 6, ("Cheer", "Game"): 5, ("Game",): 4, ("Chat",): 1, ("Cheer", "Broadcast"): 1,
-       ("Game", "Broadcast"): 1, ("Cheer", "Chat"): 1}
+QUIET = {
+    ("Chat",): 5,
+    ("Game",): 5,
+    ("Broadcast",): 3,
+    ("Cheer",): 2,
+    ("Game", "Broadcast"): 1,
+    ("Game", "Chat"): 1,
+    ("Broadcast", "Chat"): 1,
+}
+HOT = {
+    ("Cheer",): 6,
+    ("Cheer", "Game"): 5,
+    ("Game",): 4,
+    ("Chat",): 1,
+    ("Cheer", "Broadcast"): 1,
+    ("Game", "Broadcast"): 1,
+    ("Cheer", "Chat"): 1,
+}
 SUFFIXES = ["", "", "", " 哈哈", "!!", "~", " 真的", "啊"]
-VIEWERS = ["夜貓子", "排球迷阿宏", "宵夜王", "攔網控", "小魚", "跳發男孩", "豆花伯", "咖哩飯", "貓奴小葵",
-           "阿姨我不想努力了", "Amy", "Jason排球", "超手俠", "早餐吃蛋餅", "拖延症患者", "雞排妹", "鹹酥雞大師",
-           "草莓牛奶", "阿土", "小藍"]
+VIEWERS = [
+    "夜貓子",
+    "排球迷阿宏",
+    "宵夜王",
+    "攔網控",
+    "小魚",
+    "跳發男孩",
+    "豆花伯",
+    "咖哩飯",
+    "貓奴小葵",
+    "阿姨我不想努力了",
+    "Amy",
+    "Jason排球",
+    "超手俠",
+    "早餐吃蛋餅",
+    "拖延症患者",
+    "雞排妹",
+    "鹹酥雞大師",
+    "草莓牛奶",
+    "阿土",
+    "小藍",
+]
 
 
 @dataclass(frozen=True)
@@ -105,8 +207,12 @@ def game_rows(match: Match, seed: int, n: int = 200, minutes: float = 120.0) -> 
     for t in _times(rng, n, minutes, peaks):
         weights = HOT if _heat(t, peaks) > 2.5 else QUIET
         labels = rng.choices(list(weights), weights=list(weights.values()))[0]
-        row: dict[str, object] = {"game": match.game, "text": _text(rng, labels, match, t),
-                                  "user": rng.choice(VIEWERS), "ts": _ts(t)}
+        row: dict[str, object] = {
+            "game": match.game,
+            "text": _text(rng, labels, match, t),
+            "user": rng.choice(VIEWERS),
+            "ts": _ts(t),
+        }
         row.update({name: int(name in labels) for name in LABELS})
         rows.append(row)
     return rows

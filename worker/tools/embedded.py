@@ -138,9 +138,11 @@ class EmbeddedRedis:
         if version is not None and version >= LAG_VERSION:
             return None
         shown = ".".join(map(str, version)) if version else "of unknown version"
-        return (f"embedded redis-server {shown} ({self.executable}) counts no stream lag: livetopic_stream_lag, the "
-                "autoscaling signal, is absent; install a redis-server >= 7 on PATH (e.g. apt-get install "
-                "redis-server) or give --redis-url")
+        return (
+            f"embedded redis-server {shown} ({self.executable}) counts no stream lag: livetopic_stream_lag, the "
+            "autoscaling signal, is absent; install a redis-server >= 7 on PATH (e.g. apt-get install "
+            "redis-server) or give --redis-url"
+        )
 
     def start(self) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)

