@@ -9,7 +9,6 @@ import contextlib
 import fcntl
 import functools
 import json
-import logging
 import os
 import re
 import shutil
@@ -35,7 +34,6 @@ __all__ = [
     "redis_version",
 ]
 
-log = logging.getLogger(__name__)
 RECORD_NAME = "livetopic-redis.json"  # in the data directory: the address of the server running on it
 
 
@@ -252,6 +250,7 @@ class SharedRedis:
         self.server: EmbeddedRedis | None = None  # set when this process started it
         self.port = 0
         self.kept_for = 0  # clients the server was left running for
+        self.limitation: str | None = None  # what the server this process started cannot serve (said at start)
         # held from start() to stop(): this command counts as the server's user before it opens a client of its own
         self._presence: socket.socket | None = None
 
@@ -289,9 +288,7 @@ class SharedRedis:
                 return self
             self.record.unlink(missing_ok=True)  # stale: its server is gone
             self.server = EmbeddedRedis(self.data_dir, appendonly=self.appendonly, new_session=True).start()
-            limitation = self.server.limitation()
-            if limitation:
-                log.warning("%s", limitation)
+            self.limitation = self.server.limitation()
             self.port = self.server.port
             pid = self.server.process.pid if self.server.process else 0
             tmp = self.record.with_suffix(".tmp")
