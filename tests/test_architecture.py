@@ -29,7 +29,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "worker.sources": (*LEAVES, "worker.streams"),
     "worker.service": (*LEAVES, "worker.model", "worker.streams"),
     "worker.web": (*LEAVES, "worker.model", "worker.streams"),
-    "worker.tools": (*LEAVES, "worker.model", "worker.streams", "worker.service"),
+    "worker.tools": (*LEAVES, "worker.model", "worker.streams", "worker.sources", "worker.service"),
     "worker.cli": ("worker", "trainer"),
     "worker.__main__": ("worker.cli",),
     "worker": (),

@@ -18,7 +18,7 @@ from packaging.requirements import Requirement
 from .conftest import ROOT
 
 
-def wheel_metadata(tmp_path: Path) -> Message:
+def built_wheel(tmp_path: Path) -> Path:
     src = tmp_path / "src"
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -46,7 +46,11 @@ def wheel_metadata(tmp_path: Path) -> Message:
     )
     assert proc.returncode == 0, proc.stderr
     (wheel,) = (tmp_path / "dist").glob("livetopic-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
+    return wheel
+
+
+def wheel_metadata(tmp_path: Path) -> Message:
+    with zipfile.ZipFile(built_wheel(tmp_path)) as archive:
         name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
         return Parser().parsestr(archive.read(name).decode())
 
@@ -66,3 +70,11 @@ def test_the_wheel_says_what_it_was_tested_with(tmp_path: Path) -> None:
     classifiers = meta.get_all("Classifier")
     assert "Programming Language :: Python :: 3.11" in classifiers and "Typing :: Typed" in classifiers
     assert meta["Requires-Python"] == ">=3.11"
+
+
+def test_the_wheel_ships_every_game_of_the_sample(tmp_path: Path) -> None:
+    """``livetopic demo`` trains on all of ``worker/data`` from an installed package, not only its first game."""
+    with zipfile.ZipFile(built_wheel(tmp_path)) as archive:
+        shipped = {n for n in archive.namelist() if n.startswith("worker/data/") and n.endswith(".jsonl")}
+    games = {p.relative_to(ROOT).as_posix() for p in (ROOT / "worker" / "data").rglob("*.jsonl")}
+    assert shipped == games and "worker/data/games/sample-2.jsonl" in shipped

@@ -158,12 +158,19 @@ def cmd_train(options: TrainOptions, _: Settings) -> int:
             f"NOT published: {result.reason}",
             f"kept as candidate {result.path} ({how}); --force publishes such a run",
         ]
-    parts += [
-        f"{key} games: {summary_line(result.metrics[key])}" for key in ("validation", "test") if key in result.metrics
-    ]
+    parts += [f"{key} {_games(result.metrics[key])}: {summary_line(result.metrics[key])}"
+              for key in ("validation", "test") if key in result.metrics]
     parts.append(f"run directory: {result.run_dir}")
     print("\n".join(parts))
     return 0 if result.published else NOT_PUBLISHED
+
+
+def _games(metrics: dict[str, Any]) -> str:
+    """On how many games a train run's metrics were scored, as evaluate says it."""
+    games = metrics.get("games")
+    if games == 0:
+        return "on the last rows of its only game (optimistic: give more games)"
+    return f"on {games} games" if games is not None else "games"
 
 
 def metrics_table(metrics: dict[str, Any]) -> list[str]:

@@ -64,6 +64,13 @@ def pick_split(data: Dataset, split: str, val_fraction: float | None = None,
     return data.in_groups(chosen), games
 
 
+def _held_out(data: Dataset, games: Split) -> str:
+    total = len(set(data.groups))
+    if not games.val and not games.test:
+        return f"it trained on all {total} games of this data, validating on the last rows of its training data"
+    return f"it trained on {len(games.train)}, validated on {len(games.val)} of its {total} games"
+
+
 def _version_rows(data: Dataset, games: Split, split: str, version: int) -> Dataset:
     """The rows of ``split`` for a version that recorded its games: never the games it trained on."""
     chosen = _chosen(games, split)
@@ -73,9 +80,8 @@ def _version_rows(data: Dataset, games: Split, split: str, version: int) -> Data
             f"its quality; use --split test ({len(games.test)} games it never saw) or --split val")
     if not chosen:
         raise ConfigError(f"--split {split}: the data has no game that version {version} "
-                          f"{'never saw' if split == 'test' else 'validated on'} (it trained on "
-                          f"{len(games.train)} and validated on {len(games.val)} of its {len(set(data.groups))} "
-                          "games)")
+                          f"{'never saw' if split == 'test' else 'validated on'} ({_held_out(data, games)}); "
+                          "give data with more games")
     if split == "val":
         log.warning("scoring version %d on its validation games: its thresholds and best epoch were chosen on "
                     "them, so these numbers are optimistic", version)

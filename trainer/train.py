@@ -82,11 +82,13 @@ def _after_fit(cfg: TrainConfig, fitted: Fitted) -> TrainConfig:
     return cfg.model_copy(update={"agreement_n": min(cfg.agreement_n, SHORT_AGREEMENT)})
 
 
-def _result_metrics(fitted: Fitted) -> dict[str, Any]:
+def _result_metrics(fitted: Fitted, split: Split) -> dict[str, Any]:
+    """The run's metrics; ``validation`` (and later ``test``) say on how many games they were scored, as
+    ``evaluate`` does (0 validation games: the last rows of a single game)."""
     out: dict[str, Any] = {"best_epoch": fitted.best_epoch, "epochs_run": fitted.epochs_run,
                            "stop_reason": fitted.stop_reason, "steps": fitted.steps}
     if fitted.validation:
-        out["validation"] = fitted.validation
+        out["validation"] = {**fitted.validation, "games": len(split.val)}
     return out
 
 
@@ -119,10 +121,11 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
             fitted = fit(cfg, built, encode(train_set.texts), targets, val_set, encode(val_set.texts), lr=lr,
                          deadline=deadline, rows_after=_rows_after(cfg, out_repo, val_set, test_set), runlog=runlog,
                          started=started)
-            metrics = _result_metrics(fitted)
+            metrics = _result_metrics(fitted, split)
             cfg = _after_fit(cfg, fitted)
             if len(test_set) and not fitted.trimmed:
-                metrics["test"] = _test_metrics(built, test_set, fitted.thresholds, encode)
+                metrics["test"] = {**_test_metrics(built, test_set, fitted.thresholds, encode),
+                                   "games": len(split.test)}
             options = cfg.model_dump(mode="json", include=set(TrainConfig.model_fields))  # not TrainOptions' paths
             training_args = {**options, "data": [str(p) for p in data_paths], "files": data.files,
                              "lr": lr, "soft_targets": soft, "vocab_size": int(built.model.config.vocab_size),

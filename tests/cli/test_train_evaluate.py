@@ -131,6 +131,8 @@ def test_evaluate_never_scores_training_games(runs: dict[str, Any]) -> None:
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["split"] == "test" and result["games"] == 1 and result["n"] == 40  # its one unseen game
+    # train and evaluate speak of games alike: train said on how many games it validated (and tested)
+    assert "validation on 1 games: n=40 " in runs["good"].stdout, runs["good"].stdout
     one_line_error(livetopic("evaluate", "--model", f"{repo}/1", "--data", str(data), "--split", "train"),
                    "version 1 was trained on 3 of these games", "--split test")
     for kwargs in ({"split": "all"}, {"test_fraction": 0.2}):

@@ -7,7 +7,6 @@ import asyncio
 import collections
 import contextlib
 import inspect
-import shutil
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import redis.asyncio as aioredis
 from worker.model.load import load_model
 from worker.model.runtime import LoadedModel
 from worker.service.worker import Worker
-from worker.tools.embedded import EmbeddedRedis, find_redis_server
+from worker.tools.embedded import EmbeddedRedis, bundled_redis_server, redis7_on_path
 
 from .soak import MEMORY_TOLERANCE_B, counted_memory
 
@@ -69,12 +68,12 @@ class Server:
 
 
 def _executables() -> list[object]:
-    out: list[object] = [pytest.param(find_redis_server(), id="embedded-6.2")]
-    system = shutil.which("redis-server")
+    out: list[object] = [pytest.param(bundled_redis_server(), id="embedded-6.2")]
+    system = redis7_on_path()
     out.append(
         pytest.param(system, id="system-7")
         if system
-        else pytest.param(None, id="system-7", marks=pytest.mark.skip(reason="no redis-server on PATH"))
+        else pytest.param(None, id="system-7", marks=pytest.mark.skip(reason="no redis-server >= 7 on PATH"))
     )
     return out
 

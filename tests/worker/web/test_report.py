@@ -215,3 +215,28 @@ def test_a_report_scored_by_a_pipeline_shows_each_layer(tmp_path: Path) -> None:
     assert run.labels[-5:] == ["game:Player", "game:Team", "game:Judge", "game:Coach", "game:Tactics"]
     for comment in run.comments:
         assert ("game:Player" in comment.scores) == ("Game" in comment.labels)
+
+
+def test_comments_within_a_second_still_draw_a_curve_over_a_minute() -> None:
+    """A stream pushed at full speed: every comment within one second. The timeline still spans two windows
+    (and at least a minute), so the chart has a curve and its time ticks are distinct whole seconds."""
+    comments = [Scored(9.0 + i / 100, f"c{i}", ("a",)) for i in range(40)]
+    t = build_timeline(Run("r", ["a"], comments), window_s=60)
+    assert t.step_s == 10 and len(t.total) == 12  # two windows of six steps: 2 minutes
+    assert t.heat["a"][0] == pytest.approx(40.0) and t.heat["a"][-1] == 0  # the burst, then nothing
+    assert [p.offset_s for p in t.peaks["a"]] == [10.0]
+    short = build_timeline(Run("r", ["a"], comments), window_s=1)
+    assert short.step_s == 1 and len(short.total) == 60  # a one-second window still covers a minute
+
+
+def test_a_peak_whose_top_comments_are_emoji_only_is_not_an_empty_quote() -> None:
+    from worker.web.report.png import top_quote
+    from worker.web.report.timeline import Peak
+
+    def printable(text: str) -> str:  # as fonts.printable with a CJK font: no glyph for emoji
+        return "".join(ch for ch in text if ord(ch) < 0x1F000)
+
+    emoji, words = Scored(1.0, "🔥🔥👏", ("a",)), Scored(2.0, "好球 🔥", ("a",))
+    assert top_quote(Peak("a", 10.0, 5.0, [emoji, words]), printable) == "「好球」"
+    assert top_quote(Peak("a", 10.0, 5.0, [emoji]), printable) == "(top comments: emoji only)"
+    assert top_quote(Peak("a", 10.0, 5.0, []), printable) == ""

@@ -4,15 +4,15 @@ topic shares, and the top comment of each peak. Needs a font with Chinese glyphs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ...errors import ReportError
 from .fonts import Fonts, find_fonts, needs_cjk
-from .timeline import Timeline
+from .timeline import Peak, Timeline
 
-__all__ = ["PALETTE", "render_png"]
+__all__ = ["PALETTE", "render_png", "top_quote"]
 
 # the dashboard's colours (worker/web/static/chart.js), one per topic
 PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#e377c2", "#8c564b", "#bcbd22",
@@ -40,6 +40,16 @@ def clock(seconds: float) -> str:
 def _cut(text: str, n: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def top_quote(peak: Peak, printable: Callable[[str], str], n: int = 26) -> str:
+    """The peak's first top comment that the fonts can draw, quoted; when every top comment is emoji only
+    (nothing drawable, an empty 「」), says so instead."""
+    for comment in peak.top:
+        text = _cut(printable(comment.text), n).strip()
+        if text:
+            return f"「{text}」"
+    return "(top comments: emoji only)" if peak.top else ""
 
 
 def _texts(timelines: Sequence[Timeline]) -> list[str]:
@@ -95,8 +105,7 @@ def _label_panel(ax: Any, note: Any, k: int, label: str, timelines: Sequence[Tim
     note.axis("off")
     lines = []
     for p in first.peaks.get(label, []):
-        top = f"「{_cut(p.top[0].text, 26)}」" if p.top else ""
-        lines.append(f"{clock(p.offset_s)}  {p.per_min:.0f}/min  {top}")
+        lines.append(f"{clock(p.offset_s)}  {p.per_min:.0f}/min  {top_quote(p, fonts.printable)}")
     note.text(0, 1, fonts.printable("\n".join(lines) or "no peak"), va="top", ha="left", fontsize=8.5,
               transform=note.transAxes)
 

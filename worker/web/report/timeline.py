@@ -2,8 +2,9 @@
 window, each topic's peaks with their top comments, and the topic shares. Pure numpy, no I/O.
 
 Heat at time t is the number of comments carrying the topic in the ``window`` seconds up to t, as comments
-per minute. Peaks are the highest points of a topic's heat at least a window apart (and at least a quarter
-of its highest); a peak's top comments are those of its window with the topic, by the topic's score.
+per minute; a timeline spans at least two windows (and a minute), however close the comments. Peaks are the
+highest points of a topic's heat at least a window apart (and at least a quarter of its highest); a peak's top
+comments are those of its window with the topic, by the topic's score.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import numpy as np
 __all__ = ["Peak", "Run", "Scored", "Timeline", "build_timeline", "compare"]
 
 STEPS_PER_WINDOW = 6
+# The shortest span a timeline covers, in windows and in seconds: comments that arrived within a second (a
+# stream replayed at full speed) still draw a curve over readable time ticks, not one point.
+MIN_SPAN_WINDOWS = 2
+MIN_SPAN_S = 60.0
 
 
 @dataclass(slots=True)
@@ -113,7 +118,7 @@ def build_timeline(run: Run, window_s: float = 60.0, *, n_peaks: int = 3, n_top:
     offsets = np.array([c.offset_s for c in run.comments], dtype=np.float64)
     start = float(np.floor(offsets.min() / step) * step) if len(offsets) else 0.0
     end = float(offsets.max()) if len(offsets) else 0.0
-    n = max(1, int(np.floor((end - start) / step + 1e-9)) + 1)
+    n = max(int(np.floor((end - start) / step + 1e-9)) + 1, MIN_SPAN_WINDOWS * per, int(np.ceil(MIN_SPAN_S / step)))
     heat, counts = {}, {}
     for label in run.labels:
         mask = np.array([label in c.labels for c in run.comments], dtype=bool)
