@@ -25,6 +25,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check worker trainer devtools tests
+	$(VENV)/bin/ruff format --check worker trainer devtools tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 

@@ -110,8 +110,17 @@ class WorkerProcess(process.WorkerProcess):
     """A started ``python -m worker worker`` on ``redis_url`` serving ``repo`` (one torch thread)."""
 
     def __init__(self, redis_url: str, repo: Path, log_path: Path, *extra: str) -> None:
-        flags = ["--redis-url", redis_url, "--model-repo", str(repo), "--group-start-id", "0", "--torch-threads", "1",
-                 *extra]
+        flags = [
+            "--redis-url",
+            redis_url,
+            "--model-repo",
+            str(repo),
+            "--group-start-id",
+            "0",
+            "--torch-threads",
+            "1",
+            *extra,
+        ]
         super().__init__(flags, log_path, env=worker_env(), cwd=ROOT)
         self.start()
 

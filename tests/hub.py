@@ -70,8 +70,11 @@ class StandInHub:
     def downloaded(self, repo_id: str) -> list[str]:
         """The files of ``repo_id`` fetched with GET (not HEAD), in order."""
         prefix = f"/{repo_id}/resolve/"
-        return [path[len(prefix):].split("/", 1)[1] for method, path in self.requests
-                if method == "GET" and path.startswith(prefix)]
+        return [
+            path[len(prefix) :].split("/", 1)[1]
+            for method, path in self.requests
+            if method == "GET" and path.startswith(prefix)
+        ]
 
     def __enter__(self) -> StandInHub:
         self._thread.start()
@@ -93,8 +96,7 @@ def _tree(files: Mapping[str, bytes], under: str) -> Iterator[dict[str, object]]
             folder = "/".join(parts[:depth])
             if folder not in folders and (not under or folder.startswith(under + "/")):
                 folders.add(folder)
-                yield {"type": "directory", "oid": hashlib.sha1(folder.encode()).hexdigest(),
-                       "size": 0, "path": folder}
+                yield {"type": "directory", "oid": hashlib.sha1(folder.encode()).hexdigest(), "size": 0, "path": folder}
         data = files[name]
         entry: dict[str, object] = {"type": "file", "oid": git_blob_id(data), "size": len(data), "path": name}
         if name.endswith(LFS_SUFFIXES):
@@ -148,8 +150,16 @@ def _handler(hub: StandInHub) -> type[BaseHTTPRequestHandler]:
             if rest[:1] == ["tree"]:
                 self._json(list(_tree(files, "/".join(rest[2:]))), head)
             else:
-                self._json({"id": repo_id, "modelId": repo_id, "sha": sha, "private": repo.token is not None,
-                            "siblings": [{"rfilename": name} for name in sorted(files)]}, head)
+                self._json(
+                    {
+                        "id": repo_id,
+                        "modelId": repo_id,
+                        "sha": sha,
+                        "private": repo.token is not None,
+                        "siblings": [{"rfilename": name} for name in sorted(files)],
+                    },
+                    head,
+                )
 
         def _resolve(self, repo_id: str, revision: str, name: str, head: bool) -> None:
             found = self._repo(repo_id, revision, head)

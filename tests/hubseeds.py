@@ -70,10 +70,23 @@ class Seed:
 SEEDS = [
     Seed("tvl-general-bert", TVL_LABELS, True, [], "safetensors", ignored=("training_args.bin", "README.md")),
     Seed("chinese-star-bert", STAR_LABELS, False, [], "bin", ignored=("tf_model.h5",)),
-    Seed("distilbert-sst2", SST2_LABELS, False, ENGLISH, "both",
-         ignored=("pytorch_model.bin", "tf_model.h5", "rust_model.ot", "onnx/model.onnx", "map.jpeg")),
-    Seed("bertweet-emotion-base", [f"LABEL_{i}" for i in range(4)], False, ENGLISH, "bin", slow_tokenizer=True,
-         ignored=("tf_model.h5", "flax_model.msgpack")),
+    Seed(
+        "distilbert-sst2",
+        SST2_LABELS,
+        False,
+        ENGLISH,
+        "both",
+        ignored=("pytorch_model.bin", "tf_model.h5", "rust_model.ot", "onnx/model.onnx", "map.jpeg"),
+    ),
+    Seed(
+        "bertweet-emotion-base",
+        [f"LABEL_{i}" for i in range(4)],
+        False,
+        ENGLISH,
+        "bin",
+        slow_tokenizer=True,
+        ignored=("tf_model.h5", "flax_model.msgpack"),
+    ),
 ]
 
 
@@ -103,21 +116,48 @@ def _bertweet_vocab() -> tuple[list[str], list[tuple[str, str]]]:
 def _config(seed: Seed, vocab_size: int) -> Any:
     from transformers import BertConfig, DistilBertConfig, RobertaConfig
 
-    common: dict[str, Any] = {"id2label": dict(enumerate(seed.labels)),
-                              "label2id": {label: i for i, label in enumerate(seed.labels)},
-                              "vocab_size": vocab_size, "initializer_range": 0.5}
+    common: dict[str, Any] = {
+        "id2label": dict(enumerate(seed.labels)),
+        "label2id": {label: i for i, label in enumerate(seed.labels)},
+        "vocab_size": vocab_size,
+        "initializer_range": 0.5,
+    }
     if seed.multi_label:
         common["problem_type"] = "multi_label_classification"
     if seed.name == "distilbert-sst2":
-        return DistilBertConfig(n_layers=2, dim=32, n_heads=2, hidden_dim=64, finetuning_task="sst-2",
-                                architectures=["DistilBertForSequenceClassification"], **common)
+        return DistilBertConfig(
+            n_layers=2,
+            dim=32,
+            n_heads=2,
+            hidden_dim=64,
+            finetuning_task="sst-2",
+            architectures=["DistilBertForSequenceClassification"],
+            **common,
+        )
     if seed.name == "bertweet-emotion-base":
-        return RobertaConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64,
-                             max_position_embeddings=130, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-                             layer_norm_eps=1e-5, tokenizer_class="BertweetTokenizer",
-                             architectures=["RobertaForSequenceClassification"], **common)
-    return BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64,
-                      max_position_embeddings=512, architectures=["BertForSequenceClassification"], **common)
+        return RobertaConfig(
+            num_hidden_layers=2,
+            hidden_size=32,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=130,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            layer_norm_eps=1e-5,
+            tokenizer_class="BertweetTokenizer",
+            architectures=["RobertaForSequenceClassification"],
+            **common,
+        )
+    return BertConfig(
+        num_hidden_layers=2,
+        hidden_size=32,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        architectures=["BertForSequenceClassification"],
+        **common,
+    )
 
 
 def _weights(config: Any, seed_number: int) -> dict[str, Any]:
@@ -147,24 +187,37 @@ def _save_weights(files: dict[str, bytes], state: dict[str, Any], how: str) -> N
 def _tokenizer_files(seed: Seed, texts: list[str]) -> tuple[dict[str, bytes], int]:
     if seed.slow_tokenizer:
         tokens, merges = _bertweet_vocab()
-        return {"vocab.txt": "".join(f"{t} 1\n" for t in tokens).encode(),
-                "bpe.codes": "".join(f"{a} {b} 1\n" for a, b in merges).encode(),
-                "added_tokens.json": json.dumps({"<mask>": 4 + len(tokens)}).encode(),
-                "tokenizer_config.json": json.dumps({"normalization": True,
-                                                     "tokenizer_class": "BertweetTokenizer"}).encode(),
-                }, 4 + len(tokens) + 1
+        return {
+            "vocab.txt": "".join(f"{t} 1\n" for t in tokens).encode(),
+            "bpe.codes": "".join(f"{a} {b} 1\n" for a, b in merges).encode(),
+            "added_tokens.json": json.dumps({"<mask>": 4 + len(tokens)}).encode(),
+            "tokenizer_config.json": json.dumps(
+                {"normalization": True, "tokenizer_class": "BertweetTokenizer"}
+            ).encode(),
+        }, 4 + len(tokens) + 1
     lower = seed.name != "tvl-general-bert"
     vocab = _wordpiece_vocab(texts, lower)
-    files = {"vocab.txt": "".join(t + "\n" for t in vocab).encode(),
-             "special_tokens_map.json": json.dumps({"unk_token": "[UNK]", "sep_token": "[SEP]",
-                                                    "pad_token": "[PAD]", "cls_token": "[CLS]",
-                                                    "mask_token": "[MASK]"}).encode()}
+    files = {
+        "vocab.txt": "".join(t + "\n" for t in vocab).encode(),
+        "special_tokens_map.json": json.dumps(
+            {
+                "unk_token": "[UNK]",
+                "sep_token": "[SEP]",
+                "pad_token": "[PAD]",
+                "cls_token": "[CLS]",
+                "mask_token": "[MASK]",
+            }
+        ).encode(),
+    }
     if seed.name == "distilbert-sst2":
-        files = {"vocab.txt": files["vocab.txt"],
-                 "tokenizer_config.json": json.dumps({"do_lower_case": True, "model_max_length": 512}).encode()}
+        files = {
+            "vocab.txt": files["vocab.txt"],
+            "tokenizer_config.json": json.dumps({"do_lower_case": True, "model_max_length": 512}).encode(),
+        }
     elif seed.name == "chinese-star-bert":
-        files["tokenizer_config.json"] = json.dumps({"do_lower_case": True, "tokenizer_class": "BertTokenizer",
-                                                     "model_max_length": 512}).encode()
+        files["tokenizer_config.json"] = json.dumps(
+            {"do_lower_case": True, "tokenizer_class": "BertTokenizer", "model_max_length": 512}
+        ).encode()
     else:  # saved by a Trainer: the fast tokenizer's tokenizer.json beside the vocabulary
         files.update(_fast_tokenizer_files(vocab))
     return files, len(vocab)
@@ -175,8 +228,12 @@ def _fast_tokenizer_files(vocab: list[str]) -> dict[str, bytes]:
 
     from transformers import BertTokenizerFast  # type: ignore[attr-defined]
 
-    tokenizer = BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=False,
-                                  tokenize_chinese_chars=True, model_max_length=512)
+    tokenizer = BertTokenizerFast(
+        vocab={t: i for i, t in enumerate(vocab)},
+        do_lower_case=False,
+        tokenize_chinese_chars=True,
+        model_max_length=512,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer.save_pretrained(tmp)
         return {name: (Path(tmp) / name).read_bytes() for name in ("tokenizer.json", "tokenizer_config.json")}
@@ -224,8 +281,9 @@ def reference_scores(model_dir: Path, texts: list[str]) -> list[list[float]]:
 
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)  # never a hub
-    classify: Callable[..., Any] = pipeline("text-classification", model=model, tokenizer=tokenizer, top_k=None,
-                                            device="cpu")
+    classify: Callable[..., Any] = pipeline(
+        "text-classification", model=model, tokenizer=tokenizer, top_k=None, device="cpu"
+    )
     out = []
     for result in classify(texts):
         by_label = {r["label"]: r["score"] for r in result}

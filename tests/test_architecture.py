@@ -194,8 +194,14 @@ def test_the_check_catches_a_wrong_direction(tmp_path: Path, files: dict[str, st
 
 
 def test_nothing_installed_imports_the_dev_tools(tmp_path: Path) -> None:
-    files = {"worker/__init__.py": "", "trainer/__init__.py": "", "devtools/__init__.py": "", "devtools/x.py": "",
-             "worker/a.py": "from devtools import x\n", "trainer/b.py": "def f():\n    import devtools.x\n"}
+    files = {
+        "worker/__init__.py": "",
+        "trainer/__init__.py": "",
+        "devtools/__init__.py": "",
+        "devtools/x.py": "",
+        "worker/a.py": "from devtools import x\n",
+        "trainer/b.py": "def f():\n    import devtools.x\n",
+    }
     _write(tmp_path, files)
     found = violations(imports(module_files(tmp_path)))
     assert "trainer.b (trainer) imports devtools.x (devtools)" in found

@@ -14,6 +14,7 @@ from worker.model.repository import MANIFEST_NAME, publish_version, read_manifes
 def republish(repo: Path, source: Path, damage: Callable[[Path], None] | None = None) -> int:
     """Publish the files of the version directory ``source`` again as the next version of ``repo`` (atomically,
     the manifest last), after ``damage`` (if any) changed them; returns its number."""
+
     def write(out: Path) -> None:
         for item in source.iterdir():
             if item.name != MANIFEST_NAME and item.is_file():

@@ -41,13 +41,22 @@ class TfidfBaseline:
 
     def evaluate(self, data: Dataset) -> dict[str, Any]:
         scores = self.predict_proba(data.texts)
-        return compute_metrics(data.hard, apply_thresholds(scores, self.thresholds), self.labels,
-                               scores, list(self.thresholds))
+        return compute_metrics(
+            data.hard, apply_thresholds(scores, self.thresholds), self.labels, scores, list(self.thresholds)
+        )
 
 
-def fit_baseline(train: Dataset, val: Dataset | None = None, *, preprocess: Preprocessor | None = None,
-                 ngram_range: tuple[int, int] = (1, 3), min_df: int = 2, max_features: int | None = 200_000,
-                 c: float = 10.0, seed: int = 0) -> TfidfBaseline:
+def fit_baseline(
+    train: Dataset,
+    val: Dataset | None = None,
+    *,
+    preprocess: Preprocessor | None = None,
+    ngram_range: tuple[int, int] = (1, 3),
+    min_df: int = 2,
+    max_features: int | None = 200_000,
+    c: float = 10.0,
+    seed: int = 0,
+) -> TfidfBaseline:
     """Fit on ``train`` (hard labels); thresholds tuned on ``val`` when given, else 0.5."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -55,8 +64,15 @@ def fit_baseline(train: Dataset, val: Dataset | None = None, *, preprocess: Prep
 
     preprocess = preprocess or Preprocessor()
     started = time.monotonic()
-    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=ngram_range, min_df=min_df, sublinear_tf=True,
-                                 max_features=max_features, lowercase=False, dtype=np.float32)
+    vectorizer = TfidfVectorizer(
+        analyzer="char",
+        ngram_range=ngram_range,
+        min_df=min_df,
+        sublinear_tf=True,
+        max_features=max_features,
+        lowercase=False,
+        dtype=np.float32,
+    )
     features = vectorizer.fit_transform(preprocess.batch(train.texts))
     hard = train.hard
     models: list[Any | float] = []
@@ -70,8 +86,7 @@ def fit_baseline(train: Dataset, val: Dataset | None = None, *, preprocess: Prep
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(features, y)
         models.append(model)
-    baseline = TfidfBaseline(vectorizer, models, list(train.labels), preprocess,
-                             np.full(len(train.labels), 0.5))
+    baseline = TfidfBaseline(vectorizer, models, list(train.labels), preprocess, np.full(len(train.labels), 0.5))
     if val is not None and len(val):
         baseline.thresholds = tune_thresholds(val.hard, baseline.predict_proba(val.texts))
     log.info("tf-idf baseline: %d features, %d rows, %.1fs", features.shape[1], len(train), time.monotonic() - started)

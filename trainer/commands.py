@@ -158,8 +158,11 @@ def cmd_train(options: TrainOptions, _: Settings) -> int:
             f"NOT published: {result.reason}",
             f"kept as candidate {result.path} ({how}); --force publishes such a run",
         ]
-    parts += [f"{key} {_games(result.metrics[key])}: {summary_line(result.metrics[key])}"
-              for key in ("validation", "test") if key in result.metrics]
+    parts += [
+        f"{key} {_games(result.metrics[key])}: {summary_line(result.metrics[key])}"
+        for key in ("validation", "test")
+        if key in result.metrics
+    ]
     parts.append(f"run directory: {result.run_dir}")
     print("\n".join(parts))
     return 0 if result.published else NOT_PUBLISHED
@@ -241,8 +244,10 @@ def pipeline_lines(metrics: dict[str, Any]) -> list[str]:
     """``evaluate``'s table for a pipeline: each stage's F1 on its comments, then the 8 topics."""
     lines = [f"pipeline {metrics['model']} on {metrics['n']} comments of {metrics['games']} held-out games"]
     for name, m in metrics["stages"].items():
-        lines.append(f"  stage {name} ({m['layer']}): {m['n']} comments, micro_f1 {m['micro_f1']:.4f}  macro_f1 "
-                     f"{m['macro_f1']:.4f}")
+        lines.append(
+            f"  stage {name} ({m['layer']}): {m['n']} comments, micro_f1 {m['micro_f1']:.4f}  macro_f1 "
+            f"{m['macro_f1']:.4f}"
+        )
     for key, what in (("topics_cascade", "cascade"), ("topics_flat", "flat model")):
         if key in metrics:
             t = metrics[key]

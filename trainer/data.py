@@ -119,8 +119,14 @@ class Dataset:
 
     def subset(self, rows: Sequence[int] | np.ndarray) -> Dataset:
         idx = [int(i) for i in rows]
-        return Dataset([self.texts[i] for i in idx], list(self.labels), self.targets[idx],
-                       [self.groups[i] for i in idx], self.fingerprint, list(self.files))
+        return Dataset(
+            [self.texts[i] for i in idx],
+            list(self.labels),
+            self.targets[idx],
+            [self.groups[i] for i in idx],
+            self.fingerprint,
+            list(self.files),
+        )
 
     def in_groups(self, names: Iterable[str]) -> Dataset:
         wanted = set(names)
@@ -199,8 +205,14 @@ def _count(fraction: float, n: int) -> int:
     return int(fraction * n + 0.5) if fraction > 0 else 0
 
 
-def split_games(groups: Iterable[str], *, val_fraction: float = 0.1, test_fraction: float = 0.0,
-                val_games: Sequence[str] | None = None, test_games: Sequence[str] | None = None) -> Split:
+def split_games(
+    groups: Iterable[str],
+    *,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.0,
+    val_games: Sequence[str] | None = None,
+    test_games: Sequence[str] | None = None,
+) -> Split:
     """Assign whole groups (games) to train/validation/test, deterministically.
 
     Groups are ranked by the sha256 of their name; the first ``test_fraction`` of them are the test

@@ -11,8 +11,9 @@ import numpy as np
 __all__ = ["collate", "length_batches"]
 
 
-def length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator | None = None,
-                   bucket_batches: int = 50) -> list[np.ndarray]:
+def length_batches(
+    lengths: Sequence[int], batch_size: int, rng: np.random.Generator | None = None, bucket_batches: int = 50
+) -> list[np.ndarray]:
     """Row indices in batches of similar length (little padding). With ``rng``: rows are shuffled, sorted
     by length within buckets of ``bucket_batches`` batches, and the batch order is shuffled; without:
     sorted by length (for inference)."""

@@ -23,8 +23,15 @@ from .metrics import apply_thresholds, compute_metrics
 if TYPE_CHECKING:
     from worker.model.runtime import LoadedModel
 
-__all__ = ["SPLITS", "evaluate_baseline", "evaluate_labeller", "evaluate_model", "pick_split", "recorded_split",
-           "score_model"]
+__all__ = [
+    "SPLITS",
+    "evaluate_baseline",
+    "evaluate_labeller",
+    "evaluate_model",
+    "pick_split",
+    "recorded_split",
+    "score_model",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +55,23 @@ def _chosen(games: Split, split: str) -> list[str]:
     return {"train": games.train, "val": games.val, "test": games.test}[split]
 
 
-def pick_split(data: Dataset, split: str, val_fraction: float | None = None,
-               test_fraction: float | None = None) -> tuple[Dataset, Split]:
+def pick_split(
+    data: Dataset, split: str, val_fraction: float | None = None, test_fraction: float | None = None
+) -> tuple[Dataset, Split]:
     """The rows of ``split`` (games chosen by :func:`split_games` at the given or default fractions) and the
     game assignment used."""
     if split not in SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
-    games = split_games(data.groups,
-                        val_fraction=DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction,
-                        test_fraction=DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction)
+    games = split_games(
+        data.groups,
+        val_fraction=DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction,
+        test_fraction=DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction,
+    )
     chosen = _chosen(games, split)
     if not chosen:
-        raise ConfigError(f"--split {split}: no {split} games in the data (fewer games than needed, or a "
-                          "fraction of 0)")
+        raise ConfigError(
+            f"--split {split}: no {split} games in the data (fewer games than needed, or a fraction of 0)"
+        )
     return data.in_groups(chosen), games
 
 
@@ -77,14 +88,20 @@ def _version_rows(data: Dataset, games: Split, split: str, version: int) -> Data
     if games.train and set(chosen) & set(games.train):
         raise ConfigError(
             f"version {version} was trained on {len(games.train)} of these games: scoring them says nothing about "
-            f"its quality; use --split test ({len(games.test)} games it never saw) or --split val")
+            f"its quality; use --split test ({len(games.test)} games it never saw) or --split val"
+        )
     if not chosen:
-        raise ConfigError(f"--split {split}: the data has no game that version {version} "
-                          f"{'never saw' if split == 'test' else 'validated on'} ({_held_out(data, games)}); "
-                          "give data with more games")
+        raise ConfigError(
+            f"--split {split}: the data has no game that version {version} "
+            f"{'never saw' if split == 'test' else 'validated on'} ({_held_out(data, games)}); "
+            "give data with more games"
+        )
     if split == "val":
-        log.warning("scoring version %d on its validation games: its thresholds and best epoch were chosen on "
-                    "them, so these numbers are optimistic", version)
+        log.warning(
+            "scoring version %d on its validation games: its thresholds and best epoch were chosen on "
+            "them, so these numbers are optimistic",
+            version,
+        )
     return data.in_groups(chosen)
 
 
@@ -95,17 +112,24 @@ def score_model(model: LoadedModel, rows: Dataset, labels: Sequence[str]) -> dic
     columns = [model.labels.index(label) for label in labels]
     scores = probs[:, columns]
     thresholds = model.thresholds[columns]
-    return compute_metrics(rows.hard, apply_thresholds(scores, thresholds), list(labels), scores,
-                           thresholds.tolist())
+    return compute_metrics(rows.hard, apply_thresholds(scores, thresholds), list(labels), scores, thresholds.tolist())
 
 
 def _with_source(metrics: dict[str, Any], **source: Any) -> dict[str, Any]:
     return {**source, **metrics}
 
 
-def evaluate_model(model_path: Path | str, data_paths: Sequence[Path | str], *, split: str | None = None,
-                   labels: Sequence[str] | None = None, device: str = "auto", dtype: str = "auto",
-                   val_fraction: float | None = None, test_fraction: float | None = None) -> dict[str, Any]:
+def evaluate_model(
+    model_path: Path | str,
+    data_paths: Sequence[Path | str],
+    *,
+    split: str | None = None,
+    labels: Sequence[str] | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    val_fraction: float | None = None,
+    test_fraction: float | None = None,
+) -> dict[str, Any]:
     """Metrics of a version on ``data_paths`` with the version's thresholds and preprocessing. The data's
     label columns are matched to the model's labels by name (``labels`` restricts to some of them).
     ``dtype`` auto is what the worker serves with (ONNX Runtime int8 on CPUs unless the manifest records its
@@ -125,23 +149,41 @@ def evaluate_model(model_path: Path | str, data_paths: Sequence[Path | str], *, 
         rows, _ = pick_split(data, split, val_fraction, test_fraction)
     else:
         if val_fraction is not None or test_fraction is not None:
-            raise ConfigError(f"version {number} records the games it trained and validated on; "
-                              "--val-fraction/--test-fraction apply to the baseline, the labeller and untrained "
-                              "versions")
+            raise ConfigError(
+                f"version {number} records the games it trained and validated on; "
+                "--val-fraction/--test-fraction apply to the baseline, the labeller and untrained "
+                "versions"
+            )
         split = split or "test"
         rows = _version_rows(data, games, split, number)
     model = load_version(vdir, manifest, number, device=device, dtype=dtype)
     model.smoke_test()
     metrics = score_model(model, rows, wanted)
     extra = {"seen_by_model": "validation"} if games is not None and split == "val" else {}
-    return _with_source(metrics, source="model", model=str(model.path), version=model.version,
-                        dtype=model.dtype_name, backend=model.backend_name, split=split,
-                        games=len(set(rows.groups)), data_fingerprint=data.fingerprint, **extra)
+    return _with_source(
+        metrics,
+        source="model",
+        model=str(model.path),
+        version=model.version,
+        dtype=model.dtype_name,
+        backend=model.backend_name,
+        split=split,
+        games=len(set(rows.groups)),
+        data_fingerprint=data.fingerprint,
+        **extra,
+    )
 
 
-def evaluate_baseline(data_paths: Sequence[Path | str], *, split: str = "test", labels: Sequence[str] | None = None,
-                      val_fraction: float | None = None, test_fraction: float | None = None,
-                      preprocess: str = "raw", seed: int = 0) -> dict[str, Any]:
+def evaluate_baseline(
+    data_paths: Sequence[Path | str],
+    *,
+    split: str = "test",
+    labels: Sequence[str] | None = None,
+    val_fraction: float | None = None,
+    test_fraction: float | None = None,
+    preprocess: str = "raw",
+    seed: int = 0,
+) -> dict[str, Any]:
     """Fit the TF-IDF baseline on the train games (thresholds on the validation games) and score ``split``."""
     from worker.text import Preprocessor
 
@@ -154,13 +196,26 @@ def evaluate_baseline(data_paths: Sequence[Path | str], *, split: str = "test", 
         raise ConfigError("the baseline needs training games")
     baseline = fit_baseline(train, val if len(val) else None, preprocess=Preprocessor(preprocess), seed=seed)  # type: ignore[arg-type]
     metrics = baseline.evaluate(rows)
-    return _with_source(metrics, source="baseline", baseline="tfidf-char-1-3+logreg", split=split,
-                        games=len(set(rows.groups)), train_games=len(games.train), n_train=len(train),
-                        data_fingerprint=data.fingerprint)
+    return _with_source(
+        metrics,
+        source="baseline",
+        baseline="tfidf-char-1-3+logreg",
+        split=split,
+        games=len(set(rows.groups)),
+        train_games=len(games.train),
+        n_train=len(train),
+        data_fingerprint=data.fingerprint,
+    )
 
 
-def evaluate_labeller(lexicon_dir: Path | str, data_paths: Sequence[Path | str], *, split: str = "all",
-                      val_fraction: float | None = None, test_fraction: float | None = None) -> dict[str, Any]:
+def evaluate_labeller(
+    lexicon_dir: Path | str,
+    data_paths: Sequence[Path | str],
+    *,
+    split: str = "all",
+    val_fraction: float | None = None,
+    test_fraction: float | None = None,
+) -> dict[str, Any]:
     """Metrics of the keyword labeller (labels Cheer, Game, Broadcast, Chat; matched by name, derived from
     the chat topics where the data has no such columns)."""
     from .labeller import LABELS, KeywordLabeller
@@ -170,5 +225,11 @@ def evaluate_labeller(lexicon_dir: Path | str, data_paths: Sequence[Path | str],
     rows, _ = pick_split(data, split, val_fraction, test_fraction)
     predicted = labeller.labels_of(rows.texts)
     metrics = compute_metrics(rows.hard, predicted, list(LABELS), predicted.astype(float))
-    return _with_source(metrics, source="labeller", lexicon=str(lexicon_dir), split=split,
-                        games=len(set(rows.groups)), data_fingerprint=data.fingerprint)
+    return _with_source(
+        metrics,
+        source="labeller",
+        lexicon=str(lexicon_dir),
+        split=split,
+        games=len(set(rows.groups)),
+        data_fingerprint=data.fingerprint,
+    )

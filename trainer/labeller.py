@@ -27,8 +27,15 @@ from worker.inputs import json_object
 __all__ = ["LABELS", "KeywordLabeller", "Lexicon"]
 
 LABELS: tuple[str, ...] = ("Cheer", "Game", "Broadcast", "Chat")
-KEYWORD_KEYS = ("cheer_words", "tactic_words", "coach_words", "stream_words", "judge_words", "team_emoji",
-                "cheer_emoji")
+KEYWORD_KEYS = (
+    "cheer_words",
+    "tactic_words",
+    "coach_words",
+    "stream_words",
+    "judge_words",
+    "team_emoji",
+    "cheer_emoji",
+)
 
 
 def _normalise(text: str) -> str:
@@ -66,10 +73,12 @@ class Lexicon:
         if (root / "players").is_dir():
             for path in sorted((root / "players").glob("*.txt")):
                 names += _read_lines(path)
-        game = (lists["tactic_words"] + lists["coach_words"] + lists["judge_words"] + lists["team_emoji"]
-                + names)
-        return cls(cheer=_clean(lists["cheer_words"] + lists["cheer_emoji"]), broadcast=_clean(lists["stream_words"]),
-                   game=_clean(game))
+        game = lists["tactic_words"] + lists["coach_words"] + lists["judge_words"] + lists["team_emoji"] + names
+        return cls(
+            cheer=_clean(lists["cheer_words"] + lists["cheer_emoji"]),
+            broadcast=_clean(lists["stream_words"]),
+            game=_clean(game),
+        )
 
 
 def _clean(words: Iterable[str]) -> tuple[str, ...]:

@@ -79,8 +79,9 @@ class BestEpoch:
     best_loss: float = math.inf
     stale: int = 0
 
-    def offer(self, epoch: int, score: float, val_loss: float, metrics: dict[str, Any], thresholds: np.ndarray,
-              model: Any) -> None:
+    def offer(
+        self, epoch: int, score: float, val_loss: float, metrics: dict[str, Any], thresholds: np.ndarray, model: Any
+    ) -> None:
         improved = val_loss < self.best_loss
         self.best_loss = min(self.best_loss, val_loss)
         if score > self.score:
@@ -97,8 +98,18 @@ class BestEpoch:
 class _Run:
     """The state of one fit: model, optimiser, schedule, step count, and the time budget."""
 
-    def __init__(self, cfg: TrainConfig, built: Built, train_ids: list[list[int]], targets: np.ndarray,
-                 lr: float, deadline: float, rows_after: tuple[int, int], runlog: RunLog, started: float) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        built: Built,
+        train_ids: list[list[int]],
+        targets: np.ndarray,
+        lr: float,
+        deadline: float,
+        rows_after: tuple[int, int],
+        runlog: RunLog,
+        started: float,
+    ) -> None:
         import torch
 
         self.cfg, self.built, self.train_ids, self.lr, self.runlog = cfg, built, train_ids, lr, runlog
@@ -108,8 +119,9 @@ class _Run:
         model = built.model
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
         no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)]
-        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                            {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+        )
         self.loss_fn = torch.nn.BCEWithLogitsLoss()
         self.scaler = torch.amp.GradScaler("cuda") if built.autocast_dtype == torch.float16 else None
         self.lengths = [len(x) for x in train_ids]
@@ -169,9 +181,15 @@ class _Run:
 
         self.built.model.train()
         total, count, window, window_n = 0.0, 0, 0.0, 0
-        bar = tqdm(length_batches(self.lengths, self.cfg.batch_size, rng), desc=f"epoch {epoch}/{self.cfg.epochs}",
-                   file=sys.stderr, disable=bars_disabled(self.cfg.quiet, self.cfg.progress), leave=False,
-                   mininterval=1.0, dynamic_ncols=True)
+        bar = tqdm(
+            length_batches(self.lengths, self.cfg.batch_size, rng),
+            desc=f"epoch {epoch}/{self.cfg.epochs}",
+            file=sys.stderr,
+            disable=bars_disabled(self.cfg.quiet, self.cfg.progress),
+            leave=False,
+            mininterval=1.0,
+            dynamic_ncols=True,
+        )
         out_of_time = False
         for rows in bar:
             now = time.monotonic()
@@ -182,24 +200,36 @@ class _Run:
             value = self._train_step(rows, factor)
             total, count, window, window_n = total + value, count + 1, window + value, window_n + 1
             if self.step % LOG_EVERY == 0:
-                self.runlog.write({"type": "step", "epoch": epoch, "step": self.step, "loss": window / window_n,
-                                   "lr": self.lr * factor, "elapsed_s": round(time.monotonic() - self.started, 1)})
+                self.runlog.write(
+                    {
+                        "type": "step",
+                        "epoch": epoch,
+                        "step": self.step,
+                        "loss": window / window_n,
+                        "lr": self.lr * factor,
+                        "elapsed_s": round(time.monotonic() - self.started, 1),
+                    }
+                )
                 bar.set_postfix(loss=f"{window / window_n:.4f}", refresh=False)
                 window, window_n = 0.0, 0
         bar.close()
         return (total / count if count else math.nan), count, out_of_time
 
 
-def validate(built: Built, val_set: Dataset, val_ids: list[list[int]]) -> tuple[dict[str, Any], np.ndarray,
-                                                                                dict[str, Any]]:
+def validate(
+    built: Built, val_set: Dataset, val_ids: list[list[int]]
+) -> tuple[dict[str, Any], np.ndarray, dict[str, Any]]:
     """Validation metrics at thresholds tuned on the validation games; (metrics, thresholds, log fields)."""
     labels = val_set.labels
     probs = predict_probs(built.model, val_ids, built.device, built.pad_id, built.autocast_dtype)
     tuned = tune_thresholds(val_set.hard, probs)
     metrics = compute_metrics(val_set.hard, apply_thresholds(probs, tuned), labels, probs, list(tuned))
     fields = {
-        "val_loss": _bce(probs, val_set.targets), "micro_f1": metrics["micro_f1"], "macro_f1": metrics["macro_f1"],
-        "exact_match": metrics["exact_match"], "macro_roc_auc": metrics["macro_roc_auc"],
+        "val_loss": _bce(probs, val_set.targets),
+        "micro_f1": metrics["micro_f1"],
+        "macro_f1": metrics["macro_f1"],
+        "exact_match": metrics["exact_match"],
+        "macro_roc_auc": metrics["macro_roc_auc"],
         "micro_f1_at_0_5": compute_metrics(val_set.hard, probs >= 0.5, labels)["micro_f1"],
         "per_label_f1": {k: v["f1"] for k, v in metrics["per_label"].items()},
         "per_label_roc_auc": {k: v["roc_auc"] for k, v in metrics["per_label"].items()},
@@ -208,8 +238,9 @@ def validate(built: Built, val_set: Dataset, val_ids: list[list[int]]) -> tuple[
     return metrics, tuned, fields
 
 
-def _end_of_epoch(run: _Run, best: BestEpoch, epoch: int, mean_loss: float, val_set: Dataset,
-                  val_ids: list[list[int]]) -> None:
+def _end_of_epoch(
+    run: _Run, best: BestEpoch, epoch: int, mean_loss: float, val_set: Dataset, val_ids: list[list[int]]
+) -> None:
     """Validate, log, and offer the epoch to ``best``."""
     val_start = time.monotonic()
     record: dict[str, Any] = {"type": "epoch", "epoch": epoch, "step": run.step, "train_loss": mean_loss}
@@ -223,14 +254,26 @@ def _end_of_epoch(run: _Run, best: BestEpoch, epoch: int, mean_loss: float, val_
         run.scored_s_per_row = (time.monotonic() - val_start) / len(val_set)
     record["elapsed_s"] = round(time.monotonic() - run.started, 1)
     run.runlog.write(record)
-    log.info("epoch %d: train loss %.4f; validation %s", epoch, mean_loss,
-             summary_line(metrics) if metrics else "(none)")
+    log.info(
+        "epoch %d: train loss %.4f; validation %s", epoch, mean_loss, summary_line(metrics) if metrics else "(none)"
+    )
     best.offer(epoch, score, record.get("val_loss", math.inf), metrics, tuned, run.built.model)
 
 
-def fit(cfg: TrainConfig, built: Built, train_ids: list[list[int]], targets: np.ndarray, val_set: Dataset,
-        val_ids: list[list[int]], *, lr: float, deadline: float, rows_after: tuple[int, int], runlog: RunLog,
-        started: float) -> Fitted:
+def fit(
+    cfg: TrainConfig,
+    built: Built,
+    train_ids: list[list[int]],
+    targets: np.ndarray,
+    val_set: Dataset,
+    val_ids: list[list[int]],
+    *,
+    lr: float,
+    deadline: float,
+    rows_after: tuple[int, int],
+    runlog: RunLog,
+    started: float,
+) -> Fitted:
     """Train ``built.model`` on ``train_ids``/``targets``; leave the selected epoch's weights in it. ``rows_after``:
     the rows the run scores after the fit, for the time budget: (needed to publish: the publish gate, a short
     dtype agreement; optional: the test games, the rest of the agreement)."""
@@ -254,5 +297,12 @@ def fit(cfg: TrainConfig, built: Built, train_ids: list[list[int]], targets: np.
             stop_reason = "early_stopping"
             break
     best.restore(built.model)
-    return Fitted(best.epoch, epochs_run, stop_reason, run.step, best.metrics, best.thresholds,
-                  run.trimmed and run.deadline < math.inf)
+    return Fitted(
+        best.epoch,
+        epochs_run,
+        stop_reason,
+        run.step,
+        best.metrics,
+        best.thresholds,
+        run.trimmed and run.deadline < math.inf,
+    )

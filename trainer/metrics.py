@@ -47,8 +47,13 @@ def apply_thresholds(scores: np.ndarray, thresholds: np.ndarray | Sequence[float
     return np.asarray(scores) >= np.asarray(thresholds, dtype=np.float64)[None, :]
 
 
-def compute_metrics(truth: np.ndarray, predicted: np.ndarray, labels: Sequence[str],
-                    scores: np.ndarray | None = None, thresholds: Sequence[float] | None = None) -> dict[str, Any]:
+def compute_metrics(
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    labels: Sequence[str],
+    scores: np.ndarray | None = None,
+    thresholds: Sequence[float] | None = None,
+) -> dict[str, Any]:
     """``truth``/``predicted``: boolean [rows, labels]; ``scores`` (optional) for ROC AUC.
 
     Returns ``n``, ``exact_match`` (all labels of a row right), ``micro_f1``, ``micro_precision``,
@@ -97,8 +102,9 @@ def compute_metrics(truth: np.ndarray, predicted: np.ndarray, labels: Sequence[s
     }
 
 
-def tune_thresholds(truth: np.ndarray, scores: np.ndarray, grid: np.ndarray = THRESHOLD_GRID,
-                    default: float = 0.5) -> np.ndarray:
+def tune_thresholds(
+    truth: np.ndarray, scores: np.ndarray, grid: np.ndarray = THRESHOLD_GRID, default: float = 0.5
+) -> np.ndarray:
     """Per label, the threshold on ``grid`` with the best F1 (ties: the one nearest ``default``).
 
     A label without positives in ``truth`` keeps ``default``.
@@ -123,8 +129,11 @@ def tune_thresholds(truth: np.ndarray, scores: np.ndarray, grid: np.ndarray = TH
 
 def summary_line(metrics: dict[str, Any]) -> str:
     """A one-line human summary: n, micro/macro F1, exact match."""
+
     def fmt(value: Any) -> str:
         return "n/a" if value is None else f"{value:.4f}"
 
-    return (f"n={metrics['n']} micro_f1={fmt(metrics['micro_f1'])} macro_f1={fmt(metrics['macro_f1'])} "
-            f"exact_match={fmt(metrics['exact_match'])}")
+    return (
+        f"n={metrics['n']} micro_f1={fmt(metrics['micro_f1'])} macro_f1={fmt(metrics['macro_f1'])} "
+        f"exact_match={fmt(metrics['exact_match'])}"
+    )

@@ -83,8 +83,8 @@ def _from_base(cfg: TrainConfig, labels: list[str]) -> tuple[Any, Any, Preproces
         config.label2id = {k: i for i, k in enumerate(labels)}
         config.problem_type = "multi_label_classification"
         model = AutoModelForSequenceClassification.from_pretrained(
-            str(base_dir), config=config, ignore_mismatched_sizes=True, local_files_only=True,
-            trust_remote_code=False)
+            str(base_dir), config=config, ignore_mismatched_sizes=True, local_files_only=True, trust_remote_code=False
+        )
     except Exception as exc:  # transformers raises many kinds; all mean "cannot load"
         raise ModelError(f"--base {base_dir}: cannot load: {type(exc).__name__}: {exc}") from exc
     if base_labels != labels:
@@ -96,8 +96,9 @@ def _from_base(cfg: TrainConfig, labels: list[str]) -> tuple[Any, Any, Preproces
     positions = getattr(model.config, "max_position_embeddings", None)
     if positions is not None and positions < cfg.max_length:
         raise ConfigError(f"--max-length {cfg.max_length} exceeds the base model's {positions} positions")
-    log.info("base model %s (%s), %d parameters", base_dir, type(model).__name__,
-             sum(p.numel() for p in model.parameters()))
+    log.info(
+        "base model %s (%s), %d parameters", base_dir, type(model).__name__, sum(p.numel() for p in model.parameters())
+    )
     return model, tokenizer, spec
 
 
@@ -122,8 +123,12 @@ def build_model(cfg: TrainConfig, labels: list[str], texts: list[str], workdir: 
             config.hidden_dropout_prob = config.attention_probs_dropout_prob = cfg.dropout
         torch.manual_seed(cfg.seed)
         model = AutoModelForSequenceClassification.from_config(config)
-        log.info("from scratch: preset %s, vocabulary %d, %d parameters", cfg.preset, vocab,
-                 sum(p.numel() for p in model.parameters()))
+        log.info(
+            "from scratch: preset %s, vocabulary %d, %d parameters",
+            cfg.preset,
+            vocab,
+            sum(p.numel() for p in model.parameters()),
+        )
     model.to(device)
     return Built(model, tokenizer, spec, device, autocast)
 
@@ -137,8 +142,9 @@ def autocast(dtype: Any) -> contextlib.AbstractContextManager[Any]:
     return torch.autocast(device_type="cuda", dtype=dtype)
 
 
-def predict_probs(model: Any, ids: list[list[int]], device: str, pad_id: int, autocast_dtype: Any = None,
-                  batch_size: int = 256) -> np.ndarray:
+def predict_probs(
+    model: Any, ids: list[list[int]], device: str, pad_id: int, autocast_dtype: Any = None, batch_size: int = 256
+) -> np.ndarray:
     """Sigmoid scores [rows, labels] for token ids, in row order."""
     import torch
 

@@ -31,13 +31,21 @@ def agreement_engines() -> list[tuple[str, list[str]]]:
     cpu = [f"{b}:{d}" for b, d in auto_candidates("cpu") if f"{b}:{d}" != "torch:float32"]
     checks = [("cpu", cpu)] if cpu else []
     if torch.cuda.is_available():
-        checks.append(("cuda", [agreement_key("torch", d)
-                                for d in [*(["bfloat16"] if torch.cuda.is_bf16_supported() else []), "float16"]]))
+        checks.append(
+            (
+                "cuda",
+                [
+                    agreement_key("torch", d)
+                    for d in [*(["bfloat16"] if torch.cuda.is_bf16_supported() else []), "float16"]
+                ],
+            )
+        )
     return checks
 
 
-def record_agreement(model_dir: Path, manifest: Manifest, texts: Sequence[str], n: int,
-                     seed: int = 0) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+def record_agreement(
+    model_dir: Path, manifest: Manifest, texts: Sequence[str], n: int, seed: int = 0
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Label agreement with float32 (PyTorch) of each engine in :func:`agreement_engines` on up to ``n`` of
     ``texts`` (a seeded sample), for the saved model in ``model_dir`` under ``manifest``'s thresholds, and the
     engines' in-process comments/s on CPU under this CPU class (the manifest's ``engine_rates``, which ``auto``
@@ -63,7 +71,13 @@ def record_agreement(model_dir: Path, manifest: Manifest, texts: Sequence[str], 
                 rates["torch:float32" if name == "float32" else name] = round(found.comments_per_s, 1)
             if name != "float32":
                 out[name] = min(out.get(name, 1.0), round(found.label_agreement, 5))
-                log.info("label agreement with float32, %s on %s: %.2f%% of %d validation comments "
-                         "(%.0f comments/s in-process)", name, device, 100 * found.label_agreement, len(sample),
-                         found.comments_per_s)
+                log.info(
+                    "label agreement with float32, %s on %s: %.2f%% of %d validation comments "
+                    "(%.0f comments/s in-process)",
+                    name,
+                    device,
+                    100 * found.label_agreement,
+                    len(sample),
+                    found.comments_per_s,
+                )
     return out, ({cpu_class(): rates} if rates else {})

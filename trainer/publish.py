@@ -21,16 +21,39 @@ __all__ = ["CANDIDATES", "manifest_for", "publish"]
 CANDIDATES = "candidates"  # REPO/candidates/<n>: runs that were not published (invisible to workers)
 
 
-def manifest_for(cfg: TrainConfig, labels: list[str], thresholds: dict[str, float], spec: PreprocessingSpec,
-                 metrics: dict[str, Any], fingerprint: str, training_args: dict[str, Any]) -> Manifest:
+def manifest_for(
+    cfg: TrainConfig,
+    labels: list[str],
+    thresholds: dict[str, float],
+    spec: PreprocessingSpec,
+    metrics: dict[str, Any],
+    fingerprint: str,
+    training_args: dict[str, Any],
+) -> Manifest:
     problem: ProblemType = "single_label_classification" if single_label(cfg.layer) else "multi_label_classification"
-    return Manifest(name=cfg.name, labels=labels, problem_type=problem, thresholds=thresholds,
-                    preprocessing=spec, max_length=cfg.max_length, metrics=metrics, data_fingerprint=fingerprint,
-                    training_args=training_args, labels_change_intended=cfg.change_labels)
+    return Manifest(
+        name=cfg.name,
+        labels=labels,
+        problem_type=problem,
+        thresholds=thresholds,
+        preprocessing=spec,
+        max_length=cfg.max_length,
+        metrics=metrics,
+        data_fingerprint=fingerprint,
+        training_args=training_args,
+        labels_change_intended=cfg.change_labels,
+    )
 
 
-def publish(out_repo: Path | str, model: Any, tokenizer: Any, manifest: Manifest, stage: Path,
-            val_texts: Sequence[str], cfg: TrainConfig) -> tuple[int, Manifest]:
+def publish(
+    out_repo: Path | str,
+    model: Any,
+    tokenizer: Any,
+    manifest: Manifest,
+    stage: Path,
+    val_texts: Sequence[str],
+    cfg: TrainConfig,
+) -> tuple[int, Manifest]:
     """Save ``model`` and ``tokenizer`` into ``stage``, record the dtype agreement (``cfg.agreement_n`` validation
     comments), then publish them atomically into ``out_repo`` (a repository, or its candidates directory);
     returns (version number, the manifest as published)."""
@@ -39,8 +62,13 @@ def publish(out_repo: Path | str, model: Any, tokenizer: Any, manifest: Manifest
     tokenizer.save_pretrained(str(stage))
     if cfg.agreement_n > 0 and val_texts:
         agreement, rates = record_agreement(stage, manifest, val_texts, cfg.agreement_n, cfg.seed)
-        manifest = manifest.model_copy(update={"dtype_agreement": agreement, "engine_rates": rates,
-                                               "metrics": {**manifest.metrics, "dtype_agreement": agreement}})
+        manifest = manifest.model_copy(
+            update={
+                "dtype_agreement": agreement,
+                "engine_rates": rates,
+                "metrics": {**manifest.metrics, "dtype_agreement": agreement},
+            }
+        )
 
     def write(out: Path) -> None:
         shutil.copytree(stage, out, dirs_exist_ok=True)

@@ -33,8 +33,16 @@ def _clean(value: Any) -> Any:
 
 
 # English names of the chat topics, for the legend: the default font has no CJK glyphs.
-_TOPIC_NAMES = {"轉播": "broadcast", "加油": "cheer", "閒聊": "chat", "球員": "player", "教練": "coach",
-                "裁判": "referee", "戰術": "tactics", "球隊": "team"}
+_TOPIC_NAMES = {
+    "轉播": "broadcast",
+    "加油": "cheer",
+    "閒聊": "chat",
+    "球員": "player",
+    "教練": "coach",
+    "裁判": "referee",
+    "戰術": "tactics",
+    "球隊": "team",
+}
 
 
 def _legend_name(label: str) -> str:
@@ -102,8 +110,12 @@ class RunLog:
             ax = axes[2]
             labels = list(epochs[-1].get("per_label_f1", {})) if epochs else []
             for label in labels:
-                ax.plot([r["epoch"] for r in epochs], [r["per_label_f1"].get(label) for r in epochs], "o-",
-                        label=_legend_name(label))
+                ax.plot(
+                    [r["epoch"] for r in epochs],
+                    [r["per_label_f1"].get(label) for r in epochs],
+                    "o-",
+                    label=_legend_name(label),
+                )
             ax.set_xlabel("epoch")
             ax.set_title("validation F1 per label")
             if labels:

@@ -34,14 +34,22 @@ log = logging.getLogger(__name__)
 
 
 def _split(cfg: TrainConfig, data: Dataset) -> tuple[Dataset, Dataset, Dataset, Split]:
-    split = split_games(data.groups, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
-                        val_games=cfg.val_games, test_games=cfg.test_games)
+    split = split_games(
+        data.groups,
+        val_fraction=cfg.val_fraction,
+        test_fraction=cfg.test_fraction,
+        val_games=cfg.val_games,
+        test_games=cfg.test_games,
+    )
     train, val, test = data.in_groups(split.train), data.in_groups(split.val), data.in_groups(split.test)
     if not len(val) and cfg.val_fraction > 0 and len(train) >= 10:
         # one game only: nothing to hold out by game, so validate on its last rows (optimistic)
         cut = len(train) - max(1, int(len(train) * cfg.val_fraction))
-        log.warning("only one game/file for training: validating on its last %d rows, which "
-                    "overestimates quality; give more files (games) or --val-games", len(train) - cut)
+        log.warning(
+            "only one game/file for training: validating on its last %d rows, which "
+            "overestimates quality; give more files (games) or --val-games",
+            len(train) - cut,
+        )
         val, train = train.subset(range(cut, len(train))), train.subset(range(cut))
     if cfg.limit and len(train) > cfg.limit:
         rows = np.sort(np.random.default_rng(cfg.seed).choice(len(train), cfg.limit, replace=False))
@@ -53,8 +61,9 @@ def _split(cfg: TrainConfig, data: Dataset) -> tuple[Dataset, Dataset, Dataset, 
 
 def _test_metrics(built: Built, test_set: Dataset, thresholds: np.ndarray, encode: Any) -> dict[str, Any]:
     probs = predict_probs(built.model, encode(test_set.texts), built.device, built.pad_id, built.autocast_dtype)
-    metrics = compute_metrics(test_set.hard, apply_thresholds(probs, thresholds), test_set.labels, probs,
-                              list(thresholds))
+    metrics = compute_metrics(
+        test_set.hard, apply_thresholds(probs, thresholds), test_set.labels, probs, list(thresholds)
+    )
     log.info("test games: %s", summary_line(metrics))
     return metrics
 
@@ -76,17 +85,23 @@ def _after_fit(cfg: TrainConfig, fitted: Fitted) -> TrainConfig:
     """The configuration of the steps after the fit: with ``trimmed``, a short dtype agreement."""
     if not fitted.trimmed:
         return cfg
-    log.warning("--max-minutes leaves little time after training: the test games are not scored in this run "
-                "(`livetopic evaluate --split test` scores them) and the dtype agreement uses %d comments",
-                min(cfg.agreement_n, SHORT_AGREEMENT))
+    log.warning(
+        "--max-minutes leaves little time after training: the test games are not scored in this run "
+        "(`livetopic evaluate --split test` scores them) and the dtype agreement uses %d comments",
+        min(cfg.agreement_n, SHORT_AGREEMENT),
+    )
     return cfg.model_copy(update={"agreement_n": min(cfg.agreement_n, SHORT_AGREEMENT)})
 
 
 def _result_metrics(fitted: Fitted, split: Split) -> dict[str, Any]:
     """The run's metrics; ``validation`` (and later ``test``) say on how many games they were scored, as
     ``evaluate`` does (0 validation games: the last rows of a single game)."""
-    out: dict[str, Any] = {"best_epoch": fitted.best_epoch, "epochs_run": fitted.epochs_run,
-                           "stop_reason": fitted.stop_reason, "steps": fitted.steps}
+    out: dict[str, Any] = {
+        "best_epoch": fitted.best_epoch,
+        "epochs_run": fitted.epochs_run,
+        "stop_reason": fitted.stop_reason,
+        "steps": fitted.steps,
+    }
     if fitted.validation:
         out["validation"] = {**fitted.validation, "games": len(split.val)}
     return out
@@ -104,9 +119,18 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
     data = load_layer(data_paths, cfg.layer) if cfg.layer else load_dataset(data_paths, cfg.labels)
     train_set, val_set, test_set, split = _split(cfg, data)
     soft = cfg.targets == "soft" or (cfg.targets == "auto" and data.is_soft)
-    log.info("data: %d rows, %d labels; train %d rows (%d games), validation %d (%d), test %d (%d); %s targets",
-             len(data), len(data.labels), len(train_set), len(split.train), len(val_set), len(split.val),
-             len(test_set), len(split.test), "soft" if soft else "0/1")
+    log.info(
+        "data: %d rows, %d labels; train %d rows (%d games), validation %d (%d), test %d (%d); %s targets",
+        len(data),
+        len(data.labels),
+        len(train_set),
+        len(split.train),
+        len(val_set),
+        len(split.val),
+        len(test_set),
+        len(split.test),
+        "soft" if soft else "0/1",
+    )
     runlog = RunLog(Path(cfg.run_dir) if cfg.run_dir else default_run_dir())
     with tempfile.TemporaryDirectory(prefix="livetopic-train-") as workdir:
         try:
@@ -118,55 +142,109 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
 
             lr = cfg.lr if cfg.lr is not None else default_lr(cfg.base, cfg.preset)
             targets = train_set.targets if soft else train_set.hard.astype(np.float32)
-            fitted = fit(cfg, built, encode(train_set.texts), targets, val_set, encode(val_set.texts), lr=lr,
-                         deadline=deadline, rows_after=_rows_after(cfg, out_repo, val_set, test_set), runlog=runlog,
-                         started=started)
+            fitted = fit(
+                cfg,
+                built,
+                encode(train_set.texts),
+                targets,
+                val_set,
+                encode(val_set.texts),
+                lr=lr,
+                deadline=deadline,
+                rows_after=_rows_after(cfg, out_repo, val_set, test_set),
+                runlog=runlog,
+                started=started,
+            )
             metrics = _result_metrics(fitted, split)
             cfg = _after_fit(cfg, fitted)
             if len(test_set) and not fitted.trimmed:
-                metrics["test"] = {**_test_metrics(built, test_set, fitted.thresholds, encode),
-                                   "games": len(split.test)}
+                metrics["test"] = {
+                    **_test_metrics(built, test_set, fitted.thresholds, encode),
+                    "games": len(split.test),
+                }
             options = cfg.model_dump(mode="json", include=set(TrainConfig.model_fields))  # not TrainOptions' paths
-            training_args = {**options, "data": [str(p) for p in data_paths], "files": data.files,
-                             "lr": lr, "soft_targets": soft, "vocab_size": int(built.model.config.vocab_size),
-                             "n_train": len(train_set), "n_val": len(val_set), "n_test": len(test_set),
-                             **split.to_dict(), "elapsed_s": round(time.monotonic() - started, 1),
-                             "device": built.device}
+            training_args = {
+                **options,
+                "data": [str(p) for p in data_paths],
+                "files": data.files,
+                "lr": lr,
+                "soft_targets": soft,
+                "vocab_size": int(built.model.config.vocab_size),
+                "n_train": len(train_set),
+                "n_val": len(val_set),
+                "n_test": len(test_set),
+                **split.to_dict(),
+                "elapsed_s": round(time.monotonic() - started, 1),
+                "device": built.device,
+            }
             thresholds = {label: round(float(t), 4) for label, t in zip(data.labels, fitted.thresholds, strict=True)}
-            verdict = judge(Path(out_repo), data.labels, val_set, fitted.validation, cfg, built.device,
-                            fitted.epochs_run)
+            verdict = judge(
+                Path(out_repo), data.labels, val_set, fitted.validation, cfg, built.device, fitted.epochs_run
+            )
             metrics["publish"] = verdict.record()
-            manifest = manifest_for(cfg, data.labels, thresholds, built.preprocessing, metrics, data.fingerprint,
-                                    training_args)
+            manifest = manifest_for(
+                cfg, data.labels, thresholds, built.preprocessing, metrics, data.fingerprint, training_args
+            )
             target = Path(out_repo) if verdict.publish else Path(out_repo) / CANDIDATES
-            version, manifest = publish(target, built.model, built.tokenizer, manifest, Path(workdir) / "stage",
-                                        val_set.texts, cfg)
+            version, manifest = publish(
+                target, built.model, built.tokenizer, manifest, Path(workdir) / "stage", val_set.texts, cfg
+            )
             return _finish(runlog, target, version, manifest, started, verdict)
         finally:
             runlog.close()
 
 
-def _finish(runlog: RunLog, repo: Path, version: int, manifest: Any, started: float,
-            verdict: Verdict) -> TrainResult:
+def _finish(runlog: RunLog, repo: Path, version: int, manifest: Any, started: float, verdict: Verdict) -> TrainResult:
     elapsed = round(time.monotonic() - started, 1)
     kind = "published" if verdict.publish else "candidate"
-    runlog.write({"type": kind, "repo": str(repo), "version": version, **manifest.metrics,
-                  "thresholds": manifest.thresholds, "elapsed_s": elapsed})
+    runlog.write(
+        {
+            "type": kind,
+            "repo": str(repo),
+            "version": version,
+            **manifest.metrics,
+            "thresholds": manifest.thresholds,
+            "elapsed_s": elapsed,
+        }
+    )
     runlog.plot()
-    runlog.write_json("summary.json", {"repo": str(repo), "version": version, "published": verdict.publish,
-                                       "reason": verdict.reason, "metrics": manifest.metrics,
-                                       "thresholds": manifest.thresholds, "training_args": manifest.training_args})
+    runlog.write_json(
+        "summary.json",
+        {
+            "repo": str(repo),
+            "version": version,
+            "published": verdict.publish,
+            "reason": verdict.reason,
+            "metrics": manifest.metrics,
+            "thresholds": manifest.thresholds,
+            "training_args": manifest.training_args,
+        },
+    )
     if verdict.publish:
         log.info("published %s version %d in %.0fs (run directory %s)", repo, version, elapsed, runlog.dir)
     else:
         log.warning("not published, kept as candidate %s/%d: %s", repo, version, verdict.reason)
-    return TrainResult(version, repo, manifest.metrics, manifest.thresholds, runlog.dir, verdict.publish,
-                       verdict.reason, repo / str(version))
+    return TrainResult(
+        version,
+        repo,
+        manifest.metrics,
+        manifest.thresholds,
+        runlog.dir,
+        verdict.publish,
+        verdict.reason,
+        repo / str(version),
+    )
 
 
-def train_model(data_paths: Sequence[Path | str], out_repo: Path | str, labels: Sequence[str] | None = None,
-                preset: str = "tiny", epochs: int = 40, max_minutes: float | None = 2.0,
-                **options: Any) -> int:
+def train_model(
+    data_paths: Sequence[Path | str],
+    out_repo: Path | str,
+    labels: Sequence[str] | None = None,
+    preset: str = "tiny",
+    epochs: int = 40,
+    max_minutes: float | None = 2.0,
+    **options: Any,
+) -> int:
     """Train on ``data_paths`` and publish into ``out_repo``; returns the version number.
 
     The defaults suit a demo: a tiny model from scratch, at most 40 epochs or 2 minutes (a few hundred
@@ -177,8 +255,9 @@ def train_model(data_paths: Sequence[Path | str], out_repo: Path | str, labels: 
     unknown = sorted(set(options) - set(TrainConfig.model_fields))
     if unknown:
         raise TypeError(f"unknown training options: {', '.join(unknown)}")
-    cfg = validate_options(TrainConfig, {"labels": labels, "preset": preset, "epochs": epochs,
-                                         "max_minutes": max_minutes, **options})
+    cfg = validate_options(
+        TrainConfig, {"labels": labels, "preset": preset, "epochs": epochs, "max_minutes": max_minutes, **options}
+    )
     result = train(data_paths, out_repo, cfg)
     if not result.published:
         raise LivetopicError(f"not published (kept as candidate {result.path}): {result.reason}")

@@ -43,7 +43,17 @@ __all__ = [
 # author's stable id, the message type (a Super Chat is ``paid_message``), a paid message's amount and
 # currency, the author's role badges ("moderator,member"), Twitch bits, and the source's own channel id.
 PASSTHROUGH_FIELDS: tuple[str, ...] = (
-    "channel", "user", "ts", "id", "author_id", "message_type", "amount", "currency", "badges", "bits", "channel_id",
+    "channel",
+    "user",
+    "ts",
+    "id",
+    "author_id",
+    "message_type",
+    "amount",
+    "currency",
+    "badges",
+    "bits",
+    "channel_id",
 )
 MAX_PASSTHROUGH_CHARS = 256
 TRUNCATED_FIELD = "truncated"

@@ -14,11 +14,20 @@ from worker.tools.process import child_env
 from ..conftest import ROOT
 
 
-def livetopic(*args: str, cwd: Path = ROOT, timeout_s: float = 120, env: dict[str, str] | None = None,
-              input: str | None = None) -> subprocess.CompletedProcess[str]:
+def livetopic(
+    *args: str, cwd: Path = ROOT, timeout_s: float = 120, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``livetopic ARGS`` to its end (``input`` on its standard input)."""
-    return subprocess.run([sys.executable, "-m", "worker", *args], input=input, capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout_s, env=env or child_env(threads=1), check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "worker", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout_s,
+        env=env or child_env(threads=1),
+        check=False,
+    )
 
 
 def run_command(*argv: str) -> int:
@@ -33,8 +42,14 @@ def run_command(*argv: str) -> int:
 def start(*args: str, cwd: Path, log: Path) -> subprocess.Popen[bytes]:
     """Start ``livetopic ARGS`` in the background, its output in ``log``."""
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "worker", *args], stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, cwd=cwd, env=child_env(threads=1))
+        return subprocess.Popen(
+            [sys.executable, "-m", "worker", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=child_env(threads=1),
+        )
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:

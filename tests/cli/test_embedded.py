@@ -88,8 +88,9 @@ def test_commands_share_the_embedded_redis_of_a_data_directory(tiny_repo: Path, 
         assert "left running for" in first.log_tail() and record.exists()
         pushed = livetopic("push", "--quiet", "--limit", "50", str(SAMPLE), cwd=tmp_path)
         assert pushed.returncode == 0 and url in pushed.stderr
-        wait_for(lambda: _classified(second) == 50, 120, "the second worker classifies on the same server",
-                 second.log_path)
+        wait_for(
+            lambda: _classified(second) == 50, 120, "the second worker classifies on the same server", second.log_path
+        )
         assert second.stop() == 0  # the last one out stops it
         second = None
         assert not record.exists()

@@ -34,10 +34,12 @@ def test_metrics_port_in_use(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = livetopic("worker", "--redis-url", NOWHERE, "--model-repo", str(tmp_path), "--metrics-port",
-                         str(port), timeout_s=90)
-    one_line_error(proc, f"127.0.0.1:{port}", "address already in use",
-                   "each worker on a host needs its own --metrics-port")
+        proc = livetopic(
+            "worker", "--redis-url", NOWHERE, "--model-repo", str(tmp_path), "--metrics-port", str(port), timeout_s=90
+        )
+    one_line_error(
+        proc, f"127.0.0.1:{port}", "address already in use", "each worker on a host needs its own --metrics-port"
+    )
 
 
 def test_invalid_and_unknown_settings() -> None:
@@ -103,8 +105,19 @@ def test_worker_help_describes_the_service() -> None:
 
 def test_worker_says_its_redis_host_does_not_resolve(tiny_repo: Path, tmp_path: Path) -> None:
     log = tmp_path / "worker.log"
-    worker = start("worker", "--redis-url", "redis://no-such-host.invalid:6379/0", "--model-repo", str(tiny_repo),
-                   "--metrics-port", "0", "--torch-threads", "1", cwd=tmp_path, log=log)
+    worker = start(
+        "worker",
+        "--redis-url",
+        "redis://no-such-host.invalid:6379/0",
+        "--model-repo",
+        str(tiny_repo),
+        "--metrics-port",
+        "0",
+        "--torch-threads",
+        "1",
+        cwd=tmp_path,
+        log=log,
+    )
     try:
         wait_for(lambda: "cannot resolve" in log.read_text(errors="replace"), 120, "the worker says why", log)
         line = next(line for line in log.read_text().splitlines() if "cannot resolve" in line)

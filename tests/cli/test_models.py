@@ -25,17 +25,31 @@ def _init(repo: Path, labels: list[str] | None = None) -> None:
     """A version published in-process (cheaper than one more interpreter with torch)."""
     from worker.model.untrained import init_version
 
-    init_version(repo, preset="tiny", labels=labels or ["Cheer", "Game", "Broadcast", "Chat"],
-                 texts=SAMPLE.read_text(encoding="utf-8").splitlines())
+    init_version(
+        repo,
+        preset="tiny",
+        labels=labels or ["Cheer", "Game", "Broadcast", "Chat"],
+        texts=SAMPLE.read_text(encoding="utf-8").splitlines(),
+    )
 
 
 @pytest.mark.slow
-def test_worker_waits_for_its_first_model_then_guards_its_labels(redis_server: EmbeddedRedis,
-                                                                 tmp_path: Path) -> None:
+def test_worker_waits_for_its_first_model_then_guards_its_labels(redis_server: EmbeddedRedis, tmp_path: Path) -> None:
     repo = tmp_path / "models"  # empty: a volume the trainer has not written to yet
     repo.mkdir()
-    flags = ["--redis-url", redis_server.url, "--model-repo", str(repo), "--torch-threads", "1",
-             "--group-start-id", "0", "--reload-interval-s", "0.5", "--no-output-text"]
+    flags = [
+        "--redis-url",
+        redis_server.url,
+        "--model-repo",
+        str(repo),
+        "--torch-threads",
+        "1",
+        "--group-start-id",
+        "0",
+        "--reload-interval-s",
+        "0.5",
+        "--no-output-text",
+    ]
     worker = WorkerProcess(flags, tmp_path / "worker.log", env=child_env(threads=1), cwd=tmp_path).start()
     try:
         wait_for(lambda: _readyz(worker)[0] == 503, 120, "the worker answers /readyz", worker.log_path)
@@ -48,23 +62,46 @@ def test_worker_waits_for_its_first_model_then_guards_its_labels(redis_server: E
         worker.wait_ready(120)
         pushed = livetopic("push", "--redis-url", redis_server.url, "--quiet", "--limit", "20", str(SAMPLE))
         assert pushed.returncode == 0, pushed.stderr
-        wait_for(lambda: worker.metric('livetopic_comments_total{outcome="classified"}') == 20, 60,
-                 "the worker classifies", worker.log_path)
+        wait_for(
+            lambda: worker.metric('livetopic_comments_total{outcome="classified"}') == 20,
+            60,
+            "the worker classifies",
+            worker.log_path,
+        )
         client = redis.Redis.from_url(redis_server.url, decode_responses=True)
         results = [fields for _id, fields in client.xrange("livetopic:topics")]
         assert len(results) == 20 and not any("text" in r for r in results)  # --no-output-text
 
         _init(repo, ["加油", "閒聊"])  # labels changed without saying so: refused, version 1 serves on
-        wait_for(lambda: worker.metric('livetopic_model_reloads_total{result="refused"}') == 1, 60,
-                 "the label change is refused", worker.log_path)
+        wait_for(
+            lambda: worker.metric('livetopic_model_reloads_total{result="refused"}') == 1,
+            60,
+            "the label change is refused",
+            worker.log_path,
+        )
         assert "model version 2 refused, still serving livetopic:1: it changes the labels" in worker.log_tail()
         assert 'version="1"' in worker.get("/metrics")[1]
 
-        proc = livetopic("model", "init", "--preset", "tiny", "--vocab-from", str(SAMPLE), "--out", str(repo),
-                         "--labels", "加油,閒聊", "--change-labels")  # intended: swapped in
+        proc = livetopic(
+            "model",
+            "init",
+            "--preset",
+            "tiny",
+            "--vocab-from",
+            str(SAMPLE),
+            "--out",
+            str(repo),
+            "--labels",
+            "加油,閒聊",
+            "--change-labels",
+        )  # intended: swapped in
         assert proc.returncode == 0, proc.stderr
-        wait_for(lambda: worker.metric('livetopic_model_reloads_total{result="ok"}') == 1, 60,
-                 "the intended label change is served", worker.log_path)
+        wait_for(
+            lambda: worker.metric('livetopic_model_reloads_total{result="ok"}') == 1,
+            60,
+            "the intended label change is served",
+            worker.log_path,
+        )
         assert 'version="3"' in worker.get("/metrics")[1]
         assert worker.stop() == 0
     finally:
@@ -98,8 +135,22 @@ def test_rollback_and_promote_are_hot_reloaded_by_running_workers(
     repo, texts = tmp_path / "models", SAMPLE.read_text(encoding="utf-8").splitlines()
     for seed in (0, 1):  # two versions of the same labels, different weights
         init_version(repo, preset="tiny", labels=["Cheer", "Game", "Broadcast", "Chat"], texts=texts, seed=seed)
-    flags = ["--redis-url", redis_server.url, "--model-repo", str(repo), "--torch-threads", "1", "--group-start-id",
-             "0", "--reload-interval-s", "0.5", "--dtype", "float32", "--backend", "torch"]
+    flags = [
+        "--redis-url",
+        redis_server.url,
+        "--model-repo",
+        str(repo),
+        "--torch-threads",
+        "1",
+        "--group-start-id",
+        "0",
+        "--reload-interval-s",
+        "0.5",
+        "--dtype",
+        "float32",
+        "--backend",
+        "torch",
+    ]
     worker = WorkerProcess(flags, tmp_path / "worker.log", env=child_env(threads=1), cwd=tmp_path).start()
     try:
         worker.wait_ready(120)
@@ -107,14 +158,19 @@ def test_rollback_and_promote_are_hot_reloaded_by_running_workers(
         capsys.readouterr()
         assert run_command("model", "rollback", "--repo", str(repo)) == 0
         assert f"published {repo / '3'}: the files of version 1" in capsys.readouterr().out
-        wait_for(lambda: worker.metric('livetopic_model_reloads_total{result="ok"}') == 1, 120,
-                 "the rollback is hot-reloaded", worker.log_path)
+        wait_for(
+            lambda: worker.metric('livetopic_model_reloads_total{result="ok"}') == 1,
+            120,
+            "the rollback is hot-reloaded",
+            worker.log_path,
+        )
         pushed = livetopic("push", "--redis-url", redis_server.url, "--quiet", "--limit", "20", str(SAMPLE))
         assert pushed.returncode == 0, pushed.stderr
         wait_for(lambda: len(_scores(redis_server.url)) == 20, 60, "the worker classifies", worker.log_path)
         first = [json.loads(line)["text"] for line in texts[:20]]
-        expected, replaced = (load_model(repo / str(n), dtype="float32", backend="torch").predict_texts(first)
-                              for n in (1, 2))
+        expected, replaced = (
+            load_model(repo / str(n), dtype="float32", backend="torch").predict_texts(first) for n in (1, 2)
+        )
         results = _scores(redis_server.url)
         in_order = [results[k] for k in sorted(results, key=lambda k: tuple(int(x) for x in k.split("-")))]
         assert {model for model, _ in in_order} == {"livetopic:3"}
@@ -122,19 +178,25 @@ def test_rollback_and_promote_are_hot_reloaded_by_running_workers(
         assert np.abs(got - expected).max() < 1e-4 < 1e-2 < np.abs(got - replaced).max()  # version 1's scores
         assert run_command("model", "list", "--repo", str(repo)) == 0
         listed = capsys.readouterr().out
-        assert any(line.split()[:2] == ["3", "served"] and "rollback to 1" in line
-                   for line in listed.splitlines()), listed
+        assert any(line.split()[:2] == ["3", "served"] and "rollback to 1" in line for line in listed.splitlines()), (
+            listed
+        )
         with pytest.raises(LivetopicError, match="version 3 is the one workers serve"):
             run_command("model", "remove", "3", "--repo", str(repo))
         assert run_command("model", "remove", "2", "--repo", str(repo)) == 0
 
-        init_version(repo / "candidates", preset="tiny", labels=["Cheer", "Game", "Broadcast", "Chat"], texts=texts,
-                     seed=2)  # what `train` keeps back when its gate says no
+        init_version(
+            repo / "candidates", preset="tiny", labels=["Cheer", "Game", "Broadcast", "Chat"], texts=texts, seed=2
+        )  # what `train` keeps back when its gate says no
         capsys.readouterr()
         assert run_command("model", "promote", "1", "--repo", str(repo)) == 0
         assert f"published {repo / '4'}" in capsys.readouterr().out
-        wait_for(lambda: worker.metric('livetopic_model_reloads_total{result="ok"}') == 2, 120,
-                 "the promoted candidate is hot-reloaded", worker.log_path)
+        wait_for(
+            lambda: worker.metric('livetopic_model_reloads_total{result="ok"}') == 2,
+            120,
+            "the promoted candidate is hot-reloaded",
+            worker.log_path,
+        )
         assert 'version="4"' in worker.get("/metrics")[1] and not (repo / "candidates" / "1").exists()
         assert worker.stop() == 0
     finally:

@@ -61,8 +61,9 @@ def test_rows_are_aligned_and_show_the_comment(redis_server: EmbeddedRedis) -> N
     # the columns line up on screen: each comment starts, and each topic list starts, at the same column
     starts = {width(row[: row.index(text)]) for row, (_c, _u, text, _l) in zip(rows, COMMENTS, strict=True)}
     assert len(starts) == 1, rows
-    topic_starts = {width(row) - width(", ".join(labels) or "-") for row, (*_, labels) in zip(rows, COMMENTS,
-                                                                                              strict=True)}
+    topic_starts = {
+        width(row) - width(", ".join(labels) or "-") for row, (*_, labels) in zip(rows, COMMENTS, strict=True)
+    }
     assert len(topic_starts) == 1, rows
 
 
@@ -91,8 +92,15 @@ def test_json_has_real_values_and_keeps_both_ids(redis_server: EmbeddedRedis) ->
 
 def test_dead_letters_show_the_reason(redis_server: EmbeddedRedis) -> None:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    client.xadd("livetopic:dead", render_dead_letter("1-0", "text too long: 2001 chars > max_text_chars 2000", 1,
-                                                     {"text": "長" * 2001, "user": "u1", "channel": "tvl"}))
+    client.xadd(
+        "livetopic:dead",
+        render_dead_letter(
+            "1-0",
+            "text too long: 2001 chars > max_text_chars 2000",
+            1,
+            {"text": "長" * 2001, "user": "u1", "channel": "tvl"},
+        ),
+    )
     client.xadd("livetopic:dead", render_dead_letter("2-0", "missing field 'text'", 5, {"user": "u2"}))
     rows = tail(redis_server.url, "--dead")
     assert len(rows) == 2
@@ -109,8 +117,10 @@ def test_retractions_get_a_line_of_their_own(redis_server: EmbeddedRedis) -> Non
 
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     publish_results(client, n=1)
-    for retract in (Retract("1-0", "delete", "chat-0", {"channel": "tvl"}),
-                    Retract("2-0", "timeout", "7001", {"channel": "tvl", "target_user": "viewer_1"})):
+    for retract in (
+        Retract("1-0", "delete", "chat-0", {"channel": "tvl"}),
+        Retract("2-0", "timeout", "7001", {"channel": "tvl", "target_user": "viewer_1"}),
+    ):
         client.xadd("livetopic:topics", render_retraction(retract, 5))
     rows = tail(redis_server.url)
     assert len(rows) == 3
@@ -125,9 +135,13 @@ def test_follows_new_entries(redis_server: EmbeddedRedis, tmp_path: Path) -> Non
     publish_results(client, n=2)
     log = tmp_path / "tail.out"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "worker", "tail", "--redis-url", redis_server.url, "--last",
-                                 "1", "--count", "4"], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                env=child_env(threads=1))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "worker", "tail", "--redis-url", redis_server.url, "--last", "1", "--count", "4"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=child_env(threads=1),
+        )
     try:
         wait_for(lambda: len(log.read_text().splitlines()) == 1, 30, "tail shows the latest entry", log)
         publish_results(client, n=3, start=2)
@@ -145,17 +159,27 @@ def test_the_time_is_the_comments_own(redis_server: EmbeddedRedis) -> None:
     for ts in ("1:02:03", sent, ""):
         source = client.xadd("livetopic:comments", {"text": "加油"})
         passthrough = {"channel": "tvl", "user": "u", **({"ts": ts} if ts else {})}
-        client.xadd("livetopic:topics", render_result(Comment(source, "加油", passthrough), ["Cheer"], LABELS,
-                                                      [0.9, 0.1, 0.1, 0.1], "tiny:1"))
+        client.xadd(
+            "livetopic:topics",
+            render_result(Comment(source, "加油", passthrough), ["Cheer"], LABELS, [0.9, 0.1, 0.1, 0.1], "tiny:1"),
+        )
     offset, iso, none = tail(redis_server.url)
     assert offset.startswith("1:02:03 ") and iso.startswith(f"{local}  ")
     assert re.match(r"\d\d:\d\d:\d\d  ", none)  # no ts: when it arrived
 
 
 def test_a_pipeline_result_shows_each_layer_that_ran() -> None:
-    fields = {"source_id": "1700000000000-0", "text": "好球", "labels": '["Game"]', "scores": '{"Game":0.9}',
-              "game_labels": '["Player"]', "game_scores": '{"Player":0.8}', "sentiment_labels": '["positive"]',
-              "sentiment_scores": '{"positive":0.7}', "model": "cascade:2"}
+    fields = {
+        "source_id": "1700000000000-0",
+        "text": "好球",
+        "labels": '["Game"]',
+        "scores": '{"Game":0.9}',
+        "game_labels": '["Player"]',
+        "game_scores": '{"Player":0.8}',
+        "sentiment_labels": '["positive"]',
+        "sentiment_scores": '{"positive":0.7}',
+        "model": "cascade:2",
+    }
     assert tail_command.row("1-0", fields, dead=False).endswith("Game · game: Player · sentiment: positive")
     assert tail_command.json_record("1-0", fields)["game_scores"] == {"Player": 0.8}
     assert tail_command.row("1-0", {"labels": "[]"}, dead=False).endswith("  -")

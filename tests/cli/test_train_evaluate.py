@@ -47,8 +47,17 @@ def _train(data: Path, repo: Path, run: Path, *flags: str) -> tuple[Any, float]:
 
 def _both(*runs: list[str]) -> list[subprocess.CompletedProcess[str]]:
     """Several ``livetopic`` runs side by side (each on one thread: CI has two cores)."""
-    procs = [subprocess.Popen([sys.executable, "-m", "worker", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, cwd=ROOT, env=child_env(threads=1)) for args in runs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "worker", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=child_env(threads=1),
+        )
+        for args in runs
+    ]
     outputs = [p.communicate(timeout=300) for p in procs]
     return [subprocess.CompletedProcess(p.args, p.returncode, *out) for p, out in zip(procs, outputs, strict=True)]
 
@@ -58,14 +67,35 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("cli-train")
     data = write_sample(root / "data", games=5, per_game=40)
     repo = root / "models"
-    good, good_s = _train(data, repo, root / "run-good", "--max-minutes", str(BUDGET_MIN), "--epochs", "500",
-                          "--patience", "1000", "--lr", "3e-3")
+    good, good_s = _train(
+        data,
+        repo,
+        root / "run-good",
+        "--max-minutes",
+        str(BUDGET_MIN),
+        "--epochs",
+        "500",
+        "--patience",
+        "1000",
+        "--lr",
+        "3e-3",
+    )
     forced_repo = root / "models-forced"  # the same start, for the same worse run with --force
     shutil.copytree(repo, forced_repo)
-    bad, forced = _both(_args(data, repo, root / "run-bad", "--epochs", "1", "--lr", "1e-6"),
-                        _args(data, forced_repo, root / "run-forced", "--epochs", "1", "--lr", "1e-6", "--force"))
-    return {"root": root, "data": data, "repo": repo, "good": good, "good_s": good_s, "bad": bad, "forced": forced,
-            "forced_repo": forced_repo}
+    bad, forced = _both(
+        _args(data, repo, root / "run-bad", "--epochs", "1", "--lr", "1e-6"),
+        _args(data, forced_repo, root / "run-forced", "--epochs", "1", "--lr", "1e-6", "--force"),
+    )
+    return {
+        "root": root,
+        "data": data,
+        "repo": repo,
+        "good": good,
+        "good_s": good_s,
+        "bad": bad,
+        "forced": forced,
+        "forced_repo": forced_repo,
+    }
 
 
 @pytest.mark.slow
@@ -133,8 +163,11 @@ def test_evaluate_never_scores_training_games(runs: dict[str, Any]) -> None:
     assert result["split"] == "test" and result["games"] == 1 and result["n"] == 40  # its one unseen game
     # train and evaluate speak of games alike: train said on how many games it validated (and tested)
     assert "validation on 1 games: n=40 " in runs["good"].stdout, runs["good"].stdout
-    one_line_error(livetopic("evaluate", "--model", f"{repo}/1", "--data", str(data), "--split", "train"),
-                   "version 1 was trained on 3 of these games", "--split test")
+    one_line_error(
+        livetopic("evaluate", "--model", f"{repo}/1", "--data", str(data), "--split", "train"),
+        "version 1 was trained on 3 of these games",
+        "--split test",
+    )
     for kwargs in ({"split": "all"}, {"test_fraction": 0.2}):
         with pytest.raises(ConfigError):
             evaluate_model(repo / "1", [data], device="cpu", **kwargs)  # type: ignore[arg-type]
@@ -152,8 +185,9 @@ def test_evaluate_table_is_aligned_for_chinese_labels(tmp_path: Path, capsys: py
     rows = [{"text": t, "加油": i % 2, "閒聊": (i + 1) % 2, "Broadcast": int(i == 2)} for i, t in enumerate(texts)]
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
     capsys.readouterr()
-    evaluated = run_command("evaluate", "--model", str(tmp_path / "repo"), "--data", str(data), "--device", "cpu",
-                            "--dtype", "float32")  # in this process, and no int8 graph to make: the table is the point
+    evaluated = run_command(
+        "evaluate", "--model", str(tmp_path / "repo"), "--data", str(data), "--device", "cpu", "--dtype", "float32"
+    )  # in this process, and no int8 graph to make: the table is the point
     assert evaluated == 0
     table = capsys.readouterr().out.splitlines()[1:]
     assert [line.split()[0] for line in table] == ["label", *labels]

@@ -43,8 +43,13 @@ def broken_copy(tmp_path: Path, path: str, edit: Callable[[str], str]) -> Path:
 
 
 def check(deploy_dir: Path, *steps: str) -> tuple[int, str]:
-    proc = subprocess.run([sys.executable, "-m", "devtools.deploycheck", "--deploy-dir", str(deploy_dir),
-                           "--only", *steps], capture_output=True, text=True, cwd=ROOT, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-m", "devtools.deploycheck", "--deploy-dir", str(deploy_dir), "--only", *steps],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=240,
+    )
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -55,15 +60,24 @@ def test_deploy_passes_every_check() -> None:
     problems = run_steps(DEPLOY, say=lines.append)
     assert problems == 0, "\n".join(lines)
     assert [line for line in lines if line.startswith("[")] == [
-        "[ok] yaml", "[ok] kubernetes", "[ok] overlays", "[ok] agreement", "[ok] prometheus", "[ok] metrics",
-        "[ok] compose"]
+        "[ok] yaml",
+        "[ok] kubernetes",
+        "[ok] overlays",
+        "[ok] agreement",
+        "[ok] prometheus",
+        "[ok] metrics",
+        "[ok] compose",
+    ]
 
 
 def test_a_metric_renamed_in_the_dashboard_fails(tmp_path: Path) -> None:
     need("promtool")
     assert check(DEPLOY, "metrics")[0] == 0
-    copy = broken_copy(tmp_path, "grafana/livetopic-dashboard.json",
-                       lambda text: text.replace("livetopic_queue_wait_seconds_bucket", "livetopic_queue_wait_bucket"))
+    copy = broken_copy(
+        tmp_path,
+        "grafana/livetopic-dashboard.json",
+        lambda text: text.replace("livetopic_queue_wait_seconds_bucket", "livetopic_queue_wait_bucket"),
+    )
     code, out = check(copy, "metrics")
     assert code == 1, out
     assert 'panel "Queue wait (stream entry → read by a worker)" query A: metric livetopic_queue_wait_bucket' in out
@@ -71,8 +85,11 @@ def test_a_metric_renamed_in_the_dashboard_fails(tmp_path: Path) -> None:
 
 def test_a_metric_renamed_in_an_alert_or_a_variable_fails(tmp_path: Path) -> None:
     need("promtool")
-    copy = broken_copy(tmp_path, "prometheus/alerts.yml",
-                       lambda text: text.replace("max(livetopic_stream_lag) > 10000", "max(livetopic_lag) > 10000"))
+    copy = broken_copy(
+        tmp_path,
+        "prometheus/alerts.yml",
+        lambda text: text.replace("max(livetopic_stream_lag) > 10000", "max(livetopic_lag) > 10000"),
+    )
     dashboard = copy / "grafana" / "livetopic-dashboard.json"
     data = json.loads(dashboard.read_text())
     data["templating"]["list"][1]["query"]["query"] = "label_values(livetopic_readiness, instance)"
@@ -85,9 +102,13 @@ def test_a_metric_renamed_in_an_alert_or_a_variable_fails(tmp_path: Path) -> Non
 
 def test_a_query_that_does_not_parse_fails(tmp_path: Path) -> None:
     need("promtool")
-    copy = broken_copy(tmp_path, "grafana/livetopic-dashboard.json",
-                       lambda text: text.replace("max by (stream) (livetopic_stream_length)",
-                                                 "max by (stream) (livetopic_stream_length"))
+    copy = broken_copy(
+        tmp_path,
+        "grafana/livetopic-dashboard.json",
+        lambda text: text.replace(
+            "max by (stream) (livetopic_stream_length)", "max by (stream) (livetopic_stream_length"
+        ),
+    )
     code, out = check(copy, "metrics")
     assert code == 1 and 'promtool cannot parse panel "Stream length" query A' in out
 
@@ -107,21 +128,29 @@ def test_each_overlay_has_one_autoscaler(tmp_path: Path) -> None:
     need("kubectl")
     code, out = check(DEPLOY, "overlays")
     assert code == 0, out
-    for name, scaler in [("k8s", "HorizontalPodAutoscaler"), ("overlays/keda", "ScaledObject"),
-                         ("overlays/production", "HorizontalPodAutoscaler, images by digest")]:
+    for name, scaler in [
+        ("k8s", "HorizontalPodAutoscaler"),
+        ("overlays/keda", "ScaledObject"),
+        ("overlays/production", "HorizontalPodAutoscaler, images by digest"),
+    ]:
         assert f"    {name}: " in out and f"autoscaler {scaler}" in out, out
-    both = broken_copy(tmp_path, "overlays/keda/kustomization.yaml",
-                       lambda text: text.split("patches:")[0])  # the base's HPA is not deleted
+    both = broken_copy(
+        tmp_path, "overlays/keda/kustomization.yaml", lambda text: text.split("patches:")[0]
+    )  # the base's HPA is not deleted
     code, out = check(both, "overlays")
     assert code == 1
-    assert ("overlays/keda: 2 autoscalers (HPA/livetopic-worker, ScaledObject/livetopic-worker); exactly one HPA "
-            "wanted") in out
+    assert (
+        "overlays/keda: 2 autoscalers (HPA/livetopic-worker, ScaledObject/livetopic-worker); exactly one HPA wanted"
+    ) in out
 
 
 def test_replicas_a_secret_or_a_tag_fail(tmp_path: Path) -> None:
     need("kubectl")
-    copy = broken_copy(tmp_path, "k8s/deployment.yaml",
-                       lambda text: text.replace("  revisionHistoryLimit", "  replicas: 2\n  revisionHistoryLimit"))
+    copy = broken_copy(
+        tmp_path,
+        "k8s/deployment.yaml",
+        lambda text: text.replace("  revisionHistoryLimit", "  replicas: 2\n  revisionHistoryLimit"),
+    )
     base = copy / "k8s" / "kustomization.yaml"
     base.write_text(base.read_text().replace("  - pvc.yaml", "  - secret.example.yaml\n  - pvc.yaml"))
     prod = copy / "overlays" / "production" / "kustomization.yaml"
@@ -135,8 +164,11 @@ def test_replicas_a_secret_or_a_tag_fail(tmp_path: Path) -> None:
 
 def test_a_field_keda_does_not_know_fails(tmp_path: Path) -> None:
     need("kubectl", "kubernetes_validate")
-    copy = broken_copy(tmp_path, "overlays/keda/keda-scaledobject.yaml",
-                       lambda text: text.replace('lagCount: "1000"', 'lagCount: 1000\n        lagCounts: "5"'))
+    copy = broken_copy(
+        tmp_path,
+        "overlays/keda/keda-scaledobject.yaml",
+        lambda text: text.replace('lagCount: "1000"', 'lagCount: 1000\n        lagCounts: "5"'),
+    )
     code, out = check(copy, "kubernetes")
     assert code == 1
     assert "metadata.lagCount: must be a string" in out and "metadata.lagCounts: not a redis-streams parameter" in out
@@ -146,13 +178,19 @@ def test_an_alert_without_a_silent_case_fails(tmp_path: Path) -> None:
     need("promtool")
 
     def drop_silent(text: str) -> str:
-        return text.replace("""      - eval_time: 1m
+        return text.replace(
+            """      - eval_time: 1m
         alertname: LivetopicModelReloadFailing
         exp_alerts: []          # a successful reload alone
-""", "").replace("""      - eval_time: 25m
+""",
+            "",
+        ).replace(
+            """      - eval_time: 25m
         alertname: LivetopicModelReloadFailing
         exp_alerts: []
-""", "")
+""",
+            "",
+        )
 
     copy = broken_copy(tmp_path, "prometheus/alerts.test.yml", drop_silent)
     code, out = check(copy, "prometheus")
@@ -161,7 +199,9 @@ def test_an_alert_without_a_silent_case_fails(tmp_path: Path) -> None:
 
 def test_metric_names_of_promql() -> None:
     assert metric_names('sum by (le) (rate(a_bucket{x="y", z=~"$v"}[$__rate_interval]))') == {"a_bucket"}
-    assert metric_names('max(m_info) by (name, version) / on(instance) group_left(job) up == 0') == {"m_info", "up"}
-    assert metric_names('(sum(rate(c_total{o="x"}[10m])) or vector(0)) == 0 and on() (max(g) > 1e-9)') == \
-        {"c_total", "g"}
-    assert metric_names('histogram_quantile(0.99, rate(h_bucket[5m] offset 1h)) > 5') == {"h_bucket"}
+    assert metric_names("max(m_info) by (name, version) / on(instance) group_left(job) up == 0") == {"m_info", "up"}
+    assert metric_names('(sum(rate(c_total{o="x"}[10m])) or vector(0)) == 0 and on() (max(g) > 1e-9)') == {
+        "c_total",
+        "g",
+    }
+    assert metric_names("histogram_quantile(0.99, rate(h_bucket[5m] offset 1h)) > 5") == {"h_bucket"}

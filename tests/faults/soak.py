@@ -70,15 +70,43 @@ def _env() -> dict[str, str]:
 
 
 def start_worker(url: str, repo: Path, logs: Path, name: str, *extra: str) -> WorkerProcess:
-    flags = ["--redis-url", url, "--model-repo", str(repo), "--group-start-id", "0", "--torch-threads", "1",
-             "--consumer", name, "--claim-min-idle-ms", "1000", "--claim-interval-s", "0.5", "--shutdown-grace-s", "20",
-             *extra]
+    flags = [
+        "--redis-url",
+        url,
+        "--model-repo",
+        str(repo),
+        "--group-start-id",
+        "0",
+        "--torch-threads",
+        "1",
+        "--consumer",
+        name,
+        "--claim-min-idle-ms",
+        "1000",
+        "--claim-interval-s",
+        "0.5",
+        "--shutdown-grace-s",
+        "20",
+        *extra,
+    ]
     return WorkerProcess(flags, logs / f"{name}.log", name=name, env=_env(), cwd=ROOT).start()
 
 
 def start_push(url: str, source: Path, n: int, rate: float, logs: Path) -> Proc:
-    cmd = [sys.executable, "-m", "worker", "push", str(source), "--limit", str(n), "--rate", str(rate), "--quiet",
-           "--redis-url", url]
+    cmd = [
+        sys.executable,
+        "-m",
+        "worker",
+        "push",
+        str(source),
+        "--limit",
+        str(n),
+        "--rate",
+        str(rate),
+        "--quiet",
+        "--redis-url",
+        url,
+    ]
     log_path = logs / "push.log"
     with open(log_path, "wb") as log:
         popen = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT)
@@ -165,8 +193,20 @@ class Soak:
         self._started += 1
         # Slow batches (flushed 400 ms after their first comment) keep comments in flight, so that a kill
         # leaves entries pending for the other worker to reclaim.
-        return start_worker(self.server.url, self.repo, self.logs, name, "--max-wait-ms", "400",
-                            "--max-batch-size", "64", "--max-inflight", "256", "--group-start-id", start_id)
+        return start_worker(
+            self.server.url,
+            self.repo,
+            self.logs,
+            name,
+            "--max-wait-ms",
+            "400",
+            "--max-batch-size",
+            "64",
+            "--max-inflight",
+            "256",
+            "--group-start-id",
+            start_id,
+        )
 
     def start(self) -> None:
         self.workers = [self._new_worker(), self._new_worker()]
@@ -265,8 +305,10 @@ class Soak:
         self.wait_serving()
         skipped = new.metric('livetopic_model_versions_skipped{reason="failed"}')
         if self.retired[old.name] != 0 or skipped != 1:
-            raise RuntimeError(f"{old.name} exited {self.retired[old.name]}; {new.name} skipped {skipped} failed "
-                               f"version(s):\n{new.log_tail()}")
+            raise RuntimeError(
+                f"{old.name} exited {self.retired[old.name]}; {new.name} skipped {skipped} failed "
+                f"version(s):\n{new.log_tail()}"
+            )
         self.note(broken_version=number, restarted=old.name, replacement=new.name, skipped=int(skipped))
 
     def finish(self, total: int, timeout_s: float) -> None:
@@ -290,23 +332,49 @@ class Soak:
         return exits
 
 
-def _plan(push_s: float, kills: int, restarts: int, ooms: int, wrong_types: int,
-          group_losses: int = 0, broken_versions: int = 0) -> list[tuple[float, str]]:
+def _plan(
+    push_s: float,
+    kills: int,
+    restarts: int,
+    ooms: int,
+    wrong_types: int,
+    group_losses: int = 0,
+    broken_versions: int = 0,
+) -> list[tuple[float, str]]:
     """Chaos events spread evenly over the push, interleaved (a lost group, a broken version and the wrong key
     type early, while comments still come: a backlog must grow while the workers are down, and the wrong key
     type stops the workers only when they publish)."""
+
     def spread(n: int, what: str, shift: float) -> list[tuple[float, str]]:
         return [(push_s * (k + shift) / (n + 1), what) for k in range(n)]
 
-    return sorted([*spread(kills, "kill", 1.0), *spread(restarts, "restart", 0.6), *spread(ooms, "oom", 0.8),
-                   *spread(wrong_types, "wrong_type", 0.4), *spread(group_losses, "group_lost", 0.2),
-                   *spread(broken_versions, "broken_version", 0.3)])
+    return sorted(
+        [
+            *spread(kills, "kill", 1.0),
+            *spread(restarts, "restart", 0.6),
+            *spread(ooms, "oom", 0.8),
+            *spread(wrong_types, "wrong_type", 0.4),
+            *spread(group_losses, "group_lost", 0.2),
+            *spread(broken_versions, "broken_version", 0.3),
+        ]
+    )
 
 
-def run_soak(n: int, source: Path, workdir: Path, *, kills: int = 0, restarts: int = 0, ooms: int = 0,
-             wrong_types: int = 0, group_losses: int = 0, broken_versions: int = 0, rate: float | None = None,
-             timeout_s: float = 600,
-             log: Any = None) -> dict[str, Any]:
+def run_soak(
+    n: int,
+    source: Path,
+    workdir: Path,
+    *,
+    kills: int = 0,
+    restarts: int = 0,
+    ooms: int = 0,
+    wrong_types: int = 0,
+    group_losses: int = 0,
+    broken_versions: int = 0,
+    rate: float | None = None,
+    timeout_s: float = 600,
+    log: Any = None,
+) -> dict[str, Any]:
     """Run the soak in ``workdir`` with the faults counted (none unless given); returns the summary (``ok`` says
     whether the promise held)."""
     say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -324,15 +392,24 @@ def run_soak(n: int, source: Path, workdir: Path, *, kills: int = 0, restarts: i
     started = time.monotonic()
     server = EmbeddedRedis(workdir / "redis", appendonly=True).start()
     soak = Soak(server, repo, logs, say)
-    summary: dict[str, Any] = {"n": n, "source": str(source), "kills": kills, "redis_restarts": restarts,
-                               "out_of_memory_phases": ooms, "wrong_type_phases": wrong_types,
-                               "group_losses": group_losses, "broken_version_phases": broken_versions,
-                               "rate": rate}
+    summary: dict[str, Any] = {
+        "n": n,
+        "source": str(source),
+        "kills": kills,
+        "redis_restarts": restarts,
+        "out_of_memory_phases": ooms,
+        "wrong_type_phases": wrong_types,
+        "group_losses": group_losses,
+        "broken_version_phases": broken_versions,
+        "rate": rate,
+    }
     push: Proc | None = None
     try:
         soak.start()
-        say(f"soak: {n} comments at {rate:.0f}/s, {kills} kill -9, {restarts} redis restart(s), {ooms} OOM "
-            f"phase(s), {wrong_types} wrong-type phase(s), {group_losses} group loss(es)")
+        say(
+            f"soak: {n} comments at {rate:.0f}/s, {kills} kill -9, {restarts} redis restart(s), {ooms} OOM "
+            f"phase(s), {wrong_types} wrong-type phase(s), {group_losses} group loss(es)"
+        )
         push = start_push(server.url, source, n, rate, logs)
         soak.t0 = time.monotonic()
         victim = 0
@@ -342,8 +419,13 @@ def run_soak(n: int, source: Path, workdir: Path, *, kills: int = 0, restarts: i
                 soak.kill(victim)
                 victim += 1
             else:
-                {"restart": soak.restart_redis, "oom": soak.out_of_memory, "wrong_type": soak.wrong_type,
-                 "group_lost": soak.lose_group, "broken_version": soak.broken_version}[what]()
+                {
+                    "restart": soak.restart_redis,
+                    "oom": soak.out_of_memory,
+                    "wrong_type": soak.wrong_type,
+                    "group_lost": soak.lose_group,
+                    "broken_version": soak.broken_version,
+                }[what]()
         summary["push_exit"] = push.popen.wait(timeout=max(120.0, n / rate * 3))
         if summary["push_exit"] != 0:
             raise RuntimeError(f"push exited with {summary['push_exit']}:\n{push.tail()}")
@@ -359,24 +441,35 @@ def run_soak(n: int, source: Path, workdir: Path, *, kills: int = 0, restarts: i
             push.popen.kill()
             push.popen.wait()
         server.stop()
-        summary.update(events=soak.events, retired_workers=soak.retired, memory_over_maxmemory_b=soak.max_memory_over_b,
-                       duration_s=round(time.monotonic() - started, 1))
+        summary.update(
+            events=soak.events,
+            retired_workers=soak.retired,
+            memory_over_maxmemory_b=soak.max_memory_over_b,
+            duration_s=round(time.monotonic() - started, 1),
+        )
         # Killed workers take their metrics with them; their logs say what they reclaimed.
-        summary["reclaimed"] = sum(int(m) for path in logs.glob("soak-w*.log")
-                                   for m in re.findall(r"reclaimed (\d+) entries", path.read_text(errors="replace")))
+        summary["reclaimed"] = sum(
+            int(m)
+            for path in logs.glob("soak-w*.log")
+            for m in re.findall(r"reclaimed (\d+) entries", path.read_text(errors="replace"))
+        )
     summary["ok"] = "error" not in summary and _promise_held(summary, n)
     return summary
 
 
 def _promise_held(summary: dict[str, Any], n: int) -> bool:
     return bool(
-        summary.get("pushed") == n and summary.get("push_exactly_once")
-        and summary.get("distinct_source_ids") == n and summary.get("duplicates") == 0
-        and summary.get("missing") == 0 and summary.get("unknown_source_ids") == 0
+        summary.get("pushed") == n
+        and summary.get("push_exactly_once")
+        and summary.get("distinct_source_ids") == n
+        and summary.get("duplicates") == 0
+        and summary.get("missing") == 0
+        and summary.get("unknown_source_ids") == 0
         and summary.get("pending") == 0
         and summary.get("classified", 0) + summary.get("dead_lettered", 0) == n
         and summary.get("memory_over_maxmemory_b", 0) <= MEMORY_TOLERANCE_B
-        and all(code == 0 for code in summary["worker_exit_codes"].values()))
+        and all(code == 0 for code in summary["worker_exit_codes"].values())
+    )
 
 
 def every_comment_once(n: int, workdir: Path, rate: float, **faults: int) -> dict[str, Any]:
@@ -395,12 +488,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=3, help="workers killed with SIGKILL during the push")
     parser.add_argument("--restarts", type=int, default=1, help="redis-server restarts during the push")
     parser.add_argument("--ooms", type=int, default=1, help="phases with Redis at its memory limit (noeviction)")
-    parser.add_argument("--wrong-types", type=int, default=1,
-                        help="phases with the output key replaced by a string (the workers stop; started again)")
-    parser.add_argument("--group-losses", type=int, default=1,
-                        help="phases with the workers stopped and the consumer group destroyed (a backlog waiting)")
-    parser.add_argument("--broken-versions", type=int, default=1,
-                        help="phases with a broken newest model version published (a worker restarted meanwhile)")
+    parser.add_argument(
+        "--wrong-types",
+        type=int,
+        default=1,
+        help="phases with the output key replaced by a string (the workers stop; started again)",
+    )
+    parser.add_argument(
+        "--group-losses",
+        type=int,
+        default=1,
+        help="phases with the workers stopped and the consumer group destroyed (a backlog waiting)",
+    )
+    parser.add_argument(
+        "--broken-versions",
+        type=int,
+        default=1,
+        help="phases with a broken newest model version published (a worker restarted meanwhile)",
+    )
     parser.add_argument("--rate", type=float, help="comments per second (default: about 40 s of pushing)")
     parser.add_argument("--workdir", type=Path, help="keep redis data, model and logs here (default: temporary)")
     parser.add_argument("--timeout-s", type=float, default=600, help="give up waiting for results after this")
@@ -410,10 +515,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with contextlib.ExitStack() as stack:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livetopic-soak-")))
-        summary = run_soak(args.n, args.source, workdir, kills=args.kills, restarts=args.restarts, ooms=args.ooms,
-                           wrong_types=args.wrong_types, group_losses=args.group_losses,
-                           broken_versions=args.broken_versions, rate=args.rate,
-                           timeout_s=args.timeout_s)
+        summary = run_soak(
+            args.n,
+            args.source,
+            workdir,
+            kills=args.kills,
+            restarts=args.restarts,
+            ooms=args.ooms,
+            wrong_types=args.wrong_types,
+            group_losses=args.group_losses,
+            broken_versions=args.broken_versions,
+            rate=args.rate,
+            timeout_s=args.timeout_s,
+        )
         if not summary["ok"]:
             summary["logs"] = str(workdir / "logs") if args.workdir else "(pass --workdir to keep the logs)"
     print(json.dumps(summary, ensure_ascii=False, indent=2))

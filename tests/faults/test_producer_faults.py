@@ -14,16 +14,27 @@ from .conftest import INPUT, Server
 
 
 def push(server: Server, path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "worker", "push", str(path), "--redis-url", server.url, "--quiet",
-                           *flags], capture_output=True, text=True, timeout=180, env=worker_env(), cwd=ROOT,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "push", str(path), "--redis-url", server.url, "--quiet", *flags],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=worker_env(),
+        cwd=ROOT,
+        check=False,
+    )
 
 
 def test_push_gives_up_cleanly_under_oom_and_a_rerun_pushes_nothing_twice(server: Server, tmp_path: Path) -> None:
     n = 5000
     path = tmp_path / "chat.jsonl"
-    path.write_text("".join(json.dumps({"text": f"第{i}則 加油 {'留言' * (i % 30)}", "user": f"u{i}"},
-                                       ensure_ascii=False) + "\n" for i in range(n)), encoding="utf-8")
+    path.write_text(
+        "".join(
+            json.dumps({"text": f"第{i}則 加油 {'留言' * (i % 30)}", "user": f"u{i}"}, ensure_ascii=False) + "\n"
+            for i in range(n)
+        ),
+        encoding="utf-8",
+    )
     server.sync.xgroup_create(INPUT, "livetopic", id="$", mkstream=True)
     server.set_maxmemory(server.used_b() + 500_000)  # room for part of the file only
     failed = push(server, path, "--retry-s", "2")

@@ -20,8 +20,9 @@ def lines(n: int, channel: str | None = None) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize("wrong", ["checkpoint", "window"])
-async def test_a_key_of_the_wrong_type_stops_the_producer_before_its_first_write(client: aioredis.Redis,
-                                                                                 wrong: str) -> None:
+async def test_a_key_of_the_wrong_type_stops_the_producer_before_its_first_write(
+    client: aioredis.Redis, wrong: str
+) -> None:
     position, window = follow_key(INPUT, "/chat/a.jsonl"), seen_key(INPUT)
     await client.set(position if wrong == "checkpoint" else window, "not mine")
     producer = StreamProducer(client, INPUT, dedupe=Dedupe(window), max_retry_s=5)

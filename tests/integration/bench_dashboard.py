@@ -60,8 +60,17 @@ def comments(limit: int) -> list[tuple[dict[str, str], dict[str, str]]]:
             scores = {k: round(float(row[k]), 4) for k in labels if isinstance(row.get(k), int | float)}
             on = [k for k, v in scores.items() if v > 0.5]
             who = {"channel": path.stem, "user": str(row.get("user", ""))}
-            out.append(({"text": text, **who}, {**who, "labels": json.dumps(on, ensure_ascii=False),
-                                                "scores": json.dumps(scores, ensure_ascii=False), "model": "bench:1"}))
+            out.append(
+                (
+                    {"text": text, **who},
+                    {
+                        **who,
+                        "labels": json.dumps(on, ensure_ascii=False),
+                        "scores": json.dumps(scores, ensure_ascii=False),
+                        "model": "bench:1",
+                    },
+                )
+            )
             if len(out) >= limit:
                 return out
     return out
@@ -109,8 +118,9 @@ async def subscribe(url: str, stop: asyncio.Event, seen: list[int]) -> None:
                 return
 
 
-async def replay(r: redis.Redis, dashboard: DashboardProcess, pool: list[Any], start: int, rate: float,
-                 seconds: float) -> dict[str, Any]:
+async def replay(
+    r: redis.Redis, dashboard: DashboardProcess, pool: list[Any], start: int, rate: float, seconds: float
+) -> dict[str, Any]:
     stop, seen = asyncio.Event(), [0]
     page = asyncio.create_task(subscribe(dashboard.url("/events?window=5m"), stop, seen))
     chunk = max(1, int(rate / 20))  # 20 writes a second
@@ -134,27 +144,37 @@ async def replay(r: redis.Redis, dashboard: DashboardProcess, pool: list[Any], s
     cpu = cpu_seconds(dashboard.popen.pid) - cpu0
     stop.set()
     page.cancel()
-    return {"written": written, "offered_rate": round(written / offered), "seconds": round(offered, 1),
-            "behind_max_entries": max(samples or [0]), "behind_last_entries": samples[-1] if samples else 0,
-            "caught_up_after_s": None if caught_up is None else round(caught_up, 2),
-            "dashboard_cpu_percent_of_one_core": round(100 * cpu / (offered + (caught_up or 0)), 1),
-            "page_updates_per_s": round(seen[0] / offered, 2)}
+    return {
+        "written": written,
+        "offered_rate": round(written / offered),
+        "seconds": round(offered, 1),
+        "behind_max_entries": max(samples or [0]),
+        "behind_last_entries": samples[-1] if samples else 0,
+        "caught_up_after_s": None if caught_up is None else round(caught_up, 2),
+        "dashboard_cpu_percent_of_one_core": round(100 * cpu / (offered + (caught_up or 0)), 1),
+        "page_updates_per_s": round(seen[0] / offered, 2),
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=5000.0, help="output entries per second (default: 5000)")
     parser.add_argument("--seconds", type=float, default=30.0, help="replay length (default: 30)")
-    parser.add_argument("--history", type=int, default=100_000, help="entries in the stream before the dashboard "
-                        "starts (default: 100000)")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=100_000,
+        help="entries in the stream before the dashboard starts (default: 100000)",
+    )
     args = parser.parse_args()
     pool = comments(20_000)
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis", appendonly=False) as server:
         r = redis.Redis.from_url(server.url)
         for start in range(0, args.history, 5000):
             write(r, pool, start, min(5000, args.history - start))
-        dashboard = DashboardProcess(["--redis-url", server.url], Path(tmp) / "dashboard.log",
-                                     env=child_env(), cwd=ROOT)
+        dashboard = DashboardProcess(
+            ["--redis-url", server.url], Path(tmp) / "dashboard.log", env=child_env(), cwd=ROOT
+        )
         with dashboard:
             t0 = time.monotonic()
             dashboard.wait_ready(timeout_s=300)
@@ -162,10 +182,16 @@ def main() -> int:
             live = asyncio.run(replay(r, dashboard, pool, args.history, args.rate, args.seconds))
             rss = rss_mb(dashboard.popen.pid)
         summary = {
-            "cpu": cpu_model(), "cores": os.cpu_count(), "comments": "tvl19_chat" if DATA.is_dir() else "sample",
-            "history": {"entries": args.history, "ready_after_s": round(history_s, 2),
-                        "entries_per_s": round(args.history / history_s)},
-            "replay": live, "dashboard_rss_mb": round(rss),
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "comments": "tvl19_chat" if DATA.is_dir() else "sample",
+            "history": {
+                "entries": args.history,
+                "ready_after_s": round(history_s, 2),
+                "entries_per_s": round(args.history / history_s),
+            },
+            "replay": live,
+            "dashboard_rss_mb": round(rss),
         }
     print(json.dumps(summary, indent=2))
     ok = live["caught_up_after_s"] is not None and live["behind_last_entries"] <= 2 * args.rate

@@ -19,12 +19,25 @@ import pytest
 
 __all__ = ["Browser", "find_chromium"]
 
-CJK_FONT = re.compile(r"CJK|Han Sans|Han Serif|WenQuanYi|Droid Sans Fallback|AR PL|Heiti|JhengHei|PingFang|"
-                      r"Hiragino|YaHei|SimSun|SimHei|MingLiU|Ming", re.I)
+CJK_FONT = re.compile(
+    r"CJK|Han Sans|Han Serif|WenQuanYi|Droid Sans Fallback|AR PL|Heiti|JhengHei|PingFang|"
+    r"Hiragino|YaHei|SimSun|SimHei|MingLiU|Ming",
+    re.I,
+)
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check",
-         "--disable-extensions", "--remote-debugging-port=0", "--remote-allow-origins=*")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-extensions",
+    "--remote-debugging-port=0",
+    "--remote-allow-origins=*",
+)
 
 
 def find_chromium() -> str:
@@ -38,8 +51,9 @@ def find_chromium() -> str:
 class Browser:
     """One Chromium with one page. ``errors`` collects console errors, uncaught exceptions and failed loads."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], session: aiohttp.ClientSession,
-                 ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[bytes], session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse
+    ) -> None:
         self.proc, self.session, self.ws = proc, session, ws
         self.errors: list[str] = []
         self._ids = itertools.count(1)
@@ -52,9 +66,18 @@ class Browser:
         """Chromium with a fresh profile; it writes its DevTools port into ``profile/DevToolsActivePort``."""
         profile.mkdir(parents=True)
         with open(log_path, "wb") as log:
-            return subprocess.Popen([find_chromium(), *FLAGS, f"--user-data-dir={profile}",
-                                     f"--window-size={width},{height}", "about:blank"],
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            return subprocess.Popen(
+                [
+                    find_chromium(),
+                    *FLAGS,
+                    f"--user-data-dir={profile}",
+                    f"--window-size={width},{height}",
+                    "about:blank",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     @classmethod
     async def start(cls, workdir: Path, width: int = 1400, height: int = 1000) -> Browser:
@@ -97,12 +120,14 @@ class Browser:
         if method == "Page.loadEventFired":
             self._loaded.set()
         elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            self.errors.append("console: " + " ".join(str(a.get("value", a.get("description", "")))
-                                                       for a in params.get("args", [])))
+            self.errors.append(
+                "console: " + " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
+            )
         elif method == "Runtime.exceptionThrown":
             details = params.get("exceptionDetails", {})
-            self.errors.append("exception: " + str(details.get("exception", {}).get("description")
-                                                   or details.get("text")))
+            self.errors.append(
+                "exception: " + str(details.get("exception", {}).get("description") or details.get("text"))
+            )
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             entry = params["entry"]
             self.errors.append(f"log: {entry.get('text')} ({entry.get('url', '')})")
@@ -123,8 +148,9 @@ class Browser:
         await asyncio.wait_for(self._loaded.wait(), timeout_s)
 
     async def eval(self, expression: str) -> Any:
-        result = await self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                                      "awaitPromise": True})
+        result = await self.send(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression!r} failed: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -141,13 +167,17 @@ class Browser:
             await asyncio.sleep(0.2)
 
     async def click(self, selector: str) -> None:
-        found = await self.eval(f"(() => {{ const el = document.querySelector({selector!r}); "
-                                "if (!el) return false; el.click(); return true; })()")
+        found = await self.eval(
+            f"(() => {{ const el = document.querySelector({selector!r}); "
+            "if (!el) return false; el.click(); return true; })()"
+        )
         assert found, f"nothing matches {selector!r}"
 
     async def hover(self, selector: str) -> None:
-        box = await self.eval(f"(() => {{ const r = document.querySelector({selector!r}).getBoundingClientRect(); "
-                              "return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        box = await self.eval(
+            f"(() => {{ const r = document.querySelector({selector!r}).getBoundingClientRect(); "
+            "return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
         await self.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": box[0], "y": box[1]})
 
     async def fonts_for(self, selector: str) -> dict[str, int]:
@@ -170,8 +200,9 @@ class Browser:
         params: dict[str, Any] = {"format": "png"}
         if full_page:
             size = await self.eval("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
-            params.update(clip={"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1},
-                          captureBeyondViewport=True)
+            params.update(
+                clip={"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1}, captureBeyondViewport=True
+            )
         result = await self.send("Page.captureScreenshot", params)
         await asyncio.to_thread(path.write_bytes, base64.b64decode(result["data"]))
         return path

@@ -18,8 +18,10 @@ from ..conftest import ROOT, SAMPLE, worker_env
 
 pytestmark = pytest.mark.slow
 
-WITHOUT_EXTRAS = ("import sys; sys.modules.update(sklearn=None, matplotlib=None); "
-                  "from worker.cli import main; sys.exit(main(sys.argv[1:]))")
+WITHOUT_EXTRAS = (
+    "import sys; sys.modules.update(sklearn=None, matplotlib=None); "
+    "from worker.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def base_livetopic(*args: str) -> list[str]:
@@ -27,23 +29,50 @@ def base_livetopic(*args: str) -> list[str]:
 
 
 def test_the_blocker_really_blocks() -> None:
-    done = subprocess.run([sys.executable, "-c", WITHOUT_EXTRAS.split("; from")[0] + "; import sklearn"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_EXTRAS.split("; from")[0] + "; import sklearn"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode != 0 and "ModuleNotFoundError: import of sklearn halted" in done.stderr
 
 
-def test_worker_push_and_train_without_the_train_extra(redis_server: EmbeddedRedis, tiny_repo: Path,
-                                                       tmp_path: Path) -> None:
+def test_worker_push_and_train_without_the_train_extra(
+    redis_server: EmbeddedRedis, tiny_repo: Path, tmp_path: Path
+) -> None:
     port = free_port()
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
-    worker = subprocess.Popen(base_livetopic("worker", "--redis-url", redis_server.url, "--model-repo", str(tiny_repo),
-                                             "--metrics-port", str(port), "--group-start-id", "0",
-                                             "--torch-threads", "1"),
-                              stdout=log, stderr=subprocess.STDOUT, env=worker_env(), cwd=ROOT)
+    worker = subprocess.Popen(
+        base_livetopic(
+            "worker",
+            "--redis-url",
+            redis_server.url,
+            "--model-repo",
+            str(tiny_repo),
+            "--metrics-port",
+            str(port),
+            "--group-start-id",
+            "0",
+            "--torch-threads",
+            "1",
+        ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=worker_env(),
+        cwd=ROOT,
+    )
     try:
-        pushed = subprocess.run(base_livetopic("push", "--redis-url", redis_server.url, "--quiet", "--limit", "30",
-                                               str(SAMPLE)),
-                                capture_output=True, text=True, timeout=120, env=worker_env(), cwd=ROOT, check=False)
+        pushed = subprocess.run(
+            base_livetopic("push", "--redis-url", redis_server.url, "--quiet", "--limit", "30", str(SAMPLE)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=worker_env(),
+            cwd=ROOT,
+            check=False,
+        )
         assert pushed.returncode == 0, pushed.stderr
         client = redis.Redis.from_url(redis_server.url)
         deadline = time.monotonic() + 90
@@ -56,10 +85,32 @@ def test_worker_push_and_train_without_the_train_extra(redis_server: EmbeddedRed
         code = worker.wait(timeout=60)
         log.close()
     assert code == 0, (tmp_path / "worker.log").read_text()
-    trained = subprocess.run(base_livetopic("train", "--data", str(SAMPLE), "--out", str(tmp_path / "repo"),
-                                            "--preset", "tiny", "--epochs", "1", "--agreement-n", "0", "--quiet",
-                                            "--threads", "1", "--run-dir", str(tmp_path / "run")),
-                             capture_output=True, text=True, timeout=240, env=worker_env(), cwd=ROOT, check=False)
+    trained = subprocess.run(
+        base_livetopic(
+            "train",
+            "--data",
+            str(SAMPLE),
+            "--out",
+            str(tmp_path / "repo"),
+            "--preset",
+            "tiny",
+            "--epochs",
+            "1",
+            "--agreement-n",
+            "0",
+            "--quiet",
+            "--threads",
+            "1",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=worker_env(),
+        cwd=ROOT,
+        check=False,
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert (tmp_path / "repo" / "1" / "livetopic.json").is_file()
     assert (tmp_path / "run" / "metrics.jsonl").is_file() and not (tmp_path / "run" / "curves.png").exists()

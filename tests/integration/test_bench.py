@@ -25,10 +25,33 @@ def _bench(*flags: str, timeout_s: float = 240) -> subprocess.CompletedProcess[s
 
 
 def test_bench_json_on_a_tiny_model(tiny_repo: Path, tmp_path: Path) -> None:
-    done = _bench("--model", str(tiny_repo), "--texts", str(SAMPLE), "--n", "40", "--baseline-n", "10",
-                  "--agreement-n", "20", "--dtype", "bfloat16", "--also-dtype", "int8", "--warmup-n", "5",
-                  "--workers", "2", "--half-load-seconds", "1", "--threads", "1",
-                  "--cache-dir", str(tmp_path / "cache"), "--json")
+    done = _bench(
+        "--model",
+        str(tiny_repo),
+        "--texts",
+        str(SAMPLE),
+        "--n",
+        "40",
+        "--baseline-n",
+        "10",
+        "--agreement-n",
+        "20",
+        "--dtype",
+        "bfloat16",
+        "--also-dtype",
+        "int8",
+        "--warmup-n",
+        "5",
+        "--workers",
+        "2",
+        "--half-load-seconds",
+        "1",
+        "--threads",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     for key in REQUIRED_KEYS:
@@ -42,14 +65,27 @@ def test_bench_json_on_a_tiny_model(tiny_repo: Path, tmp_path: Path) -> None:
     for engine in result["engines"].values():
         assert engine["comments_per_s"] > 0 and engine["comments_per_s_batch_1"] > 0
         assert engine["fraction_of_ceiling"] == pytest.approx(
-            engine["comments_per_s"] * 2 / result["compute_bound_comments_per_s"])  # as the 2 workers run it
+            engine["comments_per_s"] * 2 / result["compute_bound_comments_per_s"]
+        )  # as the 2 workers run it
     assert result["engines"]["onnxruntime:float32"]["prob_max_abs_diff"] < 1e-4  # the same function as torch's
     assert result["ceiling_dtype"] in result["matmul_tflops_by_dtype"]
     assert result["compute_bound_comments_per_s"] >= result["chosen_dtype_compute_bound_comments_per_s"]
-    for key in ("baseline_comments_per_s", "worker_comments_per_s", "speedup", "latency_ms_p50", "latency_ms_p95",
-                "latency_ms_p99", "half_load_latency_ms_p50", "half_load_latency_ms_p99",
-                "compute_bound_comments_per_s", "fraction_of_ceiling", "matmul_tflops", "gflops_per_comment",
-                "model_only_comments_per_s", "int8_model_only_comments_per_s"):
+    for key in (
+        "baseline_comments_per_s",
+        "worker_comments_per_s",
+        "speedup",
+        "latency_ms_p50",
+        "latency_ms_p95",
+        "latency_ms_p99",
+        "half_load_latency_ms_p50",
+        "half_load_latency_ms_p99",
+        "compute_bound_comments_per_s",
+        "fraction_of_ceiling",
+        "matmul_tflops",
+        "gflops_per_comment",
+        "model_only_comments_per_s",
+        "int8_model_only_comments_per_s",
+    ):
         assert isinstance(result[key], (int, float)) and math.isfinite(result[key]) and result[key] > 0, key
     assert result["latency_ms_p50"] <= result["latency_ms_p95"] <= result["latency_ms_p99"]
     for key in ("label_agreement", "int8_label_agreement", "baseline_label_agreement"):
@@ -60,8 +96,21 @@ def test_bench_json_on_a_tiny_model(tiny_repo: Path, tmp_path: Path) -> None:
 
 
 def test_null_preset_measures_the_host_path(tmp_path: Path) -> None:
-    done = _bench("--preset", "null", "--texts", str(SAMPLE), "--n", "400", "--warmup-n", "20",
-                  "--half-load-seconds", "1", "--cache-dir", str(tmp_path / "cache"), "--json")
+    done = _bench(
+        "--preset",
+        "null",
+        "--texts",
+        str(SAMPLE),
+        "--n",
+        "400",
+        "--warmup-n",
+        "20",
+        "--half-load-seconds",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     for key in HOST_PATH_KEYS:
@@ -72,8 +121,21 @@ def test_null_preset_measures_the_host_path(tmp_path: Path) -> None:
 
 
 def test_check_agreement_only_and_table_output(tiny_repo: Path, tmp_path: Path) -> None:
-    done = _bench("--model", str(tiny_repo / "1"), "--texts", str(SAMPLE), "--check-agreement", "--agreement-n", "30",
-                  "--dtype", "float32", "--threads", "1", "--cache-dir", str(tmp_path / "cache"))
+    done = _bench(
+        "--model",
+        str(tiny_repo / "1"),
+        "--texts",
+        str(SAMPLE),
+        "--check-agreement",
+        "--agreement-n",
+        "30",
+        "--dtype",
+        "float32",
+        "--threads",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "label agreement vs float32 (30 comments)" in done.stdout
     assert "100.00%" in done.stdout  # float32 against itself
@@ -81,8 +143,17 @@ def test_check_agreement_only_and_table_output(tiny_repo: Path, tmp_path: Path) 
 
 
 def test_bench_rejects_a_missing_model(tmp_path: Path) -> None:
-    done = _bench("--model", str(tmp_path / "nothing"), "--texts", str(SAMPLE), "--n", "5",
-                  "--cache-dir", str(tmp_path / "cache"), timeout_s=120)
+    done = _bench(
+        "--model",
+        str(tmp_path / "nothing"),
+        "--texts",
+        str(SAMPLE),
+        "--n",
+        "5",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        timeout_s=120,
+    )
     assert done.returncode == 2
     assert "livetopic: error:" in done.stderr
 
@@ -93,12 +164,39 @@ def test_bench_measures_a_pipeline_against_its_first_stage(tmp_path: Path) -> No
     from ..pipelines import make_layers
 
     layers = make_layers(tmp_path / "layers")
-    sources = [parse_stage(f"general={layers['general']}"), parse_stage(f"game={layers['game']}:when=general.Game"),
-               parse_stage(f"sentiment={layers['sentiment']}")]
+    sources = [
+        parse_stage(f"general={layers['general']}"),
+        parse_stage(f"game={layers['game']}:when=general.Game"),
+        parse_stage(f"sentiment={layers['sentiment']}"),
+    ]
     build_pipeline(tmp_path / "cascade", sources, name="cascade")
-    done = _bench("--model", str(tmp_path / "cascade"), "--texts", str(SAMPLE), "--n", "40", "--baseline-n", "30",
-                  "--agreement-n", "0", "--dtype", "float32", "--backend", "torch", "--warmup-n", "5", "--workers",
-                  "1", "--half-load-seconds", "1", "--threads", "1", "--cache-dir", str(tmp_path / "cache"), "--json")
+    done = _bench(
+        "--model",
+        str(tmp_path / "cascade"),
+        "--texts",
+        str(SAMPLE),
+        "--n",
+        "40",
+        "--baseline-n",
+        "30",
+        "--agreement-n",
+        "0",
+        "--dtype",
+        "float32",
+        "--backend",
+        "torch",
+        "--warmup-n",
+        "5",
+        "--workers",
+        "1",
+        "--half-load-seconds",
+        "1",
+        "--threads",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     cascade = result["cascade"]

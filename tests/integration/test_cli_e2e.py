@@ -17,8 +17,15 @@ from ..conftest import LABELS, ROOT, SAMPLE, worker_env
 
 
 def livetopic(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "worker", *args], capture_output=True, text=True,
-                          timeout=timeout_s, env=worker_env(), cwd=ROOT, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "worker", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=worker_env(),
+        cwd=ROOT,
+        check=False,
+    )
 
 
 def check_outputs(url: str, n: int) -> list[dict[str, str]]:
@@ -59,8 +66,14 @@ def test_worker_push_tail_processes(redis_server: EmbeddedRedis, tiny_repo: Path
     wait_classified(worker, n)
     check_outputs(redis_server.url, n)
     _, metrics = worker.get("/metrics")
-    for name in ("livetopic_batch_size_bucket", "livetopic_batch_tokens_bucket", "livetopic_inference_seconds",
-                 "livetopic_end_to_end_seconds", "livetopic_pending_comments", "livetopic_label_total"):
+    for name in (
+        "livetopic_batch_size_bucket",
+        "livetopic_batch_tokens_bucket",
+        "livetopic_inference_seconds",
+        "livetopic_end_to_end_seconds",
+        "livetopic_pending_comments",
+        "livetopic_label_total",
+    ):
         assert name in metrics
     served = load_model(tiny_repo, device="cpu", smoke_test=False)  # auto, as the worker resolves it (fallbacks too)
     device, backend, dtype = served.device, served.backend_name, served.dtype_name
@@ -69,8 +82,9 @@ def test_worker_push_tail_processes(redis_server: EmbeddedRedis, tiny_repo: Path
     assert worker.stop() == 0  # SIGTERM: graceful, exit 0
 
 
-def test_2000_real_comments(redis_server: EmbeddedRedis, tiny_repo: Path, start_worker: Any,
-                            tvl_chat_dir: Path) -> None:
+def test_2000_real_comments(
+    redis_server: EmbeddedRedis, tiny_repo: Path, start_worker: Any, tvl_chat_dir: Path
+) -> None:
     worker = start_worker(redis_server.url, tiny_repo)
     pushed = livetopic("push", "--redis-url", redis_server.url, "--quiet", "--limit", "2000", str(tvl_chat_dir))
     assert pushed.returncode == 0, pushed.stderr

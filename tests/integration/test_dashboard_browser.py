@@ -61,18 +61,26 @@ async def expected_counts(client: aioredis.Redis) -> dict[str, Counter[str]]:
 
 async def page_counts(browser: Browser, channel: str, total: int) -> dict[str, int]:
     await browser.click(f'#channels li[data-channel="{channel}"]')
-    await browser.wait_for(f'document.getElementById("channel-title").textContent === {channel!r} && '
-                           f'document.getElementById("comments-total").getAttribute("data-comments") === "{total}"')
-    rows: Any = await browser.eval('Array.from(document.querySelectorAll("#shares tbody tr"))'
-                                   '.map(r => [r.getAttribute("data-label"), +r.getAttribute("data-count")])')
+    await browser.wait_for(
+        f'document.getElementById("channel-title").textContent === {channel!r} && '
+        f'document.getElementById("comments-total").getAttribute("data-comments") === "{total}"'
+    )
+    rows: Any = await browser.eval(
+        'Array.from(document.querySelectorAll("#shares tbody tr"))'
+        '.map(r => [r.getAttribute("data-label"), +r.getAttribute("data-count")])'
+    )
     return {label: count for label, count in rows if count}
 
 
 @contextlib.asynccontextmanager
 async def page_of(tmp_path: Path, redis_url: str) -> AsyncIterator[tuple[DashboardProcess, Browser]]:
     """A dashboard process (four updates a second), ready, and Chromium with its page open."""
-    with DashboardProcess(["--redis-url", redis_url, "--update-interval-s", "0.25"], tmp_path / "dashboard.log",
-                          env=worker_env(), cwd=ROOT) as dashboard:
+    with DashboardProcess(
+        ["--redis-url", redis_url, "--update-interval-s", "0.25"],
+        tmp_path / "dashboard.log",
+        env=worker_env(),
+        cwd=ROOT,
+    ) as dashboard:
         await asyncio.to_thread(dashboard.wait_ready, 60)
         browser = await Browser.start(tmp_path)
         try:
@@ -82,8 +90,14 @@ async def page_of(tmp_path: Path, redis_url: str) -> AsyncIterator[tuple[Dashboa
             await browser.close()
 
 
-async def test_dashboard_in_chromium(tmp_path: Path, redis_server: EmbeddedRedis, redis_client: aioredis.Redis,
-                                     topic_repo: Path, tvl_chat_dir: Path, start_worker: Any) -> None:
+async def test_dashboard_in_chromium(
+    tmp_path: Path,
+    redis_server: EmbeddedRedis,
+    redis_client: aioredis.Redis,
+    topic_repo: Path,
+    tvl_chat_dir: Path,
+    start_worker: Any,
+) -> None:
     find_chromium()
     pushed = await push_half(redis_client, tvl_chat_dir, 0)
     start_worker(redis_server.url, topic_repo, "--max-wait-ms", "20")
@@ -99,21 +113,24 @@ async def test_dashboard_in_chromium(tmp_path: Path, redis_server: EmbeddedRedis
         await browser.wait_for('document.getElementById("channel-title").textContent === "ch-g126"')
         series = await browser.wait_for(
             'Array.from(document.querySelectorAll("#heat path[data-series]"))'
-            '.filter(p => +p.getAttribute("data-max") > 0).map(p => p.getAttribute("data-series"))')
+            '.filter(p => +p.getAttribute("data-max") > 0).map(p => p.getAttribute("data-series"))'
+        )
         assert "all comments" in series and len(set(series) & set(TOPICS)) >= 4
 
         # feed: this channel's comments, newest on top, with their texts and topics
         feed = await browser.wait_for(
             'Array.from(document.querySelectorAll("#feed li")).map(li => [li.getAttribute("data-id"), '
             'li.querySelector(".text").textContent, '
-            'Array.from(li.querySelectorAll(".chip[data-label]")).map(c => c.textContent)])')
+            'Array.from(li.querySelectorAll(".chip[data-label]")).map(c => c.textContent)])'
+        )
         assert len(feed) == 30
         outputs = {f[b"source_id"].decode(): f for _i, f in await redis_client.xrange("livetopic:topics")}
         for entry_id, text, chips in feed:
             assert pushed[entry_id]["channel"] == "ch-g126" and text == pushed[entry_id]["text"]
             assert chips == json.loads(outputs[entry_id][b"labels"])
-        assert [f[0] for f in feed] == sorted((f[0] for f in feed), key=lambda i: tuple(map(int, i.split("-"))),
-                                              reverse=True)
+        assert [f[0] for f in feed] == sorted(
+            (f[0] for f in feed), key=lambda i: tuple(map(int, i.split("-"))), reverse=True
+        )
         assert any(chips for _i, _t, chips in feed)
         await browser.screenshot(tmp_path / "dashboard.png")
 
@@ -132,16 +149,19 @@ async def test_dashboard_in_chromium(tmp_path: Path, redis_server: EmbeddedRedis
         await browser.wait_for('document.getElementById("feed-state").textContent.includes("paused")')
         newest = (await redis_client.xadd("livetopic:comments", {"text": "加油加油", "channel": "ch-g27"})).decode()
         await wait_done(redis_client, 2_001)
-        await browser.wait_for(f'document.getElementById("comments-total").getAttribute("data-comments") === '
-                               f'"{total + 1}"')  # counts move on, the feed holds still
+        await browser.wait_for(
+            f'document.getElementById("comments-total").getAttribute("data-comments") === "{total + 1}"'
+        )  # counts move on, the feed holds still
         assert await browser.eval('document.querySelector("#feed li").getAttribute("data-id")') == first
         await browser.hover("#heat-panel h2")
         await browser.wait_for(f'document.querySelector("#feed li").getAttribute("data-id") === {newest!r}')
         await browser.screenshot(tmp_path / "dashboard-whole-stream.png")
         for label in TOPICS:  # characters, not boxes: drawn with a font that has them
             assert await browser.draws_cjk(f'#shares tr[data-label="{label}"] td span:last-child'), label
-        await browser.eval('(() => { const s = document.createElement("span"); s.id = "nofont"; '
-                           's.textContent = "\\u{10FFFC}"; document.body.appendChild(s); })()')
+        await browser.eval(
+            '(() => { const s = document.createElement("span"); s.id = "nofont"; '
+            's.textContent = "\\u{10FFFC}"; document.body.appendChild(s); })()'
+        )
         assert not await browser.draws_cjk("#nofont")  # the check can tell a box
         health = await browser.eval('document.getElementById("h-models").textContent')
         assert health == "topics:1"
@@ -189,8 +209,9 @@ async def reversed_in(browser: Browser, checks: dict[str, str]) -> dict[str, Any
     return {what: where for what, where in found.items() if where["first"] >= where["last"]}
 
 
-async def test_right_to_left_text_cannot_reorder_what_follows(tmp_path: Path, redis_server: EmbeddedRedis,
-                                                              redis_client: aioredis.Redis) -> None:
+async def test_right_to_left_text_cannot_reorder_what_follows(
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: aioredis.Redis
+) -> None:
     """User names, channel names, comment texts (and model tags) that hold right-to-left letters and an unclosed
     RIGHT-TO-LEFT OVERRIDE: the left-to-right text laid out after each of them on the page keeps its order."""
     find_chromium()
@@ -203,9 +224,19 @@ async def test_right_to_left_text_cannot_reorder_what_follows(tmp_path: Path, re
     for channel, user, text, labels, model in rows:
         source = (await redis_client.xadd("livetopic:comments", {"text": text, "channel": channel})).decode()
         scores = json.dumps({"Cheer": 0.9, "Game": 0.1})
-        await redis_client.xadd("livetopic:topics", {"source_id": source, "channel": channel, "user": user,
-                                                     "text": text, "labels": json.dumps(labels), "scores": scores,
-                                                     "model": model, "latency_ms": "5"})
+        await redis_client.xadd(
+            "livetopic:topics",
+            {
+                "source_id": source,
+                "channel": channel,
+                "user": user,
+                "text": text,
+                "labels": json.dumps(labels),
+                "scores": scores,
+                "model": model,
+                "latency_ms": "5",
+            },
+        )
         ids.append(source)
     async with page_of(tmp_path, redis_server.url) as (_dashboard, browser):
         await browser.wait_for('document.querySelectorAll("#feed li .channel").length === 3')
@@ -219,8 +250,9 @@ async def test_right_to_left_text_cannot_reorder_what_follows(tmp_path: Path, re
         assert browser.errors == []
 
 
-async def test_the_page_switches_between_a_pipelines_layers(tmp_path: Path, redis_server: EmbeddedRedis,
-                                                            redis_client: aioredis.Redis) -> None:
+async def test_the_page_switches_between_a_pipelines_layers(
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: aioredis.Redis
+) -> None:
     """Results of a pipeline version (game labels where Game is on, sentiment everywhere): one button per layer;
     the legend, the shares and the feed's chips show the chosen layer's labels."""
     find_chromium()
@@ -228,10 +260,17 @@ async def test_the_page_switches_between_a_pipelines_layers(tmp_path: Path, redi
     for i, game_on in enumerate([True, False, True]):
         text = f"comment {i}"
         source = (await redis_client.xadd("livetopic:comments", {"text": text, "channel": "c"})).decode()
-        fields = {"source_id": source, "channel": "c", "text": text, "labels": json.dumps(["Game"] if game_on else []),
-                  "scores": general, "sentiment_labels": '["positive"]',
-                  "sentiment_scores": '{"negative":0.1,"neutral":0.2,"positive":0.7}', "model": "cascade:2",
-                  "latency_ms": "5"}
+        fields = {
+            "source_id": source,
+            "channel": "c",
+            "text": text,
+            "labels": json.dumps(["Game"] if game_on else []),
+            "scores": general,
+            "sentiment_labels": '["positive"]',
+            "sentiment_scores": '{"negative":0.1,"neutral":0.2,"positive":0.7}',
+            "model": "cascade:2",
+            "latency_ms": "5",
+        }
         if game_on:
             fields |= {"game_labels": '["Player"]', "game_scores": '{"Player":0.8,"Team":0.1}'}
         await redis_client.xadd("livetopic:topics", fields)
@@ -239,8 +278,10 @@ async def test_the_page_switches_between_a_pipelines_layers(tmp_path: Path, redi
     async with page_of(tmp_path, redis_server.url) as (_dashboard, browser):
         await browser.wait_for('document.querySelectorAll("#layers button").length === 3')
         assert await browser.eval(legend) == "Cheer,Game"
-        await browser.eval('Array.from(document.querySelectorAll("#layers button")).find(b => b.textContent === "game")'
-                           '.click() || true')
+        await browser.eval(
+            'Array.from(document.querySelectorAll("#layers button")).find(b => b.textContent === "game")'
+            ".click() || true"
+        )
         await browser.wait_for(f'{legend} === "game:Player,game:Team"')
         chips = 'Array.from(document.querySelectorAll("#feed .chip")).map(c => c.textContent).join(",")'
         assert "game:Player" in await browser.eval(chips) and "positive" not in await browser.eval(chips)

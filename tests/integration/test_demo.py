@@ -13,9 +13,25 @@ from ..conftest import ROOT, worker_env
 
 def test_demo_trains_serves_and_summarises(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "worker", "demo", "--workdir", str(tmp_path / "demo"), "--rate", "400",
-         "--train-minutes", "1"],
-        capture_output=True, text=True, timeout=280, env=worker_env(), cwd=ROOT, check=False)
+        [
+            sys.executable,
+            "-m",
+            "worker",
+            "demo",
+            "--workdir",
+            str(tmp_path / "demo"),
+            "--rate",
+            "400",
+            "--train-minutes",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env=worker_env(),
+        cwd=ROOT,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "model: published" in out and "worker: ready" in out

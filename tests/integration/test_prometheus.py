@@ -37,9 +37,14 @@ from ..conftest import ROOT, SAMPLE, worker_env
 pytestmark = pytest.mark.slow
 
 DEPLOY = ROOT / "deploy"
-NEW_METRICS = ("livetopic_queue_wait_seconds_bucket", "livetopic_batch_wait_seconds_bucket",
-               'livetopic_batch_flushes_total{reason="size"}', "livetopic_stream_lag", "livetopic_stream_pending",
-               'livetopic_stream_length{shard="0",stream="livetopic:comments"}')
+NEW_METRICS = (
+    "livetopic_queue_wait_seconds_bucket",
+    "livetopic_batch_wait_seconds_bucket",
+    'livetopic_batch_flushes_total{reason="size"}',
+    "livetopic_stream_lag",
+    "livetopic_stream_pending",
+    'livetopic_stream_length{shard="0",stream="livetopic:comments"}',
+)
 
 
 class Prometheus:
@@ -47,16 +52,26 @@ class Prometheus:
 
     def __init__(self, tmp: Path, targets: list[str]) -> None:
         self.port = free_port()
-        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                  "rule_files": [str(DEPLOY / "prometheus" / "alerts.yml")],
-                  "scrape_configs": [{"job_name": "livetopic", "static_configs": [{"targets": targets}]}]}
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(DEPLOY / "prometheus" / "alerts.yml")],
+            "scrape_configs": [{"job_name": "livetopic", "static_configs": [{"targets": targets}]}],
+        }
         (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.log = tmp / "prometheus.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                ["prometheus", f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                [
+                    "prometheus",
+                    f"--config.file={tmp / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--log.level=warn",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def get(self, path: str, **params: str) -> Any:
         url = f"http://127.0.0.1:{self.port}{path}"
@@ -109,8 +124,20 @@ def prometheus_binary() -> None:
 
 @pytest.fixture
 def workers(redis7_server: EmbeddedRedis, tiny_repo: Path, start_worker: Any, prometheus_binary: None) -> list[Any]:
-    started = [start_worker(redis7_server.url, tiny_repo, "--stream-stats-interval-s", "0.5", "--max-wait-ms", "5",
-                            "--consumer", f"w{i}", wait=False) for i in range(2)]
+    started = [
+        start_worker(
+            redis7_server.url,
+            tiny_repo,
+            "--stream-stats-interval-s",
+            "0.5",
+            "--max-wait-ms",
+            "5",
+            "--consumer",
+            f"w{i}",
+            wait=False,
+        )
+        for i in range(2)
+    ]
     for proc in started:
         proc.wait_ready()
     return started
@@ -122,8 +149,11 @@ def prometheus(tmp_path: Path, workers: list[Any]) -> Iterator[Prometheus]:
     root.mkdir()
     prom = Prometheus(root, [f"127.0.0.1:{w.port}" for w in workers])
     try:
-        wait_for("prometheus to scrape both workers",
-                 lambda: len(prom.query('up{job="livetopic"} == 1', time.time())) == 2, log=prom.log)
+        wait_for(
+            "prometheus to scrape both workers",
+            lambda: len(prom.query('up{job="livetopic"} == 1', time.time())) == 2,
+            log=prom.log,
+        )
         yield prom
     finally:
         prom.stop()
@@ -133,10 +163,22 @@ def push_comments(tmp_path: Path, url: str) -> int:
     """The bundled sample, real chat lines, over two channels, pushed at 150/s by ``livetopic push``."""
     rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
     path = tmp_path / "comments.jsonl"
-    path.write_text("".join(json.dumps({"text": r["text"], "channel": f"ch{i % 2}"}, ensure_ascii=False) + "\n"
-                            for i, r in enumerate(rows)), encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "worker", "push", str(path), "--redis-url", url, "--rate", "150"],
-                          capture_output=True, text=True, env=worker_env(), cwd=ROOT, timeout=120, check=False)
+    path.write_text(
+        "".join(
+            json.dumps({"text": r["text"], "channel": f"ch{i % 2}"}, ensure_ascii=False) + "\n"
+            for i, r in enumerate(rows)
+        ),
+        encoding="utf-8",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker", "push", str(path), "--redis-url", url, "--rate", "150"],
+        capture_output=True,
+        text=True,
+        env=worker_env(),
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     return len(rows)
 
@@ -172,6 +214,7 @@ def check_alert_rules(prom: Prometheus, at: float) -> None:
         groups = prom.get("/api/v1/rules")["groups"]
         states = [r for g in groups for r in g["rules"]]
         return len(states) == len(rules) and all(r["health"] == "ok" for r in states)
+
     wait_for("Prometheus to evaluate every alert rule without error", evaluated, timeout_s=20, log=prom.log)
     assert prom.alerts() == [], "no alert should be pending or firing while all is well"
 
@@ -183,8 +226,9 @@ def alert_state(prom: Prometheus, name: str, **labels: str) -> str | None:
     return None
 
 
-def test_prometheus_scrapes_workers_dashboard_and_alerts_work(tmp_path: Path, redis7_server: EmbeddedRedis,
-                                                              workers: list[Any], prometheus: Prometheus) -> None:
+def test_prometheus_scrapes_workers_dashboard_and_alerts_work(
+    tmp_path: Path, redis7_server: EmbeddedRedis, workers: list[Any], prometheus: Prometheus
+) -> None:
     body = workers[0].get("/metrics")[1]
     lint = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True, check=False)
     assert lint.returncode == 0, lint.stdout + lint.stderr
@@ -196,18 +240,24 @@ def test_prometheus_scrapes_workers_dashboard_and_alerts_work(tmp_path: Path, re
         wait_for(f"{n} results", lambda: client.xlen("livetopic:topics") == n, timeout_s=120)
     finally:
         client.close()
-    wait_for("Prometheus to see every comment finished",
-             lambda: prometheus.query(f'sum(livetopic_comments_total{{job="livetopic"}}) == {n}', time.time()),
-             log=prometheus.log)
+    wait_for(
+        "Prometheus to see every comment finished",
+        lambda: prometheus.query(f'sum(livetopic_comments_total{{job="livetopic"}}) == {n}', time.time()),
+        log=prometheus.log,
+    )
     at = time.time()
     check_dashboard(prometheus, at)
     check_alert_rules(prometheus, at)
 
     down = workers[0]
     assert down.stop() == 0
-    wait_for("LivetopicWorkerDown pending for the stopped worker",
-             lambda: alert_state(prometheus, "LivetopicWorkerDown", instance=f"127.0.0.1:{down.port}") == "pending")
+    wait_for(
+        "LivetopicWorkerDown pending for the stopped worker",
+        lambda: alert_state(prometheus, "LivetopicWorkerDown", instance=f"127.0.0.1:{down.port}") == "pending",
+    )
     assert alert_state(prometheus, "LivetopicNoReadyWorkers") is None  # the other one is ready
     assert workers[1].stop() == 0
-    wait_for("LivetopicNoReadyWorkers pending once no worker is left",
-             lambda: alert_state(prometheus, "LivetopicNoReadyWorkers") == "pending")
+    wait_for(
+        "LivetopicNoReadyWorkers pending once no worker is left",
+        lambda: alert_state(prometheus, "LivetopicNoReadyWorkers") == "pending",
+    )

@@ -24,8 +24,22 @@ def test_png_of_a_tvl_game(tmp_path: Path, tvl_chat_dir: Path, topic_repo: Path)
     if find_fonts(required=False).cjk is None:
         pytest.skip(f"no font with Chinese glyphs on this machine: {INSTALL_HINT}")
     out = tmp_path / "G10.png"
-    assert main(["report", str(tvl_chat_dir / "G10.json"), "--scores-from-file", "--model", str(topic_repo),
-                 "--window", "60s", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(tvl_chat_dir / "G10.json"),
+                "--scores-from-file",
+                "--model",
+                str(topic_repo),
+                "--window",
+                "60s",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     with Image.open(out) as image:
         assert image.format == "PNG"
         width, height = image.size
@@ -40,18 +54,22 @@ def test_png_of_a_tvl_game(tmp_path: Path, tvl_chat_dir: Path, topic_repo: Path)
 async def test_html_of_a_tvl_game_in_chromium(tmp_path: Path, tvl_chat_dir: Path, topic_repo: Path) -> None:
     find_chromium()
     out = tmp_path / "G10.html"
-    code = await asyncio.to_thread(main, ["report", str(tvl_chat_dir / "G10.json"), "--scores-from-file",
-                                          "--model", str(topic_repo), "--out", str(out)])
+    code = await asyncio.to_thread(
+        main,
+        ["report", str(tvl_chat_dir / "G10.json"), "--scores-from-file", "--model", str(topic_repo), "--out", str(out)],
+    )
     assert code == 0
     browser = await Browser.start(tmp_path, width=1400, height=1200)
     try:
         await browser.open(out.as_uri())
         titles = await browser.wait_for('Array.from(document.querySelectorAll(".topic h3")).map(h => h.textContent)')
         assert titles == TOPICS
-        overviews = await browser.eval('Array.from(document.querySelectorAll("svg[data-run]")).map(s => '
-                                       '[s.getAttribute("data-run"), s.querySelectorAll("path[data-series]").length, '
-                                       'Math.max(...Array.from(s.querySelectorAll("path[data-series]"))'
-                                       '.map(p => +p.getAttribute("data-max")))])')
+        overviews = await browser.eval(
+            'Array.from(document.querySelectorAll("svg[data-run]")).map(s => '
+            '[s.getAttribute("data-run"), s.querySelectorAll("path[data-series]").length, '
+            'Math.max(...Array.from(s.querySelectorAll("path[data-series]"))'
+            '.map(p => +p.getAttribute("data-max")))])'
+        )
         assert [o[0] for o in overviews] == ["teacher scores (file)", "model topics:1"]
         assert all(n == 8 and peak > 0 for _name, n, peak in overviews)
         peaks = await browser.eval('document.querySelectorAll(".peak li .text").length')
@@ -71,8 +89,16 @@ async def test_right_to_left_users_and_comments_cannot_reorder_the_report(tmp_pa
 
     find_chromium()
     rlo = "\u202e"
-    rows = [{"time": f"0:{i:02d}", "user": rlo + "משתמש" + str(i), "content": "مرحبا " + rlo + "بالعالم " + str(i),
-             "加油": 0.9, "裁判": 0.1} for i in range(60)]
+    rows = [
+        {
+            "time": f"0:{i:02d}",
+            "user": rlo + "משתמש" + str(i),
+            "content": "مرحبا " + rlo + "بالعالم " + str(i),
+            "加油": 0.9,
+            "裁判": 0.1,
+        }
+        for i in range(60)
+    ]
     chat = tmp_path / "rtl.json"
     chat.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     out = tmp_path / "rtl.html"

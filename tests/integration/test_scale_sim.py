@@ -39,8 +39,9 @@ async def wait_until(samples: list[Sample], what: str, check: Any, timeout_s: fl
         raise AssertionError(f"timed out waiting for {what}; last samples: {samples[-5:]}") from None
 
 
-async def test_replicas_rise_under_a_burst_and_fall_after(redis7_server: EmbeddedRedis, tiny_repo: Path,
-                                                          start_worker: Any) -> None:
+async def test_replicas_rise_under_a_burst_and_fall_after(
+    redis7_server: EmbeddedRedis, tiny_repo: Path, start_worker: Any
+) -> None:
     deployed = ScaleRule.from_scaledobject(SCALEDOBJECT)
     # The deployed behavior and bounds, with a lagCount for this burst size: ceil(2400 / 300) = 8 replicas.
     rule = ScaleRule(300, 30, deployed.min_replicas, 10, deployed.behavior)
@@ -94,10 +95,29 @@ def test_scale_sim_command(redis7_server: EmbeddedRedis) -> None:
             client.xadd(STREAM, {"text": f"comment {i}"})
     finally:
         client.close()
-    proc = subprocess.run([sys.executable, "-m", "worker", "scale-sim", "--redis-url", redis7_server.url,
-                           "--scaledobject", str(SCALEDOBJECT), "--count", "2",
-                           "--interval", "0.1", "--json"], capture_output=True, text=True, env=worker_env(), cwd=ROOT,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "worker",
+            "scale-sim",
+            "--redis-url",
+            redis7_server.url,
+            "--scaledobject",
+            str(SCALEDOBJECT),
+            "--count",
+            "2",
+            "--interval",
+            "0.1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=worker_env(),
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [(r["lag"], r["pending"], r["wanted"]) for r in rows] == [(2500, 0, 3), (2500, 0, 3)]  # ceil(2500/1000)

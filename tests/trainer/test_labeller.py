@@ -35,22 +35,25 @@ def lexicon_dir(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("衝衝衝！", {"Cheer": 1, "Game": 0, "Broadcast": 0, "Chat": 0}),
-    ("gogo 大家", {"Cheer": 1, "Game": 0, "Broadcast": 0, "Chat": 0}),  # case-insensitive
-    ("愛心❤", {"Cheer": 1, "Game": 0, "Broadcast": 0, "Chat": 0}),  # variation selector ignored
-    ("畫面卡住了", {"Cheer": 0, "Game": 0, "Broadcast": 1, "Chat": 0}),
-    ("這個快攻陣不錯", {"Cheer": 0, "Game": 1, "Broadcast": 0, "Chat": 0}),
-    ("總舵手喊暫停", {"Cheer": 0, "Game": 1, "Broadcast": 0, "Chat": 0}),
-    ("哨子哥又來", {"Cheer": 0, "Game": 1, "Broadcast": 0, "Chat": 0}),
-    ("🐉🐉", {"Cheer": 0, "Game": 1, "Broadcast": 0, "Chat": 0}),
-    ("山貓今天", {"Cheer": 0, "Game": 1, "Broadcast": 0, "Chat": 0}),  # team name
-    ("小鋼炮好猛", {"Cheer": 0, "Game": 1, "Broadcast": 0, "Chat": 0}),  # nickname
-    ("李lucky發球", {"Cheer": 0, "Game": 1, "Broadcast": 0, "Chat": 0}),  # player list of a team
-    ("飛魚隊衝衝衝 畫面卡", {"Cheer": 1, "Game": 1, "Broadcast": 1, "Chat": 0}),  # several at once
-    ("晚餐吃什麼", {"Cheer": 0, "Game": 0, "Broadcast": 0, "Chat": 1}),  # none: chat
-    ("", {"Cheer": 0, "Game": 0, "Broadcast": 0, "Chat": 1}),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("衝衝衝！", {"Cheer": 1, "Game": 0, "Broadcast": 0, "Chat": 0}),
+        ("gogo 大家", {"Cheer": 1, "Game": 0, "Broadcast": 0, "Chat": 0}),  # case-insensitive
+        ("愛心❤", {"Cheer": 1, "Game": 0, "Broadcast": 0, "Chat": 0}),  # variation selector ignored
+        ("畫面卡住了", {"Cheer": 0, "Game": 0, "Broadcast": 1, "Chat": 0}),
+        ("這個快攻陣不錯", {"Cheer": 0, "Game": 1, "Broadcast": 0, "Chat": 0}),
+        ("總舵手喊暫停", {"Cheer": 0, "Game": 1, "Broadcast": 0, "Chat": 0}),
+        ("哨子哥又來", {"Cheer": 0, "Game": 1, "Broadcast": 0, "Chat": 0}),
+        ("🐉🐉", {"Cheer": 0, "Game": 1, "Broadcast": 0, "Chat": 0}),
+        ("山貓今天", {"Cheer": 0, "Game": 1, "Broadcast": 0, "Chat": 0}),  # team name
+        ("小鋼炮好猛", {"Cheer": 0, "Game": 1, "Broadcast": 0, "Chat": 0}),  # nickname
+        ("李lucky發球", {"Cheer": 0, "Game": 1, "Broadcast": 0, "Chat": 0}),  # player list of a team
+        ("飛魚隊衝衝衝 畫面卡", {"Cheer": 1, "Game": 1, "Broadcast": 1, "Chat": 0}),  # several at once
+        ("晚餐吃什麼", {"Cheer": 0, "Game": 0, "Broadcast": 0, "Chat": 1}),  # none: chat
+        ("", {"Cheer": 0, "Game": 0, "Broadcast": 0, "Chat": 1}),
+    ],
+)
 def test_rules(lexicon_dir: Path, text: str, expected: dict[str, int]) -> None:
     labeller = KeywordLabeller.from_dir(lexicon_dir)
     assert labeller.label(text) == expected
@@ -79,8 +82,9 @@ def test_label_command_writes_jsonl(lexicon_dir: Path, tmp_path: Path) -> None:
     comments = tmp_path / "g5.txt"
     comments.write_text("衝衝衝\n晚餐吃什麼\n", encoding="utf-8")
     chat = tmp_path / "G6.json"
-    chat.write_text(json.dumps([{"time": "0:01", "user": "u", "content": "畫面卡"}], ensure_ascii=False),
-                    encoding="utf-8")
+    chat.write_text(
+        json.dumps([{"time": "0:01", "user": "u", "content": "畫面卡"}], ensure_ascii=False), encoding="utf-8"
+    )
     out = tmp_path / "labelled.jsonl"
     assert run_command("label", "--lexicon", str(lexicon_dir), str(comments), str(chat), "--out", str(out)) == 0
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]

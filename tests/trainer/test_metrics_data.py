@@ -70,8 +70,10 @@ def test_tune_thresholds_picks_best_f1_nearest_default() -> None:
 
 # --- readers ------------------------------------------------------------------------------------------
 def _write_chat(path: Path, rows: list[tuple[str, float, float]]) -> None:
-    records = [{"time": f"0:{i:02d}", "user": f"u{i}", "content": text, "甲": a, "乙": b, "positive": 0.9}
-               for i, (text, a, b) in enumerate(rows)]
+    records = [
+        {"time": f"0:{i:02d}", "user": f"u{i}", "content": text, "甲": a, "乙": b, "positive": 0.9}
+        for i, (text, a, b) in enumerate(rows)
+    ]
     path.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
 
 
@@ -86,10 +88,11 @@ def test_chat_json_reader_soft_scores(tmp_path: Path) -> None:
 
 
 def test_csv_and_jsonl_readers(tmp_path: Path) -> None:
-    (tmp_path / "a.csv").write_text("text,Foo,Bar,user\n紙飛機,1,0,x\n\"逗號, 在裡面\",0,1,y\n", encoding="utf-8")
+    (tmp_path / "a.csv").write_text('text,Foo,Bar,user\n紙飛機,1,0,x\n"逗號, 在裡面",0,1,y\n', encoding="utf-8")
     (tmp_path / "b.jsonl").write_text(
         '{"text": "木頭人", "Foo": 0, "Bar": 1, "game": "g7"}\n\n{"text": "雨傘", "Foo": true, "Bar": false}\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     data = load_dataset([tmp_path])  # a directory: both files, sorted
     assert data.labels == ["Foo", "Bar"]
     assert data.texts == ["紙飛機", "逗號, 在裡面", "木頭人", "雨傘"]
@@ -108,16 +111,19 @@ def test_derived_general_labels(tmp_path: Path) -> None:
     assert data.targets[0].tolist() == pytest.approx([0.8, 0.7, 0.1, 0.1])
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("bad.json", "[{", "invalid JSON"),
-    ("obj.json", '{\n  "text": "x"\n}', "a single JSON object"),
-    ("bad.jsonl", '{"text": "x", "A": 1}\nnot json\n', "bad.jsonl:2"),
-    ("range.csv", "text,A\nx,3\n", r"in \[0, 1\]"),
-    ("word.csv", "text,A\nx,1\ny,maybe\n", "not a number"),
-    ("notext.jsonl", '{"body": "x", "A": 1}\n', "no text"),
-    ("nolabels.jsonl", '{"text": "x"}\n', "no label columns"),
-    ("data.xml", "<x/>", "unsupported"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("bad.json", "[{", "invalid JSON"),
+        ("obj.json", '{\n  "text": "x"\n}', "a single JSON object"),
+        ("bad.jsonl", '{"text": "x", "A": 1}\nnot json\n', "bad.jsonl:2"),
+        ("range.csv", "text,A\nx,3\n", r"in \[0, 1\]"),
+        ("word.csv", "text,A\nx,1\ny,maybe\n", "not a number"),
+        ("notext.jsonl", '{"body": "x", "A": 1}\n', "no text"),
+        ("nolabels.jsonl", '{"text": "x"}\n', "no label columns"),
+        ("data.xml", "<x/>", "unsupported"),
+    ],
+)
 def test_unreadable_inputs_raise_input_file_error(tmp_path: Path, name: str, content: str, message: str) -> None:
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")

@@ -74,9 +74,22 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     train_module.encode_texts = spy  # type: ignore[assignment]
     try:
-        version = train_model([data], root / "repo", labels=LABELS, preset="tiny", epochs=2, max_minutes=2,
-                              preprocess="demojize", lr=3e-3, batch_size=16, val_fraction=0.25, seed=3,
-                              threads=1, quiet=True, run_dir=str(root / "run"))
+        version = train_model(
+            [data],
+            root / "repo",
+            labels=LABELS,
+            preset="tiny",
+            epochs=2,
+            max_minutes=2,
+            preprocess="demojize",
+            lr=3e-3,
+            batch_size=16,
+            val_fraction=0.25,
+            seed=3,
+            threads=1,
+            quiet=True,
+            run_dir=str(root / "run"),
+        )
     finally:
         train_module.encode_texts = original  # type: ignore[assignment]
     return {"root": root, "data": data, "repo": root / "repo", "version": version, "fed": fed}
@@ -117,7 +130,8 @@ def test_manifest_records_int8_agreement_on_validation_comments(trained: dict[st
     int8 = load_model(repo, device="cpu", dtype="int8", backend="onnxruntime", smoke_test=False)
     # batches of 256, as the trainer measures (int8 activations are quantised per batch)
     same = (reference.predict_texts(val_texts, 256) >= reference.thresholds) == (
-        int8.predict_texts(val_texts, 256) >= int8.thresholds)
+        int8.predict_texts(val_texts, 256) >= int8.thresholds
+    )
     assert recorded["onnxruntime:int8"] == pytest.approx(float(same.all(axis=1).mean()), abs=1e-4)
 
 
@@ -157,25 +171,43 @@ def test_evaluate_json(trained: dict[str, Any], capsys: pytest.CaptureFixture[st
     assert result["split"] == "test" and result["n"] == 60 and result["games"] == 1
     assert set(result["per_label"]) == set(LABELS)
     assert result["version"] == 1
-    val = _evaluate_json(capsys, "--model", str(trained["repo"] / "1"), "--data", str(trained["data"]),
-                         "--split", "val", "--dtype", "float32")
+    val = _evaluate_json(
+        capsys,
+        "--model",
+        str(trained["repo"] / "1"),
+        "--data",
+        str(trained["data"]),
+        "--split",
+        "val",
+        "--dtype",
+        "float32",
+    )
     assert val["dtype"] == "float32"
     assert val["n"] == 60 and val["games"] == 1
     manifest = read_manifest(trained["repo"] / "1")
     assert val["micro_f1"] == pytest.approx(manifest.metrics["validation"]["micro_f1"], abs=1e-6)
 
 
-def test_baseline_and_labeller_evaluate(trained: dict[str, Any], capsys: pytest.CaptureFixture[str],
-                                        tmp_path: Path) -> None:
+def test_baseline_and_labeller_evaluate(
+    trained: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     data = str(trained["data"])
     baseline = _evaluate_json(capsys, "--baseline", "tfidf", "--data", data)
     assert baseline["source"] == "baseline" and baseline["split"] == "test" and baseline["n"] == 60
     assert baseline["micro_f1"] > 0.5
     lexicon = tmp_path / "lexicon"
     lexicon.mkdir()
-    (lexicon / "keywords.json").write_text(json.dumps({
-        "cheer_words": ["衝呀", "好樣的"], "stream_words": ["畫面", "聲音"], "tactic_words": ["扣殺", "攔網"],
-    }, ensure_ascii=False), encoding="utf-8")
+    (lexicon / "keywords.json").write_text(
+        json.dumps(
+            {
+                "cheer_words": ["衝呀", "好樣的"],
+                "stream_words": ["畫面", "聲音"],
+                "tactic_words": ["扣殺", "攔網"],
+            },
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
     labelled = _evaluate_json(capsys, "--labeller", str(lexicon), "--data", data)
     assert labelled["source"] == "labeller" and labelled["n"] == 240
     assert set(labelled["per_label"]) == set(LABELS)
@@ -184,9 +216,19 @@ def test_baseline_and_labeller_evaluate(trained: dict[str, Any], capsys: pytest.
 def test_fine_tune_from_an_earlier_version(trained: dict[str, Any], tmp_path: Path) -> None:
     """--base REPO/N: the version's tokenizer and preprocessing carry over; a new label set gets a new head."""
     repo = tmp_path / "repo2"
-    version = train_model([trained["data"]], repo, labels=["Chat", "Cheer"], base=str(trained["repo"] / "1"),
-                          epochs=1, lr=1e-3, batch_size=32, val_fraction=0.25, threads=1, quiet=True,
-                          run_dir=str(tmp_path / "run"))
+    version = train_model(
+        [trained["data"]],
+        repo,
+        labels=["Chat", "Cheer"],
+        base=str(trained["repo"] / "1"),
+        epochs=1,
+        lr=1e-3,
+        batch_size=32,
+        val_fraction=0.25,
+        threads=1,
+        quiet=True,
+        run_dir=str(tmp_path / "run"),
+    )
     manifest = read_manifest(repo / str(version))
     assert manifest.labels == ["Chat", "Cheer"] and manifest.preprocessing.mode == "demojize"
     assert manifest.training_args["base"] == str(trained["repo"] / "1")
@@ -201,8 +243,22 @@ def test_cli_registers_the_commands() -> None:
     args = parser.parse_args(["evaluate", "--model", "m", "--data", "d", "--json", "--labels", "a,b", "c"])
     evaluate = options_from_args(args, args.func.options)
     assert args.func.run is commands.cmd_evaluate and evaluate.as_json and evaluate.labels == ["a", "b", "c"]
-    args = parser.parse_args(["train", "--data", "d", "--out", "r", "--epochs", "3", "--max-minutes", "1.5",
-                              "--no-lowercase", "--val-games", "g1,g2"])
+    args = parser.parse_args(
+        [
+            "train",
+            "--data",
+            "d",
+            "--out",
+            "r",
+            "--epochs",
+            "3",
+            "--max-minutes",
+            "1.5",
+            "--no-lowercase",
+            "--val-games",
+            "g1,g2",
+        ]
+    )
     train = options_from_args(args, args.func.options)
     assert args.func.run is commands.cmd_train and (train.epochs, train.max_minutes) == (3, 1.5)
     assert not train.lowercase and train.val_games == ["g1", "g2"] and train.data == [Path("d")]

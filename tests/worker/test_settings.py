@@ -22,7 +22,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_are_the_contract() -> None:
     s = load_settings()
     assert (s.input_stream, s.output_stream, s.dead_letter_stream, s.group) == (
-        "livetopic:comments", "livetopic:topics", "livetopic:dead", "livetopic")
+        "livetopic:comments",
+        "livetopic:topics",
+        "livetopic:dead",
+        "livetopic",
+    )
     assert s.metrics_host == "127.0.0.1" and s.metrics_port == 9400
     assert s.redis_url is None and s.group_start_id == "0"  # a default never skips a backlog
     assert s.claim_min_idle_ms == 30_000 and s.max_deliveries == 5 and s.shutdown_grace_s == 20
@@ -51,13 +55,16 @@ def test_unknown_environment_key_is_rejected(monkeypatch: pytest.MonkeyPatch) ->
         load_settings()
 
 
-@pytest.mark.parametrize(("overrides", "named"), [
-    ({"max_batch_size": 0}, "--max-batch-size"),
-    ({"redis_url": "http://x"}, "--redis-url"),
-    ({"device": "tpu"}, "--device"),
-    ({"metrics_port": "abc"}, "--metrics-port"),
-    ({"output_stream": "livetopic:comments"}, "must differ"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"max_batch_size": 0}, "--max-batch-size"),
+        ({"redis_url": "http://x"}, "--redis-url"),
+        ({"device": "tpu"}, "--device"),
+        ({"metrics_port": "abc"}, "--metrics-port"),
+        ({"output_stream": "livetopic:comments"}, "must differ"),
+    ],
+)
 def test_invalid_setting_names_it(overrides: dict, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         load_settings(overrides)
@@ -100,8 +107,9 @@ def test_stop_signals_count_a_repeated_signal_once_and_a_late_one_as_exit_now() 
     assert exits == [130]
 
 
-def test_the_redis_password_stays_off_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_the_redis_password_stays_off_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "url").write_text("redis://:s3cret@db:6379/0\n", encoding="utf-8")
     assert load_settings({"redis_url_file": tmp_path / "url"}).redis_url == "redis://:s3cret@db:6379/0"
     monkeypatch.setenv("LIVETOPIC_REDIS_PASSWORD", "p@ss/w")

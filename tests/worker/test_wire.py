@@ -44,22 +44,30 @@ def test_rejections_have_clear_reasons() -> None:
 
 def test_render_result_fields() -> None:
     comment = Comment("1700000000000-0", "加油", {"user": "u"})
-    fields = render_result(comment, ["Cheer"], ["Cheer", "Game"], np.array([0.91234, 0.1]).tolist(), "m:3",
-                           now_ms=1700000000250)
+    fields = render_result(
+        comment, ["Cheer"], ["Cheer", "Game"], np.array([0.91234, 0.1]).tolist(), "m:3", now_ms=1700000000250
+    )
     assert fields["source_id"] == "1700000000000-0" and fields["user"] == "u"
     assert json.loads(fields["labels"]) == ["Cheer"]
     assert json.loads(fields["scores"]) == {"Cheer": 0.9123, "Game": 0.1}
     assert fields["model"] == "m:3" and fields["latency_ms"] == "250"
     assert fields["text"] == "加油"  # on by default
-    private = render_result(comment, ["Cheer"], ["Cheer", "Game"], [0.91234, 0.1], "m:3", now_ms=1700000000250,
-                            text=False)
+    private = render_result(
+        comment, ["Cheer"], ["Cheer", "Game"], [0.91234, 0.1], "m:3", now_ms=1700000000250, text=False
+    )
     assert "text" not in private and {k: v for k, v in fields.items() if k != "text"} == private
 
 
 def test_dead_letter_keeps_original_fields_without_clobbering() -> None:
     fields = render_dead_letter("5-0", "bad", 3, {"text": "", "error": "user's own", "user": "u"})
-    assert fields == {"text": "", "orig_error": "user's own", "user": "u", "source_id": "5-0", "error": "bad",
-                      "deliveries": "3"}
+    assert fields == {
+        "text": "",
+        "orig_error": "user's own",
+        "user": "u",
+        "source_id": "5-0",
+        "error": "bad",
+        "deliveries": "3",
+    }
 
 
 def test_rendered_scores_are_what_json_makes() -> None:
@@ -74,8 +82,9 @@ def test_rendered_scores_are_what_json_makes() -> None:
         probs = [rng.choice([rng.random(), rng.random() * 1e-6, 1.0, 0.0, 0.5, 0.99995]) for _ in names]
         labels = [n for n, p in zip(names, probs, strict=True) if p > 0.5]
         fields = renderer.render(Comment("7-1", "t", {}), labels, probs, 10)
-        assert fields["scores"] == json.dumps({n: round(p, 4) for n, p in zip(names, probs, strict=True)},
-                                              ensure_ascii=False, separators=(",", ":"))
+        assert fields["scores"] == json.dumps(
+            {n: round(p, 4) for n, p in zip(names, probs, strict=True)}, ensure_ascii=False, separators=(",", ":")
+        )
         assert json.loads(fields["labels"]) == labels
     with pytest.raises(ValueError):
         renderer.render(Comment("7-1", "t", {}), [], [0.1], 10)
@@ -86,16 +95,22 @@ def test_long_passthrough_fields_are_cut_and_named() -> None:
     max_passthrough_chars (characters), the comment is kept, and its result names the fields cut."""
     limits = Limits(max_passthrough_chars=256)
     channel, user = "頻" * 20_000, "u" * 257  # 60 KB of UTF-8; one character over
-    raw = {b"text": "好球".encode(), b"channel": channel.encode(), b"user": user.encode(), b"id": b"x" * 256,
-           b"ts": b"1:02"}
+    raw = {
+        b"text": "好球".encode(),
+        b"channel": channel.encode(),
+        b"user": user.encode(),
+        b"id": b"x" * 256,
+        b"ts": b"1:02",
+    }
     parsed = parse_entry("1700000000000-0", raw, limits)
     assert isinstance(parsed, Comment)
     assert parsed.passthrough == {"channel": channel[:256], "user": user[:256], "ts": "1:02", "id": "x" * 256}
     assert parsed.truncated == ("channel", "user")
     fields = render_result(parsed, [], ["Cheer"], [0.1], "m:1", now_ms=1700000000001)
     assert fields["channel"] == channel[:256] and fields["truncated"] == "channel,user"
-    assert "truncated" not in render_result(parse_entry("1-0", {b"text": b"a", b"channel": b"c"}, limits), [],
-                                            ["Cheer"], [0.1], "m:1")
+    assert "truncated" not in render_result(
+        parse_entry("1-0", {b"text": b"a", b"channel": b"c"}, limits), [], ["Cheer"], [0.1], "m:1"
+    )
     assert Limits().max_passthrough_chars == 256  # the documented default
 
 
@@ -118,14 +133,27 @@ def test_the_passthrough_fields_are_listed_once() -> None:
 def test_a_retraction_is_parsed_as_one_with_its_target_not_as_a_comment() -> None:
     """Issue 22: the producers push deletions and bans as kind=retract entries; the worker publishes each as a
     retraction (part 1 dead-lettered them with RETRACTION_NOT_APPLIED)."""
-    raw = {b"kind": b"retract", b"action": b"delete", b"target_id": b"m1", b"channel": b"c", b"id": b"delete:m1",
-           b"target_user": b"bob", b"text": b"ignored"}
+    raw = {
+        b"kind": b"retract",
+        b"action": b"delete",
+        b"target_id": b"m1",
+        b"channel": b"c",
+        b"id": b"delete:m1",
+        b"target_user": b"bob",
+        b"text": b"ignored",
+    }
     parsed = parse_entry("1700000000000-0", raw, Limits())
     assert isinstance(parsed, Retract)
     assert (parsed.action, parsed.target) == ("delete", "m1")
     assert render_retraction(parsed, now_ms=1700000000250) == {
-        "source_id": "1700000000000-0", "kind": "retract", "action": "delete", "target_id": "m1", "channel": "c",
-        "id": "delete:m1", "target_user": "bob", "latency_ms": "250",
+        "source_id": "1700000000000-0",
+        "kind": "retract",
+        "action": "delete",
+        "target_id": "m1",
+        "channel": "c",
+        "id": "delete:m1",
+        "target_user": "bob",
+        "latency_ms": "250",
     }
     ban = parse_entry("2-0", {b"kind": b"retract", b"action": b"timeout", b"target_author_id": b"a7"}, Limits())
     assert isinstance(ban, Retract) and render_retraction(ban, 2)["target_author_id"] == "a7"

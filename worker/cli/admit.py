@@ -94,8 +94,14 @@ def _judge(staged: Staged, manifest: Manifest, options: Admission) -> tuple[Any,
     rows = _comparison(options.data, manifest.labels)
     validation = score_model(model, rows, manifest.labels) if len(rows) else {}
     del model
-    verdict = judge(options.repo, manifest.labels, rows, validation,
-                    TrainConfig.model_validate({"force": options.force, "change_labels": options.change_labels}), "cpu")
+    verdict = judge(
+        options.repo,
+        manifest.labels,
+        rows,
+        validation,
+        TrainConfig.model_validate({"force": options.force, "change_labels": options.change_labels}),
+        "cpu",
+    )
     texts = _texts(options.texts) if options.texts else list(rows.texts) or _texts([_sample_chat()])
     return verdict, validation, texts
 
@@ -110,15 +116,23 @@ def admit(stage: Callable[[Path], Staged], default_name: str, options: Admission
     options.repo.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".stage-", dir=options.repo) as work:  # beside: files move, not copy
         staged = stage(Path(work) / "model")
-        manifest = manifest_for(staged, name=options.name or default_name, labels=options.labels,
-                                preprocess=options.preprocess, max_length=options.max_length,
-                                thresholds=options.thresholds, change_labels=options.change_labels)
+        manifest = manifest_for(
+            staged,
+            name=options.name or default_name,
+            labels=options.labels,
+            preprocess=options.preprocess,
+            max_length=options.max_length,
+            thresholds=options.thresholds,
+            change_labels=options.change_labels,
+        )
         verdict, validation, texts = _judge(staged, manifest, options)
         agreement, rates = record_agreement(staged.path, manifest, texts, AGREEMENT_N)
-        metrics = {"publish": verdict.record(), "dtype_agreement": agreement,
-                   **({"validation": validation} if validation else {})}
-        manifest = manifest.model_copy(update={"dtype_agreement": agreement, "engine_rates": rates,
-                                               "metrics": metrics})
+        metrics = {
+            "publish": verdict.record(),
+            "dtype_agreement": agreement,
+            **({"validation": validation} if validation else {}),
+        }
+        manifest = manifest.model_copy(update={"dtype_agreement": agreement, "engine_rates": rates, "metrics": metrics})
         graphs = publish_graphs(staged.path, texts=texts)
         log.info("%s: ONNX graphs published with it: %s", staged.source.describe(), ", ".join(graphs) or "none")
         target = options.repo if verdict.publish else options.repo / CANDIDATES_DIR

@@ -33,9 +33,16 @@ def _rate(model: LoadedModel, texts: Sequence[str], batch_size: int, max_tokens:
     return probs, len(texts) / (time.perf_counter() - started)
 
 
-def measure_agreement(load: Callable[[str], LoadedModel], texts: Sequence[str], names: Sequence[str], *,
-                      batch_size: int = 256, max_tokens: int = 4096, small_batches: Sequence[int] = (),
-                      small_n: int = 64) -> dict[str, DtypeAgreement]:
+def measure_agreement(
+    load: Callable[[str], LoadedModel],
+    texts: Sequence[str],
+    names: Sequence[str],
+    *,
+    batch_size: int = 256,
+    max_tokens: int = 4096,
+    small_batches: Sequence[int] = (),
+    small_n: int = 64,
+) -> dict[str, DtypeAgreement]:
     """Agreement with float32 of each engine in ``names`` (``"float32"``, the reference, included) on ``texts``;
     ``load(name)`` gives the model so (a dtype, or ``"backend:dtype"``). One model is loaded at a time. With
     ``small_batches``, also the throughput in batches of those sizes over ``small_n`` of the texts."""
@@ -57,8 +64,13 @@ def measure_agreement(load: Callable[[str], LoadedModel], texts: Sequence[str], 
     reference = probs["float32"]
     expected = decide(reference, thresholds, multi)
     near = float((np.abs(reference - thresholds) < 0.01).any(axis=1).mean()) if multi else float("nan")
-    return {name: DtypeAgreement(label_agreement=float((decide(p, thresholds, multi) == expected).all(axis=1).mean()),
-                                 prob_max_abs_diff=float(np.abs(p - reference).max()),
-                                 near_threshold_fraction=near, comments_per_s=rates[name],
-                                 small_batch_comments_per_s=small[name])
-            for name, p in probs.items()}
+    return {
+        name: DtypeAgreement(
+            label_agreement=float((decide(p, thresholds, multi) == expected).all(axis=1).mean()),
+            prob_max_abs_diff=float(np.abs(p - reference).max()),
+            near_threshold_fraction=near,
+            comments_per_s=rates[name],
+            small_batch_comments_per_s=small[name],
+        )
+        for name, p in probs.items()
+    }

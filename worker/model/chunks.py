@@ -29,8 +29,7 @@ class Prepared:
 
     def row_order(self) -> np.ndarray:
         """Batch row of each row of the concatenated chunks."""
-        return np.fromiter(itertools.chain.from_iterable(c.rows for c in self.chunks), dtype=np.int64,
-                           count=self.size)
+        return np.fromiter(itertools.chain.from_iterable(c.rows for c in self.chunks), dtype=np.int64, count=self.size)
 
 
 def _groups(lengths: Sequence[int], order: list[int]) -> tuple[list[int], list[int]]:
@@ -92,8 +91,9 @@ def plan_chunks(lengths: Sequence[int], max_tokens: int, overhead_tokens: int = 
 Stage = Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]
 
 
-def pad_chunks(ids: Sequence[Sequence[int]], max_tokens: int, pad_id: int, overhead_tokens: int,
-               stage: Stage | None = None) -> Prepared:
+def pad_chunks(
+    ids: Sequence[Sequence[int]], max_tokens: int, pad_id: int, overhead_tokens: int, stage: Stage | None = None
+) -> Prepared:
     """Length-sorted, right-padded ``[rows, width]`` int64 arrays for ``ids`` (vectorised: no per-row Python);
     ``stage(input_ids, attention_mask)`` converts each chunk for the backend (e.g. pinned torch tensors)."""
     lengths = [len(x) for x in ids]
@@ -105,8 +105,9 @@ def pad_chunks(ids: Sequence[Sequence[int]], max_tokens: int, pad_id: int, overh
         # Row-major order of the mask's True cells is the order of the concatenated rows.
         mask = np.arange(width)[None, :] < chunk_lengths[:, None]
         array = np.full((len(rows), width), pad_id, dtype=np.int64)
-        array[mask] = np.fromiter(itertools.chain.from_iterable(ids[i] for i in rows), dtype=np.int64,
-                                  count=int(chunk_lengths.sum()))
+        array[mask] = np.fromiter(
+            itertools.chain.from_iterable(ids[i] for i in rows), dtype=np.int64, count=int(chunk_lengths.sum())
+        )
         attention = mask.astype(np.int64)
         input_ids, attention_mask = stage(array, attention) if stage else (array, attention)
         prepared.chunks.append(Chunk(rows, input_ids, attention_mask))

@@ -27,8 +27,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import RepositoryError
 
-__all__ = ["CACHE_DIR", "FileRecord", "Fingerprint", "IncompleteVersion", "OutsideRepository", "check_complete",
-           "check_inside", "check_intact", "fingerprint", "record_files", "sha256_of"]
+__all__ = [
+    "CACHE_DIR",
+    "FileRecord",
+    "Fingerprint",
+    "IncompleteVersion",
+    "OutsideRepository",
+    "check_complete",
+    "check_inside",
+    "check_intact",
+    "fingerprint",
+    "record_files",
+    "sha256_of",
+]
 
 CACHE_DIR = ".onnx"
 Fingerprint = tuple[tuple[str, int, int, int, str], ...]
@@ -93,16 +104,20 @@ def check_complete(version_dir: Path, files: Mapping[str, FileRecord]) -> None:
             wrong.append(f"{rel} has {size:,} bytes, the manifest lists {record.size:,}")
     if wrong:
         shown = "; ".join(wrong[:3]) + (f"; and {len(wrong) - 3} more" if len(wrong) > 3 else "")
-        raise IncompleteVersion(f"{version_dir}: incomplete: {shown} (still being copied, with the manifest first, "
-                                "or damaged: a version is complete once every file its manifest lists is there)")
+        raise IncompleteVersion(
+            f"{version_dir}: incomplete: {shown} (still being copied, with the manifest first, "
+            "or damaged: a version is complete once every file its manifest lists is there)"
+        )
 
 
 def check_intact(version_dir: Path, files: Mapping[str, FileRecord]) -> None:
     """Raise :class:`RepositoryError` when a listed file (the ``.onnx/`` cache aside) no longer has its sha256."""
     for rel, record in files.items():
         if not _cached(rel) and sha256_of(version_dir / rel) != record.sha256:
-            raise RepositoryError(f"{version_dir}: {rel} does not have the sha256 its manifest lists (changed or "
-                                  "damaged after publication)")
+            raise RepositoryError(
+                f"{version_dir}: {rel} does not have the sha256 its manifest lists (changed or "
+                "damaged after publication)"
+            )
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -114,14 +129,18 @@ def check_inside(version_dir: Path, repo: Path) -> None:
     root = repo.resolve()
     target = version_dir.resolve()
     if not _inside(target, root):
-        raise OutsideRepository(f"{version_dir}: refused: it is a symlink to {target}, outside the model repository "
-                                f"{root} (a version must be inside the repository; copy it in)")
+        raise OutsideRepository(
+            f"{version_dir}: refused: it is a symlink to {target}, outside the model repository "
+            f"{root} (a version must be inside the repository; copy it in)"
+        )
     for dirpath, dirnames, filenames in os.walk(version_dir):
         for name in [*dirnames, *filenames]:
             path = Path(dirpath) / name
             if path.is_symlink() and not _inside(path.resolve(), root):
-                raise OutsideRepository(f"{version_dir}: refused: {path.relative_to(version_dir)} is a symlink to "
-                                        f"{path.resolve()}, outside the model repository {root}")
+                raise OutsideRepository(
+                    f"{version_dir}: refused: {path.relative_to(version_dir)} is a symlink to "
+                    f"{path.resolve()}, outside the model repository {root}"
+                )
 
 
 def fingerprint(version_dir: Path) -> Fingerprint:

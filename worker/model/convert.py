@@ -32,8 +32,10 @@ def _load(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise ModelError(f"{path.name}: refused: this pickle holds more than tensors, and livetopic never runs "
-                         f"what a pickle asks for ({str(exc).splitlines()[0]})") from exc
+        raise ModelError(
+            f"{path.name}: refused: this pickle holds more than tensors, and livetopic never runs "
+            f"what a pickle asks for ({str(exc).splitlines()[0]})"
+        ) from exc
     except Exception as exc:  # truncated, not a pickle, not a zip: torch raises many kinds
         raise ModelError(f"{path.name}: cannot read these PyTorch weights: {type(exc).__name__}: {exc}") from exc
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):

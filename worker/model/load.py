@@ -127,8 +127,15 @@ def _backend(model_dir: Path, manifest: Manifest, device: str, dtype: str, backe
             # auto picked an engine that cannot serve this version (a network that does not export, a version
             # published without an OpenVINO model): the next that auto would pick, else PyTorch
             fallback = _next_engine(manifest, device, dtype, tried)
-            log.warning("%s: %s %s cannot serve this version (%s); serving it with %s %s instead", model_dir,
-                        engine.backend, engine.dtype, exc, fallback.backend, fallback.dtype)
+            log.warning(
+                "%s: %s %s cannot serve this version (%s); serving it with %s %s instead",
+                model_dir,
+                engine.backend,
+                engine.dtype,
+                exc,
+                fallback.backend,
+                fallback.dtype,
+            )
             engine = fallback
 
 
@@ -194,13 +201,17 @@ def load_pipeline(version_dir: Path, manifest: Manifest, number: int, **engine: 
         if (condition := spec.condition()) is not None:
             labels = dict((s.name, m.labels) for s, m in loaded)[condition.stage]
             if condition.label not in labels:
-                raise ModelError(f"{version_dir}: stage {spec.name!r}: {condition.stage} has no label "
-                                 f"{condition.label!r} (its labels: {labels})")
+                raise ModelError(
+                    f"{version_dir}: stage {spec.name!r}: {condition.stage} has no label "
+                    f"{condition.label!r} (its labels: {labels})"
+                )
         loaded.append((spec, model))
     (first_spec, first), rest = loaded[0], loaded[1:]
     if first.labels != list(manifest.labels):
-        raise ModelError(f"{version_dir}: the manifest names the labels {manifest.labels}, its first stage "
-                         f"{first_spec.name!r} gives {first.labels}")
+        raise ModelError(
+            f"{version_dir}: the manifest names the labels {manifest.labels}, its first stage "
+            f"{first_spec.name!r} gives {first.labels}"
+        )
     first.lead(manifest.name, number, first_spec.name, [Stage(s.name, m, s.condition()) for s, m in rest])
     return first
 

@@ -110,9 +110,11 @@ def labels_change(repo: Path, labels: list[str], intended: bool, what: str) -> b
     if set(theirs) == set(labels):
         return False
     if not intended:
-        raise RepositoryError(f"{what} has the labels {labels}, version {served} (served) has {theirs}; pass "
-                              "--change-labels if that is intended (running workers refuse an unannounced label "
-                              "change)")
+        raise RepositoryError(
+            f"{what} has the labels {labels}, version {served} (served) has {theirs}; pass "
+            "--change-labels if that is intended (running workers refuse an unannounced label "
+            "change)"
+        )
     return True
 
 
@@ -152,8 +154,9 @@ def promote(repo: Path, number: int, *, change_labels: bool = False) -> int:
     if number not in found:
         raise RepositoryError(f"{repo}: there is no candidate {number} (`livetopic model list` shows them)")
     manifest = _verified(found[number], repo, f"candidate {number}")
-    intended = labels_change(repo, manifest.labels, change_labels or manifest.labels_change_intended,
-                              f"candidate {number}")
+    intended = labels_change(
+        repo, manifest.labels, change_labels or manifest.labels_change_intended, f"candidate {number}"
+    )
     published = _publish_copy(repo, found[number].path, manifest, CopyOf(kind="candidate", number=number), intended)
     remove_version(repo / CANDIDATES_DIR, number)
     return published
@@ -207,6 +210,8 @@ def remove(repo: Path, number: int, *, candidate: bool = False) -> None:
         remove_version(repo / CANDIDATES_DIR, number)
         return
     if number == served_version(repo):
-        raise RepositoryError(f"version {number} is the one workers serve; publish or roll back to another "
-                              "first (`livetopic model rollback`)")
+        raise RepositoryError(
+            f"version {number} is the one workers serve; publish or roll back to another "
+            "first (`livetopic model rollback`)"
+        )
     remove_version(repo, number)

@@ -50,9 +50,21 @@ from ..errors import ModelError, RepositoryError
 from .contents import CACHE_DIR, sha256_of
 from .repository import read_manifest
 
-__all__ = ["ONNX_DIR", "PUBLISHED_DIR", "cache_key", "cache_roots", "onnx_graph", "published_file", "published_graph",
-           "published_name", "quiet", "recorded_sha256", "trusted_cache", "verified",
-           "write_verified"]
+__all__ = [
+    "ONNX_DIR",
+    "PUBLISHED_DIR",
+    "cache_key",
+    "cache_roots",
+    "onnx_graph",
+    "published_file",
+    "published_graph",
+    "published_name",
+    "quiet",
+    "recorded_sha256",
+    "trusted_cache",
+    "verified",
+    "write_verified",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +81,10 @@ def _library_versions() -> str:
     import torch
     import transformers
 
-    return f"torch {torch.__version__}|onnx {onnx.__version__}|onnxruntime {onnxruntime.__version__}|" \
-           f"transformers {transformers.__version__}|recipe {_RECIPE}|opset {_OPSET}"
+    return (
+        f"torch {torch.__version__}|onnx {onnx.__version__}|onnxruntime {onnxruntime.__version__}|"
+        f"transformers {transformers.__version__}|recipe {_RECIPE}|opset {_OPSET}"
+    )
 
 
 def cache_key(model_dir: Path, dtype: str) -> str:
@@ -102,8 +116,9 @@ def _check_trusted(root: Path, model_dir: Path) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        raise _Untrusted("a symlink (its graphs could come from anywhere)" if stat.S_ISLNK(st.st_mode)
-                         else "not a directory")
+        raise _Untrusted(
+            "a symlink (its graphs could come from anywhere)" if stat.S_ISLNK(st.st_mode) else "not a directory"
+        )
     me = os.geteuid()
     if st.st_mode & stat.S_IWOTH:
         raise _Untrusted(f"writable by every user (mode {stat.S_IMODE(st.st_mode):o})")
@@ -179,13 +194,21 @@ def verified(graph: Path, model_dir: Path) -> bool:
     """Whether the cached ``graph`` has the sha256 recorded when it was written (a WARNING when not)."""
     expected = recorded_sha256(graph, model_dir)
     if expected is None:
-        log.warning("%s: no sha256 recorded for this ONNX graph (written by an older livetopic, or not by "
-                    "livetopic): not served; exporting again", graph)
+        log.warning(
+            "%s: no sha256 recorded for this ONNX graph (written by an older livetopic, or not by "
+            "livetopic): not served; exporting again",
+            graph,
+        )
         return False
     actual = sha256_of(graph)
     if actual != expected:
-        log.warning("%s: this ONNX graph's sha256 %s... is not the %s... recorded when it was written (changed "
-                    "since, or planted): not served; exporting again", graph, actual[:16], expected[:16])
+        log.warning(
+            "%s: this ONNX graph's sha256 %s... is not the %s... recorded when it was written (changed "
+            "since, or planted): not served; exporting again",
+            graph,
+            actual[:16],
+            expected[:16],
+        )
         return False
     return True
 
@@ -283,8 +306,11 @@ class _LibraryChatter(logging.Filter):
         self.thread = threading.get_ident()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return (record.thread != self.thread or record.levelno > logging.WARNING
-                or record.name.split(".")[0] in ("worker", "trainer"))
+        return (
+            record.thread != self.thread
+            or record.levelno > logging.WARNING
+            or record.name.split(".")[0] in ("worker", "trainer")
+        )
 
 
 @contextlib.contextmanager
@@ -322,12 +348,23 @@ def _export(model_dir: Path, out: Path) -> Any:
     ids = (torch.arange(16, dtype=torch.int64).reshape(2, 8) % max(1, vocab - 1)) + 1
     mask = torch.ones(2, 8, dtype=torch.int64)
     mask[1, 5:] = 0
-    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-            "logits": {0: "batch"}}
+    axes = {
+        "input_ids": {0: "batch", 1: "sequence"},
+        "attention_mask": {0: "batch", 1: "sequence"},
+        "logits": {0: "batch"},
+    }
     try:
         with quiet(), torch.no_grad():
-            torch.onnx.export(network, (ids, mask), str(out), input_names=["input_ids", "attention_mask"],
-                              output_names=["logits"], dynamic_axes=axes, opset_version=_OPSET, dynamo=False)
+            torch.onnx.export(
+                network,
+                (ids, mask),
+                str(out),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["logits"],
+                dynamic_axes=axes,
+                opset_version=_OPSET,
+                dynamo=False,
+            )
     except Exception as exc:  # the exporter raises many kinds; all mean "this network does not export"
         raise ModelError(f"{model_dir}: ONNX export failed: {type(exc).__name__}: {exc}") from exc
     return network.config
@@ -351,8 +388,9 @@ def _optimise(source: Path, out: Path, config: Any) -> None:
     hidden = int(getattr(config, "hidden_size", None) or getattr(config, "dim", 0) or 0)
     try:
         with quiet():
-            model = optimize_model(str(source), model_type="bert", num_heads=heads, hidden_size=hidden,
-                                   opt_level=0, use_gpu=False)
+            model = optimize_model(
+                str(source), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0, use_gpu=False
+            )
             model.save_model_to_file(str(out))
     except Exception as exc:
         raise ModelError(f"ONNX Runtime's transformer optimisation failed: {type(exc).__name__}: {exc}") from exc

@@ -151,8 +151,14 @@ CLASS_ORDER: dict[str, tuple[str, ...]] = {
 }
 _FLOAT32_ORDER = ("openvino:float32", "onnxruntime:float32", "torch:float32")
 # every CPU engine ``livetopic bench`` measures side by side where it runs (besides PyTorch float32, the reference)
-CPU_ENGINES = ("openvino:int8", "onnxruntime:int8", "openvino:bfloat16", "torch:bfloat16", "openvino:float32",
-               "onnxruntime:float32")
+CPU_ENGINES = (
+    "openvino:int8",
+    "onnxruntime:int8",
+    "openvino:bfloat16",
+    "torch:bfloat16",
+    "openvino:float32",
+    "onnxruntime:float32",
+)
 
 
 def engine_runs_here(name: str, backend: str = "auto") -> bool:
@@ -167,8 +173,9 @@ def engine_runs_here(name: str, backend: str = "auto") -> bool:
     return dtype != "bfloat16" or cpu_has_native_bf16()
 
 
-def auto_candidates(device: str, backend: str = "auto",
-                    rates: Mapping[str, Mapping[str, float]] | None = None) -> list[tuple[str, str]]:
+def auto_candidates(
+    device: str, backend: str = "auto", rates: Mapping[str, Mapping[str, float]] | None = None
+) -> list[tuple[str, str]]:
     """(backend, dtype) pairs ``auto`` tries on ``device``, fastest first; the last one, float32, is always
     served. CUDA: PyTorch in bfloat16 (where the GPU has it), float16, float32. CPU: this CPU class's order
     (:data:`CLASS_ORDER`), re-ranked by the in-process rates the version's manifest records for this class where
@@ -200,16 +207,26 @@ def _device(device: str) -> str:
 def _backend_for(device: str, dtype: str) -> str:
     """``backend=auto`` with a dtype asked for by name: the first of the auto order that runs it."""
     for backend, dtypes in _SUPPORTED.items():
-        if backend[1] == device and dtype in dtypes and backend[0] != "null" and (
-                backend[0] == "torch" or engine_runs_here(f"{backend[0]}:{dtype}", backend[0])):
+        if (
+            backend[1] == device
+            and dtype in dtypes
+            and backend[0] != "null"
+            and (backend[0] == "torch" or engine_runs_here(f"{backend[0]}:{dtype}", backend[0]))
+        ):
             return backend[0]
-    raise ModelError(f"no backend runs {dtype} on {device}"
-                     + (" (int8 runs on CPU only, through ONNX Runtime)" if dtype == "int8" else ""))
+    raise ModelError(
+        f"no backend runs {dtype} on {device}"
+        + (" (int8 runs on CPU only, through ONNX Runtime)" if dtype == "int8" else "")
+    )
 
 
-def resolve_engine(device: str = "auto", dtype: str = "auto", backend: str = "auto",
-                   agreement: Mapping[str, float] | None = None,
-                   rates: Mapping[str, Mapping[str, float]] | None = None) -> Engine:
+def resolve_engine(
+    device: str = "auto",
+    dtype: str = "auto",
+    backend: str = "auto",
+    agreement: Mapping[str, float] | None = None,
+    rates: Mapping[str, Mapping[str, float]] | None = None,
+) -> Engine:
     """('auto'|'cpu'|'cuda', 'auto'|dtype, 'auto'|backend) → concrete :class:`Engine`.
 
     ``auto`` device: CUDA when torch sees one. ``auto`` dtype (and backend): the first of
@@ -243,8 +260,10 @@ def resolve_engine(device: str = "auto", dtype: str = "auto", backend: str = "au
         backend = _backend_for(device, dtype)
     if dtype not in _SUPPORTED.get((backend, device), ()):
         served = ", ".join(_SUPPORTED.get((backend, device), ())) or "nothing"
-        raise ModelError(f"backend {backend} on {device} runs {served}, not {dtype}"
-                         + (" (int8 runs on CPU only, through ONNX Runtime)" if dtype == "int8" else ""))
+        raise ModelError(
+            f"backend {backend} on {device} runs {served}, not {dtype}"
+            + (" (int8 runs on CPU only, through ONNX Runtime)" if dtype == "int8" else "")
+        )
     return Engine(device, backend, dtype)
 
 

@@ -32,8 +32,9 @@ PRESETS: dict[str, Shape] = {
 }
 
 
-def build_config(preset: str, arch: Arch, vocab_size: int, labels: list[str], multi_label: bool,
-                 max_length: int = 64) -> Any:
+def build_config(
+    preset: str, arch: Arch, vocab_size: int, labels: list[str], multi_label: bool, max_length: int = 64
+) -> Any:
     """A transformers config for ``preset``/``arch`` with the given labels."""
     from transformers import BertConfig, DistilBertConfig, RobertaConfig
 
@@ -48,12 +49,28 @@ def build_config(preset: str, arch: Arch, vocab_size: int, labels: list[str], mu
     }
     positions = max(shape.positions, max_length + 2)
     if arch == "bert":
-        return BertConfig(num_hidden_layers=shape.layers, hidden_size=shape.hidden,
-                          num_attention_heads=shape.heads, intermediate_size=shape.intermediate,
-                          max_position_embeddings=positions, **common)
+        return BertConfig(
+            num_hidden_layers=shape.layers,
+            hidden_size=shape.hidden,
+            num_attention_heads=shape.heads,
+            intermediate_size=shape.intermediate,
+            max_position_embeddings=positions,
+            **common,
+        )
     if arch == "distilbert":
-        return DistilBertConfig(n_layers=shape.layers, dim=shape.hidden, n_heads=shape.heads,
-                                hidden_dim=shape.intermediate, max_position_embeddings=positions, **common)
-    return RobertaConfig(num_hidden_layers=shape.layers, hidden_size=shape.hidden,
-                         num_attention_heads=shape.heads, intermediate_size=shape.intermediate,
-                         max_position_embeddings=positions + 2, **common)
+        return DistilBertConfig(
+            n_layers=shape.layers,
+            dim=shape.hidden,
+            n_heads=shape.heads,
+            hidden_dim=shape.intermediate,
+            max_position_embeddings=positions,
+            **common,
+        )
+    return RobertaConfig(
+        num_hidden_layers=shape.layers,
+        hidden_size=shape.hidden,
+        num_attention_heads=shape.heads,
+        intermediate_size=shape.intermediate,
+        max_position_embeddings=positions + 2,
+        **common,
+    )

@@ -42,9 +42,20 @@ __all__ = ["Staged", "choose_files", "from_directory", "from_hub", "manifest_for
 log = logging.getLogger(__name__)
 
 CONFIG = "config.json"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-                   "vocab.txt", "vocab.json", "merges.txt", "bpe.codes", "spiece.model", "sentencepiece.bpe.model",
-                   "sentencepiece.model", "tokenizer.model")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "bpe.codes",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "sentencepiece.model",
+    "tokenizer.model",
+)
 SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json", "model-*-of-*.safetensors")
 PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch_model-*-of-*.bin")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -72,8 +83,9 @@ def choose_files(names: Iterable[str], where: str) -> list[str]:
         raise ModelError(f"{where}: no {CONFIG}: not a Hugging Face model")
     weights = _matching(top, SAFETENSORS_FILES) or _matching(top, PICKLE_FILES)
     if not weights:
-        raise ModelError(f"{where}: no PyTorch weights (model.safetensors or pytorch_model.bin) among "
-                         f"{', '.join(sorted(top))}")
+        raise ModelError(
+            f"{where}: no PyTorch weights (model.safetensors or pytorch_model.bin) among {', '.join(sorted(top))}"
+        )
     tokenizer = [n for n in top if n in TOKENIZER_FILES]
     if not tokenizer:
         raise ModelError(f"{where}: no tokenizer files (expected some of {', '.join(TOKENIZER_FILES)})")
@@ -83,8 +95,9 @@ def choose_files(names: Iterable[str], where: str) -> list[str]:
 def _read_config(path: Path) -> dict[str, Any]:
     config = json_object(path, ModelError, path.name)
     if config.get("auto_map"):
-        raise ModelError(f"{path.name}: this model needs its own Python code (auto_map); livetopic never runs a "
-                         "model's code")
+        raise ModelError(
+            f"{path.name}: this model needs its own Python code (auto_map); livetopic never runs a model's code"
+        )
     return config
 
 
@@ -125,8 +138,9 @@ def _download(hub_id: str, revision: str) -> tuple[Path, str | None, list[str]]:
     except RevisionNotFoundError as exc:
         raise HubError(f"{hub_id}: the Hub has no revision {revision!r} of it") from exc
     except RepositoryNotFoundError as exc:  # gated repositories included
-        raise HubError(f"{hub_id}: no such model on the Hub, or no access to it (a private or gated model needs "
-                       "HF_TOKEN)") from exc
+        raise HubError(
+            f"{hub_id}: no such model on the Hub, or no access to it (a private or gated model needs HF_TOKEN)"
+        ) from exc
     except Exception as exc:  # offline (HF_HUB_OFFLINE), no connection, the Hub down: the cache may have it
         return _from_cache(hub_id, revision, exc)
     names = choose_files([s.rfilename for s in info.siblings or []], f"{hub_id}@{revision}")
@@ -144,18 +158,31 @@ def _from_cache(hub_id: str, revision: str, why: Exception) -> tuple[Path, str |
     reason = str(why).splitlines()[0] if str(why) else type(why).__name__
     for weights in (SAFETENSORS_FILES, PICKLE_FILES):
         try:
-            folder = Path(snapshot_download(hub_id, revision=revision, local_files_only=True,
-                                            allow_patterns=[CONFIG, *TOKENIZER_FILES, *weights]))
+            folder = Path(
+                snapshot_download(
+                    hub_id,
+                    revision=revision,
+                    local_files_only=True,
+                    allow_patterns=[CONFIG, *TOKENIZER_FILES, *weights],
+                )
+            )
         except Exception:  # not cached, or only partly: try the other weights, then give up
             continue
         present = [p.name for p in folder.iterdir() if p.is_file()]
         if _matching(present, weights):
-            log.warning("%s: the Hub was not asked (%s); taking revision %s from the Hugging Face cache %s",
-                        hub_id, reason, revision, folder)
+            log.warning(
+                "%s: the Hub was not asked (%s); taking revision %s from the Hugging Face cache %s",
+                hub_id,
+                reason,
+                revision,
+                folder,
+            )
             commit = folder.name if _COMMIT.match(folder.name) else None
             return folder, commit, choose_files(present, str(folder))
-    raise HubError(f"{hub_id}@{revision}: the Hub cannot be asked ({reason}) and the Hugging Face cache has no "
-                   "complete copy of it (pull it once with the Hub in reach; HF_HUB_OFFLINE=1 stops every request)")
+    raise HubError(
+        f"{hub_id}@{revision}: the Hub cannot be asked ({reason}) and the Hugging Face cache has no "
+        "complete copy of it (pull it once with the Hub in reach; HF_HUB_OFFLINE=1 stops every request)"
+    )
 
 
 def published_labels(config: dict[str, Any]) -> list[str]:
@@ -187,8 +214,11 @@ def _longest_input(path: Path, config: dict[str, Any]) -> int:
 
 
 def _relabel(path: Path, config: dict[str, Any], labels: list[str]) -> None:
-    config = {**config, "id2label": {str(i): name for i, name in enumerate(labels)},
-              "label2id": {name: i for i, name in enumerate(labels)}}
+    config = {
+        **config,
+        "id2label": {str(i): name for i, name in enumerate(labels)},
+        "label2id": {name: i for i, name in enumerate(labels)},
+    }
     (path / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
@@ -196,14 +226,22 @@ def _thresholds(given: dict[str, float] | float | None, labels: list[str], multi
     if given is None:
         return {}
     if not multi:
-        raise ModelError("--thresholds: a single-label model takes its top label; thresholds are for multi-label "
-                         "models")
+        raise ModelError(
+            "--thresholds: a single-label model takes its top label; thresholds are for multi-label models"
+        )
     return {label: given for label in labels} if isinstance(given, float) else dict(given)
 
 
-def manifest_for(staged: Staged, *, name: str, labels: list[str] | None = None, preprocess: Mode = "raw",
-                 max_length: int | None = None, thresholds: dict[str, float] | float | None = None,
-                 change_labels: bool = False) -> Manifest:
+def manifest_for(
+    staged: Staged,
+    *,
+    name: str,
+    labels: list[str] | None = None,
+    preprocess: Mode = "raw",
+    max_length: int | None = None,
+    thresholds: dict[str, float] | float | None = None,
+    change_labels: bool = False,
+) -> Manifest:
     """The manifest of a staged model: its labels as published (or ``labels``, written into its config),
     problem type, thresholds (0.5 each unless given: one for all, or per label, as the model card says), the
     longest input it takes (or ``max_length``), the text as it is (or ``preprocess``)."""
@@ -211,8 +249,9 @@ def manifest_for(staged: Staged, *, name: str, labels: list[str] | None = None, 
     source = staged.source
     if labels:
         if len(labels) != len(published):
-            raise ModelError(f"--labels names {len(labels)} labels, the model has {len(published)} outputs "
-                             f"({', '.join(published)})")
+            raise ModelError(
+                f"--labels names {len(labels)} labels, the model has {len(published)} outputs ({', '.join(published)})"
+            )
         _relabel(staged.path, staged.config, labels)
         source = source.model_copy(update={"labels": published})
     longest = _longest_input(staged.path, staged.config)
@@ -220,11 +259,17 @@ def manifest_for(staged: Staged, *, name: str, labels: list[str] | None = None, 
         raise ModelError(f"--max-length must be in [8, {longest}] for this model, got {max_length}")
     multi = _multi_label(staged.config, len(published))
     try:
-        return Manifest(name=name, labels=labels or published, max_length=max_length or longest,
-                        thresholds=_thresholds(thresholds, labels or published, multi),
-                        problem_type="multi_label_classification" if multi else "single_label_classification",
-                        preprocessing=PreprocessingSpec(mode=preprocess, lowercase=False, normalize_whitespace=False),
-                        labels_change_intended=change_labels, source=source)
+        return Manifest(
+            name=name,
+            labels=labels or published,
+            max_length=max_length or longest,
+            thresholds=_thresholds(thresholds, labels or published, multi),
+            problem_type="multi_label_classification" if multi else "single_label_classification",
+            preprocessing=PreprocessingSpec(mode=preprocess, lowercase=False, normalize_whitespace=False),
+            labels_change_intended=change_labels,
+            source=source,
+        )
     except ValidationError as exc:
-        raise ModelError(f"{staged.path}: {exc.errors()[0]['msg']} (labels {labels or published}; --labels "
-                         "renames them)") from exc
+        raise ModelError(
+            f"{staged.path}: {exc.errors()[0]['msg']} (labels {labels or published}; --labels renames them)"
+        ) from exc

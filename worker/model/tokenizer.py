@@ -44,8 +44,13 @@ class PythonTokenizer:
     def encode_batch(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[Encoded]:
         if not texts:
             return []
-        out = self.tokenizer(list(texts), add_special_tokens=add_special_tokens, truncation=True,
-                             max_length=self.max_length, padding=False)
+        out = self.tokenizer(
+            list(texts),
+            add_special_tokens=add_special_tokens,
+            truncation=True,
+            max_length=self.max_length,
+            padding=False,
+        )
         return [Encoded(list(ids)) for ids in out["input_ids"]]
 
 

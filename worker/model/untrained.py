@@ -20,8 +20,14 @@ __all__ = ["build_char_tokenizer", "init_version"]
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def build_char_tokenizer(texts: Iterable[str], out_dir: Path, *, vocab_size: int | None = None,
-                         min_count: int = 1, preprocess: Preprocessor | None = None) -> int:
+def build_char_tokenizer(
+    texts: Iterable[str],
+    out_dir: Path,
+    *,
+    vocab_size: int | None = None,
+    min_count: int = 1,
+    preprocess: Preprocessor | None = None,
+) -> int:
     """Write a BERT WordPiece tokenizer whose vocabulary is the characters of ``texts`` (each also as a
     ``##`` continuation, so Latin words split into characters). Padded with ``[unusedN]`` entries up to
     ``vocab_size`` when given. Returns the vocabulary size.
@@ -45,8 +51,9 @@ def build_char_tokenizer(texts: Iterable[str], out_dir: Path, *, vocab_size: int
     while vocab_size and len(vocab) < vocab_size:
         vocab.append(f"[unused{len(vocab)}]")
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True,
-                                  tokenize_chinese_chars=True)
+    tokenizer = BertTokenizerFast(
+        vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True, tokenize_chinese_chars=True
+    )
     tokenizer.save_pretrained(str(out_dir))
     saved = len(json.loads((out_dir / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"])
     if saved != len(vocab):
@@ -54,11 +61,22 @@ def build_char_tokenizer(texts: Iterable[str], out_dir: Path, *, vocab_size: int
     return len(vocab)
 
 
-def init_version(repo: Path, *, preset: str, labels: list[str], texts: Iterable[str], arch: Arch = "bert",
-                 multi_label: bool = True, name: str = "livetopic", max_length: int = 64,
-                 preprocessing: PreprocessingSpec | None = None, seed: int = 0,
-                 dtype_agreement: dict[str, float] | None = None, labels_change_intended: bool = False,
-                 graphs: bool = False) -> int:
+def init_version(
+    repo: Path,
+    *,
+    preset: str,
+    labels: list[str],
+    texts: Iterable[str],
+    arch: Arch = "bert",
+    multi_label: bool = True,
+    name: str = "livetopic",
+    max_length: int = 64,
+    preprocessing: PreprocessingSpec | None = None,
+    seed: int = 0,
+    dtype_agreement: dict[str, float] | None = None,
+    labels_change_intended: bool = False,
+    graphs: bool = False,
+) -> int:
     """Publish an untrained version (random weights) into ``repo``; returns its number. ``dtype_agreement``
     goes into the manifest as given (tests use it to exercise ``dtype=auto``); ``labels_change_intended`` lets
     running workers swap it in though its labels differ from theirs; ``graphs``: its ONNX graphs are made and
@@ -81,9 +99,13 @@ def init_version(repo: Path, *, preset: str, labels: list[str], texts: Iterable[
             publish_graphs(out)
 
     manifest = Manifest(
-        name=name, labels=labels, preprocessing=spec, max_length=max_length,
+        name=name,
+        labels=labels,
+        preprocessing=spec,
+        max_length=max_length,
         problem_type="multi_label_classification" if multi_label else "single_label_classification",
         training_args={"preset": preset, "arch": arch, "untrained": True, "seed": seed},
-        dtype_agreement=dtype_agreement or {}, labels_change_intended=labels_change_intended,
+        dtype_agreement=dtype_agreement or {},
+        labels_change_intended=labels_change_intended,
     )
     return publish_version(repo, write, manifest)

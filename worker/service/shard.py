@@ -41,8 +41,7 @@ class Shard:
         if state is None:
             return False
         self._placed(state)
-        log.info("consumer %s in group %s on %s (%s)", s.consumer, s.group, self.client.input_stream,
-                 state.describe())
+        log.info("consumer %s in group %s on %s (%s)", s.consumer, s.group, self.client.input_stream, state.describe())
         return True
 
     async def recover(self, exc: RedisError) -> bool:

@@ -69,13 +69,16 @@ def connect(url: str, *, timeout_s: float = 10.0, cluster: bool = False) -> aior
     if cluster:
         # The cluster client offers the same commands; livetopic sends only single-slot ones (see .shards), so
         # it stands in for a Redis client everywhere.
-        return cast(aioredis.Redis, aioredis.RedisCluster.from_url(
-            url,
-            decode_responses=False,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            health_check_interval=30,
-        ))
+        return cast(
+            aioredis.Redis,
+            aioredis.RedisCluster.from_url(
+                url,
+                decode_responses=False,
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+                health_check_interval=30,
+            ),
+        )
     return aioredis.Redis.from_url(
         url,
         decode_responses=False,

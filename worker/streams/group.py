@@ -35,15 +35,21 @@ class GroupState:
         """What an operator must hear about, or None when nothing was repeated or skipped."""
         where = f"consumer group {self.group} of {self.stream}"
         if self.skipped:
-            return (f"{where} created at $ (--group-start-id $): the {self.skipped} entries already in the stream "
-                    f"(up to {self.mark}) are skipped, never classified")
+            return (
+                f"{where} created at $ (--group-start-id $): the {self.skipped} entries already in the stream "
+                f"(up to {self.mark}) are skipped, never classified"
+            )
         if self.moved == "behind":
-            return (f"{where} stood behind its resume mark {self.mark} (recreated at an earlier id?): moved up to "
-                    f"it; entries up to {self.mark} are finished and are not published again")
+            return (
+                f"{where} stood behind its resume mark {self.mark} (recreated at an earlier id?): moved up to "
+                f"it; entries up to {self.mark} are finished and are not published again"
+            )
         if self.moved == "lost":
-            return (f"{where} had delivered entries after its resume mark {self.mark} that are finished nowhere and "
-                    f"pending nowhere (the group recreated at $, a consumer deleted, or an XACK from outside): "
-                    f"moved back to {self.mark}; they are delivered again, and published once")
+            return (
+                f"{where} had delivered entries after its resume mark {self.mark} that are finished nowhere and "
+                f"pending nowhere (the group recreated at $, a consumer deleted, or an XACK from outside): "
+                f"moved back to {self.mark}; they are delivered again, and published once"
+            )
         return None
 
     def describe(self) -> str:
@@ -59,8 +65,17 @@ async def ensure_group(redis: aioredis.Redis, stream: str, group: str, start_id:
     """Create ``group`` of ``stream`` at its resume mark when missing (at ``start_id`` when there is no mark),
     or move it to the mark when it stands wrong (see the module's docstring)."""
     script = redis.register_script(ENSURE_LUA)
-    reply = await guarded("ensure group", script(keys=[stream, resume_key(stream, group), done_key(stream, group)],
-                                                 args=[group, start_id]))
+    reply = await guarded(
+        "ensure group",
+        script(keys=[stream, resume_key(stream, group), done_key(stream, group)], args=[group, start_id]),
+    )
     created, mark, moved, skipped, had_mark = reply
-    return GroupState(stream, group, bool(int(created)), _s(mark), _s(moved), int(skipped),
-                      recreated=bool(int(created)) and bool(int(had_mark)))
+    return GroupState(
+        stream,
+        group,
+        bool(int(created)),
+        _s(mark),
+        _s(moved),
+        int(skipped),
+        recreated=bool(int(created)) and bool(int(had_mark)),
+    )

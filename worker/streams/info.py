@@ -76,8 +76,9 @@ async def stream_stats(redis: aioredis.Redis, stream: str, group: str, others: S
     row = _group_row(groups, group)
     lag = _count(row.get("lag")) if row is not None else None
     pending = _count(row.get("pending")) if row is not None else None
-    return StreamStats(lag=lag, pending=pending,
-                       lengths={n: int(v) for n, v in lengths.items() if not isinstance(v, Exception)})
+    return StreamStats(
+        lag=lag, pending=pending, lengths={n: int(v) for n, v in lengths.items() if not isinstance(v, Exception)}
+    )
 
 
 async def total_stats(redis: aioredis.Redis, streams: Sequence[str], group: str) -> StreamStats:
@@ -86,9 +87,11 @@ async def total_stats(redis: aioredis.Redis, streams: Sequence[str], group: str)
     shards = [await stream_stats(redis, stream, group) for stream in streams]
     lags, pendings = [s.lag for s in shards], [s.pending for s in shards]
     lengths = {name: n for s in shards for name, n in s.lengths.items()}
-    return StreamStats(lag=None if None in lags else sum(x for x in lags if x is not None),
-                       pending=None if None in pendings else sum(x for x in pendings if x is not None),
-                       lengths=lengths)
+    return StreamStats(
+        lag=None if None in lags else sum(x for x in lags if x is not None),
+        pending=None if None in pendings else sum(x for x in pendings if x is not None),
+        lengths=lengths,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,5 +132,10 @@ def total_group_state(shards: Sequence[GroupState]) -> GroupState:
     consumers any shard has."""
     if not shards:
         return GroupState(exists=False)
-    return GroupState(all(g.exists for g in shards), sum(g.pending for g in shards), sum(g.lag for g in shards),
-                      any(g.lag_capped for g in shards), max(g.consumers for g in shards))
+    return GroupState(
+        all(g.exists for g in shards),
+        sum(g.pending for g in shards),
+        sum(g.lag for g in shards),
+        any(g.lag_capped for g in shards),
+        max(g.consumers for g in shards),
+    )

@@ -15,8 +15,9 @@ __all__ = ["clear_checkpoint", "read_checkpoint"]
 async def read_checkpoint(redis: aioredis.Redis, key: str) -> dict[str, str]:
     """The fields of a checkpoint ({} when none was written)."""
     raw: Any = await guarded("HGETALL", redis.hgetall(key))
-    return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in raw.items()}
+    return {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in raw.items()
+    }
 
 
 async def clear_checkpoint(redis: aioredis.Redis, key: str) -> None:

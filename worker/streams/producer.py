@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 # {"clash", error} when the first id is taken (then nothing was written: the ids rise within a chunk). Any
 # other error of the first XADD (OOM at maxmemory…) is returned as the error itself, before any write, and so is
 # a key of the wrong type (checked first): the caller retries what is transient.
-PRODUCE_LUA = KEY_CHECKS_LUA + """
+PRODUCE_LUA = (
+    KEY_CHECKS_LUA
+    + """
 local mode = ARGV[1]
 local stream, seen, pos = KEYS[1], nil, nil
 local k = 2
@@ -96,6 +98,7 @@ if seen then
 end
 return {'ok', flags}
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +135,16 @@ class StreamProducer:
     ``duplicates`` counts the entries skipped by ``dedupe``; ``last_duplicates`` lists those of the last
     :meth:`add` (their indices in its chunk)."""
 
-    def __init__(self, redis: aioredis.Redis, stream: str, *, maxlen: int | None = None,
-                 max_retry_s: float = 120.0, dedupe: Dedupe | None = None,
-                 durability: Durability | None = None) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        stream: str,
+        *,
+        maxlen: int | None = None,
+        max_retry_s: float = 120.0,
+        dedupe: Dedupe | None = None,
+        durability: Durability | None = None,
+    ) -> None:
         self.redis, self.stream, self.maxlen, self.max_retry_s = redis, stream, maxlen, max_retry_s
         self.dedupe, self.durability = dedupe, durability or Durability()
         self.duplicates = 0
@@ -167,8 +177,9 @@ class StreamProducer:
     async def ensure_group(self, group: str, start_id: str = "0") -> GroupState:
         """Make sure ``group`` exists before pushing (at its resume mark; at ``start_id`` for a stream no worker
         served), so a worker started later misses nothing; says so when it had to move or skip."""
-        state = await self._retry.call("ensure group", ensure_group, self.redis, self.stream, group, start_id,
-                                       budget_s=self.max_retry_s)
+        state = await self._retry.call(
+            "ensure group", ensure_group, self.redis, self.stream, group, start_id, budget_s=self.max_retry_s
+        )
         if (warning := state.warning()) is not None:
             log.warning("%s", warning)
         return state
@@ -180,11 +191,15 @@ class StreamProducer:
         lo, hi = min((ids[i] for i in todo), key=parse_entry_id), max((ids[i] for i in todo), key=parse_entry_id)
         rows: Any = await guarded("XRANGE", self.redis.xrange(self.stream, lo, hi))
         found = {parse_entry_id(k): v for k, v in rows}
-        return [i for i in todo
-                if found.get(parse_entry_id(ids[i])) != {k.encode(): v.encode() for k, v in chunk[i].items()}]
+        return [
+            i
+            for i in todo
+            if found.get(parse_entry_id(ids[i])) != {k.encode(): v.encode() for k, v in chunk[i].items()}
+        ]
 
-    def _call(self, chunk: Sequence[Mapping[str, str]], ids: list[str], todo: list[int],
-              checkpoint: Checkpoint | None) -> tuple[list[str], list[str | int | float]]:
+    def _call(
+        self, chunk: Sequence[Mapping[str, str]], ids: list[str], todo: list[int], checkpoint: Checkpoint | None
+    ) -> tuple[list[str], list[str | int | float]]:
         keys, mode = [self.stream], ""
         if self.dedupe is not None:
             keys.append(self.dedupe.key)
@@ -205,15 +220,20 @@ class StreamProducer:
             args += [key, value]
         return keys, args
 
-    async def _attempt(self, chunk: Sequence[Mapping[str, str]], ids: list[str], todo: list[int],
-                       checkpoint: Checkpoint | None) -> list[int]:
+    async def _attempt(
+        self, chunk: Sequence[Mapping[str, str]], ids: list[str], todo: list[int], checkpoint: Checkpoint | None
+    ) -> list[int]:
         """Send ``todo`` (and the checkpoint) in one script call; returns what is still to send (ids renewed
         where another producer took them)."""
         keys, args = self._call(chunk, ids, todo, checkpoint)
         reply, replicas = await run_script(self.redis, self._script, keys, args, self.durability, "produce script")
         if replicas is not None and replicas < self.durability.replicas:
-            log.warning("push: only %d of %d replicas acknowledged a chunk within --wait-timeout-ms (a failover now "
-                        "may lose it)", replicas, self.durability.replicas)
+            log.warning(
+                "push: only %d of %d replicas acknowledged a chunk within --wait-timeout-ms (a failover now "
+                "may lose it)",
+                replicas,
+                self.durability.replicas,
+            )
         status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if status == "ok":
             skipped = [i for i, flag in zip(todo, reply[1], strict=True) if not int(flag)]

@@ -12,8 +12,19 @@ import redis.asyncio as aioredis
 
 from .retry import guarded
 
-__all__ = ["Entry", "count_since", "decode_fields", "delete_streams", "follow", "follow_all", "last", "lengths",
-           "lookup", "ping", "scan"]
+__all__ = [
+    "Entry",
+    "count_since",
+    "decode_fields",
+    "delete_streams",
+    "follow",
+    "follow_all",
+    "last",
+    "lengths",
+    "lookup",
+    "ping",
+    "scan",
+]
 
 Entry = tuple[str, dict[str, str]]  # entry id, fields
 
@@ -23,21 +34,27 @@ def decode_fields(raw: dict[bytes, bytes]) -> dict[str, str]:
     return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in raw.items()}
 
 
-async def follow(redis: aioredis.Redis, stream: str, after: str, *, count: int = 100,
-                 block_ms: int | None = 1000) -> list[Entry]:
+async def follow(
+    redis: aioredis.Redis, stream: str, after: str, *, count: int = 100, block_ms: int | None = 1000
+) -> list[Entry]:
     """Entries of ``stream`` after id ``after`` (``$``: only those added from now on), waiting up to ``block_ms``."""
     reply: Any = await guarded("XREAD", redis.xread({stream: after}, count=count, block=block_ms))
     return [(entry_id.decode(), decode_fields(raw)) for _name, entries in reply or [] for entry_id, raw in entries]
 
 
-async def follow_all(redis: aioredis.Redis, positions: Mapping[str, str], *, count: int = 100,
-                     block_ms: int | None = 1000) -> list[tuple[str, str, dict[str, str]]]:
+async def follow_all(
+    redis: aioredis.Redis, positions: Mapping[str, str], *, count: int = 100, block_ms: int | None = 1000
+) -> list[tuple[str, str, dict[str, str]]]:
     """(stream, entry id, fields) after each stream's position, oldest first: one XREAD per stream, all at once
     (the shards of a cluster live in different slots, which one XREAD may not span)."""
-    replies = await asyncio.gather(*(follow(redis, stream, after, count=count, block_ms=block_ms)
-                                     for stream, after in positions.items()))
-    rows = [(stream, entry_id, fields) for stream, entries in zip(positions, replies, strict=True)
-            for entry_id, fields in entries]
+    replies = await asyncio.gather(
+        *(follow(redis, stream, after, count=count, block_ms=block_ms) for stream, after in positions.items())
+    )
+    rows = [
+        (stream, entry_id, fields)
+        for stream, entries in zip(positions, replies, strict=True)
+        for entry_id, fields in entries
+    ]
     return sorted(rows, key=lambda row: _id_key(row[1]))
 
 
@@ -46,8 +63,9 @@ def _id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-async def scan(redis: aioredis.Redis, stream: str, *, start: str = "-", end: str = "+",
-               page: int = 1000) -> AsyncIterator[Entry]:
+async def scan(
+    redis: aioredis.Redis, stream: str, *, start: str = "-", end: str = "+", page: int = 1000
+) -> AsyncIterator[Entry]:
     """Every entry of ``stream`` from ``start`` to ``end`` (``(id`` excludes it), oldest first, read in pages."""
     low = start
     while True:

@@ -121,7 +121,10 @@ end
 # (finished already); how many published records were in no pending list (lost by the group: published all the
 # same); how many finished records were pending again (delivered again: acked, not published); how the group
 # was moved ('' not at all); the mark after this call.
-PUBLISH_LUA = KEY_CHECKS_LUA + _LEDGER + """
+PUBLISH_LUA = (
+    KEY_CHECKS_LUA
+    + _LEDGER
+    + """
 local stream, mark_key, done = KEYS[1], KEYS[4], KEYS[5]
 local group = ARGV[1]
 local err = check_stream(KEYS[2], 'output stream') or check_stream(KEYS[3], 'dead-letter stream') or
@@ -170,6 +173,7 @@ redis.call('SET', mark_key, new_mark)
 local moved = place_group(stream, group, info, new_mark, stop)
 return {out, lost, repeated, moved, new_mark}
 """
+)
 
 # KEYS: input, resume mark, done set. ARGV: group, where a group starts when there is no mark ('0' or '$').
 # Every path that may create or accept a group runs this (a worker starting, a producer starting, a worker that
@@ -178,7 +182,10 @@ return {out, lost, repeated, moved, new_mark}
 # Returns {1 created | 0 existed, the mark, how the group was moved ('' not at all), entries skipped (a group
 # created at '$' without a mark over a stream that holds entries: those are never delivered), 1 if the mark was
 # there before}.
-ENSURE_LUA = KEY_CHECKS_LUA + _LEDGER + """
+ENSURE_LUA = (
+    KEY_CHECKS_LUA
+    + _LEDGER
+    + """
 local stream, mark_key, done = KEYS[1], KEYS[2], KEYS[3]
 local group, start = ARGV[1], ARGV[2]
 local err = check_stream(stream, 'input stream') or check_type(mark_key, 'string', 'resume mark') or
@@ -207,6 +214,7 @@ if new_mark ~= mark then
 end
 return {0, new_mark, place_group(stream, group, info, new_mark, stop), 0, 1}
 """
+)
 
 # KEYS: input, dead, done set. ARGV: group, consumer, min idle ms, start id, count, dead maxlen, deleted reason.
 # XAUTOCLAIM ... JUSTID claims without counting a delivery; XCLAIM then counts one (an entry this
@@ -214,7 +222,9 @@ return {0, new_mark, place_group(stream, group, info, new_mark, stop), 0, 1}
 # deleted from the input stream while pending is dead-lettered here: its dead letter first, then its ack, and
 # it is finished (the done set), so a worker that still holds it publishes nothing more for it.
 # Returns {next cursor, {{id, {field, value, ...}, times delivered}, ...}, {dead-lettered id, ...}}.
-RECLAIM_LUA = KEY_CHECKS_LUA + """
+RECLAIM_LUA = (
+    KEY_CHECKS_LUA
+    + """
 local group, me = ARGV[1], ARGV[2]
 local err = check_stream(KEYS[2], 'dead-letter stream') or check_type(KEYS[3], 'zset', 'done set')
 if err then return err end
@@ -247,6 +257,7 @@ end
 for _, id in ipairs(r[3] or {}) do dead(id) end  -- Redis 7+: deleted, already dropped from the PEL
 return {r[1], claimed, deleted}
 """
+)
 
 
 def for_server(script: str, major_version: int) -> str:

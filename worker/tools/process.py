@@ -35,13 +35,30 @@ class WorkerProcess:
     """``python -m worker worker <flags>``, serving /metrics, /healthz and /readyz on a free local port,
     its output in ``log_path``. Started by :meth:`start` (or ``with``); ready once /readyz says 200."""
 
-    def __init__(self, flags: Sequence[str], log_path: Path, *, name: str = "worker", threads: int | None = None,
-                 env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        flags: Sequence[str],
+        log_path: Path,
+        *,
+        name: str = "worker",
+        threads: int | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.port = free_port()
         self.log_path = Path(log_path)
-        self.cmd = [sys.executable, "-m", "worker", "worker", "--metrics-host", "127.0.0.1",
-                    "--metrics-port", str(self.port), *flags]
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "worker",
+            "worker",
+            "--metrics-host",
+            "127.0.0.1",
+            "--metrics-port",
+            str(self.port),
+            *flags,
+        ]
         self._env = dict(env) if env is not None else child_env(threads)
         self._cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
@@ -50,15 +67,17 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         env=self._env, cwd=self._cwd)
+            self.proc = subprocess.Popen(
+                self.cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self._env, cwd=self._cwd
+            )
         return self
 
     def __enter__(self) -> WorkerProcess:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     @property
@@ -70,8 +89,9 @@ class WorkerProcess:
     def check_alive(self) -> None:
         """Raise :class:`LivetopicError` (with the log's tail) if the process has exited."""
         if self.proc is not None and self.proc.poll() is not None:
-            raise LivetopicError(f"{self.name} exited with code {self.proc.returncode}; its log "
-                                 f"({self.log_path}):\n{self.log_tail()}")
+            raise LivetopicError(
+                f"{self.name} exited with code {self.proc.returncode}; its log ({self.log_path}):\n{self.log_tail()}"
+            )
 
     def wait_ready(self, timeout_s: float = 600.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -147,8 +167,18 @@ class DashboardProcess(WorkerProcess):
     """``python -m worker dashboard <flags>`` on a free local port; ready once its /readyz says 200 (the output
     stream's history is read)."""
 
-    def __init__(self, flags: Sequence[str], log_path: Path, *, env: Mapping[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self, flags: Sequence[str], log_path: Path, *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         super().__init__(flags, log_path, name="dashboard", env=env, cwd=cwd)
-        self.cmd = [sys.executable, "-m", "worker", "dashboard", "--host", "127.0.0.1", "--port", str(self.port),
-                    *flags]
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "worker",
+            "dashboard",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *flags,
+        ]

@@ -65,7 +65,10 @@ FINE_MS = 5_000
 HORIZON_MS = 60 * 60_000
 # window name → (span ms, display step ms); None: the whole stream
 WINDOWS: dict[str, tuple[int, int] | None] = {
-    "5m": (5 * 60_000, 5_000), "15m": (15 * 60_000, 15_000), "60m": (HORIZON_MS, 60_000), "all": None,
+    "5m": (5 * 60_000, 5_000),
+    "15m": (15 * 60_000, 15_000),
+    "60m": (HORIZON_MS, 60_000),
+    "all": None,
 }
 ALL = ""  # the channel key of all channels together
 OTHER = "(other)"  # channels beyond the cap
@@ -104,8 +107,16 @@ class FeedItem:
     shard: int = 0  # whose input stream holds source_id
 
     def view(self) -> dict[str, Any]:
-        return {"id": self.source_id, "time": self.time_ms, "channel": self.channel, "user": self.user,
-                "ts": self.ts, "labels": self.labels, "text": self.text or "", "missing": self.text_missing}
+        return {
+            "id": self.source_id,
+            "time": self.time_ms,
+            "channel": self.channel,
+            "user": self.user,
+            "ts": self.ts,
+            "labels": self.labels,
+            "text": self.text or "",
+            "missing": self.text_missing,
+        }
 
 
 @dataclass(slots=True)
@@ -160,8 +171,9 @@ class Aggregator:
         self.last_id = "0-0"
 
     def _heat(self) -> ChannelHeat:
-        return ChannelHeat(RecentBuckets(FINE_MS, HORIZON_MS), MergingBuckets(60_000),
-                           feed=deque(maxlen=self.feed_size))
+        return ChannelHeat(
+            RecentBuckets(FINE_MS, HORIZON_MS), MergingBuckets(60_000), feed=deque(maxlen=self.feed_size)
+        )
 
     def _channel(self, name: str) -> str:
         """The key of ``name``'s counts (:data:`OTHER` past the cap), made when new."""
@@ -242,13 +254,25 @@ class Aggregator:
         names = self.labels.names  # the index's own strings: feed items share them
         channel = (fields.get("channel") or NONE)[:MAX_NAME_CHARS]
         text = clip_text(fields.get("text"))
-        item = FeedItem(entry_id, source, time_ms, channel, [names[i - 1] for i in indices],
-                        fields.get("user", "")[:MAX_NAME_CHARS], fields.get("ts", "")[:MAX_NAME_CHARS], text,
-                        text_missing=text is None and not is_id, shard=shard)
+        item = FeedItem(
+            entry_id,
+            source,
+            time_ms,
+            channel,
+            [names[i - 1] for i in indices],
+            fields.get("user", "")[:MAX_NAME_CHARS],
+            fields.get("ts", "")[:MAX_NAME_CHARS],
+            text,
+            text_missing=text is None and not is_id,
+            shard=shard,
+        )
         key = self._channel(channel)
         order = order_of(source) if is_id else None
         if order is not None and not self.ledger.comment(
-            order, channel, fields.get("id", "")[:MAX_NAME_CHARS], fields.get("author_id", "")[:MAX_NAME_CHARS],
+            order,
+            channel,
+            fields.get("id", "")[:MAX_NAME_CHARS],
+            fields.get("author_id", "")[:MAX_NAME_CHARS],
             (key, time_ms, tuple(indices), source),
         ):
             self.retracted += 1  # its retraction came first
@@ -286,10 +310,13 @@ class Aggregator:
             scale[-1] = 60_000 / max(1_000, now_ms - last_start)
         names = self.labels.names
         return {
-            "start": start_ms, "step": step_ms,
+            "start": start_ms,
+            "step": step_ms,
             "comments": [round(r[0] * k, 2) for r, k in zip(rows, scale, strict=True)],
-            "labels": {n: [round((r[i + 1] if i + 1 < len(r) else 0) * k, 2) for r, k in zip(rows, scale, strict=True)]
-                       for i, n in enumerate(names)},
+            "labels": {
+                n: [round((r[i + 1] if i + 1 < len(r) else 0) * k, 2) for r, k in zip(rows, scale, strict=True)]
+                for i, n in enumerate(names)
+            },
         }
 
     def heat(self, channel: str, window: str, now_ms: int) -> dict[str, Any]:

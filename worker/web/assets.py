@@ -6,8 +6,14 @@ from importlib import resources
 
 __all__ = ["CONTENT_TYPES", "static_text"]
 
-CONTENT_TYPES = {"index.html": "text/html", "app.js": "text/javascript", "chart.js": "text/javascript",
-                 "report.js": "text/javascript", "style.css": "text/css", "report.css": "text/css"}
+CONTENT_TYPES = {
+    "index.html": "text/html",
+    "app.js": "text/javascript",
+    "chart.js": "text/javascript",
+    "report.js": "text/javascript",
+    "style.css": "text/css",
+    "report.css": "text/css",
+}
 
 
 def static_text(name: str) -> str:

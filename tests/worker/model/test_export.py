@@ -37,8 +37,9 @@ def _written(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*")}
 
 
-def test_a_version_carries_its_graphs_and_a_worker_exports_nothing(tmp_path: Path, caches: list[Path],
-                                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_a_version_carries_its_graphs_and_a_worker_exports_nothing(
+    tmp_path: Path, caches: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
     repo = tmp_path / "repo"
     init_version(repo, preset="tiny", labels=LABELS, texts=TEXTS, graphs=True)
     listed = read_manifest(repo / "1").files
@@ -68,7 +69,8 @@ def test_a_graph_changed_after_publication_makes_the_version_refused(tmp_path: P
 
 
 def test_a_published_graph_this_onnx_runtime_cannot_read_is_replaced_by_an_export(
-        tmp_path: Path, caches: list[Path], caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caches: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
     staging = tmp_path / "staging"
     init_version(staging, preset="tiny", labels=LABELS, texts=TEXTS)
     reference = load_model(staging, dtype="float32", backend="torch").predict_texts(TEXTS)

@@ -19,8 +19,7 @@ TEXTS = SAMPLE.read_text(encoding="utf-8").splitlines()[:50]
 
 
 def _init(repo: Path, seed: int, labels: list[str] = LABELS, graphs: bool = True, **kwargs: object) -> int:
-    return init_version(repo, preset="tiny", labels=labels, texts=TEXTS, seed=seed, graphs=graphs,
-                        **kwargs)  # type: ignore[arg-type]
+    return init_version(repo, preset="tiny", labels=labels, texts=TEXTS, seed=seed, graphs=graphs, **kwargs)  # type: ignore[arg-type]
 
 
 def _contents(vdir: Path) -> dict[str, str]:
@@ -125,5 +124,6 @@ def test_a_copy_carries_the_onnx_graphs_made_once(tmp_path: Path) -> None:
     assert manage.rollback(repo, 1) == (3, 1)
     assert graphs <= set(read_manifest(repo / "3").files) and not (repo / "3" / ".onnx").exists()
     assert manage.rollback(repo, 2) == (4, 2)
-    assert {n: s for n, s in _contents(repo / "4").items() if n in graphs} == \
-           {n: s for n, s in _contents(repo / "2").items() if n in graphs}
+    assert {n: s for n, s in _contents(repo / "4").items() if n in graphs} == {
+        n: s for n, s in _contents(repo / "2").items() if n in graphs
+    }

@@ -157,8 +157,9 @@ def test_a_model_is_freed_without_the_cyclic_collector(tiny_repo: Path, backend:
         gc.enable()
 
 
-def test_the_versions_graph_folder_is_trusted_as_far_as_the_version(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_versions_graph_folder_is_trusted_as_far_as_the_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Beside the version, the graph folder may be the version owner's (the trainer's), but no one may write it
     who cannot write the version: else it is not used."""
     init_version(tmp_path / "repo", preset="tiny", labels=LABELS, texts=TEXTS, name="t")
@@ -172,8 +173,9 @@ def test_the_versions_graph_folder_is_trusted_as_far_as_the_version(tmp_path: Pa
     assert onnx_export.onnx_graph(vdir, "float32") == graph
 
 
-def test_a_graph_published_with_the_version_is_checked_against_its_manifest(tmp_path: Path,
-                                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_a_graph_published_with_the_version_is_checked_against_its_manifest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A graph inside the version that the manifest lists (published with it) is served as it is when it has the
     listed sha256, without an export; changed, it is exported again and never served."""
     from worker.model.repository import publish_version, read_manifest

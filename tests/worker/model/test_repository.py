@@ -44,6 +44,7 @@ def _write(files: dict[str, str]):  # type: ignore[no-untyped-def]
     def write(out: Path) -> None:
         for name, body in files.items():
             (out / name).write_text(body)
+
     return write
 
 

@@ -73,19 +73,23 @@ def test_reduced_precision_stays_close_to_float32(tiny_repo: Path, dtype: str) -
 AMX = {"amx_int8", "amx_bf16", "avx512_bf16"}  # the class where PyTorch bfloat16 follows int8
 
 
-@pytest.mark.parametrize(("flags", "agreement", "expected"), [
-    ({"avx512_vnni", "avx512_bf16"}, None, ("onnxruntime", "int8")),
-    (set(), None, ("onnxruntime", "int8")),  # ONNX Runtime's int8 runs (and wins) without VNNI too
-    ({"amx_int8", "amx_bf16"}, {"torch:bfloat16": 0.999}, ("onnxruntime", "int8")),
-    (AMX, {"onnxruntime:int8": 0.99}, ("torch", "bfloat16")),  # recorded too low: skipped
-    (AMX, {"int8": 0.99}, ("torch", "bfloat16")),  # an old manifest's plain key counts too
-    (AMX, {"onnxruntime:int8": 0.99, "torch:bfloat16": 0.9}, ("onnxruntime", "float32")),
-    (AMX, {"onnxruntime:int8": 0.99, "bfloat16": 0.9}, ("onnxruntime", "float32")),
-    ({"avx2"}, {"onnxruntime:int8": 0.995}, ("onnxruntime", "int8")),
-    ({"avx2"}, {"onnxruntime:int8": 0.1, "float32": 0.1}, ("onnxruntime", "float32")),  # float32 always serves
-])
-def test_auto_engine_on_cpu(monkeypatch: pytest.MonkeyPatch, flags: set[str], agreement: dict[str, float] | None,
-                            expected: tuple[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("flags", "agreement", "expected"),
+    [
+        ({"avx512_vnni", "avx512_bf16"}, None, ("onnxruntime", "int8")),
+        (set(), None, ("onnxruntime", "int8")),  # ONNX Runtime's int8 runs (and wins) without VNNI too
+        ({"amx_int8", "amx_bf16"}, {"torch:bfloat16": 0.999}, ("onnxruntime", "int8")),
+        (AMX, {"onnxruntime:int8": 0.99}, ("torch", "bfloat16")),  # recorded too low: skipped
+        (AMX, {"int8": 0.99}, ("torch", "bfloat16")),  # an old manifest's plain key counts too
+        (AMX, {"onnxruntime:int8": 0.99, "torch:bfloat16": 0.9}, ("onnxruntime", "float32")),
+        (AMX, {"onnxruntime:int8": 0.99, "bfloat16": 0.9}, ("onnxruntime", "float32")),
+        ({"avx2"}, {"onnxruntime:int8": 0.995}, ("onnxruntime", "int8")),
+        ({"avx2"}, {"onnxruntime:int8": 0.1, "float32": 0.1}, ("onnxruntime", "float32")),  # float32 always serves
+    ],
+)
+def test_auto_engine_on_cpu(
+    monkeypatch: pytest.MonkeyPatch, flags: set[str], agreement: dict[str, float] | None, expected: tuple[str, str]
+) -> None:
     monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset(flags))
     monkeypatch.setattr(device_mod, "openvino_available", lambda: False)  # OpenVINO's place: test_openvino.py
     assert resolve_engine("cpu", "auto", "auto", agreement) == ("cpu", *expected)
@@ -99,13 +103,17 @@ def test_auto_engine_on_cpu(monkeypatch: pytest.MonkeyPatch, flags: set[str], ag
         resolve_engine("cpu", "auto", "tensorflow")
 
 
-@pytest.mark.parametrize(("flags", "agreement", "expected"), [
-    (AMX, None, "bfloat16"),
-    (AMX, {"torch:bfloat16": 0.99}, "float32"),
-    ({"avx2"}, None, "float32"),
-])
-def test_auto_dtype_on_the_torch_backend(monkeypatch: pytest.MonkeyPatch, flags: set[str],
-                                         agreement: dict[str, float] | None, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("flags", "agreement", "expected"),
+    [
+        (AMX, None, "bfloat16"),
+        (AMX, {"torch:bfloat16": 0.99}, "float32"),
+        ({"avx2"}, None, "float32"),
+    ],
+)
+def test_auto_dtype_on_the_torch_backend(
+    monkeypatch: pytest.MonkeyPatch, flags: set[str], agreement: dict[str, float] | None, expected: str
+) -> None:
     monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset(flags))
     assert resolve_engine("cpu", "auto", "torch", agreement) == ("cpu", "torch", expected)
 
@@ -123,8 +131,14 @@ def test_auto_engine_follows_the_manifest_record(tmp_path: Path, monkeypatch: py
     from worker.model.untrained import init_version
 
     monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset(AMX))
-    init_version(tmp_path, preset="tiny", labels=["A", "B"], texts=["加油", "好球"], name="t",
-                 dtype_agreement={"onnxruntime:int8": 0.9, "torch:bfloat16": 0.999, "int8": 0.99})
+    init_version(
+        tmp_path,
+        preset="tiny",
+        labels=["A", "B"],
+        texts=["加油", "好球"],
+        name="t",
+        dtype_agreement={"onnxruntime:int8": 0.9, "torch:bfloat16": 0.999, "int8": 0.99},
+    )
     vdir, _ = resolve_version(tmp_path)
     assert read_manifest(vdir).dtype_agreement == {"onnxruntime:int8": 0.9, "torch:bfloat16": 0.999, "int8": 0.99}
     model = load_model(tmp_path, device="cpu", smoke_test=False)

@@ -31,8 +31,9 @@ def seed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
-def test_each_seed_layout_scores_as_the_reference_pipeline(seed: tuple[Seed, Path], backend: str,
-                                                           tmp_path: Path) -> None:
+def test_each_seed_layout_scores_as_the_reference_pipeline(
+    seed: tuple[Seed, Path], backend: str, tmp_path: Path
+) -> None:
     layout, published = seed
     staged = from_directory(published, tmp_path / "stage")
     manifest = manifest_for(staged, name=layout.name)
@@ -46,8 +47,9 @@ def test_each_seed_layout_scores_as_the_reference_pipeline(seed: tuple[Seed, Pat
     np.testing.assert_allclose(model.predict_texts(texts), expected, atol=TOLERANCE, rtol=0)
 
 
-def test_only_what_a_worker_needs_is_staged_and_pickles_become_safetensors(seed: tuple[Seed, Path],
-                                                                           tmp_path: Path) -> None:
+def test_only_what_a_worker_needs_is_staged_and_pickles_become_safetensors(
+    seed: tuple[Seed, Path], tmp_path: Path
+) -> None:
     layout, published = seed
     staged = from_directory(published, tmp_path / "stage")
     names = {p.name for p in staged.path.iterdir()}
@@ -105,11 +107,21 @@ def test_labels_are_renamed_on_request_and_the_config_says_so(tmp_path: Path) ->
 def test_which_files_are_taken() -> None:
     both = ["config.json", "model.safetensors", "pytorch_model.bin", "vocab.txt", "tf_model.h5", "onnx/model.onnx"]
     assert choose_files(both, "m") == ["config.json", "model.safetensors", "vocab.txt"]
-    shards = ["config.json", "tokenizer.json", "pytorch_model.bin.index.json", "pytorch_model-00001-of-00002.bin",
-              "pytorch_model-00002-of-00002.bin", "training_args.bin"]
-    assert choose_files(shards, "m") == ["config.json", "pytorch_model-00001-of-00002.bin",
-                                         "pytorch_model-00002-of-00002.bin", "pytorch_model.bin.index.json",
-                                         "tokenizer.json"]
+    shards = [
+        "config.json",
+        "tokenizer.json",
+        "pytorch_model.bin.index.json",
+        "pytorch_model-00001-of-00002.bin",
+        "pytorch_model-00002-of-00002.bin",
+        "training_args.bin",
+    ]
+    assert choose_files(shards, "m") == [
+        "config.json",
+        "pytorch_model-00001-of-00002.bin",
+        "pytorch_model-00002-of-00002.bin",
+        "pytorch_model.bin.index.json",
+        "tokenizer.json",
+    ]
     with pytest.raises(ModelError, match="no PyTorch weights"):
         choose_files(["config.json", "tf_model.h5", "vocab.txt"], "m")
     with pytest.raises(ModelError, match=r"no config\.json"):

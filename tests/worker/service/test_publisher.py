@@ -126,8 +126,14 @@ async def test_retractions_are_published_as_results_once_and_counted_by_action()
     assert set(out) == {"1-0", "2-0", "3-0", "5-0"} and not out["2-0"].dead and not out["3-0"].dead
     fields = dict(out["2-0"].fields)
     assert int(fields.pop("latency_ms")) >= 0
-    assert fields == {"source_id": "2-0", "kind": "retract", "action": "delete", "target_id": "m1", "channel": "c1",
-                      "id": "delete:m1"}
+    assert fields == {
+        "source_id": "2-0",
+        "kind": "retract",
+        "action": "delete",
+        "target_id": "m1",
+        "channel": "c1",
+        "id": "delete:m1",
+    }
     assert out["3-0"].fields["target_author_id"] == "a7" and "labels" not in out["3-0"].fields
     assert counter(h.metrics, "livetopic_retractions_total", action="delete") == 1
     assert counter(h.metrics, "livetopic_retractions_total", action="ban") == 1

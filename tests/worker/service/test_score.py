@@ -134,7 +134,10 @@ async def test_a_further_stage_runs_on_the_comments_meeting_its_condition(
     await asyncio.wait_for(h.score.run(), 5)
     [batch] = [b async for b in _batches(h.outbox)]
     assert [i.rejection.error if i.rejection else i.labels for i in batch] == [
-        ["A"], [], "model failed: RuntimeError: index out of range", ["A"]
+        ["A"],
+        [],
+        "model failed: RuntimeError: index out of range",
+        ["A"],
     ]
     assert [sorted(i.stages) for i in batch] == [["second"], [], [], ["second"]]
     assert second.encoded == ["abc", "boom a", "banana"]  # encoded by its own tokenizer, once each

@@ -79,8 +79,10 @@ async def test_published_fields_arrive_byte_for_byte(r: aioredis.Redis) -> None:
     awkward = ["a\x00b", "é😂\u2028\ud7ff", '\\"quoted"\\', "1e5", "", "null", "[1,2]", "x" * 70_000, "%s%%"]
     ids = await add(r, len(awkward) + 1)
     await a.read_new(100, 10)
-    records = [Outgoing(i, {"source_id": i, "k": value, value: "as a key"}, dead=n % 2 == 1)
-               for n, (i, value) in enumerate(zip(ids, awkward, strict=False))]
+    records = [
+        Outgoing(i, {"source_id": i, "k": value, value: "as a key"}, dead=n % 2 == 1)
+        for n, (i, value) in enumerate(zip(ids, awkward, strict=False))
+    ]
     records.append(Outgoing(ids[-1], {f"f{j}": str(j) for j in range(300)}, dead=True))  # a wide dead letter
     assert await flags(a, records) == [True] * len(records)
     got = {f[b"source_id"].decode(): f for _, f in [*await r.xrange(OUT), *await r.xrange(DEAD)] if b"k" in f}

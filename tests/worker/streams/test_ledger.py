@@ -83,7 +83,8 @@ async def test_a_group_found_behind_its_mark_at_start_is_moved_up(r: aioredis.Re
 
 
 async def test_a_group_recreated_at_dollar_by_someone_else_is_moved_back_over_what_it_skipped(
-        r: aioredis.Redis) -> None:
+    r: aioredis.Redis,
+) -> None:
     a, first = await served(r, 10)
     backlog = await add(r, 40)
     await r.xgroup_destroy(IN, GROUP)

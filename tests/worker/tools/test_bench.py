@@ -32,10 +32,28 @@ def _bench_args(*argv: str) -> tuple[BenchOptions, Settings]:
 def test_parser_accepts_the_contract_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in [k for k in os.environ if k.startswith("LIVETOPIC_")]:
         monkeypatch.delenv(key)
-    options, settings = _bench_args("--preset", "bert-base-chinese", "--texts", "a", "b", "--n", "7", "--device",
-                                    "cpu", "--redis-url", "redis://x:1/0", "--json", "--max-batch-size", "64")
+    options, settings = _bench_args(
+        "--preset",
+        "bert-base-chinese",
+        "--texts",
+        "a",
+        "b",
+        "--n",
+        "7",
+        "--device",
+        "cpu",
+        "--redis-url",
+        "redis://x:1/0",
+        "--json",
+        "--max-batch-size",
+        "64",
+    )
     assert (options.preset, options.texts, options.n, options.as_json) == (
-        "bert-base-chinese", [Path("a"), Path("b")], 7, True)
+        "bert-base-chinese",
+        [Path("a"), Path("b")],
+        7,
+        True,
+    )
     assert (settings.device, settings.redis_url, settings.max_batch_size) == ("cpu", "redis://x:1/0", 64)
     options, settings = _bench_args("--model", "repo", "--texts", "t")
     assert options.model == Path("repo") and options.preset is None and settings.device == "auto"
@@ -62,8 +80,12 @@ def test_load_texts_drops_unusable_comments(tmp_path: Path) -> None:
 
 def test_batch_stats_from_metric_deltas() -> None:
     before = {"livetopic_batch_size_count": 2, "livetopic_batch_size_sum": 10}
-    after = {"livetopic_batch_size_count": 6, "livetopic_batch_size_sum": 90, "livetopic_batch_tokens_sum": 800,
-             "livetopic_padded_tokens_total": 1000}
+    after = {
+        "livetopic_batch_size_count": 6,
+        "livetopic_batch_size_sum": 90,
+        "livetopic_batch_tokens_sum": 800,
+        "livetopic_padded_tokens_total": 1000,
+    }
     assert batch_stats(before, after) == {"mean_batch_size": 20.0, "padding_fill": 0.8}
     assert batch_stats(after, after) == {}
 
@@ -79,40 +101,112 @@ def test_percentiles_and_cpu_meter() -> None:
 
 
 def test_table_names_every_step() -> None:
-    result = {"model": "m/1", "untrained": True, "device": "cpu", "dtype": "int8", "backend": "onnxruntime",
-              "threads": 2, "n": 100, "workers": 2, "worker_threads": 1, "cpu_model": "Some Xeon",
-              "cpu_features": {"avx512f": True, "avx512_vnni": False, "amx_int8": False},
-              "agreement_n": 50, "label_agreement": 0.996, "prob_max_abs_diff": 0.002, "near_threshold_fraction": 0.1,
-              "model_only_comments_per_s": 150.0, "float32_model_only_comments_per_s": 60.0, "engines_threads": 1,
-              "engines": {"onnxruntime:int8": {"label_agreement": 0.996, "prob_max_abs_diff": 0.002,
-                                               "comments_per_s": 150.0, "comments_per_s_batch_4": 120.0,
-                                               "comments_per_s_batch_1": 110.0},
-                          "torch:float32": {"label_agreement": 1.0, "prob_max_abs_diff": 0.0, "comments_per_s": 60.0,
-                                            "comments_per_s_batch_4": 30.0, "comments_per_s_batch_1": 12.0}},
-              "baseline_comments_per_s": 10.0, "baseline_n": 20, "baseline_extrapolated": True,
-              "worker_comments_per_s": 120.0, "speedup": 12.0, "latency_ms_p50": 500.0, "latency_ms_p95": 900.0,
-              "latency_ms_p99": 990.0, "half_load_n": 100, "half_load_rate": 60.0, "half_load_latency_ms_p50": 80.0,
-              "half_load_latency_ms_p99": 200.0, "mean_batch_size": 50.0, "padding_fill": 0.95,
-              "matmul_tflops": 0.4, "matmul_tflops_by_dtype": {"float32": 0.1, "int8": 0.4}, "ceiling_dtype": "int8",
-              "gflops_per_comment": 2.1, "mean_tokens_per_comment": 12.3,
-              "compute_bound_comments_per_s": 190.0, "chosen_dtype_compute_bound_comments_per_s": 190.0,
-              "fraction_of_ceiling": 0.63, "baseline_label_agreement": 1.0,
-              "other_cpu_cores_baseline": 0.1, "other_cpu_cores_worker": float("nan")}
+    result = {
+        "model": "m/1",
+        "untrained": True,
+        "device": "cpu",
+        "dtype": "int8",
+        "backend": "onnxruntime",
+        "threads": 2,
+        "n": 100,
+        "workers": 2,
+        "worker_threads": 1,
+        "cpu_model": "Some Xeon",
+        "cpu_features": {"avx512f": True, "avx512_vnni": False, "amx_int8": False},
+        "agreement_n": 50,
+        "label_agreement": 0.996,
+        "prob_max_abs_diff": 0.002,
+        "near_threshold_fraction": 0.1,
+        "model_only_comments_per_s": 150.0,
+        "float32_model_only_comments_per_s": 60.0,
+        "engines_threads": 1,
+        "engines": {
+            "onnxruntime:int8": {
+                "label_agreement": 0.996,
+                "prob_max_abs_diff": 0.002,
+                "comments_per_s": 150.0,
+                "comments_per_s_batch_4": 120.0,
+                "comments_per_s_batch_1": 110.0,
+            },
+            "torch:float32": {
+                "label_agreement": 1.0,
+                "prob_max_abs_diff": 0.0,
+                "comments_per_s": 60.0,
+                "comments_per_s_batch_4": 30.0,
+                "comments_per_s_batch_1": 12.0,
+            },
+        },
+        "baseline_comments_per_s": 10.0,
+        "baseline_n": 20,
+        "baseline_extrapolated": True,
+        "worker_comments_per_s": 120.0,
+        "speedup": 12.0,
+        "latency_ms_p50": 500.0,
+        "latency_ms_p95": 900.0,
+        "latency_ms_p99": 990.0,
+        "half_load_n": 100,
+        "half_load_rate": 60.0,
+        "half_load_latency_ms_p50": 80.0,
+        "half_load_latency_ms_p99": 200.0,
+        "mean_batch_size": 50.0,
+        "padding_fill": 0.95,
+        "matmul_tflops": 0.4,
+        "matmul_tflops_by_dtype": {"float32": 0.1, "int8": 0.4},
+        "ceiling_dtype": "int8",
+        "gflops_per_comment": 2.1,
+        "mean_tokens_per_comment": 12.3,
+        "compute_bound_comments_per_s": 190.0,
+        "chosen_dtype_compute_bound_comments_per_s": 190.0,
+        "fraction_of_ceiling": 0.63,
+        "baseline_label_agreement": 1.0,
+        "other_cpu_cores_baseline": 0.1,
+        "other_cpu_cores_worker": float("nan"),
+    }
     table = render_table(result)
-    for text in ("99.60%", "12.0×", "measured on 20 of 100", "63%", "int8 400", "(untrained)", "n/a",
-                 "Some Xeon", "avx512f", "onnxruntime", "best dtype: int8", "110.0 at batch 1"):
+    for text in (
+        "99.60%",
+        "12.0×",
+        "measured on 20 of 100",
+        "63%",
+        "int8 400",
+        "(untrained)",
+        "n/a",
+        "Some Xeon",
+        "avx512f",
+        "onnxruntime",
+        "best dtype: int8",
+        "110.0 at batch 1",
+    ):
         assert text in table, text
     assert "avx512_vnni" not in table  # only the features the CPU has
 
 
 def test_null_table_reports_the_host_path() -> None:
-    result = {"model": "m/1", "untrained": True, "device": "cpu", "dtype": "float32", "backend": "null",
-              "threads": 2, "n": 1000, "workers": 1, "worker_threads": 1, "cpu_model": "Some Xeon",
-              "cpu_features": {"avx512f": False}, "host_path_comments_per_s": 12345.6,
-              "worker_comments_per_s": 12345.6, "latency_ms_p50": 50.0, "latency_ms_p95": 70.0, "latency_ms_p99": 80.0,
-              "half_load_n": 1000, "half_load_rate": 6000.0, "half_load_latency_ms_p50": 5.0,
-              "half_load_latency_ms_p99": 9.0, "mean_batch_size": 200.0, "other_cpu_cores_worker": 0.1,
-              "other_cpu_cores_half_load": 0.2}
+    result = {
+        "model": "m/1",
+        "untrained": True,
+        "device": "cpu",
+        "dtype": "float32",
+        "backend": "null",
+        "threads": 2,
+        "n": 1000,
+        "workers": 1,
+        "worker_threads": 1,
+        "cpu_model": "Some Xeon",
+        "cpu_features": {"avx512f": False},
+        "host_path_comments_per_s": 12345.6,
+        "worker_comments_per_s": 12345.6,
+        "latency_ms_p50": 50.0,
+        "latency_ms_p95": 70.0,
+        "latency_ms_p99": 80.0,
+        "half_load_n": 1000,
+        "half_load_rate": 6000.0,
+        "half_load_latency_ms_p50": 5.0,
+        "half_load_latency_ms_p99": 9.0,
+        "mean_batch_size": 200.0,
+        "other_cpu_cores_worker": 0.1,
+        "other_cpu_cores_half_load": 0.2,
+    }
     table = render_table(result)
     for text in ("null stand-in", "12,345.6 comments/s", "none of avx512f", "one worker process"):
         assert text in table, text

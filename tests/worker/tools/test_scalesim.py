@@ -10,18 +10,34 @@ from worker.tools.scalesim import Autoscaler, ScaleRule, wanted_replicas
 ROOT = Path(__file__).resolve().parents[3]
 
 BEHAVIOR = {
-    "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
-                "policies": [{"type": "Pods", "value": 4, "periodSeconds": 30},
-                             {"type": "Percent", "value": 100, "periodSeconds": 30}]},
-    "scaleDown": {"stabilizationWindowSeconds": 300, "selectPolicy": "Max",
-                  "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]},
+    "scaleUp": {
+        "stabilizationWindowSeconds": 0,
+        "selectPolicy": "Max",
+        "policies": [
+            {"type": "Pods", "value": 4, "periodSeconds": 30},
+            {"type": "Percent", "value": 100, "periodSeconds": 30},
+        ],
+    },
+    "scaleDown": {
+        "stabilizationWindowSeconds": 300,
+        "selectPolicy": "Max",
+        "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+    },
 }
 
 
 def test_formula_is_ceil_of_lag_over_lag_count_within_bounds() -> None:
     rule = ScaleRule(lag_count=1000, activation_lag_count=100, min_replicas=2, max_replicas=20)
-    assert [wanted_replicas(lag, rule) for lag in (0, 1, 2000, 2001, 7500, 19_999, 20_000, 10**6)] == \
-        [2, 2, 2, 3, 8, 20, 20, 20]
+    assert [wanted_replicas(lag, rule) for lag in (0, 1, 2000, 2001, 7500, 19_999, 20_000, 10**6)] == [
+        2,
+        2,
+        2,
+        3,
+        8,
+        20,
+        20,
+        20,
+    ]
     to_zero = ScaleRule(lag_count=1000, activation_lag_count=100, min_replicas=0, max_replicas=5)
     assert [wanted_replicas(lag, to_zero) for lag in (0, 100, 101, 999, 1001)] == [0, 0, 1, 1, 2]
 

@@ -14,9 +14,13 @@ NOW = 1_800_000_000_000
 
 
 def entry(t_ms: int, seq: int, channel: str | None, labels: list[str], model: str = "tvl:1") -> tuple[str, dict]:
-    fields = {"source_id": f"{t_ms}-{seq}", "labels": json.dumps(labels, ensure_ascii=False),
-              "scores": json.dumps({k: 0.5 for k in LABELS}, ensure_ascii=False), "model": model,
-              "latency_ms": str(seq % 100)}
+    fields = {
+        "source_id": f"{t_ms}-{seq}",
+        "labels": json.dumps(labels, ensure_ascii=False),
+        "scores": json.dumps({k: 0.5 for k in LABELS}, ensure_ascii=False),
+        "model": model,
+        "latency_ms": str(seq % 100),
+    }
     if channel is not None:
         fields["channel"] = channel
     return f"{t_ms + 5}-{seq}", fields
@@ -102,9 +106,19 @@ def test_every_string_kept_from_an_entry_is_cut_short() -> None:
     feed's label names are the index's own strings, and a source_id that is no entry id is never looked up."""
     agg = Aggregator()
     labels = [f"L{i}" + "x" * 1_000 for i in range(100)]
-    agg.add("5-0", {"source_id": "7-1", "channel": "c" * 60_000, "user": "u" * 5_000, "ts": "t" * 5_000,
-                    "text": "字" * 5_000, "labels": json.dumps(labels), "model": "m" * 5_000,
-                    "scores": json.dumps(dict.fromkeys(labels, 0.5))})
+    agg.add(
+        "5-0",
+        {
+            "source_id": "7-1",
+            "channel": "c" * 60_000,
+            "user": "u" * 5_000,
+            "ts": "t" * 5_000,
+            "text": "字" * 5_000,
+            "labels": json.dumps(labels),
+            "model": "m" * 5_000,
+            "scores": json.dumps(dict.fromkeys(labels, 0.5)),
+        },
+    )
     agg.add("6-0", {"source_id": "not an id " * 100, "channel": "c" * 60_000, "labels": "[]", "model": "m" * 300})
     assert {len(name) for name in agg.channels} == {0, 256}
     assert len(agg.labels.names) == 64 and {len(n) for n in agg.labels.names} == {64}

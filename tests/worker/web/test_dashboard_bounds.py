@@ -39,8 +39,9 @@ async def serving(url: str, **options: Any) -> AsyncIterator[str]:
     """A :class:`Dashboard` in this event loop on a free port, ready (its history read); its base URL."""
     from worker.web.app import Dashboard
 
-    dashboard = Dashboard(url, Settings().streams, DashboardOptions(port=0, update_interval_s=0.05, **options),
-                          health_interval_s=0.5)
+    dashboard = Dashboard(
+        url, Settings().streams, DashboardOptions(port=0, update_interval_s=0.05, **options), health_interval_s=0.5
+    )
     stop = asyncio.Event()
     started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(dashboard.run(stop, on_started=started.set_result))

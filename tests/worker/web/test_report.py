@@ -26,9 +26,16 @@ def chat_file(path: Path, n: int = 120) -> Path:
     for i in range(n):
         cheer = 0.9 if i < 60 else 0.1
         ref = 0.8 if 80 <= i < 100 else 0.05
-        rows.append({"time": f"{i // 60}:{i % 60:02d}", "user": f"u{i % 7}",
-                     "content": f"留言{i} 加油" if cheer > 0.5 else f"留言{i}",
-                     "加油": cheer, "裁判": ref + i / 10_000, "positive": 0.99})
+        rows.append(
+            {
+                "time": f"{i // 60}:{i % 60:02d}",
+                "user": f"u{i % 7}",
+                "content": f"留言{i} 加油" if cheer > 0.5 else f"留言{i}",
+                "加油": cheer,
+                "裁判": ref + i / 10_000,
+                "positive": 0.99,
+            }
+        )
     path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     return path
 
@@ -41,8 +48,9 @@ def embedded_data(html_path: Path) -> dict[str, Any]:
 
 
 def test_heat_peaks_and_shares() -> None:
-    comments = [Scored(float(i), f"c{i}", ("a",) if i < 30 else ("b",), {"a": i / 100, "b": 1 - i / 100})
-                for i in range(90)]
+    comments = [
+        Scored(float(i), f"c{i}", ("a",) if i < 30 else ("b",), {"a": i / 100, "b": 1 - i / 100}) for i in range(90)
+    ]
     t = build_timeline(Run("r", ["a", "b"], comments), window_s=30)
     assert t.step_s == 5 and t.start_s == 0 and len(t.total) == 18
     assert max(t.heat["a"]) == pytest.approx(60.0)  # 30 comments in 30 s = 60 a minute
@@ -52,8 +60,9 @@ def test_heat_peaks_and_shares() -> None:
     assert peak.offset_s == 30 and peak.per_min == pytest.approx(60.0)
     assert [c.text for c in peak.top] == ["c29", "c28", "c27"]  # its window's comments, by score
     b_peaks = t.peaks["b"]
-    assert 1 <= len(b_peaks) <= 3 and all(abs(p.offset_s - q.offset_s) >= 30 for p in b_peaks for q in b_peaks
-                                          if p is not q)
+    assert 1 <= len(b_peaks) <= 3 and all(
+        abs(p.offset_s - q.offset_s) >= 30 for p in b_peaks for q in b_peaks if p is not q
+    )
     same = compare(t, build_timeline(Run("r2", ["a", "b"], comments), window_s=30))
     assert same == {"a": 1.0, "b": 1.0}
 
@@ -70,7 +79,7 @@ def test_report_html_from_teacher_scores(tmp_path: Path, capsys: pytest.CaptureF
     [peak] = [p for p in run["peaks"]["裁判"]]
     assert 95 <= peak["offset"] <= 105 and peak["per_min"] == pytest.approx(60.0)
     assert [c["text"] for c in peak["top"]] == ["留言99", "留言98", "留言97"]  # by teacher score
-    assert "src=" not in out.read_text() and "href=\"http" not in out.read_text()  # self-contained
+    assert "src=" not in out.read_text() and 'href="http' not in out.read_text()  # self-contained
 
 
 def test_report_with_a_model_side_by_side(tmp_path: Path, topic_repo: Path) -> None:
@@ -78,8 +87,24 @@ def test_report_with_a_model_side_by_side(tmp_path: Path, topic_repo: Path) -> N
     rows = [{"time": f"0:{i:02d}", "content": "加油" * (1 + i % 3), "轉播": 0.9, "加油": 0.2} for i in range(40)]
     game.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     out = tmp_path / "g2.html"
-    assert main(["report", str(game), "--scores-from-file", "--model", str(topic_repo), "--dtype", "float32",
-                 "--window", "10s", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(game),
+                "--scores-from-file",
+                "--model",
+                str(topic_repo),
+                "--dtype",
+                "float32",
+                "--window",
+                "10s",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = embedded_data(out)
     teacher, model = data["runs"]
     assert teacher["name"] == "teacher scores (file)" and model["name"] == "model topics:1"
@@ -89,18 +114,29 @@ def test_report_with_a_model_side_by_side(tmp_path: Path, topic_repo: Path) -> N
     assert len(teacher["total"]) == len(model["total"])
 
 
-async def test_report_from_the_output_stream(tmp_path: Path, redis_server: EmbeddedRedis,
-                                             redis_client: aioredis.Redis) -> None:
+async def test_report_from_the_output_stream(
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: aioredis.Redis
+) -> None:
     scores = json.dumps({"裁判": 0.1, "加油": 0.9}, ensure_ascii=False)
     for i in range(50):
         channel = "a" if i % 2 else "b"
         source = (await redis_client.xadd("livetopic:comments", {"text": f"第{i}則 加油", "channel": channel})).decode()
-        await redis_client.xadd("livetopic:topics", {
-            "source_id": source, "channel": channel, "ts": f"1:{i:02d}", "labels": json.dumps(["加油"]),
-            "scores": scores, "model": "m:3", "latency_ms": "5"})
+        await redis_client.xadd(
+            "livetopic:topics",
+            {
+                "source_id": source,
+                "channel": channel,
+                "ts": f"1:{i:02d}",
+                "labels": json.dumps(["加油"]),
+                "scores": scores,
+                "model": "m:3",
+                "latency_ms": "5",
+            },
+        )
     out = tmp_path / "stream.html"
-    code = await _run_main(["report", "--stream", "--redis-url", redis_server.url, "--channel", "a", "--window",
-                            "10s", "--out", str(out)])
+    code = await _run_main(
+        ["report", "--stream", "--redis-url", redis_server.url, "--channel", "a", "--window", "10s", "--out", str(out)]
+    )
     assert code == 0
     data = embedded_data(out)
     [run] = data["runs"]
@@ -123,21 +159,50 @@ async def test_report_from_a_stream_with_retractions_leaves_the_retracted_commen
         source = (await redis_client.xadd("livetopic:comments", {"text": f"第{i}則", "channel": channel})).decode()
         sources.append(source)
         if i == 12:  # a retraction of comment 12 (its id m12) published before comment 12's result
-            await redis_client.xadd("livetopic:topics", {"source_id": source.replace("-", "-9"), "kind": "retract",
-                                                         "action": "delete", "target_id": "m12", "channel": "a"})
-        await redis_client.xadd("livetopic:topics", {
-            "source_id": source, "channel": channel, "ts": f"0:{i:02d}", "labels": json.dumps(["加油"]),
-            "scores": scores, "model": "m:3", "id": f"m{i}", "author_id": "bob" if i % 5 == 0 else f"u{i}"})
+            await redis_client.xadd(
+                "livetopic:topics",
+                {
+                    "source_id": source.replace("-", "-9"),
+                    "kind": "retract",
+                    "action": "delete",
+                    "target_id": "m12",
+                    "channel": "a",
+                },
+            )
+        await redis_client.xadd(
+            "livetopic:topics",
+            {
+                "source_id": source,
+                "channel": channel,
+                "ts": f"0:{i:02d}",
+                "labels": json.dumps(["加油"]),
+                "scores": scores,
+                "model": "m:3",
+                "id": f"m{i}",
+                "author_id": "bob" if i % 5 == 0 else f"u{i}",
+            },
+        )
         if i == 3:
-            await redis_client.xadd("livetopic:topics", {"source_id": sources[2], "kind": "retract",
-                                                         "action": "delete", "target_id": "m1", "channel": "a"})
+            await redis_client.xadd(
+                "livetopic:topics",
+                {"source_id": sources[2], "kind": "retract", "action": "delete", "target_id": "m1", "channel": "a"},
+            )
         if i == 16:  # bans bob: comments 0, 5, 10 and 15 of channel a; 19 is in b, and after
-            await redis_client.xadd("livetopic:topics", {"source_id": f"{source.split('-')[0]}-99", "kind": "retract",
-                                                         "action": "ban", "target_author_id": "bob", "channel": "a"})
+            await redis_client.xadd(
+                "livetopic:topics",
+                {
+                    "source_id": f"{source.split('-')[0]}-99",
+                    "kind": "retract",
+                    "action": "ban",
+                    "target_author_id": "bob",
+                    "channel": "a",
+                },
+            )
     for channel, want in (("a", 19 - 1 - 1 - 4), ("b", 1)):
         out = tmp_path / f"{channel}.html"
-        code = await _run_main(["report", "--stream", "--redis-url", redis_server.url, "--channel", channel,
-                                "--out", str(out)])
+        code = await _run_main(
+            ["report", "--stream", "--redis-url", redis_server.url, "--channel", channel, "--out", str(out)]
+        )
         assert code == 0
         data = embedded_data(out)
         [run] = data["runs"]
@@ -151,15 +216,19 @@ async def _run_main(argv: list[str]) -> int:
     return await asyncio.to_thread(main, argv)  # the command runs its own event loop
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["report", "G.json", "--scores-from-file"], "--out is required"),
-    (["report", "G.json", "--scores-from-file", "--out", "r.pdf"], "as .html or .png"),
-    (["report", "G.json", "--out", "r.html"], "needs --scores-from-file, --model or both"),
-    (["report", "--stream", "G.json", "--out", "r.html"], "either --stream or chat FILEs"),
-    (["report", "--stream", "--scores-from-file", "--out", "r.html"], "score chat FILEs"),
-])
-def test_report_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                       argv: list[str], message: str) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["report", "G.json", "--scores-from-file"], "--out is required"),
+        (["report", "G.json", "--scores-from-file", "--out", "r.pdf"], "as .html or .png"),
+        (["report", "G.json", "--out", "r.html"], "needs --scores-from-file, --model or both"),
+        (["report", "--stream", "G.json", "--out", "r.html"], "either --stream or chat FILEs"),
+        (["report", "--stream", "--scores-from-file", "--out", "r.html"], "score chat FILEs"),
+    ],
+)
+def test_report_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     monkeypatch.chdir(tmp_path)
     chat_file(tmp_path / "G.json", n=10)
     assert main(argv) == 2
@@ -186,16 +255,21 @@ async def test_a_report_on_a_stream_shows_each_pipeline_layer(redis_client: aior
 
     general = json.dumps({"Cheer": 0.1, "Game": 0.9})
     for i, game_on in enumerate([True, False]):
-        fields = {"source_id": f"{1700000000000 + i * 1000}-0", "text": f"c{i}", "model": "cascade:2",
-                  "labels": json.dumps(["Game"] if game_on else []), "scores": general,
-                  "sentiment_labels": '["positive"]', "sentiment_scores": '{"negative":0.2,"positive":0.8}'}
+        fields = {
+            "source_id": f"{1700000000000 + i * 1000}-0",
+            "text": f"c{i}",
+            "model": "cascade:2",
+            "labels": json.dumps(["Game"] if game_on else []),
+            "scores": general,
+            "sentiment_labels": '["positive"]',
+            "sentiment_scores": '{"negative":0.2,"positive":0.8}',
+        }
         if game_on:
             fields |= {"game_labels": '["Player"]', "game_scores": '{"Player":0.8,"Team":0.1}'}
         await redis_client.xadd("livetopic:topics", fields)
     _title, run = await run_from_stream(redis_client, "livetopic:topics")
     assert run.labels == ["Cheer", "Game", "sentiment:negative", "sentiment:positive", "game:Player", "game:Team"]
-    assert [c.labels for c in run.comments] == [("Game", "sentiment:positive", "game:Player"),
-                                                ("sentiment:positive",)]
+    assert [c.labels for c in run.comments] == [("Game", "sentiment:positive", "game:Player"), ("sentiment:positive",)]
     assert run.comments[0].scores["game:Player"] == 0.8 and "game:Player" not in run.comments[1].scores
 
 
@@ -208,8 +282,11 @@ def test_a_report_scored_by_a_pipeline_shows_each_layer(tmp_path: Path) -> None:
     from ...pipelines import make_layers
 
     layers = make_layers(tmp_path / "layers")
-    build_pipeline(tmp_path / "p", [parse_stage(f"general={layers['general']}"),
-                                    parse_stage(f"game={layers['game']}:when=general.Game")], name="cascade")
+    build_pipeline(
+        tmp_path / "p",
+        [parse_stage(f"general={layers['general']}"), parse_stage(f"game={layers['game']}:when=general.Game")],
+        name="cascade",
+    )
     model = load_model(tmp_path / "p", device="cpu", dtype="float32", backend="torch")
     [run] = runs_from_chat(read_chat([SAMPLE]), teacher=False, model=model)
     assert run.labels[-5:] == ["game:Player", "game:Team", "game:Judge", "game:Coach", "game:Tactics"]

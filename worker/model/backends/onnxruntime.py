@@ -78,8 +78,9 @@ class OnnxRuntimeBackend:
         if unknown:
             raise ModelError(f"{self.graph}: unexpected graph inputs {sorted(unknown)}")
         self.threads = threads
-        self.description = f"ONNX Runtime {ort.__version__} {dtype_name}, transformer-optimised graph, " \
-                           f"{threads} thread(s)"
+        self.description = (
+            f"ONNX Runtime {ort.__version__} {dtype_name}, transformer-optimised graph, {threads} thread(s)"
+        )
         # A pass costs little besides its arithmetic (no per-operator Python): cut chunks for padding mostly.
         self.chunk_overhead_tokens = 16
 

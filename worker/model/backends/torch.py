@@ -19,15 +19,20 @@ __all__ = ["TorchBackend", "load_network"]
 def load_network(model_dir: Path, device: str, torch_dtype: Any) -> Any:
     from transformers import AutoModelForSequenceClassification
 
-    kwargs: dict[str, Any] = {"local_files_only": True, "use_safetensors": True, "trust_remote_code": False,
-                              "dtype": torch_dtype}
+    kwargs: dict[str, Any] = {
+        "local_files_only": True,
+        "use_safetensors": True,
+        "trust_remote_code": False,
+        "dtype": torch_dtype,
+    }
     # SDPA's fused kernels pay off on GPUs; on CPU, for chat-length sequences (~10-20 tokens), the
     # flash-attention kernel is about twice as slow as plain matmul + softmax ("eager").
     attention = "sdpa" if device == "cuda" else "eager"
     try:
         try:
-            return AutoModelForSequenceClassification.from_pretrained(str(model_dir), attn_implementation=attention,
-                                                                      **kwargs)
+            return AutoModelForSequenceClassification.from_pretrained(
+                str(model_dir), attn_implementation=attention, **kwargs
+            )
         except (ValueError, ImportError):
             return AutoModelForSequenceClassification.from_pretrained(str(model_dir), **kwargs)
     except Exception as exc:  # transformers raises many kinds; all mean "cannot load"
@@ -51,8 +56,11 @@ class TorchBackend:
         self.num_labels = int(network.config.num_labels)
         self.id2label = {int(k): str(v) for k, v in network.config.id2label.items()}
         self._forward = torch.compile(network, dynamic=True) if compile else network
-        self.description = f"transformers {dtype_name}" + (" with SDPA" if device == "cuda" else "") + (
-            ", torch.compile" if compile else "")
+        self.description = (
+            f"transformers {dtype_name}"
+            + (" with SDPA" if device == "cuda" else "")
+            + (", torch.compile" if compile else "")
+        )
         self._pin = device == "cuda"
         # On CPU a few milliseconds of Python and small-matrix inefficiency per pass; on a GPU kernel launches.
         self.chunk_overhead_tokens = 2048 if device == "cuda" else 32

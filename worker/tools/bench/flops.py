@@ -15,8 +15,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EncoderShape", "encoder_shape", "forward_flops", "matmul_rate", "mean_forward_flops",
-           "onnxruntime_int8_rate"]
+__all__ = [
+    "EncoderShape",
+    "encoder_shape",
+    "forward_flops",
+    "matmul_rate",
+    "mean_forward_flops",
+    "onnxruntime_int8_rate",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +74,14 @@ def _gemm_shapes(shape: EncoderShape, rows: int) -> list[tuple[int, int, int]]:
     return [(rows, h, 3 * h), (rows, h, h), (rows, h, i), (rows, i, h)]
 
 
-def _best_rate(shape: EncoderShape, rows: Iterable[int], seconds: float,
-               product: Callable[[int, int, int], Callable[[], object]], sync: Callable[[], None] = lambda: None,
-               per_sync: int = 1) -> float:
+def _best_rate(
+    shape: EncoderShape,
+    rows: Iterable[int],
+    seconds: float,
+    product: Callable[[int, int, int], Callable[[], object]],
+    sync: Callable[[], None] = lambda: None,
+    per_sync: int = 1,
+) -> float:
     """The best, over ``rows``, of the time-weighted FLOP/s of the layer's GEMMs (QKV, output, feed-forward up and
     down); ``product(m, k, n)`` makes operands and returns the call to time; ``seconds`` per shape after warm-up."""
     best = 0.0
@@ -96,8 +107,9 @@ def _best_rate(shape: EncoderShape, rows: Iterable[int], seconds: float,
     return best
 
 
-def matmul_rate(device: str, dtype: str, shape: EncoderShape, *, rows: Iterable[int] | None = None,
-                seconds: float = 0.4) -> float:
+def matmul_rate(
+    device: str, dtype: str, shape: EncoderShape, *, rows: Iterable[int] | None = None, seconds: float = 0.4
+) -> float:
     """Measured FLOP/s of the encoder's own matrix products (``x @ Wᵀ + b`` at ``rows`` tokens) in ``dtype``
     (float32, bfloat16, float16) on ``device`` with PyTorch. Default ``rows``: 1024-4096 tokens on CPU,
     4096-16384 on GPUs (which need larger products to fill)."""
@@ -108,13 +120,21 @@ def matmul_rate(device: str, dtype: str, shape: EncoderShape, *, rows: Iterable[
     torch_dtype = getattr(torch, dtype)
 
     def product(m: int, k: int, n: int) -> Callable[[], object]:
-        x, w, b = (torch.randn(*size, generator=generator).to(device=device, dtype=torch_dtype)
-                   for size in ((m, k), (n, k), (n,)))
+        x, w, b = (
+            torch.randn(*size, generator=generator).to(device=device, dtype=torch_dtype)
+            for size in ((m, k), (n, k), (n,))
+        )
         return functools.partial(torch.nn.functional.linear, x, w, b)
 
     with torch.inference_mode():
-        return _best_rate(shape, rows or ((4096, 8192, 16384) if cuda else (1024, 2048, 4096)), seconds, product,
-                          torch.cuda.synchronize if cuda else lambda: None, 4 if cuda else 1)
+        return _best_rate(
+            shape,
+            rows or ((4096, 8192, 16384) if cuda else (1024, 2048, 4096)),
+            seconds,
+            product,
+            torch.cuda.synchronize if cuda else lambda: None,
+            4 if cuda else 1,
+        )
 
 
 def _onnx_int8_product(k: int, n: int, seed: int) -> bytes:
@@ -125,16 +145,21 @@ def _onnx_int8_product(k: int, n: int, seed: int) -> bytes:
 
     weight = np.random.default_rng(seed).integers(-127, 128, size=(k, n), dtype=np.int8)
     node = helper.make_node("MatMulInteger", ["a", "w"], ["y"])
-    graph = helper.make_graph([node], "int8_product", [helper.make_tensor_value_info("a", TensorProto.UINT8, ["m", k])],
-                              [helper.make_tensor_value_info("y", TensorProto.INT32, ["m", n])],
-                              initializer=[numpy_helper.from_array(weight, "w")])
+    graph = helper.make_graph(
+        [node],
+        "int8_product",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, ["m", k])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, ["m", n])],
+        initializer=[numpy_helper.from_array(weight, "w")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return bytes(model.SerializeToString())
 
 
-def onnxruntime_int8_rate(shape: EncoderShape, threads: int, *, rows: Iterable[int] = (1024, 2048, 4096),
-                          seconds: float = 0.4) -> float:
+def onnxruntime_int8_rate(
+    shape: EncoderShape, threads: int, *, rows: Iterable[int] = (1024, 2048, 4096), seconds: float = 0.4
+) -> float:
     """Measured int8 operations per second of ONNX Runtime's integer product (uint8 × int8 → int32, the kernel
     under its int8 layers; it uses VNNI/AMX where the CPU has them) at the encoder's GEMM shapes with ``threads``
     intra-op threads."""
@@ -147,8 +172,7 @@ def onnxruntime_int8_rate(shape: EncoderShape, threads: int, *, rows: Iterable[i
     generator = np.random.default_rng(0)
 
     def product(m: int, k: int, n: int) -> Callable[[], object]:
-        session = ort.InferenceSession(_onnx_int8_product(k, n, k * 7 + n), options,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(_onnx_int8_product(k, n, k * 7 + n), options, providers=["CPUExecutionProvider"])
         feed = {"a": generator.integers(0, 256, size=(m, k), dtype=np.uint8)}
         return functools.partial(session.run, None, feed)
 

@@ -44,8 +44,10 @@ REQUIRED_KEYS = (
 HOST_PATH_KEYS = ("host_path_comments_per_s", *_LOAD_KEYS, *_SETUP_KEYS)
 DEFAULT_PRESET = "bert-base-chinese"  # without --model or --preset
 # --also-dtype: a dtype (on the backend auto gives it), or backend:dtype
-ALSO_DTYPES = (*DTYPE_CHOICES[1:],
-               *(f"{b}:{d}" for b in ("torch", "onnxruntime", "openvino") for d in DTYPE_CHOICES[1:]))
+ALSO_DTYPES = (
+    *DTYPE_CHOICES[1:],
+    *(f"{b}:{d}" for b in ("torch", "onnxruntime", "openvino") for d in DTYPE_CHOICES[1:]),
+)
 
 
 class BenchOptions(Options):

@@ -103,8 +103,9 @@ def _cascade(opts: BenchOptions, settings: Settings, layout: Layout, pipeline: P
     model = load_model(pipeline, device=layout.device, dtype=layout.dtype, backend=layout.backend)
     set_torch_threads(layout.worker_threads)
     try:
-        run = functools.partial(run_cascade, model, batch_size=settings.max_batch_size,
-                                max_tokens=settings.max_batch_tokens)
+        run = functools.partial(
+            run_cascade, model, batch_size=settings.max_batch_size, max_tokens=settings.max_batch_tokens
+        )
         run(texts[:64])  # warm-up
         [first] = run(texts, first_only=True)
         stages = run(texts)

@@ -62,8 +62,9 @@ def _fingerprint(paths: list[Path], preset: str) -> str:
     return digest.hexdigest()[:12]
 
 
-def prepare_model(model: Path | None, preset: str | None, text_paths: list[Path], cache_dir: Path,
-                  texts: list[str]) -> ModelRef:
+def prepare_model(
+    model: Path | None, preset: str | None, text_paths: list[Path], cache_dir: Path, texts: list[str]
+) -> ModelRef:
     """``--model`` as given, or the ``--preset`` model built once into the cache directory."""
     if model is not None:
         vdir, manifest, number = locate_model(model)
@@ -78,10 +79,18 @@ def prepare_model(model: Path | None, preset: str | None, text_paths: list[Path]
     repo = Path(cache_dir) / "models" / f"{preset}-{_fingerprint(text_paths, preset)}"
     version = latest_version(repo)
     if version is None:
-        say(f"building an untrained {preset} model in {repo} (once; vocabulary from the texts)"
-            + (": its tokenizer and labels only, the null backend stands in for its network" if preset == NULL else ""))
-        version = init_version(repo, preset="tiny" if preset == NULL else preset, labels=LABELS, texts=texts,
-                               name=f"bench-{preset}", graphs=preset != NULL)
+        say(
+            f"building an untrained {preset} model in {repo} (once; vocabulary from the texts)"
+            + (": its tokenizer and labels only, the null backend stands in for its network" if preset == NULL else "")
+        )
+        version = init_version(
+            repo,
+            preset="tiny" if preset == NULL else preset,
+            labels=LABELS,
+            texts=texts,
+            name=f"bench-{preset}",
+            graphs=preset != NULL,
+        )
     vdir, manifest, number = locate_model(repo, version)
     return ModelRef(repo, number, vdir, manifest, untrained=True)
 
@@ -107,8 +116,13 @@ class Baseline:
         self.thresholds = np.array([manifest.threshold(label) for label in self.names], dtype=np.float32)
         self.device = device
         self.tokenizer = AutoTokenizer.from_pretrained(str(ref.path), local_files_only=True)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            str(ref.path), local_files_only=True, dtype=torch.float32).to(device).eval()
+        self.model = (
+            AutoModelForSequenceClassification.from_pretrained(
+                str(ref.path), local_files_only=True, dtype=torch.float32
+            )
+            .to(device)
+            .eval()
+        )
         # the card's 512, or fewer where the model takes fewer positions (a small preset: 128)
         self.max_length = min(512, int(getattr(self.model.config, "max_position_embeddings", 512)))
         self.seconds, self.count = 0.0, 0

@@ -15,13 +15,29 @@ from ...errors import ReportError
 
 __all__ = ["CJK_FAMILIES", "Fonts", "find_fonts", "needs_cjk"]
 
-CJK_FAMILIES = ("Noto Sans CJK TC", "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK KR", "Noto Sans TC",
-                "Source Han Sans TC", "Source Han Sans SC", "Source Han Sans", "WenQuanYi Zen Hei",
-                "WenQuanYi Micro Hei", "Droid Sans Fallback", "AR PL UMing TW", "AR PL UKai TW",
-                "Microsoft JhengHei", "PingFang TC", "Heiti TC")
+CJK_FAMILIES = (
+    "Noto Sans CJK TC",
+    "Noto Sans CJK SC",
+    "Noto Sans CJK JP",
+    "Noto Sans CJK KR",
+    "Noto Sans TC",
+    "Source Han Sans TC",
+    "Source Han Sans SC",
+    "Source Han Sans",
+    "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei",
+    "Droid Sans Fallback",
+    "AR PL UMing TW",
+    "AR PL UKai TW",
+    "Microsoft JhengHei",
+    "PingFang TC",
+    "Heiti TC",
+)
 _FILE_HINTS = ("notosanscjk", "notoserifcjk", "sourcehansans", "wqy", "droidsansfallback", "uming", "ukai")
-INSTALL_HINT = ("install a CJK font (Debian/Ubuntu: apt-get install fonts-noto-cjk, or fonts-wqy-zenhei) or "
-                "pass --font PATH to a .ttf/.otf/.ttc with Chinese glyphs")
+INSTALL_HINT = (
+    "install a CJK font (Debian/Ubuntu: apt-get install fonts-noto-cjk, or fonts-wqy-zenhei) or "
+    "pass --font PATH to a .ttf/.otf/.ttc with Chinese glyphs"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +71,11 @@ def _known(font_manager: Any) -> tuple[str, str] | None:
 
 
 def _from_system(font_manager: Any) -> tuple[str, str] | None:
-    candidates = sorted(p for p in font_manager.findSystemFonts()
-                        if any(h in Path(p).name.lower().replace("-", "").replace("_", "") for h in _FILE_HINTS))
+    candidates = sorted(
+        p
+        for p in font_manager.findSystemFonts()
+        if any(h in Path(p).name.lower().replace("-", "").replace("_", "") for h in _FILE_HINTS)
+    )
     # sans before serif, regular before bold
     candidates.sort(key=lambda p: ("serif" in p.lower(), "bold" in p.lower() or "black" in p.lower()))
     for path in candidates:

@@ -19,8 +19,12 @@ _CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline
 
 
 def report_data(title: str, timelines: Sequence[Timeline], correlation: dict[str, float | None]) -> dict[str, Any]:
-    return {"title": title, "time_axis": timelines[0].run.time_axis, "runs": [t.as_dict() for t in timelines],
-            "correlation": correlation}
+    return {
+        "title": title,
+        "time_axis": timelines[0].run.time_axis,
+        "runs": [t.as_dict() for t in timelines],
+        "correlation": correlation,
+    }
 
 
 def _script_json(value: Any) -> str:

@@ -15,8 +15,20 @@ from .timeline import Peak, Timeline
 __all__ = ["PALETTE", "render_png", "top_quote"]
 
 # the dashboard's colours (worker/web/static/chart.js), one per topic
-PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#e377c2", "#8c564b", "#bcbd22",
-           "#393b79", "#7f7f7f", "#637939")
+PALETTE = (
+    "#d62728",
+    "#1f77b4",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#17becf",
+    "#e377c2",
+    "#8c564b",
+    "#bcbd22",
+    "#393b79",
+    "#7f7f7f",
+    "#637939",
+)
 RUN_STYLES = ({"linestyle": "-", "linewidth": 1.6}, {"linestyle": "--", "linewidth": 1.3, "color": "#333333"})
 
 
@@ -24,8 +36,10 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise ReportError("a PNG report needs matplotlib: pip install 'livetopic[report]' "
-                          "(or write an .html report, which needs nothing more)") from None
+        raise ReportError(
+            "a PNG report needs matplotlib: pip install 'livetopic[report]' "
+            "(or write an .html report, which needs nothing more)"
+        ) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -88,8 +102,15 @@ def _shares(ax: Any, timelines: Sequence[Timeline], fonts: Fonts) -> None:
     ax.set_title(fonts.printable(title), loc="left", fontsize=9 if len(timelines) > 1 else 10)
 
 
-def _label_panel(ax: Any, note: Any, k: int, label: str, timelines: Sequence[Timeline],
-                 correlation: dict[str, float | None], fonts: Fonts) -> None:
+def _label_panel(
+    ax: Any,
+    note: Any,
+    k: int,
+    label: str,
+    timelines: Sequence[Timeline],
+    correlation: dict[str, float | None],
+    fonts: Fonts,
+) -> None:
     color = PALETTE[k % len(PALETTE)]
     for r, t in enumerate(timelines):
         style = dict(RUN_STYLES[min(r, len(RUN_STYLES) - 1)])
@@ -106,20 +127,43 @@ def _label_panel(ax: Any, note: Any, k: int, label: str, timelines: Sequence[Tim
     lines = []
     for p in first.peaks.get(label, []):
         lines.append(f"{clock(p.offset_s)}  {p.per_min:.0f}/min  {top_quote(p, fonts.printable)}")
-    note.text(0, 1, fonts.printable("\n".join(lines) or "no peak"), va="top", ha="left", fontsize=8.5,
-              transform=note.transAxes)
+    note.text(
+        0,
+        1,
+        fonts.printable("\n".join(lines) or "no peak"),
+        va="top",
+        ha="left",
+        fontsize=8.5,
+        transform=note.transAxes,
+    )
 
 
-def render_png(path: Path, title: str, timelines: Sequence[Timeline], correlation: dict[str, float | None],
-               *, font: Path | None = None) -> None:
+def render_png(
+    path: Path,
+    title: str,
+    timelines: Sequence[Timeline],
+    correlation: dict[str, float | None],
+    *,
+    font: Path | None = None,
+) -> None:
     """Draw the report into ``path`` (PNG)."""
     plt = _pyplot()
     fonts = find_fonts(font, required=needs_cjk(_texts(timelines)))
     labels = timelines[0].run.labels
     with plt.rc_context({"font.family": fonts.family, "axes.unicode_minus": False}):
         fig = plt.figure(figsize=(15, 3.6 + 1.45 * len(labels)), dpi=100)
-        grid = fig.add_gridspec(len(labels) + 1, 2, width_ratios=(3.2, 1.3), height_ratios=(2.4, *[1] * len(labels)),
-                                hspace=0.55, wspace=0.08, left=0.05, right=0.99, top=0.94, bottom=0.05)
+        grid = fig.add_gridspec(
+            len(labels) + 1,
+            2,
+            width_ratios=(3.2, 1.3),
+            height_ratios=(2.4, *[1] * len(labels)),
+            hspace=0.55,
+            wspace=0.08,
+            left=0.05,
+            right=0.99,
+            top=0.94,
+            bottom=0.05,
+        )
         top = fig.add_subplot(grid[0, 0])
         _overview(top, timelines[0], fonts)
         _shares(fig.add_subplot(grid[0, 1]), timelines, fonts)
@@ -134,8 +178,12 @@ def render_png(path: Path, title: str, timelines: Sequence[Timeline], correlatio
             ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _pos: clock(v * 60)))
         (axes[-1] if axes else top).set_xlabel(fonts.printable(timelines[0].run.time_axis))
         runs = " vs ".join(t.run.name for t in timelines)
-        fig.suptitle(fonts.printable(f"{title} · topic heat, rolling {timelines[0].window_s:g} s window · {runs}"),
-                     x=0.05, ha="left", fontsize=13)
+        fig.suptitle(
+            fonts.printable(f"{title} · topic heat, rolling {timelines[0].window_s:g} s window · {runs}"),
+            x=0.05,
+            ha="left",
+            fontsize=13,
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, format="png")
         plt.close(fig)

@@ -49,14 +49,18 @@ def read_chat(paths: Sequence[Path | str], channel: str | None = None) -> ChatRo
             if channel is not None and record.fields.get("channel") != channel:
                 continue
             if record.offset_s is None:
-                raise InputFileError(f"{where}: no time of the comment ('time' or 'ts' as M:SS): a report needs "
-                                     "each comment's time")
+                raise InputFileError(
+                    f"{where}: no time of the comment ('time' or 'ts' as M:SS): a report needs each comment's time"
+                )
             rows.append(row)
             offsets.append(record.offset_s)
             texts.append(record.fields["text"])
     if not rows:
-        raise InputFileError("no comments in " + ", ".join(str(p) for p in paths)
-                             + (f" for channel {channel!r}" if channel is not None else ""))
+        raise InputFileError(
+            "no comments in "
+            + ", ".join(str(p) for p in paths)
+            + (f" for channel {channel!r}" if channel is not None else "")
+        )
     order = sorted(range(len(rows)), key=lambda i: offsets[i])
     title = " + ".join(dict.fromkeys(item.group for item in files))
     return ChatRows(title, [rows[i] for i in order], [offsets[i] for i in order], [texts[i] for i in order])
@@ -70,8 +74,9 @@ def _teacher(chat: ChatRows, labels: Sequence[str]) -> Run:
             try:
                 scores[label] = float(row.get(label, 0.0))
             except (TypeError, ValueError):
-                raise InputFileError(f"{chat.title}: teacher score {label!r} is {row.get(label)!r}, "
-                                     "not a number") from None
+                raise InputFileError(
+                    f"{chat.title}: teacher score {label!r} is {row.get(label)!r}, not a number"
+                ) from None
         on = tuple(label for label in labels if scores[label] > TEACHER_THRESHOLD)
         comments.append(Scored(offset, text, on, scores, str(row.get("user", ""))))
     return Run("teacher scores (file)", list(labels), comments)
@@ -90,8 +95,10 @@ def _scored_by(chat: ChatRows, model: LoadedModel) -> Run:
         for row, on, probs in zip(stage.rows.tolist(), stage.labels, stage.probs, strict=True):
             labels[row] += [prefix + x for x in on]
             scores[row].update({prefix + k: float(p) for k, p in zip(stage.label_names, probs, strict=True)})
-    comments = [Scored(offset, text, tuple(on), sc, str(raw.get("user", "")))
-                for raw, offset, text, on, sc in zip(chat.rows, chat.offsets, chat.texts, labels, scores, strict=True)]
+    comments = [
+        Scored(offset, text, tuple(on), sc, str(raw.get("user", "")))
+        for raw, offset, text, on, sc in zip(chat.rows, chat.offsets, chat.texts, labels, scores, strict=True)
+    ]
     return Run(f"model {model.tag}", names, comments)
 
 
@@ -108,8 +115,9 @@ def _layered(fields: dict[str, str]) -> tuple[list[str], dict[str, float]]:
     return labels, scores
 
 
-def runs_from_chat(chat: ChatRows, *, teacher: bool, model: LoadedModel | None,
-                   labels: Sequence[str] | None = None) -> list[Run]:
+def runs_from_chat(
+    chat: ChatRows, *, teacher: bool, model: LoadedModel | None, labels: Sequence[str] | None = None
+) -> list[Run]:
     """The runs of a report on chat files: teacher scores (``teacher``) and/or ``model``'s scores. The
     teacher's labels: ``labels``, else the model's that the file has, else every label column of the file."""
     if not teacher and model is None:
@@ -125,8 +133,9 @@ def runs_from_chat(chat: ChatRows, *, teacher: bool, model: LoadedModel | None,
             chosen = columns
         missing = [label for label in chosen if label not in columns]
         if not chosen or missing:
-            raise InputFileError(f"{chat.title}: no teacher scores for {missing or 'any label'} "
-                                 f"(score columns: {columns})")
+            raise InputFileError(
+                f"{chat.title}: no teacher scores for {missing or 'any label'} (score columns: {columns})"
+            )
         runs.append(_teacher(chat, chosen))
     if model is not None:
         runs.append(_scored_by(chat, model))
@@ -174,9 +183,16 @@ def without_retracted(entries: Sequence[tuple[str, dict[str, str]]]) -> tuple[li
     return kept, len(removed) - sum(is_retraction(f) for _i, f in entries)
 
 
-async def run_from_stream(redis: aioredis.Redis, output_stream: str, *, channel: str | None = None,
-                          start: str = "-", end: str = "+", max_entries: int = 1_000_000,
-                          shards: Sequence[str] = ()) -> tuple[str, Run]:
+async def run_from_stream(
+    redis: aioredis.Redis,
+    output_stream: str,
+    *,
+    channel: str | None = None,
+    start: str = "-",
+    end: str = "+",
+    max_entries: int = 1_000_000,
+    shards: Sequence[str] = (),
+) -> tuple[str, Run]:
     """A run from the output stream (``shards``: the output stream of each shard, else ``output_stream`` alone)
     between ``start`` and ``end`` (ids or ``-``/``+``): (title, run), less the comments retracted in that range
     (:func:`without_retracted`, per shard: a channel's comments and retractions share one). Times are the
@@ -196,8 +212,10 @@ async def run_from_stream(redis: aioredis.Redis, output_stream: str, *, channel:
         where += [shard] * len(kept)
         retracted += removed
     if not entries:
-        raise LivetopicError(f"no results in {output_stream} between {start} and {end}"
-                             + (f" for channel {channel!r}" if channel is not None else ""))
+        raise LivetopicError(
+            f"no results in {output_stream} between {start} and {end}"
+            + (f" for channel {channel!r}" if channel is not None else "")
+        )
     times = [parse_offset(f.get("ts", "")) for _i, f in entries]
     by_ts = all(t is not None for t in times)
     first_ms = min(entry_time_ms(f.get("source_id") or i) for i, f in entries)
@@ -209,8 +227,17 @@ async def run_from_stream(redis: aioredis.Redis, output_stream: str, *, channel:
             labels, scores = _layered(fields)
         except (ValueError, TypeError, AttributeError):
             continue
-        comments.append(Scored(offset, fields.get("text", ""), tuple(labels), scores, fields.get("user", ""),
-                               fields.get("source_id", ""), shard))
+        comments.append(
+            Scored(
+                offset,
+                fields.get("text", ""),
+                tuple(labels),
+                scores,
+                fields.get("user", ""),
+                fields.get("source_id", ""),
+                shard,
+            )
+        )
     comments.sort(key=lambda c: c.offset_s)
     models = ", ".join(dict.fromkeys(f.get("model", "?") for _i, f in entries))
     title = f"{output_stream}" + (f" · channel {channel}" if channel is not None else "")

@@ -69,12 +69,23 @@ class Timeline:
             return {"offset": c.offset_s, "text": c.text, "user": c.user, "score": c.scores.get(label)}
 
         return {
-            "name": self.run.name, "labels": self.run.labels, "window": self.window_s, "step": self.step_s,
-            "start": self.start_s, "comments": len(self.run.comments), "counts": self.counts, "shares": self.shares,
+            "name": self.run.name,
+            "labels": self.run.labels,
+            "window": self.window_s,
+            "step": self.step_s,
+            "start": self.start_s,
+            "comments": len(self.run.comments),
+            "counts": self.counts,
+            "shares": self.shares,
             "heat": {k: [round(float(v), 2) for v in a] for k, a in self.heat.items()},
             "total": [round(float(v), 2) for v in self.total],
-            "peaks": {k: [{"offset": p.offset_s, "per_min": round(p.per_min, 1),
-                           "top": [comment(c, k) for c in p.top]} for p in ps] for k, ps in self.peaks.items()},
+            "peaks": {
+                k: [
+                    {"offset": p.offset_s, "per_min": round(p.per_min, 1), "top": [comment(c, k) for c in p.top]}
+                    for p in ps
+                ]
+                for k, ps in self.peaks.items()
+            },
         }
 
 
@@ -88,8 +99,9 @@ def _rolling(offsets: np.ndarray, start: float, step: float, n: int, per: int, w
     return (cumulative[idx] - cumulative[np.maximum(0, idx - per)]) * (60.0 / window)
 
 
-def _peaks(run: Run, label: str, heat: np.ndarray, start: float, step: float, window: float,
-           n_peaks: int, n_top: int) -> list[Peak]:
+def _peaks(
+    run: Run, label: str, heat: np.ndarray, start: float, step: float, window: float, n_peaks: int, n_top: int
+) -> list[Peak]:
     if not len(heat) or heat.max() <= 0:
         return []
     order = np.argsort(-heat, kind="stable")
@@ -140,4 +152,3 @@ def compare(a: Timeline, b: Timeline) -> dict[str, float | None]:
         x, y = a.heat[label], b.heat[label]
         out[label] = None if x.std() == 0 or y.std() == 0 else round(float(np.corrcoef(x, y)[0, 1]), 3)
     return out
-
