@@ -18,13 +18,13 @@ from worker.model.repository import latest_version
 from worker.model.tokenizer import encode_texts, serving_backend
 from worker.options import validate_options
 
-from .config import TrainConfig, TrainResult
+from .config import LOSS, TrainConfig, TrainResult
 from .data import Dataset, Split, load_dataset, split_games
 from .gate import Verdict, judge
 from .layers import load_layer
 from .loop import Fitted, fit
 from .metrics import apply_thresholds, compute_metrics, summary_line
-from .modeling import Built, build_model, default_lr, predict_probs
+from .modeling import Built, build_model, predict_probs
 from .publish import CANDIDATES, manifest_for, publish
 from .runlog import RunLog, default_run_dir
 
@@ -140,7 +140,6 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
             def encode(texts: list[str]) -> list[list[int]]:
                 return encode_texts(backend, built.preprocessing.build(), texts)
 
-            lr = cfg.lr if cfg.lr is not None else default_lr(cfg.base, cfg.preset)
             targets = train_set.targets if soft else train_set.hard.astype(np.float32)
             fitted = fit(
                 cfg,
@@ -149,7 +148,7 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
                 targets,
                 val_set,
                 encode(val_set.texts),
-                lr=lr,
+                lr=cfg.lr,
                 deadline=deadline,
                 rows_after=_rows_after(cfg, out_repo, val_set, test_set),
                 runlog=runlog,
@@ -167,7 +166,8 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
                 **options,
                 "data": [str(p) for p in data_paths],
                 "files": data.files,
-                "lr": lr,
+                "recipe": "seed card (--base)" if cfg.base else "from scratch",
+                "loss": LOSS,
                 "soft_targets": soft,
                 "vocab_size": int(built.model.config.vocab_size),
                 "n_train": len(train_set),
