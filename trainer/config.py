@@ -43,7 +43,9 @@ class TrainConfig(Options):
     base: Annotated[str | None, Flag(metavar="DIR")] = Field(
         None,
         description="start from a local Hugging Face model directory, a version REPO/N or a repository (its latest "
-        "version); default: from scratch",
+        "version); default: from scratch. With a base, --lr, --batch-size and --epochs default to the seed card's "
+        f"recipe (lr {BASE_RECIPE['lr']:g}, batch {BASE_RECIPE['batch_size']}, {BASE_RECIPE['epochs']} epochs, "
+        f"{LOSS}): the recommended path where a pretrained model is at hand",
     )
     labels: Annotated[list[str] | None, _NAMES] = Field(
         None, description="label columns (space- or comma-separated); default: every non-metadata numeric column"
