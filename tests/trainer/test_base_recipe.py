@@ -33,7 +33,8 @@ def make_base(out: Path) -> dict[str, Any]:
     import torch
     from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast  # type: ignore[attr-defined]
 
-    chars = sorted({ch.lower() for phrase in [*sum(POOLS.values(), []), *FILLER] for ch in phrase if not ch.isspace()})
+    phrases = [*(p for pool in POOLS.values() for p in pool), *FILLER]
+    chars = sorted({ch.lower() for phrase in phrases for ch in phrase if not ch.isspace()})
     vocab = [*SPECIAL, *chars, *(f"##{ch}" for ch in chars)]
     tokenizer = BertTokenizerFast(
         vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True, tokenize_chinese_chars=True

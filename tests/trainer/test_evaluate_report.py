@@ -130,7 +130,8 @@ def test_baseline_json_and_table(data: Path, capsys: pytest.CaptureFixture[str])
 def test_a_model_version_and_the_labeller(
     data: Path, tiny_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = json.loads(_evaluate(capsys, "--model", str(tiny_repo), "--data", str(data), "--dtype", "float32", "--json"))
+    argv = ("--model", str(tiny_repo), "--data", str(data), "--dtype", "float32", "--json")
+    model = json.loads(_evaluate(capsys, *argv))
     assert model["source"] == "model" and set(model["disagreements"]) == set(LABELS)
     _consistent(model, 3)
     assert all("threshold_spread" in m for m in model["per_label"].values())
