@@ -222,7 +222,7 @@ def cmd_evaluate(options: EvaluateOptions, _: Settings) -> int:
     if options.as_json:
         print(json.dumps(metrics, ensure_ascii=False))
     else:
-        from .report import metrics_table
+        from .table import metrics_table
 
         print("\n".join(metrics_table(metrics)))
     return 0
