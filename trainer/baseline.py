@@ -17,7 +17,7 @@ import numpy as np
 from worker.text import Preprocessor
 
 from .data import Dataset
-from .metrics import apply_thresholds, compute_metrics, tune_thresholds
+from .metrics import tune_thresholds
 
 __all__ = ["TfidfBaseline", "fit_baseline"]
 
@@ -38,12 +38,6 @@ class TfidfBaseline:
         for j, model in enumerate(self.models):
             out[:, j] = model if isinstance(model, float) else model.predict_proba(features)[:, 1]
         return out
-
-    def evaluate(self, data: Dataset) -> dict[str, Any]:
-        scores = self.predict_proba(data.texts)
-        return compute_metrics(
-            data.hard, apply_thresholds(scores, self.thresholds), self.labels, scores, list(self.thresholds)
-        )
 
 
 def fit_baseline(

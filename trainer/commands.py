@@ -15,12 +15,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from worker.display import pad, width
 from worker.options import Flag, Options, add_command
 from worker.settings import Device, Dtype, Settings
 
 from .config import TrainOptions, names
 from .data import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION
+from .disagree import DEFAULT_EXAMPLES, DEFAULT_WIDTH
 
 __all__ = ["NOT_PUBLISHED", "EvaluateOptions", "LabelOptions", "register"]
 
@@ -65,6 +65,17 @@ class EvaluateOptions(Options):
         "trainer's own numbers exactly)",
     )
     threads: int | None = Field(None, description="torch CPU threads")
+    examples: int = Field(
+        DEFAULT_EXAMPLES,
+        ge=0,
+        description="example comments per label of each kind of disagreement with the teacher (false positives, "
+        f"false negatives), the widest gaps first (default {DEFAULT_EXAMPLES}; 0: the counts only)",
+    )
+    example_width: int = Field(
+        DEFAULT_WIDTH,
+        ge=8,
+        description=f"columns an example comment is cut to (CJK characters take two; default {DEFAULT_WIDTH})",
+    )
     as_json: bool = Field(False, alias="json", description="print one JSON object")
 
     @field_validator("labels", mode="before")
@@ -104,9 +115,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         cmd_evaluate,
         options=EvaluateOptions,
         help="score a model version, the TF-IDF baseline or the keyword labeller on labelled data",
-        description="Micro/macro F1, exact match, per-label F1 and ROC AUC on labelled data. --split test scores the "
-        "games a version held out (recorded in its manifest); the baseline is fitted on the train games of the same "
-        "split.",
+        description="Micro/macro F1, exact match, per-label F1, precision, recall, ROC AUC and support on labelled "
+        "data; per label, the false positives and negatives against the teacher's labels with example comments, and "
+        "how far its best threshold moves across the games. --split test scores the games a version held out "
+        "(recorded in its manifest); the baseline is fitted on the train games of the same split.",
     )
     add_command(
         sub,
@@ -176,31 +188,6 @@ def _games(metrics: dict[str, Any]) -> str:
     return f"on {games} games" if games is not None else "games"
 
 
-def metrics_table(metrics: dict[str, Any]) -> list[str]:
-    """``evaluate``'s table: a summary line, then one row per label, the columns aligned whatever the label
-    names' script (CJK names take two columns a character)."""
-
-    def fmt(value: Any) -> str:
-        return "n/a" if value is None else f"{value:.4f}"
-
-    seen = " (its validation games: optimistic)" if metrics.get("seen_by_model") else ""
-    lines = [
-        f"{metrics.get('source')} on {metrics['n']} comments ({metrics.get('games')} games, split "
-        f"{metrics.get('split')}{seen}): micro_f1 {fmt(metrics['micro_f1'])}  macro_f1 "
-        f"{fmt(metrics['macro_f1'])}  exact_match {fmt(metrics['exact_match'])}"
-    ]
-    first = max([5, *(width(label) for label in metrics["per_label"])])
-    lines.append(f"{pad('label', first)} {'f1':>7} {'prec':>7} {'recall':>7} {'auc':>7} {'support':>8} {'thr':>5}")
-    for label, m in metrics["per_label"].items():
-        threshold = m.get("threshold")
-        lines.append(
-            f"{pad(label, first)} {fmt(m['f1']):>7} {fmt(m['precision']):>7} {fmt(m['recall']):>7} "
-            f"{fmt(m['roc_auc']):>7} {m['support']:>8} "
-            f"{'' if threshold is None else f'{threshold:.2f}':>5}"
-        )
-    return lines
-
-
 def cmd_evaluate(options: EvaluateOptions, _: Settings) -> int:
     from . import evaluate
 
@@ -208,7 +195,12 @@ def cmd_evaluate(options: EvaluateOptions, _: Settings) -> int:
         import torch
 
         torch.set_num_threads(options.threads)
-    held_out: dict[str, Any] = {"val_fraction": options.val_fraction, "test_fraction": options.test_fraction}
+    shared: dict[str, Any] = {  # the options every scorer takes
+        "val_fraction": options.val_fraction,
+        "test_fraction": options.test_fraction,
+        "examples": options.examples,
+        "example_width": options.example_width,
+    }
     if options.model and _is_pipeline(options.model):
         return _evaluate_pipeline(options)
     if options.model:
@@ -219,17 +211,19 @@ def cmd_evaluate(options: EvaluateOptions, _: Settings) -> int:
             labels=options.labels,
             device=options.device,
             dtype=options.dtype,
-            **held_out,
+            **shared,
         )
     elif options.baseline:
         split = options.split or "test"
-        metrics = evaluate.evaluate_baseline(options.data, split=split, labels=options.labels, **held_out)
+        metrics = evaluate.evaluate_baseline(options.data, split=split, labels=options.labels, **shared)
     else:
         assert options.labeller is not None  # the model checks that one of the three is given
-        metrics = evaluate.evaluate_labeller(options.labeller, options.data, split=options.split or "all", **held_out)
+        metrics = evaluate.evaluate_labeller(options.labeller, options.data, split=options.split or "all", **shared)
     if options.as_json:
         print(json.dumps(metrics, ensure_ascii=False))
     else:
+        from .table import metrics_table
+
         print("\n".join(metrics_table(metrics)))
     return 0
 

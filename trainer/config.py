@@ -15,9 +15,16 @@ from worker.text import Mode
 
 from .data import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION
 
-__all__ = ["TrainConfig", "TrainOptions", "TrainResult", "names"]
+__all__ = ["BASE_RECIPE", "LOSS", "SCRATCH_DEFAULTS", "TrainConfig", "TrainOptions", "TrainResult", "names"]
 
 _NAMES = Flag(metavar="LABEL")
+LOSS = "BCEWithLogitsLoss"  # the one loss of every run, on soft or 0/1 targets (trainer/loop.py)
+# The seed card's fine-tuning recipe (the research's general-layer model card: lr 1e-5, batch 32, BCE, 10 epochs):
+# what a run with --base defaults to. A from-scratch run has its own defaults (its peak learning rate by preset);
+# changing these leaves the other alone.
+BASE_RECIPE: dict[str, Any] = {"lr": 1e-5, "batch_size": 32, "epochs": 10}
+SCRATCH_DEFAULTS: dict[str, Any] = {"batch_size": 32, "epochs": 10}
+SCRATCH_LR = {"tiny": 2e-3, "mini": 5e-4, "small": 5e-4, "bert-base-chinese": 1e-4}  # small random models need more
 
 
 def names(values: Any) -> list[str] | None:
@@ -36,7 +43,9 @@ class TrainConfig(Options):
     base: Annotated[str | None, Flag(metavar="DIR")] = Field(
         None,
         description="start from a local Hugging Face model directory, a version REPO/N or a repository (its latest "
-        "version); default: from scratch",
+        "version); default: from scratch. With a base, --lr, --batch-size and --epochs default to the seed card's "
+        f"recipe (lr {BASE_RECIPE['lr']:g}, batch {BASE_RECIPE['batch_size']}, {BASE_RECIPE['epochs']} epochs, "
+        f"{LOSS}): the recommended path where a pretrained model is at hand",
     )
     labels: Annotated[list[str] | None, _NAMES] = Field(
         None, description="label columns (space- or comma-separated); default: every non-metadata numeric column"
@@ -50,13 +59,26 @@ class TrainConfig(Options):
     )
     preprocess: Mode | None = Field(None, description="text preprocessing mode (default: the base version's, else raw)")
     lowercase: bool = Field(True, description="lowercase the text (--no-lowercase keeps letter case)")
-    epochs: int = Field(10, ge=1, description="maximum epochs")
+    epochs: int = Field(
+        SCRATCH_DEFAULTS["epochs"],
+        ge=1,
+        description=f"maximum epochs (default {SCRATCH_DEFAULTS['epochs']} from scratch; with --base the seed card's "
+        f"{BASE_RECIPE['epochs']})",
+    )
     max_minutes: float | None = Field(None, gt=0, description="wall-clock budget of the whole run, minutes")
     seed: int = Field(0, description="random seed")
-    lr: float | None = Field(
-        None, description="peak learning rate (default 1e-5 with --base; from scratch tiny 2e-3, mini and small 5e-4)"
+    lr: float = Field(
+        SCRATCH_LR["mini"],
+        gt=0,
+        description=f"peak learning rate (default with --base the seed card's {BASE_RECIPE['lr']:g}; from scratch by "
+        "preset: " + ", ".join(f"{k} {v:g}" for k, v in SCRATCH_LR.items()) + ")",
     )
-    batch_size: int = Field(32, ge=1, description="comments per training step")
+    batch_size: int = Field(
+        SCRATCH_DEFAULTS["batch_size"],
+        ge=1,
+        description=f"comments per training step (default {SCRATCH_DEFAULTS['batch_size']} from scratch; with --base "
+        f"the seed card's {BASE_RECIPE['batch_size']})",
+    )
     max_length: int = Field(64, ge=8, le=4096, description="tokens per comment, special tokens included")
     preset: Annotated[str, Flag(choices=tuple(PRESETS))] = Field(
         "mini",
@@ -119,6 +141,17 @@ class TrainConfig(Options):
     @classmethod
     def _split_commas(cls, value: Any) -> list[str] | None:
         return names(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe(cls, data: Any) -> Any:
+        """The options not given (or None) take the recipe's defaults: the seed card's with --base, else the
+        from-scratch ones (the learning rate by --preset)."""
+        if not isinstance(data, dict):
+            return data
+        preset = data.get("preset") or cls.model_fields["preset"].default
+        recipe = BASE_RECIPE if data.get("base") else {**SCRATCH_DEFAULTS, "lr": SCRATCH_LR.get(preset, 5e-4)}
+        return {**data, **{k: v for k, v in recipe.items() if data.get(k) is None}}
 
     @model_validator(mode="before")
     @classmethod

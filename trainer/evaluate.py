@@ -15,10 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from worker.errors import ConfigError
 
 from .data import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION, Dataset, Split, load_dataset, split_games
-from .metrics import apply_thresholds, compute_metrics
+from .disagree import DEFAULT_EXAMPLES, DEFAULT_WIDTH, disagreements
+from .metrics import apply_thresholds, compute_metrics, threshold_spread
 
 if TYPE_CHECKING:
     from worker.model.runtime import LoadedModel
@@ -30,6 +33,7 @@ __all__ = [
     "evaluate_model",
     "pick_split",
     "recorded_split",
+    "report",
     "score_model",
 ]
 
@@ -105,14 +109,39 @@ def _version_rows(data: Dataset, games: Split, split: str, version: int) -> Data
     return data.in_groups(chosen)
 
 
+def _model_scores(model: LoadedModel, rows: Dataset, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A loaded version's scores on ``rows`` for ``labels`` (all among the model's), and its thresholds."""
+    columns = [model.labels.index(label) for label in labels]
+    return model.predict_texts(rows.texts)[:, columns], model.thresholds[columns]
+
+
 def score_model(model: LoadedModel, rows: Dataset, labels: Sequence[str]) -> dict[str, Any]:
     """Metrics of a loaded version on ``rows`` (whose label columns are ``labels``, all among the model's),
     with the version's own thresholds."""
-    probs = model.predict_texts(rows.texts)
-    columns = [model.labels.index(label) for label in labels]
-    scores = probs[:, columns]
-    thresholds = model.thresholds[columns]
+    scores, thresholds = _model_scores(model, rows, labels)
     return compute_metrics(rows.hard, apply_thresholds(scores, thresholds), list(labels), scores, thresholds.tolist())
+
+
+def report(
+    rows: Dataset,
+    scores: np.ndarray,
+    thresholds: np.ndarray | None,
+    *,
+    examples: int = DEFAULT_EXAMPLES,
+    example_width: int = DEFAULT_WIDTH,
+) -> dict[str, Any]:
+    """What ``evaluate`` says of a scorer on ``rows``: the metrics at ``thresholds`` (None: ``scores`` are its 0/1
+    decisions), with each label's spread of best thresholds across the games (where it has thresholds), and
+    ``disagreements``: example comments where it and the teacher disagree."""
+    predicted = apply_thresholds(scores, thresholds) if thresholds is not None else np.asarray(scores) > 0.5
+    listed = None if thresholds is None else [float(t) for t in thresholds]
+    metrics = compute_metrics(rows.hard, predicted, rows.labels, scores, listed)
+    if listed is not None:
+        spreads = threshold_spread(rows.hard, scores, rows.groups, listed)
+        for entry, spread in zip(metrics["per_label"].values(), spreads, strict=True):
+            entry["threshold_spread"] = spread
+    metrics["disagreements"] = disagreements(rows, predicted, scores, examples=examples, width=example_width)
+    return metrics
 
 
 def _with_source(metrics: dict[str, Any], **source: Any) -> dict[str, Any]:
@@ -129,6 +158,8 @@ def evaluate_model(
     dtype: str = "auto",
     val_fraction: float | None = None,
     test_fraction: float | None = None,
+    examples: int = DEFAULT_EXAMPLES,
+    example_width: int = DEFAULT_WIDTH,
 ) -> dict[str, Any]:
     """Metrics of a version on ``data_paths`` with the version's thresholds and preprocessing. The data's
     label columns are matched to the model's labels by name (``labels`` restricts to some of them).
@@ -158,7 +189,8 @@ def evaluate_model(
         rows = _version_rows(data, games, split, number)
     model = load_version(vdir, manifest, number, device=device, dtype=dtype)
     model.smoke_test()
-    metrics = score_model(model, rows, wanted)
+    scores, thresholds = _model_scores(model, rows, wanted)
+    metrics = report(rows, scores, thresholds, examples=examples, example_width=example_width)
     extra = {"seen_by_model": "validation"} if games is not None and split == "val" else {}
     return _with_source(
         metrics,
@@ -183,6 +215,8 @@ def evaluate_baseline(
     test_fraction: float | None = None,
     preprocess: str = "raw",
     seed: int = 0,
+    examples: int = DEFAULT_EXAMPLES,
+    example_width: int = DEFAULT_WIDTH,
 ) -> dict[str, Any]:
     """Fit the TF-IDF baseline on the train games (thresholds on the validation games) and score ``split``."""
     from worker.text import Preprocessor
@@ -195,7 +229,8 @@ def evaluate_baseline(
     if not len(train):
         raise ConfigError("the baseline needs training games")
     baseline = fit_baseline(train, val if len(val) else None, preprocess=Preprocessor(preprocess), seed=seed)  # type: ignore[arg-type]
-    metrics = baseline.evaluate(rows)
+    scores = baseline.predict_proba(rows.texts)
+    metrics = report(rows, scores, baseline.thresholds, examples=examples, example_width=example_width)
     return _with_source(
         metrics,
         source="baseline",
@@ -215,6 +250,8 @@ def evaluate_labeller(
     split: str = "all",
     val_fraction: float | None = None,
     test_fraction: float | None = None,
+    examples: int = DEFAULT_EXAMPLES,
+    example_width: int = DEFAULT_WIDTH,
 ) -> dict[str, Any]:
     """Metrics of the keyword labeller (labels Cheer, Game, Broadcast, Chat; matched by name, derived from
     the chat topics where the data has no such columns)."""
@@ -224,7 +261,7 @@ def evaluate_labeller(
     data = load_dataset(data_paths, list(LABELS))
     rows, _ = pick_split(data, split, val_fraction, test_fraction)
     predicted = labeller.labels_of(rows.texts)
-    metrics = compute_metrics(rows.hard, predicted, list(LABELS), predicted.astype(float))
+    metrics = report(rows, predicted.astype(float), None, examples=examples, example_width=example_width)
     return _with_source(
         metrics,
         source="labeller",

@@ -20,7 +20,7 @@ import numpy as np
 
 from worker.display import bars_disabled
 
-from .config import TrainConfig
+from .config import LOSS, TrainConfig
 from .data import Dataset
 from .encoding import collate, length_batches
 from .metrics import apply_thresholds, compute_metrics, summary_line, tune_thresholds
@@ -122,7 +122,7 @@ class _Run:
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
         )
-        self.loss_fn = torch.nn.BCEWithLogitsLoss()
+        self.loss_fn = getattr(torch.nn, LOSS)()  # the loss the manifest records
         self.scaler = torch.amp.GradScaler("cuda") if built.autocast_dtype == torch.float16 else None
         self.lengths = [len(x) for x in train_ids]
         self.total_steps = math.ceil(len(train_ids) / cfg.batch_size) * cfg.epochs

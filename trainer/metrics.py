@@ -12,9 +12,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["THRESHOLD_GRID", "apply_thresholds", "compute_metrics", "roc_auc", "summary_line", "tune_thresholds"]
+__all__ = [
+    "MIN_POSITIVES",
+    "THRESHOLD_GRID",
+    "apply_thresholds",
+    "compute_metrics",
+    "roc_auc",
+    "summary_line",
+    "threshold_spread",
+    "tune_thresholds",
+]
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+MIN_POSITIVES = 5  # a game's own best threshold for a label counts where the game has this many of its positives
 
 
 def roc_auc(truth: np.ndarray, scores: np.ndarray) -> float | None:
@@ -58,7 +68,7 @@ def compute_metrics(
 
     Returns ``n``, ``exact_match`` (all labels of a row right), ``micro_f1``, ``micro_precision``,
     ``micro_recall``, ``macro_f1``, ``macro_roc_auc`` and ``per_label`` {label: {f1, precision, recall,
-    support, predicted, roc_auc[, threshold]}}.
+    support, predicted, false_positives, false_negatives, roc_auc[, threshold]}}.
     """
     truth = np.asarray(truth, dtype=bool)
     predicted = np.asarray(predicted, dtype=bool)
@@ -79,6 +89,8 @@ def compute_metrics(
             "recall": float(tp[j] / (tp[j] + fn[j])) if tp[j] + fn[j] else None,
             "support": int(truth[:, j].sum()),
             "predicted": int(predicted[:, j].sum()),
+            "false_positives": int(fp[j]),
+            "false_negatives": int(fn[j]),
             "roc_auc": auc,
         }
         if thresholds is not None:
@@ -124,6 +136,53 @@ def tune_thresholds(
         fn = positives.sum() - tp
         f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
         out[j] = float(candidates[int(np.argmax(f1))])
+    return out
+
+
+def _f1_at(truth: np.ndarray, scores: np.ndarray, threshold: float) -> float:
+    hits = scores >= threshold
+    tp = int((hits & truth).sum())
+    return 2 * tp / max(2 * tp + int((hits & ~truth).sum()) + int((~hits & truth).sum()), 1)
+
+
+def threshold_spread(
+    truth: np.ndarray,
+    scores: np.ndarray,
+    groups: Sequence[str],
+    thresholds: Sequence[float],
+    min_positives: int = MIN_POSITIVES,
+) -> list[dict[str, Any]]:
+    """Per label, how far its best threshold moves from game to game. Each game with at least ``min_positives``
+    of the label's positives has its own best threshold (:func:`tune_thresholds` on its rows alone); returned:
+    ``games`` (how many counted), ``min``, ``median``, ``max`` and ``std`` of those thresholds, ``pooled`` (the best
+    threshold on all rows together; None without positives) and ``f1_gain`` (the mean F1 a game would gain with
+    its own best threshold instead of ``thresholds``: what the spread costs)."""
+    truth = np.asarray(truth, dtype=bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    games = np.asarray(groups)
+    pooled = tune_thresholds(truth, scores)
+    own = {game: tune_thresholds(truth[games == game], scores[games == game]) for game in sorted(set(groups))}
+    out: list[dict[str, Any]] = []
+    for j in range(truth.shape[1]):
+        found, gains = [], []
+        for game, best in own.items():
+            rows = games == game
+            if int(truth[rows, j].sum()) < min_positives:
+                continue
+            found.append(float(best[j]))
+            column, scored = truth[rows, j], scores[rows, j]
+            gains.append(_f1_at(column, scored, best[j]) - _f1_at(column, scored, float(thresholds[j])))
+        entry: dict[str, Any] = {"games": len(found), "pooled": float(pooled[j]) if truth[:, j].any() else None}
+        if found:
+            values = np.asarray(found)
+            entry.update(
+                min=float(values.min()),
+                median=float(np.median(values)),
+                max=float(values.max()),
+                std=float(values.std()),
+                f1_gain=float(np.mean(gains)),
+            )
+        out.append(entry)
     return out
 
 

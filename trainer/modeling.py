@@ -22,17 +22,9 @@ from worker.model.untrained import build_char_tokenizer
 from .config import TrainConfig
 from .encoding import collate, length_batches
 
-__all__ = ["Built", "autocast", "build_model", "default_lr", "predict_probs", "resolve_base"]
+__all__ = ["Built", "autocast", "build_model", "predict_probs", "resolve_base"]
 
 log = logging.getLogger(__name__)
-# Default peak learning rates: the reference card's 1e-5 for a pre-trained base; small random models
-# need (and tolerate) far more.
-_SCRATCH_LR = {"tiny": 2e-3, "mini": 5e-4, "small": 5e-4, "bert-base-chinese": 1e-4}
-BASE_LR = 1e-5
-
-
-def default_lr(base: str | None, preset: str) -> float:
-    return BASE_LR if base else _SCRATCH_LR.get(preset, 5e-4)
 
 
 @dataclass

@@ -18,13 +18,13 @@ from worker.model.repository import latest_version
 from worker.model.tokenizer import encode_texts, serving_backend
 from worker.options import validate_options
 
-from .config import TrainConfig, TrainResult
+from .config import LOSS, TrainConfig, TrainResult
 from .data import Dataset, Split, load_dataset, split_games
 from .gate import Verdict, judge
 from .layers import load_layer
 from .loop import Fitted, fit
 from .metrics import apply_thresholds, compute_metrics, summary_line
-from .modeling import Built, build_model, default_lr, predict_probs
+from .modeling import Built, build_model, predict_probs
 from .publish import CANDIDATES, manifest_for, publish
 from .runlog import RunLog, default_run_dir
 
@@ -107,6 +107,34 @@ def _result_metrics(fitted: Fitted, split: Split) -> dict[str, Any]:
     return out
 
 
+def _training_args(
+    cfg: TrainConfig,
+    data_paths: Sequence[Path | str],
+    data: Dataset,
+    soft: bool,
+    built: Built,
+    sets: tuple[Dataset, Dataset, Dataset],
+    split: Split,
+    started: float,
+) -> dict[str, Any]:
+    """The manifest's ``training_args``: every option as used (the recipe's defaults filled in), the data, the
+    split and the run."""
+    options = cfg.model_dump(mode="json", include=set(TrainConfig.model_fields))  # not TrainOptions' paths
+    return {
+        **options,
+        "data": [str(p) for p in data_paths],
+        "files": data.files,
+        "recipe": "seed card (--base)" if cfg.base else "from scratch",
+        "loss": LOSS,
+        "soft_targets": soft,
+        "vocab_size": int(built.model.config.vocab_size),
+        **{f"n_{name}": len(rows) for name, rows in zip(("train", "val", "test"), sets, strict=True)},
+        **split.to_dict(),
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "device": built.device,
+    }
+
+
 def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConfig) -> TrainResult:
     """Train as configured and publish the best epoch as the next version of ``out_repo``."""
     started = time.monotonic()
@@ -140,7 +168,6 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
             def encode(texts: list[str]) -> list[list[int]]:
                 return encode_texts(backend, built.preprocessing.build(), texts)
 
-            lr = cfg.lr if cfg.lr is not None else default_lr(cfg.base, cfg.preset)
             targets = train_set.targets if soft else train_set.hard.astype(np.float32)
             fitted = fit(
                 cfg,
@@ -149,7 +176,7 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
                 targets,
                 val_set,
                 encode(val_set.texts),
-                lr=lr,
+                lr=cfg.lr,
                 deadline=deadline,
                 rows_after=_rows_after(cfg, out_repo, val_set, test_set),
                 runlog=runlog,
@@ -162,21 +189,8 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
                     **_test_metrics(built, test_set, fitted.thresholds, encode),
                     "games": len(split.test),
                 }
-            options = cfg.model_dump(mode="json", include=set(TrainConfig.model_fields))  # not TrainOptions' paths
-            training_args = {
-                **options,
-                "data": [str(p) for p in data_paths],
-                "files": data.files,
-                "lr": lr,
-                "soft_targets": soft,
-                "vocab_size": int(built.model.config.vocab_size),
-                "n_train": len(train_set),
-                "n_val": len(val_set),
-                "n_test": len(test_set),
-                **split.to_dict(),
-                "elapsed_s": round(time.monotonic() - started, 1),
-                "device": built.device,
-            }
+            sets = (train_set, val_set, test_set)
+            training_args = _training_args(cfg, data_paths, data, soft, built, sets, split, started)
             thresholds = {label: round(float(t), 4) for label, t in zip(data.labels, fitted.thresholds, strict=True)}
             verdict = judge(
                 Path(out_repo), data.labels, val_set, fitted.validation, cfg, built.device, fitted.epochs_run

@@ -189,8 +189,10 @@ def test_evaluate_table_is_aligned_for_chinese_labels(tmp_path: Path, capsys: py
         "evaluate", "--model", str(tmp_path / "repo"), "--data", str(data), "--device", "cpu", "--dtype", "float32"
     )  # in this process, and no int8 graph to make: the table is the point
     assert evaluated == 0
-    table = capsys.readouterr().out.splitlines()[1:]
-    assert [line.split()[0] for line in table] == ["label", *labels]
-    # every column after the label ends at the same screen position on every row
-    ends = {tuple(width(line[: m.end()]) for m in re.finditer(r"\S+", line))[1:] for line in table}
-    assert len(ends) == 1, table
+    out = capsys.readouterr().out.splitlines()
+    per_label, spread = out[1 : 2 + len(labels)], out[3 + len(labels) : 4 + 2 * len(labels)]
+    for table in (per_label, spread):  # the per-label metrics, then each label's threshold spread across games
+        assert [line.split()[0] for line in table] == ["label", *labels]
+        # every column after the label ends at the same screen position on every row
+        ends = {tuple(width(line[: m.end()]) for m in re.finditer(r"\S+", line))[1:] for line in table}
+        assert len(ends) == 1, table
