@@ -106,7 +106,9 @@ def _quantise(model_dir: Path, texts: Sequence[str], out_xml: Path) -> None:
     import openvino as ov
 
     batches = _calibration_batches(model_dir, texts)
-    nncf.set_log_level(logging.ERROR)  # its own handler, on the standard output
+    # its own logger writes to the standard output through its own handler; nncf.set_log_level would also set
+    # the level of every handler on that logger, which can be another's (pytest's capture handler, say)
+    logging.getLogger("nncf").setLevel(logging.ERROR)
     try:  # its progress bars go to the standard output: keep it for what the command prints (bench --json)
         with quiet(), contextlib.redirect_stdout(sys.stderr):
             model = ov.Core().read_model(str(onnx_graph(model_dir, "float32")))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from worker.settings import StreamNames
 from worker.streams.client import Outgoing, StreamClient, connect
 from worker.streams.durable import Durability
 from worker.streams.producer import StreamProducer
@@ -27,15 +28,7 @@ def replica(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[EmbeddedRed
 
 
 async def publish_one(redis: aioredis.Redis, durability: Durability) -> int | None:
-    client = StreamClient(
-        redis,
-        input_stream="in",
-        output_stream="out",
-        dead_stream="dead",
-        group="g",
-        consumer="c",
-        durability=durability,
-    )
+    client = StreamClient(redis, StreamNames("in", "out", "dead", "g"), "c", durability=durability)
     await client.ensure_group("0")
     entry_id = await redis.xadd("in", {"text": "加油"})
     await client.read_new(10, None)
