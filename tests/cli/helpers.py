@@ -70,3 +70,12 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, log: Pa
             tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
             raise AssertionError(f"{what} within {timeout_s:.0f}s\n{tail}")
         time.sleep(0.1)
+
+
+def reloading_worker_flags(url: str, repo: Path, *extra: str) -> list[str]:
+    """``livetopic worker`` flags for one that serves ``repo`` on one torch thread from the input stream's start
+    and looks for new model versions every half second, then ``extra``."""
+    return [
+        *("--redis-url", url, "--model-repo", str(repo), "--torch-threads", "1", "--group-start-id", "0"),
+        *("--reload-interval-s", "0.5", *extra),
+    ]
