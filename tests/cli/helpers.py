@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from worker.tools.process import child_env
+from worker.tools.process import child_env, one_thread_flags
 
 from ..conftest import ROOT
 
@@ -75,7 +75,4 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, log: Pa
 def reloading_worker_flags(url: str, repo: Path, *extra: str) -> list[str]:
     """``livetopic worker`` flags for one that serves ``repo`` on one torch thread from the input stream's start
     and looks for new model versions every half second, then ``extra``."""
-    return [
-        *("--redis-url", url, "--model-repo", str(repo), "--torch-threads", "1", "--group-start-id", "0"),
-        *("--reload-interval-s", "0.5", *extra),
-    ]
+    return one_thread_flags(url, repo, "--reload-interval-s", "0.5", *extra)
