@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from worker.tools import process
 from worker.tools.embedded import EmbeddedRedis, bundled_redis_server, redis7_on_path
-from worker.tools.process import child_env
+from worker.tools.process import child_env, one_thread_flags
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -110,18 +110,7 @@ class WorkerProcess(process.WorkerProcess):
     """A started ``python -m worker worker`` on ``redis_url`` serving ``repo`` (one torch thread)."""
 
     def __init__(self, redis_url: str, repo: Path, log_path: Path, *extra: str) -> None:
-        flags = [
-            "--redis-url",
-            redis_url,
-            "--model-repo",
-            str(repo),
-            "--group-start-id",
-            "0",
-            "--torch-threads",
-            "1",
-            *extra,
-        ]
-        super().__init__(flags, log_path, env=worker_env(), cwd=ROOT)
+        super().__init__(one_thread_flags(redis_url, repo, *extra), log_path, env=worker_env(), cwd=ROOT)
         self.start()
 
     def wait_ready(self, timeout_s: float = 90) -> None:

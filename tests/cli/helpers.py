@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from worker.tools.process import child_env
+from worker.tools.process import child_env, one_thread_flags
 
 from ..conftest import ROOT
 
@@ -70,3 +70,9 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, log: Pa
             tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
             raise AssertionError(f"{what} within {timeout_s:.0f}s\n{tail}")
         time.sleep(0.1)
+
+
+def reloading_worker_flags(url: str, repo: Path, *extra: str) -> list[str]:
+    """``livetopic worker`` flags for one that serves ``repo`` on one torch thread from the input stream's start
+    and looks for new model versions every half second, then ``extra``."""
+    return one_thread_flags(url, repo, "--reload-interval-s", "0.5", *extra)

@@ -18,7 +18,7 @@ from worker.tools.embedded import EmbeddedRedis
 from worker.tools.process import WorkerProcess, child_env
 
 from ..conftest import SAMPLE
-from .helpers import livetopic, one_line_error, run_command, wait_for
+from .helpers import livetopic, one_line_error, reloading_worker_flags, run_command, wait_for
 
 
 def _init(repo: Path, labels: list[str] | None = None) -> None:
@@ -37,19 +37,7 @@ def _init(repo: Path, labels: list[str] | None = None) -> None:
 def test_worker_waits_for_its_first_model_then_guards_its_labels(redis_server: EmbeddedRedis, tmp_path: Path) -> None:
     repo = tmp_path / "models"  # empty: a volume the trainer has not written to yet
     repo.mkdir()
-    flags = [
-        "--redis-url",
-        redis_server.url,
-        "--model-repo",
-        str(repo),
-        "--torch-threads",
-        "1",
-        "--group-start-id",
-        "0",
-        "--reload-interval-s",
-        "0.5",
-        "--no-output-text",
-    ]
+    flags = reloading_worker_flags(redis_server.url, repo, "--no-output-text")
     worker = WorkerProcess(flags, tmp_path / "worker.log", env=child_env(threads=1), cwd=tmp_path).start()
     try:
         wait_for(lambda: _readyz(worker)[0] == 503, 120, "the worker answers /readyz", worker.log_path)
@@ -135,22 +123,7 @@ def test_rollback_and_promote_are_hot_reloaded_by_running_workers(
     repo, texts = tmp_path / "models", SAMPLE.read_text(encoding="utf-8").splitlines()
     for seed in (0, 1):  # two versions of the same labels, different weights
         init_version(repo, preset="tiny", labels=["Cheer", "Game", "Broadcast", "Chat"], texts=texts, seed=seed)
-    flags = [
-        "--redis-url",
-        redis_server.url,
-        "--model-repo",
-        str(repo),
-        "--torch-threads",
-        "1",
-        "--group-start-id",
-        "0",
-        "--reload-interval-s",
-        "0.5",
-        "--dtype",
-        "float32",
-        "--backend",
-        "torch",
-    ]
+    flags = reloading_worker_flags(redis_server.url, repo, "--dtype", "float32", "--backend", "torch")
     worker = WorkerProcess(flags, tmp_path / "worker.log", env=child_env(threads=1), cwd=tmp_path).start()
     try:
         worker.wait_ready(120)

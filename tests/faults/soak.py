@@ -34,7 +34,7 @@ from worker.inputs import read_records
 from worker.model.repository import MANIFEST_NAME, publish_version, read_manifest
 from worker.model.untrained import init_version
 from worker.tools.embedded import EmbeddedRedis
-from worker.tools.process import WorkerProcess, child_env
+from worker.tools.process import WorkerProcess, child_env, one_thread_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "tvl19_chat"
@@ -70,25 +70,8 @@ def _env() -> dict[str, str]:
 
 
 def start_worker(url: str, repo: Path, logs: Path, name: str, *extra: str) -> WorkerProcess:
-    flags = [
-        "--redis-url",
-        url,
-        "--model-repo",
-        str(repo),
-        "--group-start-id",
-        "0",
-        "--torch-threads",
-        "1",
-        "--consumer",
-        name,
-        "--claim-min-idle-ms",
-        "1000",
-        "--claim-interval-s",
-        "0.5",
-        "--shutdown-grace-s",
-        "20",
-        *extra,
-    ]
+    claims = ("--claim-min-idle-ms", "1000", "--claim-interval-s", "0.5", "--shutdown-grace-s", "20")
+    flags = one_thread_flags(url, repo, "--consumer", name, *claims, *extra)
     return WorkerProcess(flags, logs / f"{name}.log", name=name, env=_env(), cwd=ROOT).start()
 
 

@@ -19,39 +19,20 @@ from ..conftest import ROOT, SAMPLE, worker_env
 pytestmark = pytest.mark.slow
 
 
-def _bench(*flags: str, timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "worker", "bench", *flags]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=worker_env(), cwd=ROOT)
+def _bench(tmp_path: Path, *flags: str, timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
+    """``livetopic bench`` on the sample comments, with a cache of the test's own, then ``flags``."""
+    cmd = [sys.executable, "-m", "worker", "bench", "--texts", str(SAMPLE), "--cache-dir", str(tmp_path / "cache")]
+    return subprocess.run([*cmd, *flags], capture_output=True, text=True, timeout=timeout_s, env=worker_env(), cwd=ROOT)
+
+
+def _short_run(workers: int) -> list[str]:
+    """A measured run kept short, as JSON: 5 warm-up comments, a second at half load, one thread a worker."""
+    return ["--warmup-n", "5", "--workers", str(workers), "--half-load-seconds", "1", "--threads", "1", "--json"]
 
 
 def test_bench_json_on_a_tiny_model(tiny_repo: Path, tmp_path: Path) -> None:
-    done = _bench(
-        "--model",
-        str(tiny_repo),
-        "--texts",
-        str(SAMPLE),
-        "--n",
-        "40",
-        "--baseline-n",
-        "10",
-        "--agreement-n",
-        "20",
-        "--dtype",
-        "bfloat16",
-        "--also-dtype",
-        "int8",
-        "--warmup-n",
-        "5",
-        "--workers",
-        "2",
-        "--half-load-seconds",
-        "1",
-        "--threads",
-        "1",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--json",
-    )
+    flags = ["--n", "40", "--baseline-n", "10", "--agreement-n", "20", "--dtype", "bfloat16", "--also-dtype", "int8"]
+    done = _bench(tmp_path, "--model", str(tiny_repo), *flags, *_short_run(workers=2))
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     for key in REQUIRED_KEYS:
@@ -96,21 +77,7 @@ def test_bench_json_on_a_tiny_model(tiny_repo: Path, tmp_path: Path) -> None:
 
 
 def test_null_preset_measures_the_host_path(tmp_path: Path) -> None:
-    done = _bench(
-        "--preset",
-        "null",
-        "--texts",
-        str(SAMPLE),
-        "--n",
-        "400",
-        "--warmup-n",
-        "20",
-        "--half-load-seconds",
-        "1",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--json",
-    )
+    done = _bench(tmp_path, "--preset", "null", "--n", "400", "--warmup-n", "20", "--half-load-seconds", "1", "--json")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     for key in HOST_PATH_KEYS:
@@ -121,21 +88,8 @@ def test_null_preset_measures_the_host_path(tmp_path: Path) -> None:
 
 
 def test_check_agreement_only_and_table_output(tiny_repo: Path, tmp_path: Path) -> None:
-    done = _bench(
-        "--model",
-        str(tiny_repo / "1"),
-        "--texts",
-        str(SAMPLE),
-        "--check-agreement",
-        "--agreement-n",
-        "30",
-        "--dtype",
-        "float32",
-        "--threads",
-        "1",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-    )
+    flags = ["--check-agreement", "--agreement-n", "30", "--dtype", "float32", "--threads", "1"]
+    done = _bench(tmp_path, "--model", str(tiny_repo / "1"), *flags)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "label agreement vs float32 (30 comments)" in done.stdout
     assert "100.00%" in done.stdout  # float32 against itself
@@ -143,17 +97,7 @@ def test_check_agreement_only_and_table_output(tiny_repo: Path, tmp_path: Path) 
 
 
 def test_bench_rejects_a_missing_model(tmp_path: Path) -> None:
-    done = _bench(
-        "--model",
-        str(tmp_path / "nothing"),
-        "--texts",
-        str(SAMPLE),
-        "--n",
-        "5",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        timeout_s=120,
-    )
+    done = _bench(tmp_path, "--model", str(tmp_path / "nothing"), "--n", "5", timeout_s=120)
     assert done.returncode == 2
     assert "livetopic: error:" in done.stderr
 
@@ -170,33 +114,8 @@ def test_bench_measures_a_pipeline_against_its_first_stage(tmp_path: Path) -> No
         parse_stage(f"sentiment={layers['sentiment']}"),
     ]
     build_pipeline(tmp_path / "cascade", sources, name="cascade")
-    done = _bench(
-        "--model",
-        str(tmp_path / "cascade"),
-        "--texts",
-        str(SAMPLE),
-        "--n",
-        "40",
-        "--baseline-n",
-        "30",
-        "--agreement-n",
-        "0",
-        "--dtype",
-        "float32",
-        "--backend",
-        "torch",
-        "--warmup-n",
-        "5",
-        "--workers",
-        "1",
-        "--half-load-seconds",
-        "1",
-        "--threads",
-        "1",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--json",
-    )
+    flags = ["--n", "40", "--baseline-n", "30", "--agreement-n", "0", "--dtype", "float32", "--backend", "torch"]
+    done = _bench(tmp_path, "--model", str(tmp_path / "cascade"), *flags, *_short_run(workers=1))
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     cascade = result["cascade"]

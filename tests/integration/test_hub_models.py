@@ -16,7 +16,7 @@ from worker.model.repository import read_manifest
 from worker.tools.embedded import EmbeddedRedis
 from worker.tools.process import WorkerProcess, child_env
 
-from ..cli.helpers import livetopic, one_line_error, wait_for
+from ..cli.helpers import livetopic, one_line_error, reloading_worker_flags, wait_for
 from ..hub import HubRepo, StandInHub
 from ..hubseeds import SEEDS, Seed, reference_scores, seed_files, seed_texts, write_files
 
@@ -77,20 +77,7 @@ def test_the_four_seed_checkpoints_pulled_from_the_hub_serve_as_published(
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     env = child_env(threads=1, extra={"XDG_CACHE_HOME": str(caches[0]), "TMPDIR": str(caches[1])})
     worker = WorkerProcess(
-        [
-            "--redis-url",
-            redis_server.url,
-            "--model-repo",
-            str(repo),
-            "--torch-threads",
-            "1",
-            "--group-start-id",
-            "0",
-            "--reload-interval-s",
-            "0.5",
-            "--dtype",
-            "float32",
-        ],
+        reloading_worker_flags(redis_server.url, repo, "--dtype", "float32"),
         tmp_path / "worker.log",
         env=env,
         cwd=tmp_path,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -32,7 +31,8 @@ from devtools.deploycheck.promql import (
 from worker.service.metrics import Metrics
 from worker.tools.embedded import EmbeddedRedis, free_port
 
-from ..conftest import ROOT, SAMPLE, worker_env
+from ..cli.helpers import livetopic
+from ..conftest import ROOT, SAMPLE
 
 pytestmark = pytest.mark.slow
 
@@ -170,15 +170,7 @@ def push_comments(tmp_path: Path, url: str) -> int:
         ),
         encoding="utf-8",
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "worker", "push", str(path), "--redis-url", url, "--rate", "150"],
-        capture_output=True,
-        text=True,
-        env=worker_env(),
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    proc = livetopic("push", str(path), "--redis-url", url, "--rate", "150")
     assert proc.returncode == 0, proc.stderr
     return len(rows)
 

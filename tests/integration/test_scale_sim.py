@@ -9,8 +9,6 @@ import asyncio
 import functools
 import itertools
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,8 @@ from worker.streams.info import stream_stats
 from worker.tools.embedded import EmbeddedRedis
 from worker.tools.scalesim import Sample, ScaleRule, poll
 
-from ..conftest import ROOT, SAMPLE, worker_env
+from ..cli.helpers import livetopic
+from ..conftest import ROOT, SAMPLE
 
 pytestmark = pytest.mark.slow
 
@@ -95,29 +94,8 @@ def test_scale_sim_command(redis7_server: EmbeddedRedis) -> None:
             client.xadd(STREAM, {"text": f"comment {i}"})
     finally:
         client.close()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "worker",
-            "scale-sim",
-            "--redis-url",
-            redis7_server.url,
-            "--scaledobject",
-            str(SCALEDOBJECT),
-            "--count",
-            "2",
-            "--interval",
-            "0.1",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        env=worker_env(),
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    flags = ["--redis-url", redis7_server.url, "--scaledobject", str(SCALEDOBJECT), "--count", "2", "--interval", "0.1"]
+    proc = livetopic("scale-sim", *flags, "--json")
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [(r["lag"], r["pending"], r["wanted"]) for r in rows] == [(2500, 0, 3), (2500, 0, 3)]  # ceil(2500/1000)

@@ -17,7 +17,7 @@ from types import TracebackType
 from ..errors import LivetopicError
 from .embedded import free_port
 
-__all__ = ["DashboardProcess", "WorkerProcess", "child_env"]
+__all__ = ["DashboardProcess", "WorkerProcess", "child_env", "one_thread_flags"]
 
 
 def child_env(threads: int | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -29,6 +29,15 @@ def child_env(threads: int | None = None, extra: Mapping[str, str] | None = None
         env["OMP_NUM_THREADS"] = str(threads)
     env.update(extra or {})
     return env
+
+
+def one_thread_flags(redis_url: str, repo: Path, *extra: str) -> list[str]:
+    """Flags of a worker serving ``repo`` on ``redis_url`` on one torch thread, reading its input stream from the
+    start (a test's or a drill's: the comments pushed before it started count), then ``extra``."""
+    return [
+        *("--redis-url", redis_url, "--model-repo", str(repo), "--group-start-id", "0", "--torch-threads", "1"),
+        *extra,
+    ]
 
 
 class WorkerProcess:

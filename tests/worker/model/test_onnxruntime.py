@@ -13,7 +13,7 @@ import pytest
 
 from worker.errors import ModelError
 from worker.model import onnx_export
-from worker.model.backends.onnxruntime import sigmoid, softmax
+from worker.model.backends.graph import sigmoid, softmax
 from worker.model.load import load_model
 from worker.model.untrained import init_version
 

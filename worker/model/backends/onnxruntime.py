@@ -4,30 +4,18 @@ transformer-optimised, int8 when asked) in an ORT session with the worker's intr
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...errors import ModelError
-from ..chunks import Chunk
 from ..onnx_export import PUBLISHED_DIR, onnx_graph
-from .base import read_labels
+from .graph import GraphBackend
 
-__all__ = ["OnnxRuntimeBackend", "sigmoid", "softmax"]
+__all__ = ["OnnxRuntimeBackend"]
 
 log = logging.getLogger(__name__)
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """``1 / (1 + e^-x)`` without overflow for any x."""
-    return np.exp(-np.logaddexp(0.0, -logits)).astype(np.float32)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return (shifted / shifted.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def session_options(threads: int) -> Any:
@@ -54,15 +42,13 @@ def _session(graph: Path, threads: int) -> Any:
         raise ModelError(f"{graph}: ONNX Runtime cannot load it: {type(exc).__name__}: {exc}") from exc
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(GraphBackend):
     """See :class:`~worker.model.backends.base.Backend`. CPU only; float32 or int8."""
 
     def __init__(self, model_dir: Path, *, dtype_name: str, threads: int) -> None:
         import onnxruntime as ort
 
-        self.name = "onnxruntime"
-        self.device, self.dtype_name = "cpu", dtype_name
-        self.num_labels, self.id2label = read_labels(model_dir)
+        super().__init__("onnxruntime", model_dir, dtype_name)
         self.graph = onnx_graph(model_dir, dtype_name)
         try:
             self.session = _session(self.graph, threads)
@@ -73,26 +59,11 @@ class OnnxRuntimeBackend:
             log.warning("%s; exporting the version again for this ONNX Runtime", exc)
             self.graph = onnx_graph(model_dir, dtype_name, published=False)
             self.session = _session(self.graph, threads)
-        self._inputs = [i.name for i in self.session.get_inputs()]
-        unknown = set(self._inputs) - {"input_ids", "attention_mask"}
-        if unknown:
-            raise ModelError(f"{self.graph}: unexpected graph inputs {sorted(unknown)}")
+        self._check_inputs([i.name for i in self.session.get_inputs()], self.graph)
         self.threads = threads
         self.description = (
             f"ONNX Runtime {ort.__version__} {dtype_name}, transformer-optimised graph, {threads} thread(s)"
         )
-        # A pass costs little besides its arithmetic (no per-operator Python): cut chunks for padding mostly.
-        self.chunk_overhead_tokens = 16
 
-    def stage(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[Any, Any]:
-        return np.ascontiguousarray(input_ids), np.ascontiguousarray(attention_mask)
-
-    def probabilities(self, chunks: Sequence[Chunk], multi_label: bool) -> np.ndarray:
-        if not chunks:
-            return np.empty((0, self.num_labels), dtype=np.float32)
-        logits = []
-        for chunk in chunks:
-            feed = {"input_ids": chunk.input_ids, "attention_mask": chunk.attention_mask}
-            logits.append(self.session.run(["logits"], {k: feed[k] for k in self._inputs})[0])
-        stacked = np.concatenate(logits).astype(np.float32, copy=False)
-        return sigmoid(stacked) if multi_label else softmax(stacked)
+    def _logits(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(self.session.run(["logits"], feed)[0])

@@ -5,19 +5,16 @@ sha256 (or, on a staged version, ones with recorded sha256s) and writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...errors import ModelError
-from ..chunks import Chunk
 from ..onnx_export import onnx_graph
 from ..openvino_export import int8_model
 from ..precision import cpu_has_native_bf16
-from .base import read_labels
-from .onnxruntime import sigmoid, softmax
+from .graph import GraphBackend
 
 __all__ = ["OpenVinoBackend", "compile_config"]
 
@@ -48,40 +45,23 @@ def _source(model_dir: Path, dtype_name: str) -> Path:
     return int8_model(model_dir) if dtype_name == "int8" else onnx_graph(model_dir, "float32")
 
 
-class OpenVinoBackend:
+class OpenVinoBackend(GraphBackend):
     """See :class:`~worker.model.backends.base.Backend`. CPU only; float32, bfloat16 or int8."""
 
     def __init__(self, model_dir: Path, *, dtype_name: str, threads: int) -> None:
         import openvino as ov
 
-        self.name = "openvino"
-        self.device, self.dtype_name = "cpu", dtype_name
-        self.num_labels, self.id2label = read_labels(model_dir)
+        super().__init__("openvino", model_dir, dtype_name)
         self.source = _source(model_dir, dtype_name)
         try:
             core = ov.Core()
             compiled = core.compile_model(core.read_model(str(self.source)), "CPU", compile_config(dtype_name, threads))
         except Exception as exc:  # OpenVINO raises RuntimeError and its own kinds
             raise ModelError(f"{self.source}: OpenVINO cannot load it: {type(exc).__name__}: {exc}") from exc
-        self._inputs = [port.get_any_name() for port in compiled.inputs]
-        unknown = set(self._inputs) - {"input_ids", "attention_mask"}
-        if unknown:
-            raise ModelError(f"{self.source}: unexpected model inputs {sorted(unknown)}")
+        self._check_inputs([port.get_any_name() for port in compiled.inputs], self.source)
         self._output = compiled.outputs[0]
         self._request = compiled.create_infer_request()
         self.description = f"OpenVINO {ov.get_version().split('-')[0]} {dtype_name}, {threads} thread(s)"
-        self.chunk_overhead_tokens = 16  # as ONNX Runtime: little per pass besides its arithmetic
 
-    def stage(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[Any, Any]:
-        return np.ascontiguousarray(input_ids), np.ascontiguousarray(attention_mask)
-
-    def probabilities(self, chunks: Sequence[Chunk], multi_label: bool) -> np.ndarray:
-        if not chunks:
-            return np.empty((0, self.num_labels), dtype=np.float32)
-        logits = []
-        for chunk in chunks:
-            feed = {"input_ids": chunk.input_ids, "attention_mask": chunk.attention_mask}
-            result = self._request.infer({k: feed[k] for k in self._inputs})
-            logits.append(np.array(result[self._output], dtype=np.float32))
-        stacked = np.concatenate(logits)
-        return sigmoid(stacked) if multi_label else softmax(stacked)
+    def _logits(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        return np.array(self._request.infer(feed)[self._output], dtype=np.float32)
