@@ -42,9 +42,10 @@ SAMPLE = ROOT / "worker" / "data" / "sample_chat.jsonl"
 LABELS = ["Cheer", "Game", "Broadcast", "Chat"]
 INPUT, OUTPUT, DEAD, GROUP = "livetopic:comments", "livetopic:topics", "livetopic:dead", "livetopic"
 # What one publish (a batch of results) and a worker's pending entries may add to Redis's memory between two of
-# its own checks against maxmemory: the most that memory as Redis counts it may exceed maxmemory in the fault
-# tests and the soak.
-MEMORY_TOLERANCE_B = 256 * 1024
+# its own checks against maxmemory, plus what Redis holds for its clients meanwhile (a reply waiting in an output
+# buffer, a call being read): the most that memory as Redis counts it may exceed maxmemory in the fault tests and
+# the soak. Idle, the fault tests stay under 150 KB; on a busy 2-core machine 362 KB was seen once (embedded 6.2).
+MEMORY_TOLERANCE_B = 512 * 1024
 
 
 def counted_memory(memory: dict[str, Any]) -> int:
