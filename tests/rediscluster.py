@@ -31,11 +31,12 @@ def _free(port: int) -> bool:
     return True
 
 
-def cluster_port() -> int:
-    """A free port whose cluster bus port (+10000) is free too: at most 55535."""
+def cluster_port(taken: frozenset[int] = frozenset()) -> int:
+    """A free port whose cluster bus port (+10000) is free too, both below Linux's ephemeral range (32768 and up):
+    no outgoing connection's local port, and no server of another test on port 0, can take either meanwhile."""
     while True:
-        port = random.randint(20000, 55535)
-        if _free(port) and _free(port + 10000):
+        port = random.randint(20000, 22767)
+        if port not in taken and _free(port) and _free(port + 10000):
             return port
 
 
@@ -96,8 +97,8 @@ class RedisCluster:
         return [n for n in self.nodes if n.proc.poll() is None]
 
     def start(self, count: int = 6) -> RedisCluster:
-        for i in range(count):
-            port, data = cluster_port(), self.root / f"node{i}"
+        for i in range(count):  # the nodes chosen so far may not have bound their ports yet
+            port, data = cluster_port(frozenset(n.port for n in self.nodes)), self.root / f"node{i}"
             data.mkdir(parents=True)
             with open(data / "redis.log", "wb") as log:
                 proc = subprocess.Popen(

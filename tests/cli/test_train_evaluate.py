@@ -74,9 +74,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "--max-minutes",
         str(BUDGET_MIN),
         "--epochs",
-        "500",
+        "100000",
         "--patience",
-        "1000",
+        "100000",
         "--lr",
         "3e-3",
     )
