@@ -1,17 +1,19 @@
 """What ``push`` and ``scrape`` share: the producer's options, the producer (exactly-once XADD into the input
-stream, the consumer group made), and the live set-up (stop signals, the status line, the feed)."""
+stream, the consumer group made), the live set-up (stop signals, the status line, the feed), and the
+subcommand's flags."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from ..options import Options
+from ..options import REDIS_AND_STREAMS, WAIT_FLAGS, Options, add_command
 from ..settings import Settings
 from .common import stop_on_signals
 
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from ..sources.feed import Feed
     from ..streams.sharded import ShardedProducer
 
-__all__ = ["LiveFeed", "ProducerOptions", "live_feed", "producer"]
+__all__ = ["LiveFeed", "ProducerOptions", "live_feed", "producer", "register_producer"]
 
 
 class ProducerOptions(Options):
@@ -92,3 +94,18 @@ async def live_feed(settings: Settings, url: str, options: ProducerOptions, labe
             yield LiveFeed(Feed(made, status), stop)
     finally:
         status.close()
+
+
+def register_producer(
+    sub: argparse._SubParsersAction,
+    name: str,
+    run: Callable[[Any, Settings], int],
+    options: type[ProducerOptions],
+    *,
+    help: str,
+    description: str,
+) -> None:
+    """The producing subcommand ``name``: its options' flags, then Redis's, the streams' and the WAIT flags."""
+    add_command(
+        sub, name, run, options=options, settings=(*REDIS_AND_STREAMS, *WAIT_FLAGS), help=help, description=description
+    )

@@ -22,10 +22,10 @@ from ..display import bars_disabled
 from ..errors import LivetopicError
 from ..inputs.records import Reading
 from ..inputs.shapes import FORMATS
-from ..options import REDIS_AND_STREAMS, WAIT_FLAGS, Flag, add_command
+from ..options import Flag
 from ..settings import Settings
 from .common import redis_for, run_async, stop_on_signals
-from .producing import ProducerOptions, live_feed, producer
+from .producing import ProducerOptions, live_feed, producer, register_producer
 
 __all__ = ["PushOptions", "register"]
 
@@ -194,12 +194,4 @@ def cmd_push(options: PushOptions, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    add_command(
-        sub,
-        "push",
-        cmd_push,
-        options=PushOptions,
-        settings=(*REDIS_AND_STREAMS, *WAIT_FLAGS),
-        help=HELP,
-        description=ABOUT,
-    )
+    register_producer(sub, "push", cmd_push, PushOptions, help=HELP, description=ABOUT)

@@ -10,10 +10,10 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from ..options import REDIS_AND_STREAMS, WAIT_FLAGS, Flag, add_command
+from ..options import Flag
 from ..settings import Settings
 from .common import redis_for, run_async
-from .producing import ProducerOptions, live_feed
+from .producing import ProducerOptions, live_feed, register_producer
 
 __all__ = ["ScrapeOptions", "register"]
 
@@ -72,12 +72,4 @@ def cmd_scrape(options: ScrapeOptions, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    add_command(
-        sub,
-        "scrape",
-        cmd_scrape,
-        options=ScrapeOptions,
-        settings=(*REDIS_AND_STREAMS, *WAIT_FLAGS),
-        help=HELP,
-        description=ABOUT,
-    )
+    register_producer(sub, "scrape", cmd_scrape, ScrapeOptions, help=HELP, description=ABOUT)
