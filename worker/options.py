@@ -36,6 +36,7 @@ __all__ = [
     "Flag",
     "Options",
     "add_command",
+    "add_group",
     "add_option_flags",
     "add_settings_flags",
     "options_from_args",
@@ -266,3 +267,9 @@ def add_command(
     add_settings_flags(parser, settings)
     parser.set_defaults(func=Command(run, options))
     return parser
+
+
+def add_group(sub: argparse._SubParsersAction, name: str, *, dest: str, help: str) -> argparse._SubParsersAction:
+    """The command ``name`` whose subcommands (one required, its name in ``dest``) are added to what it returns."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    return parser.add_subparsers(dest=dest, required=True)

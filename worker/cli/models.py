@@ -13,7 +13,7 @@ from pydantic import Field
 
 from ..errors import ConfigError
 from ..model.presets import PRESETS, Arch
-from ..options import Flag, Options, add_command
+from ..options import Flag, Options, add_command, add_group
 from ..settings import Settings
 from ..text import Mode
 from .admit import Admission, Admitted
@@ -298,8 +298,12 @@ PULL_ABOUT = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("model", help="model repository: init, pull, add, list, show, promote, rollback, remove")
-    msub = p.add_subparsers(dest="model_command", required=True)
+    msub = add_group(
+        sub,
+        "model",
+        dest="model_command",
+        help="model repository: init, pull, add, list, show, promote, rollback, remove",
+    )
     add_command(
         msub,
         "init",

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ..options import Flag, Options, add_command
+from ..options import Flag, Options, add_command, add_group
 from ..settings import Settings
 
 __all__ = ["PipelineBuildOptions", "register"]
@@ -42,8 +42,9 @@ def cmd_pipeline_build(options: PipelineBuildOptions, settings: Settings) -> int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pipeline", help="pipeline versions: several models, one result per comment")
-    psub = p.add_subparsers(dest="pipeline_command", required=True)
+    psub = add_group(
+        sub, "pipeline", dest="pipeline_command", help="pipeline versions: several models, one result per comment"
+    )
     add_command(
         psub,
         "build",
