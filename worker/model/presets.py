@@ -31,6 +31,14 @@ PRESETS: dict[str, Shape] = {
     "bert-base-chinese": Shape(layers=12, hidden=768, heads=12, intermediate=3072, positions=512, vocab=21128),
 }
 
+# What each architecture's config calls a shape's layers, hidden size, attention heads and intermediate size.
+_BERT_FIELDS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
+_SHAPE_FIELDS: dict[str, tuple[str, ...]] = {
+    "bert": _BERT_FIELDS,
+    "distilbert": ("n_layers", "dim", "n_heads", "hidden_dim"),
+    "roberta": _BERT_FIELDS,
+}
+
 
 def build_config(
     preset: str, arch: Arch, vocab_size: int, labels: list[str], multi_label: bool, max_length: int = 64
@@ -48,29 +56,8 @@ def build_config(
         "pad_token_id": 0,
     }
     positions = max(shape.positions, max_length + 2)
-    if arch == "bert":
-        return BertConfig(
-            num_hidden_layers=shape.layers,
-            hidden_size=shape.hidden,
-            num_attention_heads=shape.heads,
-            intermediate_size=shape.intermediate,
-            max_position_embeddings=positions,
-            **common,
-        )
-    if arch == "distilbert":
-        return DistilBertConfig(
-            n_layers=shape.layers,
-            dim=shape.hidden,
-            n_heads=shape.heads,
-            hidden_dim=shape.intermediate,
-            max_position_embeddings=positions,
-            **common,
-        )
-    return RobertaConfig(
-        num_hidden_layers=shape.layers,
-        hidden_size=shape.hidden,
-        num_attention_heads=shape.heads,
-        intermediate_size=shape.intermediate,
-        max_position_embeddings=positions + 2,
-        **common,
-    )
+    sizes = dict(zip(_SHAPE_FIELDS[arch], (shape.layers, shape.hidden, shape.heads, shape.intermediate), strict=True))
+    if arch == "roberta":
+        positions += 2  # RoBERTa's position ids start after its padding index
+    config = {"bert": BertConfig, "distilbert": DistilBertConfig, "roberta": RobertaConfig}[arch]
+    return config(max_position_embeddings=positions, **sizes, **common)
