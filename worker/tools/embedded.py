@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from ..errors import EmbeddedRedisError
 
@@ -26,6 +27,7 @@ __all__ = [
     "RECORD_NAME",
     "EmbeddedRedis",
     "SharedRedis",
+    "Started",
     "bundled_redis_server",
     "find_redis_server",
     "free_port",
@@ -105,7 +107,26 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-class EmbeddedRedis:
+class Started:
+    """A ``with`` block around a server or process: ``start()`` on entry (the block gets what it returns),
+    ``stop()`` on exit, however the block ends."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> object:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedRedis(Started):
     """Start/stop a redis-server subprocess. ``appendonly`` keeps acknowledged writes across restarts."""
 
     def __init__(
@@ -212,14 +233,6 @@ class EmbeddedRedis:
         self.stop()
         self.start()
 
-    def __enter__(self) -> EmbeddedRedis:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
 
 def _alive(pid: int) -> bool:
     try:
@@ -231,7 +244,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class SharedRedis:
+class SharedRedis(Started):
     """The one embedded redis-server of a data directory.
 
     The first command that needs it starts it (in its own session, so a Ctrl-C meant for the command does not
@@ -346,11 +359,3 @@ class SharedRedis:
                 _ask(self.port, b"SHUTDOWN", timeout_s=5.0)
             if ours or self.server is not None:
                 self.record.unlink(missing_ok=True)
-
-    def __enter__(self) -> SharedRedis:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -12,10 +12,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 
 from ..errors import LivetopicError
-from .embedded import free_port
+from .embedded import Started, free_port
 
 __all__ = ["DashboardProcess", "WorkerProcess", "child_env", "one_thread_flags"]
 
@@ -40,7 +39,7 @@ def one_thread_flags(redis_url: str, repo: Path, *extra: str) -> list[str]:
     ]
 
 
-class WorkerProcess:
+class WorkerProcess(Started):
     """``python -m worker worker <flags>``, serving /metrics, /healthz and /readyz on a free local port,
     its output in ``log_path``. Started by :meth:`start` (or ``with``); ready once /readyz says 200."""
 
@@ -80,14 +79,6 @@ class WorkerProcess:
                 self.cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self._env, cwd=self._cwd
             )
         return self
-
-    def __enter__(self) -> WorkerProcess:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def popen(self) -> subprocess.Popen[bytes]:
