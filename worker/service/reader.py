@@ -8,6 +8,7 @@ retry policy, and a stop asked for while it backs off ends the stage."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
@@ -61,6 +62,14 @@ class Reader:
         """``fn(*args)`` under the shard's retry policy; None when the stop comes while it backs off."""
         return await self.retry.call_until(self.stop, what, fn, *args)
 
+    async def _read_in_room(self, what: str, read: Callable[[int], Awaitable[T]]) -> T | None:
+        """``read(count)`` of what the worker has room for (at most ``read_count``) under the retry policy; None
+        when there is no room (stopped) or the stop comes while it backs off."""
+        room = await self.flow.room()
+        if not room:
+            return None
+        return await self._call(what, read, min(room, self.settings.read_count))
+
     async def _hand_on(self, entries: list[RawEntry], deliveries: dict[str, int]) -> None:
         fresh = self.flow.hold(entries)  # an entry this worker holds already is not taken twice
         if fresh:
@@ -83,13 +92,11 @@ class Reader:
 
     async def _own_pending(self) -> bool:
         """Entries already delivered to this consumer name and not acked (a restart); False if stopped."""
-        s = self.settings
         after = "0"
         while not self.stop.is_set():
-            room = await self.flow.room()
-            if not room:
-                return False
-            entries = await self._call("read pending", self.source.read_own_pending, min(room, s.read_count), after)
+            entries = await self._read_in_room(
+                "read pending", functools.partial(self.source.read_own_pending, after=after)
+            )
             if entries is None:
                 return False
             entries = [e for e in entries if e[0] not in self.flow]
@@ -115,11 +122,8 @@ class Reader:
         s = self.settings
         cursor = "0-0"
         while not self.stop.is_set():
-            room = await self.flow.room()
-            if not room:
-                return False
-            reply = await self._call(
-                "autoclaim", self.source.autoclaim, s.claim_min_idle_ms, cursor, min(room, s.read_count)
+            reply = await self._read_in_room(
+                "autoclaim", functools.partial(self.source.autoclaim, s.claim_min_idle_ms, cursor)
             )
             if reply is None:
                 return False
