@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -93,6 +93,22 @@ class StreamGauges(Collector):
             yield family
 
 
+class _Declare:
+    """Metrics that register in one registry: a name, its help, its label names (and a histogram's buckets)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def counter(self, name: str, help_text: str, labels: Sequence[str] = ()) -> Counter:
+        return Counter(name, help_text, labels, registry=self.registry)
+
+    def gauge(self, name: str, help_text: str, labels: Sequence[str] = ()) -> Gauge:
+        return Gauge(name, help_text, labels, registry=self.registry)
+
+    def histogram(self, name: str, help_text: str, buckets: Sequence[float], labels: Sequence[str] = ()) -> Histogram:
+        return Histogram(name, help_text, labels, buckets=buckets, registry=self.registry)
+
+
 class Metrics:
     """Every metric of one worker, in its own registry, grouped by the part of the worker that observes it."""
 
@@ -115,75 +131,61 @@ class Metrics:
         self._channels = frozenset(channels)  # the allowlist of livetopic_label_total's channel label
         self.stream = StreamGauges()
         self.registry.register(self.stream)
-        self._define_reading(self.registry)
-        self._define_model(self.registry)
-        self._define_outcomes(self.registry)
-        self._define_health(self.registry)
+        declare = _Declare(self.registry)
+        self._define_reading(declare)
+        self._define_model(declare)
+        self._define_outcomes(declare)
+        self._define_health(declare)
         self._preset_labels()
 
-    def _define_reading(self, r: CollectorRegistry) -> None:
+    def _define_reading(self, m: _Declare) -> None:
         """From the stream to the model: waits, batches."""
-        self.queue_wait_seconds = Histogram(
-            "livetopic_queue_wait_seconds",
-            "From the input entry id's time to a worker reading it.",
-            buckets=_QUEUE_BUCKETS,
-            registry=r,
+        self.queue_wait_seconds = m.histogram(
+            "livetopic_queue_wait_seconds", "From the input entry id's time to a worker reading it.", _QUEUE_BUCKETS
         )
-        self.batch_wait_seconds = Histogram(
+        self.batch_wait_seconds = m.histogram(
             "livetopic_batch_wait_seconds",
             "From a batch's first comment arriving at the batcher to the batch's flush.",
-            buckets=_BATCH_WAIT_BUCKETS,
-            registry=r,
+            _BATCH_WAIT_BUCKETS,
         )
-        self.batch_flushes = Counter(
+        self.batch_flushes = m.counter(
             "livetopic_batch_flushes",
             "Batches flushed, by why: size, tokens, deadline (max wait after the first comment) or drain (shutdown).",
             ["reason"],
-            registry=r,
         )
-        self.pending = Gauge(
-            "livetopic_pending_comments", "Comments read by this worker and not yet acked.", registry=r
-        )
-        self.reclaimed = Counter("livetopic_reclaimed", "Entries reclaimed from other consumers.", registry=r)
+        self.pending = m.gauge("livetopic_pending_comments", "Comments read by this worker and not yet acked.")
+        self.reclaimed = m.counter("livetopic_reclaimed", "Entries reclaimed from other consumers.")
 
-    def _define_model(self, r: CollectorRegistry) -> None:
+    def _define_model(self, m: _Declare) -> None:
         """The model: batches run, the version served, reloads."""
-        self.batch_size = Histogram(
-            "livetopic_batch_size", "Comments per model batch.", buckets=_SIZE_BUCKETS, registry=r
+        self.batch_size = m.histogram("livetopic_batch_size", "Comments per model batch.", _SIZE_BUCKETS)
+        self.batch_tokens = m.histogram(
+            "livetopic_batch_tokens", "Real (unpadded) tokens per model batch.", _TOKEN_BUCKETS
         )
-        self.batch_tokens = Histogram(
-            "livetopic_batch_tokens", "Real (unpadded) tokens per model batch.", buckets=_TOKEN_BUCKETS, registry=r
-        )
-        self.padded_tokens = Counter(
-            "livetopic_padded_tokens", "Tokens fed to the model, padding included.", registry=r
-        )
-        self.inference_seconds = Histogram(
+        self.padded_tokens = m.counter("livetopic_padded_tokens", "Tokens fed to the model, padding included.")
+        self.inference_seconds = m.histogram(
             "livetopic_inference_seconds",
             "Model forward time per batch (of a pipeline: its first stage).",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
         )
-        self.stage_inference_seconds = Histogram(
+        self.stage_inference_seconds = m.histogram(
             "livetopic_stage_inference_seconds",
             "Forward time per batch of each stage of the version served (a single model: stage 'model').",
+            _LATENCY_BUCKETS,
             ["stage"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
         )
-        self.stage_comments = Counter(
+        self.stage_comments = m.counter(
             "livetopic_stage_comments",
             "Comments each stage of the version served ran on (a further stage: those that met its condition).",
             ["stage"],
-            registry=r,
         )
-        self.model_info = Gauge(
+        self.model_info = m.gauge(
             "livetopic_model_info",
             "The model version being served, and on what device, dtype and backend (value 1).",
             ["name", "version", "device", "dtype", "backend"],
-            registry=r,
         )
-        self.reloads = Counter("livetopic_model_reloads", "Model reload attempts, by result.", ["result"], registry=r)
-        self.versions_skipped = Gauge(
+        self.reloads = m.counter("livetopic_model_reloads", "Model reload attempts, by result.", ["result"])
+        self.versions_skipped = m.gauge(
             "livetopic_model_versions_skipped",
             "Versions of the model repository newer "
             "than the one served that this worker does not serve, by why: incomplete "
@@ -191,70 +193,59 @@ class Metrics:
             "load or validate), refused (changes the labels unannounced), outside (a "
             "symlink out of the repository). All 0 while it serves the newest.",
             ["reason"],
-            registry=r,
         )
 
-    def _define_outcomes(self, r: CollectorRegistry) -> None:
+    def _define_outcomes(self, m: _Declare) -> None:
         """What the publish script published."""
-        self.comments = Counter("livetopic_comments", "Comments finished, by outcome.", ["outcome"], registry=r)
-        self.end_to_end_seconds = Histogram(
-            "livetopic_end_to_end_seconds",
-            "From the input entry id's time to publish.",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+        self.comments = m.counter("livetopic_comments", "Comments finished, by outcome.", ["outcome"])
+        self.end_to_end_seconds = m.histogram(
+            "livetopic_end_to_end_seconds", "From the input entry id's time to publish.", _LATENCY_BUCKETS
         )
-        self.labels = Counter(
+        self.labels = m.counter(
             "livetopic_label",
             "Labels published, by label, channel and stage (topic heat; channel is "
             "one of --metrics-channels, else 'other'; 'all' when none are listed; stage: the pipeline stage that "
             "gave the label, 'model' for a single model).",
             ["label", "channel", "stage"],
-            registry=r,
         )
-        self.retractions = Counter(
+        self.retractions = m.counter(
             "livetopic_retractions",
             "Retractions published (a moderator's deletion of a comment, or ban or timeout of its author), by action: "
             "delete, ban, timeout. Not counted in livetopic_comments.",
             ["action"],
-            registry=r,
         )
-        self.duplicates_suppressed = Counter(
+        self.duplicates_suppressed = m.counter(
             "livetopic_duplicates_suppressed",
             "Results not published because "
             "the comment was finished already (another consumer published it "
             "first, or it was delivered again).",
-            registry=r,
         )
-        self.unpending_published = Counter(
+        self.unpending_published = m.counter(
             "livetopic_unpending_published",
             "Comments published that were in no "
             "consumer's pending list (XGROUP DELCONSUMER, a recreated group): "
             "unfinished, so published once all the same.",
-            registry=r,
         )
 
-    def _define_health(self, r: CollectorRegistry) -> None:
+    def _define_health(self, m: _Declare) -> None:
         """Readiness, Redis and the consumer group."""
-        self.ready = Gauge("livetopic_ready", "1 when the model is loaded and Redis is reachable.", registry=r)
-        self.redis_errors = Counter("livetopic_redis_errors", "Redis command failures (retried).", registry=r)
-        self.redis_out_of_memory = Gauge(
+        self.ready = m.gauge("livetopic_ready", "1 when the model is loaded and Redis is reachable.")
+        self.redis_errors = m.counter("livetopic_redis_errors", "Redis command failures (retried).")
+        self.redis_out_of_memory = m.gauge(
             "livetopic_redis_out_of_memory",
             "1 while Redis refuses writes at its maxmemory limit (the worker backs off; what it holds stays pending).",
-            registry=r,
         )
-        self.group_recreated = Counter(
+        self.group_recreated = m.counter(
             "livetopic_group_recreated",
             "Times this worker recreated a lost consumer group (destroyed, or Redis "
             "lost its data) at its resume mark: nothing skipped, nothing repeated.",
-            registry=r,
         )
-        self.group_moved = Counter(
+        self.group_moved = m.counter(
             "livetopic_group_moved",
             "Times the consumer group was moved to its resume mark: "
             "'behind' (it would have delivered finished comments again), 'lost' (comments "
             "it had delivered were pending nowhere and would never have come again).",
             ["reason"],
-            registry=r,
         )
 
     def _preset_labels(self) -> None:
