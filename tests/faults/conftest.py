@@ -21,7 +21,7 @@ from worker.model.runtime import LoadedModel
 from worker.service.worker import Worker
 from worker.tools.embedded import EmbeddedRedis, bundled_redis_server, redis7_on_path
 
-from .soak import CLIENT_BUFFERS_TOLERANCE_B, MemoryPeaks
+from .soak import CLIENT_BUFFERS_TOLERANCE_B, MemoryPeaks, read_memory
 
 INPUT, OUTPUT, DEAD, GROUP = "livetopic:comments", "livetopic:topics", "livetopic:dead", "livetopic"
 MAXMEMORY_B = 64 * 1024 * 1024
@@ -46,8 +46,11 @@ class Server:
         self._sampler.start()
 
     def set_maxmemory(self, limit_b: int) -> None:
+        if not limit_b:  # stop sampling before Redis lets memory grow
+            self.memory.set_limit(0, {})
         self.sync.config_set("maxmemory", str(limit_b))
-        self.memory.set_limit(limit_b, self.sync.info("memory"))
+        if limit_b:
+            self.memory.set_limit(limit_b, read_memory(self.sync))
 
     def used_b(self) -> int:
         return int(self.sync.info("memory")["used_memory"])
@@ -56,7 +59,7 @@ class Server:
         client = redis.Redis.from_url(self.url, socket_timeout=5)
         while not self._stop.wait(0.01):
             try:
-                memory = client.info("memory")
+                memory = read_memory(client)
             except redis.RedisError:
                 continue
             self.memory.sample(memory)

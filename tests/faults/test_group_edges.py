@@ -114,7 +114,7 @@ async def test_out_of_memory_with_the_longest_comments_stays_within_the_document
     longest = [{"text": ("加油好球" * 500)[:2000], "user": f"u{i}"} for i in range(600)]
     ids = await push(client, longest)
     server.set_maxmemory(server.used_b() + 1_000_000)  # room for some of the results, not for 600
-    server.clients_tolerance_b += 256 * (6_000 + 200)
+    server.clients_tolerance_b += 256 * (6_000 + 200)  # one read reply of 256 such entries
     worker = make_worker(
         server.url, tiny_repo, tiny_model, consumer="w1", max_batch_size=256, max_batch_tokens=1_000_000
     )

@@ -105,12 +105,18 @@ class Load:
         async with self.session.get(self.dashboard.url("/api/view?window=all")) as resp:
             self.figures["view_bytes"] = len(await resp.read())
         self.fast = [asyncio.create_task(keeping_up(self.port, self.sizes)) for _ in range(keeping)]
+        await self.connected(keeping)  # the pages that keep up come first: never refused for the silent ones
         self.silent = [await page(self.port, rcvbuf=4096) for _ in range(silent)]
         self.slow = [asyncio.create_task(slow_page(self.port)) for _ in range(slow)]
 
     async def pages(self) -> dict[str, int]:
         async with self.session.get(self.dashboard.url("/healthz")) as resp:
             return dict((await resp.json())["clients"])
+
+    async def connected(self, n: int) -> None:
+        async with asyncio.timeout(60):
+            while (await self.pages())["connected"] < n:
+                await asyncio.sleep(0.05)
 
     async def until(self, gone: int) -> dict[str, int]:
         """Sample until ``gone`` pages were dropped or refused; the pages' counts then."""
@@ -188,10 +194,8 @@ async def test_with_the_defaults_200_silent_pages_stay_within_the_default_bound(
     async with load(tmp_path, redis_server.url, bound) as pages:
         await pages.start(KEEPING_UP, SILENT, 0)
         found = await pages.until(SILENT)
-        assert found == {
-            "connected": KEEPING_UP,
-            "max": 100,
-            "refused": SILENT - 100 + KEEPING_UP,
-            "dropped": 100 - KEEPING_UP,
-        }
+        # The first 98 silent pages take the free places and are dropped; each later one is refused while those
+        # hold the places, or taken and dropped in turn once one was freed (more of them on a busy machine).
+        assert (found["connected"], found["max"]) == (KEEPING_UP, 100)
+        assert found["dropped"] + found["refused"] == SILENT and found["dropped"] >= 100 - KEEPING_UP, found
         await pages.keeps_serving()
