@@ -125,9 +125,14 @@ def _config(seed: Seed, vocab_size: int) -> Any:
     if seed.multi_label:
         common["problem_type"] = "multi_label_classification"
     # two layers of width 32, two heads, a feed-forward of 64, as BERT and RoBERTa name them
-    size = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
+    size: dict[str, Any] = {
+        "num_hidden_layers": 2,
+        "hidden_size": 32,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+    }
     if seed.name == "distilbert-sst2":  # the same size, as DistilBERT names it
-        distil = dict(zip(("n_layers", "dim", "n_heads", "hidden_dim"), size.values(), strict=True))
+        distil: dict[str, Any] = dict(zip(("n_layers", "dim", "n_heads", "hidden_dim"), size.values(), strict=True))
         return DistilBertConfig(
             **distil, finetuning_task="sst-2", architectures=["DistilBertForSequenceClassification"], **common
         )

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from worker.cli import main
 from worker.errors import ReportError
@@ -117,8 +118,8 @@ def test_report_with_a_model_side_by_side(tmp_path: Path, topic_repo: Path) -> N
 async def add_result(client: aioredis.Redis, source: str, channel: str, ts: str, **fields: str) -> None:
     """Model m:3's result for comment ``source``: 加油 (0.9, 裁判 0.1), then ``fields``."""
     scores = json.dumps({"裁判": 0.1, "加油": 0.9}, ensure_ascii=False)
-    entry = {"source_id": source, "channel": channel, "ts": ts, "labels": json.dumps(["加油"]), "scores": scores}
-    await client.xadd("livetopic:topics", {**entry, "model": "m:3", **fields})
+    entry: dict[FieldT, EncodableT] = {"source_id": source, "channel": channel, "ts": ts, "model": "m:3"}
+    await client.xadd("livetopic:topics", entry | {"labels": json.dumps(["加油"]), "scores": scores} | fields)
 
 
 async def test_report_from_the_output_stream(
