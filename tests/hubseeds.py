@@ -124,22 +124,21 @@ def _config(seed: Seed, vocab_size: int) -> Any:
     }
     if seed.multi_label:
         common["problem_type"] = "multi_label_classification"
-    if seed.name == "distilbert-sst2":
+    # two layers of width 32, two heads, a feed-forward of 64, as BERT and RoBERTa name them
+    size: dict[str, Any] = {
+        "num_hidden_layers": 2,
+        "hidden_size": 32,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+    }
+    if seed.name == "distilbert-sst2":  # the same size, as DistilBERT names it
+        distil: dict[str, Any] = dict(zip(("n_layers", "dim", "n_heads", "hidden_dim"), size.values(), strict=True))
         return DistilBertConfig(
-            n_layers=2,
-            dim=32,
-            n_heads=2,
-            hidden_dim=64,
-            finetuning_task="sst-2",
-            architectures=["DistilBertForSequenceClassification"],
-            **common,
+            **distil, finetuning_task="sst-2", architectures=["DistilBertForSequenceClassification"], **common
         )
     if seed.name == "bertweet-emotion-base":
         return RobertaConfig(
-            num_hidden_layers=2,
-            hidden_size=32,
-            num_attention_heads=2,
-            intermediate_size=64,
+            **size,
             max_position_embeddings=130,
             pad_token_id=1,
             bos_token_id=0,
@@ -149,15 +148,7 @@ def _config(seed: Seed, vocab_size: int) -> Any:
             architectures=["RobertaForSequenceClassification"],
             **common,
         )
-    return BertConfig(
-        num_hidden_layers=2,
-        hidden_size=32,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        architectures=["BertForSequenceClassification"],
-        **common,
-    )
+    return BertConfig(**size, max_position_embeddings=512, architectures=["BertForSequenceClassification"], **common)
 
 
 def _weights(config: Any, seed_number: int) -> dict[str, Any]:

@@ -6,28 +6,51 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from worker.tools.process import child_env, one_thread_flags
+from worker.tools.process import WorkerProcess, child_env, one_thread_flags
 
 from ..conftest import ROOT
 
 
-def livetopic(
-    *args: str, cwd: Path = ROOT, timeout_s: float = 120, env: dict[str, str] | None = None, input: str | None = None
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: Path = ROOT,
+    timeout_s: float = 120,
+    env: Mapping[str, str] | None = None,
+    input: str | bytes | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``livetopic ARGS`` to its end (``input`` on its standard input)."""
-    return subprocess.run(
-        [sys.executable, "-m", "worker", *args],
+    """Run ``argv`` to its end (one torch thread unless ``env`` says otherwise), its output as text. Bytes on its
+    standard input are sent as they are (a line that is not UTF-8); its output is then decoded with U+FFFD for
+    what is not UTF-8."""
+    raw = isinstance(input, bytes)
+    done = subprocess.run(
+        list(argv),
         input=input,
         capture_output=True,
-        text=True,
+        text=not raw,
         cwd=cwd,
         timeout=timeout_s,
         env=env or child_env(threads=1),
         check=False,
     )
+    if not raw:
+        return done
+    out, err = (stream.decode(errors="replace") for stream in (done.stdout, done.stderr))
+    return subprocess.CompletedProcess(done.args, done.returncode, out, err)
+
+
+def livetopic(
+    *args: str,
+    cwd: Path = ROOT,
+    timeout_s: float = 120,
+    env: dict[str, str] | None = None,
+    input: str | bytes | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``livetopic ARGS`` to its end (``input`` on its standard input: see :func:`run`)."""
+    return run([sys.executable, "-m", "worker", *args], cwd=cwd, timeout_s=timeout_s, env=env, input=input)
 
 
 def run_command(*argv: str) -> int:
@@ -39,17 +62,24 @@ def run_command(*argv: str) -> int:
     return int(args.func(args, load_settings()))
 
 
-def start(*args: str, cwd: Path, log: Path) -> subprocess.Popen[bytes]:
-    """Start ``livetopic ARGS`` in the background, its output in ``log``."""
+def spawn(
+    argv: Sequence[str], *, log: Path, cwd: Path = ROOT, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in the background (one torch thread unless ``env`` says otherwise), its output in ``log``."""
     with open(log, "wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "worker", *args],
+            list(argv),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=cwd,
-            env=child_env(threads=1),
+            env=env or child_env(threads=1),
         )
+
+
+def start(*args: str, cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    """Start ``livetopic ARGS`` in the background, its output in ``log``."""
+    return spawn([sys.executable, "-m", "worker", *args], log=log, cwd=cwd)
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
@@ -70,6 +100,11 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, log: Pa
             tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
             raise AssertionError(f"{what} within {timeout_s:.0f}s\n{tail}")
         time.sleep(0.1)
+
+
+def wait_for_metric(worker: WorkerProcess, sample: str, value: float, timeout_s: float, what: str) -> None:
+    """Until ``worker``'s /metrics reads ``value`` for ``sample`` (``name{labels}``); its log's tail if not."""
+    wait_for(lambda: worker.metric(sample) == value, timeout_s, what, worker.log_path)
 
 
 def reloading_worker_flags(url: str, repo: Path, *extra: str) -> list[str]:

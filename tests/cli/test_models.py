@@ -18,7 +18,7 @@ from worker.tools.embedded import EmbeddedRedis
 from worker.tools.process import WorkerProcess, child_env
 
 from ..conftest import SAMPLE
-from .helpers import livetopic, one_line_error, reloading_worker_flags, run_command, wait_for
+from .helpers import livetopic, one_line_error, reloading_worker_flags, run_command, wait_for, wait_for_metric
 
 
 def _init(repo: Path, labels: list[str] | None = None) -> None:
@@ -50,23 +50,13 @@ def test_worker_waits_for_its_first_model_then_guards_its_labels(redis_server: E
         worker.wait_ready(120)
         pushed = livetopic("push", "--redis-url", redis_server.url, "--quiet", "--limit", "20", str(SAMPLE))
         assert pushed.returncode == 0, pushed.stderr
-        wait_for(
-            lambda: worker.metric('livetopic_comments_total{outcome="classified"}') == 20,
-            60,
-            "the worker classifies",
-            worker.log_path,
-        )
+        wait_for_metric(worker, 'livetopic_comments_total{outcome="classified"}', 20, 60, "the worker classifies")
         client = redis.Redis.from_url(redis_server.url, decode_responses=True)
         results = [fields for _id, fields in client.xrange("livetopic:topics")]
         assert len(results) == 20 and not any("text" in r for r in results)  # --no-output-text
 
         _init(repo, ["加油", "閒聊"])  # labels changed without saying so: refused, version 1 serves on
-        wait_for(
-            lambda: worker.metric('livetopic_model_reloads_total{result="refused"}') == 1,
-            60,
-            "the label change is refused",
-            worker.log_path,
-        )
+        wait_for_metric(worker, 'livetopic_model_reloads_total{result="refused"}', 1, 60, "the label change is refused")
         assert "model version 2 refused, still serving livetopic:1: it changes the labels" in worker.log_tail()
         assert 'version="1"' in worker.get("/metrics")[1]
 
@@ -84,11 +74,8 @@ def test_worker_waits_for_its_first_model_then_guards_its_labels(redis_server: E
             "--change-labels",
         )  # intended: swapped in
         assert proc.returncode == 0, proc.stderr
-        wait_for(
-            lambda: worker.metric('livetopic_model_reloads_total{result="ok"}') == 1,
-            60,
-            "the intended label change is served",
-            worker.log_path,
+        wait_for_metric(
+            worker, 'livetopic_model_reloads_total{result="ok"}', 1, 60, "the intended label change is served"
         )
         assert 'version="3"' in worker.get("/metrics")[1]
         assert worker.stop() == 0
@@ -131,12 +118,7 @@ def test_rollback_and_promote_are_hot_reloaded_by_running_workers(
         capsys.readouterr()
         assert run_command("model", "rollback", "--repo", str(repo)) == 0
         assert f"published {repo / '3'}: the files of version 1" in capsys.readouterr().out
-        wait_for(
-            lambda: worker.metric('livetopic_model_reloads_total{result="ok"}') == 1,
-            120,
-            "the rollback is hot-reloaded",
-            worker.log_path,
-        )
+        wait_for_metric(worker, 'livetopic_model_reloads_total{result="ok"}', 1, 120, "the rollback is hot-reloaded")
         pushed = livetopic("push", "--redis-url", redis_server.url, "--quiet", "--limit", "20", str(SAMPLE))
         assert pushed.returncode == 0, pushed.stderr
         wait_for(lambda: len(_scores(redis_server.url)) == 20, 60, "the worker classifies", worker.log_path)
@@ -164,11 +146,8 @@ def test_rollback_and_promote_are_hot_reloaded_by_running_workers(
         capsys.readouterr()
         assert run_command("model", "promote", "1", "--repo", str(repo)) == 0
         assert f"published {repo / '4'}" in capsys.readouterr().out
-        wait_for(
-            lambda: worker.metric('livetopic_model_reloads_total{result="ok"}') == 2,
-            120,
-            "the promoted candidate is hot-reloaded",
-            worker.log_path,
+        wait_for_metric(
+            worker, 'livetopic_model_reloads_total{result="ok"}', 2, 120, "the promoted candidate is hot-reloaded"
         )
         assert 'version="4"' in worker.get("/metrics")[1] and not (repo / "candidates" / "1").exists()
         assert worker.stop() == 0

@@ -20,6 +20,7 @@ from devtools.deploycheck.promql import metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
+DASHBOARD = "grafana/livetopic-dashboard.json"
 
 
 def need(*tools: str) -> None:
@@ -42,6 +43,11 @@ def broken_copy(tmp_path: Path, path: str, edit: Callable[[str], str]) -> Path:
     return copy
 
 
+def swap(old: str, new: str) -> Callable[[str], str]:
+    """The edit that replaces ``old`` with ``new``."""
+    return lambda text: text.replace(old, new)
+
+
 def check(deploy_dir: Path, *steps: str) -> tuple[int, str]:
     proc = subprocess.run(
         [sys.executable, "-m", "devtools.deploycheck", "--deploy-dir", str(deploy_dir), "--only", *steps],
@@ -51,6 +57,13 @@ def check(deploy_dir: Path, *steps: str) -> tuple[int, str]:
         timeout=240,
     )
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def fails(tmp_path: Path, path: str, edit: Callable[[str], str], step: str) -> str:
+    """``step`` fails on a copy of deploy/ with ``path`` edited; its output."""
+    code, out = check(broken_copy(tmp_path, path, edit), step)
+    assert code == 1, out
+    return out
 
 
 @pytest.mark.slow
@@ -73,24 +86,18 @@ def test_deploy_passes_every_check() -> None:
 def test_a_metric_renamed_in_the_dashboard_fails(tmp_path: Path) -> None:
     need("promtool")
     assert check(DEPLOY, "metrics")[0] == 0
-    copy = broken_copy(
-        tmp_path,
-        "grafana/livetopic-dashboard.json",
-        lambda text: text.replace("livetopic_queue_wait_seconds_bucket", "livetopic_queue_wait_bucket"),
+    out = fails(
+        tmp_path, DASHBOARD, swap("livetopic_queue_wait_seconds_bucket", "livetopic_queue_wait_bucket"), "metrics"
     )
-    code, out = check(copy, "metrics")
-    assert code == 1, out
     assert 'panel "Queue wait (stream entry → read by a worker)" query A: metric livetopic_queue_wait_bucket' in out
 
 
 def test_a_metric_renamed_in_an_alert_or_a_variable_fails(tmp_path: Path) -> None:
     need("promtool")
     copy = broken_copy(
-        tmp_path,
-        "prometheus/alerts.yml",
-        lambda text: text.replace("max(livetopic_stream_lag) > 10000", "max(livetopic_lag) > 10000"),
+        tmp_path, "prometheus/alerts.yml", swap("max(livetopic_stream_lag) > 10000", "max(livetopic_lag) > 10000")
     )
-    dashboard = copy / "grafana" / "livetopic-dashboard.json"
+    dashboard = copy / DASHBOARD
     data = json.loads(dashboard.read_text())
     data["templating"]["list"][1]["query"]["query"] = "label_values(livetopic_readiness, instance)"
     dashboard.write_text(json.dumps(data))
@@ -102,26 +109,21 @@ def test_a_metric_renamed_in_an_alert_or_a_variable_fails(tmp_path: Path) -> Non
 
 def test_a_query_that_does_not_parse_fails(tmp_path: Path) -> None:
     need("promtool")
-    copy = broken_copy(
+    out = fails(
         tmp_path,
-        "grafana/livetopic-dashboard.json",
-        lambda text: text.replace(
-            "max by (stream) (livetopic_stream_length)", "max by (stream) (livetopic_stream_length"
-        ),
+        DASHBOARD,
+        swap("max by (stream) (livetopic_stream_length)", "max by (stream) (livetopic_stream_length"),
+        "metrics",
     )
-    code, out = check(copy, "metrics")
-    assert code == 1 and 'promtool cannot parse panel "Stream length" query A' in out
+    assert 'promtool cannot parse panel "Stream length" query A' in out
 
 
 def test_replicas_that_disagree_fail(tmp_path: Path) -> None:
     need("kubectl")
-    copy = broken_copy(tmp_path, "k8s/hpa.yaml", lambda text: text.replace("minReplicas: 2", "minReplicas: 3"))
-    code, out = check(copy, "agreement")
-    assert code == 1
+    out = fails(tmp_path, "k8s/hpa.yaml", swap("minReplicas: 2", "minReplicas: 3"), "agreement")
     assert "hpa.yaml minReplicas (3) and keda-scaledobject.yaml minReplicaCount (2) disagree" in out
-    copy2 = broken_copy(tmp_path / "2", "README.md", lambda text: text.replace("`lagCount` 1000", "`lagCount` 500"))
-    code, out = check(copy2, "agreement")
-    assert code == 1 and "deploy/README.md says lagCount 500, the manifests 1000" in out
+    out = fails(tmp_path / "2", "README.md", swap("`lagCount` 1000", "`lagCount` 500"), "agreement")
+    assert "deploy/README.md says lagCount 500, the manifests 1000" in out
 
 
 def test_each_overlay_has_one_autoscaler(tmp_path: Path) -> None:
@@ -134,11 +136,9 @@ def test_each_overlay_has_one_autoscaler(tmp_path: Path) -> None:
         ("overlays/production", "HorizontalPodAutoscaler, images by digest"),
     ]:
         assert f"    {name}: " in out and f"autoscaler {scaler}" in out, out
-    both = broken_copy(
-        tmp_path, "overlays/keda/kustomization.yaml", lambda text: text.split("patches:")[0]
+    out = fails(
+        tmp_path, "overlays/keda/kustomization.yaml", lambda text: text.split("patches:")[0], "overlays"
     )  # the base's HPA is not deleted
-    code, out = check(both, "overlays")
-    assert code == 1
     assert (
         "overlays/keda: 2 autoscalers (HPA/livetopic-worker, ScaledObject/livetopic-worker); exactly one HPA wanted"
     ) in out
@@ -147,9 +147,7 @@ def test_each_overlay_has_one_autoscaler(tmp_path: Path) -> None:
 def test_replicas_a_secret_or_a_tag_fail(tmp_path: Path) -> None:
     need("kubectl")
     copy = broken_copy(
-        tmp_path,
-        "k8s/deployment.yaml",
-        lambda text: text.replace("  revisionHistoryLimit", "  replicas: 2\n  revisionHistoryLimit"),
+        tmp_path, "k8s/deployment.yaml", swap("  revisionHistoryLimit", "  replicas: 2\n  revisionHistoryLimit")
     )
     base = copy / "k8s" / "kustomization.yaml"
     base.write_text(base.read_text().replace("  - pvc.yaml", "  - secret.example.yaml\n  - pvc.yaml"))
@@ -164,13 +162,12 @@ def test_replicas_a_secret_or_a_tag_fail(tmp_path: Path) -> None:
 
 def test_a_field_keda_does_not_know_fails(tmp_path: Path) -> None:
     need("kubectl", "kubernetes_validate")
-    copy = broken_copy(
+    out = fails(
         tmp_path,
         "overlays/keda/keda-scaledobject.yaml",
-        lambda text: text.replace('lagCount: "1000"', 'lagCount: 1000\n        lagCounts: "5"'),
+        swap('lagCount: "1000"', 'lagCount: 1000\n        lagCounts: "5"'),
+        "kubernetes",
     )
-    code, out = check(copy, "kubernetes")
-    assert code == 1
     assert "metadata.lagCount: must be a string" in out and "metadata.lagCounts: not a redis-streams parameter" in out
 
 
@@ -192,9 +189,8 @@ def test_an_alert_without_a_silent_case_fails(tmp_path: Path) -> None:
             "",
         )
 
-    copy = broken_copy(tmp_path, "prometheus/alerts.test.yml", drop_silent)
-    code, out = check(copy, "prometheus")
-    assert code == 1 and "no case where LivetopicModelReloadFailing silent" in out
+    out = fails(tmp_path, "prometheus/alerts.test.yml", drop_silent, "prometheus")
+    assert "no case where LivetopicModelReloadFailing silent" in out
 
 
 def test_metric_names_of_promql() -> None:

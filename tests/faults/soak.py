@@ -514,31 +514,23 @@ def every_comment_once(n: int, workdir: Path, rate: float, **faults: int) -> dic
     return summary
 
 
+# the faults of the command line: run_soak's keyword → (how many by default, what each is)
+FAULTS = {
+    "kills": (3, "workers killed with SIGKILL during the push"),
+    "restarts": (1, "redis-server restarts during the push"),
+    "ooms": (1, "phases with Redis at its memory limit (noeviction)"),
+    "wrong_types": (1, "phases with the output key replaced by a string (the workers stop; started again)"),
+    "group_losses": (1, "phases with the workers stopped and the consumer group destroyed (a backlog waiting)"),
+    "broken_versions": (1, "phases with a broken newest model version published (a worker restarted meanwhile)"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=5000, help="comments to push")
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="file or folder for livetopic push")
-    parser.add_argument("--kills", type=int, default=3, help="workers killed with SIGKILL during the push")
-    parser.add_argument("--restarts", type=int, default=1, help="redis-server restarts during the push")
-    parser.add_argument("--ooms", type=int, default=1, help="phases with Redis at its memory limit (noeviction)")
-    parser.add_argument(
-        "--wrong-types",
-        type=int,
-        default=1,
-        help="phases with the output key replaced by a string (the workers stop; started again)",
-    )
-    parser.add_argument(
-        "--group-losses",
-        type=int,
-        default=1,
-        help="phases with the workers stopped and the consumer group destroyed (a backlog waiting)",
-    )
-    parser.add_argument(
-        "--broken-versions",
-        type=int,
-        default=1,
-        help="phases with a broken newest model version published (a worker restarted meanwhile)",
-    )
+    for fault, (default, what) in FAULTS.items():
+        parser.add_argument(f"--{fault.replace('_', '-')}", type=int, default=default, help=what)
     parser.add_argument("--rate", type=float, help="comments per second (default: about 40 s of pushing)")
     parser.add_argument("--workdir", type=Path, help="keep redis data, model and logs here (default: temporary)")
     parser.add_argument("--timeout-s", type=float, default=600, help="give up waiting for results after this")
@@ -548,19 +540,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with contextlib.ExitStack() as stack:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livetopic-soak-")))
-        summary = run_soak(
-            args.n,
-            args.source,
-            workdir,
-            kills=args.kills,
-            restarts=args.restarts,
-            ooms=args.ooms,
-            wrong_types=args.wrong_types,
-            group_losses=args.group_losses,
-            broken_versions=args.broken_versions,
-            rate=args.rate,
-            timeout_s=args.timeout_s,
-        )
+        faults = {fault: getattr(args, fault) for fault in FAULTS}
+        summary = run_soak(args.n, args.source, workdir, rate=args.rate, timeout_s=args.timeout_s, **faults)
         if not summary["ok"]:
             summary["logs"] = str(workdir / "logs") if args.workdir else "(pass --workdir to keep the logs)"
     print(json.dumps(summary, ensure_ascii=False, indent=2))

@@ -17,7 +17,6 @@ import collections
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -25,7 +24,8 @@ from typing import Any
 
 import pytest
 
-from ..conftest import ROOT, worker_env
+from ..cli.helpers import livetopic, start
+from ..conftest import ROOT
 from .conftest import INPUT, Server
 
 
@@ -54,25 +54,8 @@ class Follower:
     def start(self) -> Follower:
         log_path = self.logs / f"follow-{len(self.runs)}.log"
         self.runs.append(log_path)
-        with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "worker",
-                    "push",
-                    "--follow",
-                    *map(str, self.paths),
-                    "--redis-url",
-                    self.server.url,
-                    "--dedupe-window-s",
-                    "0",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=worker_env(),
-                cwd=ROOT,
-            )
+        argv = ["push", "--follow", *map(str, self.paths), "--redis-url", self.server.url, "--dedupe-window-s", "0"]
+        self.proc = start(*argv, cwd=ROOT, log=log_path)
         return self
 
     def log(self, run: int = -1) -> str:
@@ -139,18 +122,7 @@ def assert_each_once(server: Server, expected: Iterable[str]) -> None:
 
 def push(server: Server, *args: str, data: bytes | None = None) -> subprocess.CompletedProcess[str]:
     """``livetopic push ARGS --quiet`` run to its end (``data``: its standard input)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "worker", "push", *args, "--quiet", "--redis-url", server.url],
-        input=data,
-        capture_output=True,
-        timeout=120,
-        env=worker_env(),
-        cwd=ROOT,
-        check=False,
-    )
-    return subprocess.CompletedProcess(
-        done.args, done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
-    )
+    return livetopic("push", *args, "--quiet", "--redis-url", server.url, input=data)
 
 
 # --- item 3: one bad line ------------------------------------------------------------------------------

@@ -5,24 +5,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
-from ..conftest import ROOT, worker_env
+from ..cli.helpers import livetopic
 from .conftest import INPUT, Server
 
 
 def push(server: Server, path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "worker", "push", str(path), "--redis-url", server.url, "--quiet", *flags],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=worker_env(),
-        cwd=ROOT,
-        check=False,
-    )
+    return livetopic("push", str(path), "--redis-url", server.url, "--quiet", *flags, timeout_s=180)
 
 
 def test_push_gives_up_cleanly_under_oom_and_a_rerun_pushes_nothing_twice(server: Server, tmp_path: Path) -> None:

@@ -84,16 +84,10 @@ async def test_dropped_connections_and_timeouts_lose_nothing(
 ) -> None:
     """CLIENT KILL drops the worker's connections (a reply can be lost after the publish script ran: the
     retry publishes nothing twice); CLIENT PAUSE makes its commands time out."""
+    # a paused Redis times commands out after 0.3 s; what a dropped connection left pending is claimed after 0.5 s
+    quick = {"redis_timeout_s": 0.3, "block_ms": 50, "claim_min_idle_ms": 500}
     worker = make_worker(
-        redis_server.url,
-        tiny_repo,
-        tiny_model,
-        redis_timeout_s=0.3,
-        block_ms=50,
-        claim_min_idle_ms=500,
-        max_batch_size=4,
-        read_count=16,
-        max_inflight=64,
+        redis_server.url, tiny_repo, tiny_model, **quick, max_batch_size=4, read_count=16, max_inflight=64
     )
     chaos = aioredis.Redis.from_url(redis_server.url)
     spared = {await chaos.client_id(), await redis_client.client_id()}

@@ -17,6 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from ..cli.helpers import spawn
+
 __all__ = ["Browser", "find_chromium"]
 
 CJK_FONT = re.compile(
@@ -65,19 +67,8 @@ class Browser:
     def _launch(profile: Path, log_path: Path, width: int, height: int) -> subprocess.Popen[bytes]:
         """Chromium with a fresh profile; it writes its DevTools port into ``profile/DevToolsActivePort``."""
         profile.mkdir(parents=True)
-        with open(log_path, "wb") as log:
-            return subprocess.Popen(
-                [
-                    find_chromium(),
-                    *FLAGS,
-                    f"--user-data-dir={profile}",
-                    f"--window-size={width},{height}",
-                    "about:blank",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        argv = [find_chromium(), *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"]
+        return spawn(argv, log=log_path)
 
     @classmethod
     async def start(cls, workdir: Path, width: int = 1400, height: int = 1000) -> Browser:

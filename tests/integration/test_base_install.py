@@ -4,7 +4,6 @@ them raises ImportError, as in a venv without them)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,7 +13,8 @@ import redis
 
 from worker.tools.embedded import EmbeddedRedis, free_port
 
-from ..conftest import ROOT, SAMPLE, worker_env
+from ..cli.helpers import run, spawn
+from ..conftest import SAMPLE
 
 pytestmark = pytest.mark.slow
 
@@ -29,13 +29,7 @@ def base_livetopic(*args: str) -> list[str]:
 
 
 def test_the_blocker_really_blocks() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", WITHOUT_EXTRAS.split("; from")[0] + "; import sklearn"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run([sys.executable, "-c", WITHOUT_EXTRAS.split("; from")[0] + "; import sklearn"], timeout_s=60)
     assert done.returncode != 0 and "ModuleNotFoundError: import of sklearn halted" in done.stderr
 
 
@@ -43,8 +37,7 @@ def test_worker_push_and_train_without_the_train_extra(
     redis_server: EmbeddedRedis, tiny_repo: Path, tmp_path: Path
 ) -> None:
     port = free_port()
-    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
-    worker = subprocess.Popen(
+    worker = spawn(
         base_livetopic(
             "worker",
             "--redis-url",
@@ -58,21 +51,10 @@ def test_worker_push_and_train_without_the_train_extra(
             "--torch-threads",
             "1",
         ),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=worker_env(),
-        cwd=ROOT,
+        log=tmp_path / "worker.log",
     )
     try:
-        pushed = subprocess.run(
-            base_livetopic("push", "--redis-url", redis_server.url, "--quiet", "--limit", "30", str(SAMPLE)),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=worker_env(),
-            cwd=ROOT,
-            check=False,
-        )
+        pushed = run(base_livetopic("push", "--redis-url", redis_server.url, "--quiet", "--limit", "30", str(SAMPLE)))
         assert pushed.returncode == 0, pushed.stderr
         client = redis.Redis.from_url(redis_server.url)
         deadline = time.monotonic() + 90
@@ -83,9 +65,8 @@ def test_worker_push_and_train_without_the_train_extra(
     finally:
         worker.terminate()
         code = worker.wait(timeout=60)
-        log.close()
     assert code == 0, (tmp_path / "worker.log").read_text()
-    trained = subprocess.run(
+    trained = run(
         base_livetopic(
             "train",
             "--data",
@@ -104,12 +85,7 @@ def test_worker_push_and_train_without_the_train_extra(
             "--run-dir",
             str(tmp_path / "run"),
         ),
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=worker_env(),
-        cwd=ROOT,
-        check=False,
+        timeout_s=240,
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert (tmp_path / "repo" / "1" / "livetopic.json").is_file()

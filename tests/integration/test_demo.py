@@ -4,33 +4,15 @@ process, the replay, the live table and the summary."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-from ..conftest import ROOT, worker_env
+from ..cli.helpers import livetopic
+from ..conftest import ROOT
 
 
 def test_demo_trains_serves_and_summarises(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "worker",
-            "demo",
-            "--workdir",
-            str(tmp_path / "demo"),
-            "--rate",
-            "400",
-            "--train-minutes",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        env=worker_env(),
-        cwd=ROOT,
-        check=False,
+    proc = livetopic(
+        "demo", "--workdir", str(tmp_path / "demo"), "--rate", "400", "--train-minutes", "1", timeout_s=280
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout

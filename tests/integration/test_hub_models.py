@@ -16,7 +16,7 @@ from worker.model.repository import read_manifest
 from worker.tools.embedded import EmbeddedRedis
 from worker.tools.process import WorkerProcess, child_env
 
-from ..cli.helpers import livetopic, one_line_error, reloading_worker_flags, wait_for
+from ..cli.helpers import livetopic, one_line_error, reloading_worker_flags, wait_for, wait_for_metric
 from ..hub import HubRepo, StandInHub
 from ..hubseeds import SEEDS, Seed, reference_scores, seed_files, seed_texts, write_files
 
@@ -104,11 +104,12 @@ def test_the_four_seed_checkpoints_pulled_from_the_hub_serve_as_published(
                 if number == 1:
                     worker.start().wait_ready(300)
                 else:
-                    wait_for(
-                        lambda n=number: worker.metric('livetopic_model_reloads_total{result="ok"}') == n - 1,
+                    wait_for_metric(
+                        worker,
+                        'livetopic_model_reloads_total{result="ok"}',
+                        number - 1,
                         300,
                         f"version {number} is hot-reloaded",
-                        worker.log_path,
                     )
                 pushed += _push(redis_server.url, seed, number, tmp_path)
                 total = len(pushed)

@@ -31,7 +31,7 @@ from devtools.deploycheck.promql import (
 from worker.service.metrics import Metrics
 from worker.tools.embedded import EmbeddedRedis, free_port
 
-from ..cli.helpers import livetopic
+from ..cli.helpers import livetopic, spawn
 from ..conftest import ROOT, SAMPLE
 
 pytestmark = pytest.mark.slow
@@ -59,19 +59,16 @@ class Prometheus:
         }
         (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.log = tmp / "prometheus.log"
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [
-                    "prometheus",
-                    f"--config.file={tmp / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={tmp / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    "--log.level=warn",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.proc = spawn(
+            [
+                "prometheus",
+                f"--config.file={tmp / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            log=self.log,
+        )
 
     def get(self, path: str, **params: str) -> Any:
         url = f"http://127.0.0.1:{self.port}{path}"

@@ -17,6 +17,7 @@ from worker.model.repository import MANIFEST_NAME, publish_version, read_manifes
 from worker.model.untrained import init_version
 
 from ...conftest import LABELS, SAMPLE
+from .helpers import flip_a_bit, written
 
 TEXTS = SAMPLE.read_text(encoding="utf-8").splitlines()[:50]
 
@@ -32,11 +33,6 @@ def caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return places
 
 
-def _written(root: Path) -> set[str]:
-    """Every path under ``root``, relative."""
-    return {p.relative_to(root).as_posix() for p in root.rglob("*")}
-
-
 def test_a_version_carries_its_graphs_and_a_worker_exports_nothing(
     tmp_path: Path, caches: list[Path], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -44,7 +40,7 @@ def test_a_version_carries_its_graphs_and_a_worker_exports_nothing(
     init_version(repo, preset="tiny", labels=LABELS, texts=TEXTS, graphs=True)
     listed = read_manifest(repo / "1").files
     assert {"onnx/model-float32.onnx", "onnx/model-int8.onnx"} <= set(listed)
-    before = _written(repo)
+    before = written(repo)
     assert not any(name.startswith(".onnx") for name in before)  # no cache published with it
     caplog.clear()  # what the publication logged (its exports) is not the worker's
     for dtype in ("float32", "int8"):
@@ -52,8 +48,8 @@ def test_a_version_carries_its_graphs_and_a_worker_exports_nothing(
             model = load_model(repo, dtype=dtype, backend="onnxruntime")
         assert model.backend.graph == repo / "1" / "onnx" / f"model-{dtype}.onnx"  # type: ignore[attr-defined]
     assert not any("exported" in r.getMessage() for r in caplog.records)
-    assert _written(repo) == before, _written(repo) ^ before
-    exported = [name for place in caches for name in _written(place) if "livetopic" in name or name.endswith(".onnx")]
+    assert written(repo) == before, written(repo) ^ before
+    exported = [name for place in caches for name in written(place) if "livetopic" in name or name.endswith(".onnx")]
     assert not exported  # (the libraries keep their own files there: ONNX Runtime's usage database, torch's)
 
 
@@ -61,9 +57,7 @@ def test_a_graph_changed_after_publication_makes_the_version_refused(tmp_path: P
     repo = tmp_path / "repo"
     init_version(repo, preset="tiny", labels=LABELS, texts=TEXTS, graphs=True)
     graph = repo / "1" / "onnx" / "model-float32.onnx"
-    data = bytearray(graph.read_bytes())
-    data[len(data) // 2] ^= 1
-    graph.write_bytes(bytes(data))
+    flip_a_bit(graph, graph.stat().st_size // 2)
     with pytest.raises(RepositoryError, match=r"onnx/model-float32\.onnx does not have the sha256"):
         load_model(repo, dtype="float32", backend="onnxruntime")
     assert onnx_export.published_graph(repo / "1", "float32") is None  # nor would the exporter serve it

@@ -14,6 +14,7 @@ from worker.model.untrained import init_version
 
 from ...conftest import LABELS, SAMPLE
 from ...versions import republish, truncate_weights
+from .helpers import flip_a_bit
 
 TEXTS = SAMPLE.read_text(encoding="utf-8").splitlines()[:50]
 
@@ -63,9 +64,7 @@ def test_a_damaged_version_is_never_published_again(tmp_path: Path) -> None:
     _init(repo, 0)
     _init(repo, 1)
     weights = repo / "1" / "model.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[-1] ^= 1  # same size, other bytes: the manifest's sha256 no longer holds
-    weights.write_bytes(bytes(data))
+    flip_a_bit(weights)  # same size, other bytes: the manifest's sha256 no longer holds
     with pytest.raises(RepositoryError, match="does not have the sha256 its manifest lists"):
         manage.rollback(repo, 1)
     assert manage.served_version(repo) == 2 and len(manage.versions(repo)) == 2

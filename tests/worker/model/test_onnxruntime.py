@@ -17,6 +17,8 @@ from worker.model.backends.graph import sigmoid, softmax
 from worker.model.load import load_model
 from worker.model.untrained import init_version
 
+from .helpers import flip_a_bit
+
 TEXTS = ["加油！", "好球 nice block 這球漂亮", "轉播卡住了", "😂", "教練喊暫停，換人了，這局要小心發球", "x" * 300]
 LABELS = ["A", "B", "C"]
 
@@ -60,9 +62,7 @@ def test_cache_key_follows_weights_dtype_and_libraries(tmp_path: Path, monkeypat
     assert onnx_export.cache_key(vdir, "float32") != key
     monkeypatch.undo()
     weights = next(vdir.glob("*.safetensors"))
-    data = bytearray(weights.read_bytes())
-    data[-1] ^= 1
-    weights.write_bytes(bytes(data))
+    flip_a_bit(weights)
     assert onnx_export.cache_key(vdir, "float32") != key
 
 
@@ -197,9 +197,7 @@ def test_a_graph_published_with_the_version_is_checked_against_its_manifest(
     assert f"{onnx_export.ONNX_DIR}/{made.name}" in read_manifest(repo / "1").files
     stamp = graph.stat().st_mtime_ns
     assert onnx_export.onnx_graph(repo / "1", "float32") == graph and graph.stat().st_mtime_ns == stamp
-    data = bytearray(graph.read_bytes())
-    data[-1] ^= 1
-    graph.write_bytes(bytes(data))
+    flip_a_bit(graph)
     with caplog.at_level(logging.WARNING, logger="worker"):
         assert onnx_export.onnx_graph(repo / "1", "float32") == graph
     assert graph.read_bytes() == made.read_bytes()  # exported again (the same bytes: the export is reproducible)

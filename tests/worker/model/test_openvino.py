@@ -20,6 +20,7 @@ from worker.model.repository import read_manifest
 from worker.model.untrained import init_version
 
 from ...conftest import LABELS, SAMPLE
+from .helpers import flip_a_bit, written
 
 pytestmark = pytest.mark.skipif(not nncf_available(), reason="openvino and nncf are not installed")
 
@@ -32,10 +33,6 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("published")
     init_version(repo, preset="tiny", labels=LABELS, texts=TEXTS, graphs=True)
     return repo
-
-
-def _written(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in root.rglob("*")}
 
 
 def test_the_int8_model_is_published_with_the_version(published: Path) -> None:
@@ -56,13 +53,13 @@ def test_labels_agree_with_torch_float32(published: Path, dtype: str, tolerance:
 
 
 def test_serving_loads_only_the_published_files(published: Path, caplog: pytest.LogCaptureFixture) -> None:
-    before = _written(published)
+    before = written(published)
     with caplog.at_level(logging.INFO, logger="worker"):
         int8 = load_model(published, dtype="int8", backend="openvino", smoke_test=False)
         float32 = load_model(published, dtype="float32", backend="openvino", smoke_test=False)
     assert int8.backend.source == published / "1" / "openvino" / "model-int8.xml"  # type: ignore[attr-defined]
     assert float32.backend.source == published / "1" / "onnx" / "model-float32.onnx"  # type: ignore[attr-defined]
-    assert _written(published) == before
+    assert written(published) == before
     assert not any("exported" in r.getMessage() or "made the OpenVINO" in r.getMessage() for r in caplog.records)
 
 
@@ -70,9 +67,7 @@ def test_a_changed_int8_model_is_refused(published: Path, tmp_path: Path) -> Non
     repo = tmp_path / "repo"
     shutil.copytree(published, repo)
     weights = repo / "1" / "openvino" / "model-int8.bin"
-    data = bytearray(weights.read_bytes())
-    data[len(data) // 2] ^= 1
-    weights.write_bytes(bytes(data))
+    flip_a_bit(weights, weights.stat().st_size // 2)
     with pytest.raises(RepositoryError, match=r"openvino/model-int8\.bin does not have the sha256"):
         load_model(repo, dtype="int8", backend="openvino")
     with pytest.raises(ModelError, match="no intact OpenVINO int8 model"):  # nor would the backend read it
@@ -83,14 +78,14 @@ def test_a_version_without_one_is_served_by_the_next_engine(
     tiny_repo: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_vnni"}))
-    before = _written(tiny_repo / "1")
+    before = written(tiny_repo / "1")
     with pytest.raises(ModelError, match="no intact OpenVINO int8 model"):
         load_model(tiny_repo, dtype="int8", backend="openvino", smoke_test=False)
     with caplog.at_level(logging.WARNING, logger="worker"):
         model = load_model(tiny_repo, smoke_test=False)
     assert (model.backend_name, model.dtype_name) == ("onnxruntime", "int8")
     assert any("openvino int8 cannot serve" in r.getMessage() for r in caplog.records)
-    assert not any(name.startswith("openvino") for name in _written(tiny_repo / "1") - before)  # never made here
+    assert not any(name.startswith("openvino") for name in written(tiny_repo / "1") - before)  # never made here
 
 
 def test_bfloat16_needs_native_bf16(published: Path, monkeypatch: pytest.MonkeyPatch) -> None:

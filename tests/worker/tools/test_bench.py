@@ -7,6 +7,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -100,18 +101,15 @@ def test_percentiles_and_cpu_meter() -> None:
     assert math.isnan(cores) or cores >= 0.0
 
 
+def bench_result(dtype: str, backend: str, n: int, workers: int) -> dict[str, Any]:
+    """The head of a result of ``livetopic bench``: untrained model m/1 on two threads of a CPU "Some Xeon",
+    ``workers`` single-threaded workers over ``n`` comments."""
+    head = {"model": "m/1", "untrained": True, "device": "cpu", "dtype": dtype, "backend": backend, "threads": 2}
+    return {**head, "n": n, "workers": workers, "worker_threads": 1, "cpu_model": "Some Xeon"}
+
+
 def test_table_names_every_step() -> None:
-    result = {
-        "model": "m/1",
-        "untrained": True,
-        "device": "cpu",
-        "dtype": "int8",
-        "backend": "onnxruntime",
-        "threads": 2,
-        "n": 100,
-        "workers": 2,
-        "worker_threads": 1,
-        "cpu_model": "Some Xeon",
+    result = bench_result("int8", "onnxruntime", 100, 2) | {
         "cpu_features": {"avx512f": True, "avx512_vnni": False, "amx_int8": False},
         "agreement_n": 50,
         "label_agreement": 0.996,
@@ -182,17 +180,7 @@ def test_table_names_every_step() -> None:
 
 
 def test_null_table_reports_the_host_path() -> None:
-    result = {
-        "model": "m/1",
-        "untrained": True,
-        "device": "cpu",
-        "dtype": "float32",
-        "backend": "null",
-        "threads": 2,
-        "n": 1000,
-        "workers": 1,
-        "worker_threads": 1,
-        "cpu_model": "Some Xeon",
+    result = bench_result("float32", "null", 1000, 1) | {
         "cpu_features": {"avx512f": False},
         "host_path_comments_per_s": 12345.6,
         "worker_comments_per_s": 12345.6,

@@ -4,7 +4,6 @@ bundled 6.2 (which counts no lag), and a server without lag says so when the sha
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import redis
 
 from worker.tools.embedded import LAG_VERSION, SharedRedis, bundled_redis_server, find_redis_server, redis_version
 
+from ...cli.helpers import livetopic
 from ...conftest import ROOT, SAMPLE, redis7_binary
 
 
@@ -66,15 +66,7 @@ def test_a_command_that_starts_a_6_2_says_so_on_stderr_at_start(tmp_path: Path) 
         pytest.skip("the interpreter's bin holds a redis-server 7")
     env = {**os.environ, "PATH": str(venv_bin), "PYTHONPATH": str(ROOT)}
     env = {k: v for k, v in env.items() if not k.startswith("LIVETOPIC_")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "worker", "push", str(SAMPLE), "--limit", "3"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = livetopic("push", str(SAMPLE), "--limit", "3", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     notes = [line for line in proc.stderr.splitlines() if "counts no stream lag" in line]
     assert len(notes) == 1 and notes[0].startswith("livetopic: note: embedded redis-server 6."), proc.stderr

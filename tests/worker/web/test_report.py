@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from worker.cli import main
 from worker.errors import ReportError
@@ -114,25 +115,20 @@ def test_report_with_a_model_side_by_side(tmp_path: Path, topic_repo: Path) -> N
     assert len(teacher["total"]) == len(model["total"])
 
 
+async def add_result(client: aioredis.Redis, source: str, channel: str, ts: str, **fields: str) -> None:
+    """Model m:3's result for comment ``source``: 加油 (0.9, 裁判 0.1), then ``fields``."""
+    scores = json.dumps({"裁判": 0.1, "加油": 0.9}, ensure_ascii=False)
+    entry: dict[FieldT, EncodableT] = {"source_id": source, "channel": channel, "ts": ts, "model": "m:3"}
+    await client.xadd("livetopic:topics", entry | {"labels": json.dumps(["加油"]), "scores": scores} | fields)
+
+
 async def test_report_from_the_output_stream(
     tmp_path: Path, redis_server: EmbeddedRedis, redis_client: aioredis.Redis
 ) -> None:
-    scores = json.dumps({"裁判": 0.1, "加油": 0.9}, ensure_ascii=False)
     for i in range(50):
         channel = "a" if i % 2 else "b"
         source = (await redis_client.xadd("livetopic:comments", {"text": f"第{i}則 加油", "channel": channel})).decode()
-        await redis_client.xadd(
-            "livetopic:topics",
-            {
-                "source_id": source,
-                "channel": channel,
-                "ts": f"1:{i:02d}",
-                "labels": json.dumps(["加油"]),
-                "scores": scores,
-                "model": "m:3",
-                "latency_ms": "5",
-            },
-        )
+        await add_result(redis_client, source, channel, f"1:{i:02d}", latency_ms="5")
     out = tmp_path / "stream.html"
     code = await _run_main(
         ["report", "--stream", "--redis-url", redis_server.url, "--channel", "a", "--window", "10s", "--out", str(out)]
@@ -152,7 +148,6 @@ async def test_report_from_a_stream_with_retractions_leaves_the_retracted_commen
     """Issue 22: a deletion removes its message, a ban its author's earlier comments of the channel (not later
     ones, not another channel's), a retraction published before its comment's result too; the retraction entries
     themselves are no comments."""
-    scores = json.dumps({"裁判": 0.1, "加油": 0.9}, ensure_ascii=False)
     sources = []
     for i in range(20):
         channel = "a" if i != 19 else "b"
@@ -169,18 +164,8 @@ async def test_report_from_a_stream_with_retractions_leaves_the_retracted_commen
                     "channel": "a",
                 },
             )
-        await redis_client.xadd(
-            "livetopic:topics",
-            {
-                "source_id": source,
-                "channel": channel,
-                "ts": f"0:{i:02d}",
-                "labels": json.dumps(["加油"]),
-                "scores": scores,
-                "model": "m:3",
-                "id": f"m{i}",
-                "author_id": "bob" if i % 5 == 0 else f"u{i}",
-            },
+        await add_result(
+            redis_client, source, channel, f"0:{i:02d}", id=f"m{i}", author_id="bob" if i % 5 == 0 else f"u{i}"
         )
         if i == 3:
             await redis_client.xadd(
