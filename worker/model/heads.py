@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .stages import STAGE_NAME, Condition, parse_condition
+from .stages import STAGE_NAME, Condition, check_order, parse_condition
 
 __all__ = ["HeadSpec", "check_heads"]
 
@@ -48,19 +48,12 @@ def check_heads(heads: Sequence[HeadSpec], labels: Sequence[str]) -> None:
     joined = [label for head in heads for label in head.labels]
     if joined != list(labels):
         raise ValueError(f"the heads' labels {joined} are not the version's outputs {list(labels)}, in order")
-    seen: dict[str, list[str]] = {}
-    for i, head in enumerate(heads):
-        if head.name in seen:
-            raise ValueError(f"head name {head.name!r} given twice")
+    check_order(heads, "head")
+    labels_of = {head.name: head.labels for head in heads}
+    for head in heads:
         condition = head.condition()
-        if i == 0 and condition is not None:
-            raise ValueError(f"the first head ({head.name!r}) scores every comment: it takes no condition")
-        if condition is not None:
-            if condition.stage not in seen:
-                raise ValueError(f"head {head.name!r}: its condition {condition} names no earlier head")
-            if condition.label not in seen[condition.stage]:
-                raise ValueError(
-                    f"head {head.name!r}: {condition.stage} has no label {condition.label!r} "
-                    f"(its labels: {seen[condition.stage]})"
-                )
-        seen[head.name] = list(head.labels)
+        if condition is not None and condition.label not in labels_of[condition.stage]:
+            raise ValueError(
+                f"head {head.name!r}: {condition.stage} has no label {condition.label!r} "
+                f"(its labels: {labels_of[condition.stage]})"
+            )
