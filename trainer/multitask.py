@@ -26,8 +26,18 @@ from .loop import Objective
 from .metrics import apply_thresholds, compute_metrics, tune_thresholds
 from .modeling import Built, predict_probs
 
-__all__ = ["HEADS", "OBJECTIVE", "heads_loss", "heads_metrics", "load_multitask", "masked_loss", "validate_heads"]
+__all__ = [
+    "HEADS",
+    "LOSS",
+    "OBJECTIVE",
+    "heads_loss",
+    "heads_metrics",
+    "load_multitask",
+    "masked_loss",
+    "validate_heads",
+]
 
+LOSS = "per head: BCEWithLogitsLoss (general; game on the Game rows) + CrossEntropyLoss (sentiment, top class)"
 HEADS = [
     HeadSpec(name="general", labels=LAYERS["general"]),
     HeadSpec(name="game", labels=LAYERS["game"], when="general.Game"),

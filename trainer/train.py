@@ -25,6 +25,7 @@ from .layers import load_layer
 from .loop import Fitted, Objective, fit
 from .metrics import apply_thresholds, compute_metrics, summary_line
 from .modeling import Built, build_model, predict_probs
+from .multitask import LOSS as MULTITASK_LOSS
 from .multitask import OBJECTIVE, heads_metrics, load_multitask
 from .publish import CANDIDATES, manifest_for, publish
 from .runlog import RunLog, default_run_dir
@@ -136,7 +137,7 @@ def _training_args(
         "data": [str(p) for p in data_paths],
         "files": data.files,
         "recipe": "seed card (--base)" if cfg.base else "from scratch",
-        "loss": LOSS,
+        "loss": MULTITASK_LOSS if cfg.layer == "multitask" else LOSS,
         "soft_targets": soft,
         "vocab_size": int(built.model.config.vocab_size),
         **{f"n_{name}": len(rows) for name, rows in zip(("train", "val", "test"), sets, strict=True)},

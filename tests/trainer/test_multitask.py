@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from trainer.data import split_games
 from trainer.layers import LAYERS
-from trainer.multitask import HEADS, heads_loss, load_multitask
+from trainer.multitask import HEADS, heads_loss, heads_metrics, load_multitask
+from trainer.train import train_model
 from worker.errors import RepositoryError
 from worker.model.backends.base import config_labels, read_config
 from worker.model.cascade import run_cascade
@@ -128,3 +130,32 @@ def test_a_bad_heads_spec_refuses_the_version(
     (tmp_path / "bad" / "1" / "livetopic.json").write_text(json.dumps(raw), encoding="utf-8")
     with pytest.raises(RepositoryError, match=error):
         load_model(tmp_path / "bad", device="cpu", dtype="float32", backend="torch")
+
+
+def test_the_publish_gate_compares_heads_with_heads(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    """A second multi-task run into the same repository: version 1 is scored head by head on the same validation
+    rows, as the new model was (the mean of the heads' micro F1)."""
+    served, data = trained
+    repo = tmp_path / "repo"
+    publish_version(repo, lambda out: link_files(served / "1", out), read_manifest(served / "1"))
+    train_model(
+        [data],
+        repo,
+        layer="multitask",
+        epochs=1,
+        lr=3e-3,
+        batch_size=16,
+        threads=1,
+        quiet=True,
+        agreement_n=0,
+        run_dir=str(tmp_path / "run"),
+        test_games=["G0", "G1"],
+        force=True,
+    )
+    gate = read_manifest(repo / "2").metrics["publish"]
+    assert gate["replaces"] == 1 and "validation micro F1" in gate["reason"]
+    rows = load_multitask([data])
+    val = rows.in_groups(split_games(rows.groups, test_games=["G0", "G1"]).val)
+    first = load_model(repo / "1", device="cpu", dtype="float32", backend="torch")
+    expected = heads_metrics(first.predict_texts(val.texts), val, first.thresholds)[0]["micro_f1"]
+    assert gate["replaced_micro_f1"] == pytest.approx(expected, abs=1e-6)
