@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from trainer.data import split_games
 from trainer.layers import LAYERS
 from trainer.multitask import HEADS, heads_loss, heads_metrics, load_multitask
-from trainer.train import train_model
 from worker.errors import RepositoryError
 from worker.model.backends.base import config_labels, read_config
 from worker.model.cascade import run_cascade
@@ -23,7 +22,7 @@ from worker.model.manage import link_files
 from worker.model.repository import Manifest, publish_version, read_manifest
 
 from ..cli.helpers import run_command
-from ..multitask import train_multitask
+from ..multitask import train_into, train_multitask
 from .test_layers import write_exports
 
 OUTPUTS = LAYERS["general"] + LAYERS["game"] + LAYERS["sentiment"]
@@ -138,20 +137,7 @@ def test_the_publish_gate_compares_heads_with_heads(trained: tuple[Path, Path], 
     served, data = trained
     repo = tmp_path / "repo"
     publish_version(repo, lambda out: link_files(served / "1", out), read_manifest(served / "1"))
-    train_model(
-        [data],
-        repo,
-        layer="multitask",
-        epochs=1,
-        lr=3e-3,
-        batch_size=16,
-        threads=1,
-        quiet=True,
-        agreement_n=0,
-        run_dir=str(tmp_path / "run"),
-        test_games=["G0", "G1"],
-        force=True,
-    )
+    train_into(repo, data, tmp_path / "run", epochs=1, force=True)
     gate = read_manifest(repo / "2").metrics["publish"]
     assert gate["replaces"] == 1 and "validation micro F1" in gate["reason"]
     rows = load_multitask([data])
