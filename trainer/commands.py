@@ -231,15 +231,18 @@ def cmd_evaluate(options: EvaluateOptions, _: Settings) -> int:
 def _is_pipeline(path: str) -> bool:
     from worker.model.load import locate_model
 
-    return bool(locate_model(path)[1].pipeline)
+    manifest = locate_model(path)[1]
+    return bool(manifest.pipeline or manifest.heads)
 
 
 def pipeline_lines(metrics: dict[str, Any]) -> list[str]:
-    """``evaluate``'s table for a pipeline: each stage's F1 on its comments, then the 8 topics."""
-    lines = [f"pipeline {metrics['model']} on {metrics['n']} comments of {metrics['games']} held-out games"]
+    """``evaluate``'s table for a pipeline (or a multi-task version): each stage's (head's) F1 on its comments,
+    then the 8 topics."""
+    kind, part = ("multi-task", "head") if metrics["source"] == "multitask" else ("pipeline", "stage")
+    lines = [f"{kind} {metrics['model']} on {metrics['n']} comments of {metrics['games']} held-out games"]
     for name, m in metrics["stages"].items():
         lines.append(
-            f"  stage {name} ({m['layer']}): {m['n']} comments, micro_f1 {m['micro_f1']:.4f}  macro_f1 "
+            f"  {part} {name} ({m['layer']}): {m['n']} comments, micro_f1 {m['micro_f1']:.4f}  macro_f1 "
             f"{m['macro_f1']:.4f}"
         )
     for key, what in (("topics_cascade", "cascade"), ("topics_flat", "flat model")):

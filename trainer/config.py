@@ -50,12 +50,13 @@ class TrainConfig(Options):
     labels: Annotated[list[str] | None, _NAMES] = Field(
         None, description="label columns (space- or comma-separated); default: every non-metadata numeric column"
     )
-    layer: Literal["general", "game", "sentiment"] | None = Field(
+    layer: Literal["general", "game", "sentiment", "multitask"] | None = Field(
         None,
         description="one of the research's three layers, from the chat exports' topics (instead of --labels): "
         "general (Cheer, Game, Broadcast, Chat), game (Player, Team, Judge, Coach, Tactics, on the game comments "
         "only) or sentiment (negative, neutral, positive: the top one, from the games that have them; served as "
-        "one class per comment); the model's name defaults to the layer's",
+        "one class per comment); or multitask: all three as heads of one model, served from one forward pass; "
+        "the model's name defaults to the layer's",
     )
     preprocess: Mode | None = Field(None, description="text preprocessing mode (default: the base version's, else raw)")
     lowercase: bool = Field(True, description="lowercase the text (--no-lowercase keeps letter case)")

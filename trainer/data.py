@@ -81,13 +81,17 @@ def _value(path: Path, number: int, label: str, raw: Any) -> float:
     return float(raw)
 
 
-def _row_targets(path: Path, number: int, record: dict[str, Any], labels: Sequence[str]) -> list[float]:
+def _row_targets(
+    path: Path, number: int, record: dict[str, Any], labels: Sequence[str], optional: frozenset[str]
+) -> list[float]:
     row = []
     for label in labels:
         if label in record:
             row.append(_value(path, number, label, record[label]))
         elif label in DERIVED_LABELS and all(m in record for m in DERIVED_LABELS[label]):
             row.append(max(_value(path, number, m, record[m]) for m in DERIVED_LABELS[label]))
+        elif label in optional:
+            row.append(float("nan"))
         else:
             raise InputFileError(f"{path}: row {number} has no label column {label!r}")
     return row
@@ -104,6 +108,9 @@ class Dataset:
     groups: list[str]
     fingerprint: str = ""
     files: list[str] = field(default_factory=list)
+    # where a target counts (boolean [rows, labels]; None: everywhere): a multi-task model's heads each learn
+    # from their own rows only (:mod:`.multitask`)
+    mask: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -126,6 +133,7 @@ class Dataset:
             [self.groups[i] for i in idx],
             self.fingerprint,
             list(self.files),
+            None if self.mask is None else self.mask[idx],
         )
 
     def in_groups(self, names: Iterable[str]) -> Dataset:
@@ -140,9 +148,13 @@ def _fingerprint(entries: list[tuple[str, str]]) -> str:
     return digest.hexdigest()
 
 
-def load_dataset(paths: Iterable[Path | str], labels: Sequence[str] | None = None) -> Dataset:
+def load_dataset(
+    paths: Iterable[Path | str], labels: Sequence[str] | None = None, optional: Iterable[str] = ()
+) -> Dataset:
     """Read labelled rows from ``paths``. ``labels``: the label columns (default: every non-metadata
-    numeric column of the first row). The fingerprint is a sha256 over the file names and contents."""
+    numeric column of the first row); those in ``optional`` are NaN in the rows that lack them. The fingerprint
+    is a sha256 over the file names and contents."""
+    maybe = frozenset(optional)
     files = expand_paths(paths, LABELLED_SUFFIXES)
     texts: list[str] = []
     groups: list[str] = []
@@ -163,7 +175,7 @@ def load_dataset(paths: Iterable[Path | str], labels: Sequence[str] | None = Non
                 if not chosen:
                     raise InputFileError(f"{path}: no label columns (numeric 0/1 or score fields) found")
             texts.append(_text_of(path, number, record))
-            rows.append(_row_targets(path, number, record, chosen))
+            rows.append(_row_targets(path, number, record, chosen, maybe))
             game = record.get("game")
             groups.append(str(game) if game not in (None, "") else group)
     if not texts or chosen is None:

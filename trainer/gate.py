@@ -44,6 +44,10 @@ def _current_score(vdir: Path, val_set: Dataset, device: str) -> float:
     from .evaluate import score_model
 
     model = load_model(vdir, device=device, dtype="float32", smoke_test=False)
+    if val_set.mask is not None and model.outputs == val_set.labels:  # the heads, each on its own rows
+        from .multitask import heads_metrics
+
+        return float(heads_metrics(model.predict_texts(val_set.texts), val_set, model.thresholds)[0]["micro_f1"] or 0)
     return float(score_model(model, val_set, val_set.labels)["micro_f1"] or 0.0)
 
 

@@ -13,6 +13,7 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from .metrics import apply_thresholds, compute_metrics, summary_line, tune_thres
 from .modeling import Built, autocast, predict_probs
 from .runlog import RunLog
 
-__all__ = ["BestEpoch", "Fitted", "fit", "lr_factor", "reserve_s"]
+__all__ = ["BestEpoch", "Fitted", "Objective", "fit", "lr_factor", "reserve_s", "validate"]
 
 log = logging.getLogger(__name__)
 LOG_EVERY = 50  # training steps between two log lines
@@ -109,6 +110,7 @@ class _Run:
         rows_after: tuple[int, int],
         runlog: RunLog,
         started: float,
+        loss: Callable[[Any, Any], Any] | None = None,
     ) -> None:
         import torch
 
@@ -122,7 +124,7 @@ class _Run:
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
         )
-        self.loss_fn = getattr(torch.nn, LOSS)()  # the loss the manifest records
+        self.loss_fn = loss or getattr(torch.nn, LOSS)()  # the loss the manifest records, unless the objective's
         self.scaler = torch.amp.GradScaler("cuda") if built.autocast_dtype == torch.float16 else None
         self.lengths = [len(x) for x in train_ids]
         self.total_steps = math.ceil(len(train_ids) / cfg.batch_size) * cfg.epochs
@@ -238,14 +240,33 @@ def validate(
     return metrics, tuned, fields
 
 
+Validate = Callable[[Built, Dataset, list[list[int]]], tuple[dict[str, Any], np.ndarray, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What :func:`fit` minimises (``loss(logits, targets)``: a scalar tensor; None: the :data:`LOSS` over every
+    label) and how an epoch is validated (:func:`validate`'s signature and result); a multi-task model's heads
+    have their own (:mod:`.multitask`)."""
+
+    loss: Callable[[Any, Any], Any] | None = None
+    validate: Validate = validate
+
+
 def _end_of_epoch(
-    run: _Run, best: BestEpoch, epoch: int, mean_loss: float, val_set: Dataset, val_ids: list[list[int]]
+    run: _Run,
+    best: BestEpoch,
+    epoch: int,
+    mean_loss: float,
+    val_set: Dataset,
+    val_ids: list[list[int]],
+    objective: Objective,
 ) -> None:
     """Validate, log, and offer the epoch to ``best``."""
     val_start = time.monotonic()
     record: dict[str, Any] = {"type": "epoch", "epoch": epoch, "step": run.step, "train_loss": mean_loss}
     if len(val_set):
-        metrics, tuned, fields = validate(run.built, val_set, val_ids)
+        metrics, tuned, fields = objective.validate(run.built, val_set, val_ids)
         record.update(fields)
         score = metrics["micro_f1"] or 0.0
     else:
@@ -273,12 +294,14 @@ def fit(
     rows_after: tuple[int, int],
     runlog: RunLog,
     started: float,
+    objective: Objective = Objective(),
 ) -> Fitted:
     """Train ``built.model`` on ``train_ids``/``targets``; leave the selected epoch's weights in it. ``rows_after``:
     the rows the run scores after the fit, for the time budget: (needed to publish: the publish gate, a short
     dtype agreement; optional: the test games, the rest of the agreement)."""
     needed, optional = rows_after
-    run = _Run(cfg, built, train_ids, targets, lr, deadline, (len(val_set) + needed, optional), runlog, started)
+    rows_after = (len(val_set) + needed, optional)
+    run = _Run(cfg, built, train_ids, targets, lr, deadline, rows_after, runlog, started, objective.loss)
     run.measure_scoring(val_ids[:512])
     rng = np.random.default_rng(cfg.seed)
     best = BestEpoch(thresholds=np.full(len(val_set.labels), 0.5))
@@ -289,7 +312,7 @@ def fit(
             stop_reason = "time"
             break
         epochs_run = epoch
-        _end_of_epoch(run, best, epoch, mean_loss, val_set, val_ids)
+        _end_of_epoch(run, best, epoch, mean_loss, val_set, val_ids, objective)
         if out_of_time:
             stop_reason = "time"
             break

@@ -14,6 +14,7 @@ from worker.model.repository import Manifest, PreprocessingSpec, ProblemType, pu
 
 from .config import TrainConfig
 from .layers import single_label
+from .multitask import HEADS
 from .precision import record_agreement
 
 __all__ = ["CANDIDATES", "manifest_for", "publish"]
@@ -42,6 +43,7 @@ def manifest_for(
         data_fingerprint=fingerprint,
         training_args=training_args,
         labels_change_intended=cfg.change_labels,
+        heads=HEADS if cfg.layer == "multitask" else [],
     )
 
 

@@ -22,15 +22,24 @@ from .config import LOSS, TrainConfig, TrainResult
 from .data import Dataset, Split, load_dataset, split_games
 from .gate import Verdict, judge
 from .layers import load_layer
-from .loop import Fitted, fit
+from .loop import Fitted, Objective, fit
 from .metrics import apply_thresholds, compute_metrics, summary_line
 from .modeling import Built, build_model, predict_probs
+from .multitask import LOSS as MULTITASK_LOSS
+from .multitask import OBJECTIVE, heads_metrics, load_multitask
 from .publish import CANDIDATES, manifest_for, publish
 from .runlog import RunLog, default_run_dir
 
 __all__ = ["TrainConfig", "TrainResult", "train", "train_model"]
 
 log = logging.getLogger(__name__)
+
+
+def _load(data_paths: Sequence[Path | str], cfg: TrainConfig) -> Dataset:
+    """The rows to train on: ``--labels``, a layer's (:mod:`.layers`), or the three heads' (:mod:`.multitask`)."""
+    if cfg.layer == "multitask":
+        return load_multitask(data_paths)
+    return load_layer(data_paths, cfg.layer) if cfg.layer else load_dataset(data_paths, cfg.labels)
 
 
 def _split(cfg: TrainConfig, data: Dataset) -> tuple[Dataset, Dataset, Dataset, Split]:
@@ -61,9 +70,12 @@ def _split(cfg: TrainConfig, data: Dataset) -> tuple[Dataset, Dataset, Dataset, 
 
 def _test_metrics(built: Built, test_set: Dataset, thresholds: np.ndarray, encode: Any) -> dict[str, Any]:
     probs = predict_probs(built.model, encode(test_set.texts), built.device, built.pad_id, built.autocast_dtype)
-    metrics = compute_metrics(
-        test_set.hard, apply_thresholds(probs, thresholds), test_set.labels, probs, list(thresholds)
-    )
+    if test_set.mask is not None:  # a multi-task model: each head on its own rows
+        metrics = heads_metrics(probs, test_set, thresholds)[0]
+    else:
+        metrics = compute_metrics(
+            test_set.hard, apply_thresholds(probs, thresholds), test_set.labels, probs, list(thresholds)
+        )
     log.info("test games: %s", summary_line(metrics))
     return metrics
 
@@ -125,7 +137,7 @@ def _training_args(
         "data": [str(p) for p in data_paths],
         "files": data.files,
         "recipe": "seed card (--base)" if cfg.base else "from scratch",
-        "loss": LOSS,
+        "loss": MULTITASK_LOSS if cfg.layer == "multitask" else LOSS,
         "soft_targets": soft,
         "vocab_size": int(built.model.config.vocab_size),
         **{f"n_{name}": len(rows) for name, rows in zip(("train", "val", "test"), sets, strict=True)},
@@ -144,7 +156,7 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    data = load_layer(data_paths, cfg.layer) if cfg.layer else load_dataset(data_paths, cfg.labels)
+    data = _load(data_paths, cfg)
     train_set, val_set, test_set, split = _split(cfg, data)
     soft = cfg.targets == "soft" or (cfg.targets == "auto" and data.is_soft)
     log.info(
@@ -169,6 +181,8 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
                 return encode_texts(backend, built.preprocessing.build(), texts)
 
             targets = train_set.targets if soft else train_set.hard.astype(np.float32)
+            if train_set.mask is not None:  # a head learns nothing from the rows that are not its own
+                targets = np.where(train_set.mask, targets, np.float32(np.nan))
             fitted = fit(
                 cfg,
                 built,
@@ -181,6 +195,7 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
                 rows_after=_rows_after(cfg, out_repo, val_set, test_set),
                 runlog=runlog,
                 started=started,
+                objective=OBJECTIVE if cfg.layer == "multitask" else Objective(),
             )
             metrics = _result_metrics(fitted, split)
             cfg = _after_fit(cfg, fitted)

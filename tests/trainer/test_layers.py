@@ -31,6 +31,17 @@ PHRASES = {
     "球隊": "主隊加油",
 }
 SENTIMENT = {"negative": "好爛", "neutral": "嗯嗯", "positive": "好棒"}
+# a small, quick training run on these exports (tiny model, single thread, no dtype agreement)
+SMALL_RUN: dict[str, Any] = {
+    "preset": "tiny",
+    "epochs": 2,
+    "max_minutes": 2,
+    "lr": 3e-3,
+    "batch_size": 16,
+    "threads": 1,
+    "quiet": True,
+    "agreement_n": 0,
+}
 
 
 def write_exports(root: Path, games: int = 6, per_game: int = 80, seed: int = 2) -> Path:
@@ -69,16 +80,7 @@ def test_each_layer_takes_its_comments(tmp_path: Path) -> None:
 def cascade(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("layers")
     data = write_exports(root / "data")
-    common: dict[str, Any] = {
-        "preset": "tiny",
-        "epochs": 2,
-        "max_minutes": 2,
-        "lr": 3e-3,
-        "batch_size": 16,
-        "threads": 1,
-        "quiet": True,
-        "agreement_n": 0,
-    }
+    common = SMALL_RUN
     for layer in ("general", "game", "sentiment"):  # G0 and G1 held out (sentiment: only G0 has its scores)
         train_model(
             [data],

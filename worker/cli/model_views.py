@@ -4,24 +4,29 @@ version's manifest in lines, or JSON."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..display import cell, fit
+from ..model.heads import HeadSpec
 from ..model.manage import Entry
 from ..model.onnx_export import PUBLISHED_DIR
 from ..model.repository import Manifest
+from ..model.stages import StageSpec
 
 __all__ = ["entry_json", "show_lines", "table_lines"]
 
 
-def _stages(manifest: Manifest) -> str:
-    return " → ".join(s.name + (f" (when {s.when})" if s.when else "") for s in manifest.pipeline)
+def _stages(specs: Sequence[StageSpec | HeadSpec]) -> str:
+    return " → ".join(s.name + (f" (when {s.when})" if s.when else "") for s in specs)
 
 
 def _origin(manifest: Manifest) -> str:
     if manifest.pipeline:
-        where = f"pipeline: {_stages(manifest)}"
+        where = f"pipeline: {_stages(manifest.pipeline)}"
+    elif manifest.heads:
+        where = f"multi-task heads: {_stages(manifest.heads)}"
     elif manifest.source is not None:
         where = manifest.source.describe()
     elif manifest.training_args.get("untrained"):

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .labels import decide
 from .runtime import LoadedModel
 
 __all__ = ["DtypeAgreement", "measure_agreement"]
@@ -49,6 +48,7 @@ def measure_agreement(
     if not texts:
         raise ValueError("no texts to measure agreement on")
     probs: dict[str, np.ndarray] = {}
+    hits: dict[str, np.ndarray] = {}  # each engine's decisions (every output: each head of a multi-task version)
     rates: dict[str, float] = {}
     small: dict[str, dict[int, float]] = {}
     thresholds: np.ndarray | None = None
@@ -57,16 +57,17 @@ def measure_agreement(
         model = load(name)
         probs[name], rates[name] = _rate(model, texts, batch_size, max_tokens)
         small[name] = {size: _rate(model, texts[:small_n], size, max_tokens)[1] for size in small_batches}
+        hits[name] = model.hits(probs[name])
         thresholds, multi = model.thresholds, model.multi_label
         del model
         gc.collect()
     assert thresholds is not None
     reference = probs["float32"]
-    expected = decide(reference, thresholds, multi)
+    expected = hits["float32"]
     near = float((np.abs(reference - thresholds) < 0.01).any(axis=1).mean()) if multi else float("nan")
     return {
         name: DtypeAgreement(
-            label_agreement=float((decide(p, thresholds, multi) == expected).all(axis=1).mean()),
+            label_agreement=float((hits[name] == expected).all(axis=1).mean()),
             prob_max_abs_diff=float(np.abs(p - reference).max()),
             near_threshold_fraction=near,
             comments_per_s=rates[name],

@@ -31,19 +31,28 @@ class StageOutput:
 def run_cascade(
     model: LoadedModel, texts: Sequence[str], *, batch_size: int = 64, max_tokens: int = 8192, first_only: bool = False
 ) -> list[StageOutput]:
-    """Every stage of ``model`` over ``texts`` in order (a single-model version: one stage); ``first_only``: the
-    first stage alone (what the cascade costs is measured against it)."""
+    """Every stage of ``model`` over ``texts`` in order (a single-model version: one stage; a multi-task version:
+    each head, from one run); ``first_only``: the first stage alone (what the cascade costs is measured against
+    it)."""
     started = time.perf_counter()
     probs = model.predict_texts(texts, batch_size, max_tokens)
     every = np.arange(len(texts))
+    first = probs[:, : len(model.labels)]  # a multi-task version's first head
     outputs = [
         StageOutput(
-            model.stage_name, every, probs, model.decide(probs), list(model.labels), time.perf_counter() - started
+            model.stage_name, every, first, model.decide(first), list(model.labels), time.perf_counter() - started
         )
     ]
     if first_only:
         return outputs
     given: list[dict[str, list[str]]] = [{model.stage_name: labels} for labels in outputs[0].labels]
+    for head in model.heads[1:]:  # from the same run: no time of their own
+        rows = np.array([i for i, labels in enumerate(given) if head.applies(labels)], dtype=np.int64)
+        head_probs = head.probs(probs[rows])
+        decided = head.decide(head_probs)
+        for i, labels in zip(rows, decided, strict=True):
+            given[i][head.name] = labels
+        outputs.append(StageOutput(head.name, rows, head_probs, decided, list(head.labels), 0.0))
     for stage in model.stages:
         rows = np.array([i for i, labels in enumerate(given) if stage.applies(labels)], dtype=np.int64)
         started = time.perf_counter()

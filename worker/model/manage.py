@@ -106,7 +106,7 @@ def labels_change(repo: Path, labels: list[str], intended: bool, what: str) -> b
     served = served_version(repo)
     if served is None:
         return False
-    theirs = read_manifest(repo / str(served)).labels
+    theirs = read_manifest(repo / str(served)).served_labels
     if set(theirs) == set(labels):
         return False
     if not intended:
@@ -155,7 +155,7 @@ def promote(repo: Path, number: int, *, change_labels: bool = False) -> int:
         raise RepositoryError(f"{repo}: there is no candidate {number} (`livetopic model list` shows them)")
     manifest = _verified(found[number], repo, f"candidate {number}")
     intended = labels_change(
-        repo, manifest.labels, change_labels or manifest.labels_change_intended, f"candidate {number}"
+        repo, manifest.served_labels, change_labels or manifest.labels_change_intended, f"candidate {number}"
     )
     published = _publish_copy(repo, found[number].path, manifest, CopyOf(kind="candidate", number=number), intended)
     remove_version(repo / CANDIDATES_DIR, number)

@@ -58,6 +58,8 @@ def _checked(source: StageSource) -> tuple[Path, Manifest, list[str]]:
     manifest = read_manifest(vdir)
     if manifest.pipeline:
         raise ConfigError(f"stage {source.name!r}: {vdir} is a pipeline itself; a stage is one model")
+    if manifest.heads:
+        raise ConfigError(f"stage {source.name!r}: {vdir} is a multi-task version; a stage is one single-head model")
     check_complete(vdir, manifest.files)
     check_intact(vdir, manifest.files)
     model = load_version(vdir, manifest, number, device="cpu", dtype="float32", backend="torch")

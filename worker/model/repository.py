@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ..errors import RepositoryError
 from ..text import Mode, Preprocessor
 from .contents import FileRecord, record_files
+from .heads import HeadSpec, check_heads
 from .stages import StageSpec, check_stages
 
 __all__ = [
@@ -123,6 +124,9 @@ class Manifest(BaseModel):
     copy_of: CopyOf | None = None  # published again from an earlier version or a candidate
     # A pipeline version (:mod:`.stages`): its stages in order; ``labels`` are then the first stage's.
     pipeline: list[StageSpec] = Field(default_factory=list)
+    # A multi-task version (:mod:`.heads`): how its outputs (``labels``, in order) split into heads served from one
+    # forward pass; the first head's labels are the result's ``labels``.
+    heads: list[HeadSpec] = Field(default_factory=list)
     created_at: float = Field(default_factory=time.time)
 
     @model_validator(mode="after")
@@ -139,7 +143,15 @@ class Manifest(BaseModel):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"dtype_agreement of {dtype!r} must be in [0, 1], got {value}")
         check_stages(self.pipeline)
+        if self.heads and self.pipeline:
+            raise ValueError("a version is a pipeline or a multi-task model, not both")
+        check_heads(self.heads, self.labels)
         return self
+
+    @property
+    def served_labels(self) -> list[str]:
+        """The labels of the result's ``labels`` field: the first head's of a multi-task version, else all."""
+        return list(self.heads[0].labels) if self.heads else list(self.labels)
 
     def threshold(self, label: str) -> float:
         return self.thresholds.get(label, 0.5)

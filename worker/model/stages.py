@@ -9,9 +9,12 @@ a relative ``repo`` is taken from the directory that holds this repository)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Condition", "StageSpec", "check_stages", "parse_condition"]
+__all__ = ["Condition", "Conditional", "StageSpec", "check_order", "check_stages", "parse_condition"]
 
 STAGE_NAME = r"^[a-z][a-z0-9_]{0,31}$"
 
@@ -60,15 +63,28 @@ class StageSpec(BaseModel):
         return parse_condition(self.when) if self.when is not None else None
 
 
+class Conditional(Protocol):
+    """A pipeline's stage or a multi-task version's head: a name, and maybe a condition on an earlier one."""
+
+    name: str
+
+    def condition(self) -> Condition | None: ...
+
+
+def check_order(parts: Sequence[Conditional], kind: str = "stage") -> None:
+    """Names unique; the first unconditional; each condition names an earlier one (``kind``: stage or head)."""
+    seen: list[str] = []
+    for i, part in enumerate(parts):
+        if part.name in seen:
+            raise ValueError(f"{kind} name {part.name!r} given twice")
+        condition = part.condition()
+        if i == 0 and condition is not None:
+            raise ValueError(f"the first {kind} ({part.name!r}) scores every comment: it takes no condition")
+        if condition is not None and condition.stage not in seen:
+            raise ValueError(f"{kind} {part.name!r}: its condition {condition} names no earlier {kind}")
+        seen.append(part.name)
+
+
 def check_stages(stages: list[StageSpec]) -> None:
     """Stage names unique; the first stage unconditional; each condition names an earlier stage."""
-    seen: list[str] = []
-    for i, stage in enumerate(stages):
-        if stage.name in seen:
-            raise ValueError(f"stage name {stage.name!r} given twice")
-        condition = stage.condition()
-        if i == 0 and condition is not None:
-            raise ValueError(f"the first stage ({stage.name!r}) scores every comment: it takes no condition")
-        if condition is not None and condition.stage not in seen:
-            raise ValueError(f"stage {stage.name!r}: its condition {condition} names no earlier stage")
-        seen.append(stage.name)
+    check_order(stages)

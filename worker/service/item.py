@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from ..model.chunks import Prepared
-from ..model.runtime import Stage
+from ..model.runtime import Head, Stage
 from ..wire import Comment, Rejection, Retract
 
 __all__ = ["Delivery", "Item", "Model"]
@@ -27,12 +27,14 @@ class Model(Protocol):
     """What the stages need of a model (:class:`~worker.model.runtime.LoadedModel` is one): admit encodes,
     the score stage prepares, runs and decides (then each further stage of a pipeline, on the comments that meet
     its condition), the publisher names the labels and the version. ``stage_name``: the ``stage`` label of its
-    metrics."""
+    metrics. ``heads``: of a multi-task version, its heads (the first is ``labels``; the further ones are decided
+    from the same run)."""
 
     tag: str
     labels: list[str]
     stage_name: str
     stages: tuple[Stage, ...]
+    heads: tuple[Head, ...]
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]: ...
 

@@ -122,6 +122,7 @@ class Publisher:
     def _renderer_of(self, model: Model) -> ResultRenderer:
         if self._renderer is None or self._renderer[0] is not model:
             stages = [(stage.name, stage.model.labels) for stage in model.stages]
+            stages += [(head.name, head.labels) for head in model.heads[1:]]
             self._renderer = (model, ResultRenderer(model.labels, model.tag, text=self.text, stages=stages))
         return self._renderer[1]
 

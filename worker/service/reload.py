@@ -241,8 +241,8 @@ class ModelWatcher:
         vdir = self.repo / str(number)
         current = self.model
         manifest = read_manifest(vdir)
-        if current is not None and set(manifest.labels) != set(current.labels):
-            change = f"it changes the labels from {current.labels} to {manifest.labels}"
+        if current is not None and set(manifest.served_labels) != set(current.labels):
+            change = f"it changes the labels from {current.labels} to {manifest.served_labels}"
             if not manifest.labels_change_intended:
                 raise LabelChangeRefused(
                     f"{change} and its manifest does not say the change is intended (publish "

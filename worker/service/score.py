@@ -8,7 +8,11 @@ the model that encoded it (admit's choice): a batch that straddles a model swap 
 A pipeline version (a cascade): after the first stage, each further stage runs on the items of the batch that
 meet its condition (and were not rejected), one stage after another: encoded by its tokenizer and prepared
 (tokenizer thread), run (model thread), split like the first on a failure; its labels and scores are added to the
-same items (:meth:`Item.staged`). A comment a further stage cannot score is rejected, as by the first."""
+same items (:meth:`Item.staged`). A comment a further stage cannot score is rejected, as by the first.
+
+A multi-task version (heads): the first run gives every head's scores at once; each further head's labels and
+scores are added to the items that meet its condition, as a pipeline's stage would add them, with no further
+run."""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import numpy as np
 
 from ..errors import ModelOutOfMemoryError
 from ..model.chunks import Prepared
-from ..model.runtime import Stage
+from ..model.runtime import Head, Stage
 from .admit import encode
 from .batcher import MicroBatcher
 from .channel import Channel
@@ -137,11 +141,23 @@ class Score:
             return
         finite = np.isfinite(probs).all(axis=1)
         decided = model.decide(probs)
+        first = probs[:, : len(model.labels)]  # all of them, but of a multi-task version (its first head's)
         for i, item in enumerate(items):
             if finite[i]:
-                layer.apply(item, decided[i], probs[i])
+                layer.apply(item, decided[i], first[i])
             else:
                 item.reject(f"model produced non-finite scores{f' (stage {layer.name})' if layer.further else ''}")
+        for head in model.heads[1:]:
+            self._head(layer.name, head, items, probs)
+
+    def _head(self, first: str, head: Head, items: list[Item], outputs: np.ndarray) -> None:
+        """A further head of a multi-task version, from the first run's ``outputs``: on the scored ``items`` that
+        meet its condition (``first``: the first head's name)."""
+        rows = [i for i, it in enumerate(items) if it.rejection is None and head.applies(it.labels_by_stage(first))]
+        probs = head.probs(outputs[rows])
+        for i, labels, row in zip(rows, head.decide(probs), probs, strict=True):
+            items[i].staged(head.name, labels, row)
+        self.metrics.observe_stage(head.name, 0.0, len(rows), first=False)
 
     async def _split(self, layer: Layer, items: list[Item], exc: Exception) -> None:
         oom = isinstance(exc, ModelOutOfMemoryError)

@@ -12,7 +12,7 @@ import numpy as np
 
 from worker.errors import ModelOutOfMemoryError
 from worker.model.chunks import Prepared, pad_chunks
-from worker.model.runtime import Stage
+from worker.model.runtime import Head, Stage
 from worker.service.metrics import Metrics
 from worker.settings import Settings, load_settings
 from worker.streams.client import Outgoing, Published, RawEntry
@@ -97,6 +97,7 @@ class FakeModel:
         self.labels = ["A", "B"]
         self.stage_name = "model"
         self.stages: tuple[Stage, ...] = ()
+        self.heads: tuple[Head, ...] = ()
         self.tag, self.poison, self.nan, self.max_rows, self.bad_token = tag, poison, nan, max_rows, bad_token
         self.runs: list[int] = []
         self.encoded: list[str] = []

@@ -37,7 +37,8 @@ class ModelRef:
     path: Path  # the directory with the weights
     manifest: Manifest  # made up from config.json for a plain Hugging Face directory
     untrained: bool
-    pipeline: Path | None = None  # a pipeline version (``path`` and ``manifest`` are then its first stage's)
+    # a pipeline version (``path`` and ``manifest`` are then its first stage's) or a multi-task one (its heads)
+    pipeline: Path | None = None
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -74,7 +75,9 @@ def prepare_model(
             first, first_manifest, _ = stage_location(vdir, manifest.pipeline[0])
             untrained = bool(first_manifest.training_args.get("untrained"))
             return ModelRef(vdir.parent, number, first, first_manifest, untrained, pipeline=vdir)
-        return ModelRef(vdir.parent, number, vdir, manifest, bool(manifest.training_args.get("untrained")))
+        untrained = bool(manifest.training_args.get("untrained"))
+        heads = vdir if manifest.heads else None  # a multi-task version: its heads cost the one run
+        return ModelRef(vdir.parent, number, vdir, manifest, untrained, pipeline=heads)
     assert preset is not None
     repo = Path(cache_dir) / "models" / f"{preset}-{_fingerprint(text_paths, preset)}"
     version = latest_version(repo)
