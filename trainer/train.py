@@ -147,6 +147,23 @@ def _training_args(
     }
 
 
+def _log_split(data: Dataset, sets: tuple[Dataset, Dataset, Dataset], split: Split, soft: bool) -> None:
+    train_set, val_set, test_set = sets
+    log.info(
+        "data: %d rows, %d labels; train %d rows (%d games), validation %d (%d), test %d (%d); %s targets",
+        *(len(data), len(data.labels), len(train_set), len(split.train), len(val_set), len(split.val)),
+        *(len(test_set), len(split.test), "soft" if soft else "0/1"),
+    )
+
+
+def _fit_targets(train_set: Dataset, soft: bool) -> np.ndarray:
+    """What the model learns: the teacher's scores or 0/1; NaN where a head learns nothing (not its rows)."""
+    targets = train_set.targets if soft else train_set.hard.astype(np.float32)
+    if train_set.mask is not None:
+        targets = np.where(train_set.mask, targets, np.float32(np.nan))
+    return targets
+
+
 def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConfig) -> TrainResult:
     """Train as configured and publish the best epoch as the next version of ``out_repo``."""
     started = time.monotonic()
@@ -159,18 +176,7 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
     data = _load(data_paths, cfg)
     train_set, val_set, test_set, split = _split(cfg, data)
     soft = cfg.targets == "soft" or (cfg.targets == "auto" and data.is_soft)
-    log.info(
-        "data: %d rows, %d labels; train %d rows (%d games), validation %d (%d), test %d (%d); %s targets",
-        len(data),
-        len(data.labels),
-        len(train_set),
-        len(split.train),
-        len(val_set),
-        len(split.val),
-        len(test_set),
-        len(split.test),
-        "soft" if soft else "0/1",
-    )
+    _log_split(data, (train_set, val_set, test_set), split, soft)
     runlog = RunLog(Path(cfg.run_dir) if cfg.run_dir else default_run_dir())
     with tempfile.TemporaryDirectory(prefix="livetopic-train-") as workdir:
         try:
@@ -180,14 +186,11 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
             def encode(texts: list[str]) -> list[list[int]]:
                 return encode_texts(backend, built.preprocessing.build(), texts)
 
-            targets = train_set.targets if soft else train_set.hard.astype(np.float32)
-            if train_set.mask is not None:  # a head learns nothing from the rows that are not its own
-                targets = np.where(train_set.mask, targets, np.float32(np.nan))
             fitted = fit(
                 cfg,
                 built,
                 encode(train_set.texts),
-                targets,
+                _fit_targets(train_set, soft),
                 val_set,
                 encode(val_set.texts),
                 lr=cfg.lr,

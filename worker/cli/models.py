@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -297,6 +298,67 @@ PULL_ABOUT = (
 )
 
 
+# each model subcommand: its name, handler, options, help (and a description where the help is not enough)
+_COMMANDS: tuple[tuple[str, Callable[[Any, Settings], int], type[Options], str, str | None], ...] = (
+    (
+        "init",
+        cmd_model_init,
+        ModelInitOptions,
+        "write an untrained version (random weights, character vocabulary)",
+        None,
+    ),
+    (
+        "pull",
+        cmd_model_pull,
+        ModelPullOptions,
+        "publish a model from the Hugging Face Hub as the next version",
+        PULL_ABOUT,
+    ),
+    (
+        "add",
+        cmd_model_add,
+        ModelAddOptions,
+        "publish a local Hugging Face model directory as the next version",
+        "As pull, from a directory (config.json, tokenizer files, safetensors or pytorch_model.bin weights).",
+    ),
+    (
+        "list",
+        cmd_model_list,
+        ModelListOptions,
+        "versions and candidates: labels, source, metrics, the one workers serve",
+        None,
+    ),
+    (
+        "show",
+        cmd_model_show,
+        ModelShowOptions,
+        "one version's manifest: labels, thresholds, source, files, metrics",
+        None,
+    ),
+    (
+        "promote",
+        cmd_model_promote,
+        ModelPromoteOptions,
+        "publish a candidate (a run the publish gate kept back) as the next version",
+        None,
+    ),
+    (
+        "rollback",
+        cmd_model_rollback,
+        ModelRollbackOptions,
+        "serve an earlier version again: its files published anew as the next version (history is not renumbered)",
+        None,
+    ),
+    (
+        "remove",
+        cmd_model_remove,
+        ModelRemoveOptions,
+        "delete a version (never the one workers serve) or a candidate",
+        None,
+    ),
+)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     msub = add_group(
         sub,
@@ -304,63 +366,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="model_command",
         help="model repository: init, pull, add, list, show, promote, rollback, remove",
     )
-    add_command(
-        msub,
-        "init",
-        cmd_model_init,
-        options=ModelInitOptions,
-        help="write an untrained version (random weights, character vocabulary)",
-    )
-    pull = add_command(
-        msub,
-        "pull",
-        cmd_model_pull,
-        options=ModelPullOptions,
-        description=PULL_ABOUT,
-        help="publish a model from the Hugging Face Hub as the next version",
-    )
-    pull.set_defaults(reaches_hub=True)
-    add_command(
-        msub,
-        "add",
-        cmd_model_add,
-        options=ModelAddOptions,
-        help="publish a local Hugging Face model directory as the next version",
-        description="As pull, from a directory (config.json, tokenizer files, safetensors or "
-        "pytorch_model.bin weights).",
-    )
-    add_command(
-        msub,
-        "list",
-        cmd_model_list,
-        options=ModelListOptions,
-        help="versions and candidates: labels, source, metrics, the one workers serve",
-    )
-    add_command(
-        msub,
-        "show",
-        cmd_model_show,
-        options=ModelShowOptions,
-        help="one version's manifest: labels, thresholds, source, files, metrics",
-    )
-    add_command(
-        msub,
-        "promote",
-        cmd_model_promote,
-        options=ModelPromoteOptions,
-        help="publish a candidate (a run the publish gate kept back) as the next version",
-    )
-    add_command(
-        msub,
-        "rollback",
-        cmd_model_rollback,
-        options=ModelRollbackOptions,
-        help="serve an earlier version again: its files published anew as the next version (history is not renumbered)",
-    )
-    add_command(
-        msub,
-        "remove",
-        cmd_model_remove,
-        options=ModelRemoveOptions,
-        help="delete a version (never the one workers serve) or a candidate",
-    )
+    for name, handler, options, help_text, description in _COMMANDS:
+        parser = add_command(msub, name, handler, options=options, help=help_text, description=description)
+        if name == "pull":
+            parser.set_defaults(reaches_hub=True)
