@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from worker.model.heads import HeadSpec
+from worker.model.heads import HeadSpec, head_columns
 
 from .data import Dataset, load_dataset
 from .layers import LAYERS
@@ -46,11 +46,7 @@ HEADS = [
 
 
 def _columns() -> list[tuple[HeadSpec, slice]]:
-    out, start = [], 0
-    for head in HEADS:
-        out.append((head, slice(start, start + len(head.labels))))
-        start += len(head.labels)
-    return out
+    return list(zip(HEADS, head_columns(HEADS), strict=True))
 
 
 def load_multitask(paths: Iterable[Path | str]) -> Dataset:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .stages import STAGE_NAME, Condition, check_order, parse_condition
 
-__all__ = ["HeadSpec", "check_heads"]
+__all__ = ["HeadSpec", "check_heads", "head_columns"]
 
 
 class HeadSpec(BaseModel):
@@ -57,3 +57,12 @@ def check_heads(heads: Sequence[HeadSpec], labels: Sequence[str]) -> None:
                 f"head {head.name!r}: {condition.stage} has no label {condition.label!r} "
                 f"(its labels: {labels_of[condition.stage]})"
             )
+
+
+def head_columns(heads: Sequence[HeadSpec]) -> list[slice]:
+    """Each head's columns of the network's outputs: its labels, consecutive, in the heads' order."""
+    out, start = [], 0
+    for head in heads:
+        out.append(slice(start, start + len(head.labels)))
+        start += len(head.labels)
+    return out

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import ModelError
 from .backends.base import Backend
 from .chunks import Prepared, pad_chunks
+from .heads import head_columns
 from .labels import decide, label_names
 from .repository import Manifest
 from .stages import Condition
@@ -68,13 +69,10 @@ class Head:
 
 
 def _heads(manifest: Manifest, thresholds: np.ndarray) -> tuple[Head, ...]:
-    heads, start = [], 0
-    for spec in manifest.heads:
-        columns = slice(start, start + len(spec.labels))
-        when = spec.condition()
-        heads.append(Head(spec.name, list(spec.labels), columns, spec.multi_label, thresholds[columns], when))
-        start = columns.stop
-    return tuple(heads)
+    return tuple(
+        Head(spec.name, list(spec.labels), columns, spec.multi_label, thresholds[columns], spec.condition())
+        for spec, columns in zip(manifest.heads, head_columns(manifest.heads), strict=True)
+    )
 
 
 class LoadedModel:
