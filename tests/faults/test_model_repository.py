@@ -31,7 +31,8 @@ from worker.tools.embedded import EmbeddedRedis
 
 from ..conftest import LABELS, SAMPLE
 from ..versions import garbage_weights, republish, strip_file_list, truncate_weights
-from .soak import INPUT, OUTPUT, every_comment_once, wait_until
+from .harness import INPUT, OUTPUT, wait_until
+from .soak import every_comment_once
 
 TEXTS = SAMPLE.read_text(encoding="utf-8").splitlines()
 

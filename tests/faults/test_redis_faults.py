@@ -21,7 +21,7 @@ from worker.tools.embedded import EmbeddedRedis
 from ..conftest import ROOT, SAMPLE, worker_env
 from ..inprocess import make_worker, sample
 from .conftest import assert_exactly_once, push, running, wait_finished
-from .soak import DEAD, OUTPUT, verify, wait_until
+from .harness import DEAD, OUTPUT, verify, wait_until
 
 
 def test_redis_restart_mid_stream_loses_nothing(

@@ -18,7 +18,7 @@ from worker.tools.embedded import EmbeddedRedis
 from ..inprocess import make_worker
 from ..tlsredis import tls_redis_server
 from .conftest import assert_exactly_once, push, running, wait_finished
-from .soak import GROUP, INPUT, OUTPUT, wait_until
+from .harness import GROUP, INPUT, OUTPUT, wait_until
 
 ADMIN_PASSWORD = "adm1n-Pa55-never-logged"
 WORKER_PASSWORD = "w0rker-S3cret-never-logged"

@@ -22,7 +22,7 @@ from worker.tools.embedded import EmbeddedRedis
 from ..conftest import SAMPLE
 from ..inprocess import make_worker
 from .conftest import assert_exactly_once, push, running, wait_finished
-from .soak import GROUP, INPUT, OUTPUT, consumer_pending, verify, wait_until
+from .harness import GROUP, INPUT, OUTPUT, consumer_pending, verify, wait_until
 
 # Each worker reads a window of 200 comments and holds them in one batch for up to 60 s: at the signal,
 # they are all in flight.

@@ -11,31 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from .stages import STAGE_NAME, Condition, check_order, parse_condition
+from .stages import Conditional, check_order
 
 __all__ = ["HeadSpec", "check_heads", "head_columns"]
 
 
-class HeadSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(pattern=STAGE_NAME)  # the result's fields: <name>_labels, <name>_scores
+class HeadSpec(Conditional):
     labels: list[str] = Field(min_length=1)  # the head's outputs, consecutive in the manifest's labels
     multi_label: bool = True  # False: one class per comment (the top score)
-    when: str | None = None  # HEAD.LABEL: only on the comments that got LABEL from the earlier HEAD
 
     @model_validator(mode="after")
     def _check(self) -> HeadSpec:
-        if self.when is not None:
-            parse_condition(self.when)
         if not self.multi_label and len(self.labels) < 2:
             raise ValueError(f"head {self.name!r}: a single-label head has at least two labels")
         return self
-
-    def condition(self) -> Condition | None:
-        return parse_condition(self.when) if self.when is not None else None
 
 
 def check_heads(heads: Sequence[HeadSpec], labels: Sequence[str]) -> None:

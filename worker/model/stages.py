@@ -10,9 +10,8 @@ a relative ``repo`` is taken from the directory that holds this repository)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["Condition", "Conditional", "StageSpec", "check_order", "check_stages", "parse_condition"]
 
@@ -38,14 +37,29 @@ def parse_condition(text: str) -> Condition:
     return Condition(stage=stage, label=label)
 
 
-class StageSpec(BaseModel):
+class Conditional(BaseModel):
+    """A pipeline's stage or a multi-task version's head: a name, and maybe a condition on an earlier one."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=STAGE_NAME)  # the result's fields: <name>_labels, <name>_scores
+    when: str | None = None  # NAME.LABEL: only on the comments that got LABEL from the earlier stage or head
+
+    @field_validator("when")
+    @classmethod
+    def _parses(cls, when: str | None) -> str | None:
+        if when is not None:
+            parse_condition(when)
+        return when
+
+    def condition(self) -> Condition | None:
+        return parse_condition(self.when) if self.when is not None else None
+
+
+class StageSpec(Conditional):
     path: str | None = None  # a model directory inside the version
     repo: str | None = None  # or a version of another repository…
     version: int | None = Field(default=None, ge=1)  # …pinned
-    when: str | None = None  # STAGE.LABEL: run only on the comments that got LABEL from the earlier STAGE
 
     @model_validator(mode="after")
     def _check(self) -> StageSpec:
@@ -55,20 +69,7 @@ class StageSpec(BaseModel):
             raise ValueError(f"stage {self.name!r}: a stage from another repository names its version (pinned)")
         if self.path is not None and (self.path.startswith("/") or ".." in self.path.split("/")):
             raise ValueError(f"stage {self.name!r}: path {self.path!r} must stay inside the version")
-        if self.when is not None:
-            parse_condition(self.when)
         return self
-
-    def condition(self) -> Condition | None:
-        return parse_condition(self.when) if self.when is not None else None
-
-
-class Conditional(Protocol):
-    """A pipeline's stage or a multi-task version's head: a name, and maybe a condition on an earlier one."""
-
-    name: str
-
-    def condition(self) -> Condition | None: ...
 
 
 def check_order(parts: Sequence[Conditional], kind: str = "stage") -> None:

@@ -29,6 +29,7 @@ from ..wire import parse_entry_id
 from .durable import Durability, run_script
 from .group import GroupState, ensure_group
 from .keys import done_key, resume_key
+from .packing import hiredis_packing
 from .retry import guarded
 from .scripts import PUBLISH_LUA, RECLAIM_LUA, for_server
 
@@ -79,7 +80,7 @@ def connect(url: str, *, timeout_s: float = 10.0, cluster: bool = False) -> aior
                 health_check_interval=30,
             ),
         )
-    return aioredis.Redis.from_url(
+    client = aioredis.Redis.from_url(
         url,
         decode_responses=False,
         socket_timeout=timeout_s,
@@ -87,6 +88,9 @@ def connect(url: str, *, timeout_s: float = 10.0, cluster: bool = False) -> aior
         health_check_interval=30,
         retry_on_timeout=False,
     )
+    pool = client.connection_pool
+    pool.connection_class = hiredis_packing(pool.connection_class)
+    return client
 
 
 def _s(value: bytes | str) -> str:
