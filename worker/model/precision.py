@@ -139,14 +139,16 @@ def cpu_class() -> str:
     return "vnni" if flags & {"avx512_vnni", "avx_vnni"} else "no-vnni"
 
 
-# ``auto``'s order per CPU class, fastest first at the worker's batch size, as ``livetopic bench`` measured it
-# (docs/PERFORMANCE.md): AMX on the 2-core Xeon (OpenVINO not measured there), VNNI on the 2-core AMD EPYC (Zen 4;
-# PyTorch bfloat16 lost to OpenVINO's at every batch size there). No-VNNI CPUs are not measured: the order auto
-# had before OpenVINO, which a version's recorded rates for the class re-rank. An engine this machine lacks (a
-# library not installed, bf16 without native bf16) is skipped; a float32 engine comes last, always.
+# ``auto``'s order per CPU class, fastest first in the worker, as ``livetopic bench`` measured it
+# (docs/PERFORMANCE.md): AMX on the 2-core Xeon (OpenVINO not measured there), VNNI on the 2-core AMD EPYC (Zen 4:
+# in two worker processes ONNX Runtime int8 beat OpenVINO int8 saturated, 301-330 against 250-286 comments/s, and
+# at half load, p99 107-239 against 622-742 ms; PyTorch bfloat16 lost to OpenVINO's at every batch size).
+# No-VNNI CPUs are not measured: the order auto had before OpenVINO, which a version's recorded rates for the
+# class re-rank. An engine this machine lacks (a library not installed, bf16 without native bf16) is skipped; a
+# float32 engine comes last, always.
 CLASS_ORDER: dict[str, tuple[str, ...]] = {
     "amx": ("onnxruntime:int8", "torch:bfloat16"),
-    "vnni": ("openvino:int8", "onnxruntime:int8", "openvino:bfloat16"),
+    "vnni": ("onnxruntime:int8", "openvino:int8", "openvino:bfloat16"),
     "no-vnni": ("onnxruntime:int8", "openvino:int8"),
 }
 _FLOAT32_ORDER = ("openvino:float32", "onnxruntime:float32", "torch:float32")

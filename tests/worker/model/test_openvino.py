@@ -78,6 +78,7 @@ def test_a_version_without_one_is_served_by_the_next_engine(
     tiny_repo: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_vnni"}))
+    monkeypatch.setitem(precision.CLASS_ORDER, "vnni", ("openvino:int8", "onnxruntime:int8"))  # OpenVINO first
     before = written(tiny_repo / "1")
     with pytest.raises(ModelError, match="no intact OpenVINO int8 model"):
         load_model(tiny_repo, dtype="int8", backend="openvino", smoke_test=False)
