@@ -4,13 +4,15 @@ and the test suite, so that each starts, watches and stops workers the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import LivetopicError
@@ -109,11 +111,23 @@ class WorkerProcess(Started):
             return None
         if proc.poll() is None:
             proc.terminate()
+            proc.send_signal(signal.SIGCONT)  # a paused one handles its SIGTERM once running
         try:
             return proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
             return proc.wait()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stopped (SIGSTOP) inside the block, running again (SIGCONT) after it: its connections stay open, what
+        Redis sends it meanwhile waits in its sockets."""
+        self.popen.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            if self.popen.poll() is None:
+                self.popen.send_signal(signal.SIGCONT)
 
     # --- talking to it ----------------------------------------------------------------------------
     def url(self, path: str) -> str:

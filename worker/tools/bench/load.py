@@ -11,6 +11,7 @@ deleted afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -47,7 +48,7 @@ class Phase:
     """What one load phase measured."""
 
     offered: int
-    seconds: float  # first push → last result published
+    seconds: float  # first push (a backlog: the workers resumed) → last result published
     comments_per_s: float
     latencies_ms: np.ndarray
     labels: list[list[str] | None] = field(default_factory=list)  # per offered text; None: not classified
@@ -132,22 +133,39 @@ async def _push(producer: StreamProducer, texts: Sequence[str], rate: float | No
 
 
 async def offer(
-    url: str, names: StreamNames, texts: Sequence[str], workers: Sequence[WorkerProcess], *, rate: float | None = None
+    url: str,
+    names: StreamNames,
+    texts: Sequence[str],
+    workers: Sequence[WorkerProcess],
+    *,
+    rate: float | None = None,
+    backlog: bool = False,
 ) -> Phase:
     """Offer ``texts`` to the workers (one consumer group) and wait for all of them to be published (results
-    or dead letters)."""
+    or dead letters). ``backlog``: all of them pushed while the workers are paused, then timed from the moment
+    they resume, so the producer's work is not counted against the workers' (a backlog, as after a restart)."""
     redis = connect(url)
     try:
         producer = StreamProducer(redis, names.input)
         await producer.ensure_group(names.group)
         before = await _count(redis, names)
-        pusher = asyncio.create_task(_push(producer, texts, rate))
+        started_ms: float | None = None
+        if backlog:
+            with contextlib.ExitStack() as stack:
+                for worker in workers:
+                    stack.enter_context(worker.paused())
+                pusher = asyncio.create_task(_push(producer, texts, None))
+                await pusher
+                server_s, server_us = await redis.time()
+                started_ms = server_s * 1000 + server_us / 1000
+        else:
+            pusher = asyncio.create_task(_push(producer, texts, rate))
         await _until_published(redis, names, before, len(texts), pusher, workers)
         ids = await pusher
         published, dead = await _published(redis, names, set(ids))
     finally:
         await redis.aclose()
-    first_in = min(entry_time_ms(i) for i in ids)
+    first_in = started_ms if started_ms is not None else min(entry_time_ms(i) for i in ids)
     last_out = max(t for t, _ in published.values())
     seconds = max(1e-3, (last_out - first_in) / 1000)
     latencies = np.array([published[i][0] - entry_time_ms(i) for i in ids if i in published], dtype=np.float64)

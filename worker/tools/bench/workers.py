@@ -104,7 +104,7 @@ def _measured(
 ) -> tuple[LoadPhase, Phase]:
     meter = CpuMeter(pids).start()
     before = _metrics(workers)
-    phase = asyncio.run(offer(url, names, texts, workers, rate=rate))
+    phase = asyncio.run(offer(url, names, texts, workers, rate=rate, backlog=rate is None))
     record = LoadPhase(
         n=len(texts),
         rate=rate,
@@ -148,7 +148,7 @@ def _phases(
         )
         asyncio.run(offer(url, names, warm, workers))
         pids = {p.pid for p in [*(w.proc for w in workers), server.process if server else None] if p is not None}
-        say(f"saturation: {len(texts)} comments pushed at once")
+        say(f"saturation: {len(texts)} comments pushed while the workers are paused, timed from their resumption")
         saturated, phase = _measured(url, names, texts, workers, pids)
         rate = saturated.comments_per_s / 2
         half_n = min(len(texts), max(50, int(rate * opts.half_load_seconds)))
