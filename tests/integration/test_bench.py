@@ -122,5 +122,8 @@ def test_bench_measures_a_pipeline_against_its_first_stage(tmp_path: Path) -> No
     assert cascade["n"] == 30 and set(cascade["stages"]) == {"general", "game", "sentiment"}
     assert cascade["stages"]["general"]["comments"] == cascade["stages"]["sentiment"]["comments"] == 30
     assert 0 < cascade["stages"]["game"]["comments"] < 30  # Game on for some comments only
-    assert result["cascade_cost_vs_first_stage"] == cascade["cost_vs_first_stage"] > 1
+    # the ratio of two timings: finite and positive; how far above 1 it is depends on the machine's load, which
+    # a test does not assert (a busy machine can time the first stage alone slower than the cascade)
+    assert result["cascade_cost_vs_first_stage"] == cascade["cost_vs_first_stage"]
+    assert math.isfinite(cascade["cost_vs_first_stage"]) and cascade["cost_vs_first_stage"] > 0
     assert result["dead_lettered"] == 0 and result["worker_comments_per_s"] > 0
