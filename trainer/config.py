@@ -80,6 +80,11 @@ class TrainConfig(Options):
         description=f"comments per training step (default {SCRATCH_DEFAULTS['batch_size']} from scratch; with --base "
         f"the seed card's {BASE_RECIPE['batch_size']})",
     )
+    ngrams: bool = Field(
+        True,
+        description="blend a TF-IDF logistic regression over the token-id n-grams (orders 1-3) with the encoder, "
+        "its share chosen on the validation games (multi-label versions; needs scikit-learn, the [train] extra)",
+    )
     max_length: int = Field(64, ge=8, le=4096, description="tokens per comment, special tokens included")
     preset: Annotated[str, Flag(choices=tuple(PRESETS))] = Field(
         "mini",

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from worker.model.export import publish_graphs
+from worker.model.ngrams import NgramMember
 from worker.model.repository import Manifest, PreprocessingSpec, ProblemType, publish_version
 
 from .config import TrainConfig
 from .layers import single_label
+from .modeling import Built
 from .multitask import HEADS
 from .precision import record_agreement
 
@@ -49,19 +51,21 @@ def manifest_for(
 
 def publish(
     out_repo: Path | str,
-    model: Any,
-    tokenizer: Any,
+    built: Built,
     manifest: Manifest,
+    member: NgramMember | None,
     stage: Path,
     val_texts: Sequence[str],
     cfg: TrainConfig,
 ) -> tuple[int, Manifest]:
-    """Save ``model`` and ``tokenizer`` into ``stage``, record the dtype agreement (``cfg.agreement_n`` validation
-    comments), then publish them atomically into ``out_repo`` (a repository, or its candidates directory);
-    returns (version number, the manifest as published)."""
-    model.to("cpu")
-    model.save_pretrained(str(stage))
-    tokenizer.save_pretrained(str(stage))
+    """Save the model, its tokenizer and its n-gram member (where it has one) into ``stage``, record the dtype
+    agreement (``cfg.agreement_n`` validation comments), then publish them atomically into ``out_repo`` (a
+    repository, or its candidates directory); returns (version number, the manifest as published)."""
+    built.model.to("cpu")
+    built.model.save_pretrained(str(stage))
+    built.tokenizer.save_pretrained(str(stage))
+    if member is not None:
+        member.save(stage)
     if cfg.agreement_n > 0 and val_texts:
         agreement, rates = record_agreement(stage, manifest, val_texts, cfg.agreement_n, cfg.seed)
         manifest = manifest.model_copy(

@@ -3,6 +3,7 @@ publish (:mod:`.publish`) as the next version of a model repository, or keep it 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import tempfile
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from worker.errors import InputFileError, LivetopicError
+from worker.model.ngrams import NgramMember
 from worker.model.repository import latest_version
 from worker.model.tokenizer import encode_texts, serving_backend
 from worker.options import validate_options
@@ -21,12 +23,13 @@ from worker.options import validate_options
 from .config import LOSS, TrainConfig, TrainResult
 from .data import Dataset, Split, load_dataset, split_games
 from .gate import Verdict, judge
-from .layers import load_layer
+from .layers import load_layer, single_label
 from .loop import Fitted, Objective, fit
 from .metrics import apply_thresholds, compute_metrics, summary_line
 from .modeling import Built, build_model, predict_probs
 from .multitask import LOSS as MULTITASK_LOSS
 from .multitask import OBJECTIVE, heads_metrics, load_multitask
+from .ngram_fit import choose_blend, fit_member
 from .publish import CANDIDATES, manifest_for, publish
 from .runlog import RunLog, default_run_dir
 
@@ -68,8 +71,13 @@ def _split(cfg: TrainConfig, data: Dataset) -> tuple[Dataset, Dataset, Dataset, 
     return train, val, test, split
 
 
-def _test_metrics(built: Built, test_set: Dataset, thresholds: np.ndarray, encode: Any) -> dict[str, Any]:
-    probs = predict_probs(built.model, encode(test_set.texts), built.device, built.pad_id, built.autocast_dtype)
+def _test_metrics(
+    built: Built, test_set: Dataset, thresholds: np.ndarray, encode: Any, member: NgramMember | None
+) -> dict[str, Any]:
+    ids = encode(test_set.texts)
+    probs = predict_probs(built.model, ids, built.device, built.pad_id, built.autocast_dtype)
+    if member is not None:
+        probs = member.blend(probs, member.probabilities(ids))
     if test_set.mask is not None:  # a multi-task model: each head on its own rows
         metrics = heads_metrics(probs, test_set, thresholds)[0]
     else:
@@ -78,6 +86,30 @@ def _test_metrics(built: Built, test_set: Dataset, thresholds: np.ndarray, encod
         )
     log.info("test games: %s", summary_line(metrics))
     return metrics
+
+
+def _fit_member(cfg: TrainConfig, built: Built, train_ids: list[list[int]], train_set: Dataset) -> NgramMember | None:
+    """The n-gram member (:mod:`.ngram_fit`) of a multi-label run with ``--ngrams``, fitted before the encoder so
+    that its time comes out of the budget."""
+    if not cfg.ngrams or single_label(cfg.layer) or cfg.layer == "multitask":
+        return None
+    return fit_member(train_ids, train_set.hard, int(built.model.config.vocab_size) + 1, seed=cfg.seed)
+
+
+def _blend(
+    built: Built, fitted: Fitted, member: NgramMember | None, val_set: Dataset, val_ids: list[list[int]]
+) -> tuple[Fitted, NgramMember | None, dict[str, Any]]:
+    """The kept epoch blended with the member at the weight best on the validation games: the fit with the
+    blend's thresholds and validation metrics, the member (None: the encoder alone was best) and what was tried."""
+    if member is None or not len(val_set):
+        return fitted, None, {}
+    encoder = predict_probs(built.model, val_ids, built.device, built.pad_id, built.autocast_dtype)
+    blend = choose_blend(member, val_ids, val_set.hard, encoder, val_set.labels)
+    record = {
+        "encoder_weight": blend.member.spec.encoder_weight if blend.member else 1.0,
+        "validation_micro_f1_by_encoder_weight": {str(w): f1 for w, f1 in blend.scores.items()},
+    }
+    return dataclasses.replace(fitted, thresholds=blend.thresholds, validation=blend.validation), blend.member, record
 
 
 SHORT_AGREEMENT = 500  # validation comments of the dtype agreement when --max-minutes leaves little time
@@ -186,13 +218,15 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
             def encode(texts: list[str]) -> list[list[int]]:
                 return encode_texts(backend, built.preprocessing.build(), texts)
 
+            train_ids, val_ids = encode(train_set.texts), encode(val_set.texts)
+            member = _fit_member(cfg, built, train_ids, train_set)
             fitted = fit(
                 cfg,
                 built,
-                encode(train_set.texts),
+                train_ids,
                 _fit_targets(train_set, soft),
                 val_set,
-                encode(val_set.texts),
+                val_ids,
                 lr=cfg.lr,
                 deadline=deadline,
                 rows_after=_rows_after(cfg, out_repo, val_set, test_set),
@@ -200,11 +234,12 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
                 started=started,
                 objective=OBJECTIVE if cfg.layer == "multitask" else Objective(),
             )
-            metrics = _result_metrics(fitted, split)
+            fitted, member, blended = _blend(built, fitted, member, val_set, val_ids)
+            metrics = {**_result_metrics(fitted, split), **({"ngram_blend": blended} if blended else {})}
             cfg = _after_fit(cfg, fitted)
             if len(test_set) and not fitted.trimmed:
                 metrics["test"] = {
-                    **_test_metrics(built, test_set, fitted.thresholds, encode),
+                    **_test_metrics(built, test_set, fitted.thresholds, encode, member),
                     "games": len(split.test),
                 }
             sets = (train_set, val_set, test_set)
@@ -216,11 +251,9 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
             metrics["publish"] = verdict.record()
             manifest = manifest_for(
                 cfg, data.labels, thresholds, built.preprocessing, metrics, data.fingerprint, training_args
-            )
+            ).model_copy(update={"ngrams": member.spec if member else None})
             target = Path(out_repo) if verdict.publish else Path(out_repo) / CANDIDATES
-            version, manifest = publish(
-                target, built.model, built.tokenizer, manifest, Path(workdir) / "stage", val_set.texts, cfg
-            )
+            version, manifest = publish(target, built, manifest, member, Path(workdir) / "stage", val_set.texts, cfg)
             return _finish(runlog, target, version, manifest, started, verdict)
         finally:
             runlog.close()

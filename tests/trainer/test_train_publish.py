@@ -262,3 +262,39 @@ def test_cli_registers_the_commands() -> None:
     train = options_from_args(args, args.func.options)
     assert args.func.run is commands.cmd_train and (train.epochs, train.max_minutes) == (3, 1.5)
     assert not train.lowercase and train.val_games == ["g1", "g2"] and train.data == [Path("d")]
+
+
+def test_an_ngram_member_is_blended_where_it_helps_the_validation_games(
+    trained: dict[str, Any], tmp_path: Path
+) -> None:
+    """The member is fitted by default (a multi-label run) and kept at the encoder weight best on the validation
+    games; the version serves the blend (test_evaluate_json: `evaluate --split val` = the manifest's figure);
+    --no-ngrams trains the encoder alone."""
+    manifest = read_manifest(trained["repo"] / "1")
+    blend = manifest.metrics["ngram_blend"]
+    tried = {float(w): f1 for w, f1 in blend["validation_micro_f1_by_encoder_weight"].items()}
+    assert set(tried) == {0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0}
+    kept = blend["encoder_weight"]
+    assert tried[kept] == max(tried.values()) == pytest.approx(manifest.metrics["validation"]["micro_f1"], abs=1e-4)
+    if kept < 1.0:
+        assert manifest.ngrams is not None and manifest.ngrams.encoder_weight == kept
+        assert "ngrams.safetensors" in manifest.files
+        assert load_model(trained["repo"], device="cpu", smoke_test=False).member is not None
+    else:
+        assert manifest.ngrams is None and not (trained["repo"] / "1" / "ngrams.safetensors").exists()
+    repo = tmp_path / "plain"
+    train_model(
+        [trained["data"]],
+        repo,
+        labels=LABELS,
+        preset="tiny",
+        epochs=1,
+        val_fraction=0.25,
+        threads=1,
+        quiet=True,
+        ngrams=False,
+        run_dir=str(tmp_path / "run"),
+        agreement_n=0,
+    )
+    plain = read_manifest(repo / "1")
+    assert plain.ngrams is None and "ngram_blend" not in plain.metrics and plain.training_args["ngrams"] is False

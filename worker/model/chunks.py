@@ -26,6 +26,7 @@ class Prepared:
     chunks: list[Chunk] = field(default_factory=list)
     tokens: int = 0  # real tokens
     padded_tokens: int = 0  # tokens fed to the model, padding included
+    member: np.ndarray | None = None  # a version's n-gram member's probabilities, batch row order (runtime.py)
 
     def row_order(self) -> np.ndarray:
         """Batch row of each row of the concatenated chunks."""

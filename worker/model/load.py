@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import ModelError, RepositoryError
 from .backends.base import Backend, config_labels, read_config
 from .contents import check_complete, check_inside, check_intact
+from .ngrams import NgramMember
 from .precision import Engine, engine_threads, resolve_engine
 from .repository import MANIFEST_NAME, Manifest, read_manifest, resolve_version
 from .runtime import LoadedModel, Stage
@@ -166,7 +167,8 @@ def load_version(
     tokenizer = load_tokenizer(model_dir)
     network = _backend(model_dir, manifest, device, dtype, backend, compile)
     check_labels(model_dir, manifest, network.id2label, network.num_labels)
-    return LoadedModel(model_dir, manifest, number, tokenizer, network)
+    member = NgramMember.load(model_dir, manifest.ngrams, len(manifest.labels)) if manifest.ngrams else None
+    return LoadedModel(model_dir, manifest, number, tokenizer, network, member)
 
 
 def stage_location(version_dir: Path, spec: StageSpec) -> tuple[Path, Manifest, int]:

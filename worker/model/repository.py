@@ -24,6 +24,7 @@ from ..errors import RepositoryError
 from ..text import Mode, Preprocessor
 from .contents import FileRecord, record_files
 from .heads import HeadSpec, check_heads
+from .ngrams import NgramSpec
 from .stages import StageSpec, check_stages
 
 __all__ = [
@@ -127,6 +128,8 @@ class Manifest(BaseModel):
     # A multi-task version (:mod:`.heads`): how its outputs (``labels``, in order) split into heads served from one
     # forward pass; the first head's labels are the result's ``labels``.
     heads: list[HeadSpec] = Field(default_factory=list)
+    # An n-gram member blended with the network's probabilities (:mod:`.ngrams`), of a multi-label version.
+    ngrams: NgramSpec | None = None
     created_at: float = Field(default_factory=time.time)
 
     @model_validator(mode="after")
@@ -146,6 +149,8 @@ class Manifest(BaseModel):
         if self.heads and self.pipeline:
             raise ValueError("a version is a pipeline or a multi-task model, not both")
         check_heads(self.heads, self.labels)
+        if self.ngrams is not None and (self.heads or self.problem_type != "multi_label_classification"):
+            raise ValueError("an n-gram member blends with a multi-label version's one head only")
         return self
 
     @property

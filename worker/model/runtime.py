@@ -20,6 +20,7 @@ from .backends.base import Backend
 from .chunks import Prepared, pad_chunks
 from .heads import head_columns
 from .labels import decide, label_names
+from .ngrams import NgramMember
 from .repository import Manifest
 from .stages import Condition
 from .tokenizer import encode_texts, serving_backend
@@ -83,7 +84,15 @@ class LoadedModel:
     network (``outputs``: all its labels) with its ``heads``: ``labels`` and :meth:`decide` are the first head's,
     :meth:`run` gives every output (each single-label head's as its softmax) from one forward pass."""
 
-    def __init__(self, model_dir: Path, manifest: Manifest, version: int, tokenizer: Any, backend: Backend) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        manifest: Manifest,
+        version: int,
+        tokenizer: Any,
+        backend: Backend,
+        member: NgramMember | None = None,
+    ) -> None:
         self.path, self.manifest, self.version = model_dir, manifest, version
         self.name = manifest.name
         self.tag = f"{manifest.name}:{version}"
@@ -94,7 +103,7 @@ class LoadedModel:
         self.labels = self.heads[0].labels if self.heads else self.outputs
         self.max_length = manifest.max_length
         self.preprocess = manifest.preprocessing.build()
-        self.backend = backend
+        self.backend, self.member = backend, member
         self.device, self.dtype_name, self.backend_name = backend.device, backend.dtype_name, backend.name
         self._tokenizer = serving_backend(tokenizer, self.max_length)
         self.pad_id = int(tokenizer.pad_token_id or 0)
@@ -112,8 +121,12 @@ class LoadedModel:
         return encode_texts(self._tokenizer, self.preprocess, texts)
 
     def prepare(self, ids: Sequence[Sequence[int]], max_tokens: int) -> Prepared:
-        """Length-sorted, padded chunks of ``ids``, staged for the backend."""
-        return pad_chunks(ids, max_tokens, self.pad_id, self.backend.chunk_overhead_tokens, self.backend.stage)
+        """Length-sorted, padded chunks of ``ids``, staged for the backend; with an n-gram member, its
+        probabilities too (they need no model thread)."""
+        prepared = pad_chunks(ids, max_tokens, self.pad_id, self.backend.chunk_overhead_tokens, self.backend.stage)
+        if self.member is not None:
+            prepared.member = self.member.probabilities(ids)
+        return prepared
 
     # --- model thread -----------------------------------------------------------------------------
     def run(self, prepared: Prepared) -> np.ndarray:
@@ -122,6 +135,8 @@ class LoadedModel:
         out = np.empty((prepared.size, len(self.outputs)), dtype=np.float32)
         if prepared.chunks:
             out[prepared.row_order()] = self.backend.probabilities(prepared.chunks, self.multi_label)
+        if self.member is not None and prepared.member is not None:
+            out = self.member.blend(out, prepared.member)
         for head in self.heads:
             if not head.multi_label and prepared.size:
                 out[:, head.columns] = _softmax_of_sigmoid(out[:, head.columns])

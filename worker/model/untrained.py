@@ -30,16 +30,19 @@ def build_char_tokenizer(
 ) -> int:
     """Write a BERT WordPiece tokenizer whose vocabulary is the characters of ``texts`` (each also as a
     ``##`` continuation, so Latin words split into characters). Padded with ``[unusedN]`` entries up to
-    ``vocab_size`` when given. Returns the vocabulary size.
+    ``vocab_size`` when given. Letter case is kept where ``preprocess`` keeps it (its ``lowercase`` off), so
+    the tokenizer does not undo that choice; without a preprocessor it lowercases. Returns the vocabulary size.
 
     The vocabulary is passed as a mapping: transformers 5 ignores ``vocab_file=`` here and would save only
     the special tokens (every character [UNK]); the size on disk is checked for that reason.
     """
     from transformers import BertTokenizerFast  # type: ignore[attr-defined]
 
+    lowercase = preprocess.lowercase if preprocess else True
     counts: collections.Counter[str] = collections.Counter()
     for text in texts:
-        counts.update((preprocess(text) if preprocess else text).lower())
+        text = preprocess(text) if preprocess else text
+        counts.update(text.lower() if lowercase else text)
     vocab: list[str] = list(SPECIAL_TOKENS)
     seen = set(vocab)
     limit = vocab_size or 10**9
@@ -52,7 +55,7 @@ def build_char_tokenizer(
         vocab.append(f"[unused{len(vocab)}]")
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = BertTokenizerFast(
-        vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True, tokenize_chinese_chars=True
+        vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=lowercase, tokenize_chinese_chars=True
     )
     tokenizer.save_pretrained(str(out_dir))
     saved = len(json.loads((out_dir / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"])
