@@ -228,13 +228,14 @@ def evaluate_baseline(
     train, val = data.in_groups(games.train), data.in_groups(games.val)
     if not len(train):
         raise ConfigError("the baseline needs training games")
-    baseline = fit_baseline(train, val if len(val) else None, preprocess=Preprocessor(preprocess), seed=seed)  # type: ignore[arg-type]
+    keep_case = Preprocessor(preprocess, lowercase=False)  # type: ignore[arg-type]
+    baseline = fit_baseline(train, val if len(val) else None, preprocess=keep_case, seed=seed)
     scores = baseline.predict_proba(rows.texts)
     metrics = report(rows, scores, baseline.thresholds, examples=examples, example_width=example_width)
     return _with_source(
         metrics,
         source="baseline",
-        baseline="tfidf-char-1-3+logreg",
+        baseline="tfidf-char-1-3+logreg",  # letter case kept (trainer/baseline.py)
         split=split,
         games=len(set(rows.groups)),
         train_games=len(games.train),
