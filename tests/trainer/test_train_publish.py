@@ -254,14 +254,17 @@ def test_cli_registers_the_commands() -> None:
             "3",
             "--max-minutes",
             "1.5",
-            "--no-lowercase",
+            "--lowercase",
+            "--no-ngrams",
             "--val-games",
             "g1,g2",
         ]
     )
     train = options_from_args(args, args.func.options)
     assert args.func.run is commands.cmd_train and (train.epochs, train.max_minutes) == (3, 1.5)
-    assert not train.lowercase and train.val_games == ["g1", "g2"] and train.data == [Path("d")]
+    assert train.lowercase and not train.ngrams and train.val_games == ["g1", "g2"] and train.data == [Path("d")]
+    default = options_from_args(parser.parse_args(["train", "--data", "d", "--out", "r"]), args.func.options)
+    assert not default.lowercase and default.ngrams  # letter case kept, the n-gram member fitted
 
 
 def test_an_ngram_member_is_blended_where_it_helps_the_validation_games(
