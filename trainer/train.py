@@ -115,14 +115,17 @@ def _blend(
 SHORT_AGREEMENT = 500  # validation comments of the dtype agreement when --max-minutes leaves little time
 
 
-def _rows_after(cfg: TrainConfig, out_repo: Path | str, val_set: Dataset, test_set: Dataset) -> tuple[int, int]:
-    """Rows scored after the fit, (needed, optional): the version it would replace on the validation games and a
-    short dtype agreement (float32 and up to two reduced precisions) are needed; the test games and the rest of
-    the agreement (up to ``agreement_n`` comments) can give way to training time."""
+def _rows_after(
+    cfg: TrainConfig, out_repo: Path | str, val_set: Dataset, test_set: Dataset, blend: bool
+) -> tuple[int, int]:
+    """Rows scored after the fit, (needed, optional): the validation games once more for the blend with an n-gram
+    member, the version it would replace on them and a short dtype agreement (float32 and up to two reduced
+    precisions) are needed; the test games and the rest of the agreement (up to ``agreement_n`` comments) can give
+    way to training time."""
     gate = len(val_set) if latest_version(out_repo) is not None else 0
     agreement = min(cfg.agreement_n, len(val_set))
     short = min(agreement, SHORT_AGREEMENT)
-    return gate + 3 * short, len(test_set) + 3 * (agreement - short)
+    return (len(val_set) if blend else 0) + gate + 3 * short, len(test_set) + 3 * (agreement - short)
 
 
 def _after_fit(cfg: TrainConfig, fitted: Fitted) -> TrainConfig:
@@ -229,7 +232,7 @@ def train(data_paths: Sequence[Path | str], out_repo: Path | str, cfg: TrainConf
                 val_ids,
                 lr=cfg.lr,
                 deadline=deadline,
-                rows_after=_rows_after(cfg, out_repo, val_set, test_set),
+                rows_after=_rows_after(cfg, out_repo, val_set, test_set, member is not None),
                 runlog=runlog,
                 started=started,
                 objective=OBJECTIVE if cfg.layer == "multitask" else Objective(),

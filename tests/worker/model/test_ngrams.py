@@ -101,6 +101,7 @@ def test_file_round_trip_and_refusals(tmp_path: Path) -> None:
     member.save(tmp_path)
     loaded = NgramMember.load(tmp_path, spec, 2)
     assert loaded.keys.tolist() == [3, 7, 20] and loaded.spec.encoder_weight == 0.4
+    assert loaded.probabilities([]).shape == (0, 2) and loaded.probabilities([[]]).shape == (1, 2)
     with pytest.raises(ModelError, match="shapes"):
         NgramMember.load(tmp_path, spec, 3)
     NgramMember(spec, np.array([7, 3, 20]), member.idf, member.coef, member.intercept).save(tmp_path)
