@@ -3,8 +3,8 @@ share of the blend with the encoder on the validation games.
 
 The member is TF-IDF over token-id n-grams (orders 1 to ``max_n``, those in at least ``min_df`` training
 comments; smooth idf, sublinear term frequency, unit rows) and one L2-regularised logistic regression per label
-on the teacher's 0/1 labels (scikit-learn's liblinear: a dependency of the base install). The blend weight is the
-one with the best validation micro F1 at per-label tuned thresholds; a member that does not help is left out.
+on the teacher's 0/1 labels (scikit-learn's liblinear, the ``[train]`` extra). The blend weight is the one with
+the best validation micro F1 at per-label tuned thresholds; a member that does not help is left out.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _sklearn() -> tuple[type, type, type]:
         from sklearn.linear_model import LogisticRegression
     except ImportError as exc:
         raise ConfigError(
-            "the n-gram member needs scikit-learn: pip install scikit-learn (or train with --no-ngrams)"
+            "the n-gram member needs scikit-learn: pip install 'livetopic[train]' (or train with --no-ngrams)"
         ) from exc
     return csr_matrix, ConvergenceWarning, LogisticRegression
 
