@@ -87,7 +87,7 @@ class TrainConfig(Options):
     ngrams: bool = Field(
         True,
         description="blend a TF-IDF logistic regression over the token-id n-grams (orders 1-3) with the encoder, "
-        "its share chosen on the validation games (multi-label versions; needs scikit-learn, the [train] extra)",
+        "its share chosen on the validation games (multi-label versions; scikit-learn: the [train] extra)",
     )
     max_length: int = Field(64, ge=8, le=4096, description="tokens per comment, special tokens included")
     preset: Annotated[str, Flag(choices=tuple(PRESETS))] = Field(

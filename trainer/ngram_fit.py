@@ -3,8 +3,9 @@ share of the blend with the encoder on the validation games.
 
 The member is TF-IDF over token-id n-grams (orders 1 to ``max_n``, those in at least ``min_df`` training
 comments; smooth idf, sublinear term frequency, unit rows) and one L2-regularised logistic regression per label
-on the teacher's 0/1 labels (scikit-learn's liblinear, the ``[train]`` extra). The blend weight is the one with
-the best validation micro F1 at per-label tuned thresholds; a member that does not help is left out.
+on the teacher's 0/1 labels (scikit-learn's liblinear: the ``[train]`` extra, and NNCF's dependency in the base
+install). The blend weight is the one with the best validation micro F1 at per-label tuned thresholds; a member
+that does not help is left out.
 """
 
 from __future__ import annotations
