@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ModelError
 
-__all__ = ["NGRAMS_FILE", "NgramMember", "NgramSpec", "feature_rows", "ngram_keys"]
+__all__ = ["NGRAMS_FILE", "NgramMember", "NgramSpec", "check_radix", "feature_rows", "ngram_keys"]
 
 NGRAMS_FILE = "ngrams.safetensors"
 _INT64_MAX = np.iinfo(np.int64).max
@@ -33,7 +33,7 @@ class NgramSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    file: str = NGRAMS_FILE
+    file: str = Field(NGRAMS_FILE, pattern=r"^[\w.-]+\.safetensors$", description="a file in the version's directory")
     max_n: int = Field(3, ge=1, le=6)
     base: int = Field(ge=2, description="vocabulary size + 1: the radix of an n-gram's key")
     encoder_weight: float = Field(

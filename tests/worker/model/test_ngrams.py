@@ -110,6 +110,8 @@ def test_file_round_trip_and_refusals(tmp_path: Path) -> None:
     (tmp_path / NGRAMS_FILE).write_bytes(b"not safetensors")
     with pytest.raises(ModelError, match="not a readable"):
         NgramMember.load(tmp_path, spec, 2)
+    with pytest.raises(ValueError, match="pattern"):
+        NgramSpec(file="../elsewhere.safetensors", base=11, encoder_weight=0.5)  # nothing outside the version
     with pytest.raises(ModelError, match="64-bit"):
         NgramMember.load(tmp_path, NgramSpec(max_n=6, base=2**11, encoder_weight=0.5), 2)
 
