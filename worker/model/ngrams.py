@@ -33,7 +33,9 @@ class NgramSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    file: str = Field(NGRAMS_FILE, pattern=r"^[\w.-]+\.safetensors$", description="a file in the version's directory")
+    file: str = Field(
+        default=NGRAMS_FILE, pattern=r"^[\w.-]+\.safetensors$", description="a file in the version's directory"
+    )
     max_n: int = Field(3, ge=1, le=6)
     base: int = Field(ge=2, description="vocabulary size + 1: the radix of an n-gram's key")
     encoder_weight: float = Field(
