@@ -82,9 +82,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     forced_repo = root / "models-forced"  # the same start, for the same worse run with --force
     shutil.copytree(repo, forced_repo)
+    worse = ("--epochs", "1", "--lr", "1e-6", "--no-ngrams")  # an encoder that learnt nothing, and nothing beside it
     bad, forced = _both(
-        _args(data, repo, root / "run-bad", "--epochs", "1", "--lr", "1e-6"),
-        _args(data, forced_repo, root / "run-forced", "--epochs", "1", "--lr", "1e-6", "--force"),
+        _args(data, repo, root / "run-bad", *worse),
+        _args(data, forced_repo, root / "run-forced", *worse, "--force"),
     )
     return {
         "root": root,
