@@ -23,7 +23,7 @@ from worker.model.ngrams import NgramMember, NgramSpec, check_radix, ngram_keys
 
 from .metrics import apply_thresholds, compute_metrics, tune_thresholds
 
-__all__ = ["Blend", "choose_blend", "fit_member"]
+__all__ = ["Blend", "available", "choose_blend", "fit_member"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,16 @@ def _vocabulary(ids: Sequence[Sequence[int]], max_n: int, base: int, min_df: int
     keep = df >= min_df
     idf = np.log((1.0 + len(ids)) / (1.0 + df[keep])) + 1.0
     return keys[keep], idf.astype(np.float32)
+
+
+def available() -> bool:
+    """Whether scikit-learn can be imported (the ``[train]`` extra; the base install has it through NNCF)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("sklearn") is not None
+    except (ImportError, ValueError):  # a module set to None in sys.modules
+        return False
 
 
 def _sklearn() -> tuple[type, type, type]:

@@ -20,6 +20,7 @@ from worker.model.repository import latest_version
 from worker.model.tokenizer import encode_texts, serving_backend
 from worker.options import validate_options
 
+from . import ngram_fit
 from .config import LOSS, TrainConfig, TrainResult
 from .data import Dataset, Split, load_dataset, split_games
 from .gate import Verdict, judge
@@ -92,6 +93,9 @@ def _fit_member(cfg: TrainConfig, built: Built, train_ids: list[list[int]], trai
     """The n-gram member (:mod:`.ngram_fit`) of a multi-label run with ``--ngrams``, fitted before the encoder so
     that its time comes out of the budget."""
     if not cfg.ngrams or single_label(cfg.layer) or cfg.layer == "multitask":
+        return None
+    if "ngrams" not in cfg.model_fields_set and not ngram_fit.available():  # the default, without scikit-learn
+        log.warning("scikit-learn is not installed (the [train] extra): training the encoder without its n-gram member")
         return None
     return fit_member(train_ids, train_set.hard, int(built.model.config.vocab_size) + 1, seed=cfg.seed)
 

@@ -90,3 +90,11 @@ def test_worker_push_and_train_without_the_train_extra(
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert (tmp_path / "repo" / "1" / "livetopic.json").is_file()
     assert (tmp_path / "run" / "metrics.jsonl").is_file() and not (tmp_path / "run" / "curves.png").exists()
+    # the default n-gram member needs scikit-learn: without it the encoder is trained alone, and the log says so
+    assert (
+        "without its n-gram member" in trained.stderr and not (tmp_path / "repo" / "1" / "ngrams.safetensors").exists()
+    )
+    asked = run(
+        base_livetopic("train", "--data", str(SAMPLE), "--out", str(tmp_path / "r2"), "--ngrams"), timeout_s=120
+    )
+    assert asked.returncode == 2 and "needs scikit-learn" in asked.stderr  # asked for by name: an error, not a warning
