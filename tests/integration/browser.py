@@ -172,14 +172,23 @@ class Browser:
         await self.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": box[0], "y": box[1]})
 
     async def fonts_for(self, selector: str) -> dict[str, int]:
-        """The fonts Chromium drew the text of the first node matching ``selector`` with: family → glyphs."""
+        """The fonts Chromium drew the text of the first node matching ``selector`` with: family → glyphs. A live
+        page may replace the node between the query and the question (the dashboard re-renders its tables as
+        results arrive): then the node is looked up again, a few times."""
         await self.send("DOM.enable")
         await self.send("CSS.enable")
-        root = (await self.send("DOM.getDocument"))["root"]["nodeId"]
-        node = (await self.send("DOM.querySelector", {"nodeId": root, "selector": selector}))["nodeId"]
-        assert node, f"nothing matches {selector!r}"
-        fonts = (await self.send("CSS.getPlatformFontsForNode", {"nodeId": node}))["fonts"]
-        return {f["familyName"]: int(f["glyphCount"]) for f in fonts}
+        for attempt in range(5):
+            root = (await self.send("DOM.getDocument"))["root"]["nodeId"]
+            node = (await self.send("DOM.querySelector", {"nodeId": root, "selector": selector}))["nodeId"]
+            assert node, f"nothing matches {selector!r}"
+            try:
+                fonts = (await self.send("CSS.getPlatformFontsForNode", {"nodeId": node}))["fonts"]
+            except RuntimeError as exc:
+                if "Could not find node" not in str(exc) or attempt == 4:
+                    raise
+                continue
+            return {f["familyName"]: int(f["glyphCount"]) for f in fonts}
+        raise AssertionError("unreachable")
 
     async def draws_cjk(self, selector: str) -> bool:
         """Whether every glyph of the (Chinese) text at ``selector`` comes from a font with Chinese glyphs: a
