@@ -44,13 +44,13 @@ def _vocabulary(ids: Sequence[Sequence[int]], max_n: int, base: int, min_df: int
 
 
 def available() -> bool:
-    """Whether scikit-learn can be imported (the ``[train]`` extra; the base install has it through NNCF)."""
-    import importlib.util
-
+    """Whether the member's imports succeed (scikit-learn: the ``[train]`` extra; the base install has it through
+    NNCF), asked through the one import the fit makes."""
     try:
-        return importlib.util.find_spec("sklearn") is not None
-    except (ImportError, ValueError):  # a module set to None in sys.modules
+        _sklearn()
+    except ConfigError:
         return False
+    return True
 
 
 def _sklearn() -> tuple[type, type, type]:
