@@ -1,9 +1,13 @@
 """A version as an ONNX graph for ONNX Runtime: exported once from its safetensors weights, with ORT's
-transformer fusions (float32: attention, layer norms, GELU, embeddings), and for int8 the weights quantised per
-output channel first (dynamic quantisation: activations are quantised on each call), then the fusions that still
-match (skip layer norms, GELU), the order the issue measured. On this project's 2-core AMX machine (loaded by
-other work, so rough), quantising first was faster at batches of 128 in both of two runs than fusing first
-(which makes QAttention); for one comment the two orders traded places.
+transformer fusions (float32: attention, GELU, embeddings), and for int8 the weights quantised per output channel
+first (dynamic quantisation: activations are quantised on each call), then the fusions that still match (GELU),
+the order the issue measured. On this project's 2-core AMX machine quantising first was faster than fusing first
+(which makes QAttention): 257 against 227 comments/s for bert-base at batches of 256, one thread, four
+interleaved rounds (2026-12-07). The residual add and its layer norm stay two operators (Add, LayerNormalization):
+ORT 1.31's fused SkipLayerNormalization takes 4.7 times as long on CPU as the pair (3.4 against 0.72 ms on
+64 × 14 × 768, one thread), a quarter of the int8 model's time; without it the same run went from 194 to 257
+comments/s (see :mod:`.backends.onnxruntime`, which keeps ORT from fusing it again and splits it in graphs
+published before).
 
 A version published by livetopic (``model pull``, ``model add``, ``model init``, ``train``, ``promote``,
 ``rollback``) carries its graphs in ``REPO/<n>/onnx/model-<dtype>.onnx``, made once at publication
@@ -71,7 +75,7 @@ log = logging.getLogger(__name__)
 ONNX_DIR = CACHE_DIR  # beside the weights, inside the version directory
 PUBLISHED_DIR = "onnx"  # the graphs published with the version, listed in its manifest
 RECORD_SUFFIX = ".sha256"
-_RECIPE = "1"  # bump when the steps below change what they write
+_RECIPE = "2"  # bump when the steps below change what they write
 _OPSET = 17
 
 
@@ -382,14 +386,23 @@ def _quantise(source: Path, out: Path) -> None:
 
 def _optimise(source: Path, out: Path, config: Any) -> None:
     """ORT's transformer fusions (``model_type="bert"`` covers BERT, DistilBERT and RoBERTa encoders)."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions("bert")
+    options.enable_skip_layer_norm = False  # slower on CPU than Add + LayerNormalization (module docstring)
     heads = int(getattr(config, "num_attention_heads", None) or getattr(config, "n_heads", 0) or 0)
     hidden = int(getattr(config, "hidden_size", None) or getattr(config, "dim", 0) or 0)
     try:
         with quiet():
             model = optimize_model(
-                str(source), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0, use_gpu=False
+                str(source),
+                model_type="bert",
+                num_heads=heads,
+                hidden_size=hidden,
+                opt_level=0,
+                use_gpu=False,
+                optimization_options=options,
             )
             model.save_model_to_file(str(out))
     except Exception as exc:

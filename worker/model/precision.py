@@ -140,14 +140,16 @@ def cpu_class() -> str:
 
 
 # ``auto``'s order per CPU class, fastest first in the worker, as ``livetopic bench`` measured it
-# (docs/PERFORMANCE.md): AMX on the 2-core Xeon (OpenVINO not measured there), VNNI on the 2-core AMD EPYC (Zen 4:
-# in two worker processes ONNX Runtime int8 beat OpenVINO int8 saturated, 301-330 against 250-286 comments/s, and
-# at half load, p99 107-239 against 622-742 ms; PyTorch bfloat16 lost to OpenVINO's at every batch size).
-# No-VNNI CPUs are not measured: the order auto had before OpenVINO, which a version's recorded rates for the
-# class re-rank. An engine this machine lacks (a library not installed, bf16 without native bf16) is skipped; a
-# float32 engine comes last, always.
+# (docs/PERFORMANCE.md). AMX, on the 2-core Xeon: in-process at one thread, batches of 256 / 4, ONNX Runtime int8
+# 257-270 / 150, OpenVINO int8 233-278 / 119, OpenVINO bfloat16 150-160 / 66-86, PyTorch bfloat16 138-158 /
+# 37-59 comments/s (torch.compile: bfloat16 206 / 79, torchao int8 197 / 87, after 1.5-3 minutes of compiling per
+# process: not in auto). VNNI, on the 2-core AMD EPYC (Zen 4): in two worker processes ONNX Runtime int8 beat
+# OpenVINO int8 saturated, 301-330 against 250-286 comments/s, and at half load, p99 107-239 against 622-742 ms;
+# PyTorch bfloat16 lost to OpenVINO's at every batch size. No-VNNI CPUs are not measured: the order auto had
+# before OpenVINO, which a version's recorded rates for the class re-rank. An engine this machine lacks (a library
+# not installed, bf16 without native bf16) is skipped; a float32 engine comes last, always.
 CLASS_ORDER: dict[str, tuple[str, ...]] = {
-    "amx": ("onnxruntime:int8", "torch:bfloat16"),
+    "amx": ("onnxruntime:int8", "openvino:int8", "openvino:bfloat16", "torch:bfloat16"),
     "vnni": ("onnxruntime:int8", "openvino:int8", "openvino:bfloat16"),
     "no-vnni": ("onnxruntime:int8", "openvino:int8"),
 }

@@ -53,6 +53,15 @@ def test_exported_once_and_cached_beside_the_version(arch_repo: Path) -> None:
     assert not [p for p in graphs[0].parent.iterdir() if p.name.startswith(".export-")]  # no leftovers
 
 
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_the_export_leaves_residual_adds_and_layer_norms_unfused(arch_repo: Path, dtype: str) -> None:
+    import onnx
+
+    graph = onnx_export.onnx_graph(arch_repo / "1", dtype)
+    ops = {node.op_type for node in onnx.load(str(graph)).graph.node}
+    assert "LayerNormalization" in ops and "SkipLayerNormalization" not in ops  # ORT's fused kernel is slower
+
+
 def test_cache_key_follows_weights_dtype_and_libraries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     init_version(tmp_path, preset="tiny", labels=LABELS, texts=TEXTS, name="k")
     vdir = tmp_path / "1"

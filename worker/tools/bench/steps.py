@@ -56,7 +56,7 @@ def draw(pool: list[str], start: int, n: int) -> list[str]:
 
 
 def _fingerprint(paths: list[Path], preset: str) -> str:
-    digest = hashlib.sha256(f"{preset}|{','.join(LABELS)}|published engines 2".encode())
+    digest = hashlib.sha256(f"{preset}|{','.join(LABELS)}|published engines 3".encode())
     for item in expand_paths(paths, suffixes=None):
         stat = item.path.stat()
         digest.update(f"|{item.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
