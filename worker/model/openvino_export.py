@@ -87,9 +87,13 @@ def calibration_texts(texts: Sequence[str] | None = None) -> list[str]:
 
 
 def _calibration_batches(model_dir: Path, texts: Sequence[str]) -> list[dict[str, np.ndarray]]:
+    from .sources import longest_input
     from .tokenizer import encode_texts, load_tokenizer, serving_backend
 
-    encoded = sorted(encode_texts(serving_backend(load_tokenizer(model_dir), 512), str, texts), key=len)
+    # cut where the model's positions end: a longer comment makes a graph of a smaller model fail (its
+    # position and token-type buffers are that long)
+    backend = serving_backend(load_tokenizer(model_dir), longest_input(model_dir))
+    encoded = sorted(encode_texts(backend, str, texts), key=len)
     batches = []
     for start in range(0, len(encoded), _CALIBRATION_BATCH):
         part = encoded[start : start + _CALIBRATION_BATCH]

@@ -37,7 +37,15 @@ from .contents import FileRecord, sha256_of
 from .convert import convert_pickles
 from .repository import Manifest, PreprocessingSpec, Source
 
-__all__ = ["Staged", "choose_files", "from_directory", "from_hub", "manifest_for", "published_labels"]
+__all__ = [
+    "Staged",
+    "choose_files",
+    "from_directory",
+    "from_hub",
+    "longest_input",
+    "manifest_for",
+    "published_labels",
+]
 
 log = logging.getLogger(__name__)
 
@@ -199,9 +207,12 @@ def _multi_label(config: dict[str, Any], count: int) -> bool:
     return problem == "multi_label_classification" or count == 1
 
 
-def _longest_input(path: Path, config: dict[str, Any]) -> int:
-    """Tokens the model takes at most: its position embeddings (RoBERTa's start after the padding index) and
-    its tokenizer's ``model_max_length``, and never more than 512."""
+def longest_input(path: Path, config: dict[str, Any] | None = None) -> int:
+    """Tokens the model in ``path`` takes at most: its position embeddings (RoBERTa's start after the padding
+    index) and its tokenizer's ``model_max_length``, and never more than 512. ``config``: its ``config.json``, read
+    when not given."""
+    if config is None:
+        config = json_object(path / CONFIG, ModelError)
     positions = int(config.get("max_position_embeddings") or _LONGEST)
     if config.get("model_type") in ("roberta", "xlm-roberta", "camembert"):
         positions -= int(config.get("pad_token_id") or 1) + 1
@@ -254,7 +265,7 @@ def manifest_for(
             )
         _relabel(staged.path, staged.config, labels)
         source = source.model_copy(update={"labels": published})
-    longest = _longest_input(staged.path, staged.config)
+    longest = longest_input(staged.path, staged.config)
     if max_length is not None and not 8 <= max_length <= longest:
         raise ModelError(f"--max-length must be in [8, {longest}] for this model, got {max_length}")
     multi = _multi_label(staged.config, len(published))

@@ -174,3 +174,14 @@ def test_a_version_published_again_keeps_its_model(published: Path, tmp_path: Pa
         assert (repo / "3" / "openvino" / file.name).stat().st_ino == file.stat().st_ino
         assert file.stat().st_mtime_ns == before
     assert int8_model(repo / "3") == repo / "3" / "openvino" / "model-int8.xml"
+
+
+def test_calibration_comments_are_cut_where_the_models_positions_end(tmp_path: Path) -> None:
+    """A validation comment longer than a small model's positions (128 here) once made NNCF's calibration fail."""
+    from worker.model.openvino_export import prepare_int8
+
+    repo = tmp_path / "repo"
+    init_version(repo, preset="tiny", labels=LABELS, texts=TEXTS, graphs=False)
+    stage = repo / "1"
+    long_comment = "加油" * 200  # 400 characters: more tokens than the model has positions
+    assert prepare_int8(stage, [long_comment, *TEXTS[:20]]) is not None
