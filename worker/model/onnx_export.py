@@ -1,13 +1,8 @@
 """A version as an ONNX graph for ONNX Runtime: exported once from its safetensors weights, with ORT's
 transformer fusions (float32: attention, GELU, embeddings), and for int8 the weights quantised per output channel
-first (dynamic quantisation: activations are quantised on each call), then the fusions that still match (GELU),
-the order the issue measured. On this project's 2-core AMX machine quantising first was faster than fusing first
-(which makes QAttention): 257 against 227 comments/s for bert-base at batches of 256, one thread, four
-interleaved rounds (2026-12-07). The residual add and its layer norm stay two operators (Add, LayerNormalization):
-ORT 1.31's fused SkipLayerNormalization takes 4.7 times as long on CPU as the pair (3.4 against 0.72 ms on
-64 × 14 × 768, one thread), a quarter of the int8 model's time; without it the same run went from 194 to 257
-comments/s (see :mod:`.backends.onnxruntime`, which keeps ORT from fusing it again and splits it in graphs
-published before).
+first (dynamic quantisation), then the fusions that still match (GELU): faster on the 2-core AMX Xeon than fusing
+first (QAttention), 257 against 227 comments/s for bert-base. Residual adds and their layer norms stay unfused:
+ORT 1.31's SkipLayerNormalization takes 4.7 times as long on CPU (docs/PERFORMANCE.md, "Where the time goes").
 
 A version published by livetopic (``model pull``, ``model add``, ``model init``, ``train``, ``promote``,
 ``rollback``) carries its graphs in ``REPO/<n>/onnx/model-<dtype>.onnx``, made once at publication
@@ -390,20 +385,13 @@ def _optimise(source: Path, out: Path, config: Any) -> None:
     from onnxruntime.transformers.optimizer import optimize_model
 
     options = FusionOptions("bert")
-    options.enable_skip_layer_norm = False  # slower on CPU than Add + LayerNormalization (module docstring)
+    options.enable_skip_layer_norm = False  # see the module docstring
     heads = int(getattr(config, "num_attention_heads", None) or getattr(config, "n_heads", 0) or 0)
     hidden = int(getattr(config, "hidden_size", None) or getattr(config, "dim", 0) or 0)
     try:
         with quiet():
-            model = optimize_model(
-                str(source),
-                model_type="bert",
-                num_heads=heads,
-                hidden_size=hidden,
-                opt_level=0,
-                use_gpu=False,
-                optimization_options=options,
-            )
+            shape = {"num_heads": heads, "hidden_size": hidden, "opt_level": 0, "use_gpu": False}
+            model = optimize_model(str(source), model_type="bert", optimization_options=options, **shape)
             model.save_model_to_file(str(out))
     except Exception as exc:
         raise ModelError(f"ONNX Runtime's transformer optimisation failed: {type(exc).__name__}: {exc}") from exc
