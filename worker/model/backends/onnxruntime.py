@@ -9,6 +9,8 @@ stopped fusing them is split back in memory (:mod:`worker.model.onnx_edit`); the
 from __future__ import annotations
 
 import logging
+import mmap
+import os
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +45,23 @@ def session_options(threads: int) -> Any:
 DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 
 
+def _mentions(graph: Path, name: bytes) -> bool:
+    """Whether the file's bytes hold ``name`` (an operator's), read through a memory map: no parse, no copy."""
+    with open(graph, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return False
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return data.find(name) >= 0
+
+
 def _source(graph: Path) -> str | bytes:
     """What the session reads: the file's path, or the graph with its fused layer norms split (serialised; not
-    for a graph whose weights lie in files beside it, which a serialised graph would lose)."""
+    for a graph whose weights lie in files beside it, which a serialised graph would lose). Only a graph whose
+    bytes name the fused operator is parsed here (0.4 s and the graph's size in memory for a float32 bert-base)."""
     import onnx
 
+    if not _mentions(graph, b"SkipLayerNormalization"):
+        return str(graph)
     model = onnx.load(str(graph), load_external_data=False)
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
         return str(graph)
