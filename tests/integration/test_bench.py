@@ -85,6 +85,8 @@ def test_null_preset_measures_the_host_path(tmp_path: Path) -> None:
     assert result["backend"] == "null" and result["workers"] == 1 and result["dead_lettered"] == 0
     assert result["host_path_comments_per_s"] == result["worker_comments_per_s"] > 0
     assert "speedup" not in result and "baseline_comments_per_s" not in result
+    # the half-load phase lasts its --half-load-seconds (1 s), whatever --n: not cut at N's 400 comments
+    assert result["half_load_n"] == max(50, int(result["half_load_rate"] * 1))
 
 
 def test_check_agreement_only_and_table_output(tiny_repo: Path, tmp_path: Path) -> None:

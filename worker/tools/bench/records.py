@@ -80,7 +80,9 @@ class BenchOptions(Options):
         "(repeatable; every engine the CPU offers is measured anyway)",
     )
     warmup_n: int = Field(256, ge=0, description="comments through the worker before timing")
-    half_load_seconds: float = Field(20.0, gt=0, description="length of the half-load phase, at most N comments")
+    half_load_seconds: float = Field(
+        20.0, gt=0, description="length of the half-load phase (its comments drawn as for N, as many as it takes)"
+    )
     threads: int | None = Field(
         None, ge=1, description="torch intra-op threads everywhere (default: torch's, all cores)"
     )

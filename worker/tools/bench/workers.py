@@ -16,7 +16,7 @@ from ..embedded import EmbeddedRedis
 from ..process import WorkerProcess
 from .load import CpuMeter, Phase, delete_run_streams, fresh_names, offer, percentiles
 from .records import BenchOptions, Layout, LoadPhase
-from .steps import ModelRef, say
+from .steps import ModelRef, draw, say
 
 __all__ = ["batch_stats", "run_load_phases", "worker_layout"]
 
@@ -125,6 +125,7 @@ def _phases(
     ref: ModelRef,
     url: str,
     texts: list[str],
+    pool: list[str],
     warm: list[str],
     workdir: Path,
     server: EmbeddedRedis | None,
@@ -151,9 +152,9 @@ def _phases(
         say(f"saturation: {len(texts)} comments pushed while the workers are paused, timed from their resumption")
         saturated, phase = _measured(url, names, texts, workers, pids)
         rate = saturated.comments_per_s / 2
-        half_n = min(len(texts), max(50, int(rate * opts.half_load_seconds)))
+        half_n = max(50, int(rate * opts.half_load_seconds))  # as many as the phase's length takes
         say(f"half load: {half_n} comments offered at {rate:.1f}/s")
-        half, _ = _measured(url, names, texts[:half_n], workers, pids, rate)
+        half, _ = _measured(url, names, draw(pool, 0, half_n), workers, pids, rate)
     if settings.redis_url:
         asyncio.run(delete_run_streams(url, names))
     return saturated, half, phase.labels
@@ -165,15 +166,17 @@ def run_load_phases(
     layout: Layout,
     ref: ModelRef,
     texts: list[str],
+    pool: list[str],
     warm: list[str],
     workdir: Path,
 ) -> tuple[LoadPhase, LoadPhase, list[list[str] | None]]:
-    """(saturated, half load, the labels published for ``texts`` in the saturated phase: None where none)."""
+    """(saturated, half load, the labels published for ``texts`` in the saturated phase: None where none).
+    The half-load phase offers ``--half-load-seconds`` worth of comments from ``pool`` (wrapping around)."""
     if settings.redis_url:
-        return _phases(opts, settings, layout, ref, settings.redis_url, texts, warm, workdir, None)
+        return _phases(opts, settings, layout, ref, settings.redis_url, texts, pool, warm, workdir, None)
     server = EmbeddedRedis(workdir / "redis", appendonly=False).start()
     try:
-        return _phases(opts, settings, layout, ref, server.url, texts, warm, workdir, server)
+        return _phases(opts, settings, layout, ref, server.url, texts, pool, warm, workdir, server)
     finally:
         server.stop()
         shutil.rmtree(workdir / "redis", ignore_errors=True)
