@@ -60,6 +60,7 @@ def test_bench_json_on_a_tiny_model(tiny_repo: Path, tmp_path: Path) -> None:
         "latency_ms_p99",
         "half_load_latency_ms_p50",
         "half_load_latency_ms_p99",
+        "half_load_model_busy",
         "compute_bound_comments_per_s",
         "fraction_of_ceiling",
         "matmul_tflops",
@@ -69,6 +70,7 @@ def test_bench_json_on_a_tiny_model(tiny_repo: Path, tmp_path: Path) -> None:
     ):
         assert isinstance(result[key], (int, float)) and math.isfinite(result[key]) and result[key] > 0, key
     assert result["latency_ms_p50"] <= result["latency_ms_p95"] <= result["latency_ms_p99"]
+    assert result["half_load_model_busy"] <= 1.05  # forward time within the phase's seconds × workers
     for key in ("label_agreement", "int8_label_agreement", "baseline_label_agreement"):
         assert 0.0 <= result[key] <= 1.0, key
     assert result["baseline_n"] == 10 and result["baseline_extrapolated"] is True

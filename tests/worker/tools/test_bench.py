@@ -89,6 +89,15 @@ def test_batch_stats_from_metric_deltas() -> None:
     }
     assert batch_stats(before, after) == {"mean_batch_size": 20.0, "padding_fill": 0.8}
     assert batch_stats(after, after) == {}
+    # the models' busy share: every stage's forward time over the phase's seconds × workers
+    before |= {'livetopic_stage_inference_seconds_sum{stage="general"}': 1.0}
+    after |= {
+        'livetopic_stage_inference_seconds_sum{stage="general"}': 4.0,
+        'livetopic_stage_inference_seconds_sum{stage="game"}': 1.5,
+        'livetopic_stage_inference_seconds_count{stage="game"}': 99.0,  # a count, not seconds
+    }
+    assert batch_stats(before, after, capacity_s=2 * 5.0)["model_busy"] == pytest.approx((3.0 + 1.5) / 10.0)
+    assert "model_busy" not in batch_stats(before, after)
 
 
 def test_percentiles_and_cpu_meter() -> None:
@@ -146,6 +155,7 @@ def test_table_names_every_step() -> None:
         "half_load_rate": 60.0,
         "half_load_latency_ms_p50": 80.0,
         "half_load_latency_ms_p99": 200.0,
+        "half_load_model_busy": 0.874,
         "mean_batch_size": 50.0,
         "padding_fill": 0.95,
         "matmul_tflops": 0.4,
@@ -162,6 +172,7 @@ def test_table_names_every_step() -> None:
     }
     table = render_table(result)
     for text in (
+        "80 / 200, 87%",  # half load: p50 / p99, the models' busy share
         "99.60%",
         "12.0×",
         "measured on 20 of 100",

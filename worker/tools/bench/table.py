@@ -68,6 +68,7 @@ def os_cores(r: dict[str, Any]) -> str:
 
 def _run_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     extra = f", measured on {r['baseline_n']} of {r['n']}" if r["baseline_extrapolated"] else ""
+    busy = r.get("half_load_model_busy")
     return [
         (
             "baseline: model card code, 1 comment at a time, float32",
@@ -80,8 +81,9 @@ def _run_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
             f"{_fmt(r['latency_ms_p50'], 0)} / {_fmt(r['latency_ms_p95'], 0)} / {_fmt(r['latency_ms_p99'], 0)}",
         ),
         (
-            f"half load ({r['half_load_n']} at {r['half_load_rate']:.1f}/s): latency p50 / p99 (ms)",
-            f"{_fmt(r['half_load_latency_ms_p50'], 0)} / {_fmt(r['half_load_latency_ms_p99'], 0)}",
+            f"half load ({r['half_load_n']} at {r['half_load_rate']:.1f}/s): latency p50 / p99 (ms), models busy",
+            f"{_fmt(r['half_load_latency_ms_p50'], 0)} / {_fmt(r['half_load_latency_ms_p99'], 0)}, "
+            f"{_fmt(None if busy is None else 100 * busy, 0)}%",
         ),
         (
             "batches: mean size, real/padded tokens",

@@ -75,8 +75,10 @@ def _metrics(workers: Sequence[WorkerProcess]) -> dict[str, float]:
     return total
 
 
-def batch_stats(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """Mean batch size, forward time and padding fill between two snapshots of the workers' metrics."""
+def batch_stats(before: dict[str, float], after: dict[str, float], capacity_s: float = 0.0) -> dict[str, float]:
+    """Mean batch size, forward time and padding fill between two snapshots of the workers' metrics; with
+    ``capacity_s`` (the phase's seconds × the workers), ``model_busy``: the share of it their models spent in
+    forward passes, every stage's (near 1, comments queue behind the passes)."""
 
     def delta(name: str) -> float:
         return after.get(name, 0.0) - before.get(name, 0.0)
@@ -91,6 +93,9 @@ def batch_stats(before: dict[str, float], after: dict[str, float]) -> dict[str, 
     padded = delta("livetopic_padded_tokens_total")
     if padded > 0:
         stats["padding_fill"] = delta("livetopic_batch_tokens_sum") / padded
+    model_s = sum(delta(k) for k in after if k.startswith("livetopic_stage_inference_seconds_sum{"))
+    if capacity_s > 0 and model_s > 0:
+        stats["model_busy"] = model_s / capacity_s
     return stats
 
 
@@ -112,7 +117,7 @@ def _measured(
         seconds=phase.seconds,
         latency_ms=percentiles(phase.latencies_ms),
         dead=phase.dead,
-        batches=batch_stats(before, _metrics(workers)),
+        batches=batch_stats(before, _metrics(workers), phase.seconds * len(workers)),
         other_cpu_cores=meter.stop(),
     )
     return record, phase
