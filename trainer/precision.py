@@ -10,7 +10,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from worker.model.agreement import measure_agreement
+from worker.model.agreement import SMALL_BATCH, measure_agreement
 from worker.model.load import load_version
 from worker.model.openvino_export import prepare_int8
 from worker.model.precision import agreement_key, auto_candidates, cpu_class
@@ -49,8 +49,9 @@ def record_agreement(
     """Label agreement with float32 (PyTorch) of each engine in :func:`agreement_engines` on up to ``n`` of
     ``texts`` (a seeded sample), for the saved model in ``model_dir`` under ``manifest``'s thresholds, and the
     engines' in-process comments/s on CPU under this CPU class (the manifest's ``engine_rates``, which ``auto``
-    ranks by). Where an engine is checked on two devices, the lower agreement is kept. The OpenVINO int8 model is
-    made first (it is published with the version); an engine that cannot load the model is left out."""
+    ranks by: :attr:`~worker.model.agreement.DtypeAgreement.served_rate`, full and small batches). Where an
+    engine is checked on two devices, the lower agreement is kept. The OpenVINO int8 model is made first (it is
+    published with the version); an engine that cannot load the model is left out."""
     sample = list(texts)
     random.Random(seed).shuffle(sample)
     sample = sample[:n]
@@ -66,18 +67,20 @@ def record_agreement(
             backend, _, dtype = name.rpartition(":")
             return load_version(model_dir, manifest, 0, device=device, dtype=dtype, backend=backend or "torch")
 
-        for name, found in measure_agreement(load, sample, names).items():
+        for name, found in measure_agreement(load, sample, names, small_batches=(SMALL_BATCH,)).items():
             if device == "cpu":
-                rates["torch:float32" if name == "float32" else name] = round(found.comments_per_s, 1)
+                rates["torch:float32" if name == "float32" else name] = round(found.served_rate, 1)
             if name != "float32":
                 out[name] = min(out.get(name, 1.0), round(found.label_agreement, 5))
                 log.info(
                     "label agreement with float32, %s on %s: %.2f%% of %d validation comments "
-                    "(%.0f comments/s in-process)",
+                    "(in-process: %.0f comments/s in batches of 256, %.0f in batches of %d)",
                     name,
                     device,
                     100 * found.label_agreement,
                     len(sample),
                     found.comments_per_s,
+                    found.small_batch_comments_per_s.get(SMALL_BATCH, float("nan")),
+                    SMALL_BATCH,
                 )
     return out, ({cpu_class(): rates} if rates else {})

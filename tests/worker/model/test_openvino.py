@@ -95,11 +95,16 @@ def test_bfloat16_needs_native_bf16(published: Path, monkeypatch: pytest.MonkeyP
         load_model(published, dtype="bfloat16", backend="openvino", smoke_test=False)
 
 
-def test_publication_records_agreement_and_rates_for_this_cpu_class(published: Path) -> None:
+def test_publication_records_agreement_and_rates_for_this_cpu_class(
+    published: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from trainer.precision import record_agreement
 
     vdir = published / "1"
-    agreement, rates = record_agreement(vdir, read_manifest(vdir), TEXTS, 40)
+    with caplog.at_level(logging.INFO, logger="trainer.precision"):
+        agreement, rates = record_agreement(vdir, read_manifest(vdir), TEXTS, 40)
+    timed = [r.getMessage() for r in caplog.records if "in batches of 4" in r.getMessage()]
+    assert timed and not any("nan in batches" in m for m in timed)  # the rates ranked by take small batches too
     assert "openvino:int8" in agreement and 0.0 <= agreement["openvino:int8"] <= 1.0
     assert set(rates) == {precision.cpu_class()}
     measured = rates[precision.cpu_class()]
