@@ -53,7 +53,7 @@ def split_skip_layer_norms(model: Any) -> int:
     ``Add`` (and ``Add`` of its bias) and ``LayerNormalization``; returns how many. A graph whose default opset
     is below 17 (no ``LayerNormalization``) is left as it is."""
     graph = model.graph
-    if _default_opset(model) < _MIN_OPSET or not any(_splittable(n) for n in graph.node):
+    if _default_opset(model) < _MIN_OPSET:
         return 0
     edited, count = [], 0
     for index, node in enumerate(graph.node):
@@ -62,6 +62,7 @@ def split_skip_layer_norms(model: Any) -> int:
             count += 1
         else:
             edited.append(node)
-    del graph.node[:]
-    graph.node.extend(edited)
+    if count:  # a graph with nothing to split keeps its node list as it was
+        del graph.node[:]
+        graph.node.extend(edited)
     return count
