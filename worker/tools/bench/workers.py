@@ -129,13 +129,13 @@ def _phases(
     layout: Layout,
     ref: ModelRef,
     url: str,
-    texts: list[str],
     pool: list[str],
     warm: list[str],
     workdir: Path,
     server: EmbeddedRedis | None,
 ) -> tuple[LoadPhase, LoadPhase, list[list[str] | None]]:
     names = fresh_names()
+    texts = draw(pool, 0, opts.n)
     flags = _worker_flags(settings, layout, ref, url, names)
     with contextlib.ExitStack() as stack:
         workers = [
@@ -170,18 +170,18 @@ def run_load_phases(
     settings: Settings,
     layout: Layout,
     ref: ModelRef,
-    texts: list[str],
     pool: list[str],
     warm: list[str],
     workdir: Path,
 ) -> tuple[LoadPhase, LoadPhase, list[list[str] | None]]:
-    """(saturated, half load, the labels published for ``texts`` in the saturated phase: None where none).
-    The half-load phase offers ``--half-load-seconds`` worth of comments from ``pool`` (wrapping around)."""
+    """(saturated, half load, the labels published in the saturated phase for each of its comments: None where
+    none). Both phases draw from ``pool`` (wrapping around): the saturated one its first ``--n`` comments, the
+    half-load one ``--half-load-seconds`` worth."""
     if settings.redis_url:
-        return _phases(opts, settings, layout, ref, settings.redis_url, texts, pool, warm, workdir, None)
+        return _phases(opts, settings, layout, ref, settings.redis_url, pool, warm, workdir, None)
     server = EmbeddedRedis(workdir / "redis", appendonly=False).start()
     try:
-        return _phases(opts, settings, layout, ref, server.url, texts, pool, warm, workdir, server)
+        return _phases(opts, settings, layout, ref, server.url, pool, warm, workdir, server)
     finally:
         server.stop()
         shutil.rmtree(workdir / "redis", ignore_errors=True)
