@@ -144,9 +144,10 @@ def cpu_class() -> str:
 # saturated against OpenVINO int8's 223; in-process at one thread, batches of 256 / 4, shapes warmed, ONNX Runtime
 # int8 257-365 / 150-203, OpenVINO int8 233-278 / 119, OpenVINO bfloat16 160 / 86, PyTorch bfloat16 158-193 / 54
 # (torch.compile: bfloat16 206 / 79, torchao int8 197 / 87, after 1.5-3 minutes of compiling: not in auto).
-# VNNI, on the 2-core AMD EPYC (Zen 4): in two worker processes ONNX Runtime int8 beat
-# OpenVINO int8 saturated, 301-330 against 250-286 comments/s, and at half load, p99 107-239 against 622-742 ms;
-# PyTorch bfloat16 lost to OpenVINO's at every batch size. No-VNNI CPUs are not measured: the order auto had
+# VNNI, on the 2-core AMD EPYC (Zen 4): in-process at one thread, batches of 256 / 4, ONNX Runtime int8 303 / 203,
+# OpenVINO int8 283 / 134, OpenVINO bfloat16 185 / 120, PyTorch bfloat16 159 / 81; in two worker processes (before
+# the layer norms were unfused) ONNX Runtime int8 301-330 comments/s saturated against OpenVINO int8's 250-286, and
+# at half load p99 107-239 against 622-742 ms. No-VNNI CPUs are not measured: the order auto had
 # before OpenVINO, which a version's recorded rates for the class re-rank. An engine this machine lacks (a library
 # not installed, bf16 without native bf16) is skipped; a float32 engine comes last, always.
 CLASS_ORDER: dict[str, tuple[str, ...]] = {
