@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -240,3 +240,17 @@ def test_the_install_ships_the_runtime_and_no_dev_tools() -> None:
     assert {"worker", "worker.service", "trainer"} <= set(shipped)
     assert [p for p in shipped if "deploycheck" in p or p.startswith("devtools")] == []
     assert not any("deploycheck" in pattern for pattern in config["package-data"]["worker"])
+
+
+def test_every_data_file_of_the_worker_is_shipped() -> None:
+    """Each file of the worker package that is not Python (its sample data, web pages, the bench's CPUID mask
+    source) matches one of pyproject's ``package-data`` patterns, so ``pip install .`` carries it."""
+    import subprocess
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    patterns = config["package-data"]["worker"]
+    listed = subprocess.run(["git", "ls-files", "worker"], cwd=ROOT, capture_output=True, text=True, check=True)
+    data = [PurePosixPath(p).relative_to("worker") for p in listed.stdout.split() if not p.endswith(".py")]
+    assert data, "git ls-files found no data files"
+    assert [str(p) for p in data if not any(p.match(pattern) for pattern in patterns)] == []

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from worker.model.precision import CPU_FEATURES
+from worker.model.precision import CPU_FEATURES, cpu_flags
 from worker.tools.bench.records import HOST_PATH_KEYS, REQUIRED_KEYS
 
 from ..conftest import ROOT, SAMPLE, worker_env
@@ -89,6 +90,21 @@ def test_null_preset_measures_the_host_path(tmp_path: Path) -> None:
     assert "speedup" not in result and "baseline_comments_per_s" not in result
     # the half-load phase lasts its --half-load-seconds (1 s), whatever --n: not cut at N's 400 comments
     assert result["half_load_n"] == max(50, int(result["half_load_rate"] * 1))
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or "cpuid_fault" not in cpu_flags() or not shutil.which("cc"),
+    reason="no CPUID faulting (the cpuid_fault flag) or no C compiler (cc) on this machine",
+)
+def test_bench_emulates_an_older_cpu_class(tmp_path: Path) -> None:
+    flags = ["--preset", "null", "--emulate-cpu", "avx2", "--n", "200", "--warmup-n", "20", "--half-load-seconds", "1"]
+    done = _bench(tmp_path, *flags, "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)  # from the command run again under the CPUID mask, in the same process
+    assert result["cpu_emulated"] == "avx2" and result["cpu_class"] == "no-vnni"
+    assert result["cpu_features"]["avx2"] and not result["cpu_features"]["avx512f"]
+    assert not result["cpu_features"]["avx512_vnni"] and result["dead_lettered"] == 0
+    assert list((tmp_path / "cache" / "cpuid").glob("cpuid-mask-avx2-*.so"))
 
 
 def test_check_agreement_only_and_table_output(tiny_repo: Path, tmp_path: Path) -> None:

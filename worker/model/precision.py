@@ -4,6 +4,7 @@ features, and the model's thread count."""
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import importlib.util
 import os
@@ -21,6 +22,7 @@ __all__ = [
     "CPU_FEATURES",
     "DTYPES",
     "MIN_LABEL_AGREEMENT",
+    "CpuidMask",
     "Engine",
     "agreement_key",
     "auto_candidates",
@@ -29,6 +31,7 @@ __all__ = [
     "cpu_flags",
     "cpu_has_native_bf16",
     "cpu_model",
+    "cpuid_mask",
     "engine_runs_here",
     "engine_threads",
     "onnxruntime_available",
@@ -66,14 +69,38 @@ class Engine(NamedTuple):
     dtype: str
 
 
+class CpuidMask(NamedTuple):
+    """What ``livetopic bench --emulate-cpu``'s CPUID mask (worker/tools/bench/cpuid_mask.c), preloaded into this
+    process, does: ``emulated`` is the CPU class it emulates, None where it could not fault CPUID."""
+
+    emulated: str | None
+    hidden: frozenset[str]  # the Linux names of the flags CPUID no longer shows
+
+
+@functools.cache
+def cpuid_mask() -> CpuidMask | None:
+    """This process's CPUID mask, None where none is preloaded."""
+    try:
+        lib = ctypes.CDLL(None)
+        emulated, hidden = lib.livetopic_emulated_cpu, lib.livetopic_hidden_cpu_flags
+    except (AttributeError, OSError):
+        return None
+    emulated.restype = hidden.restype = ctypes.c_char_p
+    name = emulated()
+    return CpuidMask(name.decode() if name else None, frozenset(hidden().decode().split()))
+
+
 @functools.cache
 def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags (``/proc/cpuinfo``; empty where that is not available)."""
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where that is not available), less those a CPUID mask
+    hides from this process (:func:`cpuid_mask`): the ones the engines' kernel dispatchers see."""
+    mask = cpuid_mask()
+    hidden = mask.hidden if mask else frozenset()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                    return frozenset(line.split(":", 1)[1].split()) - hidden
     except OSError:
         pass
     return frozenset()

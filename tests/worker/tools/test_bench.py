@@ -193,6 +193,7 @@ def test_table_names_every_step() -> None:
 def test_null_table_reports_the_host_path() -> None:
     result = bench_result("float32", "null", 1000, 1) | {
         "cpu_features": {"avx512f": False},
+        "cpu_emulated": "avx2",
         "host_path_comments_per_s": 12345.6,
         "worker_comments_per_s": 12345.6,
         "latency_ms_p50": 50.0,
@@ -207,7 +208,7 @@ def test_null_table_reports_the_host_path() -> None:
         "other_cpu_cores_half_load": 0.2,
     }
     table = render_table(result)
-    for text in ("null stand-in", "12,345.6 comments/s", "none of avx512f", "one worker process"):
+    for text in ("null stand-in", "12,345.6 comments/s", "none of avx512f", "emulating the avx2 class", "one worker"):
         assert text in table, text
     assert "speedup" not in table
 

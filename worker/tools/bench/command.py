@@ -9,6 +9,7 @@ import json
 from ...errors import ConfigError
 from ...options import add_command
 from ...settings import Settings
+from .emulate import enter_emulation
 from .records import BenchOptions
 from .run import run_bench
 from .table import render_table
@@ -33,6 +34,8 @@ WORKER_SETTINGS = (
 def cmd_bench(options: BenchOptions, settings: Settings) -> int:
     if settings.backend == "null":
         raise ConfigError("--backend null: give --preset null to measure the host path without a model")
+    if options.emulate_cpu:
+        enter_emulation(options.emulate_cpu, options.cache_dir)  # this command again, under the CPUID mask
     result = run_bench(options, settings).to_json()
     print(json.dumps(result, ensure_ascii=False) if options.as_json else render_table(result))
     return 0

@@ -14,6 +14,7 @@ from ...model.agreement import DtypeAgreement
 from ...model.presets import PRESETS
 from ...options import Flag, Options
 from ...settings import DTYPE_CHOICES
+from .emulate import EMULATIONS
 from .steps import NULL
 
 __all__ = [
@@ -93,7 +94,14 @@ class BenchOptions(Options):
         "or its share of the cores (default: on CPU one per core, one thread each; on CUDA "
         "one)",
     )
-    cache_dir: Path = Field(Path(".bench"), description="preset models and run logs")
+    emulate_cpu: Annotated[str | None, Flag(choices=tuple(EMULATIONS))] = Field(
+        None,
+        description="measure an older CPU class on this one: hide from CPUID, in every process of the run, the "
+        "features it lacks, so the engines run that class's kernels ("
+        + "; ".join(f"{k}: {e.description}" for k, e in EMULATIONS.items())
+        + "). Linux x86-64 with CPUID faulting; builds a small C library with cc",
+    )
+    cache_dir: Path = Field(Path(".bench"), description="preset models, run logs and the CPUID masks")
     seed: int = Field(0, description="which comments are drawn")
 
     @model_validator(mode="before")

@@ -53,11 +53,13 @@ def _agreement_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
 def _cpu_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     features = r.get("cpu_features") or {}
     have = [name for name, present in features.items() if present]
+    emulated = r.get("cpu_emulated")
     return [
         (
             "CPU",
             f"{r.get('cpu_model', 'unknown')} ({os_cores(r)}); "
-            f"{', '.join(have) if have else 'none of ' + ', '.join(features)}",
+            f"{', '.join(have) if have else 'none of ' + ', '.join(features)}"
+            + (f"; emulating the {emulated} class (--emulate-cpu: CPUID hides the rest)" if emulated else ""),
         )
     ]
 
