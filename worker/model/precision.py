@@ -174,8 +174,9 @@ def cpu_class() -> str:
 # VNNI, on the 2-core AMD EPYC (Zen 4): in-process at one thread, batches of 256 / 4, ONNX Runtime int8 303 / 203,
 # OpenVINO int8 283 / 134, OpenVINO bfloat16 185 / 120, PyTorch bfloat16 159 / 81; in two worker processes (before
 # the layer norms were unfused) ONNX Runtime int8 301-330 comments/s saturated against OpenVINO int8's 250-286, and
-# at half load p99 107-239 against 622-742 ms. No-VNNI CPUs are not measured: the order auto had
-# before OpenVINO, which a version's recorded rates for the class re-rank. An engine this machine lacks (a library
+# at half load p99 107-239 against 622-742 ms. No VNNI, emulated on that EPYC (bench --emulate-cpu avx2 / avx512):
+# in-process ONNX Runtime int8 77 / 86 at batch 256, 67 / 69 at 4, against OpenVINO int8's 33 / 81 and 24 / 53.
+# A version's recorded rates for the class re-rank these orders. An engine this machine lacks (a library
 # not installed, bf16 without native bf16) is skipped; a float32 engine comes last, always.
 CLASS_ORDER: dict[str, tuple[str, ...]] = {
     "amx": ("onnxruntime:int8", "openvino:int8", "openvino:bfloat16", "torch:bfloat16"),
