@@ -10,7 +10,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from worker.model.agreement import SMALL_BATCH, measure_agreement
+from worker.model.agreement import FULL_BATCH, SMALL_BATCH, measure_agreement
 from worker.model.load import load_version
 from worker.model.openvino_export import prepare_int8
 from worker.model.precision import agreement_key, auto_candidates, cpu_class
@@ -74,12 +74,13 @@ def record_agreement(
                 out[name] = min(out.get(name, 1.0), round(found.label_agreement, 5))
                 log.info(
                     "label agreement with float32, %s on %s: %.2f%% of %d validation comments "
-                    "(in-process: %.0f comments/s in batches of 256, %.0f in batches of %d)",
+                    "(in-process: %.0f comments/s in batches of %d, %.0f in batches of %d)",
                     name,
                     device,
                     100 * found.label_agreement,
                     len(sample),
                     found.comments_per_s,
+                    FULL_BATCH,
                     found.small_batch_comments_per_s.get(SMALL_BATCH, float("nan")),
                     SMALL_BATCH,
                 )

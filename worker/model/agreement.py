@@ -14,8 +14,9 @@ import numpy as np
 
 from .runtime import LoadedModel
 
-__all__ = ["SMALL_BATCH", "DtypeAgreement", "measure_agreement"]
+__all__ = ["FULL_BATCH", "SMALL_BATCH", "DtypeAgreement", "measure_agreement"]
 
+FULL_BATCH = 256  # a saturated worker's passes (--max-batch-size's default)
 SMALL_BATCH = 4  # a half-loaded worker's passes hold 2-8 comments (docs/PERFORMANCE.md)
 
 
@@ -49,7 +50,7 @@ def measure_agreement(
     texts: Sequence[str],
     names: Sequence[str],
     *,
-    batch_size: int = 256,
+    batch_size: int = FULL_BATCH,
     max_tokens: int = 4096,
     small_batches: Sequence[int] = (),
     small_n: int = 64,

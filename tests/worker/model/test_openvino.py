@@ -105,6 +105,7 @@ def test_publication_records_agreement_and_rates_for_this_cpu_class(
         agreement, rates = record_agreement(vdir, read_manifest(vdir), TEXTS, 40)
     timed = [r.getMessage() for r in caplog.records if "in batches of 4" in r.getMessage()]
     assert timed and not any("nan in batches" in m for m in timed)  # the rates ranked by take small batches too
+    assert all("comments/s in batches of 256," in m for m in timed)  # and full ones, as measured
     assert "openvino:int8" in agreement and 0.0 <= agreement["openvino:int8"] <= 1.0
     assert set(rates) == {precision.cpu_class()}
     measured = rates[precision.cpu_class()]
