@@ -21,5 +21,11 @@ def decide(probs: np.ndarray, thresholds: np.ndarray, multi_label: bool) -> np.n
 
 
 def label_names(hits: np.ndarray, labels: Sequence[str]) -> list[list[str]]:
-    """The label names of each row of ``hits`` (as :func:`decide` returns it), in model order."""
-    return [[labels[int(j)] for j in np.flatnonzero(row)] for row in hits]
+    """The label names of each row of ``hits`` (as :func:`decide` returns it), in model order. One
+    :func:`numpy.nonzero` over the batch (row-major, so each row's labels come in model order), not one per row:
+    on the worker's event loop, for every comment."""
+    names: list[list[str]] = [[] for _ in range(hits.shape[0])]
+    rows, columns = np.nonzero(hits)
+    for row, column in zip(rows.tolist(), columns.tolist(), strict=True):
+        names[row].append(labels[column])
+    return names

@@ -12,6 +12,7 @@ import pytest
 from worker.errors import ModelError
 from worker.model import precision as device_mod
 from worker.model.chunks import plan_chunks
+from worker.model.labels import label_names
 from worker.model.load import load_model
 from worker.model.precision import resolve_engine
 
@@ -41,6 +42,14 @@ def test_plan_chunks_trades_padding_against_chunk_count() -> None:
     middle = plan_chunks(lengths, 10_000, overhead_tokens=32)
     assert len(middle) == 2 and _padded(lengths, middle) == 20 * 6 + 3 * 40
     assert plan_chunks([], 100) == []
+
+
+def test_label_names_per_row_in_model_order() -> None:
+    hits = np.array([[True, False, True], [False, False, False], [False, True, True], [True, True, False]])
+    names = label_names(hits, ["cheer", "game", "chat"])
+    assert names == [["cheer", "chat"], [], ["game", "chat"], ["cheer", "game"]]
+    names[1].append("x")  # each row a list of its own
+    assert names[0] == ["cheer", "chat"] and label_names(hits[:0], ["a", "b", "c"]) == []
 
 
 def test_prepare_pads_rows_and_run_keeps_row_order(tiny_repo: Path) -> None:
