@@ -83,7 +83,7 @@ def cpuid_mask() -> CpuidMask | None:
     try:
         lib = ctypes.CDLL(None)
         emulated, hidden = lib.livetopic_emulated_cpu, lib.livetopic_hidden_cpu_flags
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, TypeError):  # no such symbols; no C library; Windows (no CDLL(None))
         return None
     emulated.restype = hidden.restype = ctypes.c_char_p
     name = emulated()
