@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from worker.model.precision import CPU_FEATURES, cpu_flags
+from worker.model.precision import CPU_FEATURES
+from worker.tools.bench.emulate import unavailable
 from worker.tools.bench.records import HOST_PATH_KEYS, REQUIRED_KEYS
 
 from ..conftest import ROOT, SAMPLE, worker_env
@@ -92,10 +92,7 @@ def test_null_preset_measures_the_host_path(tmp_path: Path) -> None:
     assert result["half_load_n"] == max(50, int(result["half_load_rate"] * 1))
 
 
-@pytest.mark.skipif(
-    sys.platform != "linux" or "cpuid_fault" not in cpu_flags() or not shutil.which("cc"),
-    reason="no CPUID faulting (the cpuid_fault flag) or no C compiler (cc) on this machine",
-)
+@pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
 def test_bench_emulates_an_older_cpu_class(tmp_path: Path) -> None:
     flags = ["--preset", "null", "--emulate-cpu", "avx2", "--n", "200", "--warmup-n", "20", "--half-load-seconds", "1"]
     done = _bench(tmp_path, *flags, "--json")

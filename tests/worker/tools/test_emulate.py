@@ -6,20 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from worker.model.precision import cpu_flags
-from worker.tools.bench.emulate import EMULATIONS, _defines, mask_library
-
-pytestmark = pytest.mark.skipif(
-    sys.platform != "linux" or "cpuid_fault" not in cpu_flags(),
-    reason="CPUID faulting (the cpuid_fault flag) is not available on this machine",
-)
+from worker.tools.bench.emulate import EMULATIONS, _defines, mask_library, unavailable
 
 _PROBE = """
 import faulthandler, json, sys
@@ -50,8 +43,8 @@ def _probe(library: Path | None, *args: str) -> subprocess.CompletedProcess[str]
 
 @pytest.fixture(scope="module")
 def avx2_mask(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")):
-        pytest.skip("no C compiler (cc) to build the CPUID mask with")
+    if reason := unavailable():
+        pytest.skip(reason)
     return mask_library("avx2", tmp_path_factory.mktemp("cpuid"))
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from ...errors import ConfigError
 from ...model.precision import cpu_flags, cpuid_mask
 
-__all__ = ["EMULATIONS", "Emulation", "enter_emulation", "mask_library"]
+__all__ = ["EMULATIONS", "Emulation", "enter_emulation", "mask_library", "unavailable"]
 
 # CPUID leaf 7 bits by their Linux flag names: (sub-leaf, register, bit)
 _BITS: dict[str, tuple[int, str, int]] = {
@@ -94,6 +94,22 @@ def _defines(name: str) -> list[str]:
     ]
 
 
+def _compiler() -> str | None:
+    return next((found for cc in ("cc", "gcc", "clang") if (found := shutil.which(cc))), None)
+
+
+def unavailable() -> str | None:
+    """Why ``--emulate-cpu`` cannot run on this machine; None where it can."""
+    if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64") or "cpuid_fault" not in cpu_flags():
+        return (
+            "--emulate-cpu needs Linux on an x86-64 CPU that can fault CPUID (the cpuid_fault flag in "
+            "/proc/cpuinfo): not this machine"
+        )
+    if _compiler() is None:
+        return "--emulate-cpu builds a small C library: install a C compiler (cc; Debian: gcc)"
+    return None
+
+
 def mask_library(name: str, cache_dir: Path) -> Path:
     """The CPUID mask emulating ``name`` (a key of :data:`EMULATIONS`), built into ``cache_dir`` once."""
     source = resources.files(__package__).joinpath("cpuid_mask.c").read_bytes()
@@ -102,7 +118,7 @@ def mask_library(name: str, cache_dir: Path) -> Path:
     library = (cache_dir / "cpuid" / f"cpuid-mask-{name}-{digest}.so").resolve()
     if library.exists():
         return library
-    compiler = next((found for cc in ("cc", "gcc", "clang") if (found := shutil.which(cc))), None)
+    compiler = _compiler()
     if compiler is None:
         raise ConfigError("--emulate-cpu builds a small C library: install a C compiler (cc; Debian: gcc)")
     library.parent.mkdir(parents=True, exist_ok=True)
@@ -127,11 +143,8 @@ def enter_emulation(name: str, cache_dir: Path) -> None:
         if mask.emulated != name:
             raise ConfigError(f"--emulate-cpu {name}: this process already emulates {mask.emulated}")
         return
-    if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64") or "cpuid_fault" not in cpu_flags():
-        raise ConfigError(
-            "--emulate-cpu needs Linux on an x86-64 CPU that can fault CPUID (the cpuid_fault flag in "
-            "/proc/cpuinfo): not this machine"
-        )
+    if reason := unavailable():
+        raise ConfigError(reason)
     library = str(mask_library(name, cache_dir))
     preload = os.environ.get("LD_PRELOAD", "").split()
     if library in preload:  # run again already, and the loader did not load it
