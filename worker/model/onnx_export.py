@@ -48,6 +48,7 @@ from typing import Any
 from ..errors import ModelError, RepositoryError
 from .contents import CACHE_DIR, sha256_of
 from .repository import read_manifest
+from .traced import export_network
 
 __all__ = [
     "ONNX_DIR",
@@ -70,7 +71,7 @@ log = logging.getLogger(__name__)
 ONNX_DIR = CACHE_DIR  # beside the weights, inside the version directory
 PUBLISHED_DIR = "onnx"  # the graphs published with the version, listed in its manifest
 RECORD_SUFFIX = ".sha256"
-_RECIPE = "2"  # bump when the steps below change what they write
+_RECIPE = "3"  # bump when the steps below change what they write
 _OPSET = 17
 
 
@@ -285,7 +286,8 @@ def _export_into(root: Path, name: str, model_dir: Path, dtype: str) -> Path:
 def _build(model_dir: Path, dtype: str, work: Path) -> Path:
     """Export, (quantise), optimise into ``work``; returns the final file, fsynced."""
     raw = work / "exported.onnx"
-    config = _export(model_dir, raw)
+    with quiet():  # int8 packs comments into rows (:mod:`.traced`); float32 stays padded for ORT's fused attention
+        config = export_network(model_dir, raw, packed=dtype == "int8", opset=_OPSET)
     source = raw
     if dtype == "int8":
         source = work / "quantised.onnx"
@@ -330,43 +332,6 @@ def quiet() -> Iterator[None]:
     finally:
         for target in filtered:
             target.removeFilter(chatter)
-
-
-def _export(model_dir: Path, out: Path) -> Any:
-    """``input_ids``, ``attention_mask`` (batch and sequence dynamic) → ``logits``; returns the config.
-
-    The TorchScript exporter traces one example; it has padding, so the graph keeps the attention mask (an
-    all-ones example could trace a mask-free shortcut)."""
-    import torch
-
-    from .backends.torch import load_network
-
-    network = load_network(model_dir, "cpu", torch.float32)
-    network.eval()
-    vocab = int(network.config.vocab_size)
-    ids = (torch.arange(16, dtype=torch.int64).reshape(2, 8) % max(1, vocab - 1)) + 1
-    mask = torch.ones(2, 8, dtype=torch.int64)
-    mask[1, 5:] = 0
-    axes = {
-        "input_ids": {0: "batch", 1: "sequence"},
-        "attention_mask": {0: "batch", 1: "sequence"},
-        "logits": {0: "batch"},
-    }
-    try:
-        with quiet(), torch.no_grad():
-            torch.onnx.export(
-                network,
-                (ids, mask),
-                str(out),
-                input_names=["input_ids", "attention_mask"],
-                output_names=["logits"],
-                dynamic_axes=axes,
-                opset_version=_OPSET,
-                dynamo=False,
-            )
-    except Exception as exc:  # the exporter raises many kinds; all mean "this network does not export"
-        raise ModelError(f"{model_dir}: ONNX export failed: {type(exc).__name__}: {exc}") from exc
-    return network.config
 
 
 def _quantise(source: Path, out: Path) -> None:

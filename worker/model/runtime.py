@@ -123,7 +123,10 @@ class LoadedModel:
     def prepare(self, ids: Sequence[Sequence[int]], max_tokens: int) -> Prepared:
         """Length-sorted, padded chunks of ``ids``, staged for the backend; with an n-gram member, its
         probabilities too (they need no model thread)."""
-        prepared = pad_chunks(ids, max_tokens, self.pad_id, self.backend.chunk_overhead_tokens, self.backend.stage)
+        backend = self.backend
+        prepared = pad_chunks(
+            ids, max_tokens, self.pad_id, backend.chunk_overhead_tokens, backend.stage, backend.pack_tokens
+        )
         if self.member is not None:
             prepared.member = self.member.probabilities(ids)
         return prepared

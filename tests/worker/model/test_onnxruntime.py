@@ -138,11 +138,11 @@ def test_null_backend_returns_fixed_scores(tiny_repo: Path) -> None:
 def test_no_export_leftovers_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     init_version(tmp_path, preset="tiny", labels=LABELS, texts=TEXTS, name="f")
 
-    def broken(model_dir: Path, out: Path) -> object:
+    def broken(model_dir: Path, out: Path, *, packed: bool, opset: int) -> object:
         out.write_bytes(b"half")
         raise ModelError("export failed half-way")
 
-    monkeypatch.setattr(onnx_export, "_export", broken)
+    monkeypatch.setattr(onnx_export, "export_network", broken)
     with pytest.raises(ModelError, match="half-way"):
         onnx_export.onnx_graph(tmp_path / "1", "float32")
     assert os.listdir(tmp_path / "1" / onnx_export.ONNX_DIR) == []

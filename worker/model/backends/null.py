@@ -27,6 +27,7 @@ class NullBackend:
         # spread over (0, 1) so that some labels are over a 0.5 threshold and some not: results look like real ones
         self.scores = np.linspace(0.9, 0.1, self.num_labels, dtype=np.float32)
         self.chunk_overhead_tokens = 1 << 20  # one chunk per batch: padding costs nothing here
+        self.pack_tokens = 0
         self.description = "null stand-in: fixed scores, no model (host-path measurement only)"
 
     def stage(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[Any, Any]:

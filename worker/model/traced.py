@@ -1,0 +1,113 @@
+"""A version's network as the ONNX exporter traces it: **padded** (any sequence classifier: ``input_ids`` and
+``attention_mask``, one comment per row) or **packed** (BERT and RoBERTa: several comments share a row).
+
+A packed graph takes ``input_ids``, ``position_ids`` (each token's place in its comment), ``sequence_ids`` (which
+comment of its row a token belongs to, -1 for padding; tokens attend within their comment only) and
+``first_tokens`` (the flat index, over ``rows × width``, of each comment's first token, in output order); its
+``logits`` are one row per comment. Chat comments are short (12 tokens on average), and a pass costs about as
+much per token fed, padding included, whatever the row width up to a few dozen tokens: rows of several
+comments carry less padding than one comment per row, and a handful of comments (the half-loaded worker's batch)
+is one pass instead of a pass per length (:mod:`.chunks`, docs/PERFORMANCE.md).
+
+The packed forward is written per architecture (the encoder with the block-diagonal mask and the given
+positions, then the classifier's head on each comment's first token), as transformers' own modules compute it;
+other architectures (DistilBERT, whose embeddings take no positions) export padded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+
+__all__ = ["PACKED_INPUTS", "PADDED_INPUTS", "export_network"]
+
+PADDED_INPUTS = ("input_ids", "attention_mask")
+PACKED_INPUTS = ("input_ids", "position_ids", "sequence_ids", "first_tokens")
+
+
+def _packed_module(network: Any) -> Any:
+    """A module computing ``network``'s logits from packed inputs, or None for an architecture without one."""
+    import torch
+    from transformers import BertForSequenceClassification, RobertaForSequenceClassification
+
+    encoder: Any
+    if isinstance(network, BertForSequenceClassification) and network.bert.pooler is not None:
+        encoder, pooler = network.bert, network.bert.pooler
+        offset = 0
+
+        def head(first: torch.Tensor) -> torch.Tensor:
+            return network.classifier(pooler.activation(pooler.dense(first)))
+
+    elif isinstance(network, RobertaForSequenceClassification):
+        encoder = network.roberta
+        offset = int(encoder.embeddings.padding_idx) + 1  # RoBERTa's positions start after its padding index
+
+        def head(first: torch.Tensor) -> torch.Tensor:
+            return network.classifier(first[:, None, :])
+
+    else:
+        return None
+
+    class Packed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+
+        def forward(self, input_ids: Any, position_ids: Any, sequence_ids: Any, first_tokens: Any) -> Any:
+            same = sequence_ids[:, None, :, None] == sequence_ids[:, None, None, :]  # [rows, 1, width, width]
+            mask = (~same).to(torch.float32) * torch.finfo(torch.float32).min
+            hidden = encoder(
+                input_ids=input_ids, attention_mask=mask, position_ids=position_ids + offset
+            ).last_hidden_state
+            return head(hidden.reshape(-1, hidden.shape[-1]).index_select(0, first_tokens))
+
+    return Packed()
+
+
+def _example(vocab: int, packed: bool) -> tuple[tuple[Any, ...], list[str], dict[str, dict[int, str]]]:
+    """Inputs to trace with, their names and dynamic axes. The example has padding (and, packed, two comments in
+    a row), so the graph keeps the mask: an all-ones example could trace a mask-free shortcut."""
+    import torch
+
+    ids = (torch.arange(16, dtype=torch.int64).reshape(2, 8) % max(1, vocab - 1)) + 1
+    axes: dict[str, dict[int, str]] = {"input_ids": {0: "rows", 1: "width"}, "logits": {0: "comments"}}
+    if not packed:
+        mask = torch.ones(2, 8, dtype=torch.int64)
+        mask[1, 5:] = 0
+        axes["attention_mask"] = {0: "rows", 1: "width"}
+        return (ids, mask), list(PADDED_INPUTS), axes
+    positions = torch.tensor([[0, 1, 2, 0, 1, 2, 3, 4], [0, 1, 2, 3, 4, 0, 0, 0]])
+    sequences = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, -1, -1, -1]])
+    first = torch.tensor([0, 3, 8])
+    axes |= {"position_ids": {0: "rows", 1: "width"}, "sequence_ids": {0: "rows", 1: "width"}}
+    axes["first_tokens"] = {0: "comments"}
+    return (ids, positions, sequences, first), list(PACKED_INPUTS), axes
+
+
+def export_network(model_dir: Path, out: Path, *, packed: bool, opset: int) -> Any:
+    """Trace the version's network into ONNX at ``out``: packed where its architecture has a packed forward and
+    ``packed`` is asked for, padded otherwise; returns the network's config. The caller quiets the exporter."""
+    import torch
+
+    from .backends.torch import load_network
+
+    network = load_network(model_dir, "cpu", torch.float32)
+    network.eval()
+    module = (_packed_module(network) if packed else None) or network
+    args, names, axes = _example(int(network.config.vocab_size), module is not network)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                module,
+                args,
+                str(out),
+                input_names=names,
+                output_names=["logits"],
+                dynamic_axes=axes,
+                opset_version=opset,
+                dynamo=False,
+            )
+    except Exception as exc:  # the exporter raises many kinds; all mean "this network does not export"
+        raise ModelError(f"{model_dir}: ONNX export failed: {type(exc).__name__}: {exc}") from exc
+    return network.config
