@@ -3,6 +3,8 @@ transformer fusions (float32: attention, GELU, embeddings), and for int8 the wei
 first (dynamic quantisation), then the fusions that still match (GELU): faster on the 2-core AMX Xeon than fusing
 first (QAttention), 257 against 227 comments/s for bert-base. Residual adds and their layer norms stay unfused:
 ORT 1.31's SkipLayerNormalization takes 4.7 times as long on CPU (docs/PERFORMANCE.md, "Where the time goes").
+The int8 graph takes packed rows (several comments a row, :mod:`.traced`) where the architecture has a packed
+forward (BERT, RoBERTa); the float32 graph stays padded, the shape ORT's attention fusion matches.
 
 A version published by livetopic (``model pull``, ``model add``, ``model init``, ``train``, ``promote``,
 ``rollback``) carries its graphs in ``REPO/<n>/onnx/model-<dtype>.onnx``, made once at publication
