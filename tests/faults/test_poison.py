@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from worker.errors import ModelOutOfMemoryError
-from worker.model.chunks import Prepared
+from worker.model.chunks import Chunk, Prepared
 from worker.model.runtime import LoadedModel
 from worker.tools.embedded import EmbeddedRedis
 
@@ -22,15 +22,23 @@ NAN = "壞" * 29
 TEXTS = ["加油！", "好球 nice block", "轉播卡住了", "😂😂😂", "主審在看哪裡", "晚安大家", "換人了", "攔網漂亮"] * 4
 
 
+def comments(chunk: Chunk) -> list[tuple[int, list[int]]]:
+    """(batch row, token ids) of each comment of ``chunk``: one a row, or packed several a row."""
+    ids = np.asarray(chunk.input_ids)  # numpy (ONNX Runtime) or torch (PyTorch) arrays, as the backend staged them
+    if chunk.packing is None:
+        mask = np.asarray(chunk.attention_mask).astype(bool)
+        return [(row, ids[r][mask[r]].tolist()) for r, row in enumerate(chunk.rows)]
+    width, sequences = ids.shape[1], chunk.packing.sequence_ids
+    found = []
+    for first, row in zip(chunk.packing.first_tokens.tolist(), chunk.rows, strict=True):
+        r = first // width
+        found.append((row, ids[r][sequences[r] == sequences[r, first % width]].tolist()))
+    return found
+
+
 def rows_with(prepared: Prepared, marker: list[int]) -> list[int]:
     """Batch rows (original order) whose token ids are ``marker``."""
-    hits = []
-    for chunk in prepared.chunks:
-        for r, row in enumerate(chunk.rows):
-            # numpy (ONNX Runtime) or torch (PyTorch) arrays, as the backend staged them
-            if np.asarray(chunk.input_ids[r])[np.asarray(chunk.attention_mask[r]).astype(bool)].tolist() == marker:
-                hits.append(row)
-    return hits
+    return [row for chunk in prepared.chunks for row, tokens in comments(chunk) if tokens == marker]
 
 
 @pytest.fixture

@@ -95,13 +95,15 @@ def test_null_preset_measures_the_host_path(tmp_path: Path) -> None:
 @pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
 def test_bench_emulates_an_older_cpu_class(tmp_path: Path) -> None:
     flags = ["--preset", "null", "--emulate-cpu", "avx2", "--n", "200", "--warmup-n", "20", "--half-load-seconds", "1"]
-    done = _bench(tmp_path, *flags, "--json")
+    done = _bench(tmp_path, *flags, "--half-load-rate", "150", "--json")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)  # from the command run again under the CPUID mask, in the same process
     assert result["cpu_emulated"] == "avx2" and result["cpu_class"] == "no-vnni"
     assert result["cpu_features"]["avx2"] and not result["cpu_features"]["avx512f"]
     assert not result["cpu_features"]["avx512_vnni"] and result["dead_lettered"] == 0
     assert list((tmp_path / "cache" / "cpuid").glob("cpuid-mask-avx2-*.so"))
+    # the half-load phase at the rate asked for (not half the saturated one), for its 1 s
+    assert (result["half_load_rate"], result["half_load_n"]) == (150, 150)
 
 
 def test_check_agreement_only_and_table_output(tiny_repo: Path, tmp_path: Path) -> None:

@@ -84,6 +84,12 @@ class BenchOptions(Options):
     half_load_seconds: float = Field(
         20.0, gt=0, description="length of the half-load phase (its comments drawn as for N, as many as it takes)"
     )
+    half_load_rate: float | None = Field(
+        None,
+        gt=0,
+        description="offer the half-load phase at this many comments/s instead of half the saturated rate (runs "
+        "then compare latency at equal load on a machine whose speed moves)",
+    )
     threads: int | None = Field(
         None, ge=1, description="torch intra-op threads everywhere (default: torch's, all cores)"
     )

@@ -156,7 +156,7 @@ def _phases(
         pids = {p.pid for p in [*(w.proc for w in workers), server.process if server else None] if p is not None}
         say(f"saturation: {len(texts)} comments pushed while the workers are paused, timed from their resumption")
         saturated, phase = _measured(url, names, texts, workers, pids)
-        rate = saturated.comments_per_s / 2
+        rate = opts.half_load_rate or saturated.comments_per_s / 2
         half_n = max(50, int(rate * opts.half_load_seconds))  # as many as the phase's length takes
         say(f"half load: {half_n} comments offered at {rate:.1f}/s")
         half, _ = _measured(url, names, draw(pool, 0, half_n), workers, pids, rate)
