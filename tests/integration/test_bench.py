@@ -72,6 +72,7 @@ def test_bench_json_on_a_tiny_model(tiny_repo: Path, tmp_path: Path) -> None:
         assert isinstance(result[key], (int, float)) and math.isfinite(result[key]) and result[key] > 0, key
     assert result["latency_ms_p50"] <= result["latency_ms_p95"] <= result["latency_ms_p99"]
     assert result["half_load_model_busy"] <= 1.05  # forward time within the phase's seconds × workers
+    assert result["half_load_rate"] == pytest.approx(result["worker_comments_per_s"] / 2)  # half the saturated
     for key in ("label_agreement", "int8_label_agreement", "baseline_label_agreement"):
         assert 0.0 <= result[key] <= 1.0, key
     assert result["baseline_n"] == 10 and result["baseline_extrapolated"] is True
@@ -80,7 +81,8 @@ def test_bench_json_on_a_tiny_model(tiny_repo: Path, tmp_path: Path) -> None:
 
 
 def test_null_preset_measures_the_host_path(tmp_path: Path) -> None:
-    done = _bench(tmp_path, "--preset", "null", "--n", "400", "--warmup-n", "20", "--half-load-seconds", "1", "--json")
+    flags = ["--preset", "null", "--n", "400", "--warmup-n", "20", "--half-load-seconds", "1"]
+    done = _bench(tmp_path, *flags, "--half-load-rate", "150", "--json")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     for key in HOST_PATH_KEYS:
@@ -88,22 +90,21 @@ def test_null_preset_measures_the_host_path(tmp_path: Path) -> None:
     assert result["backend"] == "null" and result["workers"] == 1 and result["dead_lettered"] == 0
     assert result["host_path_comments_per_s"] == result["worker_comments_per_s"] > 0
     assert "speedup" not in result and "baseline_comments_per_s" not in result
-    # the half-load phase lasts its --half-load-seconds (1 s), whatever --n: not cut at N's 400 comments
-    assert result["half_load_n"] == max(50, int(result["half_load_rate"] * 1))
+    # the half-load phase at the rate asked for (not half the saturated one) for its --half-load-seconds (1 s),
+    # whatever --n: not cut at N's 400 comments
+    assert (result["half_load_rate"], result["half_load_n"]) == (150, 150)
 
 
 @pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
 def test_bench_emulates_an_older_cpu_class(tmp_path: Path) -> None:
     flags = ["--preset", "null", "--emulate-cpu", "avx2", "--n", "200", "--warmup-n", "20", "--half-load-seconds", "1"]
-    done = _bench(tmp_path, *flags, "--half-load-rate", "150", "--json")
+    done = _bench(tmp_path, *flags, "--json")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)  # from the command run again under the CPUID mask, in the same process
     assert result["cpu_emulated"] == "avx2" and result["cpu_class"] == "no-vnni"
     assert result["cpu_features"]["avx2"] and not result["cpu_features"]["avx512f"]
     assert not result["cpu_features"]["avx512_vnni"] and result["dead_lettered"] == 0
     assert list((tmp_path / "cache" / "cpuid").glob("cpuid-mask-avx2-*.so"))
-    # the half-load phase at the rate asked for (not half the saturated one), for its 1 s
-    assert (result["half_load_rate"], result["half_load_n"]) == (150, 150)
 
 
 def test_check_agreement_only_and_table_output(tiny_repo: Path, tmp_path: Path) -> None:
