@@ -17,8 +17,9 @@ from .base import read_labels
 
 __all__ = ["PACK_TOKENS", "GraphBackend", "scores", "sigmoid", "softmax"]
 
-# Rows of a packed graph: a pass costs about the same per token up to rows of 64 tokens, more beyond (attention
-# grows with the square of the width): measured on an AMD EPYC (Zen 4), ONNX Runtime int8, bert-base
+# Rows of a packed graph: a pass costs about the same per token in rows of 16 to 128 tokens, 25% more in rows of
+# 256 (attention grows with the square of the width); rows of 32 to 128 served 3 to 64 comments alike (ONNX
+# Runtime int8, bert-base, an AMD EPYC (Zen 4): docs/PERFORMANCE.md)
 PACK_TOKENS = 64
 
 
