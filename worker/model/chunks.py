@@ -137,56 +137,49 @@ def pad_chunks(
 ) -> Prepared:
     """Length-sorted, right-padded ``[rows, width]`` int64 arrays for ``ids`` (vectorised: no per-row Python);
     ``stage(input_ids, attention_mask)`` converts each chunk for the backend (e.g. pinned torch tensors). With
-    ``pack_tokens``, comments are packed into rows of up to that many tokens first (:func:`pack_rows`)."""
-    if pack_tokens > 0:
-        return _packed_chunks(ids, max_tokens, pad_id, overhead_tokens, stage, pack_tokens)
+    ``pack_tokens``, comments are packed into rows of up to that many tokens first (:func:`pack_rows`), and
+    passes hold at most :data:`PACKED_PASS_TOKENS`."""
     lengths = [len(x) for x in ids]
     prepared = Prepared(size=len(ids), tokens=sum(lengths))
-    all_lengths = np.asarray(lengths, dtype=np.int64)
-    for rows in plan_chunks(lengths, max_tokens, overhead_tokens):
-        chunk_lengths = all_lengths[rows]
-        width = int(chunk_lengths.max())
-        # Row-major order of the mask's True cells is the order of the concatenated rows.
-        mask = np.arange(width)[None, :] < chunk_lengths[:, None]
-        array = np.full((len(rows), width), pad_id, dtype=np.int64)
+    rows: list[list[int]] | None = None  # each row's comments, when packed; else a row is a comment
+    row_lengths = lengths
+    if pack_tokens > 0:
+        rows = pack_rows(lengths, pack_tokens)
+        row_lengths = [sum(lengths[i] for i in row) for row in rows]
+        max_tokens = min(max_tokens, PACKED_PASS_TOKENS)
+    all_row_lengths = np.asarray(row_lengths, dtype=np.int64)
+    for chunk_rows in plan_chunks(row_lengths, max_tokens, overhead_tokens):
+        members = [rows[r] for r in chunk_rows] if rows is not None else None
+        comments = list(itertools.chain.from_iterable(members)) if members is not None else chunk_rows
+        fills = all_row_lengths[chunk_rows]
+        # Row-major order of the mask's True cells is the order of the concatenated comments.
+        mask = np.arange(int(fills.max()))[None, :] < fills[:, None]
+        array = np.full(mask.shape, pad_id, dtype=np.int64)
         array[mask] = np.fromiter(
-            itertools.chain.from_iterable(ids[i] for i in rows), dtype=np.int64, count=int(chunk_lengths.sum())
+            itertools.chain.from_iterable(ids[i] for i in comments), dtype=np.int64, count=int(fills.sum())
+        )
+        packing = (
+            _packing(mask, fills, [len(m) for m in members], [lengths[i] for i in comments])
+            if members is not None
+            else None
         )
         attention = mask.astype(np.int64)
         input_ids, attention_mask = stage(array, attention) if stage else (array, attention)
-        prepared.chunks.append(Chunk(rows, input_ids, attention_mask))
+        prepared.chunks.append(Chunk(comments, input_ids, attention_mask, packing))
         prepared.padded_tokens += array.size
     return prepared
 
 
-def _packed_chunks(
-    ids: Sequence[Sequence[int]], max_tokens: int, pad_id: int, overhead_tokens: int, stage: Stage | None, pack: int
-) -> Prepared:
-    lengths = [len(x) for x in ids]
-    prepared = Prepared(size=len(ids), tokens=sum(lengths))
-    rows = pack_rows(lengths, pack)
-    row_lengths = [sum(lengths[i] for i in row) for row in rows]
-    for chunk_rows in plan_chunks(row_lengths, min(max_tokens, PACKED_PASS_TOKENS), overhead_tokens):
-        members = [rows[r] for r in chunk_rows]
-        comments = list(itertools.chain.from_iterable(members))
-        sizes = np.asarray([lengths[i] for i in comments], dtype=np.int64)
-        fills = np.asarray([row_lengths[r] for r in chunk_rows], dtype=np.int64)
-        per_row = np.asarray([len(m) for m in members], dtype=np.int64)
-        width = int(fills.max())
-        mask = np.arange(width)[None, :] < fills[:, None]  # row-major True cells: the comments' tokens in order
-        starts = np.cumsum(sizes) - sizes  # each comment's first token among the chunk's real tokens
-        row_of = np.repeat(np.arange(len(members)), per_row)
-        row_starts = np.cumsum(fills) - fills
-        array = np.full(mask.shape, pad_id, dtype=np.int64)
-        array[mask] = np.fromiter(
-            itertools.chain.from_iterable(ids[i] for i in comments), dtype=np.int64, count=int(sizes.sum())
-        )
-        positions = np.zeros(mask.shape, dtype=np.int64)
-        positions[mask] = np.arange(int(sizes.sum())) - np.repeat(starts, sizes)
-        sequences = np.full(mask.shape, -1, dtype=np.int64)
-        sequences[mask] = np.repeat(np.arange(len(comments)) - np.repeat(np.cumsum(per_row) - per_row, per_row), sizes)
-        first = row_of * width + starts - row_starts[row_of]
-        input_ids, attention_mask = stage(array, mask.astype(np.int64)) if stage else (array, mask.astype(np.int64))
-        prepared.chunks.append(Chunk(comments, input_ids, attention_mask, Packing(positions, sequences, first)))
-        prepared.padded_tokens += array.size
-    return prepared
+def _packing(mask: np.ndarray, fills: np.ndarray, per_row: list[int], sizes: list[int]) -> Packing:
+    """Where the comments of a packed chunk lie: ``mask`` its real tokens, ``fills`` each row's, ``per_row`` each
+    row's comments, ``sizes`` each comment's tokens (in chunk order)."""
+    counts, lengths = np.asarray(per_row, dtype=np.int64), np.asarray(sizes, dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths  # each comment's first token among the chunk's real tokens
+    row_of = np.repeat(np.arange(len(counts)), counts)
+    row_starts = np.cumsum(fills) - fills
+    positions = np.zeros(mask.shape, dtype=np.int64)
+    positions[mask] = np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
+    sequences = np.full(mask.shape, -1, dtype=np.int64)
+    sequences[mask] = np.repeat(np.arange(len(lengths)) - np.repeat(np.cumsum(counts) - counts, counts), lengths)
+    first = row_of * mask.shape[1] + starts - row_starts[row_of]
+    return Packing(positions, sequences, first)
