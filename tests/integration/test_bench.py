@@ -95,7 +95,10 @@ def test_null_preset_measures_the_host_path(tmp_path: Path) -> None:
     assert (result["half_load_rate"], result["half_load_n"]) == (150, 150)
 
 
-@pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
+_NO_EMULATION = unavailable()  # why --emulate-cpu cannot run here, or None
+
+
+@pytest.mark.skipif(_NO_EMULATION is not None, reason=_NO_EMULATION or "")
 def test_bench_emulates_an_older_cpu_class(tmp_path: Path) -> None:
     flags = ["--preset", "null", "--emulate-cpu", "avx2", "--n", "200", "--warmup-n", "20", "--half-load-seconds", "1"]
     done = _bench(tmp_path, *flags, "--json")

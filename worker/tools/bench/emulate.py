@@ -94,6 +94,9 @@ def _defines(name: str) -> list[str]:
     ]
 
 
+_NO_COMPILER = "--emulate-cpu builds a small C library: install a C compiler (cc; Debian: gcc)"
+
+
 def _compiler() -> str | None:
     return next((found for cc in ("cc", "gcc", "clang") if (found := shutil.which(cc))), None)
 
@@ -106,7 +109,7 @@ def unavailable() -> str | None:
             "/proc/cpuinfo): not this machine"
         )
     if _compiler() is None:
-        return "--emulate-cpu builds a small C library: install a C compiler (cc; Debian: gcc)"
+        return _NO_COMPILER
     return None
 
 
@@ -120,7 +123,7 @@ def mask_library(name: str, cache_dir: Path) -> Path:
         return library
     compiler = _compiler()
     if compiler is None:
-        raise ConfigError("--emulate-cpu builds a small C library: install a C compiler (cc; Debian: gcc)")
+        raise ConfigError(_NO_COMPILER)
     library.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=library.parent) as tmp:
         (Path(tmp) / "cpuid_mask.c").write_bytes(source)
