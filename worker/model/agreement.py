@@ -38,8 +38,13 @@ class DtypeAgreement:
         return math.sqrt(self.comments_per_s * small) if small else self.comments_per_s
 
 
-def _rate(model: LoadedModel, texts: Sequence[str], batch_size: int, max_tokens: int) -> tuple[np.ndarray, float]:
-    model.predict_texts(texts[: min(len(texts), batch_size)], batch_size, max_tokens)  # warm-up
+def _rate(
+    model: LoadedModel, texts: Sequence[str], batch_size: int, max_tokens: int, warm_n: int
+) -> tuple[np.ndarray, float]:
+    """(probabilities, comments/s) of ``texts`` in batches of ``batch_size``, timed after a warm-up on the first
+    ``warm_n`` of them: all of them for small batches, whose passes take many shapes, so that an engine that
+    prepares its kernels per input shape (OpenVINO) is timed as a worker that has served a while runs it."""
+    model.predict_texts(texts[:warm_n], batch_size, max_tokens)
     started = time.perf_counter()
     probs = model.predict_texts(texts, batch_size, max_tokens)
     return probs, len(texts) / (time.perf_counter() - started)
@@ -68,8 +73,8 @@ def measure_agreement(
     multi = True
     for name in ["float32", *[n for n in names if n != "float32"]]:
         model = load(name)
-        probs[name], rates[name] = _rate(model, texts, batch_size, max_tokens)
-        small[name] = {size: _rate(model, texts[:small_n], size, max_tokens)[1] for size in small_batches}
+        probs[name], rates[name] = _rate(model, texts, batch_size, max_tokens, batch_size)
+        small[name] = {size: _rate(model, texts[:small_n], size, max_tokens, small_n)[1] for size in small_batches}
         hits[name] = model.hits(probs[name])
         thresholds, multi = model.thresholds, model.multi_label
         del model

@@ -11,7 +11,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Chunk", "Packing", "Prepared", "pack_rows", "pad_chunks", "plan_chunks"]
+__all__ = [
+    "PACKED_PASS_TOKENS",
+    "PACK_TOKENS",
+    "Chunk",
+    "Packing",
+    "Prepared",
+    "pack_rows",
+    "pad_chunks",
+    "plan_chunks",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +38,16 @@ class Chunk:
     input_ids: Any  # [rows, width] int64, as the backend staged it (numpy, or torch tensors)
     attention_mask: Any
     packing: Packing | None = None  # several comments in a row
+
+    def feed(self) -> dict[str, Any]:
+        """The inputs of a graph (:mod:`.traced`) by name: a padded graph's, or with packing a packed graph's
+        (``attention_mask`` too, which a packed graph does not take)."""
+        feed = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
+        if self.packing is not None:
+            packing = self.packing
+            feed |= {"position_ids": packing.position_ids, "sequence_ids": packing.sequence_ids}
+            feed["first_tokens"] = packing.first_tokens
+        return feed
 
 
 @dataclass(slots=True)
@@ -121,6 +140,11 @@ def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
 
 Stage = Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]
 
+# Rows of a packed graph: a pass costs about the same per token in rows of 16 to 128 tokens, 25% more in rows of
+# 256 (attention grows with the square of the width); rows of 32 to 128 served 3 to 64 comments alike (ONNX
+# Runtime int8, bert-base, an AMD EPYC (Zen 4): docs/PERFORMANCE.md)
+PACK_TOKENS = 64
+
 # The most tokens a packed pass takes: packed passes of a few thousand tokens cost 10-15% more per token than
 # passes of a few hundred (their activations outgrow the caches; measured on an AMD EPYC (Zen 4), ONNX Runtime
 # int8, bert-base: docs/PERFORMANCE.md)
@@ -134,11 +158,13 @@ def pad_chunks(
     overhead_tokens: int,
     stage: Stage | None = None,
     pack_tokens: int = 0,
+    width_step: int = 1,
 ) -> Prepared:
     """Length-sorted, right-padded ``[rows, width]`` int64 arrays for ``ids`` (vectorised: no per-row Python);
     ``stage(input_ids, attention_mask)`` converts each chunk for the backend (e.g. pinned torch tensors). With
     ``pack_tokens``, comments are packed into rows of up to that many tokens first (:func:`pack_rows`), and
-    passes hold at most :data:`PACKED_PASS_TOKENS`."""
+    passes hold at most :data:`PACKED_PASS_TOKENS`. Each width is a multiple of ``width_step`` (an engine that
+    prepares its kernels per input shape sees few shapes)."""
     lengths = [len(x) for x in ids]
     prepared = Prepared(size=len(ids), tokens=sum(lengths))
     rows: list[list[int]] | None = None  # each row's comments, when packed; else a row is a comment
@@ -153,7 +179,8 @@ def pad_chunks(
         comments = list(itertools.chain.from_iterable(members)) if members is not None else chunk_rows
         fills = all_row_lengths[chunk_rows]
         # Row-major order of the mask's True cells is the order of the concatenated comments.
-        mask = np.arange(int(fills.max()))[None, :] < fills[:, None]
+        width = -(-int(fills.max()) // width_step) * width_step
+        mask = np.arange(width)[None, :] < fills[:, None]
         array = np.full(mask.shape, pad_id, dtype=np.int64)
         array[mask] = np.fromiter(
             itertools.chain.from_iterable(ids[i] for i in comments), dtype=np.int64, count=int(fills.sum())

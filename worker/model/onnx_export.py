@@ -53,6 +53,7 @@ from .repository import read_manifest
 from .traced import export_network
 
 __all__ = [
+    "EXPORT_OPSET",
     "ONNX_DIR",
     "PUBLISHED_DIR",
     "cache_key",
@@ -74,7 +75,7 @@ ONNX_DIR = CACHE_DIR  # beside the weights, inside the version directory
 PUBLISHED_DIR = "onnx"  # the graphs published with the version, listed in its manifest
 RECORD_SUFFIX = ".sha256"
 _RECIPE = "3"  # bump when the steps below change what they write
-_OPSET = 17
+EXPORT_OPSET = 17
 
 
 def _library_versions() -> str:
@@ -85,7 +86,7 @@ def _library_versions() -> str:
 
     return (
         f"torch {torch.__version__}|onnx {onnx.__version__}|onnxruntime {onnxruntime.__version__}|"
-        f"transformers {transformers.__version__}|recipe {_RECIPE}|opset {_OPSET}"
+        f"transformers {transformers.__version__}|recipe {_RECIPE}|opset {EXPORT_OPSET}"
     )
 
 
@@ -289,7 +290,7 @@ def _build(model_dir: Path, dtype: str, work: Path) -> Path:
     """Export, (quantise), optimise into ``work``; returns the final file, fsynced."""
     raw = work / "exported.onnx"
     with quiet():  # int8 packs comments into rows (:mod:`.traced`); float32 stays padded for ORT's fused attention
-        config = export_network(model_dir, raw, packed=dtype == "int8", opset=_OPSET)
+        config = export_network(model_dir, raw, packed=dtype == "int8", opset=EXPORT_OPSET)
     source = raw
     if dtype == "int8":
         source = work / "quantised.onnx"

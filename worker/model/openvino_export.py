@@ -1,10 +1,11 @@
 """A version as an OpenVINO int8 model: made once when the version is published, never by a worker.
 
 NNCF's post-training quantisation (calibrated on comments: the trainer's validation comments, the admitted
-model's, else the bundled sample) turns the version's float32 ONNX graph into an OpenVINO model whose matrix
-products run in int8 (``openvino/model-int8.xml`` and ``.bin``, listed in the manifest with their sha256 like
-every other file). Before publication (while the label agreement is measured on the staged version) it lives in
-the stage's own cache folder with recorded sha256s; :func:`publish_openvino` moves it into ``openvino/``.
+model's, else the bundled sample) turns the version's network, traced into ONNX packed (several comments a row,
+:mod:`.traced`) where its architecture allows, into an OpenVINO model whose matrix products run in int8
+(``openvino/model-int8.xml`` and ``.bin``, listed in the manifest with their sha256 like every other file).
+Before publication (while the label agreement is measured on the staged version) it lives in the stage's own
+cache folder with recorded sha256s; :func:`publish_openvino` moves it into ``openvino/``.
 
 OpenVINO float32 and bfloat16 need nothing of their own: OpenVINO reads the published float32 ONNX graph."""
 
@@ -24,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from .onnx_export import cache_key, onnx_graph, published_file, quiet, trusted_cache, verified, write_verified
+from .onnx_export import EXPORT_OPSET, cache_key, published_file, quiet, trusted_cache, verified, write_verified
+from .traced import PACKED_INPUTS, export_network
 
 __all__ = [
     "OPENVINO_DIR",
@@ -43,6 +45,7 @@ INT8_NAME = "model-int8"
 _SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample_chat.jsonl"
 _CALIBRATION_N = 300  # comments NNCF calibrates on
 _CALIBRATION_BATCH = 16
+_CACHE_KIND = "openvino-int8 packed"  # in the cache key: a model made before (padded) is made again
 
 
 def openvino_available() -> bool:
@@ -67,7 +70,7 @@ def int8_model(model_dir: Path) -> Path:
     cache = trusted_cache(model_dir)
     if cache is not None and (model_dir / "config.json").is_file():
         try:
-            staged = cache / f"openvino-int8-{cache_key(model_dir, 'openvino-int8')}.xml"
+            staged = cache / f"openvino-int8-{cache_key(model_dir, _CACHE_KIND)}.xml"
         except OSError:
             staged = None
         if staged is not None and all(p.is_file() and verified(p, model_dir) for p in _pair(staged)):
@@ -86,38 +89,44 @@ def calibration_texts(texts: Sequence[str] | None = None) -> list[str]:
     return [str(json.loads(line)["text"]) for line in lines if line.strip()][:_CALIBRATION_N]
 
 
-def _calibration_batches(model_dir: Path, texts: Sequence[str]) -> list[dict[str, np.ndarray]]:
+def _calibration_feeds(model_dir: Path, texts: Sequence[str], inputs: set[str]) -> list[dict[str, np.ndarray]]:
+    """The comments as a worker feeds the graph, ``inputs`` by name: in passes of packed rows (of 64 comments at a
+    time) for a packed graph, else in length-sorted padded chunks (of 16 comments at a time)."""
+    from .chunks import PACK_TOKENS, pad_chunks
     from .sources import longest_input
     from .tokenizer import encode_texts, load_tokenizer, serving_backend
 
+    tokenizer = load_tokenizer(model_dir)
     # cut where the model's positions end: a longer comment makes a graph of a smaller model fail (its
     # position and token-type buffers are that long)
-    backend = serving_backend(load_tokenizer(model_dir), longest_input(model_dir))
-    encoded = sorted(encode_texts(backend, str, texts), key=len)
-    batches = []
-    for start in range(0, len(encoded), _CALIBRATION_BATCH):
-        part = encoded[start : start + _CALIBRATION_BATCH]
-        ids = np.zeros((len(part), max(map(len, part))), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for row, tokens in enumerate(part):
-            ids[row, : len(tokens)], mask[row, : len(tokens)] = tokens, 1
-        batches.append({"input_ids": ids, "attention_mask": mask})
-    return batches
+    encoded = encode_texts(serving_backend(tokenizer, longest_input(model_dir)), str, texts)
+    pack_tokens = PACK_TOKENS if set(PACKED_INPUTS) <= inputs else 0
+    group = _CALIBRATION_BATCH * (4 if pack_tokens else 1)
+    pad_id = int(getattr(tokenizer, "pad_token_id", None) or 0)
+    feeds = []
+    for start in range(0, len(encoded), group):
+        prepared = pad_chunks(encoded[start : start + group], 1 << 30, pad_id, 16, pack_tokens=pack_tokens)
+        feeds += [{k: v for k, v in chunk.feed().items() if k in inputs} for chunk in prepared.chunks]
+    return feeds
 
 
 def _quantise(model_dir: Path, texts: Sequence[str], out_xml: Path) -> None:
+    """NNCF's int8 of the version's network, traced packed where its architecture has a packed forward (as
+    ONNX Runtime's int8 graph: several comments a row), calibrated on ``texts``."""
     import nncf
     import openvino as ov
 
-    batches = _calibration_batches(model_dir, texts)
     # its own logger writes to the standard output through its own handler; nncf.set_log_level would also set
     # the level of every handler on that logger, which can be another's (pytest's capture handler, say)
     logging.getLogger("nncf").setLevel(logging.ERROR)
     try:  # its progress bars go to the standard output: keep it for what the command prints (bench --json)
-        with quiet(), contextlib.redirect_stdout(sys.stderr):
-            model = ov.Core().read_model(str(onnx_graph(model_dir, "float32")))
+        with quiet(), contextlib.redirect_stdout(sys.stderr), tempfile.TemporaryDirectory() as work:
+            traced = Path(work) / "network.onnx"
+            export_network(model_dir, traced, packed=True, opset=EXPORT_OPSET)
+            model = ov.Core().read_model(str(traced))
+            feeds = _calibration_feeds(model_dir, texts, {port.get_any_name() for port in model.inputs})
             quantised = nncf.quantize(
-                model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches)
+                model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds)
             )
             ov.save_model(quantised, str(out_xml), compress_to_fp16=False)
     except ModelError:
@@ -131,7 +140,7 @@ def _build(model_dir: Path, texts: Sequence[str]) -> Path:
     cache = trusted_cache(model_dir)
     if cache is None:
         raise ModelError(f"{model_dir}: its cache folder is not trusted: no OpenVINO int8 model made")
-    target = cache / f"openvino-int8-{cache_key(model_dir, 'openvino-int8')}.xml"
+    target = cache / f"openvino-int8-{cache_key(model_dir, _CACHE_KIND)}.xml"
     cache.mkdir(exist_ok=True, mode=0o755)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=".openvino-", dir=cache) as work:

@@ -125,7 +125,13 @@ class LoadedModel:
         probabilities too (they need no model thread)."""
         backend = self.backend
         prepared = pad_chunks(
-            ids, max_tokens, self.pad_id, backend.chunk_overhead_tokens, backend.stage, backend.pack_tokens
+            ids,
+            max_tokens,
+            self.pad_id,
+            backend.chunk_overhead_tokens,
+            backend.stage,
+            backend.pack_tokens,
+            backend.width_step,
         )
         if self.member is not None:
             prepared.member = self.member.probabilities(ids)

@@ -13,10 +13,12 @@ import pytest
 
 from worker.errors import ModelError, RepositoryError
 from worker.model import precision
+from worker.model.chunks import PACK_TOKENS
 from worker.model.labels import decide
 from worker.model.load import load_model
 from worker.model.openvino_export import int8_model, nncf_available
 from worker.model.repository import read_manifest
+from worker.model.traced import PACKED_INPUTS, PADDED_INPUTS
 from worker.model.untrained import init_version
 
 from ...conftest import LABELS, SAMPLE
@@ -50,6 +52,22 @@ def test_labels_agree_with_torch_float32(published: Path, dtype: str, tolerance:
     assert np.abs(probs - expected).max() < tolerance
     agreement = (decide(probs, reference.thresholds, True) == decide(expected, reference.thresholds, True)).all(1)
     assert agreement.mean() >= 0.95
+
+
+def test_the_int8_model_takes_packed_rows(published: Path, tmp_path: Path) -> None:
+    """NNCF quantises the network traced packed, as ONNX Runtime's int8 graph (several comments a row, each
+    attending to its own tokens), calibrated on packed rows; its activation scales are fixed, so a comment scores
+    the same alone as among others. DistilBERT, which has no packed forward, stays padded."""
+    model = load_model(published, dtype="int8", backend="openvino", smoke_test=False)
+    backend = model.backend
+    assert backend.pack_tokens == PACK_TOKENS and backend._inputs == list(PACKED_INPUTS)  # type: ignore[attr-defined]
+    together = model.predict_texts(TEXTS[:40])
+    alone = np.concatenate([model.predict_texts([t]) for t in TEXTS[:40]])
+    assert np.abs(together - alone).max() < 1e-3
+    distil = tmp_path / "distil"
+    init_version(distil, preset="tiny", labels=LABELS, texts=TEXTS, arch="distilbert", graphs=True)
+    padded = load_model(distil, dtype="int8", backend="openvino", smoke_test=False).backend
+    assert padded.pack_tokens == 0 and padded._inputs == list(PADDED_INPUTS)  # type: ignore[attr-defined]
 
 
 def test_serving_loads_only_the_published_files(published: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -184,3 +185,31 @@ def test_served_rate_ranks_by_full_and_small_batches() -> None:
     assert engine(400.0, None).served_rate == 400.0  # small batches not measured: the full batches' rate
     # the EPYC's engines before the layer norms were unfused: OpenVINO int8 led at 256 comments a pass only
     assert engine(185.9, 119.5).served_rate > engine(214.2, 91.4).served_rate
+
+
+def test_small_batches_are_timed_on_shapes_met_before() -> None:
+    """An engine that prepares its kernels per input shape (OpenVINO) is timed as a worker that has served a
+    while: the small batches warm up on the very comments they are timed on; full batches on one batch."""
+    from worker.model.agreement import measure_agreement
+
+    class Recording:
+        thresholds, multi_label = np.array([0.5], dtype=np.float32), True
+
+        def __init__(self) -> None:
+            self.calls: list[tuple[int, int]] = []
+
+        def predict_texts(self, texts: list[str], batch_size: int = 64, max_tokens: int = 8192) -> np.ndarray:
+            self.calls.append((len(texts), batch_size))
+            return np.full((len(texts), 1), 0.9, dtype=np.float32)
+
+        def hits(self, probs: np.ndarray) -> np.ndarray:
+            return probs > self.thresholds
+
+    model = Recording()
+
+    def load(name: str) -> Any:
+        return model
+
+    found = measure_agreement(load, ["好"] * 100, ["float32"], batch_size=8, small_batches=(4,), small_n=16)
+    assert model.calls == [(8, 8), (100, 8), (16, 4), (16, 4)]
+    assert found["float32"].label_agreement == 1.0 and set(found["float32"].small_batch_comments_per_s) == {4}

@@ -25,6 +25,7 @@ class Backend(Protocol):
     id2label: dict[int, str]  # from the network's config
     chunk_overhead_tokens: int  # what one more forward pass costs, in tokens' worth of compute
     pack_tokens: int  # comments share rows of up to this many tokens (a packed graph, :mod:`..traced`); 0: not
+    width_step: int  # each pass's width is a multiple of this (1: any width)
     description: str  # how it runs, for the log (e.g. "lean BERT forward")
 
     def stage(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[Any, Any]:

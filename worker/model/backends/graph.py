@@ -11,16 +11,11 @@ from typing import Any
 import numpy as np
 
 from ...errors import ModelError
-from ..chunks import Chunk
+from ..chunks import PACK_TOKENS, Chunk
 from ..traced import PACKED_INPUTS, PADDED_INPUTS
 from .base import read_labels
 
-__all__ = ["PACK_TOKENS", "GraphBackend", "scores", "sigmoid", "softmax"]
-
-# Rows of a packed graph: a pass costs about the same per token in rows of 16 to 128 tokens, 25% more in rows of
-# 256 (attention grows with the square of the width); rows of 32 to 128 served 3 to 64 comments alike (ONNX
-# Runtime int8, bert-base, an AMD EPYC (Zen 4): docs/PERFORMANCE.md)
-PACK_TOKENS = 64
+__all__ = ["GraphBackend", "scores", "sigmoid", "softmax"]
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -46,6 +41,7 @@ class GraphBackend:
     # A pass costs little besides its arithmetic (no per-operator Python): cut chunks for padding mostly.
     chunk_overhead_tokens = 16
     pack_tokens = 0  # PACK_TOKENS for a packed graph
+    width_step = 1
 
     def __init__(self, name: str, model_dir: Path, dtype_name: str) -> None:
         self.name = name
@@ -73,12 +69,8 @@ class GraphBackend:
             return np.empty((0, self.num_labels), dtype=np.float32)
         logits = []
         for chunk in chunks:
-            feed = {"input_ids": chunk.input_ids, "attention_mask": chunk.attention_mask}
-            if chunk.packing is not None:
-                packing = chunk.packing
-                feed |= {"position_ids": packing.position_ids, "sequence_ids": packing.sequence_ids}
-                feed["first_tokens"] = packing.first_tokens
-            elif self.pack_tokens:
+            if self.pack_tokens and chunk.packing is None:
                 raise ModelError("a packed graph was given chunks of one comment per row")
+            feed = chunk.feed()
             logits.append(self._logits({k: feed[k] for k in self._inputs}))
         return scores(np.concatenate(logits).astype(np.float32, copy=False), multi_label)

@@ -28,6 +28,7 @@ class NullBackend:
         self.scores = np.linspace(0.9, 0.1, self.num_labels, dtype=np.float32)
         self.chunk_overhead_tokens = 1 << 20  # one chunk per batch: padding costs nothing here
         self.pack_tokens = 0
+        self.width_step = 1
         self.description = "null stand-in: fixed scores, no model (host-path measurement only)"
 
     def stage(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[Any, Any]:

@@ -65,6 +65,7 @@ class TorchBackend:
         # On CPU a few milliseconds of Python and small-matrix inefficiency per pass; on a GPU kernel launches.
         self.chunk_overhead_tokens = 2048 if device == "cuda" else 32
         self.pack_tokens = 0  # transformers' forward: one comment per row
+        self.width_step = 1
 
     def stage(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[Any, Any]:
         import torch
