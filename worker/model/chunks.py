@@ -5,7 +5,7 @@ lowest; for a backend whose graph takes packed rows (:mod:`.traced`), short comm
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,15 +39,15 @@ class Chunk:
     attention_mask: Any
     packing: Packing | None = None  # several comments in a row
 
-    def feed(self) -> dict[str, Any]:
-        """The inputs of a graph (:mod:`.traced`) by name: a padded graph's, or with packing a packed graph's
-        (``attention_mask`` too, which a packed graph does not take)."""
-        feed = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
+    def feed(self, names: Iterable[str]) -> dict[str, Any]:
+        """A graph's inputs (:mod:`.traced`) by name, the ``names`` it takes: a padded graph's (``input_ids``,
+        ``attention_mask``) or, for a packed chunk, a packed graph's (with its packing arrays)."""
+        arrays = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
         if self.packing is not None:
             packing = self.packing
-            feed |= {"position_ids": packing.position_ids, "sequence_ids": packing.sequence_ids}
-            feed["first_tokens"] = packing.first_tokens
-        return feed
+            arrays |= {"position_ids": packing.position_ids, "sequence_ids": packing.sequence_ids}
+            arrays["first_tokens"] = packing.first_tokens
+        return {name: arrays[name] for name in names}
 
 
 @dataclass(slots=True)

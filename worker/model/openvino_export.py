@@ -106,7 +106,7 @@ def _calibration_feeds(model_dir: Path, texts: Sequence[str], inputs: set[str]) 
     feeds = []
     for start in range(0, len(encoded), group):
         prepared = pad_chunks(encoded[start : start + group], 1 << 30, pad_id, 16, pack_tokens=pack_tokens)
-        feeds += [{k: v for k, v in chunk.feed().items() if k in inputs} for chunk in prepared.chunks]
+        feeds += [chunk.feed(inputs) for chunk in prepared.chunks]
     return feeds
 
 

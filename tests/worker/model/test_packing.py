@@ -103,8 +103,7 @@ def test_the_packed_forward_scores_each_comment_as_the_network_does(packable: Pa
     logits = np.empty((len(TEXTS), 3), dtype=np.float32)
     for chunk in prepared.chunks:
         assert chunk.packing is not None
-        feed = {name: array for name, array in chunk.feed().items() if name in PACKED_INPUTS}
-        logits[chunk.rows] = session.run(["logits"], feed)[0]
+        logits[chunk.rows] = session.run(["logits"], chunk.feed(PACKED_INPUTS))[0]
     network = reference.backend.network  # type: ignore[attr-defined]
     import torch
 

@@ -71,6 +71,5 @@ class GraphBackend:
         for chunk in chunks:
             if self.pack_tokens and chunk.packing is None:
                 raise ModelError("a packed graph was given chunks of one comment per row")
-            feed = chunk.feed()
-            logits.append(self._logits({k: feed[k] for k in self._inputs}))
+            logits.append(self._logits(chunk.feed(self._inputs)))
         return scores(np.concatenate(logits).astype(np.float32, copy=False), multi_label)
