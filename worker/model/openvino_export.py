@@ -45,7 +45,6 @@ INT8_NAME = "model-int8"
 _SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample_chat.jsonl"
 _CALIBRATION_N = 300  # comments NNCF calibrates on
 _CALIBRATION_BATCH = 16
-_CACHE_KIND = "openvino-int8 packed"  # in the cache key: a model made before (padded) is made again
 
 
 def openvino_available() -> bool:
@@ -60,6 +59,12 @@ def _pair(xml: Path) -> tuple[Path, Path]:
     return xml, xml.with_suffix(".bin")
 
 
+def _staged(cache: Path, model_dir: Path) -> Path:
+    """The ``.xml`` of the int8 model made for ``model_dir`` in its cache folder, named by the weights' and the
+    export recipe's key (a new recipe makes it again)."""
+    return cache / f"openvino-int8-{cache_key(model_dir, 'openvino-int8')}.xml"
+
+
 def int8_model(model_dir: Path) -> Path:
     """The ``.xml`` of the version's OpenVINO int8 model: the one published with it (both files with the sha256
     its manifest lists), else one made for its publication in its own cache folder (each file with its recorded
@@ -70,7 +75,7 @@ def int8_model(model_dir: Path) -> Path:
     cache = trusted_cache(model_dir)
     if cache is not None and (model_dir / "config.json").is_file():
         try:
-            staged = cache / f"openvino-int8-{cache_key(model_dir, _CACHE_KIND)}.xml"
+            staged = _staged(cache, model_dir)
         except OSError:
             staged = None
         if staged is not None and all(p.is_file() and verified(p, model_dir) for p in _pair(staged)):
@@ -102,7 +107,7 @@ def _calibration_feeds(model_dir: Path, texts: Sequence[str], inputs: set[str]) 
     encoded = encode_texts(serving_backend(tokenizer, longest_input(model_dir)), str, texts)
     pack_tokens = PACK_TOKENS if set(PACKED_INPUTS) <= inputs else 0
     group = _CALIBRATION_BATCH * (4 if pack_tokens else 1)
-    pad_id = int(getattr(tokenizer, "pad_token_id", None) or 0)
+    pad_id = int(tokenizer.pad_token_id or 0)  # as the worker pads
     feeds = []
     for start in range(0, len(encoded), group):
         prepared = pad_chunks(encoded[start : start + group], 1 << 30, pad_id, 16, pack_tokens=pack_tokens)
@@ -140,7 +145,7 @@ def _build(model_dir: Path, texts: Sequence[str]) -> Path:
     cache = trusted_cache(model_dir)
     if cache is None:
         raise ModelError(f"{model_dir}: its cache folder is not trusted: no OpenVINO int8 model made")
-    target = cache / f"openvino-int8-{cache_key(model_dir, _CACHE_KIND)}.xml"
+    target = _staged(cache, model_dir)
     cache.mkdir(exist_ok=True, mode=0o755)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=".openvino-", dir=cache) as work:
