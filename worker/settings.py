@@ -135,7 +135,9 @@ class Settings(BaseSettings):
     model_version: int | None = Field(None, ge=1, description="pin this version (no hot reload)")
     max_batch_size: int = Field(256, ge=1, le=4096, description="flush a batch at this many comments")
     max_batch_tokens: int = Field(4096, ge=8, description="flush a batch at this many (real) tokens")
-    max_wait_ms: float = Field(5.0, ge=0, description="flush this long after the batch's first comment")
+    max_wait_ms: float = Field(
+        5.0, ge=0, description="flush this long after the batch's first comment was pushed (its wait so far counts)"
+    )
     max_inflight: int = Field(1024, ge=1, description="comments read but not yet acked, at most")
     device: Device = Field("auto", description="inference device")
     dtype: Dtype = Field(

@@ -24,6 +24,7 @@ __all__ = [
     "Rejection",
     "ResultRenderer",
     "Retract",
+    "entry_age_s",
     "entry_time_ms",
     "is_retraction",
     "parse_entry",
@@ -123,6 +124,12 @@ def entry_time_ms(entry_id: str) -> int:
     """The millisecond timestamp that a stream entry id starts with (0 if it has none)."""
     head = entry_id.split("-", 1)[0]
     return int(head) if head.isdigit() else 0
+
+
+def entry_age_s(entry_id: str, now_s: float) -> float:
+    """Seconds from the entry's push (its id's time, Redis's clock) to ``now_s`` (this host's); 0 where the
+    clocks disagree so much that it would be negative."""
+    return max(0.0, now_s - entry_time_ms(entry_id) / 1000)
 
 
 def trim_passthrough(fields: Mapping[str, str], max_chars: int) -> tuple[dict[str, str], tuple[str, ...]]:

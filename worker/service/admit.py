@@ -1,7 +1,8 @@
 """The admit stage: each delivery's entries are parsed (the invalid, and those delivered too often, are rejected
 with a reason), encoded on the tokenizer thread by the model served now (which will score them: a swap lands
-here, so a comment is encoded once), and put in the batcher; what is rejected goes straight to the publisher,
-and so do retractions (``kind=retract``: nothing to score, so they never wait for a batch or hold one up).
+here, so a comment is encoded once), and put in the batcher with the time it has waited since its push (which
+counts toward ``--max-wait-ms``); what is rejected goes straight to the publisher, and so do retractions
+(``kind=retract``: nothing to score, so they never wait for a batch or hold one up).
 
 Knows nothing of Redis; ends when its inbox is closed and empty, then closes the batcher."""
 
@@ -9,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 
 from ..settings import Settings
-from ..wire import Limits, Rejection, Retract, parse_entry
+from ..wire import Limits, Rejection, Retract, entry_age_s, parse_entry
 from .batcher import MicroBatcher
 from .channel import Channel
 from .flow import Flow
@@ -58,7 +60,8 @@ async def _encode_one(model: Model, item: Item, pool: Executor, scorer: bool) ->
 
 class Admit:
     """From ``inbox`` to ``batcher`` (and the rejected and retractions to ``rejected``). ``current()`` is the model
-    served now; the limits of a valid entry and ``max_deliveries`` come from ``settings``."""
+    served now; the limits of a valid entry and ``max_deliveries`` come from ``settings``; ``wall_clock()`` is this
+    host's time, against the entry ids' (the tests inject one)."""
 
     def __init__(
         self,
@@ -70,9 +73,10 @@ class Admit:
         *,
         pool: Executor,
         settings: Settings,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.inbox, self.batcher, self.rejected, self.flow, self._current = inbox, batcher, rejected, flow, current
-        self.pool = pool
+        self.pool, self._wall_clock = pool, wall_clock
         self.limits = Limits(settings.max_text_chars, settings.max_entry_bytes, settings.max_passthrough_chars)
         self.max_deliveries = settings.max_deliveries
 
@@ -106,7 +110,8 @@ class Admit:
             encoded = await encode(model, valid, self.pool)
             if len(encoded) < len(valid):
                 aside += [item for item in valid if item.rejection is not None]
-            self.batcher.extend(encoded)
+            if encoded:  # the first is the oldest (stream order): how long since its push
+                self.batcher.extend(encoded, entry_age_s(encoded[0].entry_id, self._wall_clock()))
         if aside:
             self.flow.started(len(aside))
             await self.rejected.put(aside)

@@ -1,6 +1,8 @@
 """The micro-batcher: wait for the first item, then flush when ``max_items`` items or ``max_tokens``
 tokens are gathered, or ``max_wait_s`` after the first item arrived (``clock()`` based, so tests inject a
-clock and a sleep and never wait for real).
+clock and a sleep and never wait for real). Time an item spent before it was put (``extend(items, waited_s)``)
+counts toward its ``max_wait_s``: the wait bounds what batching adds to an item's latency, so an item that
+waited elsewhere already does not hold a free consumer back for the full wait again.
 
 Items are never dropped: an item that would overflow the token budget starts the next batch, and
 :meth:`MicroBatcher.close` lets the consumer drain everything that was put before it returns ``[]``.
@@ -49,7 +51,8 @@ class MicroBatcher(Generic[T]):
         self.max_items, self.max_tokens, self.max_wait_s = max_items, max_tokens, max_wait_s
         self._cost, self._clock, self._sleep, self._on_flush = cost, clock, sleep, on_flush
         self._items: collections.deque[T] = collections.deque()
-        self._arrivals: collections.deque[float] = collections.deque()  # clock() at put, per item
+        # per item: (clock() at put, the clock() its max_wait_s counts from: at put, less what it had waited)
+        self._arrivals: collections.deque[tuple[float, float]] = collections.deque()
         self._arrived = asyncio.Event()
         self._closed = False
 
@@ -59,13 +62,14 @@ class MicroBatcher(Generic[T]):
     def put(self, item: T) -> None:
         self.extend((item,))
 
-    def extend(self, items: Sequence[T]) -> None:
-        """Queue ``items``, arrived now (one clock reading for all)."""
+    def extend(self, items: Sequence[T], waited_s: float = 0.0) -> None:
+        """Queue ``items``, arrived now (one clock reading for all), having waited ``waited_s`` before."""
         if self._closed:
             raise RuntimeError("batcher is closed")
         if items:
+            now = self._clock()
             self._items.extend(items)
-            self._arrivals.extend(itertools.repeat(self._clock(), len(items)))
+            self._arrivals.extend(itertools.repeat((now, now - max(0.0, waited_s)), len(items)))
             self._arrived.set()
 
     def close(self) -> None:
@@ -107,8 +111,8 @@ class MicroBatcher(Generic[T]):
                 return []
             self._arrived.clear()
             await self._arrived.wait()
-        first = self._arrivals[0]
-        deadline = first + self.max_wait_s  # from the first item's arrival
+        first, since = self._arrivals[0]
+        deadline = since + self.max_wait_s  # from the first item's arrival, less what it had waited before
         batch: list[T] = []
         tokens = 0
         while True:

@@ -21,7 +21,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .. import package_version
-from ..wire import RETRACT_ACTIONS, entry_time_ms
+from ..wire import RETRACT_ACTIONS, entry_age_s
 from .batcher import FLUSH_REASONS
 
 __all__ = ["SKIP_REASONS", "Metrics", "StreamGauges"]
@@ -293,7 +293,7 @@ class Metrics:
         """Entries just read for the first time: how long each waited in the stream."""
         now = time.time() if now_s is None else now_s
         for entry_id in entry_ids:
-            self.queue_wait_seconds.observe(max(0.0, now - entry_time_ms(entry_id) / 1000))
+            self.queue_wait_seconds.observe(entry_age_s(entry_id, now))
 
     def set_stream_stats(
         self, lag: int | None, pending: int | None, lengths: Mapping[str, int], shard: int = 0

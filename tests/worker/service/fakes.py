@@ -1,5 +1,6 @@
 """Stand-ins for the stages' neighbours, in memory and without timers: a stream source (what a reader reads), a
-model (what admit encodes with and the score stage runs) and a publish target (what the publisher calls). The
+model (what admit encodes with and the score stage runs), a publish target (what the publisher calls) and a
+clock (what the batcher waits on). The
 real Redis and the real model are covered by tests/worker/streams, tests/worker/model, tests/faults and
 tests/integration; these let each stage be tested alone, driven by events."""
 
@@ -17,6 +18,34 @@ from worker.service.metrics import Metrics
 from worker.settings import Settings, load_settings
 from worker.streams.client import Outgoing, Published, RawEntry
 from worker.streams.retry import Retrying
+
+
+class FakeClock:
+    """A batcher's ``clock()`` and ``sleep()``: time moves only when a test calls :meth:`advance`."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, delay_s: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sleepers.append((self.now + delay_s, future))
+        await future
+
+    def advance(self, delta_s: float) -> None:
+        self.now += delta_s
+        for due, future in self.sleepers:
+            if due <= self.now and not future.done():
+                future.set_result(None)
+
+
+async def settle() -> None:
+    """Let every task that can run, run (no time passes)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
 
 
 def entry(n: int, text: str | None = None) -> RawEntry:

@@ -18,7 +18,7 @@ from worker.service.health import Health
 from worker.service.item import Delivery, Item
 from worker.service.metrics import Metrics
 
-from .fakes import FakeModel, entry, settings
+from .fakes import FakeClock, FakeModel, entry, settings, settle
 
 
 @pytest.fixture
@@ -28,11 +28,19 @@ def pool() -> Iterator[ThreadPoolExecutor]:
 
 
 class Harness:
-    def __init__(self, pool: ThreadPoolExecutor, model: FakeModel) -> None:
+    def __init__(
+        self, pool: ThreadPoolExecutor, model: FakeModel, clock: FakeClock | None = None, max_wait_s: float = 0
+    ) -> None:
         self.model: FakeModel | None = model
         self.inbox: Channel[Delivery] = Channel(10)
+        clock = clock or FakeClock()
         self.batcher: MicroBatcher[Item] = MicroBatcher(
-            max_items=100, max_tokens=10_000, max_wait_s=0, cost=lambda item: len(item.ids)
+            max_items=100,
+            max_tokens=10_000,
+            max_wait_s=max_wait_s,
+            cost=lambda item: len(item.ids),
+            clock=clock,
+            sleep=clock.sleep,
         )
         self.rejected: Channel[list[Item]] = Channel(10)
         self.flow = Flow(100, 100, Health(Metrics()))
@@ -44,6 +52,7 @@ class Harness:
             lambda: self.model,
             pool=pool,
             settings=settings(max_text_chars=20, max_deliveries=5),
+            wall_clock=lambda: 3.0,  # the entries' ids are n-0: pushed n ms after the epoch
         )
 
     async def deliver(
@@ -133,3 +142,23 @@ async def test_a_retraction_goes_to_the_publisher_at_once_unencoded_and_never_ba
     assert bad.rejection is not None and "needs 'target_id'" in bad.rejection.error
     assert model.encoded == ["ab"] and [i.entry_id for i in await h.batcher.next_batch()] == ["1-0"]
     assert h.flow.waiting == 1
+
+
+async def test_the_time_since_its_push_counts_toward_a_comments_batch_wait(pool: ThreadPoolExecutor) -> None:
+    """A comment that waited in the stream (its entry id's time against this host's clock) has waited part of
+    ``--max-wait-ms`` already: pushed 2 s before it is admitted under a 1 s wait, its batch is due at once; one
+    pushed as it is admitted waits the full second (nothing else comes)."""
+    clock = FakeClock()
+    h = Harness(pool, FakeModel(), clock, max_wait_s=1.0)  # admit's wall clock reads 3.0 s
+    await h.deliver([entry(1000, "old"), entry(1500, "less old")])
+    due = asyncio.create_task(h.batcher.next_batch())
+    await settle()
+    assert due.done() and [i.entry_id for i in due.result()] == ["1000-0", "1500-0"]  # the clock never moved
+    await h.deliver([entry(3000, "new")])
+    waits = asyncio.create_task(h.batcher.next_batch())
+    clock.advance(0.5)
+    await settle()
+    assert not waits.done()
+    clock.advance(0.5)
+    await settle()
+    assert waits.done() and [i.entry_id for i in waits.result()] == ["3000-0"]

@@ -9,30 +9,7 @@ import pytest
 
 from worker.service.batcher import MicroBatcher
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, delay_s: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.sleepers.append((self.now + delay_s, future))
-        await future
-
-    def advance(self, delta_s: float) -> None:
-        self.now += delta_s
-        for due, future in self.sleepers:
-            if due <= self.now and not future.done():
-                future.set_result(None)
-
-
-async def settle() -> None:
-    for _ in range(10):
-        await asyncio.sleep(0)
+from .fakes import FakeClock, settle
 
 
 def make(clock: FakeClock, **kw: Any) -> MicroBatcher[str]:
@@ -204,3 +181,29 @@ async def test_extend_queues_many_arrived_at_once() -> None:
     batcher.close()
     with pytest.raises(RuntimeError):
         batcher.extend(["c"])
+
+
+async def test_what_an_item_waited_before_it_was_put_counts_toward_its_deadline() -> None:
+    """The wait bounds what batching adds to a comment's latency: time spent before the batcher (in the stream,
+    being read and encoded) counts, so a free model does not idle out a full wait on comments that waited
+    already. What the flush reports is the wait in the batcher only."""
+    clock = FakeClock()
+    flushes: list[tuple[str, float]] = []
+    batcher = make(clock, on_flush=lambda reason, waited: flushes.append((reason, waited)))  # max wait 0.5 s
+    task = asyncio.create_task(batcher.next_batch())
+    batcher.extend(["a"], waited_s=0.3)
+    await settle()
+    assert not task.done()
+    clock.advance(0.2)
+    await settle()
+    assert task.result() == ["a"] and flushes == [("deadline", 0.2)]
+    batcher.extend(["b", "c"], waited_s=0.7)  # past the wait already: out at once, whoever else might come
+    assert await batcher.next_batch() == ["b", "c"] and flushes[-1] == ("deadline", 0.0)
+    batcher.extend(["d"], waited_s=-1.0)  # a negative wait (clocks apart) counts as none
+    task = asyncio.create_task(batcher.next_batch())
+    clock.advance(0.49)
+    await settle()
+    assert not task.done()
+    clock.advance(0.01)
+    await settle()
+    assert task.result() == ["d"]

@@ -9,10 +9,7 @@ import pytest
 
 from worker.service.channel import Channel
 
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
+from .fakes import settle
 
 
 async def test_a_writer_waits_for_room_and_nothing_is_lost() -> None:

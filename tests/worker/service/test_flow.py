@@ -12,6 +12,8 @@ from worker.service.flow import Flow
 from worker.service.health import Health
 from worker.service.metrics import Metrics
 
+from .fakes import settle
+
 
 def make(limit: int = 10, ahead: int = 4) -> tuple[Flow, Metrics]:
     metrics = Metrics()
@@ -20,11 +22,6 @@ def make(limit: int = 10, ahead: int = 4) -> tuple[Flow, Metrics]:
 
 def entries(*ns: int) -> list[tuple[str, dict[bytes, bytes]]]:
     return [(f"{n}-0", {}) for n in ns]
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 async def test_hold_takes_each_entry_once_and_release_frees_it() -> None:
