@@ -1,8 +1,7 @@
 """Stand-ins for the stages' neighbours, in memory and without timers: a stream source (what a reader reads), a
 model (what admit encodes with and the score stage runs), a publish target (what the publisher calls) and a
-clock (what the batcher waits on). The
-real Redis and the real model are covered by tests/worker/streams, tests/worker/model, tests/faults and
-tests/integration; these let each stage be tested alone, driven by events."""
+clock (what the batcher waits on). The real Redis and the real model are covered by tests/worker/streams,
+tests/worker/model, tests/faults and tests/integration; these let each stage be tested alone, driven by events."""
 
 from __future__ import annotations
 
