@@ -145,9 +145,10 @@ Stage = Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]
 # Runtime int8, bert-base, an AMD EPYC (Zen 4): docs/PERFORMANCE.md)
 PACK_TOKENS = 64
 
-# The most tokens a packed pass takes: packed passes of a few thousand tokens cost 10-15% more per token than
-# passes of a few hundred (their activations outgrow the caches; measured on an AMD EPYC (Zen 4), ONNX Runtime
-# int8, bert-base: docs/PERFORMANCE.md)
+# The most tokens a packed pass takes, by default (a backend may say otherwise: ``pass_tokens``): packed passes of
+# a few thousand tokens cost 10-15% more per token than passes of a few hundred (their activations outgrow the
+# caches; measured on an AMD EPYC (Zen 4), ONNX Runtime int8, bert-base, and alike on the AMX Xeon:
+# docs/PERFORMANCE.md)
 PACKED_PASS_TOKENS = 512
 
 
@@ -159,11 +160,12 @@ def pad_chunks(
     stage: Stage | None = None,
     pack_tokens: int = 0,
     width_step: int = 1,
+    pass_tokens: int = PACKED_PASS_TOKENS,
 ) -> Prepared:
     """Length-sorted, right-padded ``[rows, width]`` int64 arrays for ``ids`` (vectorised: no per-row Python);
     ``stage(input_ids, attention_mask)`` converts each chunk for the backend (e.g. pinned torch tensors). With
     ``pack_tokens``, comments are packed into rows of up to that many tokens first (:func:`pack_rows`), and
-    passes hold at most :data:`PACKED_PASS_TOKENS`. Each width is a multiple of ``width_step`` (an engine that
+    passes hold at most ``pass_tokens``. Each width is a multiple of ``width_step`` (an engine that
     prepares its kernels per input shape sees few shapes)."""
     lengths = [len(x) for x in ids]
     prepared = Prepared(size=len(ids), tokens=sum(lengths))
@@ -172,7 +174,7 @@ def pad_chunks(
     if pack_tokens > 0:
         rows = pack_rows(lengths, pack_tokens)
         row_lengths = [sum(lengths[i] for i in row) for row in rows]
-        max_tokens = min(max_tokens, PACKED_PASS_TOKENS)
+        max_tokens = min(max_tokens, pass_tokens)
     all_row_lengths = np.asarray(row_lengths, dtype=np.int64)
     for chunk_rows in plan_chunks(row_lengths, max_tokens, overhead_tokens):
         members = [rows[r] for r in chunk_rows] if rows is not None else None

@@ -167,9 +167,10 @@ def cpu_class() -> str:
 
 
 # ``auto``'s order per CPU class, fastest first in the worker, as ``livetopic bench`` measured it
-# (docs/PERFORMANCE.md). AMX, on the 2-core Xeon: two worker processes, ONNX Runtime int8 554-617 comments/s
-# saturated against OpenVINO int8's 223; in-process at one thread, batches of 256 / 4, shapes warmed, ONNX Runtime
-# int8 257-365 / 150-203, OpenVINO int8 233-278 / 119, OpenVINO bfloat16 160 / 86, PyTorch bfloat16 158-193 / 54
+# (docs/PERFORMANCE.md). AMX, on the 2-core Xeon: two worker processes, OpenVINO int8 (its float layers in bf16,
+# passes of 2048 tokens) 856 comments/s saturated against ONNX Runtime int8's 607, but at half load (300/s) p99
+# 273 against 163 ms; in-process at one thread, batches of 256 / 4, OpenVINO int8 468-478 / 171-180, ONNX Runtime
+# int8 284-324 / 193-205, PyTorch bfloat16 199-211 / 68-72, OpenVINO bfloat16 189-196 / 69-100
 # (torch.compile: bfloat16 206 / 79, torchao int8 197 / 87, after 1.5-3 minutes of compiling: not in auto).
 # VNNI, on the 2-core AMD EPYC (Zen 4): in-process at one thread, batches of 256 / 4, ONNX Runtime int8 303 / 203,
 # OpenVINO int8 283 / 134, OpenVINO bfloat16 185 / 120, PyTorch bfloat16 159 / 81; in two worker processes (before
@@ -179,7 +180,7 @@ def cpu_class() -> str:
 # A version's recorded rates for the class re-rank these orders. An engine this machine lacks (a library
 # not installed, bf16 without native bf16) is skipped; a float32 engine comes last, always.
 CLASS_ORDER: dict[str, tuple[str, ...]] = {
-    "amx": ("onnxruntime:int8", "openvino:int8", "openvino:bfloat16", "torch:bfloat16"),
+    "amx": ("openvino:int8", "onnxruntime:int8", "torch:bfloat16", "openvino:bfloat16"),
     "vnni": ("onnxruntime:int8", "openvino:int8", "openvino:bfloat16"),
     "no-vnni": ("onnxruntime:int8", "openvino:int8"),
 }

@@ -132,6 +132,7 @@ class LoadedModel:
             backend.stage,
             backend.pack_tokens,
             backend.width_step,
+            backend.pass_tokens,
         )
         if self.member is not None:
             prepared.member = self.member.probabilities(ids)

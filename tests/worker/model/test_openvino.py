@@ -13,7 +13,7 @@ import pytest
 
 from worker.errors import ModelError, RepositoryError
 from worker.model import precision
-from worker.model.chunks import PACK_TOKENS
+from worker.model.chunks import PACK_TOKENS, PACKED_PASS_TOKENS
 from worker.model.labels import decide
 from worker.model.load import load_model
 from worker.model.openvino_export import int8_model, nncf_available
@@ -167,16 +167,36 @@ def test_cpu_classes(monkeypatch: pytest.MonkeyPatch, flags: set[str], expected:
     assert precision.cpu_class() == expected
 
 
-def test_workers_do_not_pin_their_threads_to_one_core() -> None:
+def test_workers_do_not_pin_their_threads_to_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
     import openvino.properties as props
     import openvino.properties.hint as hints
 
     from worker.model.backends.openvino import compile_config
 
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_vnni", "avx512_bf16"}))
     config = compile_config("int8", 1)
     assert config[hints.enable_cpu_pinning] is False  # OpenVINO's default pins every process to the same core
     assert config[props.inference_num_threads] == 1 and config[hints.inference_precision] == "f32"
     assert compile_config("bfloat16", 2)[hints.inference_precision] == "bf16"
+
+
+def test_int8_runs_its_float_layers_in_bf16_on_amx_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import openvino.properties.hint as hints
+
+    from worker.model.backends.openvino import compile_config
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_vnni", "avx512_bf16", "amx_int8"}))
+    assert compile_config("int8", 1)[hints.inference_precision] == "bf16"
+    assert compile_config("float32", 1)[hints.inference_precision] == "f32"
+
+
+def test_packed_passes_are_larger_on_amx(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.model.backends.openvino import AMX_PASS_TOKENS, pass_tokens
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_vnni", "amx_int8"}))
+    assert pass_tokens() == AMX_PASS_TOKENS > PACKED_PASS_TOKENS
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_vnni"}))
+    assert pass_tokens() == PACKED_PASS_TOKENS
 
 
 def test_making_it_prints_nothing_on_the_standard_output(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:

@@ -49,25 +49,27 @@ def test_pack_rows_puts_a_few_short_comments_in_one_row() -> None:
     assert pack_rows([], 64) == []
 
 
-@pytest.mark.parametrize("width_step", [1, 16])
+@pytest.mark.parametrize(("width_step", "pass_tokens"), [(1, PACKED_PASS_TOKENS), (16, PACKED_PASS_TOKENS), (4, 2048)])
 @pytest.mark.parametrize("seed", range(10))
-def test_packed_chunks_place_each_comment_where_its_first_token_says(seed: int, width_step: int) -> None:
-    """Every comment once, its tokens where its first token says, within the pass's budget; each pass as wide as
-    its fullest row, rounded up to ``width_step``."""
+def test_packed_chunks_place_each_comment_where_its_first_token_says(
+    seed: int, width_step: int, pass_tokens: int
+) -> None:
+    """Every comment once, its tokens where its first token says, within the pass's budget (the smaller of
+    ``max_tokens`` and ``pass_tokens``); each pass as wide as its fullest row, rounded up to ``width_step``."""
     rng = random.Random(seed)
     ids = [
         [rng.randint(5, 999) for _ in range(rng.choice([rng.randint(1, 15), rng.randint(1, 80)]))]
         for _ in range(rng.randint(1, 200))
     ]
     max_tokens = rng.choice([64, 4096])
-    prepared = pad_chunks(ids, max_tokens, 0, 16, pack_tokens=64, width_step=width_step)
+    prepared = pad_chunks(ids, max_tokens, 0, 16, pack_tokens=64, width_step=width_step, pass_tokens=pass_tokens)
     assert sorted(i for chunk in prepared.chunks for i in chunk.rows) == list(range(len(ids)))
     assert prepared.tokens == sum(map(len, ids)) <= prepared.padded_tokens
     for chunk in prepared.chunks:
         packing = chunk.packing
         fill = int(chunk.attention_mask.sum(1).max())
         assert chunk.input_ids.shape[1] == -(-fill // width_step) * width_step
-        assert packing is not None and chunk.input_ids.shape[0] * fill <= max(min(max_tokens, PACKED_PASS_TOKENS), fill)
+        assert packing is not None and chunk.input_ids.shape[0] * fill <= max(min(max_tokens, pass_tokens), fill)
         tokens, positions, sequences = (
             a.ravel() for a in (chunk.input_ids, packing.position_ids, packing.sequence_ids)
         )

@@ -26,6 +26,7 @@ class Backend(Protocol):
     chunk_overhead_tokens: int  # what one more forward pass costs, in tokens' worth of compute
     pack_tokens: int  # comments share rows of up to this many tokens (a packed graph, :mod:`..traced`); 0: not
     width_step: int  # each pass's width is a multiple of this (1: any width)
+    pass_tokens: int  # the most tokens a packed pass holds (with pack_tokens)
     description: str  # how it runs, for the log (e.g. "lean BERT forward")
 
     def stage(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[Any, Any]:

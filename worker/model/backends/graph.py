@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ModelError
-from ..chunks import PACK_TOKENS, Chunk
+from ..chunks import PACK_TOKENS, PACKED_PASS_TOKENS, Chunk
 from ..traced import PACKED_INPUTS, PADDED_INPUTS
 from .base import read_labels
 
@@ -42,6 +42,7 @@ class GraphBackend:
     chunk_overhead_tokens = 16
     pack_tokens = 0  # PACK_TOKENS for a packed graph
     width_step = 1
+    pass_tokens = PACKED_PASS_TOKENS
 
     def __init__(self, name: str, model_dir: Path, dtype_name: str) -> None:
         self.name = name

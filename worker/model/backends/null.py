@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..chunks import Chunk
+from ..chunks import PACKED_PASS_TOKENS, Chunk
 from .base import read_labels
 
 __all__ = ["NullBackend"]
@@ -29,6 +29,7 @@ class NullBackend:
         self.chunk_overhead_tokens = 1 << 20  # one chunk per batch: padding costs nothing here
         self.pack_tokens = 0
         self.width_step = 1
+        self.pass_tokens = PACKED_PASS_TOKENS  # unused: not packed
         self.description = "null stand-in: fixed scores, no model (host-path measurement only)"
 
     def stage(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[Any, Any]:

@@ -11,20 +11,32 @@ from typing import Any
 import numpy as np
 
 from ...errors import ModelError
+from ..chunks import PACK_TOKENS, PACKED_PASS_TOKENS
 from ..onnx_export import onnx_graph
 from ..openvino_export import int8_model
-from ..precision import cpu_has_native_bf16
+from ..precision import cpu_class, cpu_has_native_bf16
+from ..sources import longest_input
 from .graph import GraphBackend
 
-__all__ = ["OpenVinoBackend", "compile_config"]
+__all__ = ["OpenVinoBackend", "compile_config", "pass_tokens"]
 
 DTYPES = ("float32", "bfloat16", "int8")
+AMX_PASS_TOKENS = 2048
+SMALL_PASS_ROWS = 4  # a half-loaded worker's passes: a few comments, packed into 1-4 rows
+
+
+def _bf16_precision(dtype_name: str) -> bool:
+    """Whether the layers a model does not hold in int8 (layer norms, GELU, softmax) run in bf16: bfloat16 asked
+    for, or int8 on an AMX CPU (6% faster at batch 256 on the 2-core Xeon, with the same label agreement:
+    docs/PERFORMANCE.md). OpenVINO itself would pick bf16 on every CPU with native bf16; elsewhere it is not
+    measured, so float32."""
+    return dtype_name == "bfloat16" or (dtype_name == "int8" and cpu_class() == "amx")
 
 
 def compile_config(dtype_name: str, threads: int) -> dict[str, Any]:
     """One stream, ``threads`` threads, latency mode (one worker per core, as ONNX Runtime's sessions), no pinning
     of threads to cores (OpenVINO pins by default: every worker process would pin to the same first core), and the
-    inference precision: bf16 only when asked for (OpenVINO would pick it by itself on AMX CPUs)."""
+    inference precision (:func:`_bf16_precision`)."""
     import openvino.properties as props
     import openvino.properties.hint as hints
 
@@ -33,8 +45,15 @@ def compile_config(dtype_name: str, threads: int) -> dict[str, Any]:
         props.num_streams: 1,
         hints.performance_mode: hints.PerformanceMode.LATENCY,
         hints.enable_cpu_pinning: False,
-        hints.inference_precision: "bf16" if dtype_name == "bfloat16" else "f32",
+        hints.inference_precision: "bf16" if _bf16_precision(dtype_name) else "f32",
     }
+
+
+def pass_tokens() -> int:
+    """The most tokens of a packed pass: 2048 on AMX CPUs, whose int8 and bf16 tiles run the products faster on
+    more rows (packed passes of 2048 tokens were 7-10% faster than of 512 on the 2-core Xeon, int8, one thread;
+    ONNX Runtime's were not), else the default."""
+    return AMX_PASS_TOKENS if cpu_class() == "amx" else PACKED_PASS_TOKENS
 
 
 def _source(model_dir: Path, dtype_name: str) -> Path:
@@ -57,6 +76,7 @@ class OpenVinoBackend(GraphBackend):
         import openvino as ov
 
         super().__init__("openvino", model_dir, dtype_name)
+        self.pass_tokens = pass_tokens()
         self.source = _source(model_dir, dtype_name)
         try:
             core = ov.Core()
@@ -66,7 +86,28 @@ class OpenVinoBackend(GraphBackend):
         self._check_inputs([port.get_any_name() for port in compiled.inputs], self.source)
         self._output = compiled.outputs[0]
         self._request = compiled.create_infer_request()
+        self._prepare_small_passes(min(PACK_TOKENS, longest_input(model_dir)))
         self.description = f"OpenVINO {ov.get_version().split('-')[0]} {dtype_name}, {threads} thread(s)"
+
+    def _prepare_small_passes(self, widest: int) -> None:
+        """Run each shape of a small pass once (1 to :data:`SMALL_PASS_ROWS` rows, every width step up to
+        ``widest``), so that a half-loaded worker does not pay OpenVINO's first-time preparation of a shape (about
+        40 ms) inside a comment's latency: in-process, half-load-sized passes on the 2-core Xeon, the slowest
+        of 800 took 146 ms against 70 with this done first (about 3 s at load for bert-base there)."""
+        for rows in range(1, SMALL_PASS_ROWS + 1):
+            for width in range(self.width_step, widest + 1, self.width_step):
+                ids = np.ones((rows, width), dtype=np.int64)
+                arrays = {
+                    "input_ids": ids,
+                    "attention_mask": ids,
+                    "position_ids": np.broadcast_to(np.arange(width, dtype=np.int64), ids.shape).copy(),
+                    "sequence_ids": np.zeros_like(ids),
+                    "first_tokens": np.arange(rows, dtype=np.int64) * width,
+                }
+                try:
+                    self._logits({name: arrays[name] for name in self._inputs})
+                except Exception as exc:  # OpenVINO raises RuntimeError and its own kinds
+                    raise ModelError(f"{self.source}: OpenVINO cannot run it: {type(exc).__name__}: {exc}") from exc
 
     def _logits(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         return np.array(self._request.infer(feed)[self._output], dtype=np.float32)

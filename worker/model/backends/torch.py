@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ModelError, ModelOutOfMemoryError
-from ..chunks import Chunk
+from ..chunks import PACKED_PASS_TOKENS, Chunk
 
 __all__ = ["TorchBackend", "load_network"]
 
@@ -66,6 +66,7 @@ class TorchBackend:
         self.chunk_overhead_tokens = 2048 if device == "cuda" else 32
         self.pack_tokens = 0  # transformers' forward: one comment per row
         self.width_step = 1
+        self.pass_tokens = PACKED_PASS_TOKENS  # unused: not packed
 
     def stage(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[Any, Any]:
         import torch

@@ -150,9 +150,9 @@ def _phases(
             worker.wait_ready()
         say(
             f"{len(workers)} worker process(es) ready, {layout.worker_threads} torch thread(s) each; warm-up "
-            f"with {len(warm)} comments"
+            f"with a backlog of {len(warm)} comments"
         )
-        asyncio.run(offer(url, names, warm, workers))
+        asyncio.run(offer(url, names, warm, workers, backlog=True))
         pids = {p.pid for p in [*(w.proc for w in workers), server.process if server else None] if p is not None}
         say(f"saturation: {len(texts)} comments pushed while the workers are paused, timed from their resumption")
         saturated, phase = _measured(url, names, texts, workers, pids)
