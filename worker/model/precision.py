@@ -239,8 +239,14 @@ def _device(device: str) -> str:
     return device
 
 
-def _backend_for(device: str, dtype: str) -> str:
-    """``backend=auto`` with a dtype asked for by name: the first of the auto order that runs it."""
+def _backend_for(device: str, dtype: str, rates: Mapping[str, Mapping[str, float]] | None = None) -> str:
+    """``backend=auto`` with a dtype asked for by name: on CPU, a reduced precision's first engine in ``auto``'s
+    order (:func:`auto_candidates`: this class's, re-ranked by ``rates``), so ``--dtype int8`` runs the int8
+    engine ``auto`` would; else (float32, or a GPU) the first backend that runs it."""
+    if device == "cpu" and dtype != "float32":
+        for name, candidate in auto_candidates(device, "auto", rates):
+            if candidate == dtype:
+                return name
     for backend, dtypes in _SUPPORTED.items():
         if (
             backend[1] == device
@@ -251,7 +257,7 @@ def _backend_for(device: str, dtype: str) -> str:
             return backend[0]
     raise ModelError(
         f"no backend runs {dtype} on {device}"
-        + (" (int8 runs on CPU only, through ONNX Runtime)" if dtype == "int8" else "")
+        + (" (int8 runs on CPU only, through ONNX Runtime or OpenVINO)" if dtype == "int8" else "")
     )
 
 
@@ -292,12 +298,12 @@ def resolve_engine(
             if candidate_dtype == "float32" or value is None or value >= MIN_LABEL_AGREEMENT:
                 return Engine(device, candidate_backend, candidate_dtype)
     if backend == "auto":
-        backend = _backend_for(device, dtype)
+        backend = _backend_for(device, dtype, rates)
     if dtype not in _SUPPORTED.get((backend, device), ()):
         served = ", ".join(_SUPPORTED.get((backend, device), ())) or "nothing"
         raise ModelError(
             f"backend {backend} on {device} runs {served}, not {dtype}"
-            + (" (int8 runs on CPU only, through ONNX Runtime)" if dtype == "int8" else "")
+            + (" (int8 runs on CPU only, through ONNX Runtime or OpenVINO)" if dtype == "int8" else "")
         )
     return Engine(device, backend, dtype)
 

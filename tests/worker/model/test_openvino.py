@@ -153,6 +153,28 @@ def test_auto_ranks_engines_by_the_rates_recorded_for_this_cpu_class(
 
 
 @pytest.mark.parametrize(
+    ("flags", "rates", "expected"),
+    [
+        ({"avx512_vnni", "amx_int8", "amx_bf16"}, None, "openvino"),  # the AMX class's first int8 engine
+        (
+            {"avx512_vnni", "amx_int8", "amx_bf16"},
+            {"amx": {"onnxruntime:int8": 300.0, "openvino:int8": 200.0}},
+            "onnxruntime",
+        ),
+        ({"avx512_vnni"}, None, "onnxruntime"),
+        ({"avx512_vnni"}, {"vnni": {"onnxruntime:int8": 100.0, "openvino:int8": 200.0}}, "openvino"),
+    ],
+)
+def test_int8_asked_for_by_name_runs_the_int8_engine_auto_would(
+    monkeypatch: pytest.MonkeyPatch, flags: set[str], rates: dict[str, dict[str, float]] | None, expected: str
+) -> None:
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags))
+    # the agreement recorded does not matter: a dtype asked for by name is served as asked
+    assert precision.resolve_engine("cpu", "int8", "auto", {"openvino:int8": 0.9}, rates).backend == expected
+    assert precision.resolve_engine("cpu", "float32", "auto", None, rates).backend == "onnxruntime"
+
+
+@pytest.mark.parametrize(
     ("flags", "expected"),
     [
         ({"avx2"}, "no-vnni"),
