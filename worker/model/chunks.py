@@ -147,8 +147,8 @@ PACK_TOKENS = 64
 
 # The most tokens a packed pass takes, by default (a backend may say otherwise: ``pass_tokens``): packed passes of
 # a few thousand tokens cost 10-15% more per token than passes of a few hundred (their activations outgrow the
-# caches; measured on an AMD EPYC (Zen 4), ONNX Runtime int8, bert-base, and alike on the AMX Xeon:
-# docs/PERFORMANCE.md)
+# caches; ONNX Runtime int8, bert-base, on an AMD EPYC (Zen 4) and on the AMX Xeon; OpenVINO on AMX is faster
+# with larger ones: docs/PERFORMANCE.md)
 PACKED_PASS_TOKENS = 512
 
 
