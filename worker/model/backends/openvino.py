@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ModelError
-from ..chunks import PACK_TOKENS, PACKED_PASS_TOKENS
+from ..chunks import PACK_TOKENS, PACKED_PASS_TOKENS, Chunk, Packing
 from ..onnx_export import onnx_graph
 from ..openvino_export import int8_model
 from ..precision import cpu_class, cpu_has_native_bf16
@@ -96,16 +96,15 @@ class OpenVinoBackend(GraphBackend):
         of 800 took 146 ms against 70 with this done first (about 3 s at load for bert-base there)."""
         for rows in range(1, SMALL_PASS_ROWS + 1):
             for width in range(self.width_step, widest + 1, self.width_step):
-                ids = np.ones((rows, width), dtype=np.int64)
-                arrays = {
-                    "input_ids": ids,
-                    "attention_mask": ids,
-                    "position_ids": np.broadcast_to(np.arange(width, dtype=np.int64), ids.shape).copy(),
-                    "sequence_ids": np.zeros_like(ids),
-                    "first_tokens": np.arange(rows, dtype=np.int64) * width,
-                }
+                ids = np.ones((rows, width), dtype=np.int64)  # a comment of ``width`` tokens a row
+                packing = Packing(
+                    np.broadcast_to(np.arange(width, dtype=np.int64), ids.shape).copy(),
+                    np.zeros_like(ids),
+                    np.arange(rows, dtype=np.int64) * width,
+                )
+                chunk = Chunk(list(range(rows)), ids, ids, packing if self.pack_tokens else None)
                 try:
-                    self._logits({name: arrays[name] for name in self._inputs})
+                    self._logits(chunk.feed(self._inputs))
                 except Exception as exc:  # OpenVINO raises RuntimeError and its own kinds
                     raise ModelError(f"{self.source}: OpenVINO cannot run it: {type(exc).__name__}: {exc}") from exc
 
