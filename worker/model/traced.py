@@ -26,28 +26,66 @@ PADDED_INPUTS = ("input_ids", "attention_mask")
 PACKED_INPUTS = ("input_ids", "position_ids", "sequence_ids", "first_tokens")
 
 
+_ATTENTION = "livetopic_packed"  # the name :func:`_packed_attention` is registered under with transformers
+
+
+def _packed_attention(
+    module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float, **_: Any
+) -> tuple[Any, None]:
+    """transformers' eager attention (``[rows, heads, width, dim]`` arrays in, ``[rows, width, heads, dim]`` out),
+    with the keys' product taken over ``[rows × heads, width, dim]`` arrays: traced so, OpenVINO moves the keys'
+    heads as it moves the queries' (whole rows of 64 values) and multiplies by their transpose inside the product;
+    transformers' own form (the keys transposed to ``[rows, heads, dim, width]``) made it move each value on its
+    own, 4% of a pass (bert-base int8 on the AMX Xeon; 4-8% more comments/s without it, docs/PERFORMANCE.md)."""
+    import torch
+
+    rows, heads, width, dim = query.shape
+    flat = (rows * heads, width, dim)
+    scores = torch.bmm(query.reshape(flat), key.reshape(flat).transpose(1, 2)).reshape(rows, heads, width, width)
+    scores = scores * scaling if attention_mask is None else scores * scaling + attention_mask
+    probs = torch.softmax(scores, dim=-1)
+    return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
+
+
+def _use_packed_attention(network: Any) -> None:
+    """Have ``network``'s attention layers run :func:`_packed_attention` (where transformers dispatches attention
+    by name: from 4.48 on, BERT's from 5; elsewhere its own attention runs, the same scores)."""
+    try:
+        from transformers import AttentionInterface
+    except ImportError:
+        return
+    AttentionInterface.register(_ATTENTION, _packed_attention)
+    network.config._attn_implementation = _ATTENTION
+
+
+def _encoder_and_head(network: Any) -> tuple[Any, int, Any] | None:
+    """(the encoder, where its positions start, the classifier's head on each comment's first token) of a BERT or
+    RoBERTa classifier; None for another architecture."""
+    from transformers import BertForSequenceClassification, RobertaForSequenceClassification
+
+    if isinstance(network, BertForSequenceClassification) and network.bert.pooler is not None:
+        pooler = network.bert.pooler
+        return network.bert, 0, lambda first: network.classifier(pooler.activation(pooler.dense(first)))
+    if isinstance(network, RobertaForSequenceClassification):
+        encoder = network.roberta  # its positions start after its padding index
+        return encoder, int(encoder.embeddings.padding_idx) + 1, lambda first: network.classifier(first[:, None, :])
+    return None
+
+
 def _packed_module(network: Any) -> Any:
     """A module computing ``network``'s logits from packed inputs, or None for an architecture without one."""
     import torch
-    from transformers import BertForSequenceClassification, RobertaForSequenceClassification
 
-    encoder: Any
-    if isinstance(network, BertForSequenceClassification) and network.bert.pooler is not None:
-        encoder, pooler = network.bert, network.bert.pooler
-        offset = 0
-
-        def head(first: torch.Tensor) -> torch.Tensor:
-            return network.classifier(pooler.activation(pooler.dense(first)))
-
-    elif isinstance(network, RobertaForSequenceClassification):
-        encoder = network.roberta
-        offset = int(encoder.embeddings.padding_idx) + 1  # RoBERTa's positions start after its padding index
-
-        def head(first: torch.Tensor) -> torch.Tensor:
-            return network.classifier(first[:, None, :])
-
-    else:
+    parts = _encoder_and_head(network)
+    if parts is None:
         return None
+    encoder, offset, head = parts
+    _use_packed_attention(network)
+    *layers, last = encoder.encoder.layer
+
+    def pick(states: torch.Tensor, first_tokens: torch.Tensor) -> torch.Tensor:
+        """The rows of ``states`` ([rows, width, hidden]) at each comment's first token: [comments, hidden]."""
+        return states.reshape(-1, states.shape[-1]).index_select(0, first_tokens)
 
     class Packed(torch.nn.Module):
         def __init__(self) -> None:
@@ -60,10 +98,15 @@ def _packed_module(network: Any) -> Any:
             # way), while the lowest overflowed in OpenVINO's AVX2 int8 kernels (label agreement 92% on a trained
             # model under --emulate-cpu avx2, 99.9% with this)
             mask = (~same).to(torch.float32) * -10000.0
-            hidden = encoder(
-                input_ids=input_ids, attention_mask=mask, position_ids=position_ids + offset
-            ).last_hidden_state
-            return head(hidden.reshape(-1, hidden.shape[-1]).index_select(0, first_tokens))
+            hidden = encoder.embeddings(input_ids=input_ids, position_ids=position_ids + offset)
+            for layer in layers:
+                hidden = layer(hidden, mask)
+            # the last layer as transformers' own, for the first tokens only past its attention (their keys and
+            # values are every token's): the head reads nothing else, and the rest of that layer is a twelfth of
+            # bert-base's work, of which the first tokens are one in twelve
+            context = last.attention.self(hidden, mask)[0]
+            attended = last.attention.output(pick(context, first_tokens), pick(hidden, first_tokens))
+            return head(last.output(last.intermediate(attended), attended))
 
     return Packed()
 

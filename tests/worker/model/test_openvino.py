@@ -212,6 +212,20 @@ def test_int8_runs_its_float_layers_in_bf16_on_amx_only(monkeypatch: pytest.Monk
     assert compile_config("float32", 1)[hints.inference_precision] == "f32"
 
 
+def test_attention_runs_as_plain_nodes_on_amx_only(published: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On AMX the CPU plugin's own key turns its generated attention kernels off; the installed OpenVINO accepts
+    it (a compile with the AMX config, on any CPU) and scores as with its default."""
+    from worker.model.backends.openvino import compile_config
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_vnni", "avx512_bf16"}))
+    assert "SNIPPETS_MODE" not in compile_config("int8", 1)
+    default = load_model(published, dtype="int8", backend="openvino", smoke_test=False).predict_texts(TEXTS)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_vnni", "avx512_bf16", "amx_int8"}))
+    assert compile_config("int8", 1)["SNIPPETS_MODE"] == "DISABLE"
+    model = load_model(published, dtype="int8", backend="openvino")  # bf16 layers where the CPU has them
+    assert np.abs(model.predict_texts(TEXTS) - default).max() < 0.02
+
+
 def test_packed_passes_are_larger_on_amx(monkeypatch: pytest.MonkeyPatch) -> None:
     from worker.model.backends.openvino import AMX_PASS_TOKENS, pass_tokens
 

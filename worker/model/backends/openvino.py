@@ -33,20 +33,31 @@ def _bf16_precision(dtype_name: str) -> bool:
     return dtype_name == "bfloat16" or (dtype_name == "int8" and cpu_class() == "amx")
 
 
+def _generated_attention() -> bool:
+    """Whether OpenVINO runs attention as its generated kernels ("snippets", its default) rather than as its
+    MatMul and Softmax nodes: not on AMX CPUs, where the nodes were as fast (int8, one thread, bert-base: 510
+    against 495 comments/s at batch 256, the same at batches of 16 and 4) and a pass shape met for the first time
+    cost ~10 ms to prepare instead of ~45 (docs/PERFORMANCE.md). Elsewhere not measured: OpenVINO's default."""
+    return cpu_class() != "amx"
+
+
 def compile_config(dtype_name: str, threads: int) -> dict[str, Any]:
     """One stream, ``threads`` threads, latency mode (one worker per core, as ONNX Runtime's sessions), no pinning
-    of threads to cores (OpenVINO pins by default: every worker process would pin to the same first core), and the
-    inference precision (:func:`_bf16_precision`)."""
+    of threads to cores (OpenVINO pins by default: every worker process would pin to the same first core), the
+    inference precision (:func:`_bf16_precision`) and how attention runs (:func:`_generated_attention`)."""
     import openvino.properties as props
     import openvino.properties.hint as hints
 
-    return {
+    config: dict[str, Any] = {
         props.inference_num_threads: max(1, threads),
         props.num_streams: 1,
         hints.performance_mode: hints.PerformanceMode.LATENCY,
         hints.enable_cpu_pinning: False,
         hints.inference_precision: "bf16" if _bf16_precision(dtype_name) else "f32",
     }
+    if not _generated_attention():
+        config["SNIPPETS_MODE"] = "DISABLE"  # the CPU plugin's own key (ov::intel_cpu::snippets_mode)
+    return config
 
 
 def pass_tokens() -> int:
