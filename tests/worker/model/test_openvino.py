@@ -70,6 +70,25 @@ def test_the_int8_model_takes_packed_rows(published: Path, tmp_path: Path) -> No
     assert padded.pack_tokens == 0 and padded._inputs == list(PADDED_INPUTS)  # type: ignore[attr-defined]
 
 
+def test_the_products_on_first_tokens_stay_out_of_quantisation(published: Path) -> None:
+    """The packed graph's last layer past its attention, pooler and classifier run on one token a comment (2-D
+    activations): NNCF leaves them in float, every other matrix product takes quantised activations."""
+    import openvino as ov
+
+    def rank(op: ov.Node) -> int:
+        return int(op.input_value(0).get_partial_shape().rank.get_length())
+
+    def quantised(op: ov.Node) -> bool:
+        return any(i.get_source_output().get_node().get_type_name() == "FakeQuantize" for i in op.inputs())
+
+    model = ov.Core().read_model(str(int8_model(published / "1")))
+    products = [op for op in model.get_ops() if op.get_type_name() == "MatMul"]
+    on_first = [op for op in products if rank(op) == 2]
+    assert len(on_first) == 5  # attention output, feed-forward up and down, pooler, classifier
+    assert not any(quantised(op) for op in on_first)
+    assert any(quantised(op) for op in products if rank(op) == 3)
+
+
 def test_serving_loads_only_the_published_files(published: Path, caplog: pytest.LogCaptureFixture) -> None:
     before = written(published)
     with caplog.at_level(logging.INFO, logger="worker"):

@@ -81,10 +81,10 @@ class BenchOptions(Options):
         "(repeatable; every engine the CPU offers is measured anyway)",
     )
     warmup_n: int = Field(
-        2000,
+        8000,
         ge=0,
         description="comments through the workers before timing, as a backlog (full batches, as the timed phase "
-        "runs: an engine that prepares its kernels per input shape meets most of them here); at most N",
+        "runs: an engine that prepares its kernels per input shape meets most of them here)",
     )
     half_load_seconds: float = Field(
         20.0, gt=0, description="length of the half-load phase (its comments drawn as for N, as many as it takes)"

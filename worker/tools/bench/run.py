@@ -181,7 +181,7 @@ def _with_workers(
     baseline.run(base_texts[:half])
     other = [meters[0].stop()]
     workdir = _workdir(opts)
-    warm = draw(pool, opts.n + opts.agreement_n, min(opts.n, opts.warmup_n))
+    warm = draw(pool, opts.n + opts.agreement_n, opts.warmup_n)
     result.saturated, result.half_load, labels = run_load_phases(
         opts, settings, result.layout, ref, pool, warm, workdir
     )
@@ -226,7 +226,7 @@ def run_bench(opts: BenchOptions, settings: Settings) -> BenchResult:
     random.Random(opts.seed).shuffle(pool)
     texts = draw(pool, 0, opts.n)
     if engine.backend == "null":  # no model: nothing to agree with, no baseline, no ceiling
-        warm = draw(pool, opts.n, min(opts.n, opts.warmup_n))
+        warm = draw(pool, opts.n, opts.warmup_n)
         workdir = _workdir(opts)
         result.saturated, result.half_load, _ = run_load_phases(opts, settings, layout, ref, pool, warm, workdir)
         result.setup["worker_logs"] = str(workdir)
