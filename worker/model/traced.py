@@ -10,8 +10,11 @@ comments carry less padding than one comment per row, and a handful of comments 
 is one pass instead of a pass per length (:mod:`.chunks`, docs/PERFORMANCE.md).
 
 The packed forward is written per architecture (the encoder with the block-diagonal mask and the given
-positions, then the classifier's head on each comment's first token), as transformers' own modules compute it;
-other architectures (DistilBERT, whose embeddings take no positions) export padded."""
+positions, then the classifier's head on each comment's first token), with transformers' own modules; two
+changes to their order of work, the same scores to rounding: the last layer runs past its attention on the first
+tokens only (nothing else reaches the head), and the attention takes the keys' product in a form OpenVINO runs
+without moving each key value on its own (:func:`_packed_attention`). Other architectures (DistilBERT, whose
+embeddings take no positions) export padded."""
 
 from __future__ import annotations
 
