@@ -39,7 +39,8 @@ def _packed_attention(
     with the keys' product taken over ``[rows × heads, width, dim]`` arrays: traced so, OpenVINO moves the keys'
     heads as it moves the queries' (whole rows of 64 values) and multiplies by their transpose inside the product;
     transformers' own form (the keys transposed to ``[rows, heads, dim, width]``) made it move each value on its
-    own, 4% of a pass (bert-base int8 on the AMX Xeon; 4-8% more comments/s without it, docs/PERFORMANCE.md)."""
+    own, 4% of a pass (bert-base int8 on the AMX Xeon, where this form serves 3-8% more comments/s:
+    docs/PERFORMANCE.md)."""
     import torch
 
     rows, heads, width, dim = query.shape
@@ -51,8 +52,9 @@ def _packed_attention(
 
 
 def _use_packed_attention(network: Any) -> None:
-    """Have ``network``'s attention layers run :func:`_packed_attention` (where transformers dispatches attention
-    by name: from 4.48 on, BERT's from 5; elsewhere its own attention runs, the same scores)."""
+    """Have the attention layers of ``network`` (loaded to be exported) run :func:`_packed_attention`, where
+    transformers dispatches attention by name (BERT's and RoBERTa's in transformers 5); elsewhere their own
+    attention runs, the same scores."""
     try:
         from transformers import AttentionInterface
     except ImportError:
